@@ -1,0 +1,11 @@
+/** Gradient Lens engine: a reverse-mode autograd in pure TypeScript. No VS Code or DOM imports. */
+export * from './dtype';
+export * from './shape';
+export * from './tensor';
+export * from './autograd';
+export * from './random';
+export * from './gradcheck';
+export * from './ops';
+export { getBackend, setBackend, withBackend } from './backend/registry';
+export type { Backend } from './backend/backend';
+export { referenceBackend } from './backend/reference';

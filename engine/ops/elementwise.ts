@@ -1,0 +1,121 @@
+import { Tensor, tensorFrom } from '../tensor';
+import { record } from '../autograd';
+import { getBackend } from '../backend/registry';
+import { BinaryKernel, UnaryKernel } from '../backend/backend';
+import { FloatDType } from '../dtype';
+import { Shape, broadcastShapes, reducedAxesForBroadcast, shapeEquals } from '../shape';
+import { dataAs, floatDtype, fromData } from './util';
+import { broadcastTo, reshape } from './layout';
+import { where } from './indexing';
+import { sum } from './reduce';
+
+/** A tensor or a plain number (taken as a scalar of the other operand's dtype). */
+export type Operand = Tensor | number;
+
+function asTensor(v: Operand, like: Operand): Tensor {
+  if (v instanceof Tensor) return v;
+  const dtype = like instanceof Tensor && like.dtype === 'float64' ? 'float64' : 'float32';
+  return tensorFrom([v], [], dtype);
+}
+
+/** Sums a broadcast gradient back down to the operand's shape. */
+export function unbroadcast(g: Tensor, shape: Shape): Tensor {
+  if (shapeEquals(g.shape, shape)) return g;
+  return reshape(sum(g, reducedAxesForBroadcast(shape, g.shape), true), shape);
+}
+
+function binaryKernel(kernel: BinaryKernel, a: Tensor, b: Tensor, dtype: FloatDType, param = 0): Tensor {
+  const shape = broadcastShapes(a.shape, b.shape);
+  return fromData(getBackend().binary(kernel, dataAs(a, dtype), a.shape, dataAs(b, dtype), b.shape, shape, dtype, param), shape);
+}
+
+type BinaryVjp = (g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null];
+
+function binaryOp(op: string, kernel: BinaryKernel, x: Operand, y: Operand, vjp: BinaryVjp): Tensor {
+  const a = asTensor(x, y);
+  const b = asTensor(y, x);
+  const out = binaryKernel(kernel, a, b, floatDtype(op, a, b));
+  return record(op, [a, b], out, (g) => {
+    const [ga, gb] = vjp(g, a, b, out);
+    return [a.requiresGrad && ga ? unbroadcast(ga, a.shape) : null, b.requiresGrad && gb ? unbroadcast(gb, b.shape) : null];
+  });
+}
+
+type UnaryVjp = (g: Tensor, x: Tensor, y: Tensor) => Tensor;
+
+function unaryOp(op: string, kernel: UnaryKernel, x: Tensor, param: number, vjp: UnaryVjp): Tensor {
+  const dtype = floatDtype(op, x);
+  const out = fromData(getBackend().unary(kernel, x.floatData, param, dtype), x.shape);
+  return record(op, [x], out, (g) => [vjp(g, x, out)]);
+}
+
+/** A fused VJP kernel (g, saved) -> input gradient, all the same shape. */
+function fusedGrad(kernel: BinaryKernel, g: Tensor, saved: Tensor, param = 0): Tensor {
+  return binaryKernel(kernel, g, saved, floatDtype(kernel, g, saved), param);
+}
+
+export const add = (a: Operand, b: Operand): Tensor => binaryOp('add', 'add', a, b, (g) => [g, g]);
+export const sub = (a: Operand, b: Operand): Tensor => binaryOp('sub', 'sub', a, b, (g) => [g, neg(g)]);
+export const mul = (a: Operand, b: Operand): Tensor => binaryOp('mul', 'mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
+export const div = (a: Operand, b: Operand): Tensor =>
+  binaryOp('div', 'div', a, b, (g, _x, y, out) => [div(g, y), neg(div(mul(g, out), y))]);
+
+/** Elementwise max of two tensors; the gradient goes to the larger operand (split evenly on ties, as PyTorch). */
+export const maximum = (a: Operand, b: Operand): Tensor =>
+  binaryOp('maximum', 'max', a, b, (g, x, y, out) => {
+    const dtype = floatDtype('maximum', x, y);
+    const xWins = binaryKernel('eq', x, out, dtype);
+    const yWins = binaryKernel('eq', y, out, dtype);
+    const share = div(g, add(xWins, yWins));
+    return [mul(share, xWins), mul(share, yWins)];
+  });
+
+/**
+ * a ** b. With a number exponent this is a unary op; with a tensor exponent both sides get
+ * gradients, and d/db is 0 where a == 0 and b >= 0, as in PyTorch (instead of 0 * log 0 = NaN).
+ */
+export function pow(a: Tensor, b: Operand): Tensor {
+  if (typeof b === 'number') {
+    return unaryOp('pow', 'powScalar', a, b, (g, x) => (b === 0 ? mulScalar(g, 0) : mul(g, mulScalar(powScalarRaw(x, b - 1), b))));
+  }
+  return binaryOp('pow', 'pow', a, b, (g, x, y, out) => {
+    const ga = mul(g, mul(y, pow(x, sub(y, 1))));
+    const gb = mul(g, mul(out, log(x)));
+    const xb = broadcastTo(x, gb.shape);
+    const yb = broadcastTo(y, gb.shape);
+    const zeroBase = new Uint8Array(gb.size);
+    for (let i = 0; i < gb.size; i++) zeroBase[i] = xb.data[i] === 0 && yb.data[i] >= 0 ? 1 : 0;
+    return [ga, where(new Tensor(zeroBase, gb.shape), 0, gb)];
+  });
+}
+
+function powScalarRaw(x: Tensor, e: number): Tensor {
+  return fromData(getBackend().unary('powScalar', x.floatData, e, floatDtype('pow', x)), x.shape);
+}
+
+export const neg = (x: Tensor): Tensor => unaryOp('neg', 'neg', x, 0, (g) => neg(g));
+export const exp = (x: Tensor): Tensor => unaryOp('exp', 'exp', x, 0, (g, _x, y) => mul(g, y));
+export const log = (x: Tensor): Tensor => unaryOp('log', 'log', x, 0, (g, x0) => div(g, x0));
+export const sqrt = (x: Tensor): Tensor => unaryOp('sqrt', 'sqrt', x, 0, (g, _x, y) => div(g, mulScalar(y, 2)));
+export const abs = (x: Tensor): Tensor => unaryOp('abs', 'abs', x, 0, (g, x0) => fusedGrad('absGrad', g, x0));
+export const tanh = (x: Tensor): Tensor => unaryOp('tanh', 'tanh', x, 0, (g, _x, y) => fusedGrad('tanhGrad', g, y));
+export const sigmoid = (x: Tensor): Tensor => unaryOp('sigmoid', 'sigmoid', x, 0, (g, _x, y) => fusedGrad('sigmoidGrad', g, y));
+export const relu = (x: Tensor): Tensor => unaryOp('relu', 'relu', x, 0, (g, x0) => fusedGrad('reluGrad', g, x0));
+export const erf = (x: Tensor): Tensor => unaryOp('erf', 'erf', x, 0, (g, x0) => fusedGrad('erfGrad', g, x0));
+
+export function leakyRelu(x: Tensor, negativeSlope = 0.01): Tensor {
+  return unaryOp('leaky_relu', 'leakyRelu', x, negativeSlope, (g, x0) => fusedGrad('leakyReluGrad', g, x0, negativeSlope));
+}
+
+/** GELU, exact (erf) by default or the tanh approximation, as torch.nn.functional.gelu. */
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
+  return approximate === 'tanh'
+    ? unaryOp('gelu', 'geluTanh', x, 0, (g, x0) => fusedGrad('geluTanhGrad', g, x0))
+    : unaryOp('gelu', 'gelu', x, 0, (g, x0) => fusedGrad('geluGrad', g, x0));
+}
+
+export const mulScalar = (x: Tensor, s: number): Tensor => unaryOp('mul', 'scale', x, s, (g) => mulScalar(g, s));
+export const addScalar = (x: Tensor, s: number): Tensor => unaryOp('add', 'addScalar', x, s, (g) => g);
+export const square = (x: Tensor): Tensor => unaryOp('square', 'square', x, 0, (g, x0) => mul(g, mulScalar(x0, 2)));
+export const rsqrt = (x: Tensor): Tensor =>
+  unaryOp('rsqrt', 'rsqrt', x, 0, (g, _x, y) => mul(g, mulScalar(mul(y, mul(y, y)), -0.5)));

@@ -1,0 +1,77 @@
+import { Tensor, tensorFrom } from '../tensor';
+import { record } from '../autograd';
+import { getBackend } from '../backend/registry';
+import { broadcastShapes, formatShape, normalizeAxis, sizeOf } from '../shape';
+import { dataAs, floatDtype, fromData, indexData } from './util';
+import { unbroadcast, Operand } from './elementwise';
+
+/**
+ * ONNX Gather (and so embedding lookup): out.shape = x.shape[:axis] + indices.shape + x.shape[axis+1:].
+ * Negative indices wrap; out-of-range ones throw. The VJP scatter-adds, so repeated ids accumulate.
+ */
+export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
+  const dtype = floatDtype('gather', x);
+  const ax = normalizeAxis(axis, x.rank);
+  const axisLen = x.shape[ax];
+  const idx = indexData('gather', indices, axisLen);
+  const outer = sizeOf(x.shape.slice(0, ax));
+  const inner = sizeOf(x.shape.slice(ax + 1));
+  const outShape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
+  const out = fromData(getBackend().gather(x.floatData, outer, axisLen, inner, idx, dtype), outShape);
+  return record('gather', [x, indices], out, (g) => [
+    fromData(getBackend().scatterAdd(dataAs(g, dtype), outer, axisLen, inner, idx, dtype), x.shape),
+    null,
+  ]);
+}
+
+/** Embedding lookup: rows of `weight` [vocab, dim] picked by integer `ids`. */
+export function embedding(weight: Tensor, ids: Tensor): Tensor {
+  return gather(weight, ids, 0);
+}
+
+function boolData(cond: Tensor): Uint8Array {
+  if (cond.dtype === 'bool') return cond.data as Uint8Array;
+  const m = new Uint8Array(cond.size);
+  for (let i = 0; i < cond.size; i++) m[i] = cond.data[i] ? 1 : 0;
+  return m;
+}
+
+/** cond ? a : b with broadcasting of all three; gradients flow to the selected side only. */
+export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
+  const like = a instanceof Tensor ? a : b instanceof Tensor ? b : null;
+  const dt = like?.dtype === 'float64' ? 'float64' : 'float32';
+  const ta = a instanceof Tensor ? a : tensorFrom([a], [], dt);
+  const tb = b instanceof Tensor ? b : tensorFrom([b], [], dt);
+  const dtype = floatDtype('where', ta, tb);
+  const shape = broadcastShapes(cond.shape, ta.shape, tb.shape);
+  const mask = boolData(cond);
+  const backend = getBackend();
+  const out = fromData(backend.where(mask, cond.shape, dataAs(ta, dtype), ta.shape, dataAs(tb, dtype), tb.shape, shape, dtype), shape);
+  const zero = dtype === 'float64' ? new Float64Array(1) : new Float32Array(1);
+  return record('where', [cond, ta, tb], out, (g) => {
+    const gd = dataAs(g, dtype);
+    const ga = ta.requiresGrad ? unbroadcast(fromData(backend.where(mask, cond.shape, gd, shape, zero, [], shape, dtype), shape), ta.shape) : null;
+    const gb = tb.requiresGrad ? unbroadcast(fromData(backend.where(mask, cond.shape, zero, [], gd, shape, shape, dtype), shape), tb.shape) : null;
+    return [null, ga, gb];
+  });
+}
+
+/** A bool tensor from a predicate over a tensor's values (masks for where, e.g. causal masks). */
+export function mask(x: Tensor, predicate: (v: number, i: number) => boolean): Tensor {
+  const m = new Uint8Array(x.size);
+  for (let i = 0; i < x.size; i++) m[i] = predicate(x.data[i], i) ? 1 : 0;
+  return new Tensor(m, x.shape);
+}
+
+/** Lower-triangular causal mask [t, t]: true where column <= row. */
+export function causalMask(t: number): Tensor {
+  const m = new Uint8Array(t * t);
+  for (let r = 0; r < t; r++) for (let c = 0; c <= r; c++) m[r * t + c] = 1;
+  return new Tensor(m, [t, t]);
+}
+
+export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new RangeError(`${op}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} differ`);
+  }
+}

@@ -1,0 +1,90 @@
+import { Tensor } from '../tensor';
+import { record } from '../autograd';
+import { getBackend } from '../backend/registry';
+import { MatmulPlan } from '../backend/backend';
+import { broadcastShapes, formatShape, sizeOf, stridesOf } from '../shape';
+import { dataAs, floatDtype, fromData } from './util';
+import { reshape, transpose } from './layout';
+import { add, mulScalar, unbroadcast } from './elementwise';
+
+/** Offsets of every broadcast batch's matrix in an operand with batch dims `own` read as `target`. */
+function batchOffsets(own: readonly number[], target: readonly number[], matrixSize: number): Int32Array {
+  const total = sizeOf(target);
+  const offsets = new Int32Array(total);
+  const ownStrides = stridesOf(own);
+  const lead = target.length - own.length;
+  const idx = new Array<number>(target.length).fill(0);
+  for (let p = 0; p < total; p++) {
+    let off = 0;
+    for (let d = 0; d < own.length; d++) if (own[d] !== 1) off += idx[lead + d] * ownStrides[d];
+    offsets[p] = off * matrixSize;
+    for (let d = target.length - 1; d >= 0; d--) {
+      if (++idx[d] < target[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return offsets;
+}
+
+/** Batched matrix product of operands already at least 2-D, batch dims broadcast. */
+function matmul2d(a: Tensor, b: Tensor): Tensor {
+  const dtype = floatDtype('matmul', a, b);
+  const [m, k] = a.shape.slice(-2);
+  const [k2, n] = b.shape.slice(-2);
+  if (k !== k2) throw new RangeError(`matmul: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} do not align (${k} vs ${k2})`);
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  const batch = broadcastShapes(aBatch, bBatch);
+  const plan: MatmulPlan = {
+    batch: sizeOf(batch), m, k, n,
+    aOffsets: batchOffsets(aBatch, batch, m * k),
+    bOffsets: batchOffsets(bBatch, batch, k * n),
+    transA: false, transB: false,
+  };
+  const out = fromData(getBackend().matmul(dataAs(a, dtype), dataAs(b, dtype), plan, dtype), [...batch, m, n]);
+  return record('matmul', [a, b], out, (g) => [
+    a.requiresGrad ? unbroadcast(matmul2d(g, transpose(b)), a.shape) : null,
+    b.requiresGrad ? unbroadcast(matmul2d(transpose(a), g), b.shape) : null,
+  ]);
+}
+
+/**
+ * torch.matmul / numpy semantics: 1-D operands are promoted (a row vector on the left, a column
+ * on the right) and the added dimension removed from the result; batch dimensions broadcast.
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank === 0 || b.rank === 0) throw new RangeError('matmul: both operands need at least one dimension');
+  const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]]) : a;
+  const b2 = b.rank === 1 ? reshape(b, [b.shape[0], 1]) : b;
+  let out = matmul2d(a2, b2);
+  if (a.rank === 1 || b.rank === 1) {
+    const shape = [...out.shape];
+    if (b.rank === 1) shape.splice(shape.length - 1, 1);
+    if (a.rank === 1) shape.splice(shape.length - (b.rank === 1 ? 1 : 2), 1);
+    out = reshape(out, shape);
+  }
+  return out;
+}
+
+export interface GemmOptions {
+  alpha?: number;
+  beta?: number;
+  transA?: boolean;
+  transB?: boolean;
+}
+
+/** ONNX Gemm: alpha * A' B' + beta * C with A', B' optionally transposed and C broadcast to [M, N]. */
+export function gemm(a: Tensor, b: Tensor, c: Tensor | null = null, options: GemmOptions = {}): Tensor {
+  const { alpha = 1, beta = 1, transA = false, transB = false } = options;
+  if (a.rank !== 2 || b.rank !== 2) throw new RangeError(`gemm: A and B must be 2-D, got ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
+  let y = matmul(transA ? transpose(a) : a, transB ? transpose(b) : b);
+  if (alpha !== 1) y = mulScalar(y, alpha);
+  if (c) y = add(y, beta === 1 ? c : mulScalar(c, beta));
+  return y;
+}
+
+/** y = x W^T + b, as torch.nn.functional.linear (W is [out, in]). */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  const y = matmul(x, transpose(weight));
+  return bias ? add(y, bias) : y;
+}

@@ -1,0 +1,35 @@
+import { FloatArray, FloatDType, promoteFloat, isFloat } from '../dtype';
+import { Tensor } from '../tensor';
+import { Shape, formatShape } from '../shape';
+
+/** Wraps kernel output as a tensor. */
+export function fromData(data: FloatArray, shape: Shape): Tensor {
+  return new Tensor(data, shape);
+}
+
+/** Output dtype of a float op over these inputs (rejects int/bool operands with a clear message). */
+export function floatDtype(op: string, ...inputs: Tensor[]): FloatDType {
+  for (const t of inputs) {
+    if (!isFloat(t.dtype)) throw new TypeError(`${op}: expected float tensors, got ${t.dtype} ${formatShape(t.shape)}`);
+  }
+  return promoteFloat(...inputs.map((t) => t.dtype));
+}
+
+/** Float data of a tensor converted to `dtype` (no copy when it already matches). */
+export function dataAs(t: Tensor, dtype: FloatDType): FloatArray {
+  if (t.dtype === dtype) return t.data as FloatArray;
+  return dtype === 'float64' ? Float64Array.from(t.data) : Float32Array.from(t.data);
+}
+
+/** Integer indices of an int (or integral float) tensor, checked against [-size, size) and wrapped. */
+export function indexData(op: string, t: Tensor, size: number): Int32Array {
+  const out = new Int32Array(t.size);
+  for (let i = 0; i < t.size; i++) {
+    const v = t.data[i];
+    if (!Number.isInteger(v) || v < -size || v >= size) {
+      throw new RangeError(`${op}: index ${v} is out of range for a dimension of size ${size}`);
+    }
+    out[i] = v < 0 ? v + size : v;
+  }
+  return out;
+}
