@@ -4,3 +4,4 @@ export * from './layout';
 export * from './matmul';
 export * from './indexing';
 export * from './softmax';
+export * from './loss';
