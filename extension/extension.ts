@@ -1,9 +1,14 @@
 import * as vscode from 'vscode';
+import { GradientLensPanel } from './panel';
 
-/** Extension entry point. The inspection commands arrive with the extension issue; the engine lives in engine/. */
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('Gradient Lens');
-  context.subscriptions.push(output);
+  context.subscriptions.push(
+    output,
+    vscode.commands.registerCommand('gradientLens.showPanel', () => GradientLensPanel.show(context, output)),
+  );
 }
 
-export function deactivate(): void {}
+export function deactivate(): void {
+  GradientLensPanel.current?.dispose();
+}

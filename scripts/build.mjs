@@ -1,6 +1,6 @@
 // Bundles the extension host code (Node, CommonJS) and the webview + engine worker (browser) with esbuild.
 import { build } from 'esbuild';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 
 const production = process.argv.includes('--production');
 const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'info', target: 'es2022' };
@@ -12,3 +12,6 @@ const targets = [
 ].filter((t) => existsSync(t.entryPoints[0]));
 
 await Promise.all(targets.map((t) => build({ ...common, ...t })));
+
+mkdirSync('dist', { recursive: true });
+copyFileSync('webview/webview.css', 'dist/webview.css');
