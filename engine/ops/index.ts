@@ -5,3 +5,6 @@ export * from './matmul';
 export * from './indexing';
 export * from './softmax';
 export * from './loss';
+export * from './conv';
+export * from './norm';
+export * from './dropout';
