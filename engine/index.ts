@@ -9,3 +9,4 @@ export * from './ops';
 export { getBackend, setBackend, withBackend } from './backend/registry';
 export type { Backend } from './backend/backend';
 export { referenceBackend } from './backend/reference';
+export * from './inspect';

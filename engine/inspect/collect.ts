@@ -1,0 +1,194 @@
+/**
+ * Builds an InspectionReport from one traced forward + backward run: parameters with their module
+ * paths and every op output in forward order. Independent of where the graph came from (ONNX import
+ * or hand-written engine code), so both can be inspected the same way.
+ */
+import { Tensor } from '../tensor';
+import { tensorStats, TensorStats } from './stats';
+import { HookLogEntry, InspectionReport, ModuleReport, ParameterReport, REPORT_SCHEMA, SourceLocation } from './report';
+
+export interface TracedParameter {
+  name: string;
+  /** Owning module path: the name without its last component. */
+  modulePath: string;
+  tensor: Tensor;
+  trainable: boolean;
+  /** Why this parameter's gradient is structurally zero, when the graph shows it. */
+  zeroReason?: string;
+}
+
+export interface TracedOp {
+  /** Node name, e.g. '/blocks.0/attn/MatMul'. */
+  node: string;
+  opType: string;
+  modulePath: string;
+  output: Tensor;
+  source?: SourceLocation;
+}
+
+export interface WatchRequest {
+  /** Label shown in logs: a source expression or a value name. */
+  target: string;
+  /** The traced value whose gradient to log. */
+  tensor: Tensor;
+  modulePath: string;
+  source?: SourceLocation;
+}
+
+/** Op types whose zero outputs are "dead units" (no gradient passes through them). */
+const RELU_LIKE = new Set(['Relu', 'relu']);
+
+export function parentPath(path: string): string {
+  const i = path.lastIndexOf('.');
+  return i < 0 ? '' : path.slice(0, i);
+}
+
+function ancestors(path: string): string[] {
+  const out = [path];
+  while (path !== '') {
+    path = parentPath(path);
+    out.push(path);
+  }
+  return out;
+}
+
+/** Fraction of units (channel axis 1 for rank-4 NCHW, else the last axis) that are zero for every sample. */
+export function deadUnitFraction(t: Tensor): number | null {
+  if (t.rank < 2 || t.size === 0) return null;
+  const axis = t.rank === 4 ? 1 : t.rank - 1;
+  const units = t.shape[axis];
+  const inner = t.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const alive = new Uint8Array(units);
+  for (let i = 0; i < t.size; i++) {
+    if (t.data[i] !== 0) alive[Math.floor(i / inner) % units] = 1;
+  }
+  let dead = 0;
+  for (const a of alive) if (!a) dead++;
+  return dead / units;
+}
+
+export class InspectionRecorder {
+  private readonly outputGrads = new Map<string, TensorStats>();
+  private readonly hookLogs: HookLogEntry[] = [];
+  private readonly moduleOutputs = new Map<string, TracedOp>();
+  private readonly removers: (() => void)[] = [];
+
+  constructor(
+    private readonly params: readonly TracedParameter[],
+    private readonly ops: readonly TracedOp[],
+    private readonly moduleKinds: ReadonlyMap<string, string> = new Map(),
+  ) {
+    // A module's output is the last value computed inside its subtree.
+    for (const op of ops) for (const path of ancestors(op.modulePath)) this.moduleOutputs.set(path, op);
+  }
+
+  /** Registers gradient hooks on every module output and on watched values. Call before backward. */
+  attach(watches: readonly WatchRequest[] = []): void {
+    for (const [path, op] of this.moduleOutputs) {
+      if (!op.output.requiresGrad) continue;
+      this.removers.push(op.output.registerHook((g) => {
+        this.outputGrads.set(path, tensorStats(g.data));
+      }));
+    }
+    for (const w of watches) {
+      if (!w.tensor.requiresGrad) continue;
+      this.removers.push(w.tensor.registerHook((g) => {
+        this.hookLogs.push({ target: w.target, modulePath: w.modulePath, source: w.source, order: this.hookLogs.length, shape: [...g.shape], grad: tensorStats(g.data) });
+      }));
+    }
+  }
+
+  detach(): void {
+    while (this.removers.length) this.removers.pop()!();
+  }
+
+  report(meta: Omit<InspectionReport, 'schema' | 'modules' | 'hookLogs'>): InspectionReport {
+    return { schema: REPORT_SCHEMA, ...meta, modules: this.modules(), hookLogs: [...this.hookLogs] };
+  }
+
+  private modules(): ModuleReport[] {
+    const paths = new Set<string>(['']);
+    for (const p of this.params) for (const a of ancestors(p.modulePath)) paths.add(a);
+    for (const op of this.ops) for (const a of ancestors(op.modulePath)) paths.add(a);
+
+    const firstOp = new Map<string, number>();
+    const opTypes = new Map<string, Map<string, number>>();
+    const deadByModule = new Map<string, number>();
+    const sources = new Map<string, SourceLocation>();
+    this.ops.forEach((op, i) => {
+      for (const a of ancestors(op.modulePath)) if (!firstOp.has(a)) firstOp.set(a, i);
+      const counts = opTypes.get(op.modulePath) ?? new Map<string, number>();
+      counts.set(op.opType, (counts.get(op.opType) ?? 0) + 1);
+      opTypes.set(op.modulePath, counts);
+      if (op.source && !sources.has(op.modulePath)) sources.set(op.modulePath, op.source);
+      if (RELU_LIKE.has(op.opType)) {
+        const f = deadUnitFraction(op.output);
+        if (f !== null) deadByModule.set(op.modulePath, Math.max(f, deadByModule.get(op.modulePath) ?? 0));
+      }
+    });
+
+    // Each parameter's statistics are computed once and summed into every ancestor module.
+    const paramReports = new Map<string, ParameterReport[]>();
+    const totals = new Map<string, { count: number; gradSq: number; weightSq: number; withGrad: number; trainableCount: number }>();
+    for (const p of this.params) {
+      const r = parameterReport(p);
+      const list = paramReports.get(p.modulePath) ?? [];
+      list.push(r);
+      paramReports.set(p.modulePath, list);
+      for (const a of ancestors(p.modulePath)) {
+        const t = totals.get(a) ?? { count: 0, gradSq: 0, weightSq: 0, withGrad: 0, trainableCount: 0 };
+        t.count += p.tensor.size;
+        if (r.grad) {
+          t.gradSq += r.grad.norm * r.grad.norm;
+          t.weightSq += r.valueNorm * r.valueNorm;
+          t.withGrad++;
+          t.trainableCount += p.tensor.size;
+        }
+        totals.set(a, t);
+      }
+    }
+
+    const all = [...paths];
+    const hasChild = new Set(all.filter((p) => p !== '').map(parentPath));
+    const modules = all.map((path): ModuleReport => {
+      const t = totals.get(path);
+      const gradNorm = t?.withGrad ? Math.sqrt(t.gradSq) : null;
+      const weightNorm = t?.withGrad ? Math.sqrt(t.weightSq) : null;
+      const trainableCount = t?.trainableCount ?? 0;
+      const out = this.moduleOutputs.get(path);
+      const types = opTypes.get(path);
+      return {
+        path,
+        depth: firstOp.get(path) ?? Number.MAX_SAFE_INTEGER,
+        leaf: !hasChild.has(path),
+        kind: this.moduleKinds.get(path) ?? (types ? [...types.entries()].sort((a, b) => b[1] - a[1])[0][0] : 'Module'),
+        source: sources.get(path),
+        parameters: paramReports.get(path) ?? [],
+        parameterCount: t?.count ?? 0,
+        gradNorm,
+        gradRms: gradNorm !== null && trainableCount > 0 ? gradNorm / Math.sqrt(trainableCount) : null,
+        weightNorm,
+        gradToWeight: gradNorm !== null && weightNorm ? gradNorm / weightNorm : null,
+        outputShape: out ? [...out.output.shape] : null,
+        activation: out ? tensorStats(out.output.data) : null,
+        outputGrad: this.outputGrads.get(path) ?? null,
+        deadUnitFraction: deadByModule.get(path) ?? null,
+      };
+    });
+    return modules.sort((a, b) => a.depth - b.depth || a.path.length - b.path.length);
+  }
+}
+
+function parameterReport(p: TracedParameter): ParameterReport {
+  const grad = p.trainable && p.tensor.grad ? tensorStats(p.tensor.grad.data) : null;
+  const valueNorm = tensorStats(p.tensor.data).norm;
+  return {
+    name: p.name,
+    shape: [...p.tensor.shape],
+    trainable: p.trainable,
+    grad,
+    valueNorm,
+    gradToWeight: grad && valueNorm > 0 ? grad.norm / valueNorm : null,
+    zeroReason: p.zeroReason,
+  };
+}

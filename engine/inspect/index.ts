@@ -1,0 +1,4 @@
+export * from './stats';
+export * from './report';
+export * from './collect';
+export * from './diagnose';
