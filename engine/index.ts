@@ -9,4 +9,6 @@ export * from './ops';
 export { getBackend, setBackend, withBackend } from './backend/registry';
 export type { Backend } from './backend/backend';
 export { referenceBackend } from './backend/reference';
+export { createWasmBackend, loadWasmBackend, selectBackend, wasmSimdSupported, wasmRelaxedSimdSupported, preferredKernelFile, WASM_KERNEL_FILES, type BackendKind, type BackendPreferences, type BackendEnvironment, type BackendAttempt, type BackendSelection, type WasmBytes } from './backend/wasm';
 export * from './inspect';
+export * from './onnx';

@@ -2,3 +2,4 @@ export * from './stats';
 export * from './report';
 export * from './collect';
 export * from './diagnose';
+export * from './onnxInspect';

@@ -1,0 +1,172 @@
+/**
+ * Inspects an ONNX model: one seeded forward + backward with the engine, traced per node, summarised
+ * per module as an InspectionReport. This is what the webview worker runs.
+ */
+import { backward } from '../autograd';
+import { getBackend } from '../backend/registry';
+import { Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
+import type { OnnxNode } from '../onnx/graph';
+import type { Tensor } from '../tensor';
+import { InspectionRecorder, TracedOp, TracedParameter, WatchRequest, parentPath } from './collect';
+import type { InspectionReport, SourceLocation } from './report';
+import { explainZeroGradient } from './zeroReasons';
+
+export interface InspectOptions {
+  seed?: number;
+  batch?: number;
+  sequenceLength?: number;
+  /** 'auto' | 'model' | 'cross-entropy' | 'next-token' | 'mse' */
+  loss?: string;
+  dtype?: 'float32' | 'float64';
+  /** Values whose gradient to log: matched by source file basename and 1-based line, else by module. */
+  watches?: { target: string; file: string; line: number; modulePath?: string }[];
+  /** Initializers to keep frozen (e.g. LoRA base weights). Default: names containing 'base_layer' or '.base.'. */
+  frozen?: (name: string) => boolean;
+  /** Inputs to use instead of seeded samples, by graph input name. */
+  feeds?: Feeds;
+  onProgress?: (message: string) => void;
+}
+
+const FRIENDLY_KINDS: [RegExp, string][] = [
+  [/^(Gemm)$/, 'Linear'],
+  [/^Conv$/, 'Conv'],
+  [/^LayerNormalization$/, 'LayerNorm'],
+  [/^BatchNormalization$/, 'BatchNorm'],
+  [/^Gather$/, 'Embedding'],
+];
+
+function lossSpec(choice: string | undefined): LossSpec {
+  switch (choice) {
+    case 'model': return 'graph';
+    case 'cross-entropy':
+    case 'next-token': return 'crossEntropy';
+    case 'mse': return 'meanSquare';
+    default: return 'auto';
+  }
+}
+
+function basename(file: string): string {
+  return file.split(/[\\/]/).pop() ?? file;
+}
+
+/** Module kinds: the exporter's class name when recorded, else a name from the module's own ops. */
+function moduleKinds(model: OnnxModel): Map<string, string> {
+  const kinds = new Map<string, string>();
+  for (const [path, m] of model.modules) {
+    if (m.className) {
+      kinds.set(path, m.className.split('.').pop()!);
+      continue;
+    }
+    const ops = m.nodes.map((n) => model.graph.nodes.find((x) => x.name === n)?.opType ?? '');
+    if (ops.includes('MatMul') && ops.includes('Add') && ops.length <= 3 && m.parameters.length > 0) kinds.set(path, 'Linear');
+    for (const [re, name] of FRIENDLY_KINDS) if (!kinds.has(path) && ops.some((o) => re.test(o))) kinds.set(path, name);
+  }
+  return kinds;
+}
+
+function sourceOf(node: OnnxNode | null): SourceLocation | undefined {
+  return node?.source ? { file: node.source.file, line: node.source.line } : undefined;
+}
+
+function hasNonFinite(t: Tensor): boolean {
+  for (let i = 0; i < t.size; i++) if (!Number.isFinite(t.data[i])) return true;
+  return false;
+}
+
+export function inspectOnnx(bytes: Uint8Array, modelName: string, options: InspectOptions = {}): InspectionReport {
+  const progress = options.onProgress ?? (() => {});
+  progress('loading the model');
+  const frozen = options.frozen ?? ((name: string) => /(^|\.)base(_layer)?\./.test(name));
+  const model = loadOnnx(bytes, { frozen, dtype: options.dtype });
+  const dtype = options.dtype ?? model.dtype;
+
+  progress('forward pass');
+  let firstNonFinite: InspectionReport['firstNonFinite'];
+  const t0 = performance.now();
+  const run = model.run(options.feeds, {
+    seed: options.seed ?? 0,
+    batch: options.batch,
+    seq: options.sequenceLength,
+    loss: lossSpec(options.loss),
+    dtype,
+    onValue: (v: OnnxValue) => {
+      if (!firstNonFinite && v.kind === 'node' && v.node && (v.tensor.dtype === 'float32' || v.tensor.dtype === 'float64') && hasNonFinite(v.tensor)) {
+        firstNonFinite = { node: v.node.name, modulePath: v.modulePath, phase: 'forward', source: sourceOf(v.node) };
+      }
+    },
+  });
+  const forwardMs = performance.now() - t0;
+  if (!run.loss) throw new Error('the run produced no loss to differentiate');
+
+  const nodeValues = [...run.tensorsByName.values()].filter((v) => v.kind === 'node' && v.node && !v.folded && v.outputIndex === 0 && (v.tensor.dtype === 'float32' || v.tensor.dtype === 'float64'));
+  const ops: TracedOp[] = nodeValues.map((v) => ({ node: v.node!.name, opType: v.node!.opType, modulePath: v.modulePath, output: v.tensor, source: sourceOf(v.node) }));
+
+  const owner = new Map<string, string>();
+  for (const [path, m] of model.modules) for (const p of m.parameters) owner.set(p, path);
+  const frozenWeights = model.initializers.filter((i) => i.role === 'buffer' && /frozen/.test(i.reason));
+  const params: TracedParameter[] = [
+    ...[...model.parameters].map(([name, tensor]) => ({ name, modulePath: owner.get(name) ?? parentPath(name), tensor, trainable: true })),
+    ...frozenWeights.map((i) => ({ name: i.name, modulePath: owner.get(i.name) ?? parentPath(i.name), tensor: model.buffers.get(i.name)!, trainable: false })),
+  ];
+
+  const recorder = new InspectionRecorder(params, ops, moduleKinds(model));
+  recorder.attach(resolveWatches(options.watches ?? [], nodeValues, ops));
+
+  // The first gradient to turn NaN/Inf in backward order (gradients are checked as they are produced).
+  const removers = firstNonFinite ? [] : nodeValues.filter((v) => v.tensor.requiresGrad).map((v) => v.tensor.registerHook((g) => {
+    if (!firstNonFinite && hasNonFinite(g)) firstNonFinite = { node: v.node!.name, modulePath: v.modulePath, phase: 'backward', source: sourceOf(v.node) };
+  }));
+
+  progress('backward pass');
+  const t1 = performance.now();
+  backward(run.loss);
+  const backwardMs = performance.now() - t1;
+  recorder.detach();
+  removers.forEach((r) => r());
+
+  progress('summarising');
+  // Explain gradients that are zero or far below the median parameter's (rounding of a structural zero).
+  const rmsOf = new Map(params.filter((p) => p.trainable && p.tensor.grad).map((p) => [p, rms(p.tensor.grad!)]));
+  const sorted = [...rmsOf.values()].sort((a, b) => a - b);
+  const median = sorted[sorted.length >> 1] ?? 0;
+  for (const p of params) {
+    if (!p.trainable) continue;
+    const r = rmsOf.get(p);
+    if (r === undefined || r === 0 || r < 1e-6 * median) p.zeroReason = explainZeroGradient(model.graph, p.name, (n) => model.parameters.get(n) ?? model.buffers.get(n));
+  }
+  const shapes = [...run.inputs.values()];
+  return recorder.report({
+    model: { name: modelName, producer: `${model.producer.name} ${model.producer.version}`.trim(), opset: model.opsetVersion, parameterCount: [...model.parameters.values()].reduce((n, t) => n + t.size, 0) },
+    backend: getBackend().name,
+    dtype,
+    settings: { seed: options.seed ?? 0, batch: shapes[0]?.shape[0] ?? 0, sequenceLength: options.sequenceLength, loss: run.lossInfo.description },
+    loss: { kind: run.lossInfo.kind, value: run.loss.item() },
+    timings: { forwardMs, backwardMs },
+    firstNonFinite,
+  });
+}
+
+function rms(t: Tensor): number {
+  let s = 0;
+  for (let i = 0; i < t.size; i++) s += t.data[i] * t.data[i];
+  return Math.sqrt(s / Math.max(1, t.size));
+}
+
+/** Watch requests: the last value a watched source line computes, else the watched module's output. */
+function resolveWatches(watches: NonNullable<InspectOptions['watches']>, values: OnnxValue[], ops: TracedOp[]): WatchRequest[] {
+  const out: WatchRequest[] = [];
+  for (const w of watches) {
+    const atLine = values.filter((v) => v.node?.source && v.node.source.line === w.line && basename(v.node.source.file) === basename(w.file) && v.tensor.requiresGrad);
+    const hit = atLine[atLine.length - 1];
+    if (hit) {
+      out.push({ target: w.target, tensor: hit.tensor, modulePath: hit.modulePath, source: sourceOf(hit.node) });
+      continue;
+    }
+    if (w.modulePath !== undefined) {
+      const inModule = ops.filter((o) => (o.modulePath === w.modulePath || o.modulePath.startsWith(`${w.modulePath}.`)) && o.output.requiresGrad);
+      const last = inModule[inModule.length - 1];
+      if (last) out.push({ target: w.target, tensor: last.output, modulePath: w.modulePath, source: { file: w.file, line: w.line } });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,111 @@
+/** What an op handler sees of the node it runs and of the run. */
+import { Tensor } from '../tensor';
+import { DType, FloatDType, allocate, isFloat } from '../dtype';
+import { Rng } from '../random';
+import { Shape } from '../shape';
+import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
+import { AttrType, AttributeProto, TensorProto, utf8 } from './proto';
+import type { OnnxNode } from './graph';
+
+/** Typed access to a node's attributes; missing required ones throw INVALID_MODEL naming the node. */
+export class Attrs {
+  private readonly byName: Map<string, AttributeProto>;
+
+  constructor(private readonly node: OnnxNode, attributes: readonly AttributeProto[]) {
+    this.byName = new Map(attributes.map((a) => [a.name, a]));
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  private get(name: string, types: number[], what: string): AttributeProto | undefined {
+    const a = this.byName.get(name);
+    if (!a) return undefined;
+    if (a.refAttrName) this.fail(`attribute '${name}' refers to a function attribute (${a.refAttrName}), which is only valid inside functions`);
+    // Old models may leave `type` unset (0); trust the populated field then.
+    if (a.type !== AttrType.UNDEFINED && !types.includes(a.type)) this.fail(`attribute '${name}' should be ${what}, got attribute type ${a.type}`);
+    return a;
+  }
+
+  private fail(message: string): never {
+    throw new OnnxImportError('INVALID_MODEL', `${describeNode(this.node)}: ${message}`, { node: this.node });
+  }
+
+  int(name: string, fallback?: number): number {
+    const a = this.get(name, [AttrType.INT], 'an int');
+    if (!a) return fallback ?? this.fail(`required attribute '${name}' is missing`);
+    return a.i;
+  }
+
+  float(name: string, fallback?: number): number {
+    const a = this.get(name, [AttrType.FLOAT], 'a float');
+    if (!a) return fallback ?? this.fail(`required attribute '${name}' is missing`);
+    return a.f;
+  }
+
+  string(name: string, fallback?: string): string {
+    const a = this.get(name, [AttrType.STRING], 'a string');
+    if (!a) return fallback ?? this.fail(`required attribute '${name}' is missing`);
+    return utf8(a.s);
+  }
+
+  ints(name: string, fallback?: number[]): number[] {
+    const a = this.get(name, [AttrType.INTS], 'a list of ints');
+    if (!a) return fallback ?? this.fail(`required attribute '${name}' is missing`);
+    return [...a.ints];
+  }
+
+  floats(name: string, fallback?: number[]): number[] {
+    const a = this.get(name, [AttrType.FLOATS], 'a list of floats');
+    if (!a) return fallback ?? this.fail(`required attribute '${name}' is missing`);
+    return [...a.floats];
+  }
+
+  tensor(name: string): TensorProto | undefined {
+    const a = this.get(name, [AttrType.TENSOR], 'a tensor');
+    if (a && !a.t) this.fail(`attribute '${name}' has no tensor value`);
+    return a?.t ?? undefined;
+  }
+
+  /** The raw attribute (for Constant's many value_* forms). */
+  raw(name: string): AttributeProto | undefined {
+    return this.byName.get(name);
+  }
+}
+
+export interface OpContext {
+  readonly node: OnnxNode;
+  readonly attrs: Attrs;
+  /** Opset version of the node's domain. */
+  readonly opset: number;
+  /** Float dtype of this run. */
+  readonly dtype: FloatDType;
+  /** Run-level train/eval override (undefined: follow the model: training_mode attributes / inputs). */
+  readonly training: boolean | undefined;
+  /** Random stream of this run (dropout masks). */
+  readonly rng: Rng;
+  /** Write BatchNormalization running statistics back into the model's buffers. */
+  readonly updateBuffers: boolean;
+  /** Whether output `i` is used (has a non-empty name). */
+  wants(i: number): boolean;
+  /** Throws an OnnxImportError naming this node. */
+  fail(code: OnnxErrorCode, message: string): never;
+  /** A constant (no grad) tensor; floats get this run's float dtype. */
+  constant(values: ArrayLike<number>, shape: Shape, kind: 'float' | 'int32' | 'bool'): Tensor;
+}
+
+export function makeConstant(values: ArrayLike<number>, shape: Shape, dtype: DType): Tensor {
+  const data = allocate(dtype, values.length);
+  if (dtype === 'bool') for (let i = 0; i < values.length; i++) data[i] = values[i] ? 1 : 0;
+  else for (let i = 0; i < values.length; i++) data[i] = values[i];
+  return new Tensor(data, shape);
+}
+
+export function isFloatTensor(t: Tensor): boolean {
+  return isFloat(t.dtype);
+}

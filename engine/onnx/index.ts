@@ -1,0 +1,16 @@
+/** ONNX importer: load PyTorch-exported .onnx models into the engine and run forward/backward on them. */
+export { loadOnnx, OnnxModel } from './model';
+export type {
+  LoadOptions, InitializerInfo, OnnxInputSpec, SampleOptions, LossSpec, LossContext, RunOptions, Feeds, OnnxValue,
+  LossInfo, OnnxRunResult,
+} from './model';
+export { OnnxImportError } from './errors';
+export type { OnnxErrorCode, OnnxErrorNode } from './errors';
+export type { OnnxNode, OnnxGraph, OnnxValueSpec } from './graph';
+export type { ModuleNode as OnnxModuleNode, SourceLocation as OnnxSourceLocation } from './modules';
+export type { ExternalData } from './tensors';
+export { supportedOps as supportedOnnxOps } from './opset';
+export { decodeModel as decodeOnnxModel } from './proto';
+export { decodeTensor as decodeOnnxTensor } from './proto';
+export type { TensorProto as OnnxTensorProto } from './proto';
+export { tensorFromProto as onnxTensorToEngine } from './tensors';

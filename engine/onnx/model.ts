@@ -1,0 +1,801 @@
+/**
+ * loadOnnx: ONNX bytes -> an OnnxModel whose run() evaluates the graph with engine ops, so that
+ * backward(loss) fills parameter gradients and every intermediate value is addressable by its ONNX
+ * value name (with the node and module path that produced it).
+ */
+import { Tensor } from '../tensor';
+import { FloatDType, isFloat } from '../dtype';
+import { Rng } from '../random';
+import { formatShape, sizeOf } from '../shape';
+import { noGrad } from '../autograd';
+import * as E from '../ops';
+import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
+import { DataType, ModelProto, dataTypeName, decodeModel } from './proto';
+import { ExternalData, engineDtype, isFloatType, tensorFromProto } from './tensors';
+import { OnnxGraph, OnnxNode, OnnxValueSpec, buildGraph } from './graph';
+import { OPSET, OpHandler, isDifferentiableSlot } from './opset';
+import { OpContext, makeConstant } from './context';
+import { ModuleNode, buildModuleTree } from './modules';
+import { checkSize, convert } from './helpers';
+
+// ---------------------------------------------------------------- public types
+
+export interface LoadOptions {
+  /**
+   * Float dtype of the parameters and of runs. Default: 'float64' for a model whose float inputs and
+   * initializers are all double, else 'float32' (float16/bfloat16/float64 data is converted).
+   */
+  dtype?: FloatDType;
+  /** Initializers that must not be trained (e.g. a LoRA model's frozen base weights). */
+  frozen?: readonly string[] | ((name: string) => boolean);
+  /** Full override of the trainable-parameter rule (see InitializerInfo.trainable). */
+  trainable?: (info: InitializerInfo) => boolean;
+  /** Bytes of external data files (initializers saved with save_as_external_data), by location. */
+  externalData?: ExternalData;
+  /** Throw at load time for unsupported ops in the part of the graph the outputs need (default true). */
+  strict?: boolean;
+}
+
+/** An initializer and what the importer made of it. */
+export interface InitializerInfo {
+  name: string;
+  /** ONNX element type ('float32', 'int64'...). */
+  elemType: string;
+  shape: number[];
+  /**
+   * 'parameter': a trainable tensor (requiresGrad): a float initializer that some node reads in an
+   * input slot that carries gradients, unless it is an anonymous exporter scalar (`onnx::Mul_7`) or
+   * frozen by the options. 'buffer': any other initializer (running statistics, masks, frozen
+   * weights, shape constants, unused data).
+   */
+  role: 'parameter' | 'buffer';
+  /** Why it got that role, in words. */
+  reason: string;
+  /** Nodes reading it: node name, op type, input slot. */
+  consumers: { node: string; opType: string; slot: number }[];
+}
+
+/** A graph input and how sample data is made for it. */
+export interface OnnxInputSpec extends OnnxValueSpec {
+  /**
+   * 'float': random normal data; 'tokens': ids for a Gather (embedding) table; 'labels': class ids
+   * for a loss node; 'int': other integers (values in [0, intRange)); 'bool': all true.
+   */
+  role: 'float' | 'tokens' | 'labels' | 'int' | 'bool';
+  /** For tokens / labels: where the id range comes from. */
+  rangeFrom?: { node: string; input: number; dim: number };
+}
+
+/** Sample-data options (also accepted by run()). */
+export interface SampleOptions {
+  /** Seed of the random inputs and random targets (default 0). */
+  seed?: number;
+  /** Value of batch-like symbolic dims ('batch', 'batch_size', 'N'...), default 2. */
+  batch?: number;
+  /** Value of sequence-like symbolic dims ('seq', 'sequence_length', 'T'...), default 8. */
+  seq?: number;
+  /** Values of symbolic dims by name (dim_param), taking precedence over batch/seq. */
+  dims?: Record<string, number>;
+  /** Exclusive upper bound of sampled ids, by input name (overrides the inferred range). */
+  intRange?: Record<string, number>;
+}
+
+export interface LossContext {
+  outputs: Map<string, Tensor>;
+  values: Map<string, OnnxValue>;
+  inputs: Map<string, Tensor>;
+}
+
+/**
+ * The loss of a run:
+ * - 'auto' (default): a scalar float graph output if the model has one (exported with its loss);
+ *   else cross-entropy on next-token targets for a language model (an int input feeding an
+ *   embedding Gather whose table size is the logits' last dim), cross-entropy on random labels for
+ *   a classifier (a 2-D output), and otherwise the mean of squares of the first float output;
+ * - 'graph': the scalar float graph output (error if none); 'none': no loss;
+ * - objects to choose the output and give targets; a function for anything else.
+ */
+export type LossSpec =
+  | 'auto' | 'graph' | 'none' | 'crossEntropy' | 'meanSquare'
+  | { kind: 'output'; name: string }
+  | { kind: 'crossEntropy'; output?: string; targets?: Tensor; ignoreIndex?: number }
+  | { kind: 'mse'; output?: string; target: Tensor }
+  | { kind: 'meanSquare'; output?: string }
+  | ((ctx: LossContext) => Tensor);
+
+export interface RunOptions extends SampleOptions {
+  loss?: LossSpec;
+  /** Float dtype of this run; a different one than the model's converts the parameters (new tensors). */
+  dtype?: FloatDType;
+  /** Train/eval override for Dropout and BatchNormalization (default: as the model says). */
+  training?: boolean;
+  /** Write BatchNormalization running statistics into model.buffers (PyTorch semantics; default false). */
+  updateBuffers?: boolean;
+  /** retainGrad() on intermediate values that require grad: true for all, or a list of value names. */
+  retainGrad?: boolean | readonly string[];
+  /** Forward hook, called for every value as it is produced; may return a replacement tensor. */
+  onValue?: (value: OnnxValue) => Tensor | void;
+}
+
+export type Feeds = Record<string, Tensor | ArrayLike<number>>;
+
+/** A value of a run: what the ONNX name holds, who produced it and where it sits in the model. */
+export interface OnnxValue {
+  name: string;
+  tensor: Tensor;
+  kind: 'input' | 'parameter' | 'buffer' | 'node';
+  /** The producing node (null for inputs and initializers). */
+  node: OnnxNode | null;
+  /** Which output of the node. */
+  outputIndex: number;
+  /** Module path of the producer (for initializers: the module owning them). */
+  modulePath: string;
+  /** True when the value does not depend on input data or trainable parameters (constant-folded). */
+  folded: boolean;
+}
+
+export interface LossInfo {
+  kind: 'graph' | 'crossEntropy' | 'mse' | 'meanSquare' | 'output' | 'custom' | 'none';
+  /** The value the loss was computed from. */
+  output?: string;
+  description: string;
+}
+
+export interface OnnxRunResult {
+  /** Graph outputs by name. */
+  outputs: Map<string, Tensor>;
+  /** Scalar loss to call backward() on (null with loss 'none'). */
+  loss: Tensor | null;
+  lossInfo: LossInfo;
+  /** The inputs used (fed or sampled). */
+  inputs: Map<string, Tensor>;
+  /** Targets the importer made for an added loss (random labels, next tokens), if any. */
+  targets: Tensor | null;
+  /** Every value of the run by ONNX name: inputs, initializers and node outputs. */
+  tensorsByName: Map<string, OnnxValue>;
+  /** New BatchNormalization running statistics by buffer name (training runs). */
+  bufferUpdates: Map<string, Tensor>;
+  /** The tensor of a value (throws BAD_INPUT for an unknown name). */
+  value(name: string): Tensor;
+  /** Node-output values of a module (and its submodules with `deep`). */
+  valuesOfModule(path: string, deep?: boolean): OnnxValue[];
+}
+
+// ---------------------------------------------------------------- helpers
+
+const BATCH_NAMES = /^(n|b|bs|batch|batch_?size|num_?batch(es)?)$|batch/i;
+const SEQ_NAMES = /^(t|l|s)$|seq|sequence|length|len$|tokens|time|position|context/i;
+
+function isAnonymous(name: string): boolean {
+  return /^onnx::/.test(name) || name.startsWith('/') || /_output_\d+$/.test(name) || /^_v_\d+$/.test(name) || /^(const|constant)(_\d+)?$/i.test(name);
+}
+
+function describeShape(dims: readonly (number | string | null)[] | null): string {
+  return dims ? `[${dims.map((d) => (d === null ? '?' : d)).join(', ')}]` : '(unknown rank)';
+}
+
+interface Plan {
+  /** Folded value tensors (constants, shape computations) by value name. */
+  folded: Map<string, Tensor>;
+  /** Nodes whose outputs are all folded. */
+  foldedNodes: Set<number>;
+  /** Id ranges of sampled int inputs, once known. */
+  ranges: Map<string, number>;
+}
+
+/** Ops whose output is the (reshaped/retyped) input: followed when looking for an int input's use. */
+const PASS_THROUGH = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Cast', 'Transpose', 'Expand', 'Slice', 'Concat', 'Tile']);
+
+/** float64 when every float graph input and initializer of the model is double, else float32. */
+function defaultDtype(proto: ModelProto): FloatDType {
+  const g = proto.graph!;
+  const types = [...g.input.map((v) => v.type?.elemType ?? 0), ...g.initializer.map((t) => t.dataType)].filter(isFloatType);
+  return types.length > 0 && types.every((t) => t === DataType.DOUBLE) ? 'float64' : 'float32';
+}
+
+// ---------------------------------------------------------------- the model
+
+export class OnnxModel {
+  readonly graph: OnnxGraph;
+  readonly irVersion: number;
+  /** Opset version of the default ONNX domain. */
+  readonly opsetVersion: number;
+  /** Every imported opset, by domain ('' = default ONNX domain). */
+  readonly opsets: Record<string, number>;
+  readonly producer: { name: string; version: string };
+  /** ModelProto metadata_props. */
+  readonly metadata: Record<string, string>;
+  readonly docString: string;
+  /** Trainable parameters (requiresGrad) by initializer name. */
+  parameters: Map<string, Tensor>;
+  /** Every other initializer (running statistics, frozen weights, constants) by name. */
+  buffers: Map<string, Tensor>;
+  readonly initializers: InitializerInfo[];
+  readonly inputs: OnnxInputSpec[];
+  readonly outputs: OnnxValueSpec[];
+  readonly moduleTree: ModuleNode;
+  readonly modules: Map<string, ModuleNode>;
+  /** Nodes the graph outputs depend on, in execution order (the rest is skipped). */
+  readonly liveNodes: OnnxNode[];
+  /** Ops of the live graph the importer cannot run (non-empty only with strict: false). */
+  readonly unsupported: { opType: string; domain: string; nodes: string[] }[];
+  private floatDtype: FloatDType;
+  private readonly functions: { name: string; domain: string }[];
+  private readonly liveIndex: Set<number>;
+  private readonly plans = new Map<string, Plan>();
+
+  constructor(proto: ModelProto, options: LoadOptions = {}) {
+    this.floatDtype = options.dtype ?? defaultDtype(proto);
+    this.functions = proto.functions;
+    this.graph = buildGraph(proto);
+    this.irVersion = proto.irVersion;
+    this.opsets = {};
+    for (const o of proto.opsetImport) this.opsets[o.domain === 'ai.onnx' ? '' : o.domain] = o.version;
+    if (this.opsets[''] === undefined) this.opsets[''] = 1; // no default-domain import: the oldest opset
+    this.opsetVersion = this.opsets[''];
+    this.producer = { name: proto.producerName, version: proto.producerVersion };
+    this.metadata = Object.fromEntries(proto.metadataProps.map((e) => [e.key, e.value]));
+    this.docString = proto.docString;
+    this.outputs = this.graph.outputs;
+
+    // Live nodes: the ones graph outputs depend on.
+    const live = new Set<number>();
+    const stack = this.graph.outputs.map((o) => o.name);
+    const seen = new Set<string>();
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      const p = this.graph.producers.get(v);
+      if (p === undefined || live.has(p)) continue;
+      live.add(p);
+      for (const i of this.graph.nodes[p].inputs) if (i !== '') stack.push(i);
+    }
+    for (const o of this.graph.outputs) {
+      if (!this.graph.producers.has(o.name) && !this.graph.initializerNames.includes(o.name) && !this.graph.inputs.some((i) => i.name === o.name)) {
+        throw new OnnxImportError('INVALID_MODEL', `invalid ONNX graph: output '${o.name}' is not produced by any node`);
+      }
+    }
+    this.liveNodes = this.graph.nodes.filter((n) => live.has(n.index));
+    this.liveIndex = live;
+
+    // Unsupported ops in the live graph.
+    const bad = new Map<string, { opType: string; domain: string; nodes: string[] }>();
+    for (const n of this.liveNodes) {
+      if (this.handler(n)) continue;
+      const key = `${n.domain}:${n.opType}`;
+      const entry = bad.get(key) ?? { opType: n.opType, domain: n.domain, nodes: [] };
+      entry.nodes.push(n.name);
+      bad.set(key, entry);
+    }
+    this.unsupported = [...bad.values()];
+    if (this.unsupported.length && options.strict !== false) {
+      const first = this.liveNodes.find((n) => !this.handler(n))!;
+      throw this.unsupportedError(first);
+    }
+
+    // Initializers: parameters (trainable) vs buffers.
+    const frozen = options.frozen;
+    const isFrozen = (name: string) => (typeof frozen === 'function' ? frozen(name) : frozen ? frozen.includes(name) : false);
+    this.parameters = new Map();
+    this.buffers = new Map();
+    this.initializers = [];
+    for (const t of proto.graph!.initializer) {
+      const consumers = (this.graph.consumers.get(t.name) ?? []).map((c) => ({ node: this.graph.nodes[c.node].name, opType: this.graph.nodes[c.node].opType, slot: c.slot, live: live.has(c.node) }));
+      const float = isFloatType(t.dataType);
+      let role: 'parameter' | 'buffer' = 'buffer';
+      let reason: string;
+      const diffUse = consumers.find((c) => c.live && isDifferentiableSlot(c.opType, c.slot));
+      if (!float) reason = `${dataTypeName(t.dataType)} data`;
+      else if (!consumers.some((c) => c.live)) reason = 'not used by the graph outputs';
+      else if (!diffUse) reason = `only read as ${consumers.map((c) => `${c.opType} input ${c.slot}`).join(', ')} (no gradient flows there)`;
+      else if (sizeOf(t.dims) <= 1 && isAnonymous(t.name)) reason = 'an anonymous exporter constant (scalar)';
+      else if (isFrozen(t.name)) reason = 'frozen by the load options';
+      else {
+        role = 'parameter';
+        reason = `read by ${diffUse.opType} node '${diffUse.node}' (input ${diffUse.slot})`;
+      }
+      const info: InitializerInfo = { name: t.name, elemType: dataTypeName(t.dataType), shape: [...t.dims], role, reason, consumers: consumers.map(({ node, opType, slot }) => ({ node, opType, slot })) };
+      if (options.trainable) {
+        const want = options.trainable(info) && float;
+        if (want !== (role === 'parameter')) {
+          info.role = want ? 'parameter' : 'buffer';
+          info.reason = 'chosen by the trainable option';
+        }
+      }
+      this.initializers.push(info);
+      const tensor = tensorFromProto(t, this.floatDtype, `initializer '${t.name}'`, options.externalData);
+      tensor.name = t.name;
+      if (info.role === 'parameter') {
+        tensor.setRequiresGrad(true);
+        this.parameters.set(t.name, tensor);
+      } else {
+        this.buffers.set(t.name, tensor);
+      }
+    }
+
+    const tree = buildModuleTree(this.graph.nodes, this.graph.initializerNames);
+    this.moduleTree = tree.root;
+    this.modules = tree.byPath;
+    this.inputs = this.graph.inputs.map((spec) => this.inputSpec(spec));
+  }
+
+  /** Float dtype of parameters and runs. */
+  get dtype(): FloatDType {
+    return this.floatDtype;
+  }
+
+  /** Converts parameters and float buffers to `dtype` (new tensors: gradients start over). */
+  setDtype(dtype: FloatDType): void {
+    if (dtype === this.floatDtype) return;
+    const conv = (m: Map<string, Tensor>, grad: boolean) => {
+      for (const [k, t] of m) {
+        if (!isFloat(t.dtype)) continue;
+        const c = convert(t, dtype);
+        c.name = k;
+        if (grad) c.setRequiresGrad(true);
+        m.set(k, c);
+      }
+    };
+    conv(this.parameters, true);
+    conv(this.buffers, false);
+    this.floatDtype = dtype;
+    this.plans.clear();
+  }
+
+  /** Clears .grad on every parameter. */
+  zeroGrad(): void {
+    for (const p of this.parameters.values()) p.zeroGrad();
+  }
+
+  private handler(n: OnnxNode): OpHandler | undefined {
+    if (n.domain !== '') return undefined;
+    return Object.prototype.hasOwnProperty.call(OPSET, n.opType) ? OPSET[n.opType] : undefined;
+  }
+
+  private unsupportedError(n: OnnxNode): OnnxImportError {
+    const others = this.unsupported.map((u) => (u.domain ? `${u.domain}:${u.opType}` : u.opType));
+    const fn = this.functions.find((f) => f.name === n.opType && f.domain === n.domain);
+    const why = fn
+      ? `it calls the model-local function '${fn.domain}:${fn.name}', and the importer does not inline model-local functions`
+      : n.domain !== '' ? `ops of domain '${n.domain}' are not supported (only the default ONNX domain)` : `the importer has no mapping for ONNX op ${n.opType}`;
+    return new OnnxImportError('UNSUPPORTED_OP', `unsupported op: ${describeNode(n)}: ${why}${others.length > 1 ? ` (unsupported in this model: ${others.join(', ')})` : ''}`, { node: n });
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  private inputSpec(spec: OnnxValueSpec): OnnxInputSpec {
+    const float = isFloatType(spec.dataType);
+    if (!float && spec.dataType !== DataType.BOOL) engineDtype(spec.dataType, this.floatDtype, `graph input '${spec.name}'`);
+    if (float) return { ...spec, role: 'float' };
+    if (spec.dataType === DataType.BOOL) return { ...spec, role: 'bool' };
+    const use = this.rangeUse(spec.name);
+    if (!use) return { ...spec, role: 'int' };
+    return { ...spec, role: use.role, rangeFrom: { node: this.graph.nodes[use.node].name, input: use.input, dim: use.dim } };
+  }
+
+  /** Follows an int value through reshapes to a Gather (ids) or loss node (labels). */
+  private rangeUse(name: string): { role: 'tokens' | 'labels'; node: number; input: number; dim: number } | null {
+    const queue = [name];
+    const seen = new Set<string>();
+    while (queue.length) {
+      const v = queue.shift()!;
+      if (seen.has(v)) continue;
+      seen.add(v);
+      for (const c of this.graph.consumers.get(v) ?? []) {
+        const n = this.graph.nodes[c.node];
+        if (n.opType === 'Gather' && c.slot === 1) {
+          const axis = n.attrs.int('axis', 0);
+          return { role: 'tokens', node: n.index, input: 0, dim: axis };
+        }
+        if ((n.opType === 'SoftmaxCrossEntropyLoss' || n.opType === 'NegativeLogLikelihoodLoss') && c.slot === 1) {
+          return { role: 'labels', node: n.index, input: 0, dim: 1 };
+        }
+        if (PASS_THROUGH.has(n.opType) && c.slot === 0) queue.push(...n.outputs.filter((o) => o !== ''));
+      }
+    }
+    return null;
+  }
+
+  /** Concrete shape of an input from its declaration and the options. */
+  resolveShape(spec: OnnxValueSpec, options: SampleOptions = {}, known: Record<string, number> = {}): number[] {
+    if (!spec.dims) {
+      throw new OnnxImportError('UNRESOLVED_DIM', `input '${spec.name}' has no declared shape (unknown rank); feed it explicitly`);
+    }
+    return spec.dims.map((d, i) => {
+      if (typeof d === 'number') return d;
+      if (d === null) {
+        throw new OnnxImportError('UNRESOLVED_DIM', `dimension ${i} of input '${spec.name}' ${describeShape(spec.dims)} has neither a value nor a name; feed the input explicitly`);
+      }
+      const v = options.dims?.[d] ?? known[d] ?? (BATCH_NAMES.test(d) ? options.batch ?? 2 : SEQ_NAMES.test(d) ? options.seq ?? 8 : undefined);
+      if (v === undefined) {
+        throw new OnnxImportError('UNRESOLVED_DIM', `cannot resolve dimension ${i} of input '${spec.name}' ${describeShape(spec.dims)}: symbolic dim '${d}' is neither batch- nor sequence-like; pass options.dims = { "${d}": <size> } or feed the input`);
+      }
+      if (!Number.isInteger(v) || v < 0) throw new OnnxImportError('UNRESOLVED_DIM', `symbolic dim '${d}' of input '${spec.name}' must be a non-negative integer, got ${v}`);
+      return v;
+    });
+  }
+
+  /**
+   * Seeded sample inputs for every graph input not in `feeds`: normal floats, ids in range for
+   * embedding lookups and loss labels, all-true bools.
+   */
+  sampleInputs(options: SampleOptions = {}, feeds: Map<string, Tensor> = new Map()): Map<string, Tensor> {
+    const rng = new Rng(options.seed ?? 0);
+    const known: Record<string, number> = {};
+    // Symbolic dims bound by the fed inputs.
+    for (const spec of this.inputs) {
+      const t = feeds.get(spec.name);
+      spec.dims?.forEach((d, i) => {
+        if (t && typeof d === 'string' && i < t.rank) known[d] = t.shape[i];
+      });
+    }
+    const out = new Map(feeds);
+    const ranges = this.inputs.some((s) => !feeds.has(s.name) && (s.role === 'tokens' || s.role === 'labels'))
+      ? this.idRanges(options, feeds, known)
+      : new Map<string, number>();
+    for (const spec of this.inputs) {
+      if (out.has(spec.name)) continue;
+      const shape = this.resolveShape(spec, options, known);
+      const n = sizeOf(shape);
+      try {
+        checkSize(n, `sample input '${spec.name}' ${formatShape(shape)}`);
+      } catch (e) {
+        throw new OnnxImportError('BAD_INPUT', (e as Error).message);
+      }
+      let t: Tensor;
+      if (spec.role === 'float') {
+        const data = this.floatDtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+        for (let i = 0; i < n; i++) data[i] = rng.normal();
+        t = new Tensor(data, shape);
+      } else if (spec.role === 'bool') {
+        t = new Tensor(new Uint8Array(n).fill(1), shape);
+      } else {
+        const high = options.intRange?.[spec.name] ?? ranges.get(spec.name) ?? 2;
+        const data = new Int32Array(n);
+        for (let i = 0; i < n; i++) data[i] = rng.int(high);
+        t = new Tensor(data, shape);
+      }
+      t.name = spec.name;
+      out.set(spec.name, t);
+    }
+    return out;
+  }
+
+  /** Id ranges of token / label inputs: the size of the table or class dim they index. */
+  private idRanges(options: SampleOptions, feeds: Map<string, Tensor>, known: Record<string, number>): Map<string, number> {
+    const ranges = new Map<string, number>();
+    const pending: OnnxInputSpec[] = [];
+    for (const spec of this.inputs) {
+      if (feeds.has(spec.name) || !spec.rangeFrom || options.intRange?.[spec.name] !== undefined) continue;
+      const node = this.graph.nodes.find((n) => n.name === spec.rangeFrom!.node)!;
+      const source = node.inputs[spec.rangeFrom.input];
+      const init = this.parameters.get(source) ?? this.buffers.get(source);
+      if (init && spec.rangeFrom.dim < init.rank) ranges.set(spec.name, init.shape[spec.rangeFrom.dim]);
+      else pending.push(spec);
+    }
+    if (pending.length === 0) return ranges;
+    // The indexed tensor is computed (e.g. loss scores): probe its shape with one forward pass
+    // on zero ids (valid for any table), without gradients. Cached per input signature.
+    const zeros = new Map(feeds);
+    for (const spec of this.inputs) {
+      if (zeros.has(spec.name)) continue;
+      const shape = this.resolveShape(spec, options, known);
+      const n = sizeOf(shape);
+      zeros.set(spec.name, isFloatType(spec.dataType) ? new Tensor(this.floatDtype === 'float64' ? new Float64Array(n) : new Float32Array(n), shape)
+        : spec.dataType === DataType.BOOL ? new Tensor(new Uint8Array(n).fill(1), shape) : new Tensor(new Int32Array(n), shape));
+    }
+    const plan = this.plan(zeros);
+    const missing = pending.filter((s) => !plan.ranges.has(s.name));
+    if (missing.length) {
+      const values = noGrad(() => this.execute(zeros, {}).values);
+      for (const spec of missing) {
+        const node = this.graph.nodes.find((n) => n.name === spec.rangeFrom!.node)!;
+        const v = values.get(node.inputs[spec.rangeFrom!.input]);
+        if (v && spec.rangeFrom!.dim < v.tensor.rank) plan.ranges.set(spec.name, v.tensor.shape[spec.rangeFrom!.dim]);
+      }
+    }
+    for (const spec of pending) {
+      const r = plan.ranges.get(spec.name);
+      if (r !== undefined) ranges.set(spec.name, r);
+    }
+    return ranges;
+  }
+
+  /** Checks and converts user feeds (unknown names, dtypes, fixed dims, consistent symbolic dims). */
+  private prepareFeeds(feeds: Feeds | undefined, options: SampleOptions): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    if (!feeds) return out;
+    const symbols: Record<string, { value: number; from: string }> = {};
+    for (const [name, raw] of Object.entries(feeds)) {
+      const spec = this.inputs.find((s) => s.name === name);
+      if (!spec) {
+        if (this.parameters.has(name) || this.buffers.has(name)) throw new OnnxImportError('BAD_INPUT', `'${name}' is an initializer, not a graph input; change model.parameters / model.buffers instead of feeding it`);
+        throw new OnnxImportError('BAD_INPUT', `unknown input '${name}'; the model's inputs are ${this.inputs.map((s) => `'${s.name}'`).join(', ') || '(none)'}`);
+      }
+      let t: Tensor;
+      if (raw instanceof Tensor) t = raw;
+      else t = makeConstant(raw, this.resolveShape(spec, options), 'float64');
+      const want = isFloatType(spec.dataType) ? this.floatDtype : spec.dataType === DataType.BOOL ? 'bool' : 'int32';
+      if (t.dtype !== want) {
+        if (t.requiresGrad) throw new OnnxImportError('BAD_INPUT', `input '${name}' requires grad but is ${t.dtype}; this run is ${want}: feed it as ${want}`);
+        if (want === 'int32') {
+          for (let i = 0; i < t.size; i++) if (!Number.isInteger(t.data[i])) throw new OnnxImportError('BAD_INPUT', `input '${name}' must hold integers (${spec.elemType}), got ${t.data[i]} at position ${i}`);
+        }
+        t = convert(t, want, `input '${name}'`);
+      }
+      if (spec.dims) {
+        if (t.rank !== spec.dims.length) throw new OnnxImportError('BAD_INPUT', `input '${name}' must have rank ${spec.dims.length} ${describeShape(spec.dims)}, got shape ${formatShape(t.shape)}`);
+        spec.dims.forEach((d, i) => {
+          if (typeof d === 'number' && d !== t.shape[i]) throw new OnnxImportError('BAD_INPUT', `input '${name}' must have shape ${describeShape(spec.dims)}, got ${formatShape(t.shape)} (dim ${i})`);
+          if (typeof d === 'string') {
+            const prev = symbols[d];
+            if (prev && prev.value !== t.shape[i]) throw new OnnxImportError('BAD_INPUT', `symbolic dim '${d}' is ${prev.value} in input '${prev.from}' but ${t.shape[i]} in input '${name}'`);
+            symbols[d] = { value: t.shape[i], from: name };
+          }
+        });
+      }
+      out.set(name, t);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- running
+
+  private plan(inputs: Map<string, Tensor>): Plan {
+    const key = `${this.floatDtype}|${[...inputs].map(([k, t]) => `${k}:${t.dtype}${formatShape(t.shape)}`).sort().join(';')}`;
+    let plan = this.plans.get(key);
+    if (!plan) {
+      plan = { folded: new Map(), foldedNodes: new Set(), ranges: new Map() };
+      if (this.plans.size > 32) this.plans.clear();
+      this.plans.set(key, plan);
+    }
+    return plan;
+  }
+
+  /** Evaluates the live graph on `inputs` (all graph inputs present, in the model's dtypes). */
+  private execute(inputs: Map<string, Tensor>, options: RunOptions): { values: Map<string, OnnxValue>; bufferUpdates: Map<string, Tensor> } {
+    const plan = this.plan(inputs);
+    const values = new Map<string, OnnxValue>();
+    const foldable = new Set<string>();
+    const rng = new Rng((options.seed ?? 0) ^ 0x0d0e);
+    const bufferUpdates = new Map<string, Tensor>();
+    const retain = options.retainGrad === true ? null : new Set(options.retainGrad || []);
+    const moduleOf = (name: string) => {
+      const parts = name.split('.');
+      parts.pop();
+      return this.modules.has(parts.join('.')) ? parts.join('.') : '';
+    };
+    const put = (v: OnnxValue) => {
+      if (options.onValue) {
+        const r = options.onValue(v);
+        if (r instanceof Tensor) v.tensor = r;
+      }
+      values.set(v.name, v);
+    };
+    for (const [name, t] of inputs) put({ name, tensor: t, kind: 'input', node: null, outputIndex: 0, modulePath: '', folded: false });
+    for (const [name, t] of this.parameters) put({ name, tensor: t, kind: 'parameter', node: null, outputIndex: 0, modulePath: moduleOf(name), folded: false });
+    for (const [name, t] of this.buffers) {
+      put({ name, tensor: t, kind: 'buffer', node: null, outputIndex: 0, modulePath: moduleOf(name), folded: !isFloat(t.dtype) });
+      if (!isFloat(t.dtype)) foldable.add(name);
+    }
+
+    for (const node of this.liveNodes) {
+      if (plan.foldedNodes.has(node.index)) {
+        node.outputs.forEach((o, i) => {
+          if (o === '') return;
+          foldable.add(o);
+          put({ name: o, tensor: plan.folded.get(o)!, kind: 'node', node, outputIndex: i, modulePath: node.modulePath, folded: true });
+        });
+        continue;
+      }
+      const handler = this.handler(node);
+      if (!handler) throw this.unsupportedError(node);
+      const ins = node.inputs.map((n) => {
+        if (n === '') return null;
+        const v = values.get(n);
+        if (!v) throw new OnnxImportError('INVALID_MODEL', `${describeNode(node)} reads '${n}', which has no value (a graph input was not provided?)`, { node });
+        return v.tensor;
+      });
+      const ctx = this.context(node, options, rng);
+      let result;
+      try {
+        result = handler.run(ctx, ins);
+      } catch (e) {
+        if (e instanceof OnnxImportError) {
+          if (e.node) throw e;
+          throw new OnnxImportError(e.code, `${describeNode(node)}: ${e.message}`, { node, cause: e });
+        }
+        const shapes = ins.map((t, i) => `${node.inputs[i] || '∅'}: ${t ? `${t.dtype}${formatShape(t.shape)}` : 'none'}`).join(', ');
+        throw new OnnxImportError('NODE_FAILED', `${describeNode(node)} failed: ${(e as Error).message} (inputs ${shapes})`, { node, cause: e });
+      }
+      const outs = Array.isArray(result) ? (result as (Tensor | null)[]) : [result as Tensor | null];
+      const isFolded = !handler.stochastic && (handler.shapeOnly || node.inputs.every((n) => n === '' || foldable.has(n)));
+      let allFolded = true;
+      node.outputs.forEach((o, i) => {
+        if (o === '') return;
+        const t = outs[i];
+        if (!t) {
+          const used = (this.graph.consumers.get(o) ?? []).some((c) => this.liveIndex.has(c.node)) || this.graph.outputs.some((g) => g.name === o);
+          if (used) throw new OnnxImportError('NODE_FAILED', `${describeNode(node)} did not produce its output ${i} ('${o}'), which the graph uses`, { node });
+          allFolded = false;
+          return;
+        }
+        const folded = isFolded && !t.requiresGrad;
+        if (folded) {
+          foldable.add(o);
+          plan.folded.set(o, t);
+        } else {
+          allFolded = false;
+        }
+        if (t.requiresGrad && !t.isLeaf && (retain === null || retain.has(o))) t.retainGrad();
+        if (node.opType === 'BatchNormalization' && (i === 1 || i === 2) && t) {
+          const buf = node.inputs[i + 2];
+          if (this.buffers.has(buf)) bufferUpdates.set(buf, t);
+        }
+        put({ name: o, tensor: t, kind: 'node', node, outputIndex: i, modulePath: node.modulePath, folded });
+      });
+      if (allFolded && isFolded) plan.foldedNodes.add(node.index);
+    }
+    return { values, bufferUpdates };
+  }
+
+  private context(node: OnnxNode, options: RunOptions, rng: Rng): OpContext {
+    const dtype = this.floatDtype;
+    return {
+      node,
+      attrs: node.attrs,
+      opset: this.opsets[node.domain] ?? this.opsetVersion,
+      dtype,
+      training: options.training,
+      rng,
+      updateBuffers: options.updateBuffers ?? false,
+      wants: (i) => (node.outputs[i] ?? '') !== '',
+      fail: (code: OnnxErrorCode, message: string): never => {
+        throw new OnnxImportError(code, `${describeNode(node)}: ${message}`, { node });
+      },
+      constant: (values, shape, kind) => makeConstant(values, shape, kind === 'float' ? dtype : kind),
+    };
+  }
+
+  /**
+   * Runs the model: `feeds` by input name (any input left out is sampled from the options), then
+   * the loss. Call backward(result.loss) to get parameter gradients (model.parameters .grad).
+   */
+  run(feeds?: Feeds, options: RunOptions = {}): OnnxRunResult {
+    try {
+      return this.runUnchecked(feeds, options);
+    } catch (e) {
+      if (e instanceof OnnxImportError) throw e;
+      throw new OnnxImportError('INVALID_MODEL', `could not run the model: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  private runUnchecked(feeds: Feeds | undefined, options: RunOptions): OnnxRunResult {
+    if (options.dtype) this.setDtype(options.dtype);
+    const fed = this.prepareFeeds(feeds, options);
+    const inputs = this.sampleInputs(options, fed);
+    const { values, bufferUpdates } = this.execute(inputs, options);
+    const outputs = new Map<string, Tensor>();
+    for (const o of this.graph.outputs) outputs.set(o.name, values.get(o.name)!.tensor);
+    const { loss, info, targets } = this.buildLoss(options.loss ?? 'auto', { outputs, values, inputs }, options);
+    return {
+      outputs, loss, lossInfo: info, inputs, targets, tensorsByName: values, bufferUpdates,
+      value(name: string): Tensor {
+        const v = values.get(name);
+        if (!v) throw new OnnxImportError('BAD_INPUT', `no value named '${name}' in this run`);
+        return v.tensor;
+      },
+      valuesOfModule(path: string, deep = false): OnnxValue[] {
+        return [...values.values()].filter((v) => v.kind === 'node' && (v.modulePath === path || (deep && (path === '' || v.modulePath.startsWith(`${path}.`)))));
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- losses
+
+  /** A language-model shape: the output's last dim is the size of an embedding table fed by an int input. */
+  private languageModelInput(out: Tensor): string | null {
+    if (out.rank < 3) return null;
+    for (const spec of this.inputs) {
+      if (spec.role !== 'tokens' || !spec.rangeFrom) continue;
+      const node = this.graph.nodes.find((n) => n.name === spec.rangeFrom!.node)!;
+      const table = this.parameters.get(node.inputs[0]) ?? this.buffers.get(node.inputs[0]);
+      if (table && table.shape[spec.rangeFrom.dim] === out.shape[out.rank - 1]) return spec.name;
+    }
+    return null;
+  }
+
+  private pickOutput(ctx: LossContext, name: string | undefined, what: string): { name: string; tensor: Tensor } {
+    if (name !== undefined) {
+      const v = ctx.values.get(name);
+      if (!v) throw new OnnxImportError('BAD_LOSS', `${what}: no value named '${name}' (graph outputs: ${[...ctx.outputs.keys()].join(', ')})`);
+      return { name, tensor: v.tensor };
+    }
+    for (const [n, t] of ctx.outputs) if (isFloat(t.dtype) && t.size > 1) return { name: n, tensor: t };
+    for (const [n, t] of ctx.outputs) if (isFloat(t.dtype)) return { name: n, tensor: t };
+    throw new OnnxImportError('BAD_LOSS', `${what}: the model has no float output`);
+  }
+
+  private buildLoss(spec: LossSpec, ctx: LossContext, options: RunOptions): { loss: Tensor | null; info: LossInfo; targets: Tensor | null } {
+    const rng = new Rng(((options.seed ?? 0) + 1) * 7919);
+    const scalarOutput = [...ctx.outputs].find(([, t]) => isFloat(t.dtype) && t.size === 1 && t.rank === 0);
+    if (typeof spec === 'function') {
+      const loss = spec(ctx);
+      if (!(loss instanceof Tensor) || loss.size !== 1) throw new OnnxImportError('BAD_LOSS', 'the loss function must return a one-element tensor');
+      return { loss, info: { kind: 'custom', description: 'custom loss function' }, targets: null };
+    }
+    if (spec === 'none') return { loss: null, info: { kind: 'none', description: 'no loss' }, targets: null };
+    if (spec === 'graph' || (spec === 'auto' && scalarOutput)) {
+      if (!scalarOutput) throw new OnnxImportError('BAD_LOSS', `loss 'graph': the model has no scalar float output (outputs: ${[...ctx.outputs].map(([n, t]) => `${n} ${formatShape(t.shape)}`).join(', ')})`);
+      return { loss: scalarOutput[1], info: { kind: 'graph', output: scalarOutput[0], description: `the model's own loss output '${scalarOutput[0]}'` }, targets: null };
+    }
+    if (typeof spec === 'object' && spec.kind === 'output') {
+      const { name, tensor } = this.pickOutput(ctx, spec.name, "loss 'output'");
+      if (tensor.size !== 1 || !isFloat(tensor.dtype)) throw new OnnxImportError('BAD_LOSS', `loss output '${name}' must be a float scalar, got ${tensor.dtype}${formatShape(tensor.shape)}`);
+      return { loss: tensor, info: { kind: 'output', output: name, description: `value '${name}'` }, targets: null };
+    }
+    if (typeof spec === 'object' && spec.kind === 'mse') {
+      const { name, tensor } = this.pickOutput(ctx, spec.output, "loss 'mse'");
+      const target = convert(spec.target, tensor.dtype);
+      if (formatShape(target.shape) !== formatShape(tensor.shape)) throw new OnnxImportError('BAD_LOSS', `mse target shape ${formatShape(target.shape)} differs from output '${name}' ${formatShape(tensor.shape)}`);
+      return { loss: E.mseLoss(tensor, target), info: { kind: 'mse', output: name, description: `mean squared error of '${name}' against the given target` }, targets: target };
+    }
+    const kind = typeof spec === 'object' ? spec.kind : spec;
+    const outName = typeof spec === 'object' ? (spec as { output?: string }).output : undefined;
+    const { name, tensor } = this.pickOutput(ctx, outName, `loss '${kind}'`);
+    if (kind === 'meanSquare' || (kind === 'auto' && tensor.rank !== 2 && !this.languageModelInput(tensor))) {
+      return { loss: E.mean(E.square(tensor)), info: { kind: 'meanSquare', output: name, description: `mean of squares of '${name}'` }, targets: null };
+    }
+    // Cross-entropy: class dim last for language-model logits [B, T, V], else dim 1 ([N, C, ...]).
+    const given = typeof spec === 'object' && spec.kind === 'crossEntropy' ? spec : undefined;
+    const lmInput = this.languageModelInput(tensor);
+    const ignoreIndex = given?.ignoreIndex ?? -100;
+    let targets: Tensor;
+    let description: string;
+    const classesLast = lmInput !== null || (given?.targets !== undefined && given.targets.rank === tensor.rank - 1 && formatShape(given.targets.shape) === formatShape(tensor.shape.slice(0, -1)) && tensor.rank > 2);
+    if (given?.targets) {
+      targets = convert(given.targets, 'int32', 'cross-entropy targets');
+      description = `cross-entropy of '${name}' against the given targets`;
+    } else if (lmInput) {
+      // next-token targets: targets[..., t] = ids[..., t + 1]; the last position is ignored
+      const ids = ctx.inputs.get(lmInput)!;
+      const t = ids.shape[ids.rank - 1];
+      const data = new Int32Array(ids.size);
+      for (let i = 0; i < ids.size; i++) data[i] = i % t === t - 1 ? ignoreIndex : ids.data[i + 1];
+      targets = new Tensor(data, ids.shape);
+      description = `cross-entropy of '${name}' on next-token targets from input '${lmInput}' (last position ignored)`;
+    } else {
+      if (tensor.rank < 2) throw new OnnxImportError('BAD_LOSS', `cross-entropy needs class scores [N, C, ...], output '${name}' is ${formatShape(tensor.shape)}`);
+      const c = tensor.shape[1];
+      const shape = [tensor.shape[0], ...tensor.shape.slice(2)];
+      const data = new Int32Array(sizeOf(shape));
+      for (let i = 0; i < data.length; i++) data[i] = rng.int(c);
+      targets = new Tensor(data, shape);
+      description = `cross-entropy of '${name}' on random labels in [0, ${c})`;
+    }
+    let loss: Tensor;
+    try {
+      loss = classesLast
+        ? E.crossEntropy(E.reshape(tensor, [-1, tensor.shape[tensor.rank - 1]]), E.reshape(targets, [-1]), { ignoreIndex })
+        : E.crossEntropy(tensor, targets, { ignoreIndex });
+    } catch (e) {
+      throw new OnnxImportError('BAD_LOSS', `cross-entropy on '${name}' ${formatShape(tensor.shape)}: ${(e as Error).message}`, { cause: e });
+    }
+    return { loss, info: { kind: 'crossEntropy', output: name, description }, targets };
+  }
+}
+
+/**
+ * Imports an ONNX model from its bytes (a Uint8Array: no file system access, so it runs in Node
+ * and in the browser). Throws OnnxImportError with a code saying what is wrong.
+ */
+export function loadOnnx(bytes: Uint8Array, options: LoadOptions = {}): OnnxModel {
+  const proto = decodeModel(bytes);
+  try {
+    return new OnnxModel(proto, options);
+  } catch (e) {
+    if (e instanceof OnnxImportError) throw e;
+    throw new OnnxImportError('INVALID_MODEL', `could not import the model: ${(e as Error).message}`, { cause: e });
+  }
+}

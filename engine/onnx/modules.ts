@@ -1,0 +1,176 @@
+/**
+ * Module paths and source locations of ONNX nodes, for both PyTorch exporters:
+ * - legacy TorchScript exporter: scoped node names (`/blocks.0/attn/q_proj/MatMul` -> module
+ *   `blocks.0.attn.q_proj`) and, with verbose=True, a stack trace in `doc_string`
+ *   (`/path/models.py(102): forward` lines, innermost frame first);
+ * - dynamo exporter (torch >= 2.5): node metadata_props `pkg.torch.onnx.name_scopes` (a Python
+ *   list literal of cumulative module paths, then the FX node name), `pkg.torch.onnx.class_hierarchy`
+ *   (module classes, then the op) and `pkg.torch.onnx.stack_trace` (a Python traceback,
+ *   outermost frame first).
+ */
+
+/** A position in the Python source that produced a node. */
+export interface SourceLocation {
+  file: string;
+  line: number;
+  /** The Python function (usually `forward`). */
+  function?: string;
+}
+
+/** One module of the model (a PyTorch nn.Module), with its submodules, nodes and parameters. */
+export interface ModuleNode {
+  /** Dotted path as in state_dict keys ('' for the root, 'blocks.0.attn' ...). */
+  path: string;
+  /** Last path component ('' for the root). */
+  name: string;
+  /** Qualified class name when the exporter recorded it (dynamo metadata), e.g. 'torch.nn.modules.linear.Linear'. */
+  className?: string;
+  children: ModuleNode[];
+  /** Names of the nodes whose module path is exactly this module. */
+  nodes: string[];
+  /** Names of the initializers (parameters and buffers) that belong directly to this module. */
+  parameters: string[];
+  /** The innermost user-code frame of the module's first node (where its computation is written). */
+  source?: SourceLocation;
+}
+
+/** Library frames (PyTorch's own code, Python internals) that are not "the user's source". */
+export function isLibraryFrame(file: string): boolean {
+  return /[\\/](site|dist)-packages[\\/]torch[\\/]/.test(file) || /^<frozen /.test(file) || /[\\/]torch[\\/](nn|onnx|jit|fx|_dynamo|export|_ops|_tensor|functional|overrides)\b/.test(file);
+}
+
+/** Frames of a legacy verbose doc_string, innermost first. */
+function parseLegacyTrace(doc: string): SourceLocation[] {
+  const frames: SourceLocation[] = [];
+  for (const line of doc.split(/\r?\n/)) {
+    const m = /^\s*(.+?)\((\d+)\):\s*(\S+)?\s*$/.exec(line);
+    if (m) frames.push({ file: m[1], line: Number(m[2]), function: m[3] });
+  }
+  return frames;
+}
+
+/** Frames of a Python traceback (`File "x", line N, in f`), returned innermost first. */
+function parsePythonTrace(trace: string): SourceLocation[] {
+  const frames: SourceLocation[] = [];
+  const re = /File "([^"]+)", line (\d+)(?:, in ([^\s]+))?/g;
+  for (let m = re.exec(trace); m; m = re.exec(trace)) frames.push({ file: m[1], line: Number(m[2]), function: m[3] });
+  return frames.reverse();
+}
+
+/** Parses a Python list-of-strings literal such as "['', 'blocks.0', 'linear']". */
+export function parsePythonStringList(text: string): string[] | null {
+  const t = text.trim();
+  if (!t.startsWith('[') || !t.endsWith(']')) return null;
+  const out: string[] = [];
+  const re = /'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"/g;
+  for (let m = re.exec(t); m; m = re.exec(t)) out.push((m[1] ?? m[2]).replace(/\\(.)/g, '$1'));
+  return out;
+}
+
+export interface NodeScope {
+  modulePath: string;
+  moduleClass?: string;
+  /** Class of every module on the path, outermost first, when known. */
+  classes?: { path: string; className: string }[];
+  /** All frames, innermost first. */
+  stack: SourceLocation[];
+  /** Innermost frame outside the PyTorch library. */
+  source?: SourceLocation;
+}
+
+/** Module path from a legacy scoped node name: '/blocks.0/attn/MatMul' -> 'blocks.0.attn'. */
+export function modulePathFromNodeName(name: string): string | null {
+  if (!name.startsWith('/')) return null;
+  const parts = name.split('/').filter((p) => p !== '');
+  parts.pop(); // the op itself (e.g. MatMul_1)
+  return parts.join('.');
+}
+
+/** Module path, classes and source of a node from whichever exporter conventions it follows. */
+export function nodeScope(name: string, docString: string, metadata: Record<string, string>): NodeScope {
+  let modulePath: string | null = null;
+  let moduleClass: string | undefined;
+  let classes: { path: string; className: string }[] | undefined;
+  const scopes = metadata['pkg.torch.onnx.name_scopes'] !== undefined ? parsePythonStringList(metadata['pkg.torch.onnx.name_scopes']) : null;
+  if (scopes && scopes.length > 0) {
+    const hierarchy = metadata['pkg.torch.onnx.class_hierarchy'] !== undefined ? parsePythonStringList(metadata['pkg.torch.onnx.class_hierarchy']) : null;
+    let mods = [...scopes];
+    let cls = hierarchy ? [...hierarchy] : null;
+    // The exporter appends the FX node (name, target) to both lists. With the class hierarchy we
+    // know for sure; without it, the last entry is a module only if it extends the previous path.
+    const lastIsNode = cls && cls.length === mods.length
+      ? true
+      : mods.length > 1 && !(mods[mods.length - 2] === '' || mods[mods.length - 1].startsWith(`${mods[mods.length - 2]}.`));
+    if (lastIsNode) {
+      mods = mods.slice(0, -1);
+      if (cls) cls = cls.slice(0, -1);
+    }
+    // name_scopes are cumulative ('', 'blocks.0', 'blocks.0.attn'); tolerate relative ones too.
+    const cumulative = mods.every((m, i) => i === 0 || mods[i - 1] === '' || m.startsWith(`${mods[i - 1]}.`));
+    modulePath = cumulative ? mods[mods.length - 1] ?? '' : mods.filter((m) => m !== '').join('.');
+    if (cls && cls.length === mods.length) {
+      const paths = cumulative ? mods : mods.map((_, i) => mods.slice(0, i + 1).filter((m) => m !== '').join('.'));
+      classes = paths.map((p, i) => ({ path: p, className: cls![i] }));
+      moduleClass = cls[cls.length - 1];
+    }
+  }
+  if (modulePath === null) modulePath = modulePathFromNodeName(name) ?? '';
+  let stack: SourceLocation[] = [];
+  const trace = metadata['pkg.torch.onnx.stack_trace'];
+  if (trace) stack = parsePythonTrace(trace);
+  if (stack.length === 0 && docString) stack = parseLegacyTrace(docString);
+  const source = stack.find((f) => !isLibraryFrame(f.file));
+  return { modulePath, moduleClass, classes, stack, source };
+}
+
+function child(parent: ModuleNode, name: string): ModuleNode {
+  let c = parent.children.find((m) => m.name === name);
+  if (!c) {
+    c = { path: parent.path === '' ? name : `${parent.path}.${name}`, name, children: [], nodes: [], parameters: [] };
+    parent.children.push(c);
+  }
+  return c;
+}
+
+function ensure(root: ModuleNode, path: string): ModuleNode {
+  let m = root;
+  if (path === '') return m;
+  for (const part of path.split('.')) m = child(m, part);
+  return m;
+}
+
+/** Builds the module tree from node scopes and initializer names (`blocks.0.fc.weight` -> `blocks.0.fc`). */
+export function buildModuleTree(
+  nodes: readonly { name: string; modulePath: string; classes?: { path: string; className: string }[]; source?: SourceLocation }[],
+  initializers: readonly string[],
+): { root: ModuleNode; byPath: Map<string, ModuleNode> } {
+  const root: ModuleNode = { path: '', name: '', children: [], nodes: [], parameters: [] };
+  for (const n of nodes) {
+    const m = ensure(root, n.modulePath);
+    m.nodes.push(n.name);
+    if (!m.source && n.source) m.source = n.source;
+    for (const c of n.classes ?? []) {
+      const cm = ensure(root, c.path);
+      if (!cm.className) cm.className = c.className;
+    }
+  }
+  for (const name of initializers) {
+    // Only names that look like state_dict keys (not '/x/Constant_output_0' or 'onnx::MatMul_12').
+    if (!/^[A-Za-z_][\w]*(\.[\w]+)*$/.test(name)) {
+      root.parameters.push(name);
+      continue;
+    }
+    const parts = name.split('.');
+    parts.pop();
+    ensure(root, parts.join('.')).parameters.push(name);
+  }
+  const byPath = new Map<string, ModuleNode>();
+  const visit = (m: ModuleNode) => {
+    byPath.set(m.path, m);
+    m.children.forEach(visit);
+    // A parent without nodes of its own takes the source of its first child.
+    if (!m.source) m.source = m.children.find((c) => c.source)?.source;
+  };
+  visit(root);
+  return { root, byPath };
+}
