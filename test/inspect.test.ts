@@ -21,9 +21,14 @@ test('tensorStats: moments, zeros, non-finite counts and a log-magnitude histogr
 });
 
 test('deadUnitFraction counts units zero for every sample (last axis, or channels for NCHW)', () => {
-  assert.equal(deadUnitFraction(tensorFrom([0, 1, 0, 0, 2, 0], [2, 3])), 2 / 3);
-  const nchw = tensorFrom([0, 0, 0, 0, 1, 0, 0, 0], [1, 2, 2, 2]);
+  // 8 samples x 3 units: unit 1 fires once, units 0 and 2 never.
+  const rows = Array.from({ length: 8 }, (_, i) => [0, i === 5 ? 1 : 0, 0]).flat();
+  assert.equal(deadUnitFraction(tensorFrom(rows, [8, 3])), 2 / 3);
+  // NCHW: channels are the units; channel 0 is all zero over 2 x 2 x 2 samples, channel 1 is not.
+  const nchw = tensorFrom([0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [2, 2, 2, 2]);
   assert.equal(deadUnitFraction(nchw), 0.5);
+  // Too few samples per unit to call any unit dead.
+  assert.equal(deadUnitFraction(tensorFrom([0, 1, 0, 0, 2, 0], [2, 3])), null);
 });
 
 /** The gold-checked sigmoid MLP, traced by hand as the ONNX importer would trace it. */

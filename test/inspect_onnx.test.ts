@@ -90,3 +90,23 @@ test('watches resolve by source line, falling back to the module output', () => 
   // Backward reaches the later layer first.
   assert.ok(mlp.order < report.hookLogs.find((h) => h.target === 'attention line')!.order);
 });
+
+const example = (name: string) => new Uint8Array(fs.readFileSync(path.join(repoRoot, 'examples', name)));
+
+test('examples: the vanishing MLP gets vanishing findings, the healthy one none (nn.Sequential paths resolve)', () => {
+  const vanishing = diagnose(inspectOnnx(example('vanishing_mlp.onnx'), 'vanishing_mlp.onnx', { batch: 8 }));
+  assert.ok(vanishing.filter((f) => f.kind === 'vanishing').length >= 3);
+  const healthy = inspectOnnx(example('healthy_mlp.onnx'), 'healthy_mlp.onnx', { batch: 8 });
+  assert.deepEqual(diagnose(healthy).map((f) => `${f.kind}:${f.modulePath}`), []);
+  // Legacy exporter scopes Sequential children as '/blocks/blocks.2/fc': the module is blocks.2.fc.
+  assert.ok(healthy.modules.some((m) => m.path === 'blocks.2.fc' && m.parameters.length === 2));
+  assert.ok(!healthy.modules.some((m) => m.path.startsWith('blocks.blocks')));
+});
+
+test('examples: a -inf attention mask is not reported as an anomaly; LoRA A with B = 0 is explained', () => {
+  const gpt = inspectOnnx(example('tiny_gpt.onnx'), 'tiny_gpt.onnx', { batch: 2, sequenceLength: 16 });
+  assert.equal(gpt.firstNonFinite, undefined);
+  const lora = inspectOnnx(example('lora.onnx'), 'lora.onnx', { batch: 8 });
+  const a = lora.modules.flatMap((m) => m.parameters).find((p) => p.name === 'proj.lora_A')!;
+  assert.match(a.zeroReason ?? '', /proj\.lora_B', which is all zeros/);
+});

@@ -52,11 +52,18 @@ function ancestors(path: string): string[] {
   return out;
 }
 
-/** Fraction of units (channel axis 1 for rank-4 NCHW, else the last axis) that are zero for every sample. */
+/** Fewer samples per unit than this and "zero for every sample" is chance, not a dead unit. */
+export const MIN_SAMPLES_FOR_DEAD_UNITS = 8;
+
+/**
+ * Fraction of units (channel axis 1 for rank-4 NCHW, else the last axis) that are zero for every
+ * sample; null when there are too few samples per unit to tell.
+ */
 export function deadUnitFraction(t: Tensor): number | null {
   if (t.rank < 2 || t.size === 0) return null;
   const axis = t.rank === 4 ? 1 : t.rank - 1;
   const units = t.shape[axis];
+  if (t.size / units < MIN_SAMPLES_FOR_DEAD_UNITS) return null;
   const inner = t.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const alive = new Uint8Array(units);
   for (let i = 0; i < t.size; i++) {

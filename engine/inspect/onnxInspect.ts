@@ -7,6 +7,7 @@ import { getBackend } from '../backend/registry';
 import { Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
 import type { OnnxNode } from '../onnx/graph';
 import type { Tensor } from '../tensor';
+import { isFloat } from '../dtype';
 import { InspectionRecorder, TracedOp, TracedParameter, WatchRequest, parentPath } from './collect';
 import type { InspectionReport, SourceLocation } from './report';
 import { explainZeroGradient } from './zeroReasons';
@@ -68,9 +69,20 @@ function sourceOf(node: OnnxNode | null): SourceLocation | undefined {
   return node?.source ? { file: node.source.file, line: node.source.line } : undefined;
 }
 
+function nonFinite(t: Tensor): { nan: boolean; inf: boolean } {
+  let nan = false;
+  let inf = false;
+  for (let i = 0; i < t.size; i++) {
+    const v = t.data[i];
+    if (v !== v) nan = true;
+    else if (v === Infinity || v === -Infinity) inf = true;
+  }
+  return { nan, inf };
+}
+
 function hasNonFinite(t: Tensor): boolean {
-  for (let i = 0; i < t.size; i++) if (!Number.isFinite(t.data[i])) return true;
-  return false;
+  const f = nonFinite(t);
+  return f.nan || f.inf;
 }
 
 export function inspectOnnx(bytes: Uint8Array, modelName: string, options: InspectOptions = {}): InspectionReport {
@@ -82,6 +94,7 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
 
   progress('forward pass');
   let firstNonFinite: InspectionReport['firstNonFinite'];
+  const seen = new Map<string, Tensor>();
   const t0 = performance.now();
   const run = model.run(options.feeds, {
     seed: options.seed ?? 0,
@@ -90,7 +103,12 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     loss: lossSpec(options.loss),
     dtype,
     onValue: (v: OnnxValue) => {
-      if (!firstNonFinite && v.kind === 'node' && v.node && (v.tensor.dtype === 'float32' || v.tensor.dtype === 'float64') && hasNonFinite(v.tensor)) {
+      seen.set(v.name, v.tensor);
+      if (firstNonFinite || v.kind !== 'node' || !v.node || v.folded || !isFloat(v.tensor.dtype)) return;
+      // Constants are intended. NaN elsewhere is an anomaly; an Inf is one only when no input already held it (a -inf attention
+      // mask and the masked scores it produces are intended).
+      const bad = nonFinite(v.tensor);
+      if (bad.nan || (bad.inf && !v.node.inputs.some((n) => { const t = seen.get(n) ?? model.buffers.get(n); return t !== undefined && isFloat(t.dtype) && nonFinite(t).inf; }))) {
         firstNonFinite = { node: v.node.name, modulePath: v.modulePath, phase: 'forward', source: sourceOf(v.node) };
       }
     },

@@ -69,7 +69,9 @@ function multipliedByZeros(graph: OnnxGraph, param: string, valueOf: (name: stri
   const product = walk(graph, param, new Set([...LAYOUT, 'MatMul', 'Gemm', 'Mul']), (n, from) =>
     (n.opType === 'MatMul' || n.opType === 'Gemm' || n.opType === 'Mul') && n.inputs.some((i, slot) => i !== from && slot < 2 && i !== '' && allZero(i)));
   if (!product) return null;
-  const zero = product.inputs.find((i) => i !== '' && allZero(i))!;
+  // Name the all-zero tensor itself (the parameter behind any transpose or reshape).
+  let zero = product.inputs.find((i) => i !== '' && allZero(i))!;
+  for (let p = graph.producers.get(zero); p !== undefined && LAYOUT.has(graph.nodes[p].opType); p = graph.producers.get(zero)) zero = graph.nodes[p].inputs[0];
   return `every path to the loss multiplies by '${zero}', which is all zeros (as LoRA's B is at initialisation)`;
 }
 

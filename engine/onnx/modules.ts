@@ -78,12 +78,22 @@ export interface NodeScope {
   source?: SourceLocation;
 }
 
-/** Module path from a legacy scoped node name: '/blocks.0/attn/MatMul' -> 'blocks.0.attn'. */
+/**
+ * Module path from a legacy scoped node name: '/blocks.0/attn/MatMul' -> 'blocks.0.attn'. A called
+ * container (nn.Sequential) scopes its children with its own name repeated: '/blocks/blocks.2/fc/Gemm'
+ * is module 'blocks.2.fc', as the parameter names ('blocks.2.fc.weight') say.
+ */
 export function modulePathFromNodeName(name: string): string | null {
   if (!name.startsWith('/')) return null;
   const parts = name.split('/').filter((p) => p !== '');
   parts.pop(); // the op itself (e.g. MatMul_1)
-  return parts.join('.');
+  const path: string[] = [];
+  for (const seg of parts) {
+    const last = path[path.length - 1];
+    if (last !== undefined && seg.startsWith(`${last}.`)) path.pop();
+    path.push(seg);
+  }
+  return path.join('.');
 }
 
 /** Module path, classes and source of a node from whichever exporter conventions it follows. */

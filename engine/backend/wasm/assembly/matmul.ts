@@ -1,0 +1,240 @@
+// @ts-nocheck -- AssemblyScript source (compiled by asc via engine/backend/wasm/build.mjs, not by tsc).
+/**
+ * Single-precision GEMM, C = A B, in the GotoBLAS/BLIS scheme:
+ *   for each NC-wide block of columns, for each KC-deep slice of k: pack that part of B into NR-wide
+ *   column panels (contiguous, zero-padded),
+ *     for each MC-tall block of A: pack it into MR-tall row panels,
+ *       for each NR panel of B, for each MR panel of A: the MR x NR register-blocked micro-kernel.
+ * The micro-kernel keeps a 4 x 8 tile of C in eight f32x4 accumulators (4 rows x 2 vectors); per k
+ * step it loads two B vectors and broadcasts four A values into eight 4-lane multiply-adds (64 flops)
+ * with 11 xmm registers live. V8 allocates that without spills; 6x8, 5x8 and 4x12 tiles and an
+ * unrolled k loop spill and run slower.
+ * A packed B micro-panel (KC x NR floats = 8 KiB) stays in L1 while the ir loop walks the A block
+ * (MC x KC floats = 96 KiB) out of L2.
+ * With relaxed SIMD enabled at build time the multiply-add is f32x4.relaxed_madd (an FMA where the
+ * hardware has one).
+ */
+
+const MR: i32 = 4;
+const NR: i32 = 8;
+const KC: i32 = 256;
+const MC: i32 = 96;
+/** Column block: bounds the packed B panel (KC x NC floats = 512 KiB, about half of a typical L2). */
+const NC: i32 = 512;
+
+/** Bytes of scratch matmul needs for inner size k and output width n. */
+export function matmulScratchBytes(k: i32, n: i32): i32 {
+  const kc = min(KC, k);
+  const nPad = ((min(NC, n) + NR - 1) / NR) * NR;
+  return (kc * nPad + MC * kc + MR * NR) * 4 + 64;
+}
+
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
+
+/** Transposes the 4x4 block whose rows are r0..r3 and stores its columns at dst, dst+step, ... */
+@inline function transpose4Store(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize, step: usize): void {
+  const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5);
+  const t1 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
+  const t2 = v128.shuffle<i32>(r0, r1, 2, 6, 3, 7);
+  const t3 = v128.shuffle<i32>(r2, r3, 2, 6, 3, 7);
+  v128.store(dst, v128.shuffle<i32>(t0, t1, 0, 1, 4, 5));
+  v128.store(dst + step, v128.shuffle<i32>(t0, t1, 2, 3, 6, 7));
+  v128.store(dst + 2 * step, v128.shuffle<i32>(t2, t3, 0, 1, 4, 5));
+  v128.store(dst + 3 * step, v128.shuffle<i32>(t2, t3, 2, 3, 6, 7));
+}
+
+/**
+ * Packs rows [ic, ic+mc) x columns [pc, pc+kc) of A, A(i, p) = a[i*rs + p*cs], into MR-row panels:
+ * panel r holds, for each p, the MR values A(ic+r*MR .. +MR-1, pc+p) (zero past the last row).
+ */
+function packA(a: usize, rs: i32, cs: i32, ic: i32, mc: i32, pc: i32, kc: i32, dst: usize): void {
+  for (let ir = 0; ir < mc; ir += MR) {
+    const rows = min(MR, mc - ir);
+    const i0 = ic + ir;
+    if (rows == MR && cs == 1) {
+      // Rows are contiguous along p: transpose 4x4 blocks.
+      const r0 = a + (<usize>(i0 * rs + pc) << 2);
+      const rsb = <usize>rs << 2;
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const o = <usize>p << 2;
+        transpose4Store(v128.load(r0 + o), v128.load(r0 + rsb + o), v128.load(r0 + 2 * rsb + o), v128.load(r0 + 3 * rsb + o), dst, 16);
+        dst += 64;
+      }
+      for (; p < kc; p++) {
+        const o = <usize>p << 2;
+        store<f32>(dst, load<f32>(r0 + o));
+        store<f32>(dst, load<f32>(r0 + rsb + o), 4);
+        store<f32>(dst, load<f32>(r0 + 2 * rsb + o), 8);
+        store<f32>(dst, load<f32>(r0 + 3 * rsb + o), 12);
+        dst += 16;
+      }
+    } else if (rows == MR && rs == 1) {
+      // A stored transposed: the MR values of each p are contiguous.
+      for (let p = 0; p < kc; p++) {
+        v128.store(dst, v128.load(a + (<usize>(i0 + (pc + p) * cs) << 2)));
+        dst += 16;
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        for (let ii = 0; ii < MR; ii++) {
+          let v: f32 = 0;
+          if (ii < rows) v = load<f32>(a + (<usize>((i0 + ii) * rs + (pc + p) * cs) << 2));
+          store<f32>(dst, v);
+          dst += 4;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Packs rows [pc, pc+kc) x columns [0, n) of B, B(p, j) = b[p*rs + j*cs], into NR-column panels:
+ * panel j holds, for each p, the NR values B(pc+p, j*NR .. +NR-1) (zero past the last column).
+ */
+function packB(b: usize, rs: i32, cs: i32, pc: i32, kc: i32, n: i32, dst: usize): void {
+  for (let jr = 0; jr < n; jr += NR) {
+    const cols = min(NR, n - jr);
+    if (cols == NR && cs == 1) {
+      let src = b + (<usize>(pc * rs + jr) << 2);
+      const rsb = <usize>rs << 2;
+      for (let p = 0; p < kc; p++) {
+        v128.store(dst, v128.load(src));
+        v128.store(dst, v128.load(src, 16), 16);
+        src += rsb;
+        dst += 32;
+      }
+    } else if (cols == NR && rs == 1) {
+      // B stored transposed ([n, k]): columns are contiguous along p; transpose 4x4 blocks.
+      const c0 = b + (<usize>(jr * cs + pc) << 2);
+      const csb = <usize>cs << 2;
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const o = <usize>p << 2;
+        transpose4Store(v128.load(c0 + o), v128.load(c0 + csb + o), v128.load(c0 + 2 * csb + o), v128.load(c0 + 3 * csb + o), dst, 32);
+        const c4 = c0 + 4 * csb;
+        transpose4Store(v128.load(c4 + o), v128.load(c4 + csb + o), v128.load(c4 + 2 * csb + o), v128.load(c4 + 3 * csb + o), dst + 16, 32);
+        dst += 128;
+      }
+      for (; p < kc; p++) {
+        for (let jj = 0; jj < NR; jj++) {
+          store<f32>(dst, load<f32>(c0 + (<usize>(jj * cs + p) << 2)));
+          dst += 4;
+        }
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        for (let jj = 0; jj < NR; jj++) {
+          let v: f32 = 0;
+          if (jj < cols) v = load<f32>(b + (<usize>((pc + p) * rs + (jr + jj) * cs) << 2));
+          store<f32>(dst, v);
+          dst += 4;
+        }
+      }
+    }
+  }
+}
+
+/** The 4x8 micro-kernel: C tile (row stride ldc floats) = [C +] packedA panel x packedB panel. */
+function kernel4x8(ap: usize, bp: usize, kc: i32, c: usize, ldc: i32, accumulate: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  for (let p = 0; p < kc; p++) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    let a = v128.load32_splat(ap);
+    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
+    a = v128.load32_splat(ap, 4);
+    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
+    a = v128.load32_splat(ap, 8);
+    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
+    a = v128.load32_splat(ap, 12);
+    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
+    ap += 16;
+    bp += 32;
+  }
+  const ld = <usize>ldc << 2;
+  const r1 = c + ld, r2 = c + 2 * ld, r3 = c + 3 * ld;
+  if (accumulate) {
+    c00 = f32x4.add(c00, v128.load(c)); c01 = f32x4.add(c01, v128.load(c, 16));
+    c10 = f32x4.add(c10, v128.load(r1)); c11 = f32x4.add(c11, v128.load(r1, 16));
+    c20 = f32x4.add(c20, v128.load(r2)); c21 = f32x4.add(c21, v128.load(r2, 16));
+    c30 = f32x4.add(c30, v128.load(r3)); c31 = f32x4.add(c31, v128.load(r3, 16));
+  }
+  v128.store(c, c00); v128.store(c, c01, 16);
+  v128.store(r1, c10); v128.store(r1, c11, 16);
+  v128.store(r2, c20); v128.store(r2, c21, 16);
+  v128.store(r3, c30); v128.store(r3, c31, 16);
+}
+
+/** One product C[m, n] = A B with A(i, p) = a[i*ars + p*acs] and B(p, j) = b[p*brs + j*bcs]. */
+function gemm(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, m: i32, k: i32, n: i32, work: usize): void {
+  if (k == 0) {
+    memory.fill(c, 0, <usize>(m * n) << 2);
+    return;
+  }
+  const kcMax = min(KC, k);
+  const nPad = ((min(NC, n) + NR - 1) / NR) * NR;
+  const packedB = work;
+  const packedA = packedB + (<usize>(kcMax * nPad) << 2);
+  const tile = packedA + (<usize>(MC * kcMax) << 2);
+  for (let jc = 0; jc < n; jc += NC) {
+    const nc = min(NC, n - jc);
+    const bj = b + (<usize>(jc * bcs) << 2);
+    for (let pc = 0; pc < k; pc += KC) {
+      const kc = min(KC, k - pc);
+      const acc = pc > 0;
+      packB(bj, brs, bcs, pc, kc, nc, packedB);
+      for (let ic = 0; ic < m; ic += MC) {
+        const mc = min(MC, m - ic);
+        packA(a, ars, acs, ic, mc, pc, kc, packedA);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const bp = packedB + (<usize>(jr * kc) << 2);
+          const cols = min(NR, nc - jr);
+          for (let ir = 0; ir < mc; ir += MR) {
+            const ap = packedA + (<usize>(ir * kc) << 2);
+            const rows = min(MR, mc - ir);
+            const cp = c + (<usize>((ic + ir) * n + jc + jr) << 2);
+            if (rows == MR && cols == NR) {
+              kernel4x8(ap, bp, kc, cp, n, acc);
+            } else {
+              // Edge tile: compute the full tile into scratch, then add/copy the valid part.
+              kernel4x8(ap, bp, kc, tile, NR, false);
+              for (let ii = 0; ii < rows; ii++) {
+                const dst = cp + (<usize>(ii * n) << 2);
+                const src = tile + (<usize>(ii * NR) << 2);
+                for (let jj = 0; jj < cols; jj++) {
+                  const o = <usize>jj << 2;
+                  let v = load<f32>(src + o);
+                  if (acc) v += load<f32>(dst + o);
+                  store<f32>(dst + o, v);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Batched matmul of MatmulPlan: product p multiplies A at element offset aOffsets[p] by B at
+ * bOffsets[p] into C's p-th [m, n] block. transA: A stored [k, m]; transB: B stored [n, k].
+ */
+export function matmul(a: usize, b: usize, c: usize, batch: i32, m: i32, k: i32, n: i32, aOffsets: usize, bOffsets: usize, transA: i32, transB: i32, work: usize): void {
+  const ars = transA ? 1 : k;
+  const acs = transA ? m : 1;
+  const brs = transB ? 1 : n;
+  const bcs = transB ? k : 1;
+  for (let p = 0; p < batch; p++) {
+    const ao = a + (<usize>load<i32>(aOffsets + (<usize>p << 2)) << 2);
+    const bo = b + (<usize>load<i32>(bOffsets + (<usize>p << 2)) << 2);
+    gemm(ao, ars, acs, bo, brs, bcs, c + (<usize>(p * m * n) << 2), m, k, n, work);
+  }
+}
