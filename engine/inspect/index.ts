@@ -3,3 +3,4 @@ export * from './report';
 export * from './collect';
 export * from './diagnose';
 export * from './onnxInspect';
+export * from './attention';

@@ -11,6 +11,7 @@ import { isFloat } from '../dtype';
 import { InspectionRecorder, TracedOp, TracedParameter, WatchRequest, parentPath } from './collect';
 import type { InspectionReport, SourceLocation } from './report';
 import { explainZeroGradient } from './zeroReasons';
+import { armAttentionCapture, findAttention } from './attention';
 
 export interface InspectOptions {
   seed?: number;
@@ -23,6 +24,10 @@ export interface InspectOptions {
   watches?: { target: string; file: string; line: number; modulePath?: string }[];
   /** Initializers to keep frozen (e.g. LoRA base weights). Default: names containing 'base_layer' or '.base.'. */
   frozen?: (name: string) => boolean;
+  /** Capture attention maps and their gradients for this sample (default 0); -1 turns capture off. */
+  attentionSample?: number;
+  /** Full loss specification (e.g. cross-entropy against given targets); overrides `loss`. */
+  lossSpec?: LossSpec;
   /** Inputs to use instead of seeded samples, by graph input name. */
   feeds?: Feeds;
   onProgress?: (message: string) => void;
@@ -100,7 +105,7 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     seed: options.seed ?? 0,
     batch: options.batch,
     seq: options.sequenceLength,
-    loss: lossSpec(options.loss),
+    loss: options.lossSpec ?? lossSpec(options.loss),
     dtype,
     onValue: (v: OnnxValue) => {
       seen.set(v.name, v.tensor);
@@ -135,12 +140,17 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     if (!firstNonFinite && hasNonFinite(g)) firstNonFinite = { node: v.node!.name, modulePath: v.modulePath, phase: 'backward', source: sourceOf(v.node) };
   }));
 
+  const sample = options.attentionSample ?? 0;
+  const batch = [...run.inputs.values()][0]?.shape[0] ?? 1;
+  const attention = sample >= 0 ? armAttentionCapture(findAttention(model.graph), run.tensorsByName, batch, sample) : null;
+
   progress('backward pass');
   const t1 = performance.now();
   backward(run.loss);
   const backwardMs = performance.now() - t1;
   recorder.detach();
   removers.forEach((r) => r());
+  const captured = attention?.collect() ?? [];
 
   progress('summarising');
   // Explain gradients that are zero or far below the median parameter's (rounding of a structural zero).
@@ -161,6 +171,8 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     loss: { kind: run.lossInfo.kind, value: run.loss.item() },
     timings: { forwardMs, backwardMs },
     firstNonFinite,
+    attention: captured,
+    tokens: captured.length ? sampleTokens(model, run.inputs, sample) : undefined,
   });
 }
 
@@ -187,4 +199,21 @@ function resolveWatches(watches: NonNullable<InspectOptions['watches']>, values:
     }
   }
   return out;
+}
+
+/** The token ids of one sample and, when the model carries a vocabulary (metadata `gradientlens.vocab`), their text. */
+function sampleTokens(model: OnnxModel, inputs: Map<string, Tensor>, sample: number): { ids: number[]; labels?: string[] } | undefined {
+  const spec = model.inputs.find((i) => i.role === 'tokens');
+  const t = spec && inputs.get(spec.name);
+  if (!t || t.rank < 2) return undefined;
+  const len = t.shape[t.rank - 1];
+  const ids = Array.from(t.data.subarray(sample * len, (sample + 1) * len) as ArrayLike<number>);
+  let vocab: unknown;
+  try {
+    vocab = model.metadata['gradientlens.vocab'] ? JSON.parse(model.metadata['gradientlens.vocab']) : undefined;
+  } catch {
+    vocab = undefined;
+  }
+  const labels = Array.isArray(vocab) ? ids.map((id) => String(vocab[id] ?? id)) : undefined;
+  return { ids, labels };
 }

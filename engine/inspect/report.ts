@@ -3,6 +3,7 @@
  * cross from the engine worker to the webview and the extension host, and be saved and loaded.
  */
 import { TensorStats } from './stats';
+import type { AttentionCapture } from './attention';
 
 export const REPORT_SCHEMA = 'gradient-lens/report@1';
 
@@ -76,6 +77,10 @@ export interface InspectionReport {
   /** Every module, shallowest first within each depth. */
   modules: ModuleReport[];
   hookLogs: HookLogEntry[];
+  /** Attention weights and their gradients per layer and head, for one sample. */
+  attention?: AttentionCapture[];
+  /** Token ids of that sample (for axis labels) and their text when the model carries a vocabulary. */
+  tokens?: { ids: number[]; labels?: string[] };
   /** The first op whose forward output or gradient is NaN/Inf, if any. */
   firstNonFinite?: { node: string; modulePath: string; phase: 'forward' | 'backward'; source?: SourceLocation };
 }
