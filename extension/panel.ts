@@ -1,47 +1,109 @@
 import * as vscode from 'vscode';
-import { HostToWebview, WebviewToHost, BackendInfo } from './protocol';
+import type { InspectionReport } from '../engine/inspect/report';
+import type { Finding } from '../engine/inspect/diagnose';
+import { BackendInfo, HostToWebview, RunRequest, RunSettings, WebviewToHost } from './protocol';
 
-/** The single Gradient Lens webview panel (created on demand, revealed if it exists). */
-export class GradientLensPanel {
-  static current: GradientLensPanel | undefined;
+export interface PanelEvents {
+  onRevealModule(path: string): void;
+  onRerun(settings: RunSettings): void;
+  onBackend(info: BackendInfo): void;
+}
+
+interface PendingRun {
+  resolve(report: InspectionReport): void;
+  reject(error: Error): void;
+  onProgress(message: string): void;
+}
+
+/**
+ * The Gradient Lens webview panel. It hosts the engine (in a worker inside the webview), so runs go
+ * through here: `run()` posts the model and resolves with the report the webview sends back.
+ */
+export class GradientLensPanel implements vscode.Disposable {
+  private static current: GradientLensPanel | undefined;
   private readonly disposables: vscode.Disposable[] = [];
+  private readonly pending = new Map<number, PendingRun>();
+  private readonly ready: Promise<void>;
+  private markReady!: () => void;
   backend: BackendInfo | undefined;
 
-  static show(context: vscode.ExtensionContext, output: vscode.OutputChannel): GradientLensPanel {
+  /** The open panel, or a new one beside the editor. */
+  static show(context: vscode.ExtensionContext, events: PanelEvents, settings: RunSettings, preserveFocus = false): GradientLensPanel {
     if (GradientLensPanel.current) {
-      GradientLensPanel.current.panel.reveal();
+      GradientLensPanel.current.panel.reveal(undefined, preserveFocus);
       return GradientLensPanel.current;
     }
-    const panel = vscode.window.createWebviewPanel('gradientLens.panel', 'Gradient Lens', vscode.ViewColumn.Beside, {
+    const panel = vscode.window.createWebviewPanel('gradientLens.panel', 'Gradient Lens', { viewColumn: vscode.ViewColumn.Beside, preserveFocus }, {
       enableScripts: true,
       retainContextWhenHidden: true,
       localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist'), vscode.Uri.joinPath(context.extensionUri, 'media')],
     });
-    GradientLensPanel.current = new GradientLensPanel(panel, context, output);
+    panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'icon.png');
+    GradientLensPanel.current = new GradientLensPanel(panel, context, events, settings);
     return GradientLensPanel.current;
   }
 
-  private constructor(private readonly panel: vscode.WebviewPanel, context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel) {
-    panel.webview.html = this.html(panel.webview, context.extensionUri);
-    panel.onDidDispose(() => this.dispose(), null, this.disposables);
-    panel.webview.onDidReceiveMessage((m: WebviewToHost) => this.onMessage(m), null, this.disposables);
+  static get existing(): GradientLensPanel | undefined {
+    return GradientLensPanel.current;
   }
 
-  post(message: HostToWebview): Thenable<boolean> {
+  private constructor(private readonly panel: vscode.WebviewPanel, context: vscode.ExtensionContext, private readonly events: PanelEvents, private readonly settings: RunSettings) {
+    this.ready = new Promise((resolve) => (this.markReady = resolve));
+    panel.webview.html = this.html(panel.webview, context.extensionUri);
+    panel.onDidDispose(() => this.dispose(), null, this.disposables);
+    panel.webview.onDidReceiveMessage((m: WebviewToHost) => this.onMessage(m, context), null, this.disposables);
+  }
+
+  private post(message: HostToWebview): Thenable<boolean> {
     return this.panel.webview.postMessage(message);
   }
 
-  private onMessage(message: WebviewToHost): void {
+  /** Runs the model in the webview's engine. Rejects with the engine's error message, or 'cancelled'. */
+  async run(request: RunRequest, onProgress: (message: string) => void, token: vscode.CancellationToken): Promise<InspectionReport> {
+    await this.ready;
+    return new Promise((resolve, reject) => {
+      this.pending.set(request.runId, { resolve, reject, onProgress });
+      token.onCancellationRequested(() => void this.post({ type: 'cancel', runId: request.runId }));
+      void this.post({ type: 'run', ...request });
+    });
+  }
+
+  showFindings(runId: number, findings: Finding[]): void {
+    void this.post({ type: 'findings', runId, findings });
+  }
+
+  focusModule(path: string): void {
+    void this.post({ type: 'focusModule', path });
+  }
+
+  private onMessage(message: WebviewToHost, context: vscode.ExtensionContext): void {
     switch (message.type) {
       case 'ready':
-        void this.post({ type: 'hello', version: String(vscode.extensions.getExtension('gradient-lens.gradient-lens')?.packageJSON.version ?? '') });
+        void this.post({ type: 'hello', version: String(context.extension.packageJSON.version ?? ''), settings: this.settings });
+        this.markReady();
         break;
       case 'backend':
         this.backend = message.info;
-        this.output.appendLine(`engine backend: ${message.info.name} (${message.info.reason})`);
+        this.events.onBackend(message.info);
+        break;
+      case 'progress':
+        this.pending.get(message.runId)?.onProgress(message.message);
+        break;
+      case 'report':
+        this.pending.get(message.runId)?.resolve(message.report);
+        this.pending.delete(message.runId);
+        break;
+      case 'runError':
+        this.pending.get(message.runId)?.reject(new Error(message.message));
+        this.pending.delete(message.runId);
+        break;
+      case 'revealModule':
+        this.events.onRevealModule(message.path);
+        break;
+      case 'rerun':
+        this.events.onRerun(message.settings);
         break;
       case 'error':
-        this.output.appendLine(`webview error: ${message.message}`);
         void vscode.window.showErrorMessage(`Gradient Lens: ${message.message}`);
         break;
     }
@@ -50,7 +112,7 @@ export class GradientLensPanel {
   private html(webview: vscode.Webview, extensionUri: vscode.Uri): string {
     const nonce = makeNonce();
     const asset = (name: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', name)).toString();
-    // Strict CSP: only our nonce'd script; the engine worker is started from a blob of our own script;
+    // Strict CSP: only our nonce'd script runs; the engine worker starts from a blob of our own script;
     // 'wasm-unsafe-eval' lets the WebAssembly backend compile; fetch reaches only our own resources.
     const csp = [
       "default-src 'none'",
@@ -58,7 +120,7 @@ export class GradientLensPanel {
       `style-src ${webview.cspSource} 'unsafe-inline'`,
       `font-src ${webview.cspSource}`,
       `script-src 'nonce-${nonce}' 'wasm-unsafe-eval'`,
-      `worker-src blob:`,
+      'worker-src blob:',
       `connect-src ${webview.cspSource}`,
     ].join('; ');
     return `<!DOCTYPE html>
@@ -71,7 +133,7 @@ export class GradientLensPanel {
 <link rel="stylesheet" href="${asset('webview.css')}">
 </head>
 <body>
-<div id="app" data-worker="${asset('engine-worker.js')}"></div>
+<div id="app" data-worker="${asset('engine-worker.js')}" data-wasm="${asset('kernels.wasm')}"></div>
 <script nonce="${nonce}" src="${asset('webview.js')}"></script>
 </body>
 </html>`;
@@ -79,6 +141,8 @@ export class GradientLensPanel {
 
   dispose(): void {
     GradientLensPanel.current = undefined;
+    for (const p of this.pending.values()) p.reject(new Error('the Gradient Lens panel was closed'));
+    this.pending.clear();
     this.panel.dispose();
     while (this.disposables.length) this.disposables.pop()?.dispose();
   }

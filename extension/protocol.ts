@@ -1,7 +1,9 @@
 /**
- * The one typed message protocol between the extension host and the webview panel.
- * Both sides import these types; nothing else crosses the boundary.
+ * The one typed message protocol between the extension host, the webview page and its engine worker.
+ * Every side imports these types; nothing else crosses the boundaries.
  */
+import type { InspectionReport } from '../engine/inspect/report';
+import type { Finding } from '../engine/inspect/diagnose';
 
 /** Which engine backend runs in the webview, and why that one. */
 export interface BackendInfo {
@@ -15,13 +17,62 @@ export interface BackendInfo {
   wasmSimd: boolean;
 }
 
-export type HostToWebview = { type: 'hello'; version: string };
+export type LossChoice = 'auto' | 'cross-entropy' | 'next-token' | 'mse' | 'model';
+export type BackendChoice = 'auto' | 'webgpu' | 'wasm' | 'typescript';
+
+export interface RunSettings {
+  seed: number;
+  batch: number;
+  sequenceLength: number;
+  loss: LossChoice;
+  backend: BackendChoice;
+  dtype: 'float32' | 'float64';
+}
+
+export const DEFAULT_RUN_SETTINGS: RunSettings = { seed: 0, batch: 8, sequenceLength: 16, loss: 'auto', backend: 'auto', dtype: 'float32' };
+
+/** A value whose gradient the user asked to log (`# gradlens: watch`, `register_hook`). */
+export interface WatchSpec {
+  /** Label: the source expression. */
+  target: string;
+  /** Python file basename and 1-based line, matched against the model's stack-trace metadata. */
+  file: string;
+  line: number;
+  /** Fallback when the model has no line metadata: log this module's output gradient. */
+  modulePath?: string;
+}
+
+export interface RunRequest {
+  runId: number;
+  modelName: string;
+  bytes: Uint8Array;
+  settings: RunSettings;
+  watches: WatchSpec[];
+}
+
+export type HostToWebview =
+  | { type: 'hello'; version: string; settings: RunSettings }
+  | ({ type: 'run' } & RunRequest)
+  | { type: 'cancel'; runId: number }
+  | { type: 'focusModule'; path: string }
+  /** Diagnostics computed by the host with the user's thresholds, to colour the panel the same way. */
+  | { type: 'findings'; runId: number; findings: Finding[] };
 
 export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'backend'; info: BackendInfo }
+  | { type: 'progress'; runId: number; message: string }
+  | { type: 'report'; runId: number; report: InspectionReport }
+  | { type: 'runError'; runId: number; message: string }
+  | { type: 'revealModule'; path: string }
+  | { type: 'rerun'; settings: RunSettings }
   | { type: 'error'; message: string };
 
-/** Messages between the webview page and its engine worker. */
-export type PageToWorker = { type: 'probe' };
-export type WorkerToPage = { type: 'backend'; info: BackendInfo } | { type: 'error'; message: string };
+export type PageToWorker = { type: 'probe'; backend: BackendChoice } | ({ type: 'run' } & RunRequest);
+
+export type WorkerToPage =
+  | { type: 'backend'; info: BackendInfo }
+  | { type: 'progress'; runId: number; message: string }
+  | { type: 'report'; runId: number; report: InspectionReport }
+  | { type: 'runError'; runId: number; message: string }
+  | { type: 'error'; message: string };

@@ -83,7 +83,9 @@ test('watches resolve by source line, falling back to the module output', () => 
       { target: 'nowhere', file: 'elsewhere.py', line: 1 },
     ],
   });
-  assert.deepEqual(report.hookLogs.map((h) => h.target).sort(), ['attention line', 'mlp output']);
+  // The watched line runs once per block: one log entry per instance.
+  assert.deepEqual(report.hookLogs.map((h) => h.target).sort(), ['attention line', 'attention line', 'mlp output']);
+  assert.deepEqual(report.hookLogs.filter((h) => h.target === 'attention line').map((h) => h.modulePath.split('.').slice(0, 2).join('.')).sort(), ['blocks.0', 'blocks.1']);
   const mlp = report.hookLogs.find((h) => h.target === 'mlp output')!;
   assert.ok(mlp.grad.norm > 0);
   assert.equal(mlp.modulePath, 'blocks.1.mlp');

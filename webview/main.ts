@@ -1,57 +1,157 @@
-/** The Gradient Lens panel: UI in the webview, engine in a worker. */
+/** The Gradient Lens panel: UI in the webview, the engine in a worker (engineClient.ts). */
 import '@vscode-elements/elements/dist/vscode-badge';
-import { HostToWebview, WebviewToHost, WorkerToPage, PageToWorker, BackendInfo } from '../extension/protocol';
+import '@vscode-elements/elements/dist/vscode-button';
+import '@vscode-elements/elements/dist/vscode-textfield';
+import '@vscode-elements/elements/dist/vscode-single-select';
+import '@vscode-elements/elements/dist/vscode-option';
+import '@vscode-elements/elements/dist/vscode-progress-ring';
+import type { Finding } from '../engine/inspect/diagnose';
+import type { InspectionReport } from '../engine/inspect/report';
+import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, WebviewToHost } from '../extension/protocol';
+import { EngineClient } from './engineClient';
+import { FlowChart } from './flowChart';
+import { healthByModule } from './health';
+import { renderHookLog } from './hookLog';
+import { ModuleTable, SortState } from './moduleTable';
+import { renderSettings } from './settingsForm';
 
-declare function acquireVsCodeApi(): { postMessage(m: WebviewToHost): void; getState(): unknown; setState(s: unknown): void };
+interface PanelState {
+  report: InspectionReport | null;
+  findings: Finding[];
+  settings: RunSettings;
+  sort?: SortState;
+  backend: BackendInfo | null;
+}
+
+declare function acquireVsCodeApi(): { postMessage(m: WebviewToHost): void; getState(): PanelState | undefined; setState(s: PanelState): void };
 const vscode = acquireVsCodeApi();
+const post = (m: WebviewToHost) => vscode.postMessage(m);
+
+const state: PanelState = vscode.getState() ?? { report: null, findings: [], settings: DEFAULT_RUN_SETTINGS, backend: null };
+const save = () => vscode.setState(state);
 
 const app = document.getElementById('app')!;
+app.innerHTML = `
+  <header>
+    <h1>Gradient Lens</h1>
+    <vscode-badge data-testid="backend" title="engine backend">starting engine…</vscode-badge>
+    <span class="status" data-testid="status" role="status" aria-live="polite"></span>
+  </header>
+  <div id="settings"></div>
+  <p class="summary" data-testid="summary"></p>
+  <section id="findings" aria-label="Findings"></section>
+  <section class="chart"><h2>Gradient flow across depth</h2><div class="canvas-box"><canvas id="flow" data-testid="flow-chart" role="img" aria-label="Gradient norm per layer, log scale"></canvas></div></section>
+  <section><h2>Modules</h2><div id="table"></div></section>
+  <section><h2>Hook log</h2><div id="hooks"></div></section>`;
 
-function render(info: BackendInfo | null): void {
-  app.innerHTML = '';
-  const header = document.createElement('header');
-  const title = document.createElement('h1');
-  title.textContent = 'Gradient Lens';
-  const badge = document.createElement('vscode-badge');
-  badge.dataset.testid = 'backend';
-  badge.textContent = info ? info.name : 'starting engine…';
-  badge.title = info ? `${info.reason}${info.webgpuAdapter ? `; WebGPU adapter: ${info.webgpuAdapter}` : '; no WebGPU adapter'}` : '';
-  header.append(title, badge);
-  const detail = document.createElement('p');
-  detail.className = 'detail';
-  detail.dataset.testid = 'backend-detail';
-  if (info) {
-    detail.textContent = `Engine backend: ${info.name} — ${info.reason}. WebGPU adapter: ${info.webgpuAdapter ?? 'none'}. WebAssembly SIMD: ${info.wasmSimd ? 'yes' : 'no'}.`;
-  }
-  const empty = document.createElement('p');
-  empty.textContent = 'No model inspected yet.';
-  app.append(header, detail, empty);
+const badge = app.querySelector<HTMLElement>('[data-testid="backend"]')!;
+const status = app.querySelector<HTMLElement>('[data-testid="status"]')!;
+const revealModule = (path: string) => {
+  table.highlight(path);
+  post({ type: 'revealModule', path });
+};
+const chart = new FlowChart(app.querySelector<HTMLCanvasElement>('#flow')!, revealModule);
+const table = new ModuleTable(app.querySelector<HTMLElement>('#table')!, revealModule, (s) => {
+  state.sort = s;
+  save();
+}, state.sort);
+const engine = new EngineClient(app.dataset.worker!);
+let activeRun = 0;
+
+function showBackend(info: BackendInfo): void {
+  state.backend = info;
+  badge.textContent = info.name;
+  badge.title = `${info.reason}. WebGPU adapter: ${info.webgpuAdapter ?? 'none'}; WebAssembly SIMD: ${info.wasmSimd ? 'yes' : 'no'}`;
+  save();
 }
 
-/** Workers cannot load webview resource URLs directly (different origin): start one from a blob of the script. */
-async function startWorker(): Promise<Worker> {
-  const url = app.dataset.worker!;
-  const code = await (await fetch(url)).text();
-  return new Worker(URL.createObjectURL(new Blob([code], { type: 'text/javascript' })));
+function setStatus(text: string, busy = false): void {
+  status.replaceChildren();
+  if (busy) status.appendChild(document.createElement('vscode-progress-ring'));
+  status.append(text);
 }
 
-async function main(): Promise<void> {
-  render(null);
-  window.addEventListener('message', (event: MessageEvent<HostToWebview>) => {
-    if (event.data.type === 'hello') document.body.dataset.version = event.data.version;
+function renderFindings(findings: Finding[]): void {
+  const host = app.querySelector<HTMLElement>('#findings')!;
+  host.replaceChildren(...findings.filter((f) => f.severity !== 'info').slice(0, 8).map((f) => {
+    const p = document.createElement('p');
+    p.className = `finding ${f.severity}`;
+    p.textContent = `${f.modulePath || '(model)'}: ${f.message}`;
+    p.addEventListener('click', () => revealModule(f.modulePath));
+    return p;
+  }));
+}
+
+function renderReport(): void {
+  const r = state.report;
+  renderSettings(app.querySelector<HTMLElement>('#settings')!, state.settings, (settings) => {
+    state.settings = settings;
+    save();
+    post({ type: 'rerun', settings });
   });
-  vscode.postMessage({ type: 'ready' });
-  const worker = await startWorker();
-  worker.onmessage = (event: MessageEvent<WorkerToPage>) => {
-    const m = event.data;
-    if (m.type === 'backend') {
-      render(m.info);
-      vscode.postMessage({ type: 'backend', info: m.info });
-    } else {
-      vscode.postMessage({ type: 'error', message: m.message });
-    }
-  };
-  worker.postMessage({ type: 'probe' } satisfies PageToWorker);
+  if (!r) {
+    app.querySelector<HTMLElement>('[data-testid="summary"]')!.textContent = 'No model inspected yet. Run "Gradient Lens: Inspect Model" from a Python file.';
+    return;
+  }
+  app.querySelector<HTMLElement>('[data-testid="summary"]')!.textContent =
+    `${r.model.name} · loss ${r.loss.kind} = ${r.loss.value.toPrecision(5)} · ${r.model.parameterCount.toLocaleString('en-US')} parameters · ` +
+    `forward ${r.timings.forwardMs.toFixed(0)} ms, backward ${r.timings.backwardMs.toFixed(0)} ms on ${r.backend} (${r.dtype})`;
+  const health = healthByModule(state.findings);
+  renderFindings(state.findings);
+  chart.render(r, health);
+  table.render(r, health);
+  renderHookLog(app.querySelector<HTMLElement>('#hooks')!, r, revealModule);
 }
 
-main().catch((err) => vscode.postMessage({ type: 'error', message: err instanceof Error ? err.message : String(err) }));
+engine.onBackend = showBackend;
+engine.onError = (message) => post({ type: 'error', message });
+
+window.addEventListener('message', async (event: MessageEvent<HostToWebview>) => {
+  const m = event.data;
+  switch (m.type) {
+    case 'hello':
+      state.settings = m.settings;
+      renderReport();
+      void engine.probe(m.settings.backend);
+      break;
+    case 'run': {
+      activeRun = m.runId;
+      state.settings = m.settings;
+      setStatus(`Running ${m.modelName}…`, true);
+      try {
+        const report = await engine.run(m, { onProgress: (text) => {
+          setStatus(text, true);
+          post({ type: 'progress', runId: m.runId, message: text });
+        } });
+        state.report = report;
+        state.findings = [];
+        save();
+        setStatus('');
+        renderReport();
+        post({ type: 'report', runId: m.runId, report });
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        setStatus(message === 'cancelled' ? 'Cancelled.' : `Failed: ${message}`);
+        post({ type: 'runError', runId: m.runId, message });
+      }
+      break;
+    }
+    case 'cancel':
+      engine.cancel(m.runId);
+      break;
+    case 'findings':
+      if (m.runId === activeRun || activeRun === 0) {
+        state.findings = m.findings;
+        save();
+        renderReport();
+      }
+      break;
+    case 'focusModule':
+      table.highlight(m.path);
+      break;
+  }
+});
+
+if (state.backend) showBackend(state.backend);
+renderReport();
+post({ type: 'ready' });

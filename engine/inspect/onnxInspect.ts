@@ -187,9 +187,15 @@ function resolveWatches(watches: NonNullable<InspectOptions['watches']>, values:
   const out: WatchRequest[] = [];
   for (const w of watches) {
     const atLine = values.filter((v) => v.node?.source && v.node.source.line === w.line && basename(v.node.source.file) === basename(w.file) && v.tensor.requiresGrad);
-    const hit = atLine[atLine.length - 1];
-    if (hit) {
-      out.push({ target: w.target, tensor: hit.tensor, modulePath: hit.modulePath, source: sourceOf(hit.node) });
+    if (atLine.length) {
+      // A line inside a module that runs several times (one per block) is watched in each instance:
+      // the last value it computes in each module.
+      // Calls to submodules on that line (self.ln1(x)) carry the same source line: keep the outermost modules.
+      const paths = [...new Set(atLine.map((v) => v.modulePath))];
+      const outer = new Set(paths.filter((p) => !paths.some((q) => q !== p && (q === '' || p.startsWith(`${q}.`)))));
+      const lastPerModule = new Map<string, OnnxValue>();
+      for (const v of atLine) if (outer.has(v.modulePath)) lastPerModule.set(v.modulePath, v);
+      for (const hit of lastPerModule.values()) out.push({ target: w.target, tensor: hit.tensor, modulePath: hit.modulePath, source: sourceOf(hit.node) });
       continue;
     }
     if (w.modulePath !== undefined) {

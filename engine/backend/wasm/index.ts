@@ -61,9 +61,9 @@ const BINARY_CODES: Record<BinaryKernel, number> = {
 
 const REDUCE_CODES: Record<ReduceKernel, number> = { sum: 0, max: 1, min: 2 };
 
-/** A module using only SIMD128 (v128.const + i8x16.popcnt-free ops): validates where 128-bit SIMD is supported. */
+/** A function returning i8x16.popcnt(i8x16.splat(0)): validates where 128-bit SIMD is supported. */
 export const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
-/** A module using a relaxed-SIMD instruction: validates where relaxed SIMD is enabled. */
+/** A function returning i8x16.relaxed_swizzle of two splats: validates where relaxed SIMD is enabled. */
 export const RELAXED_SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128, 2, 11]);
 
 /** Kernel file names produced by engine/backend/wasm/build.mjs. */

@@ -1,0 +1,33 @@
+import * as vscode from 'vscode';
+import { InspectionSession } from './session';
+import { sci } from './overlay/format';
+
+/** "Inspect gradients" above every nn.Module class; after a run, a summary lens above the model class. */
+export class ModuleCodeLensProvider implements vscode.CodeLensProvider {
+  readonly onDidChangeCodeLenses: vscode.Event<void>;
+
+  constructor(private readonly session: InspectionSession) {
+    this.onDidChangeCodeLenses = session.onDidChange;
+  }
+
+  async provideCodeLenses(document: vscode.TextDocument): Promise<vscode.CodeLens[]> {
+    if (!vscode.workspace.getConfiguration('gradientLens', document.uri).get('codeLens.enabled', true)) return [];
+    const classes = await this.session.mapper.moduleClasses(document);
+    const last = this.session.lastRun;
+    const lenses: vscode.CodeLens[] = [];
+    for (const c of classes) {
+      const range = new vscode.Range(c.line, 0, c.line, 0);
+      lenses.push(new vscode.CodeLens(range, { title: '$(pulse) Inspect gradients', command: 'gradientLens.inspect', arguments: [document.uri], tooltip: `Run forward and backward on the ONNX export of ${c.name} and overlay the gradients` }));
+      if (last && last.document.toString() === document.uri.toString() && c.line === last.mapping.fallbackLine) {
+        const root = last.report.modules.find((m) => m.path === '');
+        const problems = last.findings.filter((f) => f.severity !== 'info').length;
+        lenses.push(new vscode.CodeLens(range, {
+          title: `‖∇‖ ${sci(root?.gradNorm ?? null)} · loss ${last.report.loss.value.toPrecision(4)} · ${problems ? `${problems} finding${problems > 1 ? 's' : ''}` : 'no problems'}`,
+          command: 'gradientLens.showPanel',
+          tooltip: 'Open the Gradient Lens panel',
+        }));
+      }
+    }
+    return lenses;
+  }
+}

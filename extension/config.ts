@@ -1,0 +1,32 @@
+import * as vscode from 'vscode';
+import type { Thresholds } from '../engine/inspect/diagnose';
+import { DEFAULT_THRESHOLDS } from '../engine/inspect/diagnose';
+import { DEFAULT_RUN_SETTINGS, RunSettings } from './protocol';
+
+/** Typed access to the `gradientLens.*` settings declared in package.json. */
+export function section(scope?: vscode.Uri): vscode.WorkspaceConfiguration {
+  return vscode.workspace.getConfiguration('gradientLens', scope);
+}
+
+export function runSettings(scope?: vscode.Uri): RunSettings {
+  const c = section(scope);
+  return {
+    seed: c.get('run.seed', DEFAULT_RUN_SETTINGS.seed),
+    batch: c.get('run.batch', DEFAULT_RUN_SETTINGS.batch),
+    sequenceLength: c.get('run.sequenceLength', DEFAULT_RUN_SETTINGS.sequenceLength),
+    loss: c.get('run.loss', DEFAULT_RUN_SETTINGS.loss),
+    backend: c.get('run.backend', DEFAULT_RUN_SETTINGS.backend),
+    dtype: c.get('run.precision', DEFAULT_RUN_SETTINGS.dtype),
+  };
+}
+
+export function thresholds(scope?: vscode.Uri): Thresholds {
+  const c = section(scope);
+  return {
+    vanishingRatio: c.get('thresholds.vanishingRatio', DEFAULT_THRESHOLDS.vanishingRatio),
+    explodingNorm: c.get('thresholds.explodingNorm', DEFAULT_THRESHOLDS.explodingNorm),
+    explodingRatio: c.get('thresholds.explodingRatio', DEFAULT_THRESHOLDS.explodingRatio),
+    deadUnitFraction: c.get('thresholds.deadUnitFraction', DEFAULT_THRESHOLDS.deadUnitFraction),
+    zeroRatio: c.get('thresholds.zeroRatio', DEFAULT_THRESHOLDS.zeroRatio),
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * Report-to-overlay logic: which text, colour and hover each mapped source line gets. Pure (no vscode
+ * import) so it is unit-tested; extension/overlay/apply.ts turns the result into VS Code decorations.
+ */
+import type { Finding } from '../../engine/inspect/diagnose';
+import type { InspectionReport, ModuleReport } from '../../engine/inspect/report';
+import { histogramRange, percent, sci, shapeText, sparkline, statsRow } from './format';
+
+/** Where a module appears in the source: its definition (`self.fc = ...`) or a call (`self.fc(x)`). 0-based line. */
+export interface LineAnchor {
+  modulePath: string;
+  line: number;
+  kind: 'definition' | 'call';
+}
+
+export type Health = 'non-finite' | 'exploding' | 'vanishing' | 'dead' | 'zero' | 'healthy' | 'neutral';
+
+export interface LineOverlay {
+  /** 0-based line. */
+  line: number;
+  /** After-line text, e.g. `‖∇‖ 3.1e-02 · [64, 256]`. */
+  text: string;
+  health: Health;
+  modulePaths: string[];
+  /** Markdown for the hover. */
+  hover: string;
+}
+
+const HEALTH_ORDER: Health[] = ['non-finite', 'exploding', 'vanishing', 'dead', 'zero', 'healthy', 'neutral'];
+
+function healthOf(findings: readonly Finding[], module: ModuleReport | undefined): Health {
+  const kinds = new Set(findings.map((f) => f.kind));
+  if (kinds.has('non-finite')) return 'non-finite';
+  if (kinds.has('exploding')) return 'exploding';
+  if (kinds.has('vanishing')) return 'vanishing';
+  if (kinds.has('dead-units')) return 'dead';
+  if (kinds.has('zero-gradient') || kinds.has('no-gradient')) return 'zero';
+  return module && (module.gradNorm !== null || module.outputGrad) ? 'healthy' : 'neutral';
+}
+
+function worst(hs: Health[]): Health {
+  return hs.reduce((a, b) => (HEALTH_ORDER.indexOf(b) < HEALTH_ORDER.indexOf(a) ? b : a), 'neutral' as Health);
+}
+
+/** The after-line text for one module: its parameters' gradient norm (or its output gradient's) and output shape. */
+export function moduleSummary(m: ModuleReport): string {
+  const grad = m.gradNorm !== null ? `‖∇‖ ${sci(m.gradNorm)}` : m.outputGrad ? `‖∇out‖ ${sci(m.outputGrad.norm)}` : '∇ none';
+  const shape = shapeText(m.outputShape);
+  return shape ? `${grad} · ${shape}` : grad;
+}
+
+/** Summary for a line that holds several modules (e.g. a ModuleList comprehension): the range of norms. */
+function multiSummary(ms: ModuleReport[]): string {
+  const norms = ms.map((m) => m.gradNorm).filter((v): v is number => v !== null);
+  if (norms.length === 0) return `${ms.length} modules`;
+  const lo = Math.min(...norms);
+  const hi = Math.max(...norms);
+  return `‖∇‖ ${sci(lo)} … ${sci(hi)} · ${ms.length} modules`;
+}
+
+const TABLE_HEAD = '| | ‖·‖ | mean | std | min | max | zeros |\n|---|---|---|---|---|---|---|';
+
+/** Full statistics for the hover: parameters, activation, output gradient, a histogram and findings. */
+export function moduleHover(m: ModuleReport, findings: readonly Finding[]): string {
+  const lines: string[] = [];
+  lines.push(`**${m.path || '(model)'}** · ${m.kind} · ${m.parameterCount.toLocaleString('en-US')} parameters${m.outputShape ? ` · output ${shapeText(m.outputShape)}` : ''}`);
+  for (const f of findings) lines.push(`\n${f.severity === 'error' ? '$(error)' : f.severity === 'warning' ? '$(warning)' : '$(info)'} ${f.message}`);
+  const rows: string[] = [];
+  for (const p of m.parameters) {
+    const short = p.name.slice(p.name.lastIndexOf('.') + 1);
+    if (p.grad) rows.push(`| ∇${short} ${shapeText(p.shape)} | ${statsRow(p.grad).join(' | ')} |`);
+    else rows.push(`| ∇${short} ${shapeText(p.shape)} | ${p.trainable ? 'no gradient' : 'frozen'} | | | | | |`);
+  }
+  if (m.activation) rows.push(`| output | ${statsRow(m.activation).join(' | ')} |`);
+  if (m.outputGrad) rows.push(`| ∇output | ${statsRow(m.outputGrad).join(' | ')} |`);
+  if (rows.length) lines.push('', TABLE_HEAD, ...rows);
+  const extras: string[] = [];
+  if (m.gradNorm !== null) extras.push(`‖∇‖ ${sci(m.gradNorm, 2)}`);
+  if (m.gradToWeight !== null) extras.push(`‖∇W‖/‖W‖ ${sci(m.gradToWeight, 2)}`);
+  if (m.deadUnitFraction !== null) extras.push(`dead units ${percent(m.deadUnitFraction)}`);
+  if (extras.length) lines.push('', extras.join(' · '));
+  const hist = m.parameters.find((p) => p.grad && p.grad.histogram.counts.length)?.grad?.histogram ?? m.outputGrad?.histogram;
+  if (hist && hist.counts.length) lines.push('', `gradient magnitudes \`${sparkline(hist.counts)}\` ${histogramRange(hist)}`);
+  return lines.join('\n');
+}
+
+/** When every path is an indexed element of one container (a loop over `self.layers`), all of them; else null. */
+function containerElements(paths: string[]): string[] | null {
+  if (paths.length < 2) return null;
+  const parent = (p: string) => p.slice(0, Math.max(0, p.lastIndexOf('.')));
+  const first = parent(paths[0]);
+  return paths.every((p) => parent(p) === first && /^\d+$/.test(p.slice(p.lastIndexOf('.') + 1))) ? paths : null;
+}
+
+/**
+ * Overlays for every anchored line. A line that defines modules shows those (merged when several, e.g. a
+ * ModuleList comprehension); a call line that calls several modules (`x + self.attn(self.ln1(x))`) shows
+ * the biggest one, which is the call the line is about.
+ */
+export function buildOverlays(report: InspectionReport, anchors: readonly LineAnchor[], findings: readonly Finding[]): LineOverlay[] {
+  const byPath = new Map(report.modules.map((m) => [m.path, m]));
+  const byLine = new Map<number, LineAnchor[]>();
+  for (const a of anchors) {
+    if (!byPath.has(a.modulePath)) continue;
+    const list = byLine.get(a.line) ?? [];
+    if (!list.some((x) => x.modulePath === a.modulePath && x.kind === a.kind)) list.push(a);
+    byLine.set(a.line, list);
+  }
+  const findingsFor = (path: string) => findings.filter((f) => f.modulePath === path);
+  return [...byLine.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([line, list]) => {
+      const defs = [...new Set(list.filter((a) => a.kind === 'definition').map((a) => a.modulePath))];
+      const calls = [...new Set(list.map((a) => a.modulePath))];
+      // A container and its elements defined on one line: the elements say more.
+      const specific = defs.filter((d) => !defs.some((o) => o.startsWith(`${d}.`)));
+      const paths = specific.length ? specific : containerElements(calls) ?? [calls.map((p) => byPath.get(p)!).sort((a, b) => b.parameterCount - a.parameterCount || a.path.length - b.path.length)[0].path];
+      const modules = paths.map((p) => byPath.get(p)!);
+      const healths = modules.map((m) => healthOf(findingsFor(m.path), m));
+      return {
+        line,
+        text: modules.length === 1 ? moduleSummary(modules[0]) : multiSummary(modules),
+        health: worst(healths),
+        modulePaths: paths,
+        hover: modules.map((m) => moduleHover(m, findingsFor(m.path))).join('\n\n---\n\n'),
+      };
+    });
+}
+
+export interface PlacedFinding {
+  /** 0-based line. */
+  line: number;
+  finding: Finding;
+  /** The module path whose line was used (the finding's own, or the nearest mapped ancestor's). */
+  anchoredAt: string;
+}
+
+/**
+ * Puts each finding on the definition line of its module (else a call line), walking up to the
+ * nearest mapped ancestor; findings for unmapped modules land on `fallbackLine` (the model class).
+ */
+export function placeFindings(findings: readonly Finding[], anchors: readonly LineAnchor[], fallbackLine: number): PlacedFinding[] {
+  const lineOf = (path: string) =>
+    anchors.find((a) => a.modulePath === path && a.kind === 'definition')?.line ?? anchors.find((a) => a.modulePath === path)?.line;
+  return findings.map((finding) => {
+    let path = finding.modulePath;
+    for (;;) {
+      const line = lineOf(path);
+      if (line !== undefined) return { line, finding, anchoredAt: path };
+      if (path === '') return { line: fallbackLine, finding, anchoredAt: '' };
+      const i = path.lastIndexOf('.');
+      path = i < 0 ? '' : path.slice(0, i);
+    }
+  });
+}

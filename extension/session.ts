@@ -1,0 +1,200 @@
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { diagnose, Finding } from '../engine/inspect/diagnose';
+import type { InspectionReport } from '../engine/inspect/report';
+import { runSettings, thresholds } from './config';
+import { locateModel } from './modelLocator';
+import { buildOverlays, LineOverlay, placeFindings } from './overlay/model';
+import { hookOverlays } from './overlay/hooks';
+import { OverlayPresenter } from './overlay/apply';
+import { GradientLensPanel, PanelEvents } from './panel';
+import { BackendInfo, RunSettings } from './protocol';
+import { SourceMapper, DocumentMapping } from './sourceAnchors';
+
+interface LastRun {
+  runId: number;
+  document: vscode.Uri;
+  model: vscode.Uri;
+  report: InspectionReport;
+  findings: Finding[];
+  mapping: DocumentMapping;
+}
+
+/** One inspection workflow: locate the model, run it in the webview engine, overlay the report on the source. */
+export class InspectionSession implements vscode.Disposable, PanelEvents {
+  private runCounter = 0;
+  private last: LastRun | undefined;
+  private readonly presenter = new OverlayPresenter();
+  private readonly diagnostics = vscode.languages.createDiagnosticCollection('gradient-lens');
+  private readonly status = vscode.window.createStatusBarItem('gradientLens.status', vscode.StatusBarAlignment.Right, 100);
+  private readonly changed = new vscode.EventEmitter<void>();
+  /** Fires when a run finished or overlays were cleared (CodeLenses refresh on it). */
+  readonly onDidChange = this.changed.event;
+  private backend: BackendInfo | undefined;
+  private running: vscode.CancellationTokenSource | undefined;
+
+  constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper) {
+    this.status.name = 'Gradient Lens';
+    this.status.command = 'gradientLens.showPanel';
+    this.updateStatus();
+    context.subscriptions.push(
+      vscode.workspace.onDidSaveTextDocument((d) => this.remap(d)),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('gradientLens.thresholds') && this.last) void this.apply(this.last);
+      }),
+    );
+  }
+
+  get lastRun(): LastRun | undefined {
+    return this.last;
+  }
+
+  showPanel(preserveFocus = false): GradientLensPanel {
+    return GradientLensPanel.show(this.context, this, runSettings(this.last?.document), preserveFocus);
+  }
+
+  /** Inspects the model of `target` (or of the active Python editor). */
+  async inspect(target?: vscode.Uri, settings?: RunSettings, model?: vscode.Uri): Promise<InspectionReport | undefined> {
+    const document = await this.pythonDocument(target);
+    const modelUri = model ?? (await locateModel(document?.uri, this.context.workspaceState));
+    if (!modelUri) return undefined;
+    let bytes: Uint8Array;
+    try {
+      bytes = await vscode.workspace.fs.readFile(modelUri);
+    } catch (err) {
+      void vscode.window.showErrorMessage(`Gradient Lens: cannot read ${modelUri.fsPath}: ${err instanceof Error ? err.message : err}`);
+      return undefined;
+    }
+    const runSettingsNow = settings ?? runSettings(document?.uri);
+    const panel = this.showPanel(true);
+    const runId = ++this.runCounter;
+    const modelName = path.basename(modelUri.path);
+    const watches = document ? await this.mapper.watches(document) : [];
+    this.running?.cancel();
+    const cts = (this.running = new vscode.CancellationTokenSource());
+    this.updateStatus(`$(sync~spin) ${modelName}`);
+    this.output.appendLine(`[${new Date().toLocaleTimeString()}] inspecting ${vscode.workspace.asRelativePath(modelUri)} (seed ${runSettingsNow.seed}, batch ${runSettingsNow.batch}, loss ${runSettingsNow.loss}, backend ${runSettingsNow.backend}, ${runSettingsNow.dtype})`);
+    try {
+      const report = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Gradient Lens: ${modelName}`, cancellable: true },
+        (progress, token) => {
+          token.onCancellationRequested(() => cts.cancel());
+          return panel.run({ runId, modelName, bytes, settings: runSettingsNow, watches }, (message) => progress.report({ message }), cts.token);
+        },
+      );
+      if (runId !== this.runCounter) return undefined; // superseded
+      const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [] };
+      this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping };
+      await this.apply(this.last);
+      return report;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.output.appendLine(`  failed: ${message}`);
+      this.updateStatus();
+      if (message !== 'cancelled' && !message.startsWith('superseded')) void vscode.window.showErrorMessage(`Gradient Lens could not inspect ${modelName}: ${message}`);
+      return undefined;
+    } finally {
+      if (this.running === cts) this.running = undefined;
+      cts.dispose();
+    }
+  }
+
+  /** Re-runs the last inspection, optionally with new run settings from the panel. */
+  async rerun(settings?: RunSettings): Promise<void> {
+    if (!this.last) {
+      await this.inspect(undefined, settings);
+      return;
+    }
+    await this.inspect(this.last.document, settings, this.last.model);
+  }
+
+  clear(): void {
+    this.presenter.clear();
+    this.diagnostics.clear();
+    this.last = undefined;
+    this.updateStatus();
+    this.changed.fire();
+  }
+
+  /** Diagnoses with the current thresholds and draws overlays, diagnostics, status and logs. */
+  private async apply(run: LastRun): Promise<void> {
+    run.findings = diagnose(run.report, thresholds(run.document));
+    const overlays: LineOverlay[] = [
+      ...buildOverlays(run.report, run.mapping.anchors, run.findings),
+      ...hookOverlays(run.report, run.mapping.watchLines),
+    ];
+    this.presenter.set(run.document, overlays);
+    this.diagnostics.set(run.document, placeFindings(run.findings, run.mapping.anchors, run.mapping.fallbackLine).map(({ line, finding }) => {
+      const d = new vscode.Diagnostic(new vscode.Range(line, 0, line, Number.MAX_SAFE_INTEGER), finding.message, severity(finding));
+      d.source = 'Gradient Lens';
+      d.code = finding.kind;
+      return d;
+    }));
+    GradientLensPanel.existing?.showFindings(run.runId, run.findings);
+    const r = run.report;
+    this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
+    this.output.appendLine(`  ${r.backend} (${r.dtype}): loss ${r.loss.kind} = ${r.loss.value.toPrecision(6)}, forward ${r.timings.forwardMs.toFixed(1)} ms, backward ${r.timings.backwardMs.toFixed(1)} ms; ${run.findings.length} findings; ${run.mapping.anchors.length} source anchors, ${run.mapping.unmapped.length} modules not found in the source`);
+    for (const u of run.mapping.unmapped.slice(0, 20)) this.output.appendLine(`    unmapped ${u.path}: ${u.reason}`);
+    for (const h of r.hookLogs) {
+      const g = h.grad;
+      this.output.appendLine(`  hook ${h.target}${h.source ? ` (${path.basename(h.source.file)}:${h.source.line})` : ''} grad [${h.shape.join(', ')}]: norm ${g.norm.toExponential(3)} mean ${g.mean.toExponential(3)} std ${g.std.toExponential(3)} min ${g.min.toExponential(3)} max ${g.max.toExponential(3)} zeros ${(g.zeroFraction * 100).toFixed(1)}%`);
+    }
+    this.changed.fire();
+  }
+
+  /** After a save, lines may have moved: map the same report onto the new source without re-running. */
+  private async remap(document: vscode.TextDocument): Promise<void> {
+    if (!this.last || document.uri.toString() !== this.last.document.toString()) return;
+    this.last.mapping = await this.mapper.map(document, this.last.report);
+    await this.apply(this.last);
+  }
+
+  async revealModule(modulePath: string): Promise<void> {
+    const run = this.last;
+    if (!run) return;
+    const anchor = placeFindings([{ kind: 'vanishing', severity: 'info', modulePath, message: '' }], run.mapping.anchors, run.mapping.fallbackLine)[0];
+    const document = await vscode.workspace.openTextDocument(run.document);
+    const editor = await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false });
+    const range = document.lineAt(Math.min(anchor.line, document.lineCount - 1)).range;
+    editor.selection = new vscode.Selection(range.start, range.start);
+    editor.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+  }
+
+  onRevealModule(modulePath: string): void {
+    void this.revealModule(modulePath);
+  }
+
+  onRerun(settings: RunSettings): void {
+    void this.rerun(settings);
+  }
+
+  onBackend(info: BackendInfo): void {
+    this.backend = info;
+    this.output.appendLine(`engine backend: ${info.name} (${info.reason})`);
+    if (!this.last) this.updateStatus();
+  }
+
+  private updateStatus(text?: string): void {
+    this.status.text = text ?? `$(pulse) Gradient Lens${this.backend ? `: ${this.backend.name}` : ''}`;
+    this.status.tooltip = this.backend ? `Engine backend: ${this.backend.name} — ${this.backend.reason}` : 'Gradient Lens: inspect gradients of the model in this file';
+    this.status.show();
+  }
+
+  private async pythonDocument(target?: vscode.Uri): Promise<vscode.TextDocument | undefined> {
+    if (target && target.path.endsWith('.py')) return vscode.workspace.openTextDocument(target);
+    const active = vscode.window.activeTextEditor?.document;
+    if (active?.languageId === 'python') return active;
+    return vscode.window.visibleTextEditors.map((e) => e.document).find((d) => d.languageId === 'python');
+  }
+
+  dispose(): void {
+    this.presenter.dispose();
+    this.diagnostics.dispose();
+    this.status.dispose();
+    this.changed.dispose();
+  }
+}
+
+function severity(f: Finding): vscode.DiagnosticSeverity {
+  return f.severity === 'error' ? vscode.DiagnosticSeverity.Error : f.severity === 'warning' ? vscode.DiagnosticSeverity.Warning : vscode.DiagnosticSeverity.Information;
+}

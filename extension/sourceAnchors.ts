@@ -1,0 +1,38 @@
+/**
+ * Connects the Python source mapper (extension/sourceMap, tree-sitter) to a report: which lines show
+ * which module, which lines are watched, where the model classes are. No vscode import beyond types.
+ */
+import type * as vscode from 'vscode';
+import type { InspectionReport } from '../engine/inspect/report';
+import type { LineAnchor } from './overlay/model';
+import type { WatchLine } from './overlay/hooks';
+import type { WatchSpec } from './protocol';
+
+export interface DocumentMapping {
+  anchors: LineAnchor[];
+  /** 0-based line for findings whose module is not in the source: the model class. */
+  fallbackLine: number;
+  unmapped: { path: string; reason: string }[];
+  watchLines: WatchLine[];
+}
+
+export interface ModuleClass {
+  name: string;
+  /** 0-based line of the `class` keyword. */
+  line: number;
+}
+
+export interface AttentionSite {
+  /** 0-based line. */
+  line: number;
+  className: string;
+  kind: string;
+}
+
+export interface SourceMapper {
+  watches(document: vscode.TextDocument): Promise<WatchSpec[]>;
+  /** `rootClass`: the model class to map from (default: the one that explains the most module paths). */
+  map(document: vscode.TextDocument, report: InspectionReport, rootClass?: string): Promise<DocumentMapping>;
+  moduleClasses(document: vscode.TextDocument): Promise<ModuleClass[]>;
+  attentionSites(document: vscode.TextDocument): Promise<AttentionSite[]>;
+}

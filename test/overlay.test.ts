@@ -1,0 +1,95 @@
+/** Report-to-overlay logic and diagnostics placement, on real example reports mapped onto their sources. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { diagnose, inspectOnnx, InspectionReport } from '../engine';
+import { buildOverlays, LineAnchor, moduleSummary, placeFindings } from '../extension/overlay/model';
+import { hookOverlays } from '../extension/overlay/hooks';
+import { sci, sparkline } from '../extension/overlay/format';
+import { loadPythonParser, nodeModulesWasm } from '../extension/python/parser';
+import { indexPythonSource } from '../extension/python/sourceIndex';
+import { mapModulePaths } from '../extension/python/moduleMap';
+import { repoRoot } from './helpers';
+
+const read = (f: string) => fs.readFileSync(path.join(repoRoot, 'examples', f), 'utf8');
+const lineOf = (src: string, text: string) => src.split('\n').findIndex((l) => l.includes(text));
+
+async function mapped(example: string, options: Parameters<typeof inspectOnnx>[2] = {}) {
+  const src = read(`${example}.py`);
+  const w = nodeModulesWasm(repoRoot);
+  const index = indexPythonSource(await loadPythonParser(w.runtime, w.grammar), src);
+  const report = inspectOnnx(new Uint8Array(fs.readFileSync(path.join(repoRoot, 'examples', `${example}.onnx`))), `${example}.onnx`, {
+    ...options,
+    watches: index.watches.map((x) => ({ target: x.target, file: `${example}.py`, line: x.valueLine + 1 })),
+  });
+  const m = mapModulePaths(index, report.modules.map((x) => x.path).filter((p) => p !== ''));
+  const anchors: LineAnchor[] = [...m.mapped].flatMap(([p, x]) => [{ modulePath: p, line: x.line, kind: 'definition' as const }, ...x.callLines.map((l) => ({ modulePath: p, line: l, kind: 'call' as const }))]);
+  return { src, report, anchors, index, root: m.root! };
+}
+
+test('format: scientific notation as shown after lines, and sparklines', () => {
+  assert.equal(sci(0.0312), '3.1e-02');
+  assert.equal(sci(1234.5), '1.2e+03');
+  assert.equal(sci(0), '0');
+  assert.equal(sci(NaN), 'NaN');
+  assert.equal(sparkline([0, 1, 2, 4]), ' ▂▄█');
+});
+
+test('healthy MLP: definition lines show ‖∇‖ and the output shape, coloured healthy; hovers carry full statistics', async () => {
+  const { src, report, anchors } = await mapped('healthy_mlp', { batch: 8 });
+  const overlays = buildOverlays(report, anchors, diagnose(report));
+  const head = overlays.find((o) => o.line === lineOf(src, 'self.head = nn.Linear'))!;
+  const m = report.modules.find((x) => x.path === 'head')!;
+  assert.equal(head.text, `‖∇‖ ${sci(m.gradNorm)} · [8, 10]`);
+  assert.match(head.text, /^‖∇‖ \d\.\de[+-]\d\d · \[8, 10\]$/);
+  assert.equal(head.health, 'healthy');
+  assert.match(head.hover, /\*\*head\*\* · Linear · 330 parameters · output \[8, 10\]/);
+  assert.match(head.hover, /\| ∇weight \[10, 32\] \|/);
+  assert.match(head.hover, /‖∇W‖\/‖W‖/);
+  assert.match(head.hover, /gradient magnitudes `[ ▁▂▃▄▅▆▇█]+` \|x\| 1e/);
+  // The Sequential of residual blocks: one definition line for 8 blocks, shown as a range.
+  const blocks = overlays.find((o) => o.line === lineOf(src, 'self.blocks = nn.Sequential'))!;
+  assert.match(blocks.text, /^‖∇‖ .+ … .+ · \d+ modules$/);
+  assert.ok(overlays.every((o) => o.health === 'healthy' || o.health === 'neutral'));
+});
+
+test('vanishing MLP: the ModuleList line is coloured vanishing; diagnostics land on it; the loop call merges all layers', async () => {
+  const { src, report, anchors, root } = await mapped('vanishing_mlp', { batch: 8 });
+  const findings = diagnose(report);
+  const overlays = buildOverlays(report, anchors, findings);
+  const def = overlays.find((o) => o.line === lineOf(src, 'self.layers = nn.ModuleList'))!;
+  assert.equal(def.health, 'vanishing');
+  assert.equal(def.modulePaths.length, 10);
+  const call = overlays.find((o) => o.line === lineOf(src, 'x = layer(x)'))!;
+  assert.equal(call.modulePaths.length, 10, 'a loop over the container shows every layer');
+  const placed = placeFindings(findings, anchors, root.line);
+  assert.ok(placed.length >= 3);
+  assert.ok(placed.every((p) => p.line === lineOf(src, 'self.layers = nn.ModuleList')));
+});
+
+test('tiny GPT: a call line calling two modules shows the bigger one; the watch line gets the hook overlay', async () => {
+  const { src, report, anchors, index } = await mapped('tiny_gpt', { batch: 2, sequenceLength: 12 });
+  const overlays = buildOverlays(report, anchors, diagnose(report));
+  const callLine = lineOf(src, 'x = x + self.mlp(self.ln2(x))');
+  const o = overlays.find((x) => x.line === callLine)!;
+  assert.deepEqual(o.modulePaths.map((p) => p.replace(/\d/, 'N')), ['blocks.N.mlp']);
+  const hooks = hookOverlays(report, index.watches.map((w) => ({ line: w.line, target: w.target })));
+  assert.equal(hooks.length, 1);
+  assert.equal(hooks[0].line, lineOf(src, '# gradlens: watch'));
+  assert.match(hooks[0].text, /^∇ \d\.\de[+-]\d\d · \[2, 12, 32\] · zeros \d+% · ×2$/, hooks[0].text);
+  // The key bias: an info finding with the reason, placed on the k_proj definition line.
+  const kb = diagnose(report).filter((f) => f.parameter?.endsWith('k_proj.bias'));
+  assert.equal(kb.length, 2);
+  const placed = placeFindings(kb, anchors, 0);
+  assert.ok(placed.every((p) => p.line === lineOf(src, 'self.k_proj = nn.Linear')));
+});
+
+test('moduleSummary for a module without parameters uses its output gradient', () => {
+  const m = {
+    path: 'act', depth: 0, leaf: true, kind: 'Relu', parameters: [], parameterCount: 0, gradNorm: null, gradRms: null, weightNorm: null,
+    gradToWeight: null, outputShape: [4, 8], activation: null, deadUnitFraction: null,
+    outputGrad: { count: 32, norm: 0.5, mean: 0, std: 0, min: 0, max: 0, zeroFraction: 0, nanCount: 0, infCount: 0, histogram: { log10Edges: [], counts: [] } },
+  } satisfies InspectionReport['modules'][number];
+  assert.equal(moduleSummary(m), '‖∇out‖ 5.0e-01 · [4, 8]');
+});
