@@ -28,6 +28,23 @@ export class ModuleCodeLensProvider implements vscode.CodeLensProvider {
         }));
       }
     }
+    if (last && last.document.toString() === document.uri.toString() && last.report.attention?.length) {
+      for (const site of await this.session.mapper.attentionSites(document)) {
+        const caps = last.report.attention.filter((c) => {
+          const cls = last.mapping.classOf[c.modulePath];
+          const parent = c.modulePath.slice(0, Math.max(0, c.modulePath.lastIndexOf('.')));
+          return cls === site.className || (site.kind === 'MultiheadAttention' && last.mapping.classOf[parent] === site.className);
+        });
+        if (caps.length === 0) continue;
+        const heads = caps[0].heads;
+        lenses.push(new vscode.CodeLens(new vscode.Range(site.line, 0, site.line, 0), {
+          title: `$(eye) Attention & gradients: layer${caps.length > 1 ? 's' : ''} ${caps.map((c) => c.layer).join(', ')} · ${heads} heads`,
+          command: 'gradientLens.showAttention',
+          arguments: [caps[0].modulePath],
+          tooltip: 'Show the attention maps P, dL/dP and dL/dS of these layers in the Gradient Lens panel',
+        }));
+      }
+    }
     return lenses;
   }
 }

@@ -14,6 +14,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('gradientLens.clearOverlays', () => session.clear()),
     vscode.commands.registerCommand('gradientLens.rerun', () => session.rerun()),
     vscode.commands.registerCommand('gradientLens.revealModule', (path: string) => session.revealModule(path)),
+    vscode.commands.registerCommand('gradientLens.showAttention', (modulePath: string) => session.showAttention(modulePath)),
     vscode.languages.registerCodeLensProvider({ language: 'python' }, new ModuleCodeLensProvider(session)),
   );
 }

@@ -72,6 +72,10 @@ export class GradientLensPanel implements vscode.Disposable {
     void this.post({ type: 'findings', runId, findings });
   }
 
+  showAttention(modulePath: string): void {
+    void this.ready.then(() => this.post({ type: 'showAttention', modulePath }));
+  }
+
   focusModule(path: string): void {
     void this.post({ type: 'focusModule', path });
   }

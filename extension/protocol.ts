@@ -55,6 +55,8 @@ export type HostToWebview =
   | ({ type: 'run' } & RunRequest)
   | { type: 'cancel'; runId: number }
   | { type: 'focusModule'; path: string }
+  /** Scroll to the attention maps of a layer (from the editor's attention CodeLens). */
+  | { type: 'showAttention'; modulePath: string }
   /** Diagnostics computed by the host with the user's thresholds, to colour the panel the same way. */
   | { type: 'findings'; runId: number; findings: Finding[] };
 

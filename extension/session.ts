@@ -83,7 +83,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         },
       );
       if (runId !== this.runCounter) return undefined; // superseded
-      const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [] };
+      const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {} };
       this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping };
       await this.apply(this.last);
       return report;
@@ -147,6 +147,12 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     if (!this.last || document.uri.toString() !== this.last.document.toString()) return;
     this.last.mapping = await this.mapper.map(document, this.last.report);
     await this.apply(this.last);
+  }
+
+  /** Opens the panel at a layer's attention maps. */
+  showAttention(modulePath: string): void {
+    const panel = this.showPanel(true);
+    panel.showAttention(modulePath);
   }
 
   async revealModule(modulePath: string): Promise<void> {

@@ -14,6 +14,8 @@ export interface DocumentMapping {
   fallbackLine: number;
   unmapped: { path: string; reason: string }[];
   watchLines: WatchLine[];
+  /** Class constructed for each mapped module path (for attention lenses). */
+  classOf: Record<string, string>;
 }
 
 export interface ModuleClass {

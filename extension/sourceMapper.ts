@@ -56,6 +56,7 @@ export function createSourceMapper(extensionUri: vscode.Uri, output: vscode.Outp
         fallbackLine: mapping.root?.line ?? 0,
         unmapped: mapping.unmapped.map((u) => ({ path: u.path, reason: u.reason })),
         watchLines: index.watches.map((w) => ({ line: w.line, target: w.target })),
+        classOf: Object.fromEntries([...mapping.mapped].filter(([, m]) => m.className).map(([p, m]) => [p, m.className!])),
       };
     },
 

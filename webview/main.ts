@@ -13,6 +13,7 @@ import { FlowChart } from './flowChart';
 import { healthByModule } from './health';
 import { renderHookLog } from './hookLog';
 import { ModuleTable, SortState } from './moduleTable';
+import { AttentionView, AttentionViewState } from './attentionView';
 import { renderSettings } from './settingsForm';
 
 interface PanelState {
@@ -20,6 +21,7 @@ interface PanelState {
   findings: Finding[];
   settings: RunSettings;
   sort?: SortState;
+  attention?: AttentionViewState;
   backend: BackendInfo | null;
 }
 
@@ -42,6 +44,7 @@ app.innerHTML = `
   <section id="findings" aria-label="Findings"></section>
   <section class="chart"><h2>Gradient flow across depth</h2><div class="canvas-box"><canvas id="flow" data-testid="flow-chart" role="img" aria-label="Gradient norm per layer, log scale"></canvas></div></section>
   <section><h2>Modules</h2><div id="table"></div></section>
+  <section id="attention-section"><h2>Attention and its gradients</h2><div id="attention"></div></section>
   <section><h2>Hook log</h2><div id="hooks"></div></section>`;
 
 const badge = app.querySelector<HTMLElement>('[data-testid="backend"]')!;
@@ -55,6 +58,10 @@ const table = new ModuleTable(app.querySelector<HTMLElement>('#table')!, revealM
   state.sort = s;
   save();
 }, state.sort);
+const attention = new AttentionView(app.querySelector<HTMLElement>('#attention')!, state.attention ?? { quantity: 'P', zoom: null }, (s) => {
+  state.attention = s;
+  save();
+});
 const engine = new EngineClient(app.dataset.worker!);
 let activeRun = 0;
 
@@ -101,6 +108,8 @@ function renderReport(): void {
   chart.render(r, health);
   table.render(r, health);
   renderHookLog(app.querySelector<HTMLElement>('#hooks')!, r, revealModule);
+  app.querySelector<HTMLElement>('#attention-section')!.hidden = !r.attention?.length;
+  attention.render(r);
 }
 
 engine.onBackend = showBackend;
@@ -148,6 +157,10 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       break;
     case 'focusModule':
       table.highlight(m.path);
+      break;
+    case 'showAttention':
+      app.querySelector<HTMLElement>('#attention-section')!.scrollIntoView({ block: 'start' });
+      attention.focusLayer(m.modulePath);
       break;
   }
 });
