@@ -137,7 +137,7 @@ export class GradientLensPanel implements vscode.Disposable {
 <link rel="stylesheet" href="${asset('webview.css')}">
 </head>
 <body>
-<div id="app" data-worker="${asset('engine-worker.js')}" data-wasm="${asset('kernels.wasm')}"></div>
+<div id="app" data-worker="${asset('engine-worker.js')}" data-wasm-base="${webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist')).toString()}/"></div>
 <script nonce="${nonce}" src="${asset('webview.js')}"></script>
 </body>
 </html>`;

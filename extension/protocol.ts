@@ -70,7 +70,11 @@ export type WebviewToHost =
   | { type: 'rerun'; settings: RunSettings }
   | { type: 'error'; message: string };
 
-export type PageToWorker = { type: 'probe'; backend: BackendChoice } | ({ type: 'run' } & RunRequest);
+/**
+ * `wasm`: the WebAssembly kernel bytes, fetched by the page (a worker started from a blob cannot fetch
+ * webview resources itself), or why they could not be fetched.
+ */
+export type PageToWorker = { type: 'probe'; backend: BackendChoice; wasm: ArrayBuffer | null; wasmError?: string } | ({ type: 'run' } & RunRequest);
 
 export type WorkerToPage =
   | { type: 'backend'; info: BackendInfo }

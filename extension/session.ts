@@ -4,7 +4,7 @@ import { diagnose, Finding } from '../engine/inspect/diagnose';
 import type { InspectionReport } from '../engine/inspect/report';
 import { runSettings, thresholds } from './config';
 import { locateModel } from './modelLocator';
-import { buildOverlays, LineOverlay, placeFindings } from './overlay/model';
+import { buildOverlays, lineDiagnostics, mergeOverlays, placeFindings } from './overlay/model';
 import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
 import { GradientLensPanel, PanelEvents } from './panel';
@@ -60,7 +60,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     if (!modelUri) return undefined;
     let bytes: Uint8Array;
     try {
-      bytes = await vscode.workspace.fs.readFile(modelUri);
+      // A fresh Uint8Array over its own ArrayBuffer: a Node Buffer (pooled, a subclass) does not cross to the webview as bytes.
+      bytes = new Uint8Array(await vscode.workspace.fs.readFile(modelUri));
     } catch (err) {
       void vscode.window.showErrorMessage(`Gradient Lens: cannot read ${modelUri.fsPath}: ${err instanceof Error ? err.message : err}`);
       return undefined;
@@ -119,15 +120,12 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   /** Diagnoses with the current thresholds and draws overlays, diagnostics, status and logs. */
   private async apply(run: LastRun): Promise<void> {
     run.findings = diagnose(run.report, thresholds(run.document));
-    const overlays: LineOverlay[] = [
-      ...buildOverlays(run.report, run.mapping.anchors, run.findings),
-      ...hookOverlays(run.report, run.mapping.watchLines),
-    ];
+    const overlays = mergeOverlays(buildOverlays(run.report, run.mapping.anchors, run.findings), hookOverlays(run.report, run.mapping.watchLines));
     this.presenter.set(run.document, overlays);
-    this.diagnostics.set(run.document, placeFindings(run.findings, run.mapping.anchors, run.mapping.fallbackLine).map(({ line, finding }) => {
-      const d = new vscode.Diagnostic(new vscode.Range(line, 0, line, Number.MAX_SAFE_INTEGER), finding.message, severity(finding));
+    this.diagnostics.set(run.document, lineDiagnostics(placeFindings(run.findings, run.mapping.anchors, run.mapping.fallbackLine)).map((g) => {
+      const d = new vscode.Diagnostic(new vscode.Range(g.line, 0, g.line, Number.MAX_SAFE_INTEGER), g.message, severity(g.severity));
       d.source = 'Gradient Lens';
-      d.code = finding.kind;
+      d.code = g.kind;
       return d;
     }));
     GradientLensPanel.existing?.showFindings(run.runId, run.findings);
@@ -201,6 +199,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 }
 
-function severity(f: Finding): vscode.DiagnosticSeverity {
-  return f.severity === 'error' ? vscode.DiagnosticSeverity.Error : f.severity === 'warning' ? vscode.DiagnosticSeverity.Warning : vscode.DiagnosticSeverity.Information;
+function severity(s: Finding['severity']): vscode.DiagnosticSeverity {
+  return s === 'error' ? vscode.DiagnosticSeverity.Error : s === 'warning' ? vscode.DiagnosticSeverity.Warning : vscode.DiagnosticSeverity.Information;
 }
+

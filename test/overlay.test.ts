@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { diagnose, inspectOnnx, InspectionReport } from '../engine';
-import { buildOverlays, LineAnchor, moduleSummary, placeFindings } from '../extension/overlay/model';
+import { buildOverlays, LineAnchor, lineDiagnostics, mergeOverlays, moduleSummary, placeFindings } from '../extension/overlay/model';
 import { hookOverlays } from '../extension/overlay/hooks';
 import { sci, sparkline } from '../extension/overlay/format';
 import { loadPythonParser, nodeModulesWasm } from '../extension/python/parser';
@@ -66,6 +66,11 @@ test('vanishing MLP: the ModuleList line is coloured vanishing; diagnostics land
   const placed = placeFindings(findings, anchors, root.line);
   assert.ok(placed.length >= 3);
   assert.ok(placed.every((p) => p.line === lineOf(src, 'self.layers = nn.ModuleList')));
+  // One Problems entry for the line, naming the layers, worst first.
+  const diags = lineDiagnostics(placed);
+  assert.equal(diags.length, 1);
+  assert.equal(diags[0].severity, 'warning');
+  assert.match(diags[0].message, new RegExp(`^${placed.length} modules \\(layers\\.0, layers\\.1, layers\\.2, layers\\.3(, …)?\\): Vanishing gradient: RMS`));
 });
 
 test('tiny GPT: a call line calling two modules shows the bigger one; the watch line gets the hook overlay', async () => {
@@ -78,6 +83,11 @@ test('tiny GPT: a call line calling two modules shows the bigger one; the watch 
   assert.equal(hooks.length, 1);
   assert.equal(hooks[0].line, lineOf(src, '# gradlens: watch'));
   assert.match(hooks[0].text, /^∇ \d\.\de[+-]\d\d · \[2, 12, 32\] · zeros \d+% · ×2$/, hooks[0].text);
+  // The watched line also calls self.attn: the hook text wins the line, the hover keeps both.
+  const merged = mergeOverlays(overlays, hooks).filter((x) => x.line === hooks[0].line);
+  assert.equal(merged.length, 1);
+  assert.equal(merged[0].text, hooks[0].text);
+  assert.match(merged[0].hover, /\*\*hook\*\*[\s\S]*\*\*blocks\.\d\.attn\*\*/);
   // The key bias: an info finding with the reason, placed on the k_proj definition line.
   const kb = diagnose(report).filter((f) => f.parameter?.endsWith('k_proj.bias'));
   assert.equal(kb.length, 2);

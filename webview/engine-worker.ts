@@ -1,5 +1,6 @@
 /** The engine worker: loads and runs models off the UI thread so the panel stays responsive. */
-import { getBackend } from '../engine/backend/registry';
+import { setBackend } from '../engine/backend/registry';
+import { BackendKind, selectBackend } from '../engine/backend/wasm/index';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
 import { OnnxImportError } from '../engine/onnx/errors';
 import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, WorkerToPage } from '../extension/protocol';
@@ -7,17 +8,27 @@ import { describeWebGpuAdapter, hasWasmSimd } from './probe';
 
 const post = (m: WorkerToPage) => (self as unknown as Worker).postMessage(m);
 
-async function selectBackend(choice: BackendChoice): Promise<BackendInfo> {
+const ORDER: Record<BackendChoice, BackendKind[]> = {
+  auto: ['webgpu', 'wasm', 'typescript'],
+  webgpu: ['webgpu', 'wasm', 'typescript'],
+  wasm: ['wasm', 'typescript'],
+  typescript: ['typescript'],
+};
+
+/** Selects and installs the engine backend: WebGPU, then WebAssembly SIMD, then TypeScript, saying why. */
+async function chooseBackend(choice: BackendChoice, wasm: ArrayBuffer | null, wasmError?: string): Promise<BackendInfo> {
   const webgpuAdapter = await describeWebGpuAdapter();
-  const wasmSimd = hasWasmSimd();
-  const backend = getBackend();
-  const wanted = choice === 'auto' ? '' : ` (${choice} was requested)`;
-  return {
-    name: backend.name,
-    reason: `only the TypeScript kernels are built into this version${wanted}`,
-    webgpuAdapter,
-    wasmSimd,
-  };
+  const selection = await selectBackend({
+    order: ORDER[choice],
+    // WGSL kernels are not part of this build yet: with an adapter present, say so in the reason.
+    webgpu: webgpuAdapter ? async () => { throw new Error(`an adapter is present (${webgpuAdapter}) but the WebGPU kernels are not in this version`); } : undefined,
+    wasm: wasm ?? (() => {
+      throw new Error(wasmError ?? 'the kernel file was not provided');
+    }),
+  });
+  setBackend(selection.backend);
+  const relaxed = (selection.backend as { relaxedSimd?: boolean }).relaxedSimd;
+  return { name: selection.name + (relaxed ? ' (relaxed SIMD)' : ''), reason: selection.reason, webgpuAdapter, wasmSimd: hasWasmSimd() };
 }
 
 function run(request: RunRequest): void {
@@ -33,13 +44,12 @@ function run(request: RunRequest): void {
   post({ type: 'report', runId: request.runId, report });
 }
 
-self.onmessage = async (event: MessageEvent<PageToWorker>) => {
-  const m = event.data;
+async function handle(m: PageToWorker): Promise<void> {
   if (m.type === 'probe') {
     try {
-      post({ type: 'backend', info: await selectBackend(m.backend) });
+      post({ type: 'backend', info: await chooseBackend(m.backend, m.wasm, m.wasmError) });
     } catch (err) {
-      post({ type: 'error', message: err instanceof Error ? err.message : String(err) });
+      post({ type: 'error', message: `backend selection failed: ${err instanceof Error ? err.message : String(err)}` });
     }
     return;
   }
@@ -49,4 +59,10 @@ self.onmessage = async (event: MessageEvent<PageToWorker>) => {
     const message = err instanceof OnnxImportError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     post({ type: 'runError', runId: m.runId, message });
   }
+}
+
+// Messages are handled one at a time: a run waits for the backend selection posted before it.
+let queue = Promise.resolve();
+self.onmessage = (event: MessageEvent<PageToWorker>) => {
+  queue = queue.then(() => handle(event.data));
 };

@@ -62,7 +62,7 @@ const attention = new AttentionView(app.querySelector<HTMLElement>('#attention')
   state.attention = s;
   save();
 });
-const engine = new EngineClient(app.dataset.worker!);
+const engine = new EngineClient(app.dataset.worker!, app.dataset.wasmBase!);
 let activeRun = 0;
 
 function showBackend(info: BackendInfo): void {

@@ -153,3 +153,42 @@ export function placeFindings(findings: readonly Finding[], anchors: readonly Li
     }
   });
 }
+
+/** One overlay per line: a hook log the user asked for wins the line's text; the hover keeps both. */
+export function mergeOverlays(modules: LineOverlay[], hooks: LineOverlay[]): LineOverlay[] {
+  const byLine = new Map(modules.map((o) => [o.line, o]));
+  for (const h of hooks) {
+    const m = byLine.get(h.line);
+    byLine.set(h.line, m ? { ...h, modulePaths: [...h.modulePaths, ...m.modulePaths], hover: `${h.hover}\n\n---\n\n${m.hover}` } : h);
+  }
+  return [...byLine.values()].sort((a, b) => a.line - b.line);
+}
+
+export interface LineDiagnostic {
+  /** 0-based line. */
+  line: number;
+  severity: Finding['severity'];
+  kind: Finding['kind'];
+  message: string;
+  findings: Finding[];
+}
+
+/**
+ * One diagnostic per line and kind: six vanishing layers defined on one ModuleList line become one
+ * problem naming them all (worst first), not six near-identical ones.
+ */
+export function lineDiagnostics(placed: readonly PlacedFinding[]): LineDiagnostic[] {
+  const groups = new Map<string, PlacedFinding[]>();
+  for (const p of placed) {
+    const key = `${p.line}:${p.finding.kind}`;
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  return [...groups.values()].map((g) => {
+    const first = g[0].finding;
+    const names = g.map((p) => p.finding.parameter ?? p.finding.modulePath ?? '(model)');
+    const message = g.length === 1
+      ? first.message
+      : `${g.length} modules (${names.slice(0, 4).join(', ')}${g.length > 4 ? ', …' : ''}): ${first.message}`;
+    return { line: g[0].line, severity: first.severity, kind: first.kind, message, findings: g.map((p) => p.finding) };
+  }).sort((a, b) => a.line - b.line);
+}

@@ -1,6 +1,10 @@
 /** Loads tree-sitter's Python grammar once (WebAssembly, shipped inside the extension). No vscode import. */
-import { Language, Parser } from 'web-tree-sitter';
 import * as path from 'node:path';
+// A require (not an ES import) so bundlers pick the package's CommonJS build: its ES build locates its
+// files through import.meta.url, which a CommonJS extension bundle does not have.
+import TreeSitter = require('web-tree-sitter');
+
+const { Language, Parser } = TreeSitter;
 
 export interface PythonParser {
   parse(source: string): import('web-tree-sitter').Tree;
