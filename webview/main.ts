@@ -78,13 +78,20 @@ function setStatus(text: string, busy = false): void {
   status.append(text);
 }
 
+/** Findings above the chart, one line per kind (the table and the editor carry the per-module detail). */
 function renderFindings(findings: Finding[]): void {
   const host = app.querySelector<HTMLElement>('#findings')!;
-  host.replaceChildren(...findings.filter((f) => f.severity !== 'info').slice(0, 8).map((f) => {
+  const byKind = new Map<string, Finding[]>();
+  for (const f of findings.filter((x) => x.severity !== 'info')) byKind.set(f.kind, [...(byKind.get(f.kind) ?? []), f]);
+  host.replaceChildren(...[...byKind.values()].map((group) => {
     const p = document.createElement('p');
-    p.className = `finding ${f.severity}`;
-    p.textContent = `${f.modulePath || '(model)'}: ${f.message}`;
-    p.addEventListener('click', () => revealModule(f.modulePath));
+    p.className = `finding ${group[0].severity}`;
+    const names = group.map((f) => f.parameter ?? (f.modulePath || '(model)'));
+    p.textContent = group.length === 1
+      ? `${names[0]}: ${group[0].message}`
+      : `${group.length} modules (${names.slice(0, 4).join(', ')}${group.length > 4 ? ', …' : ''}): ${group[0].message}`;
+    p.title = group.map((f) => `${f.modulePath}: ${f.message}`).join('\n');
+    p.addEventListener('click', () => revealModule(group[0].modulePath));
     return p;
   }));
 }

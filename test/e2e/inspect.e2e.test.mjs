@@ -96,6 +96,10 @@ describe('Inspect the examples in code-server', () => {
     assert.ok((await paintedPixels(panel, '#flow')) > 1000, 'the gradient-flow chart is drawn');
     const rows = await panel.evaluate(() => document.querySelectorAll('[data-testid="module-table"] tbody tr').length);
     assert.ok(rows >= 11, `module table rows: ${rows}`);
+    // A clean view of the chart: no hover over the editor, the chart scrolled into view.
+    await wb.page.mouse.move(0, 0);
+    await wb.page.keyboard.press('Escape');
+    await panel.locator('#flow').scrollIntoViewIfNeeded();
     await wb.screenshot('panel-flow');
   }), TEST_TIMEOUT);
 
