@@ -17,6 +17,7 @@ export function runSettings(scope?: vscode.Uri): RunSettings {
     loss: c.get('run.loss', DEFAULT_RUN_SETTINGS.loss),
     backend: c.get('run.backend', DEFAULT_RUN_SETTINGS.backend),
     dtype: c.get('run.precision', DEFAULT_RUN_SETTINGS.dtype),
+    attentionSample: c.get('run.attentionSample', DEFAULT_RUN_SETTINGS.attentionSample),
   };
 }
 

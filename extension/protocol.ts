@@ -27,9 +27,11 @@ export interface RunSettings {
   loss: LossChoice;
   backend: BackendChoice;
   dtype: 'float32' | 'float64';
+  /** Which sample of the batch the attention maps show. */
+  attentionSample: number;
 }
 
-export const DEFAULT_RUN_SETTINGS: RunSettings = { seed: 0, batch: 8, sequenceLength: 16, loss: 'auto', backend: 'auto', dtype: 'float32' };
+export const DEFAULT_RUN_SETTINGS: RunSettings = { seed: 0, batch: 8, sequenceLength: 16, loss: 'auto', backend: 'auto', dtype: 'float32', attentionSample: 0 };
 
 /** A value whose gradient the user asked to log (`# gradlens: watch`, `register_hook`). */
 export interface WatchSpec {

@@ -39,6 +39,7 @@ function run(request: RunRequest): void {
     loss: request.settings.loss,
     dtype: request.settings.dtype,
     watches: request.watches,
+    attentionSample: Math.min(request.settings.attentionSample ?? 0, Math.max(0, request.settings.batch - 1)),
     onProgress: (message) => post({ type: 'progress', runId: request.runId, message }),
   });
   post({ type: 'report', runId: request.runId, report });

@@ -14,6 +14,7 @@ const FIELDS: Field[] = [
   { key: 'loss', label: 'Loss', options: [['auto', 'auto'], ['model', 'from model'], ['cross-entropy', 'cross-entropy (random labels)'], ['next-token', 'next-token cross-entropy'], ['mse', 'mean of squares']] },
   { key: 'backend', label: 'Backend', options: [['auto', 'auto'], ['webgpu', 'WebGPU'], ['wasm', 'WebAssembly'], ['typescript', 'TypeScript']] },
   { key: 'dtype', label: 'Precision', options: [['float32', 'float32'], ['float64', 'float64']] },
+  { key: 'attentionSample', label: 'Attn sample' },
 ];
 
 export function renderSettings(host: HTMLElement, settings: RunSettings, onRun: (s: RunSettings) => void): void {
@@ -44,7 +45,7 @@ export function renderSettings(host: HTMLElement, settings: RunSettings, onRun: 
       field.setAttribute('size', '4');
       field.addEventListener('change', () => {
         const v = Number(field.value);
-        if (Number.isInteger(v) && v >= (f.key === 'seed' ? 0 : 1)) (current as unknown as Record<string, unknown>)[f.key] = v;
+        if (Number.isInteger(v) && v >= (f.key === 'seed' || f.key === 'attentionSample' ? 0 : 1)) (current as unknown as Record<string, unknown>)[f.key] = v;
       });
       input = field;
     }
