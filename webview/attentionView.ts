@@ -40,6 +40,19 @@ function tokenLabels(report: InspectionReport, n: number): string[] {
   });
 }
 
+/** Token labels along one side of the zoomed map, one grid track per token so they line up with its cells. */
+function labelStrip(className: string, labels: string[], tracks: 'gridTemplateColumns' | 'gridTemplateRows'): HTMLDivElement {
+  const strip = document.createElement('div');
+  strip.className = className;
+  strip.style[tracks] = `repeat(${labels.length}, 1fr)`;
+  for (const label of labels) {
+    const s = document.createElement('span');
+    s.textContent = label;
+    strip.appendChild(s);
+  }
+  return strip;
+}
+
 export class AttentionView {
   constructor(private readonly host: HTMLElement, private state: AttentionViewState, private readonly onState: (s: AttentionViewState) => void) {}
 
@@ -146,22 +159,8 @@ export class AttentionView {
     frame.className = 'zoom-frame';
     const keys = tokenLabels(report, cap.keys);
     const queries = tokenLabels(report, cap.queries);
-    const top = document.createElement('div');
-    top.className = 'zoom-keys';
-    top.style.gridTemplateColumns = `repeat(${cap.keys}, 1fr)`;
-    keys.forEach((k) => {
-      const s = document.createElement('span');
-      s.textContent = k;
-      top.appendChild(s);
-    });
-    const left = document.createElement('div');
-    left.className = 'zoom-queries';
-    left.style.gridTemplateRows = `repeat(${cap.queries}, 1fr)`;
-    queries.forEach((k) => {
-      const s = document.createElement('span');
-      s.textContent = k;
-      left.appendChild(s);
-    });
+    const top = labelStrip('zoom-keys', keys, 'gridTemplateColumns');
+    const left = labelStrip('zoom-queries', queries, 'gridTemplateRows');
     const canvas = document.createElement('canvas');
     canvas.className = 'heatmap zoomed';
     drawMap(canvas, cap, z.head, q, scaleFor(cap, q));
