@@ -26,11 +26,17 @@ function batchOffsets(own: readonly number[], target: readonly number[], matrixS
   return offsets;
 }
 
-/** Batched matrix product of operands already at least 2-D, batch dims broadcast. */
-function matmul2d(a: Tensor, b: Tensor): Tensor {
+/**
+ * Batched matrix product A' B' of operands at least 2-D, batch dims broadcast, where A' is `a` or, with
+ * `transA`, its last two dims swapped (likewise B'). The kernels read transposed operands in place, so
+ * neither `linear` nor the VJPs materialise a transpose.
+ */
+function matmul2d(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
   const dtype = floatDtype('matmul', a, b);
-  const [m, k] = a.shape.slice(-2);
-  const [k2, n] = b.shape.slice(-2);
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const [m, k] = transA ? [ac, ar] : [ar, ac];
+  const [k2, n] = transB ? [bc, br] : [br, bc];
   if (k !== k2) throw new RangeError(`matmul: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} do not align (${k} vs ${k2})`);
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
@@ -39,12 +45,13 @@ function matmul2d(a: Tensor, b: Tensor): Tensor {
     batch: sizeOf(batch), m, k, n,
     aOffsets: batchOffsets(aBatch, batch, m * k),
     bOffsets: batchOffsets(bBatch, batch, k * n),
-    transA: false, transB: false,
+    transA, transB,
   };
   const out = fromData(getBackend().matmul(dataAs(a, dtype), dataAs(b, dtype), plan, dtype), [...batch, m, n]);
+  // C = A'B': dA' = g B'^T and dB' = A'^T g, transposed back when the operand was read transposed.
   return record('matmul', [a, b], out, (g) => [
-    a.requiresGrad ? unbroadcast(matmul2d(g, transpose(b)), a.shape) : null,
-    b.requiresGrad ? unbroadcast(matmul2d(transpose(a), g), b.shape) : null,
+    a.requiresGrad ? unbroadcast(transA ? matmul2d(b, g, transB, true) : matmul2d(g, b, false, !transB), a.shape) : null,
+    b.requiresGrad ? unbroadcast(transB ? matmul2d(g, a, true, transA) : matmul2d(a, g, !transA, false), b.shape) : null,
   ]);
 }
 
@@ -77,14 +84,14 @@ export interface GemmOptions {
 export function gemm(a: Tensor, b: Tensor, c: Tensor | null = null, options: GemmOptions = {}): Tensor {
   const { alpha = 1, beta = 1, transA = false, transB = false } = options;
   if (a.rank !== 2 || b.rank !== 2) throw new RangeError(`gemm: A and B must be 2-D, got ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
-  let y = matmul(transA ? transpose(a) : a, transB ? transpose(b) : b);
+  let y = matmul2d(a, b, transA, transB);
   if (alpha !== 1) y = mulScalar(y, alpha);
   if (c) y = add(y, beta === 1 ? c : mulScalar(c, beta));
   return y;
 }
 
-/** y = x W^T + b, as torch.nn.functional.linear (W is [out, in]). */
+/** y = x W^T + b, as torch.nn.functional.linear (W is [out, in]); W is read transposed in place. */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  const y = matmul(x, transpose(weight));
+  const y = x.rank >= 2 && weight.rank === 2 ? matmul2d(x, weight, false, true) : matmul(x, transpose(weight));
   return bias ? add(y, bias) : y;
 }
