@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { add, backward, mul, noGrad, sum, tensorFrom, Tensor, exp, matmul } from '../engine';
+import { add, backward, mul, noGrad, sum, tensorFrom, Tensor, exp, matmul, zeros, expand } from '../engine';
 
 const t = (values: number[], shape: number[], requiresGrad = true) => tensorFrom(values, shape, 'float64', { requiresGrad });
 
@@ -102,4 +102,10 @@ test('float32 tensors produce float32 gradients', () => {
     return A[j * 2] + A[j * 2 + 1] + A[i] + A[2 + i];
   });
   assert.deepEqual(a.grad!.toArray(), expected);
+});
+
+test('an oversized tensor is refused with a clear message, not an opaque allocation failure', () => {
+  assert.throws(() => zeros([1 << 15, 1 << 15]), /a tensor of 1,073,741,824 elements is too large \(limit 268,435,456\)/);
+  const a = tensorFrom([1], [1], 'float32');
+  assert.throws(() => expand(a, [1 << 15, 1 << 14]), /too large/);
 });
