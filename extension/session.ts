@@ -157,7 +157,13 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const run = this.last;
     if (!run) return;
     const anchor = placeFindings([{ kind: 'vanishing', severity: 'info', modulePath, message: '' }], run.mapping.anchors, run.mapping.fallbackLine)[0];
-    const document = await vscode.workspace.openTextDocument(run.document);
+    let document: vscode.TextDocument;
+    try {
+      document = await vscode.workspace.openTextDocument(run.document);
+    } catch (err) {
+      void vscode.window.showWarningMessage(`Gradient Lens: cannot open ${run.document.fsPath} to show ${modulePath || 'the model'}: ${err instanceof Error ? err.message : err}`);
+      return;
+    }
     const editor = await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.One, preserveFocus: false });
     const range = document.lineAt(Math.min(anchor.line, document.lineCount - 1)).range;
     editor.selection = new vscode.Selection(range.start, range.start);
