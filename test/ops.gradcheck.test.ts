@@ -54,3 +54,22 @@ test('gradcheck catches a wrong VJP', () => {
   const result = gradcheck(wrongSquare, [randn([4], 17)]);
   assert.equal(result.ok, false);
 });
+
+test('GELU (both forms) keeps full relative precision in the negative tail', () => {
+  // x Φ(x) with Φ from the normal tail: Φ(-7) = 1.279812543885835e-12, Φ(-10) = 7.619853024160527e-24.
+  const x = tensorFrom([-7, -10], [2], 'float64');
+  const g = E.gelu(x).toArray();
+  assert.ok(Math.abs(g[0] / (-7 * 1.279812543885835e-12) - 1) < 1e-12, String(g[0]));
+  assert.ok(Math.abs(g[1] / (-10 * 7.619853024160527e-24) - 1) < 1e-12, String(g[1]));
+  // tanh form: x σ(2u), u = √(2/π)(x + 0.044715 x³); compared to the closed form evaluated with exp directly.
+  const t = E.gelu(x, 'tanh').toArray();
+  [-7, -10].forEach((v, i) => {
+    const u = Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3);
+    const expected = (v * Math.exp(2 * u)) / (1 + Math.exp(2 * u));
+    assert.ok(Math.abs(t[i] / expected - 1) < 1e-12, `${t[i]} vs ${expected}`);
+  });
+  for (const approximate of ['none', 'tanh'] as const) {
+    const r = gradcheck((y) => E.gelu(y, approximate), [tensorFrom([-7, -5, -2, 0.3, 3], [5], 'float64', { requiresGrad: true })]);
+    assert.ok(r.ok, `${approximate}: ${r.message}`);
+  }
+});

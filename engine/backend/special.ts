@@ -27,6 +27,17 @@ export function erf(x: number): number {
   return Math.sign(x) * (1 - erfc);
 }
 
+/** erfc(x) = 1 - erf(x) without cancellation where erf(x) is near 1 (the far tails). */
+export function erfc(x: number): number {
+  if (Number.isNaN(x)) return NaN;
+  if (x < 0) return 2 - erfc(-x);
+  if (x < 2.5) return 1 - erf(x);
+  if (x > 27) return 0;
+  let f = x;
+  for (let k = 60; k >= 1; k--) f = x + (k / 2) / f;
+  return (Math.exp(-x * x) * INV_SQRT_PI) / f;
+}
+
 /** d/dx erf(x). */
 export function erfGrad(x: number): number {
   return TWO_OVER_SQRT_PI * Math.exp(-x * x);
@@ -35,24 +46,27 @@ export function erfGrad(x: number): number {
 const SQRT_HALF = Math.SQRT1_2;
 const INV_SQRT_2PI = 0.3989422804014327;
 
+/** x Φ(x), with Φ(x) = erfc(-x/√2)/2 so the negative tail (Φ tiny) keeps full relative precision. */
 export function gelu(x: number): number {
-  return 0.5 * x * (1 + erf(x * SQRT_HALF));
+  return 0.5 * x * erfc(-x * SQRT_HALF);
 }
 
 export function geluGrad(x: number): number {
-  return 0.5 * (1 + erf(x * SQRT_HALF)) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
+  return 0.5 * erfc(-x * SQRT_HALF) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
 }
 
 const GELU_TANH_C = Math.sqrt(2 / Math.PI);
 
+/** 0.5 x (1 + tanh u) written as x σ(2u): 1 + tanh u cancels for very negative u, σ does not. */
 export function geluTanh(x: number): number {
-  return 0.5 * x * (1 + Math.tanh(GELU_TANH_C * (x + 0.044715 * x * x * x)));
+  const u = GELU_TANH_C * (x + 0.044715 * x * x * x);
+  return x * sigmoid(2 * u);
 }
 
 export function geluTanhGrad(x: number): number {
-  const inner = GELU_TANH_C * (x + 0.044715 * x * x * x);
-  const t = Math.tanh(inner);
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_TANH_C * (1 + 3 * 0.044715 * x * x);
+  const u = GELU_TANH_C * (x + 0.044715 * x * x * x);
+  const s = sigmoid(2 * u);
+  return s + x * s * (1 - s) * 2 * GELU_TANH_C * (1 + 3 * 0.044715 * x * x);
 }
 
 export function sigmoid(x: number): number {

@@ -1,0 +1,275 @@
+// WebGPU kernel tests in headless Chromium (SwiftShader adapter), reported through Node's test runner.
+//
+//   npm run test:webgpu            (= node --test --test-reporter=spec test/webgpu/webgpu.browser.test.mjs)
+//
+// 1. bundles test/webgpu/page.ts (kernels + the TypeScript reference backend) with esbuild, in memory;
+// 2. serves it on 127.0.0.1 (random port) from an http server started and closed here;
+// 3. starts /usr/lib/chromium/chromium --headless --enable-unsafe-webgpu (own process group, scratch
+//    profile/XDG/TMPDIR) and drives it over CDP with playwright-core;
+// 4. runs every kernel against the reference in the page and turns the page's report into one
+//    node:test test per kernel (plus adapter, shader compilation, timings and the matmul benchmark).
+//
+// Every wait is bounded; the browser's process group is killed by its PID in `finally` and on exit.
+//
+// Environment:
+//   GL_WEBGPU_CHROMIUM     browser binary (default /usr/lib/chromium/chromium)
+//   GL_WEBGPU_TIMEOUT_MS   bound for the in-page run (default 600000)
+//   GL_WEBGPU_NO_FLAG=1    launch without --enable-unsafe-webgpu (shows the "no adapter" report)
+//   GL_WEBGPU_BENCH=0      skip kernel timings and the 512^3 matmul benchmark
+//   GL_WEBGPU_REPORT=path  also write the page's JSON report there
+//   GL_WEBGPU_ONLY=a,b     run only these kernels (e.g. matmul,softmax); the other kernel tests are skipped
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CHROMIUM = process.env.GL_WEBGPU_CHROMIUM || '/usr/lib/chromium/chromium';
+const RUN_TIMEOUT_MS = Number(process.env.GL_WEBGPU_TIMEOUT_MS || 600_000);
+const STEP_TIMEOUT_MS = 30_000;
+const WITH_FLAG = process.env.GL_WEBGPU_NO_FLAG !== '1';
+const BENCH = process.env.GL_WEBGPU_BENCH !== '0';
+const TOLERANCE = 1e-4;
+const ONLY = (process.env.GL_WEBGPU_ONLY || '').split(',').map((s) => s.trim()).filter(Boolean);
+
+/** Kernels the page must report on; each becomes one test. */
+const KERNELS = [
+  'device', 'unary', 'binary', 'where', 'reduce', 'argReduce', 'matmul', 'strided', 'stridedScatterAdd', 'concat',
+  'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'im2col', 'col2im', 'gather', 'scatterAdd',
+  'maxPool2d', 'maxPool2dBackward', 'avgPool2d', 'avgPool2dBackward',
+];
+
+const log = (...a) => console.error('[webgpu]', ...a);
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+// ---------------------------------------------------------------- processes we start
+
+let browserChild = null;
+
+function killGroup(pid, signal) {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+async function stopBrowser() {
+  const child = browserChild;
+  if (!child) return;
+  browserChild = null;
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child.once('exit', r));
+    killGroup(child.pid, 'SIGTERM');
+    await Promise.race([exited, sleep(5000)]);
+  }
+  killGroup(child.pid, 'SIGKILL'); // also any helper process left in its group
+}
+
+process.once('exit', () => {
+  if (browserChild) killGroup(browserChild.pid, 'SIGKILL');
+});
+
+// ---------------------------------------------------------------- steps
+
+async function bundlePage() {
+  const esbuild = (await import('esbuild')).default;
+  const result = await esbuild.build({
+    entryPoints: [join(ROOT, 'test/webgpu/page.ts')],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    platform: 'browser',
+    target: 'es2022',
+    sourcemap: 'inline',
+    logLevel: 'silent',
+  });
+  return result.outputFiles[0].text;
+}
+
+async function serve(bundle) {
+  const html = '<!doctype html><meta charset="utf-8"><title>Gradient Lens WebGPU kernels</title><link rel="icon" href="data:,"><script src="/page.js"></script><body>WebGPU kernel tests</body>';
+  const server = createServer((req, res) => {
+    if (req.url === '/' || req.url === '/index.html') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(html);
+    } else if (req.url === '/page.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(bundle);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await withTimeout(new Promise((r, j) => server.once('error', j).listen(0, '127.0.0.1', r)), STEP_TIMEOUT_MS, 'http server');
+  return server;
+}
+
+async function launchChromium(scratch) {
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set GL_WEBGPU_CHROMIUM)`);
+  const args = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--no-default-browser-check',
+    '--disable-dev-shm-usage',
+    '--password-store=basic',
+    '--remote-debugging-address=127.0.0.1',
+    '--remote-debugging-port=0',
+    `--user-data-dir=${join(scratch, 'profile')}`,
+    ...(WITH_FLAG ? ['--enable-unsafe-webgpu'] : []),
+    'about:blank',
+  ];
+  const env = { ...process.env, HOME: scratch, TMPDIR: scratch, XDG_CONFIG_HOME: join(scratch, 'config'), XDG_DATA_HOME: join(scratch, 'data'), XDG_CACHE_HOME: join(scratch, 'cache') };
+  const child = spawn(CHROMIUM, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  browserChild = child;
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const started = Date.now();
+  for (;;) {
+    const m = /DevTools listening on (ws:\/\/\S+)/.exec(out);
+    if (m) return { ws: m[1], pid: child.pid, output: () => out };
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`Chromium exited (${child.signalCode ?? child.exitCode}) before DevTools was ready:\n${out.slice(-2000)}`);
+    if (Date.now() - started > STEP_TIMEOUT_MS) throw new Error(`timed out after ${STEP_TIMEOUT_MS} ms waiting for Chromium's DevTools endpoint:\n${out.slice(-2000)}`);
+    await sleep(100);
+  }
+}
+
+async function runInBrowser() {
+  const t0 = Date.now();
+  const bundle = await withTimeout(bundlePage(), 60_000, 'esbuild bundle of test/webgpu/page.ts');
+  log(`bundled page (${(bundle.length / 1024).toFixed(0)} KiB) in ${Date.now() - t0} ms`);
+  const scratch = mkdtempSync(join(tmpdir(), 'gl-webgpu-'));
+  let server = null;
+  let browser = null;
+  const pageErrors = [];
+  try {
+    server = await serve(bundle);
+    const url = `http://127.0.0.1:${server.address().port}/`;
+    const { chromium } = await import('playwright-core');
+    const launched = await launchChromium(scratch);
+    log(`chromium pid ${launched.pid}${WITH_FLAG ? ' with --enable-unsafe-webgpu' : ' WITHOUT --enable-unsafe-webgpu'}`);
+    browser = await chromium.connectOverCDP(launched.ws, { timeout: STEP_TIMEOUT_MS });
+    const context = browser.contexts()[0] ?? (await browser.newContext());
+    const page = await withTimeout(context.newPage(), STEP_TIMEOUT_MS, 'a new page');
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') pageErrors.push(`console.${m.type()}: ${m.text()}`);
+    });
+    await page.goto(url, { timeout: STEP_TIMEOUT_MS, waitUntil: 'load' });
+    await page.waitForFunction(() => typeof globalThis.__runWebGpuTests === 'function', null, { timeout: STEP_TIMEOUT_MS });
+    const t1 = Date.now();
+    const report = await withTimeout(
+      page.evaluate((opts) => globalThis.__runWebGpuTests(opts), { bench: BENCH, timing: BENCH, only: ONLY }),
+      RUN_TIMEOUT_MS,
+      'the in-page kernel run',
+    );
+    log(`page run took ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+    return { report, pageErrors };
+  } finally {
+    if (browser) await withTimeout(browser.close(), 5000, 'browser.close()').catch(() => {});
+    await stopBrowser();
+    if (server) await withTimeout(new Promise((r) => server.close(r)), 5000, 'http server close').catch(() => {});
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- run, then one test per kernel
+
+let report = null;
+let setupError = null;
+let pageErrors = [];
+try {
+  ({ report, pageErrors } = await runInBrowser());
+  if (process.env.GL_WEBGPU_REPORT) writeFileSync(process.env.GL_WEBGPU_REPORT, JSON.stringify(report, null, 2));
+} catch (e) {
+  setupError = e;
+}
+
+const fmt = (x) => (x === Infinity ? 'inf' : x === 0 ? '0' : x.toExponential(2));
+
+test('browser run (bundle, http server, Chromium, page)', () => {
+  if (setupError) throw setupError;
+  assert.ok(report, 'no report from the page');
+});
+
+test('WebGPU adapter', (t) => {
+  if (!report) return t.skip('no report');
+  t.diagnostic(report.reason);
+  t.diagnostic(report.userAgent);
+  assert.ok(report.adapter, `no WebGPU adapter in the page: ${report.reason}`);
+});
+
+test('every WGSL shader compiles', (t) => {
+  if (!report?.adapter) return t.skip('no adapter');
+  assert.deepEqual(report.compileErrors, []);
+});
+
+for (const kernel of KERNELS) {
+  test(`kernel ${kernel} matches the reference (rel. err <= ${TOLERANCE})`, (t) => {
+    if (!report?.adapter) return t.skip('no adapter');
+    if (ONLY.length && !ONLY.includes(kernel)) return t.skip('not in GL_WEBGPU_ONLY');
+    const cases = report.cases.filter((c) => c.kernel === kernel);
+    assert.ok(cases.length > 0, `the page ran no cases for ${kernel}`);
+    const worst = Math.max(...cases.map((c) => c.maxRelErr));
+    const worstElem = Math.max(...cases.map((c) => c.maxElemErr));
+    t.diagnostic(`${cases.length} cases, max relative error ${fmt(worst)} (max elementwise ${fmt(worstElem)})`);
+    for (const tm of report.timings.filter((x) => x.kernel === kernel)) t.diagnostic(`time ${tm.what}: ${tm.msPerCall.toFixed(3)} ms/call`);
+    const failed = cases.filter((c) => !c.ok);
+    for (const c of failed) t.diagnostic(`FAIL ${c.name}: relErr ${fmt(c.maxRelErr)} elemErr ${fmt(c.maxElemErr)} absErr ${fmt(c.maxAbsErr)} mismatches ${c.mismatches}${c.error ? ` (${c.error})` : ''}`);
+    assert.equal(failed.length, 0, `${failed.length} of ${cases.length} ${kernel} cases failed: ${failed.map((c) => c.name).join('; ')}`);
+  });
+}
+
+test('matmul 512x512x512 throughput (informational)', (t) => {
+  if (!report?.adapter) return t.skip('no adapter');
+  if (!report.matmulBench) return t.skip('benchmark disabled (GL_WEBGPU_BENCH=0)');
+  const b = report.matmulBench;
+  t.diagnostic(`${b.m}x${b.k}x${b.n}: ${b.msPerCall.toFixed(1)} ms/call, ${b.gflops.toFixed(2)} GFLOP/s over ${b.reps} reps on ${report.reason}; rel. err ${fmt(b.maxRelErr)} (elementwise ${fmt(b.maxElemErr)})`);
+  assert.ok(b.maxRelErr <= TOLERANCE, `512^3 matmul relative error ${b.maxRelErr}`);
+});
+
+test('no page errors', (t) => {
+  if (!report) return t.skip('no report');
+  for (const e of pageErrors) t.diagnostic(e);
+  assert.deepEqual(pageErrors.filter((e) => !/console\.warning/.test(e)), []);
+});
+
+if (report) {
+  // A compact summary for humans, after the runner's own output.
+  const lines = [`WebGPU kernels: ${report.reason}; page run ${(report.totalMs / 1000).toFixed(1)} s`];
+  for (const kernel of KERNELS) {
+    const cases = report.cases.filter((c) => c.kernel === kernel);
+    if (cases.length === 0) continue;
+    const worst = cases.length ? Math.max(...cases.map((c) => c.maxRelErr)) : NaN;
+    const worstElem = cases.length ? Math.max(...cases.map((c) => c.maxElemErr)) : NaN;
+    const times = report.timings.filter((x) => x.kernel === kernel).map((x) => `${x.what} ${x.msPerCall.toFixed(2)} ms`);
+    lines.push(`  ${kernel.padEnd(18)} ${String(cases.filter((c) => c.ok).length).padStart(3)}/${String(cases.length).padEnd(3)} pass  rel err ${fmt(worst).padEnd(8)} elementwise ${fmt(worstElem).padEnd(8)} ${times.join('; ')}`);
+  }
+  if (report.matmulBench) lines.push(`  matmul 512^3: ${report.matmulBench.gflops.toFixed(2)} GFLOP/s (${report.matmulBench.msPerCall.toFixed(1)} ms)`);
+  process.on('beforeExit', () => console.log(lines.join('\n')));
+}
