@@ -1,10 +1,10 @@
 /** The engine worker: loads and runs models off the UI thread so the panel stays responsive. */
 import { setBackend } from '../engine/backend/registry';
-import { BackendKind, selectBackend } from '../engine/backend/wasm/index';
+import { BackendKind, selectBackend, wasmSimdSupported } from '../engine/backend/wasm/index';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
 import { OnnxImportError } from '../engine/onnx/errors';
 import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, WorkerToPage } from '../extension/protocol';
-import { describeWebGpuAdapter, hasWasmSimd } from './probe';
+import { describeWebGpuAdapter } from './probe';
 
 const post = (m: WorkerToPage) => (self as unknown as Worker).postMessage(m);
 
@@ -28,7 +28,7 @@ async function chooseBackend(choice: BackendChoice, wasm: ArrayBuffer | null, wa
   });
   setBackend(selection.backend);
   const relaxed = (selection.backend as { relaxedSimd?: boolean }).relaxedSimd;
-  return { name: selection.name + (relaxed ? ' (relaxed SIMD)' : ''), reason: selection.reason, webgpuAdapter, wasmSimd: hasWasmSimd() };
+  return { name: selection.name + (relaxed ? ' (relaxed SIMD)' : ''), reason: selection.reason, webgpuAdapter, wasmSimd: wasmSimdSupported() };
 }
 
 function run(request: RunRequest): void {
