@@ -30,11 +30,10 @@ export class ModuleCodeLensProvider implements vscode.CodeLensProvider {
     }
     if (last && last.document.toString() === document.uri.toString() && last.report.attention?.length) {
       for (const site of await this.session.mapper.attentionSites(document)) {
-        const caps = last.report.attention.filter((c) => {
-          const cls = last.mapping.classOf[c.modulePath];
-          const parent = c.modulePath.slice(0, Math.max(0, c.modulePath.lastIndexOf('.')));
-          return cls === site.className || (site.kind === 'MultiheadAttention' && last.mapping.classOf[parent] === site.className);
-        });
+        // Layers whose attention module is an instance of the class holding this line (or, for an
+        // nn.MultiheadAttention attribute, whose parent is).
+        const owners = new Set(last.mapping.instances[site.className] ?? []);
+        const caps = last.report.attention.filter((c) => owners.has(c.modulePath) || owners.has(c.modulePath.slice(0, Math.max(0, c.modulePath.lastIndexOf('.')))));
         if (caps.length === 0) continue;
         const heads = caps[0].heads;
         lenses.push(new vscode.CodeLens(new vscode.Range(site.line, 0, site.line, 0), {

@@ -84,7 +84,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         },
       );
       if (runId !== this.runCounter) return undefined; // superseded
-      const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {} };
+      const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
       this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping };
       await this.apply(this.last);
       return report;

@@ -14,8 +14,10 @@ export interface DocumentMapping {
   fallbackLine: number;
   unmapped: { path: string; reason: string }[];
   watchLines: WatchLine[];
-  /** Class constructed for each mapped module path (for attention lenses). */
+  /** Class constructed for each mapped module path. */
   classOf: Record<string, string>;
+  /** For each class of the file (qualified name), the module paths that are instances of it. */
+  instances: Record<string, string[]>;
 }
 
 export interface ModuleClass {

@@ -4,26 +4,54 @@ import type * as vscode from 'vscode';
 import type { InspectionReport } from '../engine/inspect/report';
 import type { LineAnchor } from './overlay/model';
 import type { WatchSpec } from './protocol';
-import { loadPythonParser, PythonParser } from './python/parser';
-import { indexPythonSource, SourceIndex } from './python/sourceIndex';
-import { mapModulePaths } from './python/moduleMap';
+import { applySourceMetadata, createPythonParser, indexPythonSource, mapModulePaths, MetadataLocation, PythonParser, SourceIndex, WatchSite } from './sourceMap';
 import type { AttentionSite, DocumentMapping, ModuleClass, SourceMapper } from './sourceAnchors';
+
+/** The label a watch is logged under: the same on the request to the engine and on the overlay. */
+export function watchTarget(w: WatchSite): string {
+  return w.expression.replace(/\s+/g, ' ').trim() || `line ${w.valueLine + 1}`;
+}
+
+/** Turns a report into the anchors, watches and fallbacks of one document (pure apart from the parser). */
+export function documentMapping(index: SourceIndex, report: InspectionReport, file: string, source: string, rootClass?: string): DocumentMapping {
+  const paths = report.modules.map((m) => m.path).filter((p) => p !== '');
+  const metadata: Record<string, MetadataLocation> = {};
+  for (const m of report.modules) if (m.path !== '' && m.source) metadata[m.path] = { file: m.source.file, line: m.source.line };
+  const mapping = applySourceMetadata(mapModulePaths(index, paths, { rootClass }), metadata, { file, source });
+  const anchors: LineAnchor[] = [];
+  const classOf: Record<string, string> = {};
+  for (const [p, m] of mapping.resolved) {
+    anchors.push({ modulePath: p, line: m.definition.line, kind: 'definition' });
+    for (const l of m.callLines) anchors.push({ modulePath: p, line: l, kind: 'call' });
+    if (m.metadataLine !== undefined) anchors.push({ modulePath: p, line: m.metadataLine, kind: 'call' });
+    if (m.className) classOf[p] = m.className;
+  }
+  return {
+    anchors,
+    fallbackLine: mapping.root?.line ?? 0,
+    unmapped: [...mapping.unresolved.values()].map((u) => ({ path: u.path, reason: u.reason })),
+    watchLines: index.watches.map((w) => ({ line: w.line, target: watchTarget(w) })),
+    classOf,
+    instances: Object.fromEntries(mapping.instances),
+  };
+}
 
 export function createSourceMapper(extensionUri: vscode.Uri, output: vscode.OutputChannel): SourceMapper {
   const dist = path.join(extensionUri.fsPath, 'dist');
-  let parser: Promise<PythonParser> | null = null;
   const cache = new Map<string, { version: number; index: SourceIndex }>();
+  let parser: Promise<PythonParser> | null = null;
 
   async function indexOf(document: vscode.TextDocument): Promise<SourceIndex> {
     const key = document.uri.toString();
     const hit = cache.get(key);
     if (hit && hit.version === document.version) return hit.index;
-    parser ??= loadPythonParser(path.join(dist, 'tree-sitter.wasm'), path.join(dist, 'tree-sitter-python.wasm')).catch((err) => {
+    parser ??= createPythonParser(dist).catch((err) => {
       output.appendLine(`could not load the Python parser: ${err instanceof Error ? err.message : err}`);
       parser = null;
       throw err;
     });
-    const index = indexPythonSource(await parser, document.getText());
+    const index = indexPythonSource(await parser, document.getText(), document.uri.fsPath);
+    for (const e of index.errors.slice(0, 3)) output.appendLine(`${path.basename(document.uri.fsPath)}:${e.line + 1}: syntax error; overlays cover the code that parses`);
     cache.set(key, { version: document.version, index });
     return index;
   }
@@ -32,40 +60,16 @@ export function createSourceMapper(extensionUri: vscode.Uri, output: vscode.Outp
     async watches(document): Promise<WatchSpec[]> {
       const index = await indexOf(document);
       const file = path.basename(document.uri.fsPath);
-      return index.watches.map((w) => ({ target: w.target, file, line: w.valueLine + 1 }));
+      return index.watches.map((w) => ({ target: watchTarget(w), file, line: w.valueLine + 1 }));
     },
-
-    async map(document, report: InspectionReport, rootClass?: string): Promise<DocumentMapping> {
-      const index = await indexOf(document);
-      const paths = report.modules.map((m) => m.path).filter((p) => p !== '');
-      const mapping = mapModulePaths(index, paths, rootClass);
-      const anchors: LineAnchor[] = [];
-      for (const [p, m] of mapping.mapped) {
-        anchors.push({ modulePath: p, line: m.line, kind: 'definition' });
-        for (const l of m.callLines) anchors.push({ modulePath: p, line: l, kind: 'call' });
-      }
-      // Stack-trace lines from the export, when they point into this file, are call sites too.
-      const file = path.basename(document.uri.fsPath);
-      for (const m of report.modules) {
-        if (m.path !== '' && m.source && path.basename(m.source.file) === file && m.source.line - 1 < document.lineCount) {
-          anchors.push({ modulePath: m.path, line: m.source.line - 1, kind: 'call' });
-        }
-      }
-      return {
-        anchors,
-        fallbackLine: mapping.root?.line ?? 0,
-        unmapped: mapping.unmapped.map((u) => ({ path: u.path, reason: u.reason })),
-        watchLines: index.watches.map((w) => ({ line: w.line, target: w.target })),
-        classOf: Object.fromEntries([...mapping.mapped].filter(([, m]) => m.className).map(([p, m]) => [p, m.className!])),
-      };
+    async map(document, report, rootClass) {
+      return documentMapping(await indexOf(document), report, document.uri.fsPath, document.getText(), rootClass);
     },
-
     async moduleClasses(document): Promise<ModuleClass[]> {
       return (await indexOf(document)).classes.filter((c) => c.isModule).map((c) => ({ name: c.name, line: c.line }));
     },
-
     async attentionSites(document): Promise<AttentionSite[]> {
-      return (await indexOf(document)).classes.flatMap((c) => c.attention.map((a) => ({ line: a.line, className: c.name, kind: a.kind })));
+      return (await indexOf(document)).attention.map((a) => ({ line: a.line, className: a.className ?? '', kind: a.kind }));
     },
   };
 }

@@ -4,12 +4,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { diagnose, inspectOnnx, InspectionReport } from '../engine';
-import { buildOverlays, LineAnchor, lineDiagnostics, mergeOverlays, moduleSummary, placeFindings } from '../extension/overlay/model';
+import { buildOverlays, lineDiagnostics, mergeOverlays, moduleSummary, placeFindings } from '../extension/overlay/model';
 import { hookOverlays } from '../extension/overlay/hooks';
 import { sci, sparkline } from '../extension/overlay/format';
-import { loadPythonParser, nodeModulesWasm } from '../extension/python/parser';
-import { indexPythonSource } from '../extension/python/sourceIndex';
-import { mapModulePaths } from '../extension/python/moduleMap';
+import { createPythonParser, indexPythonSource } from '../extension/sourceMap';
+import { documentMapping, watchTarget } from '../extension/sourceMapper';
 import { repoRoot } from './helpers';
 
 const read = (f: string) => fs.readFileSync(path.join(repoRoot, 'examples', f), 'utf8');
@@ -17,15 +16,14 @@ const lineOf = (src: string, text: string) => src.split('\n').findIndex((l) => l
 
 async function mapped(example: string, options: Parameters<typeof inspectOnnx>[2] = {}) {
   const src = read(`${example}.py`);
-  const w = nodeModulesWasm(repoRoot);
-  const index = indexPythonSource(await loadPythonParser(w.runtime, w.grammar), src);
+  const file = path.join(repoRoot, 'examples', `${example}.py`);
+  const index = indexPythonSource(await createPythonParser(), src, file);
   const report = inspectOnnx(new Uint8Array(fs.readFileSync(path.join(repoRoot, 'examples', `${example}.onnx`))), `${example}.onnx`, {
     ...options,
-    watches: index.watches.map((x) => ({ target: x.target, file: `${example}.py`, line: x.valueLine + 1 })),
+    watches: index.watches.map((x) => ({ target: watchTarget(x), file: `${example}.py`, line: x.valueLine + 1 })),
   });
-  const m = mapModulePaths(index, report.modules.map((x) => x.path).filter((p) => p !== ''));
-  const anchors: LineAnchor[] = [...m.mapped].flatMap(([p, x]) => [{ modulePath: p, line: x.line, kind: 'definition' as const }, ...x.callLines.map((l) => ({ modulePath: p, line: l, kind: 'call' as const }))]);
-  return { src, report, anchors, index, root: m.root! };
+  const mapping = documentMapping(index, report, file, src);
+  return { src, report, anchors: mapping.anchors, mapping, root: { line: mapping.fallbackLine } };
 }
 
 test('format: scientific notation as shown after lines, and sparklines', () => {
@@ -61,6 +59,10 @@ test('vanishing MLP: the ModuleList line is coloured vanishing; diagnostics land
   const def = overlays.find((o) => o.line === lineOf(src, 'self.layers = nn.ModuleList'))!;
   assert.equal(def.health, 'vanishing');
   assert.equal(def.modulePaths.length, 10);
+  // Its hover: one row per layer, the vanishing ones flagged, the worst finding on top.
+  assert.match(def.hover, /^\*\*10 modules on this line\*\* · 9,322 parameters\n\n\$\(warning\) Vanishing gradient: RMS/);
+  assert.match(def.hover, /\| layers\.0 \| Linear \| \d\.\d\de-\d\d \| .* \| \[8, 32\] \| vanishing \|/);
+  assert.match(def.hover, /\| layers\.9 \| Linear \| .* \| \[8, 10\] \| ok \|/);
   const call = overlays.find((o) => o.line === lineOf(src, 'x = layer(x)'))!;
   assert.equal(call.modulePaths.length, 10, 'a loop over the container shows every layer');
   const placed = placeFindings(findings, anchors, root.line);
@@ -74,12 +76,12 @@ test('vanishing MLP: the ModuleList line is coloured vanishing; diagnostics land
 });
 
 test('tiny GPT: a call line calling two modules shows the bigger one; the watch line gets the hook overlay', async () => {
-  const { src, report, anchors, index } = await mapped('tiny_gpt', { batch: 2, sequenceLength: 12 });
+  const { src, report, anchors, mapping } = await mapped('tiny_gpt', { batch: 2, sequenceLength: 12 });
   const overlays = buildOverlays(report, anchors, diagnose(report));
   const callLine = lineOf(src, 'x = x + self.mlp(self.ln2(x))');
   const o = overlays.find((x) => x.line === callLine)!;
   assert.deepEqual(o.modulePaths.map((p) => p.replace(/\d/, 'N')), ['blocks.N.mlp']);
-  const hooks = hookOverlays(report, index.watches.map((w) => ({ line: w.line, target: w.target })));
+  const hooks = hookOverlays(report, mapping.watchLines);
   assert.equal(hooks.length, 1);
   assert.equal(hooks[0].line, lineOf(src, '# gradlens: watch'));
   assert.match(hooks[0].text, /^∇ \d\.\de[+-]\d\d · \[2, 12, 32\] · zeros \d+% · ×2$/, hooks[0].text);

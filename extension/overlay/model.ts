@@ -92,6 +92,25 @@ function containerElements(paths: string[]): string[] | null {
   return paths.every((p) => parent(p) === first && /^\d+$/.test(p.slice(p.lastIndexOf('.') + 1))) ? paths : null;
 }
 
+/** Hover for a line holding several modules (a ModuleList comprehension, a loop over it): one row per module. */
+export function multiModuleHover(modules: readonly ModuleReport[], findings: readonly Finding[]): string {
+  const sorted = [...modules].sort((a, b) => a.depth - b.depth);
+  const rows = sorted.map((m) => {
+    const flags = findings.filter((f) => f.modulePath === m.path && f.severity !== 'info').map((f) => f.kind).join(', ');
+    return `| ${m.path} | ${m.kind} | ${sci(m.gradNorm, 2)} | ${sci(m.gradRms, 2)} | ${sci(m.gradToWeight, 2)} | ${shapeText(m.outputShape)} | ${flags || 'ok'} |`;
+  });
+  const own = findings.filter((f) => modules.some((m) => m.path === f.modulePath) && f.severity !== 'info');
+  const worst = own.find((f) => f.kind === 'vanishing' || f.kind === 'exploding' || f.kind === 'non-finite') ?? own[0];
+  return [
+    `**${sorted.length} modules on this line** · ${sorted.reduce((n, m) => n + m.parameterCount, 0).toLocaleString('en-US')} parameters`,
+    ...(worst ? [`\n${worst.severity === 'error' ? '$(error)' : '$(warning)'} ${worst.message}`] : []),
+    '',
+    '| module | kind | ‖∇‖ | ∇ RMS | ‖∇W‖/‖W‖ | output | |',
+    '|---|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
 /**
  * Overlays for every anchored line. A line that defines modules shows those (merged when several, e.g. a
  * ModuleList comprehension); a call line that calls several modules (`x + self.attn(self.ln1(x))`) shows
@@ -111,9 +130,11 @@ export function buildOverlays(report: InspectionReport, anchors: readonly LineAn
     .sort((a, b) => a[0] - b[0])
     .map(([line, list]) => {
       const defs = [...new Set(list.filter((a) => a.kind === 'definition').map((a) => a.modulePath))];
-      const calls = [...new Set(list.map((a) => a.modulePath))];
-      // A container and its elements defined on one line: the elements say more.
-      const specific = defs.filter((d) => !defs.some((o) => o.startsWith(`${d}.`)));
+      // A module and its submodules on one line (a container and its elements, a block and the layer it
+      // calls): the innermost say more.
+      const innermost = (ps: string[]) => ps.filter((d) => !ps.some((o) => o.startsWith(`${d}.`)));
+      const specific = innermost(defs);
+      const calls = innermost([...new Set(list.map((a) => a.modulePath))]);
       const paths = specific.length ? specific : containerElements(calls) ?? [calls.map((p) => byPath.get(p)!).sort((a, b) => b.parameterCount - a.parameterCount || a.path.length - b.path.length)[0].path];
       const modules = paths.map((p) => byPath.get(p)!);
       const healths = modules.map((m) => healthOf(findingsFor(m.path), m));
@@ -122,7 +143,7 @@ export function buildOverlays(report: InspectionReport, anchors: readonly LineAn
         text: modules.length === 1 ? moduleSummary(modules[0]) : multiSummary(modules),
         health: worst(healths),
         modulePaths: paths,
-        hover: modules.map((m) => moduleHover(m, findingsFor(m.path))).join('\n\n---\n\n'),
+        hover: modules.length === 1 ? moduleHover(modules[0], findingsFor(modules[0].path)) : multiModuleHover(modules, findings),
       };
     });
 }

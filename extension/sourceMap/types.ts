@@ -274,6 +274,8 @@ export interface ResolvedModule {
   metadataLine?: number;
   /** Set when the mapping is not exact (a pattern, an ambiguous loop), with the reason. */
   approximate?: string;
+  /** What the indexer noted about the value (`one branch of ...`, `a copy of ...`, `passed in as argument ...`). */
+  note?: string;
 }
 
 export interface UnresolvedModule {

@@ -76,7 +76,8 @@ describe('Inspect the examples in code-server', () => {
     assert.ok(layers, `a decoration on the ModuleList line; got ${JSON.stringify(decorations)}`);
     assert.match(layers.after, /^‖∇‖ \d\.\de-\d\d … \d\.\de[+-]\d\d · 10 modules$/, layers.after);
     const hover = await wb.hover('ModuleList');
-    assert.match(hover, /layers\.\d · Linear/);
+    assert.match(hover, /10 modules on this line/);
+    assert.match(hover, /layers\.0\s+Linear/);
     assert.match(hover, /Vanishing gradient/);
     const problems = await wb.poll(() => wb.readProblems(), (ps) => ps.some((p) => /Vanishing gradient/.test(p.message)), 'vanishing-gradient problems');
     const vanishing = problems.filter((p) => p.file === 'vanishing_mlp.py' && /Vanishing gradient/.test(p.message));
