@@ -39,6 +39,12 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.updateStatus();
     context.subscriptions.push(
       vscode.workspace.onDidSaveTextDocument((d) => this.remap(d)),
+      // Moving the cursor onto an overlaid line highlights that module in the panel's table.
+      vscode.window.onDidChangeTextEditorSelection((e) => {
+        if (!this.last || e.textEditor.document.uri.toString() !== this.last.document.toString()) return;
+        const overlay = this.presenter.overlaysFor(e.textEditor.document.uri).find((o) => o.line === e.selections[0]?.active.line);
+        if (overlay?.modulePaths[0] !== undefined) GradientLensPanel.existing?.focusModule(overlay.modulePaths[0]);
+      }),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('gradientLens.thresholds') && this.last) void this.apply(this.last);
       }),
