@@ -83,3 +83,26 @@ export function assertValidShape(shape: Shape, what = 'shape'): void {
     if (!Number.isInteger(d) || d < 0) throw new RangeError(`${what} ${formatShape(shape)} has an invalid dimension ${d}`);
   }
 }
+
+/**
+ * Drops size-1 dims and merges neighbouring dims that every operand walks contiguously
+ * (stride[d] == stride[d+1] * shape[d+1]), so most broadcasts and views become 1-3 dims with a long
+ * innermost dim. Shared by the WebAssembly and WebGPU backends. The result has rank >= 1.
+ */
+export function mergeDims(shape: Shape, strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && strides.every((s, k) => outStrides[k][last] === s[d] * shape[d])) {
+      outShape[last] *= shape[d];
+      strides.forEach((s, k) => (outStrides[k][last] = s[d]));
+    } else {
+      outShape.push(shape[d]);
+      strides.forEach((s, k) => outStrides[k].push(s[d]));
+    }
+  }
+  if (outShape.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
+  return { shape: outShape, strides: outStrides };
+}

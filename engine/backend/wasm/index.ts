@@ -17,7 +17,7 @@
  * memcpy; copying through wasm memory would only add work).
  */
 import { FloatArray, FloatDType } from '../../dtype';
-import { Shape, broadcastStrides, sizeOf, stridesOf } from '../../shape';
+import { Shape, broadcastStrides, mergeDims, sizeOf, stridesOf } from '../../shape';
 import { Backend, BinaryKernel, Conv2dGeometry, MatmulPlan, ReduceKernel, UnaryKernel } from '../backend';
 import { referenceBackend } from '../reference';
 
@@ -91,29 +91,6 @@ export function preferredKernelFile(wasm: typeof WebAssembly | undefined = globa
 }
 
 // ---------------------------------------------------------------- dimension merging
-
-/**
- * Drops size-1 dims and merges neighbouring dims that every operand walks contiguously
- * (stride[d] == stride[d+1] * shape[d+1]), so most broadcasts become 1-3 dims and the innermost
- * dim is long. The result has rank >= 1.
- */
-function mergeDims(shape: Shape, strides: number[][]): { shape: number[]; strides: number[][] } {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && strides.every((s, k) => outStrides[k][last] === s[d] * shape[d])) {
-      outShape[last] *= shape[d];
-      strides.forEach((s, k) => (outStrides[k][last] = s[d]));
-    } else {
-      outShape.push(shape[d]);
-      strides.forEach((s, k) => outStrides[k].push(s[d]));
-    }
-  }
-  if (outShape.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
-  return { shape: outShape, strides: outStrides };
-}
 
 /** [rank, shape..., strides of each operand...] as Int32. */
 function descriptor(shape: number[], strides: number[][]): Int32Array {

@@ -17,7 +17,7 @@
  *    mappedAtCreation (no queue ordering involved) and destroyed two flushes later.
  */
 import { Conv2dGeometry, MatmulPlan, BinaryKernel, UnaryKernel, ReduceKernel } from '../backend';
-import { Shape, broadcastStrides, formatShape, sizeOf, stridesOf } from '../../shape';
+import { Shape, broadcastStrides, formatShape, mergeDims, sizeOf, stridesOf } from '../../shape';
 import {
   BufferUsage, GpuAdapterInfoLike, GpuBufferBinding, GpuBufferLike, GpuCommandEncoderLike, GpuComputePassLike,
   GpuComputePipelineLike, GpuBindGroupLayoutLike, GpuDeviceLike, GpuLike, MAP_MODE_READ, defaultGpu,
@@ -125,28 +125,6 @@ export class ParamBlock {
 }
 
 // ---------------------------------------------------------------- layout helpers
-
-/**
- * Drops size-1 dims and merges neighbours every operand walks contiguously (same rule as the wasm
- * backend), so broadcasts and views become short loops; rank >= 1.
- */
-export function mergeDims(shape: Shape, strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && strides.every((s, k) => outStrides[k][last] === s[d] * shape[d])) {
-      outShape[last] *= shape[d];
-      strides.forEach((s, k) => (outStrides[k][last] = s[d]));
-    } else {
-      outShape.push(shape[d]);
-      strides.forEach((s, k) => outStrides[k].push(s[d]));
-    }
-  }
-  if (outShape.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
-  return { shape: outShape, strides: outStrides };
-}
 
 /** Reduction layout: size-1 dims dropped, neighbouring dims of the same kind merged. */
 export function mergeReduce(shape: Shape, axes: readonly number[]): { sizes: number[]; reduced: boolean[] } {
