@@ -464,3 +464,21 @@ describe('backend selection', () => {
     assert.equal(be.name, 'wasm-simd');
   });
 });
+
+test('wasm GELU keeps relative precision in the negative tail, like the reference', async () => {
+  const be = await createWasmBackend(readKernelBytes(WASM_KERNEL_FILES.simd));
+  const x = new Float32Array([-7, -9, -3, 0.5]);
+  for (const op of ['gelu', 'geluTanh'] as const) {
+    const ours = be.unary(op, x, 0, 'float32');
+    const ref = referenceBackend.unary(op, Float64Array.from(x), 0, 'float64');
+    for (let i = 0; i < x.length; i++) {
+      assert.ok(Math.abs(ours[i] / ref[i] - 1) < 1e-6, `${op}(${x[i]}): ${ours[i]} vs ${ref[i]}`);
+    }
+  }
+  const g = new Float32Array([1, 1, 1, 1]);
+  for (const op of ['geluGrad', 'geluTanhGrad'] as const) {
+    const ours = be.binary(op, g, [4], x, [4], [4], 'float32');
+    const ref = referenceBackend.binary(op, Float64Array.from(g), [4], Float64Array.from(x), [4], [4], 'float64');
+    for (let i = 0; i < x.length; i++) assert.ok(Math.abs(ours[i] / ref[i] - 1) < 1e-6, `${op}(${x[i]}): ${ours[i]} vs ${ref[i]}`);
+  }
+});

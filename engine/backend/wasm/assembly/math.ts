@@ -86,22 +86,40 @@ export function erf64(x: f64): f64 {
   return TWO_OVER_SQRT_PI * Math.exp(-x * x);
 }
 
+/** erfc without cancellation in the far tails (as engine/backend/special.ts). */
+export function erfc64(x: f64): f64 {
+  if (isNaN(x)) return NaN;
+  if (x < 0) return 2 - erfc64(-x);
+  if (x < 2.5) return 1 - erf64(x);
+  if (x > 27) return 0;
+  let f = x;
+  for (let k = 60; k >= 1; k--) f = x + (<f64>k / 2) / f;
+  return (Math.exp(-x * x) * INV_SQRT_PI) / f;
+}
+
+@inline function sigmoid64(x: f64): f64 {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+/** x Φ(x) with Φ from erfc: full relative precision in the negative tail. */
 @inline export function gelu64(x: f64): f64 {
-  return 0.5 * x * (1 + erf64(x * SQRT_HALF));
+  return 0.5 * x * erfc64(-x * SQRT_HALF);
 }
 
 @inline export function geluGrad64(x: f64): f64 {
-  return 0.5 * (1 + erf64(x * SQRT_HALF)) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
+  return 0.5 * erfc64(-x * SQRT_HALF) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
 }
 
+/** 0.5 x (1 + tanh u) as x σ(2u), which does not cancel for very negative u. */
 @inline export function geluTanh64(x: f64): f64 {
-  return 0.5 * x * (1 + Math.tanh(GELU_TANH_C * (x + 0.044715 * x * x * x)));
+  return x * sigmoid64(2 * GELU_TANH_C * (x + 0.044715 * x * x * x));
 }
 
 export function geluTanhGrad64(x: f64): f64 {
-  const inner = GELU_TANH_C * (x + 0.044715 * x * x * x);
-  const t = Math.tanh(inner);
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_TANH_C * (1 + 3 * 0.044715 * x * x);
+  const s = sigmoid64(2 * GELU_TANH_C * (x + 0.044715 * x * x * x));
+  return s + x * s * (1 - s) * 2 * GELU_TANH_C * (1 + 3 * 0.044715 * x * x);
 }
 
 /** Math.pow with JavaScript's edge cases (C's pow gives 1 for pow(1, NaN) and pow(-1, +-Infinity); JS gives NaN). */
