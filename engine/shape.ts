@@ -106,3 +106,19 @@ export function mergeDims(shape: Shape, strides: readonly (readonly number[])[])
   if (outShape.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
   return { shape: outShape, strides: outStrides };
 }
+
+/** Reduction layout: size-1 dims dropped, neighbouring dims of the same kind (reduced or kept) merged. */
+export function mergeReduce(shape: Shape, axes: readonly number[]): { sizes: number[]; reduced: boolean[] } {
+  const sizes: number[] = [];
+  const reduced: boolean[] = [];
+  shape.forEach((d, i) => {
+    if (d === 1) return;
+    const r = axes.includes(i);
+    if (reduced.length > 0 && reduced[reduced.length - 1] === r) sizes[sizes.length - 1] *= d;
+    else {
+      sizes.push(d);
+      reduced.push(r);
+    }
+  });
+  return { sizes, reduced };
+}

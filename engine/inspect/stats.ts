@@ -93,8 +93,3 @@ function logHistogram(values: ArrayLike<number>, logMin: number, logMax: number)
   }
   return { log10Edges: Array.from({ length: HISTOGRAM_BINS + 1 }, (_, i) => lo + i * width), counts };
 }
-
-/** Combined L2 norm of several tensors (e.g. all parameters of a module). */
-export function combinedNorm(norms: readonly number[]): number {
-  return Math.sqrt(norms.reduce((s, v) => s + v * v, 0));
-}

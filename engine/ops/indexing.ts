@@ -1,7 +1,7 @@
 import { Tensor, tensorFrom } from '../tensor';
 import { record } from '../autograd';
 import { getBackend } from '../backend/registry';
-import { broadcastShapes, formatShape, normalizeAxis, sizeOf } from '../shape';
+import { broadcastShapes, normalizeAxis, sizeOf } from '../shape';
 import { dataAs, floatDtype, fromData, indexData } from './util';
 import { unbroadcast, Operand } from './elementwise';
 
@@ -56,22 +56,9 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   });
 }
 
-/** A bool tensor from a predicate over a tensor's values (masks for where, e.g. causal masks). */
-export function mask(x: Tensor, predicate: (v: number, i: number) => boolean): Tensor {
-  const m = new Uint8Array(x.size);
-  for (let i = 0; i < x.size; i++) m[i] = predicate(x.data[i], i) ? 1 : 0;
-  return new Tensor(m, x.shape);
-}
-
 /** Lower-triangular causal mask [t, t]: true where column <= row. */
 export function causalMask(t: number): Tensor {
   const m = new Uint8Array(t * t);
   for (let r = 0; r < t; r++) for (let c = 0; c <= r; c++) m[r * t + c] = 1;
   return new Tensor(m, [t, t]);
-}
-
-export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
-  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
-    throw new RangeError(`${op}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} differ`);
-  }
 }

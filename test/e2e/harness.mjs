@@ -14,6 +14,7 @@
 // Every wait is bounded and fails with a message saying what was awaited. Every process started here is started
 // in its own process group and killed by that PID on stop(), on test failure and on process exit.
 
+import { chromiumFlags } from '../chromium-flags.mjs';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync, openSync, closeSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -467,21 +468,8 @@ export async function launchChromium({ webgpu = false, headless = true, width = 
   const scratch = makeScratch(name);
   const profile = join(scratch, 'user-data');
   const args = [
-    ...(headless ? ['--headless'] : []),
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--no-default-browser-check',
-    '--disable-dev-shm-usage',
-    '--password-store=basic',
-    '--remote-debugging-address=127.0.0.1',
-    '--remote-debugging-port=0',
-    `--user-data-dir=${profile}`,
+    ...chromiumFlags({ headless, profile, webgpu }),
     `--window-size=${width},${height}`,
-    ...(webgpu ? ['--enable-unsafe-webgpu'] : []),
     ...extraArgs,
     'about:blank',
   ];

@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { chromiumFlags } from '../chromium-flags.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHROMIUM = process.env.GL_WEBGPU_CHROMIUM || '/usr/lib/chromium/chromium';
@@ -125,23 +126,7 @@ async function serve(bundle) {
 
 async function launchChromium(scratch) {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium, or set GL_WEBGPU_CHROMIUM)`);
-  const args = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--no-default-browser-check',
-    '--disable-dev-shm-usage',
-    '--password-store=basic',
-    '--remote-debugging-address=127.0.0.1',
-    '--remote-debugging-port=0',
-    `--user-data-dir=${join(scratch, 'profile')}`,
-    ...(WITH_FLAG ? ['--enable-unsafe-webgpu'] : []),
-    'about:blank',
-  ];
+  const args = [...chromiumFlags({ profile: join(scratch, 'profile'), webgpu: WITH_FLAG }), 'about:blank'];
   const env = { ...process.env, HOME: scratch, TMPDIR: scratch, XDG_CONFIG_HOME: join(scratch, 'config'), XDG_DATA_HOME: join(scratch, 'data'), XDG_CACHE_HOME: join(scratch, 'cache') };
   const child = spawn(CHROMIUM, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   browserChild = child;

@@ -17,7 +17,7 @@
  * memcpy; copying through wasm memory would only add work).
  */
 import { FloatArray, FloatDType } from '../../dtype';
-import { Shape, broadcastStrides, mergeDims, sizeOf, stridesOf } from '../../shape';
+import { Shape, broadcastStrides, mergeDims, mergeReduce, sizeOf, stridesOf } from '../../shape';
 import { Backend, BinaryKernel, Conv2dGeometry, MatmulPlan, ReduceKernel, UnaryKernel } from '../backend';
 import { referenceBackend } from '../reference';
 
@@ -100,22 +100,6 @@ function descriptor(shape: number[], strides: number[][]): Int32Array {
   d.set(shape, 1);
   strides.forEach((s, k) => d.set(s, 1 + r * (k + 1)));
   return d;
-}
-
-/** Reduction layout: size-1 dims dropped, neighbouring dims of the same kind merged. */
-function mergeReduce(shape: Shape, axes: readonly number[]): { sizes: number[]; reduced: boolean[] } {
-  const sizes: number[] = [];
-  const reduced: boolean[] = [];
-  shape.forEach((d, i) => {
-    if (d === 1) return;
-    const r = axes.includes(i);
-    if (reduced.length > 0 && reduced[reduced.length - 1] === r) sizes[sizes.length - 1] *= d;
-    else {
-      sizes.push(d);
-      reduced.push(r);
-    }
-  });
-  return { sizes, reduced };
 }
 
 function geoArgs(g: Conv2dGeometry): number[] {

@@ -17,7 +17,7 @@
  *    mappedAtCreation (no queue ordering involved) and destroyed two flushes later.
  */
 import { Conv2dGeometry, MatmulPlan, BinaryKernel, UnaryKernel, ReduceKernel } from '../backend';
-import { Shape, broadcastStrides, formatShape, mergeDims, sizeOf, stridesOf } from '../../shape';
+import { Shape, broadcastStrides, formatShape, mergeDims, mergeReduce, sizeOf, stridesOf } from '../../shape';
 import {
   BufferUsage, GpuAdapterInfoLike, GpuBufferBinding, GpuBufferLike, GpuCommandEncoderLike, GpuComputePassLike,
   GpuComputePipelineLike, GpuBindGroupLayoutLike, GpuDeviceLike, GpuLike, MAP_MODE_READ, defaultGpu,
@@ -125,22 +125,6 @@ export class ParamBlock {
 }
 
 // ---------------------------------------------------------------- layout helpers
-
-/** Reduction layout: size-1 dims dropped, neighbouring dims of the same kind merged. */
-export function mergeReduce(shape: Shape, axes: readonly number[]): { sizes: number[]; reduced: boolean[] } {
-  const sizes: number[] = [];
-  const reduced: boolean[] = [];
-  shape.forEach((d, i) => {
-    if (d === 1) return;
-    const r = axes.includes(i);
-    if (reduced.length > 0 && reduced[reduced.length - 1] === r) sizes[sizes.length - 1] *= d;
-    else {
-      sizes.push(d);
-      reduced.push(r);
-    }
-  });
-  return { sizes, reduced };
-}
 
 /** True when distinct coordinates of `shape` map to distinct offsets under `strides` (sufficient test). */
 function injective(shape: readonly number[], strides: readonly number[]): boolean {

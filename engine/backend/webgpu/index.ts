@@ -5,7 +5,7 @@
  * No Node or DOM type imports: runs in a page, a VS Code webview and a web worker (anywhere
  * `navigator.gpu` exists), or in Node with a GPU object passed in (dawn.node).
  */
-export { WebGpuDevice, GpuTensorBuffer, WebGpuUnavailableError, ParamBlock, mergeReduce, storageBytes } from './device';
+export { WebGpuDevice, GpuTensorBuffer, WebGpuUnavailableError, ParamBlock, storageBytes } from './device';
 export type { GpuDType, WebGpuDeviceOptions, WebGpuStats } from './device';
 export { defaultGpu } from './gpu';
 export type { GpuLike, GpuDeviceLike, GpuAdapterLike, GpuAdapterInfoLike } from './gpu';
