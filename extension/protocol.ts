@@ -4,6 +4,7 @@
  */
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
+import type { TrainingRecord } from '../engine/train/record';
 
 /** Which engine backend runs in the webview, and why that one. */
 export interface BackendInfo {
@@ -52,6 +53,34 @@ export interface RunRequest {
   watches: WatchSpec[];
 }
 
+export type OptimizerChoice = 'sgd' | 'adam' | 'adamw';
+
+/** "Train N steps": optimiser and data settings (PyTorch's defaults and formulas, see engine/train/optim.ts). */
+export interface TrainSettings {
+  steps: number;
+  optimizer: OptimizerChoice;
+  lr: number;
+  /** SGD momentum (0 = plain SGD). */
+  momentum: number;
+  /** L2 penalty for sgd/adam, decoupled decay for adamw. */
+  weightDecay: number;
+  /** clip_grad_norm_ max norm; 0 = off. */
+  clipNorm: number;
+  /** clip_grad_value_ bound; 0 = off. */
+  clipValue: number;
+  /** 'fixed': the same seeded batch every step; 'fresh': a new seeded batch per step (seed + step). */
+  data: 'fixed' | 'fresh';
+}
+
+export const DEFAULT_TRAIN_SETTINGS: TrainSettings = { steps: 50, optimizer: 'adam', lr: 1e-3, momentum: 0.9, weightDecay: 0, clipNorm: 0, clipValue: 0, data: 'fixed' };
+
+export interface TrainRequest extends RunRequest {
+  train: TrainSettings;
+}
+
+/** Why a training run ended. */
+export type TrainStop = 'done' | 'cancelled' | 'anomaly';
+
 export type HostToWebview =
   | { type: 'hello'; version: string; settings: RunSettings }
   | ({ type: 'run' } & RunRequest)
@@ -60,7 +89,11 @@ export type HostToWebview =
   /** Scroll to the attention maps of a layer (from the editor's attention CodeLens). */
   | { type: 'showAttention'; modulePath: string }
   /** Diagnostics computed by the host with the user's thresholds, to colour the panel the same way. */
-  | { type: 'findings'; runId: number; findings: Finding[] };
+  | { type: 'findings'; runId: number; findings: Finding[] }
+  /** Train N steps (cancel with 'cancel' and the same runId: the run stops after the current step). */
+  | ({ type: 'train' } & TrainRequest)
+  /** Show a training record that was imported from a file (e.g. written by python/gradlens_recorder.py). */
+  | { type: 'showTraining'; record: TrainingRecord };
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -70,17 +103,29 @@ export type WebviewToHost =
   | { type: 'runError'; runId: number; message: string }
   | { type: 'revealModule'; path: string }
   | { type: 'rerun'; settings: RunSettings }
+  /** The panel's Train button. */
+  | { type: 'startTraining'; settings: RunSettings; train: TrainSettings }
+  /** The record so far, after a step (throttled). */
+  | { type: 'trainProgress'; runId: number; record: TrainingRecord }
+  | { type: 'trainDone'; runId: number; record: TrainingRecord; stopped: TrainStop }
   | { type: 'error'; message: string };
 
 /**
  * `wasm`: the WebAssembly kernel bytes, fetched by the page (a worker started from a blob cannot fetch
  * webview resources itself), or why they could not be fetched.
  */
-export type PageToWorker = { type: 'probe'; backend: BackendChoice; wasm: ArrayBuffer | null; wasmError?: string } | ({ type: 'run' } & RunRequest);
+export type PageToWorker =
+  | { type: 'probe'; backend: BackendChoice; wasm: ArrayBuffer | null; wasmError?: string }
+  | ({ type: 'run' } & RunRequest)
+  | ({ type: 'train' } & TrainRequest)
+  /** Ends a training run after its current step (handled out of turn, the worker yields between steps). */
+  | { type: 'stopTraining'; runId: number };
 
 export type WorkerToPage =
   | { type: 'backend'; info: BackendInfo }
   | { type: 'progress'; runId: number; message: string }
   | { type: 'report'; runId: number; report: InspectionReport }
   | { type: 'runError'; runId: number; message: string }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  | { type: 'trainProgress'; runId: number; record: TrainingRecord }
+  | { type: 'trainDone'; runId: number; record: TrainingRecord; stopped: TrainStop };

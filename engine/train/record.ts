@@ -1,0 +1,191 @@
+/**
+ * The training record: statistics per step and module over a run of optimiser steps, as plain JSON
+ * (schema `gradient-lens/training@1`). The engine's trainer writes it, the Python recorder
+ * (python/gradlens_recorder.py) writes the same schema from a PyTorch job, and the extension imports
+ * either to draw the heat strip, the loss curve and the sparklines on source lines.
+ * docs/training-schema.md documents the format for other writers.
+ */
+import type { SourceLocation } from '../inspect/report';
+
+export const TRAINING_SCHEMA = 'gradient-lens/training@1';
+
+/** A per-step series: one entry per recorded step; null where the value was not measured. */
+export type Series = (number | null)[];
+
+export interface OptimizerSettings {
+  /** 'sgd' | 'adam' | 'adamw' (other writers may record other names). */
+  kind: string;
+  lr: number;
+  momentum?: number;
+  nesterov?: boolean;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  /** Gradient clipping: max total L2 norm (clip_grad_norm_) and/or max absolute value (clip_grad_value_). */
+  clipNorm?: number;
+  clipValue?: number;
+}
+
+export interface ModuleSeries {
+  /** Module path as PyTorch names it ('blocks.0.attn'); '' is the whole model. */
+  path: string;
+  /** Class name when known ('Linear'). */
+  kind?: string;
+  /** Forward order of the module's first op (0 = nearest the input), for drawing layers top to bottom. */
+  depth: number;
+  /** True when no other recorded module lies below this one. */
+  leaf: boolean;
+  source?: SourceLocation;
+  /** Combined L2 norm of the gradients of the trainable parameters under this module (before clipping). */
+  gradNorm: Series;
+  /** Combined L2 norm of those parameters, before the update. */
+  paramNorm: Series;
+  /** ‖Δθ‖ / ‖θ‖ of this step's update over those parameters. */
+  updateRatio: Series;
+  /** Mean, standard deviation and fraction of exact zeros of the module's output activation. */
+  actMean: Series;
+  actStd: Series;
+  zeroFraction: Series;
+}
+
+export interface TrainingAnomaly {
+  /** Step (1-based) at which the first NaN/Inf appeared; training stops there. */
+  step: number;
+  phase: 'forward' | 'backward' | 'update';
+  /** ONNX node name, when the engine recorded it. */
+  node?: string;
+  modulePath: string;
+  source?: SourceLocation;
+  message: string;
+}
+
+export interface TrainingRecord {
+  schema: typeof TRAINING_SCHEMA;
+  /** Who wrote it, e.g. 'gradient-lens engine (wasm-simd)' or 'gradlens_recorder.py (torch 2.4.0)'. */
+  producer: string;
+  model: { name: string; /** The Python file the module paths belong to, when known. */ source?: string };
+  optimizer: OptimizerSettings;
+  /** Free-form run settings (seed, batch, data). */
+  settings?: Record<string, string | number | boolean>;
+  /** Step numbers (1-based) of the recorded steps. */
+  steps: number[];
+  /** Loss computed in each step's forward pass (before that step's update). */
+  loss: Series;
+  /** Total gradient norm over all trainable parameters before clipping. */
+  gradNormTotal: Series;
+  modules: ModuleSeries[];
+  anomaly?: TrainingAnomaly;
+}
+
+export class TrainingRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingRecordError';
+  }
+}
+
+const SERIES_KEYS = ['gradNorm', 'paramNorm', 'updateRatio', 'actMean', 'actStd', 'zeroFraction'] as const;
+
+/**
+ * JSON has no NaN or Infinity, and a training record must be able to hold them (that is when it is
+ * most needed): non-finite numbers are written as the strings "NaN", "Infinity" and "-Infinity".
+ */
+function encodeNumber(v: number | null): number | string | null {
+  if (v === null || Number.isFinite(v)) return v;
+  return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+}
+
+function decodeNumber(v: unknown, where: string): number | null {
+  if (v === null || typeof v === 'number') return v;
+  if (v === 'NaN') return NaN;
+  if (v === 'Infinity') return Infinity;
+  if (v === '-Infinity') return -Infinity;
+  throw new TrainingRecordError(`${where}: expected a number, null, "NaN", "Infinity" or "-Infinity", got ${JSON.stringify(v)}`);
+}
+
+export function serializeTrainingRecord(record: TrainingRecord): string {
+  return JSON.stringify(record, (_key, value) => (typeof value === 'number' ? encodeNumber(value) : value));
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function series(v: unknown, length: number, where: string): Series {
+  if (!Array.isArray(v)) throw new TrainingRecordError(`${where}: expected an array with one entry per step`);
+  if (v.length !== length) throw new TrainingRecordError(`${where}: has ${v.length} entries but the record has ${length} steps`);
+  return v.map((x, i) => decodeNumber(x, `${where}[${i}]`));
+}
+
+function source(v: unknown, where: string): SourceLocation | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObject(v) || typeof v.file !== 'string' || typeof v.line !== 'number' || !Number.isInteger(v.line) || v.line < 1) {
+    throw new TrainingRecordError(`${where}: expected {file: string, line: positive integer}`);
+  }
+  return { file: v.file, line: v.line };
+}
+
+/** Parses and validates a training record; errors name the field at fault. */
+export function parseTrainingRecord(text: string, origin = 'training record'): TrainingRecord {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new TrainingRecordError(`${origin} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!isObject(raw)) throw new TrainingRecordError(`${origin}: expected a JSON object`);
+  if (raw.schema !== TRAINING_SCHEMA) {
+    throw new TrainingRecordError(`${origin}: schema is ${JSON.stringify(raw.schema)}, expected "${TRAINING_SCHEMA}"`);
+  }
+  if (!Array.isArray(raw.steps) || !raw.steps.every((s) => Number.isInteger(s) && s >= 0)) {
+    throw new TrainingRecordError(`${origin}: steps must be an array of step numbers`);
+  }
+  const n = raw.steps.length;
+  if (!isObject(raw.model) || typeof raw.model.name !== 'string') throw new TrainingRecordError(`${origin}: model.name is missing`);
+  if (!isObject(raw.optimizer) || typeof raw.optimizer.kind !== 'string' || typeof raw.optimizer.lr !== 'number') {
+    throw new TrainingRecordError(`${origin}: optimizer needs a kind (string) and lr (number)`);
+  }
+  if (!Array.isArray(raw.modules)) throw new TrainingRecordError(`${origin}: modules must be an array`);
+  const modules = raw.modules.map((m, i): ModuleSeries => {
+    const where = `${origin}: modules[${i}]`;
+    if (!isObject(m) || typeof m.path !== 'string') throw new TrainingRecordError(`${where}: path (string) is missing`);
+    const at = `${where} (${m.path || '<model>'})`;
+    const out: ModuleSeries = {
+      path: m.path,
+      kind: typeof m.kind === 'string' ? m.kind : undefined,
+      depth: typeof m.depth === 'number' ? m.depth : i,
+      leaf: typeof m.leaf === 'boolean' ? m.leaf : true,
+      source: source(m.source, `${at}.source`),
+    } as ModuleSeries;
+    for (const key of SERIES_KEYS) out[key] = m[key] === undefined ? new Array(n).fill(null) : series(m[key], n, `${at}.${key}`);
+    return out;
+  });
+  let anomaly: TrainingAnomaly | undefined;
+  if (raw.anomaly !== undefined && raw.anomaly !== null) {
+    const a = raw.anomaly;
+    if (!isObject(a) || typeof a.step !== 'number' || typeof a.modulePath !== 'string' || !['forward', 'backward', 'update'].includes(a.phase as string)) {
+      throw new TrainingRecordError(`${origin}: anomaly needs step, phase ('forward' | 'backward' | 'update') and modulePath`);
+    }
+    anomaly = {
+      step: a.step,
+      phase: a.phase as TrainingAnomaly['phase'],
+      node: typeof a.node === 'string' ? a.node : undefined,
+      modulePath: a.modulePath,
+      source: source(a.source, `${origin}: anomaly.source`),
+      message: typeof a.message === 'string' ? a.message : 'NaN or Inf',
+    };
+  }
+  const optimizer = { ...(raw.optimizer as Record<string, unknown>) } as unknown as OptimizerSettings;
+  return {
+    schema: TRAINING_SCHEMA,
+    producer: typeof raw.producer === 'string' ? raw.producer : 'unknown',
+    model: { name: raw.model.name, source: typeof raw.model.source === 'string' ? raw.model.source : undefined },
+    optimizer,
+    settings: isObject(raw.settings) ? (raw.settings as TrainingRecord['settings']) : undefined,
+    steps: raw.steps as number[],
+    loss: series(raw.loss, n, `${origin}: loss`),
+    gradNormTotal: raw.gradNormTotal === undefined ? new Array(n).fill(null) : series(raw.gradNormTotal, n, `${origin}: gradNormTotal`),
+    modules,
+    anomaly,
+  };
+}
