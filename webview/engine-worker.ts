@@ -3,7 +3,9 @@ import { setBackend } from '../engine/backend/registry';
 import { BackendKind, selectBackend, wasmSimdSupported } from '../engine/backend/wasm/index';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
 import { OnnxImportError } from '../engine/onnx/errors';
-import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, WorkerToPage } from '../extension/protocol';
+import { loadOnnx } from '../engine/onnx';
+import { OnnxTrainer } from '../engine/train/trainer';
+import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, TrainRequest, TrainStop, WorkerToPage } from '../extension/protocol';
 import { describeWebGpuAdapter } from './probe';
 
 const post = (m: WorkerToPage) => (self as unknown as Worker).postMessage(m);
@@ -27,6 +29,7 @@ async function chooseBackend(choice: BackendChoice, wasm: ArrayBuffer | null, wa
     }),
   });
   setBackend(selection.backend);
+  backendName = selection.name;
   const relaxed = (selection.backend as { relaxedSimd?: boolean }).relaxedSimd;
   return { name: selection.name + (relaxed ? ' (relaxed SIMD)' : ''), reason: selection.reason, webgpuAdapter, wasmSimd: wasmSimdSupported() };
 }
@@ -45,6 +48,60 @@ function run(request: RunRequest): void {
   post({ type: 'report', runId: request.runId, report });
 }
 
+const LOSS: Record<string, 'auto' | 'graph' | 'crossEntropy' | 'meanSquare'> = { auto: 'auto', model: 'graph', 'cross-entropy': 'crossEntropy', 'next-token': 'crossEntropy', mse: 'meanSquare' };
+
+/** Runs whose stop was requested; checked between steps. */
+const stopRequested = new Set<number>();
+let backendName = 'typescript';
+
+/** Frozen by default, as in the inspection: LoRA base weights. */
+const frozen = (name: string) => /(^|\.)base(_layer)?\./.test(name);
+
+/**
+ * Trains step by step, yielding to the event loop between steps so a stop request (handled out of
+ * turn) can end the run with the record so far. Progress is posted at most every 150 ms.
+ */
+async function train(request: TrainRequest): Promise<void> {
+  const s = request.settings;
+  const t = request.train;
+  if (!(Number.isInteger(t.steps) && t.steps >= 1 && t.steps <= 100_000)) throw new RangeError(`steps must be a whole number from 1 to 100000, got ${t.steps}`);
+  const model = loadOnnx(request.bytes, { frozen, dtype: s.dtype });
+  const trainer = new OnnxTrainer(model, {
+    optimizer: { kind: t.optimizer, lr: t.lr, momentum: t.optimizer === 'sgd' ? t.momentum : undefined, weightDecay: t.weightDecay || undefined },
+    clipNorm: t.clipNorm || undefined,
+    clipValue: t.clipValue || undefined,
+    seed: s.seed,
+    batch: s.batch,
+    sequenceLength: s.sequenceLength,
+    loss: LOSS[s.loss] ?? 'auto',
+    dtype: s.dtype,
+    data: t.data,
+    modelName: request.modelName,
+    producer: `gradient-lens engine (${backendName})`,
+  });
+  let lastPost = 0;
+  let stopped: TrainStop = 'done';
+  for (let i = 0; i < t.steps; i++) {
+    if (stopRequested.has(request.runId)) {
+      stopped = 'cancelled';
+      break;
+    }
+    const result = trainer.step();
+    if (result.anomaly) {
+      stopped = 'anomaly';
+      break;
+    }
+    const now = performance.now();
+    if (now - lastPost > 150 && i < t.steps - 1) {
+      lastPost = now;
+      post({ type: 'trainProgress', runId: request.runId, record: trainer.record });
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  }
+  stopRequested.delete(request.runId);
+  post({ type: 'trainDone', runId: request.runId, record: trainer.record, stopped });
+}
+
 async function handle(m: PageToWorker): Promise<void> {
   if (m.type === 'probe') {
     try {
@@ -54,8 +111,10 @@ async function handle(m: PageToWorker): Promise<void> {
     }
     return;
   }
+  if (m.type === 'stopTraining') return;
   try {
-    run(m);
+    if (m.type === 'train') await train(m);
+    else run(m);
   } catch (err) {
     const message = err instanceof OnnxImportError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     post({ type: 'runError', runId: m.runId, message });
@@ -65,5 +124,7 @@ async function handle(m: PageToWorker): Promise<void> {
 // Messages are handled one at a time: a run waits for the backend selection posted before it.
 let queue = Promise.resolve();
 self.onmessage = (event: MessageEvent<PageToWorker>) => {
+  // A stop request must not wait behind the training run it stops.
+  if (event.data.type === 'stopTraining') stopRequested.add(event.data.runId);
   queue = queue.then(() => handle(event.data));
 };

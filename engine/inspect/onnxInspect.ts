@@ -5,13 +5,12 @@
 import { backward } from '../autograd';
 import { getBackend } from '../backend/registry';
 import { Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
-import type { OnnxNode } from '../onnx/graph';
 import type { Tensor } from '../tensor';
-import { isFloat } from '../dtype';
 import { InspectionRecorder, TracedOp, TracedParameter, WatchRequest, parentPath } from './collect';
-import type { InspectionReport, SourceLocation } from './report';
+import type { InspectionReport } from './report';
 import { explainZeroGradient } from './zeroReasons';
 import { armAttentionCapture, findAttention } from './attention';
+import { NonFiniteWatch, sourceOf } from './anomaly';
 
 export interface InspectOptions {
   seed?: number;
@@ -56,7 +55,7 @@ function basename(file: string): string {
 }
 
 /** Module kinds: the exporter's class name when recorded, else a name from the module's own ops. */
-function moduleKinds(model: OnnxModel): Map<string, string> {
+export function moduleKinds(model: OnnxModel): Map<string, string> {
   const kinds = new Map<string, string>();
   for (const [path, m] of model.modules) {
     if (m.className) {
@@ -70,26 +69,6 @@ function moduleKinds(model: OnnxModel): Map<string, string> {
   return kinds;
 }
 
-function sourceOf(node: OnnxNode | null): SourceLocation | undefined {
-  return node?.source ? { file: node.source.file, line: node.source.line } : undefined;
-}
-
-function nonFinite(t: Tensor): { nan: boolean; inf: boolean } {
-  let nan = false;
-  let inf = false;
-  for (let i = 0; i < t.size; i++) {
-    const v = t.data[i];
-    if (v !== v) nan = true;
-    else if (v === Infinity || v === -Infinity) inf = true;
-  }
-  return { nan, inf };
-}
-
-function hasNonFinite(t: Tensor): boolean {
-  const f = nonFinite(t);
-  return f.nan || f.inf;
-}
-
 export function inspectOnnx(bytes: Uint8Array, modelName: string, options: InspectOptions = {}): InspectionReport {
   const progress = options.onProgress ?? (() => {});
   progress('loading the model');
@@ -98,8 +77,7 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
   const dtype = options.dtype ?? model.dtype;
 
   progress('forward pass');
-  let firstNonFinite: InspectionReport['firstNonFinite'];
-  const seen = new Map<string, Tensor>();
+  const watch = new NonFiniteWatch(model);
   const t0 = performance.now();
   const run = model.run(options.feeds, {
     seed: options.seed ?? 0,
@@ -107,16 +85,7 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     seq: options.sequenceLength,
     loss: options.lossSpec ?? lossSpec(options.loss),
     dtype,
-    onValue: (v: OnnxValue) => {
-      seen.set(v.name, v.tensor);
-      if (firstNonFinite || v.kind !== 'node' || !v.node || v.folded || !isFloat(v.tensor.dtype)) return;
-      // Constants are intended. NaN elsewhere is an anomaly; an Inf is one only when no input already held it (a -inf attention
-      // mask and the masked scores it produces are intended).
-      const bad = nonFinite(v.tensor);
-      if (bad.nan || (bad.inf && !v.node.inputs.some((n) => { const t = seen.get(n) ?? model.buffers.get(n); return t !== undefined && isFloat(t.dtype) && nonFinite(t).inf; }))) {
-        firstNonFinite = { node: v.node.name, modulePath: v.modulePath, phase: 'forward', source: sourceOf(v.node) };
-      }
-    },
+    onValue: watch.onValue,
   });
   const forwardMs = performance.now() - t0;
   if (!run.loss) throw new Error('the run produced no loss to differentiate');
@@ -135,10 +104,7 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
   const recorder = new InspectionRecorder(params, ops, moduleKinds(model));
   recorder.attach(resolveWatches(options.watches ?? [], nodeValues, ops));
 
-  // The first gradient to turn NaN/Inf in backward order (gradients are checked as they are produced).
-  const removers = firstNonFinite ? [] : nodeValues.filter((v) => v.tensor.requiresGrad).map((v) => v.tensor.registerHook((g) => {
-    if (!firstNonFinite && hasNonFinite(g)) firstNonFinite = { node: v.node!.name, modulePath: v.modulePath, phase: 'backward', source: sourceOf(v.node) };
-  }));
+  const disarm = watch.armBackward(nodeValues);
 
   const sample = options.attentionSample ?? 0;
   const batch = [...run.inputs.values()][0]?.shape[0] ?? 1;
@@ -149,7 +115,7 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
   backward(run.loss);
   const backwardMs = performance.now() - t1;
   recorder.detach();
-  removers.forEach((r) => r());
+  disarm();
   const captured = attention?.collect() ?? [];
 
   progress('summarising');
@@ -170,7 +136,7 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     settings: { seed: options.seed ?? 0, batch: shapes[0]?.shape[0] ?? 0, sequenceLength: options.sequenceLength, loss: run.lossInfo.description },
     loss: { kind: run.lossInfo.kind, value: run.loss.item() },
     timings: { forwardMs, backwardMs },
-    firstNonFinite,
+    firstNonFinite: watch.first && { node: watch.first.node, modulePath: watch.first.modulePath, phase: watch.first.phase, source: watch.first.source },
     attention: captured,
     tokens: captured.length ? sampleTokens(model, run.inputs, sample) : undefined,
   });

@@ -1,0 +1,3 @@
+export * from './record';
+export * from './optim';
+export * from './trainer';
