@@ -40,7 +40,7 @@ export interface ModuleSeries {
   gradNorm: Series;
   /** Combined L2 norm of those parameters, before the update. */
   paramNorm: Series;
-  /** ‖Δθ‖ / ‖θ‖ of this step's update over those parameters. */
+  /** ‖Δθ‖ / ‖θ‖ of the update this step made, as stored in the parameters' dtype: updates below float32 resolution show as (near) 0. */
   updateRatio: Series;
   /** Mean, standard deviation and fraction of exact zeros of the module's output activation. */
   actMean: Series;
