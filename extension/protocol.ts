@@ -68,8 +68,11 @@ export interface TrainSettings {
   clipNorm: number;
   /** clip_grad_value_ bound; 0 = off. */
   clipValue: number;
-  /** 'fixed': the same seeded batch every step; 'fresh': a new seeded batch per step (seed + step). */
-  data: 'fixed' | 'fresh';
+  /**
+   * 'fixed': the same seeded batch every step; 'fresh': a new seeded batch per step (seed + step);
+   * 'text': windows of the text a language model ships in its metadata (engine/train/dataset.ts).
+   */
+  data: 'fixed' | 'fresh' | 'text';
 }
 
 export const DEFAULT_TRAIN_SETTINGS: TrainSettings = { steps: 50, optimizer: 'adam', lr: 1e-3, momentum: 0.9, weightDecay: 0, clipNorm: 0, clipValue: 0, data: 'fixed' };

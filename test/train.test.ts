@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { loadOnnx, Tensor, tensorFrom } from '../engine';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
 import { Adam, clipGradNorm, clipGradValue, OnnxTrainer, parseTrainingRecord, serializeTrainingRecord, SGD, TrainingRecordError } from '../engine/train';
+import { textBatch, textDataset } from '../engine/train/dataset';
 import { repoRoot } from './helpers';
 
 const onnx = (name: string) => new Uint8Array(fs.readFileSync(path.join(repoRoot, 'test', 'fixtures', 'onnx', name)));
@@ -187,5 +188,31 @@ describe('optimisers and clipping', () => {
     assert.throws(() => new SGD([p], { lr: 0.1, nesterov: true }), /Nesterov momentum requires a momentum/);
     assert.throws(() => new Adam([p], { lr: 0.1, betas: [1, 0.9] }), /betas must lie in \[0, 1\)/);
     assert.throws(() => new SGD([tensorFrom([1], [1])], { lr: 0.1 }), /not a leaf tensor that requires grad/);
+  });
+});
+
+describe('the text a model ships', () => {
+  test('the tiny GPT trains on windows of its sample text and learns it', () => {
+    const model = loadOnnx(example('tiny_gpt.onnx'));
+    const ds = textDataset(model);
+    assert.ok(!('reason' in ds), 'reason' in ds ? ds.reason : '');
+    const vocab = JSON.parse(model.metadata['gradientlens.vocab']) as string[];
+    assert.equal(ds.ids.map((i) => vocab[i]).join(''), model.metadata['gradientlens.sample_text']);
+    const b1 = textBatch(ds, 1, 2, 8)[ds.input] as Tensor;
+    assert.deepEqual(b1.shape, [2, 8]);
+    assert.deepEqual(Array.from(b1.data), [...ds.ids.slice(0, 8), ...ds.ids.slice(4, 12)], 'windows half a window apart');
+    const b2 = textBatch(ds, 2, 2, 8)[ds.input] as Tensor;
+    assert.deepEqual(Array.from(b2.data.subarray(0, 8)), ds.ids.slice(8, 16), 'the next step walks on');
+    const trainer = new OnnxTrainer(model, { optimizer: { kind: 'adam', lr: 1e-2 }, modelName: 'tiny_gpt.onnx', data: 'text', feeds: (step) => textBatch(ds, step, 4, 16) });
+    trainer.train(30);
+    const loss = trainer.record.loss as number[];
+    assert.ok(loss[29] < 0.6 * loss[0], `next-token loss on the text ${loss[0]} -> ${loss[29]}`);
+    assert.equal(trainer.record.settings?.data, 'text');
+  });
+
+  test('a model without shipped text says why', () => {
+    const ds = textDataset(loadOnnx(example('vanishing_mlp.onnx')));
+    assert.ok('reason' in ds);
+    assert.match(ds.reason, /ships no dataset \(ONNX metadata gradientlens\.vocab and gradientlens\.sample_text/);
   });
 });

@@ -3,8 +3,9 @@ import { setBackend } from '../engine/backend/registry';
 import { BackendKind, selectBackend, wasmSimdSupported } from '../engine/backend/wasm/index';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
 import { OnnxImportError } from '../engine/onnx/errors';
-import { loadOnnx } from '../engine/onnx';
+import { Feeds, loadOnnx } from '../engine/onnx';
 import { OnnxTrainer } from '../engine/train/trainer';
+import { textBatch, textDataset } from '../engine/train/dataset';
 import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, TrainRequest, TrainStop, WorkerToPage } from '../extension/protocol';
 import { describeWebGpuAdapter } from './probe';
 
@@ -66,6 +67,12 @@ async function train(request: TrainRequest): Promise<void> {
   const t = request.train;
   if (!(Number.isInteger(t.steps) && t.steps >= 1 && t.steps <= 100_000)) throw new RangeError(`steps must be a whole number from 1 to 100000, got ${t.steps}`);
   const model = loadOnnx(request.bytes, { frozen, dtype: s.dtype });
+  let feeds: ((step: number) => Feeds) | undefined;
+  if (t.data === 'text') {
+    const ds = textDataset(model);
+    if ('reason' in ds) throw new Error(`cannot train on text: ${ds.reason}`);
+    feeds = (step) => textBatch(ds, step, s.batch, s.sequenceLength);
+  }
   const trainer = new OnnxTrainer(model, {
     optimizer: { kind: t.optimizer, lr: t.lr, momentum: t.optimizer === 'sgd' ? t.momentum : undefined, weightDecay: t.weightDecay || undefined },
     clipNorm: t.clipNorm || undefined,
@@ -76,6 +83,7 @@ async function train(request: TrainRequest): Promise<void> {
     loss: LOSS[s.loss] ?? 'auto',
     dtype: s.dtype,
     data: t.data,
+    feeds,
     modelName: request.modelName,
     producer: `gradient-lens engine (${backendName})`,
   });

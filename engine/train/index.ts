@@ -1,3 +1,4 @@
 export * from './record';
 export * from './optim';
 export * from './trainer';
+export * from './dataset';

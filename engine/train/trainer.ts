@@ -28,8 +28,11 @@ export interface TrainOptions {
   sequenceLength?: number;
   loss?: LossSpec;
   dtype?: FloatDType;
-  /** 'fixed' (default): the same seeded batch every step; 'fresh': seed + step - 1 at each step. */
-  data?: 'fixed' | 'fresh';
+  /**
+   * 'fixed' (default): the same seeded batch every step; 'fresh': seed + step - 1 at each step; 'text':
+   * the feeds function supplies the data (only recorded as the data label).
+   */
+  data?: 'fixed' | 'fresh' | 'text';
   /** Inputs by name, the same every step or per step (inputs left out are sampled). */
   feeds?: Feeds | ((step: number) => Feeds | undefined);
   /** Find the first NaN/Inf op in forward and backward (default true; costs a scan of every value). */
