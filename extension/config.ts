@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { Thresholds } from '../engine/inspect/diagnose';
 import { DEFAULT_THRESHOLDS } from '../engine/inspect/diagnose';
-import { DEFAULT_RUN_SETTINGS, RunSettings } from './protocol';
+import { DEFAULT_RUN_SETTINGS, DEFAULT_TRAIN_SETTINGS, RunSettings, TrainSettings } from './protocol';
 
 /** Typed access to the `gradientLens.*` settings declared in package.json. */
 export function section(scope?: vscode.Uri): vscode.WorkspaceConfiguration {
@@ -29,5 +29,20 @@ export function thresholds(scope?: vscode.Uri): Thresholds {
     explodingRatio: c.get('thresholds.explodingRatio', DEFAULT_THRESHOLDS.explodingRatio),
     deadUnitFraction: c.get('thresholds.deadUnitFraction', DEFAULT_THRESHOLDS.deadUnitFraction),
     zeroRatio: c.get('thresholds.zeroRatio', DEFAULT_THRESHOLDS.zeroRatio),
+  };
+}
+
+export function trainSettings(scope?: vscode.Uri): TrainSettings {
+  const c = section(scope);
+  const d = DEFAULT_TRAIN_SETTINGS;
+  return {
+    steps: c.get('train.steps', d.steps),
+    optimizer: c.get('train.optimizer', d.optimizer),
+    lr: c.get('train.lr', d.lr),
+    momentum: c.get('train.momentum', d.momentum),
+    weightDecay: c.get('train.weightDecay', d.weightDecay),
+    clipNorm: c.get('train.clipNorm', d.clipNorm),
+    clipValue: c.get('train.clipValue', d.clipValue),
+    data: c.get('train.data', d.data),
   };
 }

@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { ModuleCodeLensProvider } from './codeLens';
 import { InspectionSession } from './session';
 import { createSourceMapper } from './sourceMapper';
+import { trainSettings } from './config';
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('Gradient Lens');
@@ -15,6 +16,23 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('gradientLens.rerun', () => session.rerun()),
     vscode.commands.registerCommand('gradientLens.revealModule', (path: string) => session.revealModule(path)),
     vscode.commands.registerCommand('gradientLens.showAttention', (modulePath: string) => session.showAttention(modulePath)),
+    vscode.commands.registerCommand('gradientLens.train', async (uri?: vscode.Uri, steps?: number) => {
+      const train = trainSettings(uri instanceof vscode.Uri ? uri : vscode.window.activeTextEditor?.document.uri);
+      if (typeof steps !== 'number') {
+        const answer = await vscode.window.showInputBox({
+          title: `Train N steps (${train.optimizer}, lr ${train.lr}; change in Settings › Gradient Lens › Train)`,
+          prompt: 'Number of optimiser steps',
+          value: String(train.steps),
+          validateInput: (v) => (/^\d+$/.test(v.trim()) && +v >= 1 && +v <= 100_000 ? undefined : 'a whole number from 1 to 100000'),
+        });
+        if (answer === undefined) return undefined;
+        steps = Number(answer);
+      }
+      return session.train({ ...train, steps }, undefined, uri instanceof vscode.Uri ? uri : undefined);
+    }),
+    vscode.commands.registerCommand('gradientLens.stopTraining', () => session.stopTraining()),
+    vscode.commands.registerCommand('gradientLens.exportTraining', (uri?: vscode.Uri) => session.exportTraining(uri instanceof vscode.Uri ? uri : undefined)),
+    vscode.commands.registerCommand('gradientLens.importTraining', (uri?: vscode.Uri) => session.importTraining(uri instanceof vscode.Uri ? uri : undefined)),
     vscode.languages.registerCodeLensProvider({ language: 'python' }, new ModuleCodeLensProvider(session)),
   );
 }

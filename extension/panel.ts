@@ -1,12 +1,20 @@
 import * as vscode from 'vscode';
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
-import { BackendInfo, HostToWebview, RunRequest, RunSettings, WebviewToHost } from './protocol';
+import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
+import { BackendInfo, HostToWebview, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, WebviewToHost } from './protocol';
 
 export interface PanelEvents {
   onRevealModule(path: string): void;
   onRerun(settings: RunSettings): void;
   onBackend(info: BackendInfo): void;
+  onStartTraining(settings: RunSettings, train: TrainSettings): void;
+}
+
+interface PendingTraining {
+  resolve(result: { record: TrainingRecord; stopped: TrainStop }): void;
+  reject(error: Error): void;
+  onProgress(record: TrainingRecord): void;
 }
 
 interface PendingRun {
@@ -23,12 +31,13 @@ export class GradientLensPanel implements vscode.Disposable {
   private static current: GradientLensPanel | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly pending = new Map<number, PendingRun>();
+  private readonly training = new Map<number, PendingTraining>();
   private readonly ready: Promise<void>;
   private markReady!: () => void;
   backend: BackendInfo | undefined;
 
   /** The open panel, or a new one beside the editor. */
-  static show(context: vscode.ExtensionContext, events: PanelEvents, settings: RunSettings, preserveFocus = false): GradientLensPanel {
+  static show(context: vscode.ExtensionContext, events: PanelEvents, settings: RunSettings, train: TrainSettings, preserveFocus = false): GradientLensPanel {
     if (GradientLensPanel.current) {
       GradientLensPanel.current.panel.reveal(undefined, preserveFocus);
       return GradientLensPanel.current;
@@ -39,7 +48,7 @@ export class GradientLensPanel implements vscode.Disposable {
       localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist'), vscode.Uri.joinPath(context.extensionUri, 'media')],
     });
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'icon.png');
-    GradientLensPanel.current = new GradientLensPanel(panel, context, events, settings);
+    GradientLensPanel.current = new GradientLensPanel(panel, context, events, settings, train);
     return GradientLensPanel.current;
   }
 
@@ -47,7 +56,7 @@ export class GradientLensPanel implements vscode.Disposable {
     return GradientLensPanel.current;
   }
 
-  private constructor(private readonly panel: vscode.WebviewPanel, context: vscode.ExtensionContext, private readonly events: PanelEvents, private readonly settings: RunSettings) {
+  private constructor(private readonly panel: vscode.WebviewPanel, context: vscode.ExtensionContext, private readonly events: PanelEvents, private readonly settings: RunSettings, private readonly trainDefaults: TrainSettings) {
     this.ready = new Promise((resolve) => (this.markReady = resolve));
     panel.webview.html = this.html(panel.webview, context.extensionUri);
     panel.onDidDispose(() => this.dispose(), null, this.disposables);
@@ -68,6 +77,24 @@ export class GradientLensPanel implements vscode.Disposable {
     });
   }
 
+  /**
+   * Trains in the webview's engine. Resolves with the record when the run ends (done, stopped by
+   * the token, or at an anomaly); rejects with the engine's error.
+   */
+  async train(request: TrainRequest, onProgress: (record: TrainingRecord) => void, token: vscode.CancellationToken): Promise<{ record: TrainingRecord; stopped: TrainStop }> {
+    await this.ready;
+    return new Promise((resolve, reject) => {
+      this.training.set(request.runId, { resolve, reject, onProgress });
+      token.onCancellationRequested(() => void this.post({ type: 'cancel', runId: request.runId }));
+      void this.post({ type: 'train', ...request });
+    });
+  }
+
+  /** Shows a record that did not come from this panel's engine (imported from a file). */
+  showTraining(record: TrainingRecord): void {
+    void this.ready.then(() => this.post({ type: 'showTraining', record: serializeTrainingRecord(record) }));
+  }
+
   showFindings(runId: number, findings: Finding[]): void {
     void this.post({ type: 'findings', runId, findings });
   }
@@ -83,7 +110,7 @@ export class GradientLensPanel implements vscode.Disposable {
   private onMessage(message: WebviewToHost, context: vscode.ExtensionContext): void {
     switch (message.type) {
       case 'ready':
-        void this.post({ type: 'hello', version: String(context.extension.packageJSON.version ?? ''), settings: this.settings });
+        void this.post({ type: 'hello', version: String(context.extension.packageJSON.version ?? ''), settings: this.settings, train: this.trainDefaults });
         this.markReady();
         break;
       case 'backend':
@@ -100,6 +127,18 @@ export class GradientLensPanel implements vscode.Disposable {
       case 'runError':
         this.pending.get(message.runId)?.reject(new Error(message.message));
         this.pending.delete(message.runId);
+        this.training.get(message.runId)?.reject(new Error(message.message));
+        this.training.delete(message.runId);
+        break;
+      case 'trainProgress':
+        this.training.get(message.runId)?.onProgress(parseTrainingRecord(message.record, 'training progress'));
+        break;
+      case 'trainDone':
+        this.training.get(message.runId)?.resolve({ record: parseTrainingRecord(message.record, 'training record'), stopped: message.stopped });
+        this.training.delete(message.runId);
+        break;
+      case 'startTraining':
+        this.events.onStartTraining(message.settings, message.train);
         break;
       case 'revealModule':
         this.events.onRevealModule(message.path);
@@ -145,8 +184,9 @@ export class GradientLensPanel implements vscode.Disposable {
 
   dispose(): void {
     GradientLensPanel.current = undefined;
-    for (const p of this.pending.values()) p.reject(new Error('the Gradient Lens panel was closed'));
+    for (const p of [...this.pending.values(), ...this.training.values()]) p.reject(new Error('the Gradient Lens panel was closed'));
     this.pending.clear();
+    this.training.clear();
     this.panel.dispose();
     while (this.disposables.length) this.disposables.pop()?.dispose();
   }

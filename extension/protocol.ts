@@ -81,11 +81,18 @@ export interface TrainRequest extends RunRequest {
   train: TrainSettings;
 }
 
+/**
+ * A training record as serializeTrainingRecord writes it. Host <-> webview messages travel as JSON, which
+ * turns NaN and Infinity into null; a record must keep them (they are what anomaly mode is about).
+ * Worker <-> page messages are structured clones and carry the record as is.
+ */
+export type SerializedTrainingRecord = string;
+
 /** Why a training run ended. */
 export type TrainStop = 'done' | 'cancelled' | 'anomaly';
 
 export type HostToWebview =
-  | { type: 'hello'; version: string; settings: RunSettings }
+  | { type: 'hello'; version: string; settings: RunSettings; train: TrainSettings }
   | ({ type: 'run' } & RunRequest)
   | { type: 'cancel'; runId: number }
   | { type: 'focusModule'; path: string }
@@ -96,7 +103,7 @@ export type HostToWebview =
   /** Train N steps (cancel with 'cancel' and the same runId: the run stops after the current step). */
   | ({ type: 'train' } & TrainRequest)
   /** Show a training record that was imported from a file (e.g. written by python/gradlens_recorder.py). */
-  | { type: 'showTraining'; record: TrainingRecord };
+  | { type: 'showTraining'; record: SerializedTrainingRecord };
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -109,8 +116,8 @@ export type WebviewToHost =
   /** The panel's Train button. */
   | { type: 'startTraining'; settings: RunSettings; train: TrainSettings }
   /** The record so far, after a step (throttled). */
-  | { type: 'trainProgress'; runId: number; record: TrainingRecord }
-  | { type: 'trainDone'; runId: number; record: TrainingRecord; stopped: TrainStop }
+  | { type: 'trainProgress'; runId: number; record: SerializedTrainingRecord }
+  | { type: 'trainDone'; runId: number; record: SerializedTrainingRecord; stopped: TrainStop }
   | { type: 'error'; message: string };
 
 /**

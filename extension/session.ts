@@ -2,13 +2,15 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { diagnose, Finding } from '../engine/inspect/diagnose';
 import type { InspectionReport } from '../engine/inspect/report';
-import { runSettings, thresholds } from './config';
+import { runSettings, thresholds, trainSettings } from './config';
+import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
+import { anomalyDiagnostic, trainingOverlays } from './overlay/training';
 import { locateModel } from './modelLocator';
 import { buildOverlays, lineDiagnostics, mergeOverlays, placeFindings } from './overlay/model';
 import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
 import { GradientLensPanel, PanelEvents } from './panel';
-import { BackendInfo, RunSettings } from './protocol';
+import { BackendInfo, RunSettings, TrainSettings } from './protocol';
 import { SourceMapper, DocumentMapping } from './sourceAnchors';
 
 interface LastRun {
@@ -18,6 +20,14 @@ interface LastRun {
   report: InspectionReport;
   findings: Finding[];
   mapping: DocumentMapping;
+}
+
+/** A training record shown on a document: from a run in the panel or imported from a file. */
+interface TrainingView {
+  document: vscode.Uri;
+  record: TrainingRecord;
+  mapping: DocumentMapping;
+  origin: 'engine' | 'import';
 }
 
 /** One inspection workflow: locate the model, run it in the webview engine, overlay the report on the source. */
@@ -32,6 +42,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   readonly onDidChange = this.changed.event;
   private backend: BackendInfo | undefined;
   private running: vscode.CancellationTokenSource | undefined;
+  private trainingRun: vscode.CancellationTokenSource | undefined;
+  private trainingView: TrainingView | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper) {
     this.status.name = 'Gradient Lens';
@@ -56,7 +68,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 
   showPanel(preserveFocus = false): GradientLensPanel {
-    return GradientLensPanel.show(this.context, this, runSettings(this.last?.document), preserveFocus);
+    return GradientLensPanel.show(this.context, this, runSettings(this.last?.document), trainSettings(this.last?.document), preserveFocus);
   }
 
   /** Inspects the model of `target` (or of the active Python editor). */
@@ -119,6 +131,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.presenter.clear();
     this.diagnostics.clear();
     this.last = undefined;
+    this.trainingView = undefined;
+    void vscode.commands.executeCommand('setContext', 'gradientLens.hasTraining', false);
     this.updateStatus();
     this.changed.fire();
   }
@@ -126,14 +140,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   /** Diagnoses with the current thresholds and draws overlays, diagnostics, status and logs. */
   private async apply(run: LastRun): Promise<void> {
     run.findings = diagnose(run.report, thresholds(run.document));
-    const overlays = mergeOverlays(buildOverlays(run.report, run.mapping.anchors, run.findings), hookOverlays(run.report, run.mapping.watchLines));
-    this.presenter.set(run.document, overlays);
-    this.diagnostics.set(run.document, lineDiagnostics(placeFindings(run.findings, run.mapping.anchors, run.mapping.fallbackLine)).map((g) => {
-      const d = new vscode.Diagnostic(new vscode.Range(g.line, 0, g.line, Number.MAX_SAFE_INTEGER), g.message, severity(g.severity));
-      d.source = 'Gradient Lens';
-      d.code = g.kind;
-      return d;
-    }));
+    this.render(run.document);
     GradientLensPanel.existing?.showFindings(run.runId, run.findings);
     const r = run.report;
     this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
@@ -146,11 +153,191 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.changed.fire();
   }
 
+  /**
+   * Draws one document's overlays and problems from the last inspection and the training record shown
+   * on it: on a line with both, the training text wins and the hover keeps both.
+   */
+  private render(document: vscode.Uri): void {
+    const key = document.toString();
+    const run = this.last?.document.toString() === key ? this.last : undefined;
+    const view = this.trainingView?.document.toString() === key ? this.trainingView : undefined;
+    let overlays = run ? mergeOverlays(buildOverlays(run.report, run.mapping.anchors, run.findings), hookOverlays(run.report, run.mapping.watchLines)) : [];
+    const problems = run ? lineDiagnostics(placeFindings(run.findings, run.mapping.anchors, run.mapping.fallbackLine)) : [];
+    if (view) {
+      overlays = mergeOverlays(overlays, trainingOverlays(view.record, view.mapping.anchors));
+      const anomaly = anomalyDiagnostic(view.record, view.mapping.anchors, view.mapping.fallbackLine, document.fsPath);
+      if (anomaly) problems.push(anomaly);
+    }
+    this.presenter.set(document, overlays);
+    this.diagnostics.set(document, problems.map((g) => {
+      const d = new vscode.Diagnostic(new vscode.Range(g.line, 0, g.line, Number.MAX_SAFE_INTEGER), g.message, severity(g.severity));
+      d.source = 'Gradient Lens';
+      d.code = g.kind;
+      return d;
+    }));
+  }
+
+  // ---------------------------------------------------------------- training
+
+  /** "Train N steps" on the model of the active Python file (or the last inspected one). */
+  async train(train?: TrainSettings, settings?: RunSettings, target?: vscode.Uri): Promise<TrainingRecord | undefined> {
+    const document = await this.pythonDocument(target ?? this.last?.document);
+    const sameAsLast = this.last && document && this.last.document.toString() === document.uri.toString();
+    const modelUri = sameAsLast ? this.last!.model : await locateModel(document?.uri, this.context.workspaceState);
+    if (!modelUri) return undefined;
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await vscode.workspace.fs.readFile(modelUri));
+    } catch (err) {
+      void vscode.window.showErrorMessage(`Gradient Lens: cannot read ${modelUri.fsPath}: ${err instanceof Error ? err.message : err}`);
+      return undefined;
+    }
+    const trainNow = train ?? trainSettings(document?.uri);
+    const settingsNow = settings ?? runSettings(document?.uri);
+    const modelName = path.basename(modelUri.path);
+    const panel = this.showPanel(true);
+    const runId = ++this.runCounter;
+    this.trainingRun?.cancel();
+    const cts = (this.trainingRun = new vscode.CancellationTokenSource());
+    void vscode.commands.executeCommand('setContext', 'gradientLens.training', true);
+    this.output.appendLine(`[${new Date().toLocaleTimeString()}] training ${vscode.workspace.asRelativePath(modelUri)}: ${trainNow.steps} steps of ${trainNow.optimizer} (lr ${trainNow.lr}${trainNow.optimizer === 'sgd' ? `, momentum ${trainNow.momentum}` : ''}${trainNow.weightDecay ? `, weight decay ${trainNow.weightDecay}` : ''}${trainNow.clipNorm ? `, clip norm ${trainNow.clipNorm}` : ''}${trainNow.clipValue ? `, clip value ${trainNow.clipValue}` : ''}), ${trainNow.data} data, batch ${settingsNow.batch}, seed ${settingsNow.seed}`);
+
+    // The mapping is made once, from the first record (module paths do not change during a run).
+    let mapping: Promise<DocumentMapping> | undefined;
+    const show = async (record: TrainingRecord) => {
+      if (!document || record.modules.length === 0 || cts.token.isCancellationRequested && record.steps.length === 0) return;
+      mapping ??= this.mapper.map(document, record);
+      this.trainingView = { document: document.uri, record, mapping: await mapping, origin: 'engine' };
+      this.render(document.uri);
+    };
+    try {
+      const { record, stopped } = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `Gradient Lens: training ${modelName}`, cancellable: true },
+        (progress, token) => {
+          token.onCancellationRequested(() => cts.cancel());
+          let reported = 0;
+          return panel.train({ runId, modelName, bytes, settings: settingsNow, watches: [], train: trainNow }, (rec) => {
+            const k = rec.steps.length;
+            const loss = rec.loss[k - 1];
+            progress.report({ message: `step ${k} / ${trainNow.steps} · loss ${typeof loss === 'number' ? loss.toPrecision(4) : '—'}`, increment: ((k - reported) / trainNow.steps) * 100 });
+            reported = k;
+            void show(rec);
+          }, cts.token);
+        },
+      );
+      await show(record);
+      void vscode.commands.executeCommand('setContext', 'gradientLens.hasTraining', true);
+      const k = record.steps.length;
+      const first = record.loss[0];
+      const lastLoss = record.loss[k - 1];
+      this.output.appendLine(`  ${stopped === 'done' ? 'done' : stopped === 'cancelled' ? 'stopped' : 'stopped at an anomaly'} after ${k} steps: loss ${first?.toPrecision(5)} → ${lastLoss?.toPrecision(5)}`);
+      if (record.anomaly) {
+        const a = record.anomaly;
+        this.output.appendLine(`  anomaly at step ${a.step} (${a.phase}): ${a.message}${a.source ? ` at ${path.basename(a.source.file)}:${a.source.line}` : ''}`);
+        void vscode.window.showWarningMessage(`Gradient Lens: step ${a.step}: ${a.message}`, 'Show').then((choice) => {
+          if (choice === 'Show') void this.revealModule(a.modulePath);
+        });
+      }
+      this.changed.fire();
+      return record;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.output.appendLine(`  training failed: ${message}`);
+      void vscode.window.showErrorMessage(`Gradient Lens could not train ${modelName}: ${message}`);
+      return undefined;
+    } finally {
+      if (this.trainingRun === cts) {
+        this.trainingRun = undefined;
+        void vscode.commands.executeCommand('setContext', 'gradientLens.training', false);
+      }
+      cts.dispose();
+    }
+  }
+
+  stopTraining(): void {
+    this.trainingRun?.cancel();
+  }
+
+  get trainingRecord(): TrainingRecord | undefined {
+    return this.trainingView?.record;
+  }
+
+  /** Saves the shown training record as JSON (schema gradient-lens/training@1). */
+  async exportTraining(target?: vscode.Uri): Promise<vscode.Uri | undefined> {
+    const view = this.trainingView;
+    if (!view) {
+      void vscode.window.showInformationMessage('Gradient Lens: no training statistics to export yet. Run "Gradient Lens: Train N Steps…" first.');
+      return undefined;
+    }
+    const stem = view.record.model.name.replace(/\.onnx$/i, '');
+    const uri = target ?? (await vscode.window.showSaveDialog({
+      defaultUri: vscode.Uri.joinPath(view.document, '..', `${stem}.training.json`),
+      filters: { 'Gradient Lens training statistics': ['json'] },
+      title: 'Export training statistics',
+    }));
+    if (!uri) return undefined;
+    const record: TrainingRecord = { ...view.record, model: { ...view.record.model, source: view.record.model.source ?? path.basename(view.document.fsPath) } };
+    await vscode.workspace.fs.writeFile(uri, new TextEncoder().encode(serializeTrainingRecord(record)));
+    this.output.appendLine(`exported ${record.steps.length} steps × ${record.modules.length} modules to ${uri.fsPath}`);
+    return uri;
+  }
+
+  /**
+   * Shows statistics recorded elsewhere (e.g. by python/gradlens_recorder.py in a PyTorch job) on the
+   * Python file they belong to: the record's source file if it is in the workspace, else the active one.
+   */
+  async importTraining(file?: vscode.Uri): Promise<TrainingRecord | undefined> {
+    const uri = file ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Gradient Lens training statistics': ['json'] }, title: 'Import training statistics' }))?.[0];
+    if (!uri) return undefined;
+    let record: TrainingRecord;
+    try {
+      record = parseTrainingRecord(new TextDecoder().decode(await vscode.workspace.fs.readFile(uri)), path.basename(uri.fsPath));
+    } catch (err) {
+      void vscode.window.showErrorMessage(`Gradient Lens: cannot import ${uri.fsPath}: ${err instanceof Error ? err.message : err}`);
+      return undefined;
+    }
+    const document = await this.documentForRecord(record);
+    if (!document) {
+      void vscode.window.showErrorMessage(`Gradient Lens: imported ${path.basename(uri.fsPath)}, but found no Python file to show it on${record.model.source ? ` (looked for ${path.basename(record.model.source)})` : ''}: open the model's source file and import again.`);
+      return undefined;
+    }
+    const mapping = await this.mapper.map(document, record);
+    this.trainingView = { document: document.uri, record, mapping, origin: 'import' };
+    void vscode.commands.executeCommand('setContext', 'gradientLens.hasTraining', true);
+    this.render(document.uri);
+    this.showPanel(true).showTraining(record);
+    this.output.appendLine(`imported ${path.basename(uri.fsPath)} (${record.producer}): ${record.steps.length} steps, ${record.modules.length} modules, ${mapping.anchors.length} source anchors on ${vscode.workspace.asRelativePath(document.uri)}; ${mapping.unmapped.length} modules not found in the source`);
+    for (const u of mapping.unmapped.slice(0, 20)) this.output.appendLine(`    unmapped ${u.path}: ${u.reason}`);
+    await vscode.window.showTextDocument(document, { preview: false, preserveFocus: false, viewColumn: vscode.ViewColumn.One });
+    this.changed.fire();
+    return record;
+  }
+
+  private async documentForRecord(record: TrainingRecord): Promise<vscode.TextDocument | undefined> {
+    const name = record.model.source ? path.basename(record.model.source) : undefined;
+    if (name) {
+      const open = vscode.workspace.textDocuments.find((d) => path.basename(d.uri.fsPath) === name);
+      if (open) return open;
+      const [found] = await vscode.workspace.findFiles(`**/${name}`, '**/{node_modules,.git}/**', 1);
+      if (found) return vscode.workspace.openTextDocument(found);
+    }
+    return this.pythonDocument();
+  }
+
+  onStartTraining(settings: RunSettings, train: TrainSettings): void {
+    void this.train(train, settings);
+  }
+
   /** After a save, lines may have moved: map the same report onto the new source without re-running. */
   private async remap(document: vscode.TextDocument): Promise<void> {
-    if (!this.last || document.uri.toString() !== this.last.document.toString()) return;
-    this.last.mapping = await this.mapper.map(document, this.last.report);
-    await this.apply(this.last);
+    const key = document.uri.toString();
+    if (this.trainingView?.document.toString() === key) this.trainingView.mapping = await this.mapper.map(document, this.trainingView.record);
+    if (this.last?.document.toString() === key) {
+      this.last.mapping = await this.mapper.map(document, this.last.report);
+      await this.apply(this.last);
+    } else if (this.trainingView?.document.toString() === key) {
+      this.render(document.uri);
+    }
   }
 
   /** Opens the panel at a layer's attention maps. */

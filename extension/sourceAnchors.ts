@@ -3,7 +3,7 @@
  * which module, which lines are watched, where the model classes are. No vscode import beyond types.
  */
 import type * as vscode from 'vscode';
-import type { InspectionReport } from '../engine/inspect/report';
+import type { SourceLocation } from '../engine/inspect/report';
 import type { LineAnchor } from './overlay/model';
 import type { WatchLine } from './overlay/hooks';
 import type { WatchSpec } from './protocol';
@@ -33,10 +33,15 @@ export interface AttentionSite {
   kind: string;
 }
 
+/** What the mapper needs from an inspection report or a training record: module paths and their recorded lines. */
+export interface ModuleSources {
+  modules: readonly { path: string; source?: SourceLocation }[];
+}
+
 export interface SourceMapper {
   watches(document: vscode.TextDocument): Promise<WatchSpec[]>;
   /** `rootClass`: the model class to map from (default: the one that explains the most module paths). */
-  map(document: vscode.TextDocument, report: InspectionReport, rootClass?: string): Promise<DocumentMapping>;
+  map(document: vscode.TextDocument, report: ModuleSources, rootClass?: string): Promise<DocumentMapping>;
   moduleClasses(document: vscode.TextDocument): Promise<ModuleClass[]>;
   attentionSites(document: vscode.TextDocument): Promise<AttentionSite[]>;
 }

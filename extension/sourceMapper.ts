@@ -1,11 +1,10 @@
 /** The SourceMapper used by the extension: tree-sitter indexes of open Python documents, cached by version. */
 import * as path from 'node:path';
 import type * as vscode from 'vscode';
-import type { InspectionReport } from '../engine/inspect/report';
 import type { LineAnchor } from './overlay/model';
 import type { WatchSpec } from './protocol';
 import { applySourceMetadata, createPythonParser, indexPythonSource, mapModulePaths, MetadataLocation, PythonParser, SourceIndex, WatchSite } from './sourceMap';
-import type { AttentionSite, DocumentMapping, ModuleClass, SourceMapper } from './sourceAnchors';
+import type { AttentionSite, DocumentMapping, ModuleClass, ModuleSources, SourceMapper } from './sourceAnchors';
 
 /** The label a watch is logged under: the same on the request to the engine and on the overlay. */
 export function watchTarget(w: WatchSite): string {
@@ -13,7 +12,7 @@ export function watchTarget(w: WatchSite): string {
 }
 
 /** Turns a report into the anchors, watches and fallbacks of one document (pure apart from the parser). */
-export function documentMapping(index: SourceIndex, report: InspectionReport, file: string, source: string, rootClass?: string): DocumentMapping {
+export function documentMapping(index: SourceIndex, report: ModuleSources, file: string, source: string, rootClass?: string): DocumentMapping {
   const paths = report.modules.map((m) => m.path).filter((p) => p !== '');
   const metadata: Record<string, MetadataLocation> = {};
   for (const m of report.modules) if (m.path !== '' && m.source) metadata[m.path] = { file: m.source.file, line: m.source.line };

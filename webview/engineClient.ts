@@ -1,16 +1,53 @@
-/** Runs the engine in a dedicated worker; cancelling a run terminates the worker and starts a fresh one. */
-import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, WorkerToPage } from '../extension/protocol';
+/**
+ * Runs the engine in a dedicated worker; cancelling a run terminates the worker and starts a fresh one.
+ * A training run is stopped gracefully instead (the worker yields between steps and answers with the
+ * record so far); only a worker that does not answer is terminated.
+ */
+import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, TrainRequest, TrainStop, WorkerToPage } from '../extension/protocol';
 import type { InspectionReport } from '../engine/inspect/report';
+import { TRAINING_SCHEMA, TrainingRecord } from '../engine/train/record';
 import { preferredKernelFile } from '../engine/backend/wasm/index';
 
 export interface RunCallbacks {
   onProgress(message: string): void;
 }
 
+export interface TrainCallbacks {
+  onProgress(record: TrainingRecord): void;
+}
+
+export interface TrainResult {
+  record: TrainingRecord;
+  stopped: TrainStop;
+}
+
+/** How long a stop request may take before the worker is terminated (one step of a big model can take a while). */
+export const STOP_TIMEOUT_MS = 3000;
+
+type Pending =
+  | { kind: 'run'; runId: number; resolve: (r: InspectionReport) => void; reject: (e: Error) => void; callbacks: RunCallbacks }
+  | { kind: 'train'; runId: number; resolve: (r: TrainResult) => void; reject: (e: Error) => void; callbacks: TrainCallbacks; request: TrainRequest; last: TrainingRecord | null; stopTimer?: ReturnType<typeof setTimeout> };
+
+/** The record of a run stopped before its first progress message: no steps, but the run's identity. */
+function emptyRecord(request: TrainRequest): TrainingRecord {
+  return {
+    schema: TRAINING_SCHEMA,
+    producer: 'gradient-lens engine',
+    model: { name: request.modelName },
+    optimizer: { kind: request.train.optimizer, lr: request.train.lr },
+    steps: [],
+    loss: [],
+    gradNormTotal: [],
+    modules: [],
+  };
+}
+
 export class EngineClient {
   private worker: Worker | null = null;
   private script: string | null = null;
-  private pending: { runId: number; resolve: (r: InspectionReport) => void; reject: (e: Error) => void; callbacks: RunCallbacks } | null = null;
+  private pending: Pending | null = null;
+  /** How long stopTraining waits for the worker's answer before terminating it. */
+  stopTimeoutMs = STOP_TIMEOUT_MS;
   onBackend: (info: BackendInfo) => void = () => {};
   onError: (message: string) => void = () => {};
 
@@ -59,25 +96,65 @@ export class EngineClient {
     const worker = await this.ensureWorker();
     // A restarted worker (after a cancel), or a different backend choice, selects its backend first.
     if (fresh || request.settings.backend !== this.lastChoice) await this.probe(request.settings.backend);
-    this.failPending(new Error('superseded by a newer run'));
+    this.supersede();
     return new Promise((resolve, reject) => {
-      this.pending = { runId: request.runId, resolve, reject, callbacks };
+      this.pending = { kind: 'run', runId: request.runId, resolve, reject, callbacks };
       const bytes = asBytes(request.bytes);
       worker.postMessage({ type: 'run', ...request, bytes } satisfies PageToWorker, [bytes.buffer]);
     });
   }
 
-  /** Stops a run at once: the worker is terminated (the engine has no yield points mid-op) and restarted lazily. */
+  /** Trains request.train.steps steps; resolves with the record when the run ends (done, stopped or at an anomaly). */
+  async train(request: TrainRequest, callbacks: TrainCallbacks): Promise<TrainResult> {
+    const fresh = !this.worker;
+    const worker = await this.ensureWorker();
+    if (fresh || request.settings.backend !== this.lastChoice) await this.probe(request.settings.backend);
+    this.supersede();
+    return new Promise((resolve, reject) => {
+      this.pending = { kind: 'train', runId: request.runId, resolve, reject, callbacks, request, last: null };
+      const bytes = asBytes(request.bytes);
+      worker.postMessage({ type: 'train', ...request, bytes } satisfies PageToWorker, [bytes.buffer]);
+    });
+  }
+
+  /**
+   * Asks the worker to end a training run after its current step; it answers with trainDone and the
+   * record. A worker stuck in a long step is terminated after STOP_TIMEOUT_MS and the run resolves with
+   * the last progress record.
+   */
+  stopTraining(runId: number): void {
+    const p = this.pending;
+    if (p?.kind !== 'train' || p.runId !== runId || p.stopTimer) return;
+    this.worker?.postMessage({ type: 'stopTraining', runId } satisfies PageToWorker);
+    p.stopTimer = setTimeout(() => {
+      if (this.pending !== p) return;
+      this.pending = null;
+      this.worker?.terminate();
+      this.worker = null;
+      p.resolve({ record: p.last ?? emptyRecord(p.request), stopped: 'cancelled' });
+    }, this.stopTimeoutMs);
+  }
+
+  /** Stops a run at once: the worker is terminated (the engine has no yield points mid-op) and restarted lazily. Training runs stop gracefully. */
   cancel(runId: number): void {
     if (this.pending?.runId !== runId) return;
+    if (this.pending.kind === 'train') return this.stopTraining(runId);
     this.worker?.terminate();
     this.worker = null;
     this.failPending(new Error('cancelled'));
   }
 
+  /** A new run replaces the pending one; a training run being replaced is also told to stop, or the worker would finish it first. */
+  private supersede(): void {
+    const p = this.pending;
+    if (p?.kind === 'train' && !p.stopTimer) this.worker?.postMessage({ type: 'stopTraining', runId: p.runId } satisfies PageToWorker);
+    this.failPending(new Error('superseded by a newer run'));
+  }
+
   private failPending(error: Error): void {
     const p = this.pending;
     this.pending = null;
+    if (p?.kind === 'train' && p.stopTimer) clearTimeout(p.stopTimer);
     p?.reject(error);
   }
 
@@ -87,13 +164,27 @@ export class EngineClient {
         this.onBackend(m.info);
         break;
       case 'progress':
-        if (this.pending?.runId === m.runId) this.pending.callbacks.onProgress(m.message);
+        if (this.pending?.kind === 'run' && this.pending.runId === m.runId) this.pending.callbacks.onProgress(m.message);
         break;
       case 'report':
-        if (this.pending?.runId === m.runId) {
+        if (this.pending?.kind === 'run' && this.pending.runId === m.runId) {
           const p = this.pending;
           this.pending = null;
           p.resolve(m.report);
+        }
+        break;
+      case 'trainProgress':
+        if (this.pending?.kind === 'train' && this.pending.runId === m.runId) {
+          this.pending.last = m.record;
+          this.pending.callbacks.onProgress(m.record);
+        }
+        break;
+      case 'trainDone':
+        if (this.pending?.kind === 'train' && this.pending.runId === m.runId) {
+          const p = this.pending;
+          this.pending = null;
+          if (p.stopTimer) clearTimeout(p.stopTimer);
+          p.resolve({ record: m.record, stopped: m.stopped });
         }
         break;
       case 'runError':

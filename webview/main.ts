@@ -7,6 +7,7 @@ import '@vscode-elements/elements/dist/vscode-option';
 import '@vscode-elements/elements/dist/vscode-progress-ring';
 import type { Finding } from '../engine/inspect/diagnose';
 import type { InspectionReport } from '../engine/inspect/report';
+import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, WebviewToHost } from '../extension/protocol';
 import { EngineClient } from './engineClient';
 import { FlowChart } from './flowChart';
@@ -15,6 +16,8 @@ import { renderHookLog } from './hookLog';
 import { ModuleTable, SortState } from './moduleTable';
 import { AttentionView, AttentionViewState } from './attentionView';
 import { renderSettings } from './settingsForm';
+import { DEFAULT_TRAIN_VIEW_STATE, TrainView, TrainViewState } from './trainView';
+import { latestOnly } from './latestOnly';
 
 interface PanelState {
   report: InspectionReport | null;
@@ -23,6 +26,7 @@ interface PanelState {
   sort?: SortState;
   attention?: AttentionViewState;
   backend: BackendInfo | null;
+  training?: TrainViewState;
 }
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewToHost): void; getState(): PanelState | undefined; setState(s: PanelState): void };
@@ -43,6 +47,7 @@ app.innerHTML = `
   <p class="summary" data-testid="summary"></p>
   <section id="findings" aria-label="Findings"></section>
   <section class="chart"><h2>Gradient flow across depth</h2><div class="canvas-box"><canvas id="flow" data-testid="flow-chart" role="img" aria-label="Gradient norm per layer, log scale"></canvas></div></section>
+  <section id="training"></section>
   <section><h2>Modules</h2><div id="table"></div></section>
   <section id="attention-section"><h2>Attention and its gradients</h2><div id="attention"></div></section>
   <section><h2>Hook log</h2><div id="hooks"></div></section>`;
@@ -64,6 +69,19 @@ const attention = new AttentionView(app.querySelector<HTMLElement>('#attention')
 });
 const engine = new EngineClient(app.dataset.worker!, app.dataset.wasmBase!);
 let activeRun = 0;
+/** The training run in the engine, if any (its host 'cancel' stops it gracefully). */
+let activeTraining = 0;
+
+const training = new TrainView(app.querySelector<HTMLElement>('#training')!, { ...DEFAULT_TRAIN_VIEW_STATE, ...state.training }, {
+  // The host trains (it owns the model bytes and maps the record onto the source), with the settings as shown.
+  onTrain: (train) => post({ type: 'startTraining', settings: state.settings, train }),
+  onStop: () => activeTraining && engine.stopTraining(activeTraining),
+  reveal: (path) => revealModule(path),
+  onState: (s) => {
+    state.training = s;
+    save();
+  },
+});
 
 function showBackend(info: BackendInfo): void {
   state.backend = info;
@@ -102,6 +120,9 @@ function renderReport(): void {
     state.settings = settings;
     save();
     post({ type: 'rerun', settings });
+  }, (settings) => {
+    state.settings = settings;
+    save();
   });
   if (!r) {
     app.querySelector<HTMLElement>('[data-testid="summary"]')!.textContent = 'No model inspected yet. Run "Gradient Lens: Inspect Model" from a Python file.';
@@ -127,6 +148,8 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
   switch (m.type) {
     case 'hello':
       state.settings = m.settings;
+      // The user's configured defaults, unless a run of this panel already chose its own.
+      if (!state.training?.record) training.setSettings(m.train);
       renderReport();
       void engine.probe(m.settings.backend);
       break;
@@ -152,8 +175,38 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       }
       break;
     }
+    case 'train': {
+      activeTraining = m.runId;
+      state.settings = m.settings;
+      training.setSettings(m.train);
+      training.start(m.train.steps);
+      // At most 5 progress messages a second to the host (the worker posts up to ~7).
+      const progress = latestOnly<TrainingRecord>(200, (record) => post({ type: 'trainProgress', runId: m.runId, record: serializeTrainingRecord(record) }));
+      try {
+        const { record, stopped } = await engine.train(m, { onProgress: (record) => {
+          training.progress(record);
+          progress.push(record);
+        } });
+        progress.cancel();
+        // A run superseded by a newer one must not repaint the newer one's view.
+        if (activeTraining === m.runId) training.finish(record, stopped);
+        post({ type: 'trainDone', runId: m.runId, record: serializeTrainingRecord(record), stopped });
+      } catch (err) {
+        progress.cancel();
+        const message = err instanceof Error ? err.message : String(err);
+        if (activeTraining === m.runId) training.fail(message);
+        post({ type: 'runError', runId: m.runId, message });
+      } finally {
+        if (activeTraining === m.runId) activeTraining = 0;
+      }
+      break;
+    }
+    case 'showTraining':
+      training.finish(parseTrainingRecord(m.record, 'imported record'), 'imported');
+      break;
     case 'cancel':
-      engine.cancel(m.runId);
+      if (m.runId === activeTraining) engine.stopTraining(m.runId);
+      else engine.cancel(m.runId);
       break;
     case 'findings':
       if (m.runId === activeRun || activeRun === 0) {

@@ -17,7 +17,8 @@ const FIELDS: Field[] = [
   { key: 'attentionSample', label: 'Attn sample' },
 ];
 
-export function renderSettings(host: HTMLElement, settings: RunSettings, onRun: (s: RunSettings) => void): void {
+/** onChange sees every accepted edit (the Training section trains with the settings as shown, before any Re-run). */
+export function renderSettings(host: HTMLElement, settings: RunSettings, onRun: (s: RunSettings) => void, onChange?: (s: RunSettings) => void): void {
   const form = document.createElement('form');
   form.className = 'settings';
   const current: RunSettings = { ...settings };
@@ -36,6 +37,7 @@ export function renderSettings(host: HTMLElement, settings: RunSettings, onRun: 
       }
       select.addEventListener('change', () => {
         (current as unknown as Record<string, unknown>)[f.key] = select.value;
+        onChange?.({ ...current });
       });
       input = select;
     } else {
@@ -45,7 +47,10 @@ export function renderSettings(host: HTMLElement, settings: RunSettings, onRun: 
       field.setAttribute('size', '4');
       field.addEventListener('change', () => {
         const v = Number(field.value);
-        if (Number.isInteger(v) && v >= (f.key === 'seed' || f.key === 'attentionSample' ? 0 : 1)) (current as unknown as Record<string, unknown>)[f.key] = v;
+        if (Number.isInteger(v) && v >= (f.key === 'seed' || f.key === 'attentionSample' ? 0 : 1)) {
+          (current as unknown as Record<string, unknown>)[f.key] = v;
+          onChange?.({ ...current });
+        }
       });
       input = field;
     }

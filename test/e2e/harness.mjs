@@ -590,7 +590,8 @@ export class Workbench {
    * The palette computes its rows when the filter changes, so a command contributed by an extension whose
    * host is still starting is missing from that list: each attempt reopens the palette, until `timeout`.
    */
-  async runCommand(title, { timeout = TIMEOUT } = {}) {
+  /** Runs a command from the palette; `input` answers the input box the command opens (then Enter). */
+  async runCommand(title, { timeout = TIMEOUT, input: answer } = {}) {
     const page = this.page;
     const widget = page.locator('.quick-input-widget');
     const input = widget.locator('input');
@@ -621,6 +622,12 @@ export class Workbench {
       }
     }
     await row.click();
+    if (answer !== undefined) {
+      // The same quick-input widget turns into the command's input box (no '>' prefix, the command's prompt).
+      await this.poll(() => input.inputValue(), (v) => !v.startsWith('>'), `the input box of "${title}"`, timeout);
+      await input.fill(String(answer));
+      await page.keyboard.press('Enter');
+    }
     await this.waitFor(widget, 'the command palette to close', timeout, 'hidden');
     return this;
   }

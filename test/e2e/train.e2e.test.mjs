@@ -1,0 +1,92 @@
+// End to end: Train N Steps in a real VS Code (code-server + Chromium). The panel trains the vanishing MLP
+// and draws the heat strip and the loss curve; each mapped source line gets a gradient-norm sparkline; a model
+// made to produce an infinite gradient stops training with a Problem on the line that made it.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
+
+const TEST_TIMEOUT = { timeout: 6 * 60_000 };
+const SPARK = /^∇ [▁▂▃▄▅▆▇█ !]+ \d\.\de[+-]\d\d/;
+const on = (decorations, code) => decorations.find((d) => (d.text ?? '').replace(/\u00a0/g, ' ').includes(code));
+
+async function paintedPixels(frame, selector) {
+  return frame.evaluate((sel) => {
+    const c = document.querySelector(sel);
+    if (!c || !c.width || !c.height) return 0;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  }, selector);
+}
+
+describe('Train N steps in code-server', () => {
+  let server;
+  let chrome;
+  let wb;
+  const started = Date.now();
+
+  before(async () => {
+    const codeServer = await timed('ensure code-server', () => ensureCodeServer());
+    const vsix = await packageVsix();
+    const scratch = makeScratch('train');
+    const workspace = join(scratch, 'examples');
+    cpSync(join(ROOT, 'examples'), workspace, { recursive: true, filter: (src) => !/__pycache__/.test(src) });
+    // A model made to produce an infinite gradient (sqrt at 0), next to its source: the locator pairs them by stem.
+    cpSync(join(ROOT, 'test', 'fixtures', 'python', 'nan_model.py'), join(workspace, 'nan_model.py'));
+    cpSync(join(ROOT, 'test', 'fixtures', 'onnx', 'nan_backward.onnx'), join(workspace, 'nan_model.onnx'));
+    server = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'train' });
+    chrome = await launchChromium({ webgpu: false, name: 'chromium-train' });
+    wb = await openWorkbench(chrome, server, { name: 'train' });
+  }, { timeout: 30 * 60_000 });
+
+  after(async () => {
+    await chrome?.close();
+    await server?.stop();
+    writeTimings({ suite: 'train.e2e', totalMs: Date.now() - started });
+  });
+
+  async function guard(name, fn) {
+    try {
+      await fn();
+    } catch (err) {
+      err.message += `\n${await wb.captureFailure(name)}\ncode-server log tail:\n${server.logTail(2000)}`;
+      throw err;
+    }
+  }
+
+  test('vanishing MLP: sparklines on the source, heat strip and loss curve in the panel', () => guard('train-vanishing', async () => {
+    await wb.openFile('vanishing_mlp.py');
+    await wb.runCommand('Gradient Lens: Train N Steps…', { input: 25 });
+    const decorations = await timed('train vanishing_mlp', () => wb.poll(() => wb.readDecorations(), (ds) => ds.some((d) => SPARK.test(d.after ?? '')), 'sparkline decorations', 120_000, 500));
+    const layers = on(decorations, 'self.layers = nn.ModuleList');
+    assert.match(layers?.after ?? '', /^∇ [▁▂▃▄▅▆▇█ ]+ \d\.\de[+-]\d\d · 10 modules$/, JSON.stringify(layers));
+    const panel = await wb.webviewFrame({ title: 'Gradient Lens' }).frame();
+    const progress = await wb.webviewText('train-progress', { ok: (t) => /step 25 \/ 25/.test(t), what: 'the training progress line', timeout: 120_000 });
+    log(`training: ${progress}`);
+    assert.ok((await paintedPixels(panel, '[data-testid="heat-strip"] canvas, canvas[data-testid="heat-strip"]')) > 500, 'the heat strip is drawn');
+    assert.ok((await paintedPixels(panel, '[data-testid="loss-chart"] canvas, canvas[data-testid="loss-chart"]')) > 500, 'the loss curve is drawn');
+    const hover = await wb.hover('ModuleList');
+    assert.match(hover, /‖∇‖ [▁▂▃▄▅▆▇█ ]+/);
+    assert.match(hover, /‖Δθ‖\/‖θ‖/);
+    await wb.page.mouse.move(0, 0);
+    await wb.page.keyboard.press('Escape');
+    await panel.locator('[data-testid="heat-strip"]').first().scrollIntoViewIfNeeded();
+    await wb.screenshot('training');
+  }), TEST_TIMEOUT);
+
+  test('an infinite gradient stops training with a Problem on the line that made it', () => guard('train-nan', async () => {
+    await wb.openFile('nan_model.py');
+    await wb.runCommand('Gradient Lens: Train N Steps…', { input: 10 });
+    const source = readFileSync(join(ROOT, 'test', 'fixtures', 'python', 'nan_model.py'), 'utf8').split('\n');
+    const line = source.findIndex((l) => l.includes('torch.sqrt(h * 0.0)')) + 1;
+    const problems = await wb.poll(() => wb.readProblems(), (ps) => ps.some((p) => p.file === 'nan_model.py' && /Training step 1/.test(p.message)), 'the anomaly Problem', 120_000, 500);
+    const p = problems.find((x) => x.file === 'nan_model.py' && /Training step 1/.test(x.message));
+    assert.equal(p.line, line, JSON.stringify(p));
+    assert.equal(p.severity, 'error');
+    assert.match(p.message, /Inf first appears in the gradient of \/gate\/Mul/);
+    await wb.screenshot('training-anomaly');
+  }), TEST_TIMEOUT);
+});
