@@ -11,6 +11,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ModuleSeries, parseTrainingRecord, serializeTrainingRecord, TRAINING_SCHEMA, TrainingRecord, TrainingRecordError } from '../engine/train/record';
+import { documentMapping } from '../extension/sourceMapper';
+import { trainingOverlays } from '../extension/overlay/training';
 import { applySourceMetadata, createPythonParser, indexPythonSource, mapModulePaths, nodeModulesWasmPaths, sameSourceFile } from '../extension/sourceMap';
 import { repoRoot } from './helpers';
 
@@ -270,4 +272,27 @@ test('parseTrainingRecord: bad input is rejected with an error that names the fi
   rejects(bad((r) => (r.anomaly = { step: 2, phase: 'sideways', modulePath: 'fc' })), /anomaly needs step, phase/);
   rejects(bad((r) => delete r.optimizer.lr), /optimizer needs a kind \(string\) and lr \(number\)/);
   rejects('{"schema": ', /run\.json is not valid JSON/);
+});
+
+// Without PyTorch the tests above skip; this one reads a record the recorder wrote from a PyTorch run of
+// examples/tiny_gpt.py (40 Adam steps, committed: `cd examples && /usr/bin/python3 ../python/gradlens_recorder.py
+// --demo tiny_gpt.py --steps 40 --out ../test/fixtures/recorder/tiny_gpt.training.json`) and maps it like the
+// Import command does: every module path onto the example's source, the training overlays onto its lines.
+test('a committed PyTorch record of tiny_gpt.py imports and maps onto the example', async () => {
+  const text = fs.readFileSync(path.join(repoRoot, 'test', 'fixtures', 'recorder', 'tiny_gpt.training.json'), 'utf8');
+  const record = parseTrainingRecord(text, 'tiny_gpt.training.json');
+  assert.match(record.producer, /^gradlens_recorder\.py \(torch /);
+  assert.equal(record.steps.length, 40);
+  assert.ok((record.loss[39] as number) < (record.loss[0] as number));
+  const file = path.join(repoRoot, 'examples', 'tiny_gpt.py');
+  const src = fs.readFileSync(file, 'utf8');
+  const index = indexPythonSource(await createPythonParser(nodeModulesWasmPaths(repoRoot)), src, file);
+  const mapping = documentMapping(index, record, file, src);
+  assert.deepEqual(mapping.unmapped, []);
+  const overlays = trainingOverlays(record, mapping.anchors);
+  const lines = src.split('\n');
+  const q = overlays.find((o) => lines[o.line].includes('self.q_proj = nn.Linear('));
+  assert.ok(q, 'an overlay on the q_proj definition');
+  assert.deepEqual(q.modulePaths.sort(), ['blocks.0.attn.q_proj', 'blocks.1.attn.q_proj']);
+  assert.match(q.text, /^∇ [▁▂▃▄▅▆▇█ ]+ \d\.\de[+-]\d\d · 2 modules$/);
 });

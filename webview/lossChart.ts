@@ -87,7 +87,8 @@ export class LossChart {
           y1: {
             type: 'logarithmic',
             position: 'right',
-            ticks: { color: fg, callback: (v) => sci(Number(v), 0) },
+            // Two significant digits: within one decade the log axis puts ticks at 5e-01, 6e-01… which one digit cannot tell apart.
+            ticks: { color: fg, maxTicksLimit: 6, callback: (v) => sci(Number(v), 1) },
             grid: { drawOnChartArea: false },
             title: { display: true, text: 'total gradient norm', color: fg },
           },

@@ -624,7 +624,8 @@ export class Workbench {
     await row.click();
     if (answer !== undefined) {
       // The same quick-input widget turns into the command's input box (no '>' prefix, the command's prompt).
-      await this.poll(() => input.inputValue(), (v) => !v.startsWith('>'), `the input box of "${title}"`, timeout);
+      // Both the input boxes here and code-server's file dialog start with a value (a default, a folder path).
+      await this.poll(() => input.inputValue(), (v) => v.length > 0 && !v.startsWith('>'), `the input box of "${title}"`, timeout);
       await input.fill(String(answer));
       await page.keyboard.press('Enter');
     }

@@ -26,17 +26,20 @@ describe('Train N steps in code-server', () => {
   let server;
   let chrome;
   let wb;
+  let workspace;
   const started = Date.now();
 
   before(async () => {
     const codeServer = await timed('ensure code-server', () => ensureCodeServer());
     const vsix = await packageVsix();
     const scratch = makeScratch('train');
-    const workspace = join(scratch, 'examples');
+    workspace = join(scratch, 'examples');
     cpSync(join(ROOT, 'examples'), workspace, { recursive: true, filter: (src) => !/__pycache__/.test(src) });
     // A model made to produce an infinite gradient (sqrt at 0), next to its source: the locator pairs them by stem.
     cpSync(join(ROOT, 'test', 'fixtures', 'python', 'nan_model.py'), join(workspace, 'nan_model.py'));
     cpSync(join(ROOT, 'test', 'fixtures', 'onnx', 'nan_backward.onnx'), join(workspace, 'nan_model.onnx'));
+    // Statistics recorded by python/gradlens_recorder.py from a PyTorch run of examples/tiny_gpt.py.
+    cpSync(join(ROOT, 'test', 'fixtures', 'recorder', 'tiny_gpt.training.json'), join(workspace, 'tiny_gpt.training.json'));
     server = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'train' });
     chrome = await launchChromium({ webgpu: false, name: 'chromium-train' });
     wb = await openWorkbench(chrome, server, { name: 'train' });
@@ -88,5 +91,17 @@ describe('Train N steps in code-server', () => {
     assert.equal(p.severity, 'error');
     assert.match(p.message, /Inf first appears in the gradient of \/gate\/Mul/);
     await wb.screenshot('training-anomaly');
+  }), TEST_TIMEOUT);
+
+  test('statistics recorded by the PyTorch recorder import onto the source', () => guard('import', async () => {
+    // code-server's file dialog is a quick input holding a path: type the file's path and accept.
+    await wb.runCommand('Gradient Lens: Import Training Statistics…', { input: join(workspace, 'tiny_gpt.training.json') });
+    const decorations = await wb.poll(() => wb.readDecorations(), (ds) => !!on(ds, 'self.q_proj = nn.Linear'), 'decorations on tiny_gpt.py', 60_000, 500);
+    const q = on(decorations, 'self.q_proj = nn.Linear');
+    assert.match(q.after ?? '', /^∇ [▁▂▃▄▅▆▇█ ]+ \d\.\de[+-]\d\d · 2 modules$/, JSON.stringify(q));
+    const summary = await wb.webviewText('train-progress', { ok: (t) => /imported/.test(t), what: 'the imported record in the panel' });
+    assert.match(summary, /40 steps/);
+    assert.match(summary, /gradlens_recorder\.py/);
+    await wb.screenshot('training-import');
   }), TEST_TIMEOUT);
 });
