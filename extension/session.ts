@@ -235,7 +235,10 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         const a = record.anomaly;
         this.output.appendLine(`  anomaly at step ${a.step} (${a.phase}): ${a.message}${a.source ? ` at ${path.basename(a.source.file)}:${a.source.line}` : ''}`);
         void vscode.window.showWarningMessage(`Gradient Lens: step ${a.step}: ${a.message}`, 'Show').then((choice) => {
-          if (choice === 'Show') void this.revealModule(a.modulePath);
+          if (choice !== 'Show') return;
+          // The recorded line when it is in this file (the op that made the NaN), else the module's line.
+          if (document && a.source && path.basename(a.source.file) === path.basename(document.uri.fsPath)) void this.revealLine(document.uri, a.source.line - 1);
+          else void this.revealModule(a.modulePath);
         });
       }
       this.changed.fire();
@@ -344,6 +347,13 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   showAttention(modulePath: string): void {
     const panel = this.showPanel(true);
     panel.showAttention(modulePath);
+  }
+
+  private async revealLine(uri: vscode.Uri, line: number): Promise<void> {
+    const editor = await vscode.window.showTextDocument(uri, { viewColumn: vscode.ViewColumn.One, preserveFocus: false });
+    const range = editor.document.lineAt(Math.min(line, editor.document.lineCount - 1)).range;
+    editor.selection = new vscode.Selection(range.start, range.start);
+    editor.revealRange(range, vscode.TextEditorRevealType.InCenterIfOutsideViewport);
   }
 
   async revealModule(modulePath: string): Promise<void> {
