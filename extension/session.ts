@@ -76,14 +76,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const document = await this.pythonDocument(target);
     const modelUri = model ?? (await locateModel(document?.uri, this.context.workspaceState));
     if (!modelUri) return undefined;
-    let bytes: Uint8Array;
-    try {
-      // A fresh Uint8Array over its own ArrayBuffer: a Node Buffer (pooled, a subclass) does not cross to the webview as bytes.
-      bytes = new Uint8Array(await vscode.workspace.fs.readFile(modelUri));
-    } catch (err) {
-      void vscode.window.showErrorMessage(`Gradient Lens: cannot read ${modelUri.fsPath}: ${err instanceof Error ? err.message : err}`);
-      return undefined;
-    }
+    const bytes = await readModel(modelUri);
+    if (!bytes) return undefined;
     const runSettingsNow = settings ?? runSettings(document?.uri);
     const panel = this.showPanel(true);
     const runId = ++this.runCounter;
@@ -185,13 +179,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const sameAsLast = this.last && document && this.last.document.toString() === document.uri.toString();
     const modelUri = sameAsLast ? this.last!.model : await locateModel(document?.uri, this.context.workspaceState);
     if (!modelUri) return undefined;
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(await vscode.workspace.fs.readFile(modelUri));
-    } catch (err) {
-      void vscode.window.showErrorMessage(`Gradient Lens: cannot read ${modelUri.fsPath}: ${err instanceof Error ? err.message : err}`);
-      return undefined;
-    }
+    const bytes = await readModel(modelUri);
+    if (!bytes) return undefined;
     const trainNow = train ?? trainSettings(document?.uri);
     const settingsNow = settings ?? runSettings(document?.uri);
     const modelName = path.basename(modelUri.path);
@@ -405,6 +394,17 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.diagnostics.dispose();
     this.status.dispose();
     this.changed.dispose();
+  }
+}
+
+/** The model's bytes, or undefined after telling the user why they could not be read. */
+async function readModel(uri: vscode.Uri): Promise<Uint8Array | undefined> {
+  try {
+    // A fresh Uint8Array over its own ArrayBuffer: a Node Buffer (pooled, a subclass) does not cross to the webview as bytes.
+    return new Uint8Array(await vscode.workspace.fs.readFile(uri));
+  } catch (err) {
+    void vscode.window.showErrorMessage(`Gradient Lens: cannot read ${uri.fsPath}: ${err instanceof Error ? err.message : err}`);
+    return undefined;
   }
 }
 

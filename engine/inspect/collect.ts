@@ -43,7 +43,8 @@ export function parentPath(path: string): string {
   return i < 0 ? '' : path.slice(0, i);
 }
 
-function ancestors(path: string): string[] {
+/** The path and every enclosing module path, up to '' (the model). */
+export function ancestors(path: string): string[] {
   const out = [path];
   while (path !== '') {
     path = parentPath(path);

@@ -12,7 +12,7 @@ import { Feeds, LossSpec, OnnxModel, OnnxValue } from '../onnx';
 import type { Tensor } from '../tensor';
 import { NonFiniteWatch, sourceOf } from '../inspect/anomaly';
 import { moduleKinds } from '../inspect/onnxInspect';
-import { parentPath } from '../inspect/collect';
+import { ancestors, parentPath } from '../inspect/collect';
 import type { SourceLocation } from '../inspect/report';
 import { clipGradNorm, clipGradValue, createOptimizer, Optimizer, OptimizerConfig } from './optim';
 import { ModuleSeries, TRAINING_SCHEMA, TrainingAnomaly, TrainingRecord } from './record';
@@ -57,15 +57,6 @@ interface ModuleIndex {
   output: Map<string, string>;
   /** Parameters under each module, descendants included. */
   params: Map<string, Tensor[]>;
-}
-
-function ancestors(path: string): string[] {
-  const out = [path];
-  while (path !== '') {
-    path = parentPath(path);
-    out.push(path);
-  }
-  return out;
 }
 
 function sumSq(values: ArrayLike<number>): number {

@@ -57,6 +57,18 @@ export const DEFAULT_SETTINGS = {
 // Logging and timings
 
 const t0 = Date.now();
+/** Number of non-transparent pixels drawn in a canvas of a webview frame (0 = nothing drawn). */
+export async function paintedPixels(frame, selector) {
+  return frame.evaluate((sel) => {
+    const c = document.querySelector(sel);
+    if (!c || !c.width || !c.height) return 0;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  }, selector);
+}
+
 export function log(...args) {
   const s = ((Date.now() - t0) / 1000).toFixed(1).padStart(6);
   console.error(`[e2e ${s}s]`, ...args);

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
+import { ROOT, ensureCodeServer, paintedPixels, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
 
 const TEST_TIMEOUT = { timeout: 6 * 60_000 };
 const NORM = /‖∇‖ \d\.\de[+-]\d\d/;
@@ -19,18 +19,6 @@ function workspaceCopy(scratch) {
   return ws;
 }
 
-/** Number of non-background pixels drawn in a canvas of the webview (0 = nothing drawn). */
-async function paintedPixels(frame, selector) {
-  return frame.evaluate((sel) => {
-    const c = document.querySelector(sel);
-    if (!c || !c.width || !c.height) return 0;
-    const ctx = c.getContext('2d');
-    const d = ctx.getImageData(0, 0, c.width, c.height).data;
-    let n = 0;
-    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
-    return n;
-  }, selector);
-}
 
 describe('Inspect the examples in code-server', () => {
   let server;

@@ -5,22 +5,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
+import { ROOT, ensureCodeServer, paintedPixels, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
 
 const TEST_TIMEOUT = { timeout: 6 * 60_000 };
 const SPARK = /^∇ [▁▂▃▄▅▆▇█ !]+ \d\.\de[+-]\d\d/;
 const on = (decorations, code) => decorations.find((d) => (d.text ?? '').replace(/\u00a0/g, ' ').includes(code));
 
-async function paintedPixels(frame, selector) {
-  return frame.evaluate((sel) => {
-    const c = document.querySelector(sel);
-    if (!c || !c.width || !c.height) return 0;
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let n = 0;
-    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
-    return n;
-  }, selector);
-}
 
 describe('Train N steps in code-server', () => {
   let server;
