@@ -1,6 +1,6 @@
 import { Tensor } from '../tensor';
 import { record, noGrad } from '../autograd';
-import { getBackend } from '../backend/registry';
+import { layerNormK } from '../backend/dispatch';
 import { formatShape, shapeEquals, sizeOf } from '../shape';
 import { dataAs, floatDtype, fromData } from './util';
 import { reshape } from './layout';
@@ -33,16 +33,12 @@ function normOp(op: string, rms: boolean, x: Tensor, normalizedShape: number | r
   assertParam(op, 'bias', bias, dims);
   const n = sizeOf(dims);
   const rows = n === 0 ? 0 : x.size / n;
-  const backend = getBackend();
-  const xd = dataAs(x, dtype);
-  const wd = weight ? dataAs(weight, dtype) : null;
-  const { y, mean: mu, rstd } = backend.layerNorm(xd, wd, bias ? dataAs(bias, dtype) : null, rows, n, eps, rms, dtype);
-  const out = fromData(y, x.shape);
+  const { y: out, backward } = layerNormK(x, weight, bias, rows, n, eps, rms, dtype);
   return record(op, [x, ...params], out, (g) => {
-    const { gx, gw, gb } = backend.layerNormBackward(xd, wd, dataAs(g, dtype), mu, rstd, rows, n, rms, dtype);
-    const grads: (Tensor | null)[] = [x.requiresGrad ? fromData(gx, x.shape) : null];
-    if (weight) grads.push(weight.requiresGrad ? fromData(gw, weight.shape) : null);
-    if (bias) grads.push(bias.requiresGrad ? fromData(gb, bias.shape) : null);
+    const { gx, gw, gb } = backward(g);
+    const grads: (Tensor | null)[] = [x.requiresGrad ? gx : null];
+    if (weight) grads.push(weight.requiresGrad ? reshape(gw, weight.shape) : null);
+    if (bias) grads.push(bias.requiresGrad ? reshape(gb, bias.shape) : null);
     return grads;
   });
 }
