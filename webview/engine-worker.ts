@@ -31,8 +31,8 @@ async function chooseBackend(choice: BackendChoice, wasm: ArrayBuffer | null, wa
   return { name: selection.name + (relaxed ? ' (relaxed SIMD)' : ''), reason: selection.reason, webgpuAdapter, wasmSimd: wasmSimdSupported() };
 }
 
-function run(request: RunRequest): void {
-  const report = inspectOnnx(request.bytes, request.modelName, {
+async function run(request: RunRequest): Promise<void> {
+  const report = await inspectOnnx(request.bytes, request.modelName, {
     seed: request.settings.seed,
     batch: request.settings.batch,
     sequenceLength: request.settings.sequenceLength,
@@ -55,7 +55,7 @@ async function handle(m: PageToWorker): Promise<void> {
     return;
   }
   try {
-    run(m);
+    await run(m);
   } catch (err) {
     const message = err instanceof OnnxImportError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     post({ type: 'runError', runId: m.runId, message });

@@ -1,9 +1,16 @@
 /**
  * Inspects an ONNX model: one seeded forward + backward with the engine, traced per node, summarised
  * per module as an InspectionReport. This is what the webview worker runs.
+ *
+ * Asynchronous because a device backend (WebGPU) keeps values on the GPU: forward and backward only
+ * encode work, hooks queue their reads (HostReads), and the values the report needs are read back
+ * once after backward. On host backends every read is immediate and the numbers are unchanged.
  */
 import { backward } from '../autograd';
 import { getBackend } from '../backend/registry';
+import { deviceScope } from '../backend/dispatch';
+import { readTensors } from '../tensor';
+import { HostReads } from './hostReads';
 import { Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
 import type { OnnxNode } from '../onnx/graph';
 import type { Tensor } from '../tensor';
@@ -90,7 +97,12 @@ function hasNonFinite(t: Tensor): boolean {
   return f.nan || f.inf;
 }
 
-export function inspectOnnx(bytes: Uint8Array, modelName: string, options: InspectOptions = {}): InspectionReport {
+export function inspectOnnx(bytes: Uint8Array, modelName: string, options: InspectOptions = {}): Promise<InspectionReport> {
+  // Device buffers of this run are released when the report is built (the report holds plain numbers).
+  return deviceScope(() => inspect(bytes, modelName, options));
+}
+
+async function inspect(bytes: Uint8Array, modelName: string, options: InspectOptions): Promise<InspectionReport> {
   const progress = options.onProgress ?? (() => {});
   progress('loading the model');
   const frozen = options.frozen ?? ((name: string) => /(^|\.)base(_layer)?\./.test(name));
@@ -100,6 +112,7 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
   progress('forward pass');
   let firstNonFinite: InspectionReport['firstNonFinite'];
   const seen = new Map<string, Tensor>();
+  const reads = new HostReads();
   const t0 = performance.now();
   const run = model.run(options.feeds, {
     seed: options.seed ?? 0,
@@ -110,12 +123,17 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     onValue: (v: OnnxValue) => {
       seen.set(v.name, v.tensor);
       if (firstNonFinite || v.kind !== 'node' || !v.node || v.folded || !isFloat(v.tensor.dtype)) return;
-      // Constants are intended. NaN elsewhere is an anomaly; an Inf is one only when no input already held it (a -inf attention
-      // mask and the masked scores it produces are intended).
-      const bad = nonFinite(v.tensor);
-      if (bad.nan || (bad.inf && !v.node.inputs.some((n) => { const t = seen.get(n) ?? model.buffers.get(n); return t !== undefined && isFloat(t.dtype) && nonFinite(t).inf; }))) {
-        firstNonFinite = { node: v.node.name, modulePath: v.modulePath, phase: 'forward', source: sourceOf(v.node) };
-      }
+      const node = v.node;
+      const inputs = node.inputs.map((n) => seen.get(n) ?? model.buffers.get(n)).filter((t): t is Tensor => t !== undefined && isFloat(t.dtype));
+      reads.on([v.tensor, ...inputs], () => {
+        if (firstNonFinite) return;
+        // Constants are intended. NaN elsewhere is an anomaly; an Inf is one only when no input already held it (a -inf attention
+        // mask and the masked scores it produces are intended).
+        const bad = nonFinite(v.tensor);
+        if (bad.nan || (bad.inf && !inputs.some((t) => nonFinite(t).inf))) {
+          firstNonFinite = { node: node.name, modulePath: v.modulePath, phase: 'forward', source: sourceOf(node) };
+        }
+      });
     },
   });
   const forwardMs = performance.now() - t0;
@@ -132,12 +150,15 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     ...frozenWeights.map((i) => ({ name: i.name, modulePath: owner.get(i.name) ?? parentPath(i.name), tensor: model.buffers.get(i.name)!, trainable: false })),
   ];
 
-  const recorder = new InspectionRecorder(params, ops, moduleKinds(model));
+  const recorder = new InspectionRecorder(params, ops, moduleKinds(model), reads);
   recorder.attach(resolveWatches(options.watches ?? [], nodeValues, ops));
 
-  // The first gradient to turn NaN/Inf in backward order (gradients are checked as they are produced).
+  // The first gradient to turn NaN/Inf in backward order (checked in the order they are produced, after
+  // the forward checks: a forward anomaly wins).
   const removers = firstNonFinite ? [] : nodeValues.filter((v) => v.tensor.requiresGrad).map((v) => v.tensor.registerHook((g) => {
-    if (!firstNonFinite && hasNonFinite(g)) firstNonFinite = { node: v.node!.name, modulePath: v.modulePath, phase: 'backward', source: sourceOf(v.node) };
+    reads.on([g], () => {
+      if (!firstNonFinite && hasNonFinite(g)) firstNonFinite = { node: v.node!.name, modulePath: v.modulePath, phase: 'backward', source: sourceOf(v.node) };
+    });
   }));
 
   const sample = options.attentionSample ?? 0;
@@ -150,6 +171,10 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
   const backwardMs = performance.now() - t1;
   recorder.detach();
   removers.forEach((r) => r());
+
+  progress('reading results');
+  await reads.flush();
+  await readTensors([run.loss, ...recorder.tensorsToRead(), ...(attention?.tensors() ?? [])]);
   const captured = attention?.collect() ?? [];
 
   progress('summarising');
