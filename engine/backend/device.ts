@@ -39,6 +39,8 @@ export interface DeviceKernels {
   maxPool2dBackward(g: DeviceBuffer, argmax: DeviceBuffer, geo: Conv2dGeometry): DeviceBuffer;
   avgPool2d(x: DeviceBuffer, geo: Conv2dGeometry, countIncludePad: boolean): DeviceBuffer;
   avgPool2dBackward(g: DeviceBuffer, geo: Conv2dGeometry, countIncludePad: boolean): DeviceBuffer;
+  /** Runs `fn` and throws if the device reported an error (validation, out of memory, lost) meanwhile. */
+  guard<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 export interface DeviceBackend extends Backend {
@@ -52,6 +54,16 @@ export function isDeviceBackend(b: Backend): b is DeviceBackend {
 }
 
 /** A device backend named `name` whose host kernels are `host`'s. */
-export function deviceBackend(name: string, device: DeviceKernels, host: Backend): DeviceBackend {
-  return Object.assign(Object.create(host) as Backend, { name, device, host }) as DeviceBackend;
+export function deviceBackend<E extends object = object>(name: string, device: DeviceKernels, host: Backend, extra?: E): DeviceBackend & E {
+  const own: Record<string | symbol, unknown> = { ...extra, name, device, host };
+  // Host kernels are called on `host` itself (the wasm backend keeps state on its instance).
+  return new Proxy(host, {
+    get: (target, key) => {
+      if (key in own) return own[key];
+      const v = Reflect.get(target, key, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+    has: (target, key) => key in own || key in target,
+    set: () => false,
+  }) as DeviceBackend & E;
 }

@@ -41,19 +41,40 @@ function track(s: DeviceStorage): DeviceStorage {
 export async function deviceScope<T>(fn: () => Promise<T>): Promise<T> {
   const list: DeviceStorage[] = [];
   scopes.push(list);
+  const b = getBackend();
   try {
-    return await fn();
+    // Device errors (validation, out of memory, lost) fail the run instead of leaving wrong values.
+    return isDeviceBackend(b) ? await b.device.guard(fn) : await fn();
   } finally {
     scopes.splice(scopes.lastIndexOf(list), 1);
     for (const b of list) b.release();
   }
 }
 
+/** Kernel calls while a device backend was active: on the device, on the host for folding, on the host otherwise (float64). */
+const counts = { device: 0, folded: 0, host: 0 };
+
+/** Counts of kernel calls by where they ran under a device backend since the last reset (tests check `host`). */
+export function dispatchCounts(reset = false): { device: number; folded: number; host: number } {
+  const c = { ...counts };
+  if (reset) counts.device = counts.folded = counts.host = 0;
+  return c;
+}
+
 /** The device kernels to use for operands `ts`, or null for the host path. */
 function deviceFor(ts: readonly Tensor[]): DeviceKernels | null {
   const b = getBackend();
-  if (!isDeviceBackend(b) || hostDepth > 0) return null;
-  return ts.every((t) => t.dtype === 'float32') ? b.device : null;
+  if (!isDeviceBackend(b)) return null;
+  if (hostDepth > 0) {
+    counts.folded++;
+    return null;
+  }
+  if (ts.every((t) => t.dtype === 'float32')) {
+    counts.device++;
+    return b.device;
+  }
+  counts.host++;
+  return null;
 }
 
 /** The device copy of `t`, uploading host values once (cached on the tensor). */

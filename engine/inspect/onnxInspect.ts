@@ -38,6 +38,8 @@ export interface InspectOptions {
   /** Inputs to use instead of seeded samples, by graph input name. */
   feeds?: Feeds;
   onProgress?: (message: string) => void;
+  /** When given, filled with every trainable parameter's gradient values (host copies), by name. */
+  gradients?: Map<string, ArrayLike<number>>;
 }
 
 const FRIENDLY_KINDS: [RegExp, string][] = [
@@ -176,6 +178,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   await reads.flush();
   await readTensors([run.loss, ...recorder.tensorsToRead(), ...(attention?.tensors() ?? [])]);
   const captured = attention?.collect() ?? [];
+  if (options.gradients) for (const p of params) if (p.trainable && p.tensor.grad) options.gradients.set(p.name, p.tensor.grad.data);
 
   progress('summarising');
   // Explain gradients that are zero or far below the median parameter's (rounding of a structural zero).

@@ -11,6 +11,7 @@ import { BinaryKernel, Conv2dGeometry, MatmulPlan, UnaryKernel } from '../../eng
 import { Rng } from '../../engine/random';
 import { Shape, broadcastShapes, sizeOf, stridesOf, broadcastStrides } from '../../engine/shape';
 import { GpuTensorBuffer, WebGpuDevice } from '../../engine/backend/webgpu';
+import './models';
 
 export const TOLERANCE = 1e-4;
 
