@@ -107,6 +107,17 @@ export class Tensor {
     this.deviceOwner = undefined;
   }
 
+  /**
+   * In-place replacement of the values by `src`'s storage (host or device): the device-side twin of
+   * the `data` setter, for buffers updated during a run (batch-norm running statistics).
+   */
+  assign(src: Tensor): void {
+    if (src.size !== this.size || src.dtype !== this.dtype) throw new RangeError(`cannot assign ${src.dtype}[${src.size}] to ${this.dtype}[${this.size}]`);
+    this.host = src.host;
+    this.device = src.device;
+    this.deviceOwner = src.deviceOwner;
+  }
+
   /** True when the values are not on the host (read them with `await t.read()`). */
   get isOnDevice(): boolean {
     return this.host === undefined;

@@ -598,8 +598,11 @@ const batchNormalization: OpHandler = {
     if (!training) return [E.batchNorm(x, scale, bias, mean, variance, { training: false, eps }), mean, variance];
     // Running statistics: updated in place only when asked (PyTorch semantics); else on copies,
     // returned as the node's running_mean / running_var outputs (ONNX semantics).
-    const rm = ctx.updateBuffers ? mean : new Tensor(mean.data.slice(), mean.shape);
-    const rv = ctx.updateBuffers ? variance : new Tensor(variance.data.slice(), variance.shape);
+    // A copy is a new tensor on the same values: host data is copied (the update writes it in place),
+    // device storage is shared (a device update swaps in new storage, never writes the old one).
+    const copy = (t: Tensor) => (t.hasHostData ? new Tensor(t.data.slice(), t.shape) : t.view(t.shape));
+    const rm = ctx.updateBuffers ? mean : copy(mean);
+    const rv = ctx.updateBuffers ? variance : copy(variance);
     const y = E.batchNorm(x, scale, bias, rm, rv, { training: true, momentum: 1 - onnxMomentum, eps });
     const outs: (Tensor | null)[] = [y, ctx.wants(1) ? rm.detach() : null, ctx.wants(2) ? rv.detach() : null];
     if (ctx.opset < 14 && (ctx.wants(3) || ctx.wants(4))) {

@@ -4,7 +4,7 @@ import { layerNormK } from '../backend/dispatch';
 import { formatShape, shapeEquals, sizeOf } from '../shape';
 import { dataAs, floatDtype, fromData } from './util';
 import { reshape } from './layout';
-import { add, addScalar, mul, rsqrt, square, sub } from './elementwise';
+import { add, addScalar, mul, mulScalar, rsqrt, square, sub } from './elementwise';
 import { mean } from './reduce';
 
 function normalizedDims(op: string, x: Tensor, normalizedShape: number | readonly number[]): number[] {
@@ -110,16 +110,25 @@ export function batchNorm(
     y = mul(centered, rsqrt(addScalar(variance, eps)));
     noGrad(() => {
       const unbiased = count / (count - 1);
-      for (let ch = 0; ch < c; ch++) {
-        if (runningMean) runningMean.data[ch] = (1 - momentum) * runningMean.data[ch] + momentum * mu.data[ch];
-        if (runningVar) runningVar.data[ch] = (1 - momentum) * runningVar.data[ch] + momentum * variance.data[ch] * unbiased;
+      if (mu.hasHostData && variance.hasHostData && (!runningMean || runningMean.hasHostData) && (!runningVar || runningVar.hasHostData)) {
+        for (let ch = 0; ch < c; ch++) {
+          if (runningMean) runningMean.data[ch] = (1 - momentum) * runningMean.data[ch] + momentum * mu.data[ch];
+          if (runningVar) runningVar.data[ch] = (1 - momentum) * runningVar.data[ch] + momentum * variance.data[ch] * unbiased;
+        }
+        return;
       }
+      // Statistics on the device: the same update as device ops (float32), swapped in as the buffers' storage.
+      const blend = (running: Tensor, batch: Tensor, factor: number) =>
+        running.assign(add(mulScalar(running.detach(), 1 - momentum), mulScalar(reshape(batch, [c]), momentum * factor)));
+      if (runningMean) blend(runningMean, mu, 1);
+      if (runningVar) blend(runningVar, variance, unbiased);
     });
   } else {
     if (!runningMean || !runningVar) throw new RangeError(`${op}: running_mean and running_var are required in eval mode (training false)`);
     // Constants in x's dtype: gradients flow to x, weight and bias only.
-    const rm = fromData(dataAs(runningMean, dtype), channelShape);
-    const rv = fromData(dataAs(runningVar, dtype), channelShape);
+    const constant = (t: Tensor) => (t.dtype === dtype ? reshape(t.detach(), channelShape) : fromData(dataAs(t, dtype), channelShape));
+    const rm = constant(runningMean);
+    const rv = constant(runningVar);
     y = mul(sub(x, rm), rsqrt(addScalar(rv, eps)));
   }
   if (weight) y = mul(y, reshape(weight, channelShape));
