@@ -1,6 +1,10 @@
 /** The engine worker: loads and runs models off the UI thread so the panel stays responsive. */
-import { setBackend } from '../engine/backend/registry';
-import { BackendKind, selectBackend, wasmSimdSupported } from '../engine/backend/wasm/index';
+import { Backend } from '../engine/backend/backend';
+import { getBackend, setBackend } from '../engine/backend/registry';
+import { isDeviceBackend } from '../engine/backend/device';
+import { BackendKind, loadWasmBackend, selectBackend, wasmSimdSupported } from '../engine/backend/wasm/index';
+import { referenceBackend } from '../engine/backend/reference';
+import { createWebGpuBackend } from '../engine/backend/webgpu/backend';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
 import { OnnxImportError } from '../engine/onnx/errors';
 import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, WorkerToPage } from '../extension/protocol';
@@ -15,24 +19,41 @@ const ORDER: Record<BackendChoice, BackendKind[]> = {
   typescript: ['typescript'],
 };
 
+/** What the worker runs on now, and the host backend to rerun on when a WebGPU run fails. */
+let current: { info: BackendInfo; fallback: Backend | null } | null = null;
+
+async function hostBackend(wasm: ArrayBuffer | null): Promise<Backend> {
+  if (!wasm) return referenceBackend;
+  try {
+    return await loadWasmBackend(wasm.slice(0));
+  } catch {
+    return referenceBackend;
+  }
+}
+
 /** Selects and installs the engine backend: WebGPU, then WebAssembly SIMD, then TypeScript, saying why. */
 async function chooseBackend(choice: BackendChoice, wasm: ArrayBuffer | null, wasmError?: string): Promise<BackendInfo> {
   const webgpuAdapter = await describeWebGpuAdapter();
+  // Host kernels next to WebGPU (float64 runs, constant folding) and the backend a failed WebGPU run reruns on.
+  const host = ORDER[choice].includes('webgpu') && webgpuAdapter ? await hostBackend(wasm) : null;
   const selection = await selectBackend({
     order: ORDER[choice],
-    // WGSL kernels are not part of this build yet: with an adapter present, say so in the reason.
-    webgpu: webgpuAdapter ? async () => { throw new Error(`an adapter is present (${webgpuAdapter}) but the WebGPU kernels are not in this version`); } : undefined,
-    wasm: wasm ?? (() => {
+    // 'auto' skips a fallback (software) adapter: SwiftShader is ~10x slower than WebAssembly SIMD here.
+    // Choosing 'webgpu' forces it (CI, demos).
+    webgpu: webgpuAdapter ? () => createWebGpuBackend({ host: host ?? referenceBackend, allowFallbackAdapter: choice === 'webgpu' }) : undefined,
+    wasm: wasm ? wasm.slice(0) : (() => {
       throw new Error(wasmError ?? 'the kernel file was not provided');
     }),
   });
   setBackend(selection.backend);
   const relaxed = (selection.backend as { relaxedSimd?: boolean }).relaxedSimd;
-  return { name: selection.name + (relaxed ? ' (relaxed SIMD)' : ''), reason: selection.reason, webgpuAdapter, wasmSimd: wasmSimdSupported() };
+  const info: BackendInfo = { name: selection.name + (relaxed ? ' (relaxed SIMD)' : ''), reason: selection.reason, webgpuAdapter, wasmSimd: wasmSimdSupported() };
+  current = { info, fallback: isDeviceBackend(selection.backend) ? selection.backend.host : null };
+  return info;
 }
 
-async function run(request: RunRequest): Promise<void> {
-  const report = await inspectOnnx(request.bytes, request.modelName, {
+async function inspect(request: RunRequest) {
+  return inspectOnnx(request.bytes, request.modelName, {
     seed: request.settings.seed,
     batch: request.settings.batch,
     sequenceLength: request.settings.sequenceLength,
@@ -42,7 +63,27 @@ async function run(request: RunRequest): Promise<void> {
     attentionSample: Math.min(request.settings.attentionSample ?? 0, Math.max(0, request.settings.batch - 1)),
     onProgress: (message) => post({ type: 'progress', runId: request.runId, message }),
   });
-  post({ type: 'report', runId: request.runId, report });
+}
+
+const describe = (err: unknown) => (err instanceof OnnxImportError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+
+async function run(request: RunRequest): Promise<void> {
+  const backend = getBackend();
+  try {
+    post({ type: 'report', runId: request.runId, report: await inspect(request) });
+    return;
+  } catch (err) {
+    if (!isDeviceBackend(backend) || !current?.fallback) throw err;
+    // A WebGPU run failed (an op that cannot run on the device, device lost, out of memory): say why and
+    // rerun on the host backend, which stays selected for the following runs.
+    const fallback = current.fallback;
+    const reason = `WebGPU run failed (${describe(err)}); reran on ${fallback.name}`;
+    setBackend(fallback);
+    current = { info: { ...current.info, name: fallback.name + ((fallback as { relaxedSimd?: boolean }).relaxedSimd ? ' (relaxed SIMD)' : ''), reason }, fallback: null };
+    post({ type: 'backend', info: current.info });
+    post({ type: 'progress', runId: request.runId, message: reason });
+    post({ type: 'report', runId: request.runId, report: await inspect(request) });
+  }
 }
 
 async function handle(m: PageToWorker): Promise<void> {
@@ -57,8 +98,7 @@ async function handle(m: PageToWorker): Promise<void> {
   try {
     await run(m);
   } catch (err) {
-    const message = err instanceof OnnxImportError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    post({ type: 'runError', runId: m.runId, message });
+    post({ type: 'runError', runId: m.runId, message: describe(err) });
   }
 }
 

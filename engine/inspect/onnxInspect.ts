@@ -9,6 +9,7 @@
 import { backward } from '../autograd';
 import { getBackend } from '../backend/registry';
 import { deviceScope } from '../backend/dispatch';
+import { isDeviceBackend } from '../backend/device';
 import { readTensors } from '../tensor';
 import { HostReads } from './hostReads';
 import { Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
@@ -193,7 +194,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   const shapes = [...run.inputs.values()];
   return recorder.report({
     model: { name: modelName, producer: `${model.producer.name} ${model.producer.version}`.trim(), opset: model.opsetVersion, parameterCount: [...model.parameters.values()].reduce((n, t) => n + t.size, 0) },
-    backend: getBackend().name,
+    backend: backendName(dtype),
     dtype,
     settings: { seed: options.seed ?? 0, batch: shapes[0]?.shape[0] ?? 0, sequenceLength: options.sequenceLength, loss: run.lossInfo.description },
     loss: { kind: run.lossInfo.kind, value: run.loss.item() },
@@ -202,6 +203,12 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
     attention: captured,
     tokens: captured.length ? sampleTokens(model, run.inputs, sample) : undefined,
   });
+}
+
+/** The backend that computed the run: float64 runs never use a device backend, they run on its host kernels. */
+function backendName(dtype: string): string {
+  const b = getBackend();
+  return isDeviceBackend(b) && dtype === 'float64' ? b.host.name : b.name;
 }
 
 function rms(t: Tensor): number {
