@@ -40,13 +40,14 @@ async function chooseBackend(choice: BackendChoice, wasm: ArrayBuffer | null, wa
     order: ORDER[choice],
     // 'auto' skips a fallback (software) adapter: SwiftShader is ~10x slower than WebAssembly SIMD here.
     // Choosing 'webgpu' forces it (CI, demos).
-    webgpu: webgpuAdapter ? () => createWebGpuBackend({ host: host ?? referenceBackend, allowFallbackAdapter: choice === 'webgpu' }) : undefined,
+    webgpu: webgpuAdapter ? () => createWebGpuBackend({ host: host ?? referenceBackend, allowFallbackAdapter: choice === 'webgpu' }) : async () => null,
     wasm: wasm ? wasm.slice(0) : (() => {
       throw new Error(wasmError ?? 'the kernel file was not provided');
     }),
   });
   setBackend(selection.backend);
-  const relaxed = (selection.backend as { relaxedSimd?: boolean }).relaxedSimd;
+  // (A device backend's host may be the relaxed-SIMD wasm build; that does not describe WebGPU.)
+  const relaxed = !isDeviceBackend(selection.backend) && (selection.backend as { relaxedSimd?: boolean }).relaxedSimd;
   const info: BackendInfo = { name: selection.name + (relaxed ? ' (relaxed SIMD)' : ''), reason: selection.reason, webgpuAdapter, wasmSimd: wasmSimdSupported() };
   current = { info, fallback: isDeviceBackend(selection.backend) ? selection.backend.host : null };
   return info;
