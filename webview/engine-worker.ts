@@ -1,14 +1,14 @@
 /** The engine worker: loads and runs models off the UI thread so the panel stays responsive. */
 import { Backend } from '../engine/backend/backend';
-import { getBackend, setBackend } from '../engine/backend/registry';
+import { setBackend } from '../engine/backend/registry';
 import { isDeviceBackend } from '../engine/backend/device';
 import { BackendKind, loadWasmBackend, selectBackend, wasmSimdSupported } from '../engine/backend/wasm/index';
 import { referenceBackend } from '../engine/backend/reference';
 import { createWebGpuBackend } from '../engine/backend/webgpu/backend';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
-import { OnnxImportError } from '../engine/onnx/errors';
 import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, WorkerToPage } from '../extension/protocol';
 import { describeWebGpuAdapter } from './probe';
+import { describeError, runWithFallback } from './runWithFallback';
 
 const post = (m: WorkerToPage) => (self as unknown as Worker).postMessage(m);
 
@@ -66,25 +66,14 @@ async function inspect(request: RunRequest) {
   });
 }
 
-const describe = (err: unknown) => (err instanceof OnnxImportError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-
 async function run(request: RunRequest): Promise<void> {
-  const backend = getBackend();
-  try {
-    post({ type: 'report', runId: request.runId, report: await inspect(request) });
-    return;
-  } catch (err) {
-    if (!isDeviceBackend(backend) || !current?.fallback) throw err;
-    // A WebGPU run failed (an op that cannot run on the device, device lost, out of memory): say why and
-    // rerun on the host backend, which stays selected for the following runs.
-    const fallback = current.fallback;
-    const reason = `WebGPU run failed (${describe(err)}); reran on ${fallback.name}`;
-    setBackend(fallback);
-    current = { info: { ...current.info, name: fallback.name + ((fallback as { relaxedSimd?: boolean }).relaxedSimd ? ' (relaxed SIMD)' : ''), reason }, fallback: null };
+  const report = await runWithFallback(() => inspect(request), current?.fallback ?? null, (reason, fallback) => {
+    const relaxed = (fallback as { relaxedSimd?: boolean }).relaxedSimd;
+    current = { info: { ...current!.info, name: fallback.name + (relaxed ? ' (relaxed SIMD)' : ''), reason }, fallback: null };
     post({ type: 'backend', info: current.info });
     post({ type: 'progress', runId: request.runId, message: reason });
-    post({ type: 'report', runId: request.runId, report: await inspect(request) });
-  }
+  });
+  post({ type: 'report', runId: request.runId, report });
 }
 
 async function handle(m: PageToWorker): Promise<void> {
@@ -99,7 +88,7 @@ async function handle(m: PageToWorker): Promise<void> {
   try {
     await run(m);
   } catch (err) {
-    post({ type: 'runError', runId: m.runId, message: describe(err) });
+    post({ type: 'runError', runId: m.runId, message: describeError(err) });
   }
 }
 
