@@ -71,6 +71,7 @@ const fake: DeviceKernels = {
   avgPool2d: (x, geo, cip) => wrap(ref.avgPool2d(f(x), geo, cip, F)),
   avgPool2dBackward: (g, geo, cip) => wrap(ref.avgPool2dBackward(f(g), geo, cip, F)),
   guard: (fn) => fn(),
+  sync: () => Promise.resolve(),
 };
 
 export const device = deviceBackend('fake-device', fake, ref);

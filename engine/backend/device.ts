@@ -39,6 +39,8 @@ export interface DeviceKernels {
   maxPool2dBackward(g: DeviceBuffer, argmax: DeviceBuffer, geo: Conv2dGeometry): DeviceBuffer;
   avgPool2d(x: DeviceBuffer, geo: Conv2dGeometry, countIncludePad: boolean): DeviceBuffer;
   avgPool2dBackward(g: DeviceBuffer, geo: Conv2dGeometry, countIncludePad: boolean): DeviceBuffer;
+  /** Submits pending work and resolves when the device has finished it. */
+  sync(): Promise<void>;
   /** Runs `fn` and throws if the device reported an error (validation, out of memory, lost) meanwhile. */
   guard<T>(fn: () => Promise<T>): Promise<T>;
 }

@@ -61,6 +61,12 @@ export function dispatchCounts(reset = false): { device: number; folded: number;
   return c;
 }
 
+/** Resolves when the active device backend has finished the work submitted so far (at once on host backends). */
+export async function deviceIdle(): Promise<void> {
+  const b = getBackend();
+  if (isDeviceBackend(b)) await b.device.sync();
+}
+
 /** The device kernels to use for operands `ts`, or null for the host path. */
 function deviceFor(ts: readonly Tensor[]): DeviceKernels | null {
   const b = getBackend();

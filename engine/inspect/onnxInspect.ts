@@ -8,7 +8,7 @@
  */
 import { backward } from '../autograd';
 import { getBackend } from '../backend/registry';
-import { deviceScope } from '../backend/dispatch';
+import { deviceIdle, deviceScope } from '../backend/dispatch';
 import { isDeviceBackend } from '../backend/device';
 import { readTensors } from '../tensor';
 import { HostReads } from './hostReads';
@@ -139,6 +139,8 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
       });
     },
   });
+  // On a device backend the passes only encode work: wait for the GPU so the timings are the real ones.
+  await deviceIdle();
   const forwardMs = performance.now() - t0;
   if (!run.loss) throw new Error('the run produced no loss to differentiate');
 
@@ -171,6 +173,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   progress('backward pass');
   const t1 = performance.now();
   backward(run.loss);
+  await deviceIdle();
   const backwardMs = performance.now() - t1;
   recorder.detach();
   removers.forEach((r) => r());
