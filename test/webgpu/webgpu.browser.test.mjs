@@ -64,6 +64,10 @@ const MODELS = [
   { name: 'examples/tiny_gpt', file: 'examples/tiny_gpt.onnx', options: { batch: 2, sequenceLength: 16 } },
 ];
 const RUN_MODELS = !ONLY.length || ONLY.includes('models');
+/** The op gold cases (PyTorch) on the WebGPU backend: 'ops' in GL_WEBGPU_ONLY. */
+const OPS_FILE = 'test/fixtures/ops.json';
+const RUN_OPS = !ONLY.length || ONLY.includes('ops');
+
 
 const log = (...a) => console.error('[webgpu]', ...a);
 
@@ -122,6 +126,18 @@ async function bundlePage() {
     target: 'es2022',
     sourcemap: 'inline',
     logLevel: 'silent',
+    // test/helpers.ts (shared with the Node tests) imports node:fs/node:path; the page only uses its pure functions.
+    define: { __dirname: '"/"' },
+    plugins: [{
+      name: 'node-stubs',
+      setup(build) {
+        build.onResolve({ filter: /^node:(fs|path)$/ }, (args) => ({ path: args.path, namespace: 'node-stub' }));
+        build.onLoad({ filter: /.*/, namespace: 'node-stub' }, () => ({
+          contents: 'export const existsSync = () => true; export const readFileSync = () => { throw new Error("no fs in the browser"); }; export const join = (...p) => p.join("/"); export const dirname = (p) => p;',
+          loader: 'js',
+        }));
+      },
+    }],
   });
   return result.outputFiles[0].text;
 }
@@ -132,7 +148,7 @@ async function serve(bundle) {
     if (req.url === '/' || req.url === '/index.html') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(html);
-    } else if (req.url?.startsWith('/files/') && MODELS.some((m) => `/files/${m.file}` === req.url)) {
+    } else if (req.url?.startsWith('/files/') && [...MODELS.map((m) => m.file), OPS_FILE].some((f) => `/files/${f}` === req.url)) {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
       res.end(readFileSync(join(ROOT, req.url.slice('/files/'.length))));
     } else if (req.url === '/page.js') {
@@ -206,7 +222,13 @@ async function runInBrowser() {
       );
       log(`model run took ${((Date.now() - t2) / 1000).toFixed(1)} s`);
     }
-    return { report, models, pageErrors };
+    let ops = null;
+    if (RUN_OPS) {
+      const t3 = Date.now();
+      ops = await withTimeout(page.evaluate((url) => globalThis.__runWebGpuOps(url), `/files/${OPS_FILE}`), RUN_TIMEOUT_MS, 'the in-page op run');
+      log(`op run took ${((Date.now() - t3) / 1000).toFixed(1)} s`);
+    }
+    return { report, models, ops, pageErrors };
   } finally {
     if (browser) await withTimeout(browser.close(), 5000, 'browser.close()').catch(() => {});
     await stopBrowser();
@@ -219,11 +241,12 @@ async function runInBrowser() {
 
 let report = null;
 let models = null;
+let ops = null;
 let setupError = null;
 let pageErrors = [];
 try {
-  ({ report, models, pageErrors } = await runInBrowser());
-  if (process.env.GL_WEBGPU_REPORT) writeFileSync(process.env.GL_WEBGPU_REPORT, JSON.stringify({ ...report, models }, null, 2));
+  ({ report, models, ops, pageErrors } = await runInBrowser());
+  if (process.env.GL_WEBGPU_REPORT) writeFileSync(process.env.GL_WEBGPU_REPORT, JSON.stringify({ ...report, models, ops }, null, 2));
 } catch (e) {
   setupError = e;
 }
@@ -290,6 +313,26 @@ for (const spec of MODELS) {
     assert.deepEqual(r.firstNonFinite[0], r.firstNonFinite[1], 'same first non-finite value');
   });
 }
+
+test(`op gold cases (PyTorch) on the WebGPU backend: outputs and gradients within ${TOLERANCE}, no float32 kernel on the host`, (t) => {
+  if (!report?.adapter) return t.skip('no adapter');
+  if (!RUN_OPS) return t.skip('not in GL_WEBGPU_ONLY');
+  assert.ok(ops?.results.length > 100, 'the page ran the op cases');
+  const results = ops.results;
+  t.diagnostic(`${results.length} cases, max rel. err ${fmt(Math.max(...results.map((r) => r.maxRelErr)))}`);
+  t.diagnostic(`views only (no kernel ran): ${results.filter((r) => r.kernels.device === 0).map((r) => r.name).join(', ')}`);
+  const failed = results.filter((r) => !r.ok);
+  for (const r of failed) t.diagnostic(`FAIL ${r.name}: ${r.error ?? `rel. err ${fmt(r.maxRelErr)}`}`);
+  assert.deepEqual(failed.map((r) => r.name), []);
+  const onHost = results.filter((r) => r.kernels.host > 0);
+  assert.deepEqual(onHost.map((r) => `${r.name} (${JSON.stringify(r.kernels)})`), [], 'every case ran its kernels on the device');
+});
+
+test('host reads of device values fail loudly (TensorOnDeviceError) on the WebGPU backend', (t) => {
+  if (!report?.adapter) return t.skip('no adapter');
+  if (!RUN_OPS) return t.skip('not in GL_WEBGPU_ONLY');
+  assert.deepEqual(ops.loudFailureProblems, []);
+});
 
 test('matmul 512x512x512 throughput (informational)', (t) => {
   if (!report?.adapter) return t.skip('no adapter');
