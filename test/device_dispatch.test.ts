@@ -85,6 +85,25 @@ test('host value logic on a device tensor fails loudly, naming what needed the v
   });
 });
 
+test('clamp (Clip on device values): torch.clamp values and gradient on the host and on the device', async () => {
+  const values = [-2, -1, 0, 0.5, 1, 2, NaN];
+  const run = () => {
+    const x = tensorFrom(values, [7], 'float32', { requiresGrad: true });
+    const y = E.clamp(x, -1, 1);
+    backward(E.sum(E.mul(y, tensorFrom([1, 2, 3, 4, 5, 6, 7], [7]))));
+    return { x, y };
+  };
+  const host = run();
+  const dev = onDevice(run);
+  assert.ok(dev.y.isOnDevice);
+  await readTensors([dev.y, dev.x.grad]);
+  for (const r of [host, dev]) {
+    assert.deepEqual(Array.from(r.y.data), [-1, -1, 0, 0.5, 1, 1, NaN]);
+    assert.deepEqual(Array.from(r.x.grad!.data), [0, 2, 3, 4, 5, 0, 0]);
+  }
+  assert.equal(E.clamp(host.x, -Infinity, Infinity), host.x);
+});
+
 test('deviceScope releases every buffer of the run; released device tensors throw instead of reading', async () => {
   live.clear();
   let kept: Tensor | undefined;

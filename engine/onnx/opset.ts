@@ -151,6 +151,8 @@ function maskOf(x: Tensor, fn: (v: number) => boolean): Tensor {
 }
 
 function clipFloat(x: Tensor, lo: number, hi: number): Tensor {
+  // Values computed on a device: kernels only (same values and gradient, except 0 instead of 1 at NaN, as torch).
+  if (x.isOnDevice) return E.clamp(x, lo, hi);
   // Gradient 1 inside [lo, hi] (bounds included, like torch.clamp), 0 outside.
   let y = x;
   if (lo > -Infinity) y = E.where(maskOf(x, (v) => v < lo), lo, y);

@@ -113,6 +113,14 @@ async function loudFailures(): Promise<string[]> {
     } catch (e) {
       if (!(e instanceof TensorOnDeviceError)) problems.push(`pow VJP threw ${String(e)}`);
     }
+    // Clip on device values (clamp): torch.clamp values and gradient, bounds and NaN included.
+    const c = tensorFrom([-2, -1, 0, 0.5, 1, 2, NaN], [7], 'float32', { requiresGrad: true });
+    const cy = E.clamp(E.mulScalar(c, 1), -1, 1);
+    backward(E.sum(E.mul(cy, tensorFrom([1, 2, 3, 4, 5, 6, 7], [7]))));
+    await readTensors([cy, c.grad]);
+    const same = (a: ArrayLike<number>, b: number[]) => a.length === b.length && b.every((v, i) => Object.is(a[i], v) || (v === 0 && a[i] === 0));
+    if (!same(cy.data, [-1, -1, 0, 0.5, 1, 1, NaN])) problems.push(`clamp values ${Array.from(cy.data)}`);
+    if (!same(c.grad!.data, [0, 2, 3, 4, 5, 0, 0])) problems.push(`clamp gradient ${Array.from(c.grad!.data)}`);
   });
   return problems;
 }

@@ -328,7 +328,7 @@ test(`op gold cases (PyTorch) on the WebGPU backend: outputs and gradients withi
   assert.deepEqual(onHost.map((r) => `${r.name} (${JSON.stringify(r.kernels)})`), [], 'every case ran its kernels on the device');
 });
 
-test('host reads of device values fail loudly (TensorOnDeviceError) on the WebGPU backend', (t) => {
+test('host reads of device values fail loudly (TensorOnDeviceError) on the WebGPU backend; clamp on device values', (t) => {
   if (!report?.adapter) return t.skip('no adapter');
   if (!RUN_OPS) return t.skip('not in GL_WEBGPU_ONLY');
   assert.deepEqual(ops.loudFailureProblems, []);
