@@ -1,6 +1,6 @@
 import { Tensor, GradFn } from './tensor';
 import { formatShape, shapeEquals } from './shape';
-import { getBackend } from './backend/registry';
+import { binaryK } from './backend/dispatch';
 
 let gradDisabledDepth = 0;
 
@@ -54,8 +54,7 @@ function topologicalOrder(root: Tensor): Tensor[] {
 
 /** Sum of two same-shaped gradients, always out of place (gradients may be shared). */
 function accumulate(a: Tensor, b: Tensor): Tensor {
-  const data = getBackend().binary('add', a.floatData, a.shape, b.floatData, b.shape, a.shape, a.dtype === 'float64' || b.dtype === 'float64' ? 'float64' : 'float32');
-  return new Tensor(data, a.shape);
+  return binaryK('add', a, b, 0, 'accumulate');
 }
 
 function castLike(grad: Tensor, like: Tensor): Tensor {

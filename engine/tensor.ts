@@ -15,6 +15,35 @@ export interface GradFn {
 
 let nextId = 1;
 
+/** Constructor argument for a device-only tensor (see Tensor.onDevice). */
+class DeviceInit {
+  constructor(readonly storage: DeviceStorage, readonly owner: object, readonly dtype: DType) {}
+}
+
+/**
+ * Values of a tensor held by a device backend (WebGPU). Lifetime is the device's run scope; after
+ * release() the values are gone unless they were read back first.
+ */
+export interface DeviceStorage {
+  readonly length: number;
+  readonly released: boolean;
+  /** Downloads the values (asynchronous: device readback needs the event loop). */
+  read(): Promise<TypedArray>;
+  /** Returns the buffer to its device's pool (idempotent). */
+  release(): void;
+}
+
+/**
+ * Host code asked for the values of a tensor that lives only on the device. Thrown instead of ever
+ * reading stale or missing data; the message names the op (or code path) that needed the values.
+ */
+export class TensorOnDeviceError extends Error {
+  constructor(readonly tensor: Tensor, readonly op?: string) {
+    super(`${op ? `${op}: ` : ''}${tensor.name ?? tensor.toString()} lives on the device (${tensor.deviceName ?? 'device'}); its values are not on the host${tensor.storageReleased ? ' and its device buffer was released' : ' (await t.read() or readTensors([...]) first, or run this op on a host backend)'}`);
+    this.name = 'TensorOnDeviceError';
+  }
+}
+
 /**
  * A dense, row-major tensor. Data is never mutated in place by ops, so gradients and saved
  * forward values can be shared between tensors safely; only optimisers write parameter data.
@@ -23,7 +52,13 @@ export class Tensor {
   readonly id = nextId++;
   readonly shape: readonly number[];
   readonly dtype: DType;
-  data: TypedArray;
+  readonly size: number;
+  /** Host values; undefined while the tensor lives only on the device. */
+  private host: TypedArray | undefined;
+  /** Device copy: primary for device-computed tensors, a cached mirror of host values otherwise. */
+  private device: DeviceStorage | undefined;
+  /** Which device backend owns `device` (mirrors are cached per backend). */
+  private deviceOwner: object | undefined;
   requiresGrad: boolean;
   grad: Tensor | null = null;
   gradFn: GradFn | null = null;
@@ -32,21 +67,99 @@ export class Tensor {
   readonly hooks: GradHook[] = [];
   retainsGrad = false;
 
-  constructor(data: TypedArray, shape: Shape, options: { requiresGrad?: boolean; name?: string } = {}) {
+  constructor(data: TypedArray | DeviceInit, shape: Shape, options: { requiresGrad?: boolean; name?: string } = {}) {
     assertValidShape(shape);
-    if (sizeOf(shape) !== data.length) {
-      throw new RangeError(`tensor data has ${data.length} elements but shape ${formatShape(shape)} needs ${sizeOf(shape)}`);
+    const length = data instanceof DeviceInit ? data.storage.length : data.length;
+    if (sizeOf(shape) !== length) {
+      throw new RangeError(`tensor data has ${length} elements but shape ${formatShape(shape)} needs ${sizeOf(shape)}`);
     }
     this.shape = Object.freeze([...shape]);
-    this.data = data;
-    this.dtype = dtypeOf(data);
+    if (data instanceof DeviceInit) {
+      this.device = data.storage;
+      this.deviceOwner = data.owner;
+      this.dtype = data.dtype;
+    } else {
+      this.host = data;
+      this.dtype = dtypeOf(data);
+    }
+    this.size = length;
     this.name = options.name;
     this.requiresGrad = false;
     if (options.requiresGrad) this.setRequiresGrad(true);
   }
 
-  get size(): number {
-    return this.data.length;
+  /** A tensor whose values live only on a device backend (`owner`). */
+  static onDevice(storage: DeviceStorage, owner: object & { readonly name: string }, shape: Shape, dtype: DType): Tensor {
+    return new Tensor(new DeviceInit(storage, owner, dtype), shape);
+  }
+
+  /** Host values. Throws TensorOnDeviceError while the tensor lives only on the device. */
+  get data(): TypedArray {
+    if (this.host) return this.host;
+    throw new TensorOnDeviceError(this);
+  }
+
+  /** In-place replacement of the values (optimisers, batch-norm buffers): drops any device copy. */
+  set data(values: TypedArray) {
+    if (values.length !== this.size || dtypeOf(values) !== this.dtype) throw new RangeError(`data of ${this.dtype}[${this.size}] cannot be replaced by ${dtypeOf(values)}[${values.length}]`);
+    this.host = values;
+    this.device = undefined;
+    this.deviceOwner = undefined;
+  }
+
+  /**
+   * In-place replacement of the values by `src`'s storage (host or device): the device-side twin of
+   * the `data` setter, for buffers updated during a run (batch-norm running statistics).
+   */
+  assign(src: Tensor): void {
+    if (src.size !== this.size || src.dtype !== this.dtype) throw new RangeError(`cannot assign ${src.dtype}[${src.size}] to ${this.dtype}[${this.size}]`);
+    this.host = src.host;
+    this.device = src.device;
+    this.deviceOwner = src.deviceOwner;
+  }
+
+  /** True when the values are not on the host (read them with `await t.read()`). */
+  get isOnDevice(): boolean {
+    return this.host === undefined;
+  }
+
+  get hasHostData(): boolean {
+    return this.host !== undefined;
+  }
+
+  /** Name of the device backend holding this tensor, if any. */
+  get deviceName(): string | undefined {
+    return (this.deviceOwner as { name?: string } | undefined)?.name;
+  }
+
+  get storageReleased(): boolean {
+    return this.device?.released ?? false;
+  }
+
+  /** The device copy for `owner`, or undefined (not uploaded, another device, or released). */
+  deviceCopy(owner: object): DeviceStorage | undefined {
+    return this.deviceOwner === owner && this.device && !this.device.released ? this.device : undefined;
+  }
+
+  /** Caches a device mirror of host values (the tensor keeps its host copy). */
+  setDeviceCopy(owner: object, storage: DeviceStorage): void {
+    if (!this.host) throw new Error('internal: setDeviceCopy on a device-only tensor');
+    this.device = storage;
+    this.deviceOwner = owner;
+  }
+
+  /** Host values, downloading them once if needed (tensors are immutable, so the copy stays valid). */
+  async read(): Promise<TypedArray> {
+    if (this.host) return this.host;
+    if (!this.device || this.device.released) throw new TensorOnDeviceError(this, 'read');
+    this.host = await this.device.read();
+    return this.host;
+  }
+
+  /** item() for tensors that may live on the device. */
+  async itemAsync(): Promise<number> {
+    if (this.size !== 1) throw new RangeError(`item() needs a one-element tensor, got shape ${formatShape(this.shape)}`);
+    return (await this.read())[0];
   }
 
   get rank(): number {
@@ -81,7 +194,16 @@ export class Tensor {
 
   /** A tensor sharing this data but cut from the graph. */
   detach(): Tensor {
-    return new Tensor(this.data, this.shape, { name: this.name });
+    return this.view(this.shape, this.name);
+  }
+
+  /** A tensor sharing this tensor's storage (host or device) with another shape of the same size. */
+  view(shape: Shape, name?: string): Tensor {
+    if (this.host) return new Tensor(this.host, shape, { name });
+    if (!this.device || this.device.released) throw new TensorOnDeviceError(this, 'view');
+    const t = Tensor.onDevice(this.device, this.deviceOwner as { name: string }, shape, this.dtype);
+    t.name = name;
+    return t;
   }
 
   /** Keep `.grad` on this intermediate tensor after backward (PyTorch's retain_grad). */
@@ -108,6 +230,12 @@ export class Tensor {
   toString(): string {
     return `Tensor(${formatShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''}${this.gradFn ? `, gradFn=${this.gradFn.op}` : ''})`;
   }
+}
+
+/** Reads every device-only tensor of `ts` back to the host (concurrently); host tensors are skipped. */
+export async function readTensors(ts: Iterable<Tensor | null | undefined>): Promise<void> {
+  const pending = [...new Set(ts)].filter((t): t is Tensor => t instanceof Tensor && t.isOnDevice);
+  await Promise.all(pending.map((t) => t.read()));
 }
 
 export function tensorFrom(values: ArrayLike<number>, shape: Shape, dtype: DType = 'float32', options: { requiresGrad?: boolean; name?: string } = {}): Tensor {

@@ -13,7 +13,7 @@ import { loadModelFixture } from './fixture_models';
 const onnx = (name: string) => new Uint8Array(fs.readFileSync(path.join(repoRoot, 'test', 'fixtures', 'onnx', name)));
 
 for (const file of ['gpt_op13_loss.onnx', 'gpt_dynamo_op17.onnx']) {
-  test(`${file}: P, dL/dP, dL/dS per layer, head and sample match PyTorch within 1e-4`, () => {
+  test(`${file}: P, dL/dP, dL/dS per layer, head and sample match PyTorch within 1e-4`, async () => {
     const gold = loadModelFixture('gpt');
     const idx = decodeValues(gold.inputs.idx);
     const targets = decodeValues(gold.inputs.targets);
@@ -22,7 +22,7 @@ for (const file of ['gpt_op13_loss.onnx', 'gpt_dynamo_op17.onnx']) {
     if (model.inputs.some((i) => i.name === 'targets')) feeds.targets = targets;
     const [B, H, T] = [2, 4, 8];
     for (let b = 0; b < B; b++) {
-      const report = inspectOnnx(onnx(file), 'gpt', {
+      const report = await inspectOnnx(onnx(file), 'gpt', {
         feeds,
         attentionSample: b,
         // Without a loss in the graph, add the fixture's: cross-entropy of the logits against its targets.
@@ -51,13 +51,13 @@ for (const file of ['gpt_op13_loss.onnx', 'gpt_dynamo_op17.onnx']) {
   });
 }
 
-test('attention sites are found in both exporters and in the tiny GPT example, with source lines', () => {
+test('attention sites are found in both exporters and in the tiny GPT example, with source lines', async () => {
   for (const file of ['gpt_op13_loss.onnx', 'gpt_dynamo_op17.onnx']) {
     const sites = findAttention(loadOnnx(onnx(file)).graph);
     assert.deepEqual(sites.map((s) => s.modulePath), ['blocks.0.attn', 'blocks.1.attn']);
   }
   const example = new Uint8Array(fs.readFileSync(path.join(repoRoot, 'examples', 'tiny_gpt.onnx')));
-  const report = inspectOnnx(example, 'tiny_gpt.onnx', { batch: 2, sequenceLength: 12 });
+  const report = await inspectOnnx(example, 'tiny_gpt.onnx', { batch: 2, sequenceLength: 12 });
   assert.equal(report.attention!.length, 2);
   assert.deepEqual(report.attention![0].source, { file: 'tiny_gpt.py', line: report.attention![0].source!.line });
   assert.equal(report.tokens!.ids.length, 12);

@@ -18,7 +18,7 @@ async function mapped(example: string, options: Parameters<typeof inspectOnnx>[2
   const src = read(`${example}.py`);
   const file = path.join(repoRoot, 'examples', `${example}.py`);
   const index = indexPythonSource(await createPythonParser(), src, file);
-  const report = inspectOnnx(new Uint8Array(fs.readFileSync(path.join(repoRoot, 'examples', `${example}.onnx`))), `${example}.onnx`, {
+  const report = await inspectOnnx(new Uint8Array(fs.readFileSync(path.join(repoRoot, 'examples', `${example}.onnx`))), `${example}.onnx`, {
     ...options,
     watches: index.watches.map((x) => ({ target: watchTarget(x), file: `${example}.py`, line: x.valueLine + 1 })),
   });

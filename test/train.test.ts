@@ -55,8 +55,8 @@ describe('anomaly mode', () => {
     assert.ok(Number.isFinite(trainer.record.loss[0] as number), 'the loss itself is finite');
   });
 
-  test('one-shot inspection reports the same origin', () => {
-    const report = inspectOnnx(onnx('nan_backward.onnx'), 'nan_backward.onnx', { batch: 4 });
+  test('one-shot inspection reports the same origin', async () => {
+    const report = await inspectOnnx(onnx('nan_backward.onnx'), 'nan_backward.onnx', { batch: 4 });
     assert.equal(report.firstNonFinite?.node, '/gate/Mul');
     assert.equal(report.firstNonFinite?.phase, 'backward');
     assert.equal(report.firstNonFinite?.source?.line, lineOf('torch.sqrt(h * 0.0)'));

@@ -1,13 +1,17 @@
 /** The engine worker: loads and runs models off the UI thread so the panel stays responsive. */
-import { setBackend } from '../engine/backend/registry';
-import { BackendKind, selectBackend, wasmSimdSupported } from '../engine/backend/wasm/index';
+import { Backend } from '../engine/backend/backend';
+import { getBackend, setBackend } from '../engine/backend/registry';
+import { isDeviceBackend } from '../engine/backend/device';
+import { BackendKind, loadWasmBackend, selectBackend, wasmSimdSupported } from '../engine/backend/wasm/index';
+import { referenceBackend } from '../engine/backend/reference';
+import { createWebGpuBackend } from '../engine/backend/webgpu/backend';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
-import { OnnxImportError } from '../engine/onnx/errors';
-import { Feeds, loadOnnx } from '../engine/onnx';
+import { Feeds, loadOnnx, OnnxModel } from '../engine/onnx';
 import { OnnxTrainer } from '../engine/train/trainer';
 import { textBatch, textDataset } from '../engine/train/dataset';
 import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, TrainRequest, TrainStop, WorkerToPage } from '../extension/protocol';
 import { describeWebGpuAdapter } from './probe';
+import { describeError, runWithFallback } from './runWithFallback';
 
 const post = (m: WorkerToPage) => (self as unknown as Worker).postMessage(m);
 
@@ -18,25 +22,42 @@ const ORDER: Record<BackendChoice, BackendKind[]> = {
   typescript: ['typescript'],
 };
 
+/** What the worker runs on now, and the host backend to rerun on when a WebGPU run fails. */
+let current: { info: BackendInfo; fallback: Backend | null } | null = null;
+
+async function hostBackend(wasm: ArrayBuffer | null): Promise<Backend> {
+  if (!wasm) return referenceBackend;
+  try {
+    return await loadWasmBackend(wasm.slice(0));
+  } catch {
+    return referenceBackend;
+  }
+}
+
 /** Selects and installs the engine backend: WebGPU, then WebAssembly SIMD, then TypeScript, saying why. */
 async function chooseBackend(choice: BackendChoice, wasm: ArrayBuffer | null, wasmError?: string): Promise<BackendInfo> {
   const webgpuAdapter = await describeWebGpuAdapter();
+  // Host kernels next to WebGPU (float64 runs, constant folding) and the backend a failed WebGPU run reruns on.
+  const host = ORDER[choice].includes('webgpu') && webgpuAdapter ? await hostBackend(wasm) : null;
   const selection = await selectBackend({
     order: ORDER[choice],
-    // WGSL kernels are not part of this build yet: with an adapter present, say so in the reason.
-    webgpu: webgpuAdapter ? async () => { throw new Error(`an adapter is present (${webgpuAdapter}) but the WebGPU kernels are not in this version`); } : undefined,
-    wasm: wasm ?? (() => {
+    // 'auto' skips a fallback (software) adapter: SwiftShader is ~10x slower than WebAssembly SIMD here.
+    // Choosing 'webgpu' forces it (CI, demos).
+    webgpu: webgpuAdapter ? () => createWebGpuBackend({ host: host ?? referenceBackend, allowFallbackAdapter: choice === 'webgpu' }) : async () => null,
+    wasm: wasm ? wasm.slice(0) : (() => {
       throw new Error(wasmError ?? 'the kernel file was not provided');
     }),
   });
   setBackend(selection.backend);
-  backendName = selection.name;
-  const relaxed = (selection.backend as { relaxedSimd?: boolean }).relaxedSimd;
-  return { name: selection.name + (relaxed ? ' (relaxed SIMD)' : ''), reason: selection.reason, webgpuAdapter, wasmSimd: wasmSimdSupported() };
+  // (A device backend's host may be the relaxed-SIMD wasm build; that does not describe WebGPU.)
+  const relaxed = !isDeviceBackend(selection.backend) && (selection.backend as { relaxedSimd?: boolean }).relaxedSimd;
+  const info: BackendInfo = { name: selection.name + (relaxed ? ' (relaxed SIMD)' : ''), reason: selection.reason, webgpuAdapter, wasmSimd: wasmSimdSupported() };
+  current = { info, fallback: isDeviceBackend(selection.backend) ? selection.backend.host : null };
+  return info;
 }
 
-function run(request: RunRequest): void {
-  const report = inspectOnnx(request.bytes, request.modelName, {
+async function inspect(request: RunRequest) {
+  return inspectOnnx(request.bytes, request.modelName, {
     seed: request.settings.seed,
     batch: request.settings.batch,
     sequenceLength: request.settings.sequenceLength,
@@ -46,6 +67,15 @@ function run(request: RunRequest): void {
     attentionSample: Math.min(request.settings.attentionSample ?? 0, Math.max(0, request.settings.batch - 1)),
     onProgress: (message) => post({ type: 'progress', runId: request.runId, message }),
   });
+}
+
+async function run(request: RunRequest): Promise<void> {
+  const report = await runWithFallback(() => inspect(request), current?.fallback ?? null, (reason, fallback) => {
+    const relaxed = (fallback as { relaxedSimd?: boolean }).relaxedSimd;
+    current = { info: { ...current!.info, name: fallback.name + (relaxed ? ' (relaxed SIMD)' : ''), reason }, fallback: null };
+    post({ type: 'backend', info: current.info });
+    post({ type: 'progress', runId: request.runId, message: reason });
+  });
   post({ type: 'report', runId: request.runId, report });
 }
 
@@ -53,7 +83,6 @@ const LOSS: Record<string, 'auto' | 'graph' | 'crossEntropy' | 'meanSquare'> = {
 
 /** Runs whose stop was requested; checked between steps. */
 const stopRequested = new Set<number>();
-let backendName = 'typescript';
 
 /** Frozen by default, as in the inspection: LoRA base weights. */
 const frozen = (name: string) => /(^|\.)base(_layer)?\./.test(name);
@@ -73,6 +102,21 @@ async function train(request: TrainRequest): Promise<void> {
     if ('reason' in ds) throw new Error(`cannot train on text: ${ds.reason}`);
     feeds = (step) => textBatch(ds, step, s.batch, s.sequenceLength);
   }
+  // Training reads parameters, gradients and statistics on the host at every step: on WebGPU it runs on
+  // the device backend's host kernels (the WebAssembly build when available).
+  const active = getBackend();
+  const hostForTraining = isDeviceBackend(active) ? active.host : active;
+  setBackend(hostForTraining);
+  try {
+    await trainSteps(request, model, feeds, hostForTraining.name);
+  } finally {
+    setBackend(active);
+  }
+}
+
+async function trainSteps(request: TrainRequest, model: OnnxModel, feeds: ((step: number) => Feeds) | undefined, backendName: string): Promise<void> {
+  const s = request.settings;
+  const t = request.train;
   const trainer = new OnnxTrainer(model, {
     optimizer: { kind: t.optimizer, lr: t.lr, momentum: t.optimizer === 'sgd' ? t.momentum : undefined, weightDecay: t.weightDecay || undefined },
     clipNorm: t.clipNorm || undefined,
@@ -122,10 +166,9 @@ async function handle(m: PageToWorker): Promise<void> {
   if (m.type === 'stopTraining') return;
   try {
     if (m.type === 'train') await train(m);
-    else run(m);
+    else await run(m);
   } catch (err) {
-    const message = err instanceof OnnxImportError ? err.message : err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    post({ type: 'runError', runId: m.runId, message });
+    post({ type: 'runError', runId: m.runId, message: describeError(err) });
   }
 }
 

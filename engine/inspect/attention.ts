@@ -102,6 +102,15 @@ export function armAttentionCapture(sites: AttentionSite[], values: Map<string, 
     }
   }
   return {
+    /** What collect() reads: every captured P and gradient (read them first on a device backend). */
+    tensors(): Tensor[] {
+      const out = [...grads.values()];
+      for (const s of sites) {
+        const P = values.get(s.probs)?.tensor;
+        if (P) out.push(P);
+      }
+      return out;
+    },
     collect(): AttentionCapture[] {
       removers.forEach((r) => r());
       const out: AttentionCapture[] = [];

@@ -5,6 +5,7 @@
  */
 import { Tensor } from '../tensor';
 import { tensorStats, TensorStats } from './stats';
+import { HostReads } from './hostReads';
 import { HookLogEntry, InspectionReport, ModuleReport, ParameterReport, REPORT_SCHEMA, SourceLocation } from './report';
 
 export interface TracedParameter {
@@ -85,6 +86,8 @@ export class InspectionRecorder {
     private readonly params: readonly TracedParameter[],
     private readonly ops: readonly TracedOp[],
     private readonly moduleKinds: ReadonlyMap<string, string> = new Map(),
+    /** Where hook statistics of device-resident gradients wait for their values. */
+    private readonly reads: HostReads = new HostReads(),
   ) {
     // A module's output is the last value computed inside its subtree.
     for (const op of ops) for (const path of ancestors(op.modulePath)) this.moduleOutputs.set(path, op);
@@ -95,13 +98,13 @@ export class InspectionRecorder {
     for (const [path, op] of this.moduleOutputs) {
       if (!op.output.requiresGrad) continue;
       this.removers.push(op.output.registerHook((g) => {
-        this.outputGrads.set(path, tensorStats(g.data));
+        this.reads.on([g], () => this.outputGrads.set(path, tensorStats(g.data)));
       }));
     }
     for (const w of watches) {
       if (!w.tensor.requiresGrad) continue;
       this.removers.push(w.tensor.registerHook((g) => {
-        this.hookLogs.push({ target: w.target, modulePath: w.modulePath, source: w.source, order: this.hookLogs.length, shape: [...g.shape], grad: tensorStats(g.data) });
+        this.reads.on([g], () => this.hookLogs.push({ target: w.target, modulePath: w.modulePath, source: w.source, order: this.hookLogs.length, shape: [...g.shape], grad: tensorStats(g.data) }));
       }));
     }
   }
@@ -110,6 +113,18 @@ export class InspectionRecorder {
     while (this.removers.length) this.removers.pop()!();
   }
 
+  /** Tensors whose values report() reads: module outputs, ReLU outputs, parameters and their gradients. */
+  tensorsToRead(): Tensor[] {
+    const out = [...this.moduleOutputs.values()].map((op) => op.output);
+    for (const op of this.ops) if (RELU_LIKE.has(op.opType)) out.push(op.output);
+    for (const p of this.params) {
+      out.push(p.tensor);
+      if (p.trainable && p.tensor.grad) out.push(p.tensor.grad);
+    }
+    return out;
+  }
+
+  /** Call after the hooks' queued reads have been flushed and tensorsToRead() read. */
   report(meta: Omit<InspectionReport, 'schema' | 'modules' | 'hookLogs'>): InspectionReport {
     return { schema: REPORT_SCHEMA, ...meta, modules: this.modules(), hookLogs: [...this.hookLogs] };
   }

@@ -1,9 +1,17 @@
 /**
  * Inspects an ONNX model: one seeded forward + backward with the engine, traced per node, summarised
  * per module as an InspectionReport. This is what the webview worker runs.
+ *
+ * Asynchronous because a device backend (WebGPU) keeps values on the GPU: forward and backward only
+ * encode work, hooks queue their reads (HostReads), and the values the report needs are read back
+ * once after backward. On host backends every read is immediate and the numbers are unchanged.
  */
 import { backward } from '../autograd';
 import { getBackend } from '../backend/registry';
+import { deviceIdle, deviceScope } from '../backend/dispatch';
+import { isDeviceBackend } from '../backend/device';
+import { readTensors } from '../tensor';
+import { HostReads } from './hostReads';
 import { Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
 import type { Tensor } from '../tensor';
 import { InspectionRecorder, TracedOp, TracedParameter, WatchRequest, parentPath } from './collect';
@@ -30,6 +38,8 @@ export interface InspectOptions {
   /** Inputs to use instead of seeded samples, by graph input name. */
   feeds?: Feeds;
   onProgress?: (message: string) => void;
+  /** When given, filled with every trainable parameter's gradient values (host copies), by name. */
+  gradients?: Map<string, ArrayLike<number>>;
 }
 
 const FRIENDLY_KINDS: [RegExp, string][] = [
@@ -69,7 +79,12 @@ export function moduleKinds(model: OnnxModel): Map<string, string> {
   return kinds;
 }
 
-export function inspectOnnx(bytes: Uint8Array, modelName: string, options: InspectOptions = {}): InspectionReport {
+export function inspectOnnx(bytes: Uint8Array, modelName: string, options: InspectOptions = {}): Promise<InspectionReport> {
+  // Device buffers of this run are released when the report is built (the report holds plain numbers).
+  return deviceScope(() => inspect(bytes, modelName, options));
+}
+
+async function inspect(bytes: Uint8Array, modelName: string, options: InspectOptions): Promise<InspectionReport> {
   const progress = options.onProgress ?? (() => {});
   progress('loading the model');
   const frozen = options.frozen ?? ((name: string) => /(^|\.)base(_layer)?\./.test(name));
@@ -77,7 +92,8 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
   const dtype = options.dtype ?? model.dtype;
 
   progress('forward pass');
-  const watch = new NonFiniteWatch(model);
+  const reads = new HostReads();
+  const watch = new NonFiniteWatch(model, reads);
   const t0 = performance.now();
   const run = model.run(options.feeds, {
     seed: options.seed ?? 0,
@@ -87,6 +103,8 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     dtype,
     onValue: watch.onValue,
   });
+  // On a device backend the passes only encode work: wait for the GPU so the timings are the real ones.
+  await deviceIdle();
   const forwardMs = performance.now() - t0;
   if (!run.loss) throw new Error('the run produced no loss to differentiate');
 
@@ -101,7 +119,7 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     ...frozenWeights.map((i) => ({ name: i.name, modulePath: owner.get(i.name) ?? parentPath(i.name), tensor: model.buffers.get(i.name)!, trainable: false })),
   ];
 
-  const recorder = new InspectionRecorder(params, ops, moduleKinds(model));
+  const recorder = new InspectionRecorder(params, ops, moduleKinds(model), reads);
   recorder.attach(resolveWatches(options.watches ?? [], nodeValues, ops));
 
   const disarm = watch.armBackward(nodeValues);
@@ -113,10 +131,16 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
   progress('backward pass');
   const t1 = performance.now();
   backward(run.loss);
+  await deviceIdle();
   const backwardMs = performance.now() - t1;
   recorder.detach();
   disarm();
+
+  progress('reading results');
+  await reads.flush();
+  await readTensors([run.loss, ...recorder.tensorsToRead(), ...(attention?.tensors() ?? [])]);
   const captured = attention?.collect() ?? [];
+  if (options.gradients) for (const p of params) if (p.trainable && p.tensor.grad) options.gradients.set(p.name, p.tensor.grad.data);
 
   progress('summarising');
   // Explain gradients that are zero or far below the median parameter's (rounding of a structural zero).
@@ -131,7 +155,7 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
   const shapes = [...run.inputs.values()];
   return recorder.report({
     model: { name: modelName, producer: `${model.producer.name} ${model.producer.version}`.trim(), opset: model.opsetVersion, parameterCount: [...model.parameters.values()].reduce((n, t) => n + t.size, 0) },
-    backend: getBackend().name,
+    backend: backendName(dtype),
     dtype,
     settings: { seed: options.seed ?? 0, batch: shapes[0]?.shape[0] ?? 0, sequenceLength: options.sequenceLength, loss: run.lossInfo.description },
     loss: { kind: run.lossInfo.kind, value: run.loss.item() },
@@ -140,6 +164,12 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
     attention: captured,
     tokens: captured.length ? sampleTokens(model, run.inputs, sample) : undefined,
   });
+}
+
+/** The backend that computed the run: float64 runs never use a device backend, they run on its host kernels. */
+function backendName(dtype: string): string {
+  const b = getBackend();
+  return isDeviceBackend(b) && dtype === 'float64' ? b.host.name : b.name;
 }
 
 function rms(t: Tensor): number {

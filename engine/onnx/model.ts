@@ -3,6 +3,7 @@
  * backward(loss) fills parameter gradients and every intermediate value is addressable by its ONNX
  * value name (with the node and module path that produced it).
  */
+import { onHost } from '../backend/dispatch';
 import { Tensor } from '../tensor';
 import { FloatDType, isFloat } from '../dtype';
 import { Rng } from '../random';
@@ -598,9 +599,12 @@ export class OnnxModel {
         return v.tensor;
       });
       const ctx = this.context(node, options, rng);
+      const isFolded = !handler.stochastic && (handler.shapeOnly || node.inputs.every((n) => n === '' || foldable.has(n)));
       let result;
       try {
-        result = handler.run(ctx, ins);
+        // Constant subgraphs (shapes, indices, masks) run on the host even under a device backend:
+        // handlers read their values synchronously, and they are cached as host constants.
+        result = isFolded ? onHost(() => handler.run(ctx, ins)) : handler.run(ctx, ins);
       } catch (e) {
         if (e instanceof OnnxImportError) {
           if (e.node) throw e;
@@ -610,7 +614,6 @@ export class OnnxModel {
         throw new OnnxImportError('NODE_FAILED', `${describeNode(node)} failed: ${(e as Error).message} (inputs ${shapes})`, { node, cause: e });
       }
       const outs = Array.isArray(result) ? (result as (Tensor | null)[]) : [result as Tensor | null];
-      const isFolded = !handler.stochastic && (handler.shapeOnly || node.inputs.every((n) => n === '' || foldable.has(n)));
       let allFolded = true;
       node.outputs.forEach((o, i) => {
         if (o === '') return;

@@ -151,6 +151,8 @@ function maskOf(x: Tensor, fn: (v: number) => boolean): Tensor {
 }
 
 function clipFloat(x: Tensor, lo: number, hi: number): Tensor {
+  // Values computed on a device: kernels only (same values and gradient, except 0 instead of 1 at NaN, as torch).
+  if (x.isOnDevice) return E.clamp(x, lo, hi);
   // Gradient 1 inside [lo, hi] (bounds included, like torch.clamp), 0 outside.
   let y = x;
   if (lo > -Infinity) y = E.where(maskOf(x, (v) => v < lo), lo, y);
@@ -598,8 +600,11 @@ const batchNormalization: OpHandler = {
     if (!training) return [E.batchNorm(x, scale, bias, mean, variance, { training: false, eps }), mean, variance];
     // Running statistics: updated in place only when asked (PyTorch semantics); else on copies,
     // returned as the node's running_mean / running_var outputs (ONNX semantics).
-    const rm = ctx.updateBuffers ? mean : new Tensor(mean.data.slice(), mean.shape);
-    const rv = ctx.updateBuffers ? variance : new Tensor(variance.data.slice(), variance.shape);
+    // A copy is a new tensor on the same values: host data is copied (the update writes it in place),
+    // device storage is shared (a device update swaps in new storage, never writes the old one).
+    const copy = (t: Tensor) => (t.hasHostData ? new Tensor(t.data.slice(), t.shape) : t.view(t.shape));
+    const rm = ctx.updateBuffers ? mean : copy(mean);
+    const rv = ctx.updateBuffers ? variance : copy(variance);
     const y = E.batchNorm(x, scale, bias, rm, rv, { training: true, momentum: 1 - onnxMomentum, eps });
     const outs: (Tensor | null)[] = [y, ctx.wants(1) ? rm.detach() : null, ctx.wants(2) ? rv.detach() : null];
     if (ctx.opset < 14 && (ctx.wants(3) || ctx.wants(4))) {

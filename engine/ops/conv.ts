@@ -1,9 +1,9 @@
 import { Tensor } from '../tensor';
 import { record } from '../autograd';
-import { getBackend } from '../backend/registry';
+import { avgPool2dBackwardK, avgPool2dK, col2imK, im2colK, maxPool2dK } from '../backend/dispatch';
 import { Conv2dGeometry } from '../backend/backend';
 import { Shape, formatShape } from '../shape';
-import { dataAs, floatDtype, fromData } from './util';
+import { floatDtype } from './util';
 import { reshape } from './layout';
 import { matmul } from './matmul';
 import { add } from './elementwise';
@@ -136,11 +136,9 @@ function unbatched(x: Tensor, fn: (x4: Tensor) => Tensor): Tensor {
  * Its VJP is col2im, which sums the gradient of overlapping windows back into the input.
  */
 function im2col(x: Tensor, geo: Conv2dGeometry): Tensor {
-  const dtype = floatDtype('conv2d', x);
-  const backend = getBackend();
   const shape = [geo.n, geo.c * geo.kh * geo.kw, geo.oh * geo.ow];
-  const cols = fromData(backend.im2col(x.floatData, geo, dtype), shape);
-  return record('im2col', [x], cols, (g) => [fromData(backend.col2im(dataAs(g, dtype), geo, dtype), x.shape)]);
+  const cols = im2colK(x, geo, shape);
+  return record('im2col', [x], cols, (g) => [col2imK(g, geo, x)]);
 }
 
 /**
@@ -180,16 +178,12 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
  * max (the first one on ties, as the kernel reports it).
  */
 export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
-  const dtype = floatDtype('max_pool2d', x);
+  floatDtype('max_pool2d', x);
   if (x.rank !== 3 && x.rank !== 4) throw new RangeError(`max_pool2d: expected input [N, C, H, W] or [C, H, W], got ${formatShape(x.shape)}`);
   return unbatched(x, (x4) => {
     const geo = pool2dGeometry(x4.shape, options, 'max_pool2d');
-    const backend = getBackend();
-    const { y, argmax } = backend.maxPool2d(x4.floatData, geo, dtype);
-    const out = fromData(y, [geo.n, geo.c, geo.oh, geo.ow]);
-    return record('max_pool2d', [x4], out, (g) => [
-      fromData(backend.scatterAdd(dataAs(g, dtype), 1, x4.size, 1, argmax, dtype), x4.shape),
-    ]);
+    const { y: out, backward } = maxPool2dK(x4, geo, [geo.n, geo.c, geo.oh, geo.ow]);
+    return record('max_pool2d', [x4], out, (g) => [backward(g)]);
   });
 }
 
@@ -199,7 +193,7 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
  * PyTorch's avg_pool2d has no dilation, so only dilation 1 is accepted.
  */
 export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
-  const dtype = floatDtype('avg_pool2d', x);
+  floatDtype('avg_pool2d', x);
   if (x.rank !== 3 && x.rank !== 4) throw new RangeError(`avg_pool2d: expected input [N, C, H, W] or [C, H, W], got ${formatShape(x.shape)}`);
   const dilation = pair('avg_pool2d', 'dilation', options?.dilation, [1, 1], 1);
   if (dilation[0] !== 1 || dilation[1] !== 1) {
@@ -208,11 +202,8 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const countIncludePad = options.countIncludePad ?? true;
   return unbatched(x, (x4) => {
     const geo = pool2dGeometry(x4.shape, options, 'avg_pool2d');
-    const backend = getBackend();
-    const out = fromData(backend.avgPool2d(x4.floatData, geo, countIncludePad, dtype), [geo.n, geo.c, geo.oh, geo.ow]);
-    return record('avg_pool2d', [x4], out, (g) => [
-      fromData(backend.avgPool2dBackward(dataAs(g, dtype), geo, countIncludePad, dtype), x4.shape),
-    ]);
+    const out = avgPool2dK(x4, geo, countIncludePad, [geo.n, geo.c, geo.oh, geo.ow]);
+    return record('avg_pool2d', [x4], out, (g) => [avgPool2dBackwardK(g, geo, countIncludePad, x4)]);
   });
 }
 

@@ -1,10 +1,10 @@
 import { Tensor } from '../tensor';
 import { record } from '../autograd';
-import { getBackend } from '../backend/registry';
+import { binaryK } from '../backend/dispatch';
 import { allocateFloat } from '../dtype';
 import { Rng } from '../random';
 import { Shape, sizeOf } from '../shape';
-import { dataAs, floatDtype, fromData } from './util';
+import { floatDtype } from './util';
 
 export interface DropoutOptions {
   /** Drop only in training (default true, like torch.nn.functional.dropout); false returns x unchanged. */
@@ -56,10 +56,11 @@ export function dropout(x: Tensor, p: number, options: DropoutOptions = {}): Ten
   const scale = p === 1 ? 0 : 1 / (1 - p);
   const factors = allocateFloat(dtype, x.size);
   for (let i = 0; i < factors.length; i++) factors[i] = keep.data[i] ? scale : 0;
-  const backend = getBackend();
-  const out = fromData(backend.binary('mul', dataAs(x, dtype), x.shape, factors, x.shape, x.shape, dtype), x.shape);
+  // The mask comes from the host Rng (the same on every backend); the factors go to the device once.
+  const f = new Tensor(factors, x.shape);
+  const out = binaryK('mul', x, f, 0, 'dropout');
   masks.set(out, keep);
-  return record('dropout', [x], out, (g) => [fromData(backend.binary('mul', dataAs(g, dtype), x.shape, factors, x.shape, x.shape, dtype), x.shape)]);
+  return record('dropout', [x], out, (g) => [binaryK('mul', g, f, 0, 'dropout')]);
 }
 
 /** The keep mask (bool, 1 = kept) a dropout call used for its output, or null if `out` did not come from dropout. */

@@ -1,10 +1,8 @@
 import { Tensor, tensorFrom } from '../tensor';
 import { record } from '../autograd';
-import { getBackend } from '../backend/registry';
+import { binaryK, unaryK } from '../backend/dispatch';
 import { BinaryKernel, UnaryKernel } from '../backend/backend';
-import { FloatDType } from '../dtype';
-import { Shape, broadcastShapes, reducedAxesForBroadcast, shapeEquals } from '../shape';
-import { dataAs, floatDtype, fromData } from './util';
+import { Shape, reducedAxesForBroadcast, shapeEquals } from '../shape';
 import { broadcastTo, reshape } from './layout';
 import { where } from './indexing';
 import { sum } from './reduce';
@@ -24,17 +22,13 @@ export function unbroadcast(g: Tensor, shape: Shape): Tensor {
   return reshape(sum(g, reducedAxesForBroadcast(shape, g.shape), true), shape);
 }
 
-function binaryKernel(kernel: BinaryKernel, a: Tensor, b: Tensor, dtype: FloatDType, param = 0): Tensor {
-  const shape = broadcastShapes(a.shape, b.shape);
-  return fromData(getBackend().binary(kernel, dataAs(a, dtype), a.shape, dataAs(b, dtype), b.shape, shape, dtype, param), shape);
-}
 
 type BinaryVjp = (g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null];
 
 function binaryOp(op: string, kernel: BinaryKernel, x: Operand, y: Operand, vjp: BinaryVjp): Tensor {
   const a = asTensor(x, y);
   const b = asTensor(y, x);
-  const out = binaryKernel(kernel, a, b, floatDtype(op, a, b));
+  const out = binaryK(kernel, a, b, 0, op);
   return record(op, [a, b], out, (g) => {
     const [ga, gb] = vjp(g, a, b, out);
     return [a.requiresGrad && ga ? unbroadcast(ga, a.shape) : null, b.requiresGrad && gb ? unbroadcast(gb, b.shape) : null];
@@ -44,14 +38,13 @@ function binaryOp(op: string, kernel: BinaryKernel, x: Operand, y: Operand, vjp:
 type UnaryVjp = (g: Tensor, x: Tensor, y: Tensor) => Tensor;
 
 function unaryOp(op: string, kernel: UnaryKernel, x: Tensor, param: number, vjp: UnaryVjp): Tensor {
-  const dtype = floatDtype(op, x);
-  const out = fromData(getBackend().unary(kernel, x.floatData, param, dtype), x.shape);
+  const out = unaryK(kernel, x, param, op);
   return record(op, [x], out, (g) => [vjp(g, x, out)]);
 }
 
 /** A fused VJP kernel (g, saved) -> input gradient, all the same shape. */
 function fusedGrad(kernel: BinaryKernel, g: Tensor, saved: Tensor, param = 0): Tensor {
-  return binaryKernel(kernel, g, saved, floatDtype(kernel, g, saved), param);
+  return binaryK(kernel, g, saved, param);
 }
 
 export const add = (a: Operand, b: Operand): Tensor => binaryOp('add', 'add', a, b, (g) => [g, g]);
@@ -63,9 +56,8 @@ export const div = (a: Operand, b: Operand): Tensor =>
 /** Elementwise max of two tensors; the gradient goes to the larger operand (split evenly on ties, as PyTorch). */
 export const maximum = (a: Operand, b: Operand): Tensor =>
   binaryOp('maximum', 'max', a, b, (g, x, y, out) => {
-    const dtype = floatDtype('maximum', x, y);
-    const xWins = binaryKernel('eq', x, out, dtype);
-    const yWins = binaryKernel('eq', y, out, dtype);
+    const xWins = binaryK('eq', x, out, 0, 'maximum');
+    const yWins = binaryK('eq', y, out, 0, 'maximum');
     const share = div(g, add(xWins, yWins));
     return [mul(share, xWins), mul(share, yWins)];
   });
@@ -81,6 +73,7 @@ export function pow(a: Tensor, b: Operand): Tensor {
   return binaryOp('pow', 'pow', a, b, (g, x, y, out) => {
     const ga = mul(g, mul(y, pow(x, sub(y, 1))));
     const gb = mul(g, mul(out, log(x)));
+    // The mask needs the values on the host: a device run fails loudly here (TensorOnDeviceError).
     const xb = broadcastTo(x, gb.shape);
     const yb = broadcastTo(y, gb.shape);
     const zeroBase = new Uint8Array(gb.size);
@@ -90,7 +83,7 @@ export function pow(a: Tensor, b: Operand): Tensor {
 }
 
 function powScalarRaw(x: Tensor, e: number): Tensor {
-  return fromData(getBackend().unary('powScalar', x.floatData, e, floatDtype('pow', x)), x.shape);
+  return unaryK('powScalar', x, e, 'pow');
 }
 
 export const neg = (x: Tensor): Tensor => unaryOp('neg', 'neg', x, 0, (g) => neg(g));
@@ -112,6 +105,20 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return approximate === 'tanh'
     ? unaryOp('gelu', 'geluTanh', x, 0, (g, x0) => fusedGrad('geluTanhGrad', g, x0))
     : unaryOp('gelu', 'gelu', x, 0, (g, x0) => fusedGrad('geluGrad', g, x0));
+}
+
+/**
+ * Clamp to [lo, hi] as torch.clamp, from kernels only (so it runs on a device): values min/max, the
+ * gradient 1 inside the range (bounds included) and 0 outside and at NaN.
+ */
+export function clamp(x: Tensor, lo: number, hi: number): Tensor {
+  if (lo === -Infinity && hi === Infinity) return x;
+  const bound = (v: number) => tensorFrom([v], [], x.dtype === 'float64' ? 'float64' : 'float32');
+  let y = x;
+  if (hi < Infinity) y = binaryK('min', y, bound(hi), 0, 'clamp');
+  if (lo > -Infinity) y = binaryK('max', y, bound(lo), 0, 'clamp');
+  const out = y;
+  return record('clamp', [x], out, (g) => [mul(g, binaryK('eq', out, x, 0, 'clamp'))]);
 }
 
 export const mulScalar = (x: Tensor, s: number): Tensor => unaryOp('mul', 'scale', x, s, (g) => mulScalar(g, s));

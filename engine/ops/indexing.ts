@@ -1,8 +1,8 @@
 import { Tensor, tensorFrom } from '../tensor';
 import { record } from '../autograd';
-import { getBackend } from '../backend/registry';
+import { gatherK, scatterAddK, whereK } from '../backend/dispatch';
 import { broadcastShapes, normalizeAxis, sizeOf } from '../shape';
-import { dataAs, floatDtype, fromData, indexData } from './util';
+import { floatDtype, indexData } from './util';
 import { unbroadcast, Operand } from './elementwise';
 
 /**
@@ -10,30 +10,20 @@ import { unbroadcast, Operand } from './elementwise';
  * Negative indices wrap; out-of-range ones throw. The VJP scatter-adds, so repeated ids accumulate.
  */
 export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
-  const dtype = floatDtype('gather', x);
+  floatDtype('gather', x);
   const ax = normalizeAxis(axis, x.rank);
   const axisLen = x.shape[ax];
   const idx = indexData('gather', indices, axisLen);
   const outer = sizeOf(x.shape.slice(0, ax));
   const inner = sizeOf(x.shape.slice(ax + 1));
   const outShape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
-  const out = fromData(getBackend().gather(x.floatData, outer, axisLen, inner, idx, dtype), outShape);
-  return record('gather', [x, indices], out, (g) => [
-    fromData(getBackend().scatterAdd(dataAs(g, dtype), outer, axisLen, inner, idx, dtype), x.shape),
-    null,
-  ]);
+  const out = gatherK(x, outer, axisLen, inner, idx, outShape);
+  return record('gather', [x, indices], out, (g) => [scatterAddK(g, outer, axisLen, inner, idx, x), null]);
 }
 
 /** Embedding lookup: rows of `weight` [vocab, dim] picked by integer `ids`. */
 export function embedding(weight: Tensor, ids: Tensor): Tensor {
   return gather(weight, ids, 0);
-}
-
-function boolData(cond: Tensor): Uint8Array {
-  if (cond.dtype === 'bool') return cond.data as Uint8Array;
-  const m = new Uint8Array(cond.size);
-  for (let i = 0; i < cond.size; i++) m[i] = cond.data[i] ? 1 : 0;
-  return m;
 }
 
 /** cond ? a : b with broadcasting of all three; gradients flow to the selected side only. */
@@ -44,14 +34,11 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   const tb = b instanceof Tensor ? b : tensorFrom([b], [], dt);
   const dtype = floatDtype('where', ta, tb);
   const shape = broadcastShapes(cond.shape, ta.shape, tb.shape);
-  const mask = boolData(cond);
-  const backend = getBackend();
-  const out = fromData(backend.where(mask, cond.shape, dataAs(ta, dtype), ta.shape, dataAs(tb, dtype), tb.shape, shape, dtype), shape);
-  const zero = dtype === 'float64' ? new Float64Array(1) : new Float32Array(1);
+  const out = whereK(cond, ta, tb, shape);
+  const zero = new Tensor(dtype === 'float64' ? new Float64Array(1) : new Float32Array(1), []);
   return record('where', [cond, ta, tb], out, (g) => {
-    const gd = dataAs(g, dtype);
-    const ga = ta.requiresGrad ? unbroadcast(fromData(backend.where(mask, cond.shape, gd, shape, zero, [], shape, dtype), shape), ta.shape) : null;
-    const gb = tb.requiresGrad ? unbroadcast(fromData(backend.where(mask, cond.shape, zero, [], gd, shape, shape, dtype), shape), tb.shape) : null;
+    const ga = ta.requiresGrad ? unbroadcast(whereK(cond, g, zero, shape), ta.shape) : null;
+    const gb = tb.requiresGrad ? unbroadcast(whereK(cond, zero, g, shape), tb.shape) : null;
     return [null, ga, gb];
   });
 }

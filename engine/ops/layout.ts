@@ -1,8 +1,8 @@
 import { Tensor } from '../tensor';
 import { record } from '../autograd';
-import { getBackend } from '../backend/registry';
+import { concatK, stridedK, stridedScatterAddK } from '../backend/dispatch';
 import { Shape, broadcastShapes, broadcastStrides, formatShape, normalizeAxis, shapeEquals, sizeOf, stridesOf } from '../shape';
-import { dataAs, floatDtype, fromData } from './util';
+import { floatDtype } from './util';
 import { unbroadcast } from './elementwise';
 
 /**
@@ -12,7 +12,7 @@ import { unbroadcast } from './elementwise';
 export function reshape(x: Tensor, shape: Shape): Tensor {
   const target = resolveReshape(x.shape, shape);
   if (shapeEquals(target, x.shape)) return x;
-  const out = new Tensor(x.data, target);
+  const out = x.view(target);
   return record('reshape', [x], out, (g) => [reshape(g, x.shape)]);
 }
 
@@ -42,8 +42,7 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
 
 /** Copy of a strided view of `x`: the shared forward of permute, slice and expand. */
 function stridedCopy(x: Tensor, outShape: Shape, strides: readonly number[], offset: number): Tensor {
-  const dtype = floatDtype('view', x);
-  return fromData(getBackend().strided(x.floatData, outShape, strides, offset, dtype), outShape);
+  return stridedK(x, outShape, strides, offset);
 }
 
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
@@ -130,10 +129,7 @@ export function slice(x: Tensor, spec: SliceSpec): Tensor {
     if (length > 0) offset += start * own[a];
   });
   const out = stridedCopy(x, outShape, strides, offset);
-  return record('slice', [x], out, (g) => {
-    const dtype = floatDtype('slice', x);
-    return [fromData(getBackend().stridedScatterAdd(dataAs(g, dtype), outShape, strides, offset, x.size, dtype), x.shape)];
-  });
+  return record('slice', [x], out, (g) => [stridedScatterAddK(g, outShape, strides, offset, x)]);
 }
 
 /** Concatenation along `axis`; the VJP slices the gradient back into pieces. */
@@ -146,13 +142,13 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
       throw new RangeError(`concat: shapes ${xs.map((t) => formatShape(t.shape)).join(', ')} differ outside axis ${axis}`);
     }
   }
-  const dtype = floatDtype('concat', ...xs);
+  floatDtype('concat', ...xs);
   const outer = sizeOf(xs[0].shape.slice(0, ax));
   const inner = sizeOf(xs[0].shape.slice(ax + 1));
   const sizes = xs.map((t) => t.shape[ax] * inner);
   const outShape = [...xs[0].shape];
   outShape[ax] = xs.reduce((n, t) => n + t.shape[ax], 0);
-  const out = fromData(getBackend().concat(xs.map((t) => dataAs(t, dtype)), outer, sizes, dtype), outShape);
+  const out = concatK(xs, outer, sizes, outShape);
   return record('concat', xs, out, (g) => {
     let at = 0;
     return xs.map((t) => {

@@ -1,9 +1,9 @@
 import { Tensor } from '../tensor';
 import { record } from '../autograd';
-import { getBackend } from '../backend/registry';
+import { matmulK } from '../backend/dispatch';
 import { MatmulPlan } from '../backend/backend';
 import { broadcastShapes, formatShape, sizeOf, stridesOf } from '../shape';
-import { dataAs, floatDtype, fromData } from './util';
+import { floatDtype } from './util';
 import { reshape, transpose } from './layout';
 import { add, mulScalar, unbroadcast } from './elementwise';
 
@@ -32,7 +32,7 @@ function batchOffsets(own: readonly number[], target: readonly number[], matrixS
  * neither `linear` nor the VJPs materialise a transpose.
  */
 function matmul2d(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
-  const dtype = floatDtype('matmul', a, b);
+  floatDtype('matmul', a, b);
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
   const [m, k] = transA ? [ac, ar] : [ar, ac];
@@ -47,7 +47,7 @@ function matmul2d(a: Tensor, b: Tensor, transA = false, transB = false): Tensor 
     bOffsets: batchOffsets(bBatch, batch, k * n),
     transA, transB,
   };
-  const out = fromData(getBackend().matmul(dataAs(a, dtype), dataAs(b, dtype), plan, dtype), [...batch, m, n]);
+  const out = matmulK(a, b, plan, [...batch, m, n]);
   // C = A'B': dA' = g B'^T and dB' = A'^T g, transposed back when the operand was read transposed.
   return record('matmul', [a, b], out, (g) => [
     a.requiresGrad ? unbroadcast(transA ? matmul2d(b, g, transB, true) : matmul2d(g, b, false, !transB), a.shape) : null,

@@ -1,10 +1,10 @@
 import { Tensor } from '../tensor';
 import { record, noGrad } from '../autograd';
-import { getBackend } from '../backend/registry';
+import { layerNormK } from '../backend/dispatch';
 import { formatShape, shapeEquals, sizeOf } from '../shape';
 import { dataAs, floatDtype, fromData } from './util';
 import { reshape } from './layout';
-import { add, addScalar, mul, rsqrt, square, sub } from './elementwise';
+import { add, addScalar, mul, mulScalar, rsqrt, square, sub } from './elementwise';
 import { mean } from './reduce';
 
 function normalizedDims(op: string, x: Tensor, normalizedShape: number | readonly number[]): number[] {
@@ -33,16 +33,12 @@ function normOp(op: string, rms: boolean, x: Tensor, normalizedShape: number | r
   assertParam(op, 'bias', bias, dims);
   const n = sizeOf(dims);
   const rows = n === 0 ? 0 : x.size / n;
-  const backend = getBackend();
-  const xd = dataAs(x, dtype);
-  const wd = weight ? dataAs(weight, dtype) : null;
-  const { y, mean: mu, rstd } = backend.layerNorm(xd, wd, bias ? dataAs(bias, dtype) : null, rows, n, eps, rms, dtype);
-  const out = fromData(y, x.shape);
+  const { y: out, backward } = layerNormK(x, weight, bias, rows, n, eps, rms, dtype);
   return record(op, [x, ...params], out, (g) => {
-    const { gx, gw, gb } = backend.layerNormBackward(xd, wd, dataAs(g, dtype), mu, rstd, rows, n, rms, dtype);
-    const grads: (Tensor | null)[] = [x.requiresGrad ? fromData(gx, x.shape) : null];
-    if (weight) grads.push(weight.requiresGrad ? fromData(gw, weight.shape) : null);
-    if (bias) grads.push(bias.requiresGrad ? fromData(gb, bias.shape) : null);
+    const { gx, gw, gb } = backward(g);
+    const grads: (Tensor | null)[] = [x.requiresGrad ? gx : null];
+    if (weight) grads.push(weight.requiresGrad ? reshape(gw, weight.shape) : null);
+    if (bias) grads.push(bias.requiresGrad ? reshape(gb, bias.shape) : null);
     return grads;
   });
 }
@@ -114,16 +110,25 @@ export function batchNorm(
     y = mul(centered, rsqrt(addScalar(variance, eps)));
     noGrad(() => {
       const unbiased = count / (count - 1);
-      for (let ch = 0; ch < c; ch++) {
-        if (runningMean) runningMean.data[ch] = (1 - momentum) * runningMean.data[ch] + momentum * mu.data[ch];
-        if (runningVar) runningVar.data[ch] = (1 - momentum) * runningVar.data[ch] + momentum * variance.data[ch] * unbiased;
+      if (mu.hasHostData && variance.hasHostData && (!runningMean || runningMean.hasHostData) && (!runningVar || runningVar.hasHostData)) {
+        for (let ch = 0; ch < c; ch++) {
+          if (runningMean) runningMean.data[ch] = (1 - momentum) * runningMean.data[ch] + momentum * mu.data[ch];
+          if (runningVar) runningVar.data[ch] = (1 - momentum) * runningVar.data[ch] + momentum * variance.data[ch] * unbiased;
+        }
+        return;
       }
+      // Statistics on the device: the same update as device ops (float32), swapped in as the buffers' storage.
+      const blend = (running: Tensor, batch: Tensor, factor: number) =>
+        running.assign(add(mulScalar(running.detach(), 1 - momentum), mulScalar(reshape(batch, [c]), momentum * factor)));
+      if (runningMean) blend(runningMean, mu, 1);
+      if (runningVar) blend(runningVar, variance, unbiased);
     });
   } else {
     if (!runningMean || !runningVar) throw new RangeError(`${op}: running_mean and running_var are required in eval mode (training false)`);
     // Constants in x's dtype: gradients flow to x, weight and bias only.
-    const rm = fromData(dataAs(runningMean, dtype), channelShape);
-    const rv = fromData(dataAs(runningVar, dtype), channelShape);
+    const constant = (t: Tensor) => (t.dtype === dtype ? reshape(t.detach(), channelShape) : fromData(dataAs(t, dtype), channelShape));
+    const rm = constant(runningMean);
+    const rv = constant(runningVar);
     y = mul(sub(x, rm), rsqrt(addScalar(rv, eps)));
   }
   if (weight) y = mul(y, reshape(weight, channelShape));

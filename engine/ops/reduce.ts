@@ -1,8 +1,8 @@
 import { Tensor } from '../tensor';
 import { record } from '../autograd';
-import { getBackend } from '../backend/registry';
+import { binaryK, reduceK } from '../backend/dispatch';
 import { normalizeAxes } from '../shape';
-import { floatDtype, fromData } from './util';
+import { floatDtype } from './util';
 import { broadcastTo, reshape } from './layout';
 import { div, mul, mulScalar } from './elementwise';
 
@@ -18,9 +18,9 @@ function plan(x: Tensor, axes: Axes, keepdims: boolean) {
 
 /** Sum over `axes` (all when null). Shape: reduced axes removed, or kept as 1 with keepdims. */
 export function sum(x: Tensor, axes: Axes = null, keepdims = false): Tensor {
-  const dtype = floatDtype('sum', x);
+  floatDtype('sum', x);
   const { ax, keepShape, outShape } = plan(x, axes, keepdims);
-  const out = fromData(getBackend().reduce('sum', x.floatData, x.shape, ax, dtype), outShape);
+  const out = reduceK('sum', x, ax, outShape);
   return record('sum', [x], out, (g) => [broadcastTo(reshape(g, keepShape), x.shape)]);
 }
 
@@ -34,12 +34,12 @@ export function mean(x: Tensor, axes: Axes = null, keepdims = false): Tensor {
  * Max over `axes` (PyTorch's amax). The gradient is split evenly between tied maxima, as PyTorch does.
  */
 export function max(x: Tensor, axes: Axes = null, keepdims = false): Tensor {
-  const dtype = floatDtype('max', x);
+  floatDtype('max', x);
   const { ax, keepShape, outShape } = plan(x, axes, keepdims);
-  const out = fromData(getBackend().reduce('max', x.floatData, x.shape, ax, dtype), outShape);
+  const out = reduceK('max', x, ax, outShape);
   return record('max', [x], out, (g) => {
     const m = broadcastTo(reshape(out, keepShape), x.shape);
-    const mask = fromData(getBackend().binary('eq', x.floatData, x.shape, m.floatData, m.shape, x.shape, dtype), x.shape);
+    const mask = binaryK('eq', x, m, 0, 'max');
     const count = sum(mask, ax, true);
     return [mul(mask, broadcastTo(div(reshape(g, keepShape), count), x.shape))];
   });

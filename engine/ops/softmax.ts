@@ -1,20 +1,17 @@
 import { Tensor } from '../tensor';
 import { record } from '../autograd';
-import { getBackend } from '../backend/registry';
+import { softmaxBackwardK, softmaxK } from '../backend/dispatch';
 import { normalizeAxis, sizeOf } from '../shape';
-import { dataAs, floatDtype, fromData } from './util';
+import { floatDtype } from './util';
 
 function softmaxOp(name: string, x: Tensor, axis: number, log: boolean): Tensor {
-  const dtype = floatDtype(name, x);
+  floatDtype(name, x);
   const ax = normalizeAxis(axis, x.rank);
   const outer = sizeOf(x.shape.slice(0, ax));
   const n = x.shape[ax];
   const inner = sizeOf(x.shape.slice(ax + 1));
-  const backend = getBackend();
-  const out = fromData(backend.softmax(x.floatData, outer, n, inner, log, dtype), x.shape);
-  return record(name, [x], out, (g) => [
-    fromData(backend.softmaxBackward(out.floatData, dataAs(g, dtype), outer, n, inner, log, dtype), x.shape),
-  ]);
+  const out = softmaxK(x, outer, n, inner, log);
+  return record(name, [x], out, (g) => [softmaxBackwardK(out, g, outer, n, inner, log)]);
 }
 
 /** Softmax along `axis` (max-subtracted; rows of all -inf give NaN, as in PyTorch). */

@@ -6,6 +6,7 @@ import { cpSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  ROOT,
   ensureCodeServer,
   launchChromium,
   log,
@@ -32,15 +33,28 @@ async function backendDetail(wb) {
   });
 }
 
+/** Number of non-background pixels drawn in a canvas of the webview (0 = nothing drawn). */
+async function paintedPixels(frame, selector) {
+  return frame.evaluate((sel) => {
+    const c = document.querySelector(sel);
+    if (!c || !c.width || !c.height) return 0;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  }, selector);
+}
+
 describe('Gradient Lens in code-server', () => {
   /** @type {Awaited<ReturnType<typeof startCodeServer>> | undefined} */
   let server;
   let codeServer;
+  let vsix;
   const started = Date.now();
 
   before(async () => {
     codeServer = await timed('ensure code-server', () => ensureCodeServer());
-    const vsix = await packageVsix();
+    vsix = await packageVsix();
     // A fresh copy of the fixture workspace: nothing a test does can change the repo.
     const scratch = makeScratch('server');
     const workspace = join(scratch, 'workspace');
@@ -79,14 +93,16 @@ describe('Gradient Lens in code-server', () => {
         const detail = await backendDetail(wb);
         log(`${label}: backend "${backend}" — ${detail}`);
         if (webgpu) {
-          // The adapter is found (Chromium's software adapter); until the WGSL kernels are integrated the engine
-          // falls back to WebAssembly and says why.
-          assert.match(detail, /adapter is present \(google swiftshader/i, `the WebGPU adapter should be detected; detail: ${detail}`);
+          // The adapter is found (Chromium's software adapter); with the 'auto' setting a fallback adapter is skipped
+          // (SwiftShader is slower than WebAssembly SIMD) and the engine says so.
+          assert.match(detail, /WebGPU adapter: google swiftshader/i, `the WebGPU adapter should be detected; detail: ${detail}`);
+          assert.match(detail, /only a fallback \(software\) WebGPU adapter is available/i, `the reason for skipping it; detail: ${detail}`);
           assert.match(backend, /^wasm-simd\b/i, `unexpected backend; detail: ${detail}`);
         } else {
           assert.doesNotMatch(backend, /webgpu/i, `without WebGPU the backend must fall back; detail: ${detail}`);
           assert.match(backend, /^wasm-simd\b/i, `unexpected backend; detail: ${detail}`);
           assert.match(detail, /WebGPU adapter: none/, detail);
+          assert.match(detail, /skipped webgpu: no WebGPU adapter/, detail);
         }
         await wb.screenshot(`panel-${label}`);
       } catch (err) {
@@ -99,15 +115,41 @@ describe('Gradient Lens in code-server', () => {
     }, TEST_TIMEOUT);
   }
 
-  test('with WebGPU enabled, the WebGPU backend runs', { ...TEST_TIMEOUT, todo: 'the WGSL kernels are not integrated into the engine yet (issue 4)' }, async () => {
-    const chrome = await launchChromium({ webgpu: true, name: 'chromium-webgpu-todo' });
+  test('with WebGPU enabled and the backend setting "webgpu", Inspect runs on WebGPU and the panel shows the report', TEST_TIMEOUT, async () => {
+    // Its own server: the examples as workspace and gradientLens.run.backend = webgpu (forces the software adapter).
+    const scratch = makeScratch('server-webgpu');
+    const workspace = join(scratch, 'examples');
+    cpSync(join(ROOT, 'examples'), workspace, { recursive: true, filter: (src) => !/__pycache__/.test(src) });
+    const gpuServer = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'server-webgpu', settings: { 'gradientLens.run.backend': 'webgpu' } });
+    const chrome = await launchChromium({ webgpu: true, name: 'chromium-webgpu-inspect' });
+    let wb;
     try {
-      const wb = await openWorkbench(chrome, server, { name: 'webgpu-todo' });
-      await wb.runCommand('Gradient Lens: Show Panel');
+      wb = await openWorkbench(chrome, gpuServer, { name: 'webgpu-inspect' });
+      await wb.openFile('vanishing_mlp.py');
+      await timed('inspect on webgpu', async () => {
+        await wb.runCommand('Gradient Lens: Inspect Model');
+        await wb.poll(() => wb.readDecorations(), (ds) => ds.some((d) => /‖∇‖ \d\.\de[+-]\d\d/.test(d.after ?? '')), 'gradient decorations', 120_000, 500);
+      });
+      const panel = await wb.webviewFrame({ title: 'Gradient Lens' }).frame();
       const backend = await wb.webviewText('backend', { ok: (t) => t.length > 0 && !NOT_STARTED.test(t), what: 'the engine backend badge' });
-      assert.match(backend, /^webgpu\b/i);
+      const detail = await panel.evaluate(() => document.querySelector('[data-testid="backend"]')?.getAttribute('title') ?? '');
+      log(`webgpu inspect: backend "${backend}" — ${detail}`);
+      assert.equal(backend.trim(), 'webgpu', `the WebGPU backend should run; the panel says: ${detail}`);
+      assert.match(detail, /WebGPU adapter: google swiftshader/i, detail);
+      const summary = await wb.webviewText('summary', { ok: (t) => /vanishing_mlp\.onnx/.test(t), what: 'the run summary' });
+      assert.match(summary, /on webgpu \(float32\)/, summary);
+      assert.match(summary, /loss crossEntropy = \d/, summary);
+      assert.ok((await paintedPixels(panel, '#flow')) > 1000, 'the gradient-flow chart is drawn');
+      const rows = await panel.evaluate(() => document.querySelectorAll('[data-testid="module-table"] tbody tr').length);
+      assert.ok(rows >= 11, `module table rows: ${rows}`);
+      await wb.screenshot('panel-webgpu-inspect');
+    } catch (err) {
+      const diag = wb ? await wb.captureFailure('panel-webgpu-inspect') : '';
+      err.message += `\n${diag}\ncode-server log tail:\n${gpuServer.logTail(2000)}`;
+      throw err;
     } finally {
       await chrome.close();
+      await gpuServer.stop();
     }
   });
 });

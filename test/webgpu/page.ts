@@ -11,6 +11,8 @@ import { BinaryKernel, Conv2dGeometry, MatmulPlan, UnaryKernel } from '../../eng
 import { Rng } from '../../engine/random';
 import { Shape, broadcastShapes, sizeOf, stridesOf, broadcastStrides } from '../../engine/shape';
 import { GpuTensorBuffer, WebGpuDevice } from '../../engine/backend/webgpu';
+import './models';
+import './ops';
 
 export const TOLERANCE = 1e-4;
 

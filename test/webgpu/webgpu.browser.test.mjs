@@ -17,13 +17,14 @@
 //   GL_WEBGPU_NO_FLAG=1    launch without --enable-unsafe-webgpu (shows the "no adapter" report)
 //   GL_WEBGPU_BENCH=0      skip kernel timings and the 512^3 matmul benchmark
 //   GL_WEBGPU_REPORT=path  also write the page's JSON report there
-//   GL_WEBGPU_ONLY=a,b     run only these kernels (e.g. matmul,softmax); the other kernel tests are skipped
+//   GL_WEBGPU_ONLY=a,b     run only these kernels (e.g. matmul,softmax); the other kernel tests are skipped.
+//                          'models' selects the model tests (inspect fixture models on WebGPU vs the reference)
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +46,28 @@ const KERNELS = [
   'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'im2col', 'col2im', 'gather', 'scatterAdd',
   'maxPool2d', 'maxPool2dBackward', 'avgPool2d', 'avgPool2dBackward',
 ];
+
+/**
+ * Models inspected on the WebGPU device backend and on the reference backend (float32 both): loss and
+ * every parameter gradient must agree. Served from the repository by the test's http server.
+ */
+const MODELS = [
+  { name: 'mlp_sigmoid_op13_loss', file: 'test/fixtures/onnx/mlp_sigmoid_op13_loss.onnx' },
+  { name: 'mlp_residual_op17_loss', file: 'test/fixtures/onnx/mlp_residual_op17_loss.onnx' },
+  { name: 'cnn_op13', file: 'test/fixtures/onnx/cnn_op13.onnx' },
+  { name: 'gpt_op13_loss', file: 'test/fixtures/onnx/gpt_op13_loss.onnx' },
+  { name: 'lora_op14_loss', file: 'test/fixtures/onnx/lora_op14_loss.onnx' },
+  { name: 'examples/healthy_mlp', file: 'examples/healthy_mlp.onnx', options: { batch: 8 } },
+  { name: 'examples/vanishing_mlp', file: 'examples/vanishing_mlp.onnx', options: { batch: 8 } },
+  { name: 'examples/lora', file: 'examples/lora.onnx', options: { batch: 8 } },
+  { name: 'examples/small_cnn', file: 'examples/small_cnn.onnx', options: { batch: 4 } },
+  { name: 'examples/tiny_gpt', file: 'examples/tiny_gpt.onnx', options: { batch: 2, sequenceLength: 16 } },
+];
+const RUN_MODELS = !ONLY.length || ONLY.includes('models');
+/** The op gold cases (PyTorch) on the WebGPU backend: 'ops' in GL_WEBGPU_ONLY. */
+const OPS_FILE = 'test/fixtures/ops.json';
+const RUN_OPS = !ONLY.length || ONLY.includes('ops');
+
 
 const log = (...a) => console.error('[webgpu]', ...a);
 
@@ -103,6 +126,18 @@ async function bundlePage() {
     target: 'es2022',
     sourcemap: 'inline',
     logLevel: 'silent',
+    // test/helpers.ts (shared with the Node tests) imports node:fs/node:path; the page only uses its pure functions.
+    define: { __dirname: '"/"' },
+    plugins: [{
+      name: 'node-stubs',
+      setup(build) {
+        build.onResolve({ filter: /^node:(fs|path)$/ }, (args) => ({ path: args.path, namespace: 'node-stub' }));
+        build.onLoad({ filter: /.*/, namespace: 'node-stub' }, () => ({
+          contents: 'export const existsSync = () => true; export const readFileSync = () => { throw new Error("no fs in the browser"); }; export const join = (...p) => p.join("/"); export const dirname = (p) => p;',
+          loader: 'js',
+        }));
+      },
+    }],
   });
   return result.outputFiles[0].text;
 }
@@ -113,6 +148,9 @@ async function serve(bundle) {
     if (req.url === '/' || req.url === '/index.html') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(html);
+    } else if (req.url?.startsWith('/files/') && [...MODELS.map((m) => m.file), OPS_FILE].some((f) => `/files/${f}` === req.url)) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
+      res.end(readFileSync(join(ROOT, req.url.slice('/files/'.length))));
     } else if (req.url === '/page.js') {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
       res.end(bundle);
@@ -174,7 +212,23 @@ async function runInBrowser() {
       'the in-page kernel run',
     );
     log(`page run took ${((Date.now() - t1) / 1000).toFixed(1)} s`);
-    return { report, pageErrors };
+    let models = null;
+    if (RUN_MODELS) {
+      const t2 = Date.now();
+      models = await withTimeout(
+        page.evaluate((specs) => globalThis.__runWebGpuModels(specs), MODELS.map((m) => ({ name: m.name, url: `/files/${m.file}`, options: m.options }))),
+        RUN_TIMEOUT_MS,
+        'the in-page model run',
+      );
+      log(`model run took ${((Date.now() - t2) / 1000).toFixed(1)} s`);
+    }
+    let ops = null;
+    if (RUN_OPS) {
+      const t3 = Date.now();
+      ops = await withTimeout(page.evaluate((url) => globalThis.__runWebGpuOps(url), `/files/${OPS_FILE}`), RUN_TIMEOUT_MS, 'the in-page op run');
+      log(`op run took ${((Date.now() - t3) / 1000).toFixed(1)} s`);
+    }
+    return { report, models, ops, pageErrors };
   } finally {
     if (browser) await withTimeout(browser.close(), 5000, 'browser.close()').catch(() => {});
     await stopBrowser();
@@ -186,11 +240,13 @@ async function runInBrowser() {
 // ---------------------------------------------------------------- run, then one test per kernel
 
 let report = null;
+let models = null;
+let ops = null;
 let setupError = null;
 let pageErrors = [];
 try {
-  ({ report, pageErrors } = await runInBrowser());
-  if (process.env.GL_WEBGPU_REPORT) writeFileSync(process.env.GL_WEBGPU_REPORT, JSON.stringify(report, null, 2));
+  ({ report, models, ops, pageErrors } = await runInBrowser());
+  if (process.env.GL_WEBGPU_REPORT) writeFileSync(process.env.GL_WEBGPU_REPORT, JSON.stringify({ ...report, models, ops }, null, 2));
 } catch (e) {
   setupError = e;
 }
@@ -229,6 +285,54 @@ for (const kernel of KERNELS) {
     assert.equal(failed.length, 0, `${failed.length} of ${cases.length} ${kernel} cases failed: ${failed.map((c) => c.name).join('; ')}`);
   });
 }
+
+for (const spec of MODELS) {
+  test(`model ${spec.name}: inspected entirely on WebGPU, loss and parameter gradients match the reference (rel. err <= ${TOLERANCE})`, (t) => {
+    if (!report?.adapter) return t.skip('no adapter');
+    if (!RUN_MODELS) return t.skip('not in GL_WEBGPU_ONLY');
+    const r = models?.results.find((x) => x.name === spec.name);
+    assert.ok(r, `the page did not run ${spec.name}`);
+    assert.ok(r.ok, `${spec.name} failed on WebGPU: ${r.error}`);
+    t.diagnostic(`backend ${r.backend}; kernels on device ${r.kernels.device}, folded on host ${r.kernels.folded}, float64 on host ${r.kernels.host}`);
+    t.diagnostic(`loss ${r.loss.webgpu} vs ${r.loss.reference} (rel. err ${fmt(r.loss.relErr)}); ${r.parameters.length} parameter gradients, max rel. err ${fmt(r.maxRelErr)}; module grad norms max rel. diff ${fmt(r.maxModuleGradNormRelErr)}`);
+    t.diagnostic(`time: webgpu ${r.ms.webgpu.toFixed(0)} ms (warm ${r.ms.webgpuWarm.toFixed(0)} ms), reference ${r.ms.reference.toFixed(0)} ms`);
+    const zeros = r.parameters.filter((p) => p.structuralZero);
+    if (zeros.length) t.diagnostic(`gradients below 1e-6 of the largest (compared to it when their own rel. err is above tolerance): ${zeros.map((p) => `${p.name} rel ${fmt(p.relErr)} vs largest ${fmt(p.absErrVsScale)}`).join(', ')}`);
+    assert.equal(r.backend, 'webgpu');
+    assert.equal(r.kernels.host, 0, 'every float32 kernel ran on the device');
+    assert.ok(r.kernels.device > 0, 'kernels ran on the device');
+    assert.ok(r.parameters.length > 0, 'the model has trainable parameters');
+    assert.ok(r.loss.relErr <= TOLERANCE, `loss ${r.loss.webgpu} vs reference ${r.loss.reference}`);
+    for (const p of r.parameters) {
+      // A gradient that is rounding noise of a structural zero (e.g. a key bias under softmax) has no
+      // meaningful relative error; it must then be tiny against the model's largest gradient.
+      const ok = p.relErr <= TOLERANCE || (p.structuralZero && p.absErrVsScale <= TOLERANCE);
+      assert.ok(ok, `${p.name}: gradient rel. err ${p.relErr} (reference norm ${p.refNorm}, error vs largest ${p.absErrVsScale})`);
+    }
+    assert.ok(r.maxModuleGradNormRelErr <= TOLERANCE, `module gradient norms differ by ${r.maxModuleGradNormRelErr}`);
+    assert.deepEqual(r.firstNonFinite[0], r.firstNonFinite[1], 'same first non-finite value');
+  });
+}
+
+test(`op gold cases (PyTorch) on the WebGPU backend: outputs and gradients within ${TOLERANCE}, no float32 kernel on the host`, (t) => {
+  if (!report?.adapter) return t.skip('no adapter');
+  if (!RUN_OPS) return t.skip('not in GL_WEBGPU_ONLY');
+  assert.ok(ops?.results.length > 100, 'the page ran the op cases');
+  const results = ops.results;
+  t.diagnostic(`${results.length} cases, max rel. err ${fmt(Math.max(...results.map((r) => r.maxRelErr)))}`);
+  t.diagnostic(`views only (no kernel ran): ${results.filter((r) => r.kernels.device === 0).map((r) => r.name).join(', ')}`);
+  const failed = results.filter((r) => !r.ok);
+  for (const r of failed) t.diagnostic(`FAIL ${r.name}: ${r.error ?? `rel. err ${fmt(r.maxRelErr)}`}`);
+  assert.deepEqual(failed.map((r) => r.name), []);
+  const onHost = results.filter((r) => r.kernels.host > 0);
+  assert.deepEqual(onHost.map((r) => `${r.name} (${JSON.stringify(r.kernels)})`), [], 'every case ran its kernels on the device');
+});
+
+test('host reads of device values fail loudly (TensorOnDeviceError) on the WebGPU backend; clamp on device values', (t) => {
+  if (!report?.adapter) return t.skip('no adapter');
+  if (!RUN_OPS) return t.skip('not in GL_WEBGPU_ONLY');
+  assert.deepEqual(ops.loudFailureProblems, []);
+});
 
 test('matmul 512x512x512 throughput (informational)', (t) => {
   if (!report?.adapter) return t.skip('no adapter');

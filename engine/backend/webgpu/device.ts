@@ -403,6 +403,33 @@ export class WebGpuDevice {
     this.auxThisBatch = [];
   }
 
+  /**
+   * Runs `fn` inside validation, out-of-memory and internal error scopes and throws if the GPU
+   * reported any error for work issued meanwhile: such errors are otherwise only logged, and the
+   * results (read back inside `fn`) would be silently wrong.
+   */
+  async guard<T>(fn: () => Promise<T>): Promise<T> {
+    const filters = ['validation', 'out-of-memory', 'internal'] as const;
+    for (const f of filters) this.gpu.pushErrorScope(f);
+    let result: T | undefined;
+    let failure: unknown;
+    try {
+      result = await fn();
+    } catch (e) {
+      failure = e;
+    }
+    this.flush();
+    const errors: string[] = [];
+    for (const f of [...filters].reverse()) {
+      const e = await this.gpu.popErrorScope();
+      if (e) errors.push(`${f}: ${e.message}`);
+    }
+    if (this.lostMessage) errors.push(`device lost: ${this.lostMessage}`);
+    if (errors.length) throw new Error(`WebGPU reported errors during the run: ${errors.join('; ')}`);
+    if (failure !== undefined) throw failure;
+    return result as T;
+  }
+
   /** Flushes and resolves when the GPU has finished all submitted work. */
   async sync(): Promise<void> {
     this.flush();

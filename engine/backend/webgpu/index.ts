@@ -31,3 +31,6 @@ export async function probeWebGpu(gpu: GpuLike | undefined = defaultGpu()): Prom
     return { available: false, reason: e instanceof WebGpuUnavailableError || e instanceof Error ? e.message : String(e) };
   }
 }
+
+export { createWebGpuBackend, FallbackAdapterError } from './backend';
+export type { WebGpuBackend, WebGpuBackendOptions } from './backend';
