@@ -182,6 +182,17 @@ describe('optimisers and clipping', () => {
     assert.ok(Math.abs(q.data[0] - (1 - 0.1 * 0.5)) < 1e-12, `decoupled decay: ${q.data[0]}`);
   });
 
+  test('an update drops a cached device copy of the parameter (it would be stale)', () => {
+    const p = withGrad(param([1, 2]), [1, 1]);
+    const owner = { name: 'fake-device' };
+    const storage = { length: 2, released: false, read: async () => new Float64Array([1, 2]), release() {} };
+    p.setDeviceCopy(owner, storage);
+    assert.equal(p.deviceCopy(owner), storage);
+    new SGD([p], { lr: 0.5 }).step();
+    assert.equal(p.deviceCopy(owner), undefined);
+    assert.deepEqual(Array.from(p.data), [0.5, 1.5]);
+  });
+
   test('bad settings are refused with the reason', () => {
     const p = withGrad(param([1]), [1]);
     assert.throws(() => new SGD([p], { lr: -1 }), /learning rate must be a finite number >= 0/);

@@ -97,6 +97,8 @@ export class SGD implements Optimizer {
         deltaSq += delta * delta;
         paramSq += before * before;
       }
+      // Through the setter: it drops any cached device copy of the parameter, which the in-place update made stale.
+      p.data = w;
       norms.set(p, { deltaSq, paramSq });
     }
     return norms;
@@ -154,6 +156,8 @@ export class Adam implements Optimizer {
         deltaSq += delta * delta;
         paramSq += before * before;
       }
+      // Through the setter: it drops any cached device copy of the parameter, which the in-place update made stale.
+      p.data = w;
       norms.set(p, { deltaSq, paramSq });
     }
     return norms;
