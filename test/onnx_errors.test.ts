@@ -45,8 +45,8 @@ describe('not a model', () => {
     expectError(() => load(new Uint8Array([0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 8, 0])), 'NOT_ONNX', /ZIP archive/, /\.pt/);
   });
   test('valid protobuf that is not a ModelProto (a TensorProto)', () => {
-    const tensor = fs.readFileSync(path.join(repoRoot, '..', 'shared', 'onnx-backend-data', 'simple', 'test_single_relu_model', 'test_data_set_0', 'input_0.pb'));
-    expectError(() => load(new Uint8Array(tensor)), 'CORRUPT', /not an ONNX model/, /invalid protobuf data/);
+    const tensor = bytesOf('errors', 'tensor_proto.pb');
+    expectError(() => load(tensor), 'CORRUPT', /not an ONNX model/, /invalid protobuf data/);
     // A protobuf with no graph at all
     expectError(() => load(new Uint8Array([0x08, 0x07, 0x12, 0x02, 0x68, 0x69])), 'NOT_ONNX', /no graph/);
   });
@@ -115,8 +115,8 @@ describe('models the engine cannot run', () => {
     expectError(() => load(bytesOf('errors', 'string_input.onnx')), 'UNSUPPORTED_DTYPE', /graph input 's'/, /string/);
   });
   test('3-D convolution', () => {
-    const conv3d = fs.readFileSync(path.join(repoRoot, '..', 'shared', 'onnx-backend-data', 'pytorch-converted', 'test_Conv3d', 'model.onnx'));
-    const model = load(new Uint8Array(conv3d));
+    const conv3d = bytesOf('errors', 'conv3d.onnx');
+    const model = load(conv3d);
     expectError(() => model.run(undefined, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /3-D Conv/, /2-D convolution and pooling kernels only/);
   });
   test('external data missing, then provided', () => {
