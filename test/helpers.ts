@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor, tensorFrom, DType } from '../engine';
+export { relativeError } from './metrics';
 
 /** The repository root, found from the compiled test's location (build/test/...). */
 export const repoRoot = (() => {
@@ -36,20 +37,6 @@ export function fixtureTensor(t: FixtureTensor, floatDtype: DType = 'float64', r
 
 export function readJson<T>(...parts: string[]): T {
   return JSON.parse(fs.readFileSync(path.join(repoRoot, ...parts), 'utf8')) as T;
-}
-
-/** ‖a - b‖ / max(‖b‖, tiny): the per-tensor relative error used against PyTorch gold values. */
-export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  if (actual.length !== expected.length) return Infinity;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const d = actual[i] - expected[i];
-    if (Number.isNaN(d)) return Infinity;
-    num += d * d;
-    den += expected[i] * expected[i];
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
 }
 
 /** Largest |a - b| over all elements (Infinity on a length mismatch or NaN). */

@@ -12,6 +12,7 @@ import {
   log,
   makeScratch,
   openWorkbench,
+  paintedPixels,
   packageVsix,
   run,
   startCodeServer,
@@ -33,17 +34,6 @@ async function backendDetail(wb) {
   });
 }
 
-/** Number of non-background pixels drawn in a canvas of the webview (0 = nothing drawn). */
-async function paintedPixels(frame, selector) {
-  return frame.evaluate((sel) => {
-    const c = document.querySelector(sel);
-    if (!c || !c.width || !c.height) return 0;
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let n = 0;
-    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
-    return n;
-  }, selector);
-}
 
 describe('Gradient Lens in code-server', () => {
   /** @type {Awaited<ReturnType<typeof startCodeServer>> | undefined} */

@@ -13,6 +13,7 @@ import { dispatchCounts } from '../../engine/backend/dispatch';
 import { createWebGpuBackend, WebGpuBackend } from '../../engine/backend/webgpu';
 import { inspectOnnx, InspectOptions } from '../../engine/inspect/onnxInspect';
 import type { InspectionReport } from '../../engine/inspect/report';
+import { relativeError } from '../metrics';
 
 export interface ModelSpec {
   name: string;
@@ -53,18 +54,6 @@ export interface ModelsReport {
   results: ModelResult[];
 }
 
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  if (actual.length !== expected.length) return Infinity;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const d = actual[i] - expected[i];
-    if (Number.isNaN(d)) return Infinity;
-    num += d * d;
-    den += expected[i] * expected[i];
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
-}
 
 const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
 

@@ -16,6 +16,7 @@ import type { DType } from '../../engine/dtype';
 import type { FixtureTensor } from '../helpers';
 import { OpCase, asList, runOp } from '../op_cases';
 import * as E from '../../engine/ops';
+import { relativeError } from '../metrics';
 
 export interface OpResult {
   name: string;
@@ -29,18 +30,6 @@ export interface OpResult {
   kernels: { device: number; folded: number; host: number };
 }
 
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  if (actual.length !== expected.length) return Infinity;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const d = actual[i] - expected[i];
-    if (Number.isNaN(d)) return Infinity;
-    num += d * d;
-    den += expected[i] * expected[i];
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
-}
 
 /** test/helpers.ts decodeValues/fixtureTensor without Node's Buffer (base64 little-endian float64). */
 function decodeValues(t: FixtureTensor): Float64Array | number[] {
