@@ -194,7 +194,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     // The mapping is made once, from the first record (module paths do not change during a run).
     let mapping: Promise<DocumentMapping> | undefined;
     const show = async (record: TrainingRecord) => {
-      if (!document || record.modules.length === 0 || cts.token.isCancellationRequested && record.steps.length === 0) return;
+      // A run superseded by a newer one must not draw over it.
+      if (!document || this.trainingRun !== cts || record.modules.length === 0) return;
       mapping ??= this.mapper.map(document, record);
       this.trainingView = { document: document.uri, record, mapping: await mapping, origin: 'engine' };
       this.render(document.uri);
