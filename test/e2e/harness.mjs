@@ -827,6 +827,16 @@ export class Workbench {
     const file = await this.screenshot(`FAILED-${name}`).catch(() => null);
     return `screenshot: ${file}; console errors: ${JSON.stringify(this.consoleErrors.slice(-10))}`;
   }
+
+  /** Runs a test body; a failure's message gets the failure screenshot, console errors and the server log tail. */
+  async explainingFailures(name, fn) {
+    try {
+      await fn();
+    } catch (err) {
+      err.message += `\n${await this.captureFailure(name)}\ncode-server log tail:\n${this.server.logTail(2000)}`;
+      throw err;
+    }
+  }
 }
 
 function escapeRe(s) {

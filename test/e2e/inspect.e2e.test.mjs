@@ -49,16 +49,7 @@ describe('Inspect the examples in code-server', () => {
     return wb.poll(() => wb.readDecorations(), (ds) => ds.some((d) => NORM.test(d.after ?? '')), `gradient decorations in ${file}`, 90_000, 500);
   }
 
-  async function guard(name, fn) {
-    try {
-      await fn();
-    } catch (err) {
-      err.message += `\n${await wb.captureFailure(name)}\ncode-server log tail:\n${server.logTail(2000)}`;
-      throw err;
-    }
-  }
-
-  test('vanishing MLP: decorations, hover, vanishing diagnostics, gradient-flow chart', () => guard('vanishing', async () => {
+  test('vanishing MLP: decorations, hover, vanishing diagnostics, gradient-flow chart', () => wb.explainingFailures('vanishing', async () => {
     const decorations = await timed('inspect vanishing_mlp', () => inspect('vanishing_mlp.py'));
     const layers = on(decorations, 'self.layers = nn.ModuleList');
     assert.ok(layers, `a decoration on the ModuleList line; got ${JSON.stringify(decorations)}`);
@@ -92,7 +83,7 @@ describe('Inspect the examples in code-server', () => {
     await wb.screenshot('panel-flow');
   }), TEST_TIMEOUT);
 
-  test('healthy MLP: decorations and no problems', () => guard('healthy', async () => {
+  test('healthy MLP: decorations and no problems', () => wb.explainingFailures('healthy', async () => {
     const decorations = await timed('inspect healthy_mlp', () => inspect('healthy_mlp.py'));
     const head = on(decorations, 'self.head = nn.Linear');
     assert.match(head?.after ?? '', /^‖∇‖ \d\.\de[+-]\d\d · \[8, 10\]$/, JSON.stringify(head));
@@ -101,7 +92,7 @@ describe('Inspect the examples in code-server', () => {
     await wb.screenshot('healthy-overlays');
   }), TEST_TIMEOUT);
 
-  test('tiny GPT: attention CodeLens, hook log on the watched line, attention heatmaps drawn', () => guard('tiny-gpt', async () => {
+  test('tiny GPT: attention CodeLens, hook log on the watched line, attention heatmaps drawn', () => wb.explainingFailures('tiny-gpt', async () => {
     await timed('inspect tiny_gpt', () => inspect('tiny_gpt.py'));
     // Decorations exist only for rendered lines: bring the watched line into view first.
     const source = readFileSync(join(ROOT, 'examples', 'tiny_gpt.py'), 'utf8').split('\n');

@@ -41,16 +41,7 @@ describe('Train N steps in code-server', () => {
     writeTimings({ suite: 'train.e2e', totalMs: Date.now() - started });
   });
 
-  async function guard(name, fn) {
-    try {
-      await fn();
-    } catch (err) {
-      err.message += `\n${await wb.captureFailure(name)}\ncode-server log tail:\n${server.logTail(2000)}`;
-      throw err;
-    }
-  }
-
-  test('vanishing MLP: sparklines on the source, heat strip and loss curve in the panel', () => guard('train-vanishing', async () => {
+  test('vanishing MLP: sparklines on the source, heat strip and loss curve in the panel', () => wb.explainingFailures('train-vanishing', async () => {
     await wb.openFile('vanishing_mlp.py');
     await wb.runCommand('Gradient Lens: Train N Steps…', { input: 25 });
     const decorations = await timed('train vanishing_mlp', () => wb.poll(() => wb.readDecorations(), (ds) => ds.some((d) => SPARK.test(d.after ?? '')), 'sparkline decorations', 120_000, 500));
@@ -70,7 +61,7 @@ describe('Train N steps in code-server', () => {
     await wb.screenshot('training');
   }), TEST_TIMEOUT);
 
-  test('an infinite gradient stops training with a Problem on the line that made it', () => guard('train-nan', async () => {
+  test('an infinite gradient stops training with a Problem on the line that made it', () => wb.explainingFailures('train-nan', async () => {
     await wb.openFile('nan_model.py');
     await wb.runCommand('Gradient Lens: Train N Steps…', { input: 10 });
     const source = readFileSync(join(ROOT, 'test', 'fixtures', 'python', 'nan_model.py'), 'utf8').split('\n');
@@ -83,7 +74,7 @@ describe('Train N steps in code-server', () => {
     await wb.screenshot('training-anomaly');
   }), TEST_TIMEOUT);
 
-  test('statistics recorded by the PyTorch recorder import onto the source', () => guard('import', async () => {
+  test('statistics recorded by the PyTorch recorder import onto the source', () => wb.explainingFailures('import', async () => {
     // code-server's file dialog is a quick input holding a path: type the file's path and accept.
     await wb.runCommand('Gradient Lens: Import Training Statistics…', { input: join(workspace, 'tiny_gpt.training.json') });
     const decorations = await wb.poll(() => wb.readDecorations(), (ds) => !!on(ds, 'self.q_proj = nn.Linear'), 'decorations on tiny_gpt.py', 60_000, 500);
