@@ -76,10 +76,44 @@ export function deadUnitFraction(t: Tensor): number | null {
   return dead / units;
 }
 
+/** Where each module sits in a traced run: shared by the inspection report and the training record. */
+export interface ModuleLayout {
+  /** Every module path ('' = the model), in forward order: by first op, then shallowest first. */
+  paths: string[];
+  /** Index of the first op inside each module's subtree. */
+  firstOp: Map<string, number>;
+  /** The first source line recorded for an op directly in each module. */
+  sources: Map<string, SourceLocation>;
+  /** Each module's output: the last op computed inside its subtree. */
+  outputs: Map<string, TracedOp>;
+  /** Paths that have a submodule. */
+  parents: Set<string>;
+}
+
+export function moduleLayout(ops: readonly TracedOp[], params: readonly TracedParameter[]): ModuleLayout {
+  const paths = new Set<string>(['']);
+  for (const p of params) for (const a of ancestors(p.modulePath)) paths.add(a);
+  for (const op of ops) for (const a of ancestors(op.modulePath)) paths.add(a);
+  const firstOp = new Map<string, number>();
+  const sources = new Map<string, SourceLocation>();
+  const outputs = new Map<string, TracedOp>();
+  ops.forEach((op, i) => {
+    for (const a of ancestors(op.modulePath)) {
+      if (!firstOp.has(a)) firstOp.set(a, i);
+      outputs.set(a, op);
+    }
+    if (op.source && !sources.has(op.modulePath)) sources.set(op.modulePath, op.source);
+  });
+  const depth = (p: string) => firstOp.get(p) ?? Number.MAX_SAFE_INTEGER;
+  const all = [...paths];
+  const parents = new Set(all.filter((p) => p !== '').map(parentPath));
+  return { paths: all.sort((a, b) => depth(a) - depth(b) || a.length - b.length), firstOp, sources, outputs, parents };
+}
+
 export class InspectionRecorder {
   private readonly outputGrads = new Map<string, TensorStats>();
   private readonly hookLogs: HookLogEntry[] = [];
-  private readonly moduleOutputs = new Map<string, TracedOp>();
+  private readonly layout: ModuleLayout;
   private readonly removers: (() => void)[] = [];
 
   constructor(
@@ -89,13 +123,12 @@ export class InspectionRecorder {
     /** Where hook statistics of device-resident gradients wait for their values. */
     private readonly reads: HostReads = new HostReads(),
   ) {
-    // A module's output is the last value computed inside its subtree.
-    for (const op of ops) for (const path of ancestors(op.modulePath)) this.moduleOutputs.set(path, op);
+    this.layout = moduleLayout(ops, params);
   }
 
   /** Registers gradient hooks on every module output and on watched values. Call before backward. */
   attach(watches: readonly WatchRequest[] = []): void {
-    for (const [path, op] of this.moduleOutputs) {
+    for (const [path, op] of this.layout.outputs) {
       if (!op.output.requiresGrad) continue;
       this.removers.push(op.output.registerHook((g) => {
         this.reads.on([g], () => this.outputGrads.set(path, tensorStats(g.data)));
@@ -115,7 +148,7 @@ export class InspectionRecorder {
 
   /** Tensors whose values report() reads: module outputs, ReLU outputs, parameters and their gradients. */
   tensorsToRead(): Tensor[] {
-    const out = [...this.moduleOutputs.values()].map((op) => op.output);
+    const out = [...this.layout.outputs.values()].map((op) => op.output);
     for (const op of this.ops) if (RELU_LIKE.has(op.opType)) out.push(op.output);
     for (const p of this.params) {
       out.push(p.tensor);
@@ -130,25 +163,18 @@ export class InspectionRecorder {
   }
 
   private modules(): ModuleReport[] {
-    const paths = new Set<string>(['']);
-    for (const p of this.params) for (const a of ancestors(p.modulePath)) paths.add(a);
-    for (const op of this.ops) for (const a of ancestors(op.modulePath)) paths.add(a);
-
-    const firstOp = new Map<string, number>();
+    const { paths, firstOp, sources, outputs, parents } = this.layout;
     const opTypes = new Map<string, Map<string, number>>();
     const deadByModule = new Map<string, number>();
-    const sources = new Map<string, SourceLocation>();
-    this.ops.forEach((op, i) => {
-      for (const a of ancestors(op.modulePath)) if (!firstOp.has(a)) firstOp.set(a, i);
+    for (const op of this.ops) {
       const counts = opTypes.get(op.modulePath) ?? new Map<string, number>();
       counts.set(op.opType, (counts.get(op.opType) ?? 0) + 1);
       opTypes.set(op.modulePath, counts);
-      if (op.source && !sources.has(op.modulePath)) sources.set(op.modulePath, op.source);
       if (RELU_LIKE.has(op.opType)) {
         const f = deadUnitFraction(op.output);
         if (f !== null) deadByModule.set(op.modulePath, Math.max(f, deadByModule.get(op.modulePath) ?? 0));
       }
-    });
+    }
 
     // Each parameter's statistics are computed once and summed into every ancestor module.
     const paramReports = new Map<string, ParameterReport[]>();
@@ -171,19 +197,17 @@ export class InspectionRecorder {
       }
     }
 
-    const all = [...paths];
-    const hasChild = new Set(all.filter((p) => p !== '').map(parentPath));
-    const modules = all.map((path): ModuleReport => {
+    return paths.map((path): ModuleReport => {
       const t = totals.get(path);
       const gradNorm = t?.withGrad ? Math.sqrt(t.gradSq) : null;
       const weightNorm = t?.withGrad ? Math.sqrt(t.weightSq) : null;
       const trainableCount = t?.trainableCount ?? 0;
-      const out = this.moduleOutputs.get(path);
+      const out = outputs.get(path);
       const types = opTypes.get(path);
       return {
         path,
         depth: firstOp.get(path) ?? Number.MAX_SAFE_INTEGER,
-        leaf: !hasChild.has(path),
+        leaf: !parents.has(path),
         kind: this.moduleKinds.get(path) ?? (types ? [...types.entries()].sort((a, b) => b[1] - a[1])[0][0] : 'Module'),
         source: sources.get(path),
         parameters: paramReports.get(path) ?? [],
@@ -198,7 +222,6 @@ export class InspectionRecorder {
         deadUnitFraction: deadByModule.get(path) ?? null,
       };
     });
-    return modules.sort((a, b) => a.depth - b.depth || a.path.length - b.path.length);
   }
 }
 

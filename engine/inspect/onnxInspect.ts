@@ -108,16 +108,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   const forwardMs = performance.now() - t0;
   if (!run.loss) throw new Error('the run produced no loss to differentiate');
 
-  const nodeValues = [...run.tensorsByName.values()].filter((v) => v.kind === 'node' && v.node && !v.folded && v.outputIndex === 0 && (v.tensor.dtype === 'float32' || v.tensor.dtype === 'float64'));
-  const ops: TracedOp[] = nodeValues.map((v) => ({ node: v.node!.name, opType: v.node!.opType, modulePath: v.modulePath, output: v.tensor, source: sourceOf(v.node) }));
-
-  const owner = new Map<string, string>();
-  for (const [path, m] of model.modules) for (const p of m.parameters) owner.set(p, path);
-  const frozenWeights = model.initializers.filter((i) => i.role === 'buffer' && /frozen/.test(i.reason));
-  const params: TracedParameter[] = [
-    ...[...model.parameters].map(([name, tensor]) => ({ name, modulePath: owner.get(name) ?? parentPath(name), tensor, trainable: true })),
-    ...frozenWeights.map((i) => ({ name: i.name, modulePath: owner.get(i.name) ?? parentPath(i.name), tensor: model.buffers.get(i.name)!, trainable: false })),
-  ];
+  const { nodeValues, ops, params } = traceRun(model, run.tensorsByName);
 
   const recorder = new InspectionRecorder(params, ops, moduleKinds(model), reads);
   recorder.attach(resolveWatches(options.watches ?? [], nodeValues, ops));
@@ -170,6 +161,24 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
 function backendName(dtype: string): string {
   const b = getBackend();
   return isDeviceBackend(b) && dtype === 'float64' ? b.host.name : b.name;
+}
+
+/**
+ * A run as the recorders see it: the first float output of every computed node (forward order) with its
+ * module and source line, and every parameter with its owning module (frozen weights included, as not
+ * trainable).
+ */
+export function traceRun(model: OnnxModel, values: Map<string, OnnxValue>): { nodeValues: OnnxValue[]; ops: TracedOp[]; params: TracedParameter[] } {
+  const nodeValues = [...values.values()].filter((v) => v.kind === 'node' && v.node && !v.folded && v.outputIndex === 0 && (v.tensor.dtype === 'float32' || v.tensor.dtype === 'float64'));
+  const ops: TracedOp[] = nodeValues.map((v) => ({ node: v.node!.name, opType: v.node!.opType, modulePath: v.modulePath, output: v.tensor, source: sourceOf(v.node) }));
+  const owner = new Map<string, string>();
+  for (const [path, m] of model.modules) for (const p of m.parameters) owner.set(p, path);
+  const frozenWeights = model.initializers.filter((i) => i.role === 'buffer' && /frozen/.test(i.reason));
+  const params: TracedParameter[] = [
+    ...[...model.parameters].map(([name, tensor]) => ({ name, modulePath: owner.get(name) ?? parentPath(name), tensor, trainable: true })),
+    ...frozenWeights.map((i) => ({ name: i.name, modulePath: owner.get(i.name) ?? parentPath(i.name), tensor: model.buffers.get(i.name)!, trainable: false })),
+  ];
+  return { nodeValues, ops, params };
 }
 
 function rms(t: Tensor): number {

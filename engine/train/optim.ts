@@ -52,6 +52,22 @@ function params(list: readonly Tensor[]): Tensor[] {
   return [...list];
 }
 
+/**
+ * Runs `update` on every parameter that has a gradient: it rewrites the values `w` in place (one fused loop)
+ * and returns the update's norms. The values go back through the data setter, which drops any cached device
+ * copy the in-place update made stale.
+ */
+function stepEach(params: readonly Tensor[], update: (p: Tensor, w: FloatArray, g: FloatArray) => UpdateNorms): Map<Tensor, UpdateNorms> {
+  const norms = new Map<Tensor, UpdateNorms>();
+  for (const p of params) {
+    if (!p.grad) continue;
+    const w = p.floatData;
+    norms.set(p, update(p, w, p.grad.floatData));
+    p.data = w;
+  }
+  return norms;
+}
+
 export class SGD implements Optimizer {
   readonly kind = 'sgd';
   readonly lr: number;
@@ -74,11 +90,7 @@ export class SGD implements Optimizer {
   }
 
   step(): Map<Tensor, UpdateNorms> {
-    const norms = new Map<Tensor, UpdateNorms>();
-    for (const p of this.params) {
-      if (!p.grad) continue;
-      const w = p.floatData;
-      const g = p.grad.floatData;
+    return stepEach(this.params, (p, w, g) => {
       let buf = this.buffers.get(p);
       const first = !buf;
       if (this.momentum !== 0 && !buf) this.buffers.set(p, (buf = new Float64Array(w.length)));
@@ -97,11 +109,8 @@ export class SGD implements Optimizer {
         deltaSq += delta * delta;
         paramSq += before * before;
       }
-      // Through the setter: it drops any cached device copy of the parameter, which the in-place update made stale.
-      p.data = w;
-      norms.set(p, { deltaSq, paramSq });
-    }
-    return norms;
+      return { deltaSq, paramSq };
+    });
   }
 
   settings(): Record<string, unknown> {
@@ -130,11 +139,7 @@ export class Adam implements Optimizer {
   }
 
   step(): Map<Tensor, UpdateNorms> {
-    const norms = new Map<Tensor, UpdateNorms>();
-    for (const p of this.params) {
-      if (!p.grad) continue;
-      const w: FloatArray = p.floatData;
-      const g = p.grad.floatData;
+    return stepEach(this.params, (p, w, g) => {
       let s = this.state.get(p);
       if (!s) this.state.set(p, (s = { step: 0, m: new Float64Array(w.length), v: new Float64Array(w.length) }));
       s.step++;
@@ -156,11 +161,8 @@ export class Adam implements Optimizer {
         deltaSq += delta * delta;
         paramSq += before * before;
       }
-      // Through the setter: it drops any cached device copy of the parameter, which the in-place update made stale.
-      p.data = w;
-      norms.set(p, { deltaSq, paramSq });
-    }
-    return norms;
+      return { deltaSq, paramSq };
+    });
   }
 
   settings(): Record<string, unknown> {

@@ -10,10 +10,9 @@ import { backward } from '../autograd';
 import type { FloatDType } from '../dtype';
 import { Feeds, LossSpec, OnnxModel, OnnxValue } from '../onnx';
 import type { Tensor } from '../tensor';
-import { NonFiniteWatch, sourceOf } from '../inspect/anomaly';
-import { moduleKinds } from '../inspect/onnxInspect';
-import { ancestors, parentPath } from '../inspect/collect';
-import type { SourceLocation } from '../inspect/report';
+import { NonFiniteWatch } from '../inspect/anomaly';
+import { moduleKinds, traceRun } from '../inspect/onnxInspect';
+import { ancestors, moduleLayout, parentPath } from '../inspect/collect';
 import { clipGradNorm, clipGradValue, createOptimizer, Optimizer, OptimizerConfig } from './optim';
 import { ModuleSeries, TRAINING_SCHEMA, TrainingAnomaly, TrainingRecord } from './record';
 
@@ -198,39 +197,22 @@ export class OnnxTrainer {
   }
 
   private buildIndex(values: Map<string, OnnxValue>): ModuleIndex {
-    const nodeValues = [...values.values()].filter((v) => v.kind === 'node' && v.node && !v.folded && v.outputIndex === 0 && (v.tensor.dtype === 'float32' || v.tensor.dtype === 'float64'));
-    const paths = new Set<string>(['']);
-    const output = new Map<string, string>();
-    const firstOp = new Map<string, number>();
-    const sources = new Map<string, SourceLocation>();
-    nodeValues.forEach((v, i) => {
-      for (const a of ancestors(v.modulePath)) {
-        paths.add(a);
-        output.set(a, v.name);
-        if (!firstOp.has(a)) firstOp.set(a, i);
-      }
-      const src = sourceOf(v.node);
-      if (src && !sources.has(v.modulePath)) sources.set(v.modulePath, src);
-    });
-    const owner = new Map<string, string>();
-    for (const [path, m] of this.model.modules) for (const p of m.parameters) owner.set(p, path);
-    const params = new Map<string, Tensor[]>();
-    for (const [name, t] of this.model.parameters) {
-      for (const a of ancestors(owner.get(name) ?? parentPath(name))) {
-        paths.add(a);
-        params.set(a, [...(params.get(a) ?? []), t]);
-      }
+    const { nodeValues, ops, params } = traceRun(this.model, values);
+    const layout = moduleLayout(ops, params);
+    const trainable = new Map<string, Tensor[]>();
+    for (const p of params) {
+      if (!p.trainable) continue;
+      for (const a of ancestors(p.modulePath)) trainable.set(a, [...(trainable.get(a) ?? []), p.tensor]);
     }
-    const all = [...paths];
-    const hasChild = new Set(all.filter((p) => p !== '').map(parentPath));
     const kinds = moduleKinds(this.model);
-    const ordered = all.sort((a, b) => (firstOp.get(a) ?? Number.MAX_SAFE_INTEGER) - (firstOp.get(b) ?? Number.MAX_SAFE_INTEGER) || a.length - b.length);
-    ordered.forEach((path, depth) => {
-      const s: ModuleSeries = { path, kind: kinds.get(path), depth, leaf: !hasChild.has(path), source: sources.get(path), gradNorm: [], paramNorm: [], updateRatio: [], actMean: [], actStd: [], zeroFraction: [] };
+    layout.paths.forEach((path, depth) => {
+      const s: ModuleSeries = { path, kind: kinds.get(path), depth, leaf: !layout.parents.has(path), source: layout.sources.get(path), gradNorm: [], paramNorm: [], updateRatio: [], actMean: [], actStd: [], zeroFraction: [] };
       this.series.set(path, s);
       this.record.modules.push(s);
     });
-    return { paths: ordered, output, params };
+    // Outputs by value name: every step's run makes new tensors under the same names (ops[i] is nodeValues[i]).
+    const nameOf = new Map(ops.map((op, i) => [op, nodeValues[i].name]));
+    return { paths: layout.paths, output: new Map([...layout.outputs].map(([path, op]) => [path, nameOf.get(op)!])), params: trainable };
   }
 
   private push(step: number, loss: number, total: number, index: ModuleIndex, values: Map<string, OnnxValue>, gradSq: Map<Tensor, number>, updates: Map<Tensor, { deltaSq: number; paramSq: number }>): void {
