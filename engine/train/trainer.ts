@@ -151,7 +151,7 @@ export class OnnxTrainer {
     const gradSq = new Map<Tensor, number>();
     for (const p of this.params) if (p.grad) gradSq.set(p, sumSq(p.grad.data));
     const total = Math.sqrt([...gradSq.values()].reduce((a, b) => a + b, 0));
-    let anomaly = this.anomalyOf(n, loss);
+    let anomaly = this.anomalyOf(n, loss, gradSq);
     let updates = new Map<Tensor, { deltaSq: number; paramSq: number }>();
     if (!anomaly) {
       if (o.clipNorm) clipGradNorm(this.params, o.clipNorm);
@@ -171,14 +171,15 @@ export class OnnxTrainer {
     return out;
   }
 
-  private anomalyOf(step: number, loss: number): TrainingAnomaly | undefined {
+  private anomalyOf(step: number, loss: number, gradSq: ReadonlyMap<Tensor, number>): TrainingAnomaly | undefined {
     const f = this.watch.first;
     if (f) {
       return { step, phase: f.phase, node: f.node, modulePath: f.modulePath, source: f.source, message: `${f.kind} first appears in the ${f.phase === 'forward' ? 'output' : 'gradient'} of ${f.node}${f.modulePath ? ` (${f.modulePath})` : ''}` };
     }
     if (!Number.isFinite(loss)) return { step, phase: 'forward', modulePath: '', message: `the loss is ${loss}` };
     for (const [name, p] of this.model.parameters) {
-      if (p.grad && !Number.isFinite(sumSq(p.grad.data))) {
+      const sq = gradSq.get(p);
+      if (sq !== undefined && !Number.isFinite(sq)) {
         return { step, phase: 'backward', modulePath: parentPath(name), message: `the gradient of ${name} is not finite` };
       }
     }
