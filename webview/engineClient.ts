@@ -91,12 +91,17 @@ export class EngineClient {
     worker.postMessage({ type: 'probe', backend, wasm, wasmError: error } satisfies PageToWorker, wasm ? [wasm] : []);
   }
 
-  async run(request: RunRequest, callbacks: RunCallbacks): Promise<InspectionReport> {
+  /** The worker, ready for a new run: a restarted worker (after a cancel) or a new backend choice selects its backend first; the pending run is superseded. */
+  private async workerFor(request: RunRequest): Promise<Worker> {
     const fresh = !this.worker;
     const worker = await this.ensureWorker();
-    // A restarted worker (after a cancel), or a different backend choice, selects its backend first.
     if (fresh || request.settings.backend !== this.lastChoice) await this.probe(request.settings.backend);
     this.supersede();
+    return worker;
+  }
+
+  async run(request: RunRequest, callbacks: RunCallbacks): Promise<InspectionReport> {
+    const worker = await this.workerFor(request);
     return new Promise((resolve, reject) => {
       this.pending = { kind: 'run', runId: request.runId, resolve, reject, callbacks };
       const bytes = asBytes(request.bytes);
@@ -106,10 +111,7 @@ export class EngineClient {
 
   /** Trains request.train.steps steps; resolves with the record when the run ends (done, stopped or at an anomaly). */
   async train(request: TrainRequest, callbacks: TrainCallbacks): Promise<TrainResult> {
-    const fresh = !this.worker;
-    const worker = await this.ensureWorker();
-    if (fresh || request.settings.backend !== this.lastChoice) await this.probe(request.settings.backend);
-    this.supersede();
+    const worker = await this.workerFor(request);
     return new Promise((resolve, reject) => {
       this.pending = { kind: 'train', runId: request.runId, resolve, reject, callbacks, request, last: null };
       const bytes = asBytes(request.bytes);
