@@ -1,0 +1,118 @@
+/** Constants and casts: Constant, ConstantOfShape, Range, OneHot, EyeLike, Cast, CastLike. */
+import { Tensor } from '../../tensor';
+import { FloatDType, isFloat } from '../../dtype';
+import { formatShape, sizeOf } from '../../shape';
+import { OpContext, makeConstant } from '../context';
+import { DataType, dataTypeName } from '../proto';
+import { engineDtype, tensorFromProto } from '../tensors';
+import { Kind, checkSize, convert } from '../helpers';
+import { OpHandler, axisOf, isF, kindOf, need, scalarOf, shapeValues } from './common';
+
+
+/** Kind of the engine tensor an ONNX element type becomes. */
+function kindForType(ctx: OpContext, dataType: number): Kind {
+  const d = engineDtype(dataType, ctx.dtype, `${ctx.node.opType} node '${ctx.node.name}' target type`);
+  return d as Kind;
+}
+
+function castTo(ctx: OpContext, x: Tensor, kind: Kind): Tensor {
+  if (isF(x) && isFloat(kind as FloatDType)) return x.dtype === kind ? x : ctx.fail('INVALID_MODEL', `internal: float ${x.dtype} in a ${ctx.dtype} run`);
+  return convert(x, kind, `Cast of '${ctx.node.inputs[0]}'`);
+}
+
+function constantValue(ctx: OpContext): Tensor {
+  const a = ctx.attrs;
+  const t = a.tensor('value');
+  if (t) return tensorFromProto(t, ctx.dtype, `Constant '${ctx.node.name}'`);
+  if (a.has('value_float')) return ctx.constant([a.float('value_float')], [], 'float');
+  if (a.has('value_floats')) {
+    const v = a.floats('value_floats');
+    return ctx.constant(v, [v.length], 'float');
+  }
+  if (a.has('value_int')) return ctx.constant([a.int('value_int')], [], 'int32');
+  if (a.has('value_ints')) {
+    const v = a.ints('value_ints');
+    return ctx.constant(v, [v.length], 'int32');
+  }
+  if (a.has('value_string') || a.has('value_strings')) return ctx.fail('UNSUPPORTED_DTYPE', 'string constants are not supported (the engine has no string type)');
+  if (a.has('sparse_value')) return ctx.fail('UNSUPPORTED_FEATURE', 'sparse constants are not supported');
+  return ctx.fail('INVALID_MODEL', 'Constant has no value attribute');
+}
+
+export const CONSTANT_OPS: Readonly<Record<string, OpHandler>> = {
+  Constant: { run: (ctx) => constantValue(ctx) },
+  ConstantOfShape: {
+    nonDiff: 'all',
+    run(ctx, inputs) {
+      const shape = shapeValues(ctx, need(ctx, inputs, 0, 'input'), 'shape');
+      if (shape.some((d) => !Number.isInteger(d) || d < 0)) ctx.fail('INVALID_MODEL', `invalid shape ${formatShape(shape)}`);
+      checkSize(sizeOf(shape), 'ConstantOfShape output');
+      const t = ctx.attrs.tensor('value');
+      const v = t ? tensorFromProto(t, ctx.dtype, 'ConstantOfShape value') : makeConstant([0], [1], ctx.dtype);
+      return makeConstant(new Array<number>(sizeOf(shape)).fill(v.data[0]), shape, v.dtype);
+    },
+  },
+  Range: {
+    nonDiff: 'all',
+    run(ctx, inputs) {
+      const start = need(ctx, inputs, 0, 'start');
+      const s = scalarOf(ctx, start, 'start');
+      const limit = scalarOf(ctx, need(ctx, inputs, 1, 'limit'), 'limit');
+      const delta = scalarOf(ctx, need(ctx, inputs, 2, 'delta'), 'delta');
+      if (delta === 0) ctx.fail('INVALID_MODEL', 'Range delta is 0');
+      const n = Math.max(Math.ceil((limit - s) / delta), 0);
+      checkSize(n, 'Range output');
+      return makeConstant(Array.from({ length: n }, (_, i) => s + i * delta), [n], start.dtype);
+    },
+  },
+  OneHot: {
+    nonDiff: 'all',
+    run(ctx, inputs) {
+      const idx = need(ctx, inputs, 0, 'indices');
+      const depth = Math.trunc(scalarOf(ctx, need(ctx, inputs, 1, 'depth'), 'depth'));
+      const values = need(ctx, inputs, 2, 'values');
+      const axisAttr = ctx.attrs.int('axis', -1);
+      const rank = idx.rank + 1;
+      const axis = axisOf(ctx, axisAttr, rank);
+      const shape = [...idx.shape.slice(0, axis), depth, ...idx.shape.slice(axis)];
+      const outer = sizeOf(idx.shape.slice(0, axis));
+      const inner = sizeOf(idx.shape.slice(axis));
+      const out = new Array<number>(sizeOf(shape)).fill(values.data[0]);
+      for (let o = 0; o < outer; o++) {
+        for (let i = 0; i < inner; i++) {
+          let k = idx.data[o * inner + i];
+          if (k < 0) k += depth;
+          if (k >= 0 && k < depth) out[(o * depth + k) * inner + i] = values.data[1];
+        }
+      }
+      return makeConstant(out, shape, values.dtype);
+    },
+  },
+  EyeLike: {
+    nonDiff: 'all',
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'input');
+      if (x.rank !== 2) ctx.fail('INVALID_MODEL', `EyeLike input must be 2-D, got ${formatShape(x.shape)}`);
+      const k = ctx.attrs.int('k', 0);
+      const [n, m] = x.shape;
+      const out = new Array<number>(n * m).fill(0);
+      for (let i = 0; i < n; i++) if (i + k >= 0 && i + k < m) out[i * m + i + k] = 1;
+      const kind = ctx.attrs.has('dtype') ? kindForType(ctx, ctx.attrs.int('dtype')) : kindOf(x);
+      return makeConstant(out, [n, m], kind);
+    },
+  },
+  Cast: {
+    run(ctx, inputs) {
+      const to = ctx.attrs.int('to');
+      if (to === DataType.STRING) ctx.fail('UNSUPPORTED_DTYPE', `Cast to ${dataTypeName(to)} is not supported (the engine has no string type)`);
+      return castTo(ctx, need(ctx, inputs, 0, 'input'), kindForType(ctx, to));
+    },
+  },
+  CastLike: {
+    nonDiff: [1],
+    run(ctx, inputs) {
+      const target = need(ctx, inputs, 1, 'target_type');
+      return castTo(ctx, need(ctx, inputs, 0, 'input'), kindOf(target));
+    },
+  },
+};

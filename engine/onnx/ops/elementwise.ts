@@ -1,0 +1,250 @@
+/** Elementwise ONNX ops: arithmetic, activations, clipping, rounding, comparisons and logic. */
+import { Tensor } from '../../tensor';
+import { broadcastShapes } from '../../shape';
+import * as E from '../../ops';
+import { OpContext } from '../context';
+import { broadcastMap, convert, mapValues } from '../helpers';
+import { OpHandler, floatIn, isF, kindOf, legacyBroadcast, need, scalarOf } from './common';
+
+
+type FloatBinary = (a: Tensor, b: Tensor) => Tensor;
+
+function binary(floatOp: FloatBinary, intOp: (x: number, y: number) => number): OpHandler {
+  return {
+    run(ctx, inputs) {
+      const a = need(ctx, inputs, 0, 'A');
+      const b = legacyBroadcast(ctx, a, need(ctx, inputs, 1, 'B'));
+      if (isF(a) || isF(b)) {
+        const fa = isF(a) ? a : convert(a, ctx.dtype);
+        const fb = isF(b) ? b : convert(b, ctx.dtype);
+        return floatOp(fa, fb);
+      }
+      return broadcastMap([a, b], a.dtype === 'bool' ? 'int32' : kindOf(a), intOp, `${ctx.node.opType} result`);
+    },
+  };
+}
+
+const intDiv = (x: number, y: number): number => {
+  if (y === 0) throw new RangeError('integer division by zero');
+  return Math.trunc(x / y);
+};
+
+function unary(floatOp: (x: Tensor, ctx: OpContext) => Tensor, intOp?: (v: number) => number): OpHandler {
+  return {
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'X');
+      if (isF(x)) return floatOp(x, ctx);
+      if (!intOp) return ctx.fail('UNSUPPORTED_FEATURE', `${ctx.node.opType} on a ${x.dtype} tensor is not supported`);
+      return mapValues(x, kindOf(x), intOp);
+    },
+  };
+}
+
+/** An elementwise function with no engine VJP: allowed on values that do not need gradients. */
+function nonDiffUnary(fn: (v: number) => number, out?: 'bool'): OpHandler {
+  return {
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'X');
+      if (x.requiresGrad && out !== 'bool' && !['Floor', 'Ceil', 'Round', 'Sign'].includes(ctx.node.opType)) {
+        ctx.fail('UNSUPPORTED_FEATURE', `${ctx.node.opType} has no gradient in the engine, and its input depends on trainable parameters`);
+      }
+      return mapValues(x, out ?? kindOf(x), fn);
+    },
+  };
+}
+
+const roundHalfEven = (v: number): number => {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+};
+
+/** min(x, 0) = -relu(-x). */
+const negPart = (x: Tensor): Tensor => E.neg(E.relu(E.neg(x)));
+
+function softplus(x: Tensor): Tensor {
+  // log(1 + e^x) = relu(x) + log(1 + e^-|x|), stable for large |x|.
+  return E.add(E.relu(x), E.log(E.addScalar(E.exp(E.neg(E.abs(x))), 1)));
+}
+
+function elu(x: Tensor, alpha: number): Tensor {
+  return E.add(E.relu(x), E.mulScalar(E.addScalar(E.exp(negPart(x)), -1), alpha));
+}
+
+/** Mask (bool) where fn(x) holds, computed on the values (not differentiated). */
+function maskOf(x: Tensor, fn: (v: number) => boolean): Tensor {
+  return mapValues(x, 'bool', (v) => (fn(v) ? 1 : 0));
+}
+
+function clipFloat(x: Tensor, lo: number, hi: number): Tensor {
+  // Values computed on a device: kernels only (same values and gradient, except 0 instead of 1 at NaN, as torch).
+  if (x.isOnDevice) return E.clamp(x, lo, hi);
+  // Gradient 1 inside [lo, hi] (bounds included, like torch.clamp), 0 outside.
+  let y = x;
+  if (lo > -Infinity) y = E.where(maskOf(x, (v) => v < lo), lo, y);
+  if (hi < Infinity) y = E.where(maskOf(x, (v) => v > hi), hi, y);
+  return y;
+}
+
+function variadic(ctx: OpContext, inputs: readonly (Tensor | null)[], floatOp: FloatBinary, intOp: (x: number, y: number) => number): Tensor {
+  const xs = inputs.filter((t): t is Tensor => t !== null);
+  if (xs.length === 0) ctx.fail('INVALID_MODEL', 'needs at least one input');
+  if (xs.some(isF)) return xs.slice(1).reduce((acc, t) => floatOp(acc, isF(t) ? t : convert(t, ctx.dtype)), isF(xs[0]) ? xs[0] : convert(xs[0], ctx.dtype));
+  return xs.slice(1).reduce((acc, t) => broadcastMap([acc, t], kindOf(acc), intOp), xs[0]);
+}
+
+const minimum = (a: Tensor, b: Tensor): Tensor => E.neg(E.maximum(E.neg(a), E.neg(b)));
+
+function compare(fn: (x: number, y: number) => boolean): OpHandler {
+  return {
+    nonDiff: 'all',
+    run(ctx, inputs) {
+      const a = need(ctx, inputs, 0, 'A');
+      const b = legacyBroadcast(ctx, a, need(ctx, inputs, 1, 'B'));
+      return broadcastMap([a, b], 'bool', (x, y) => (fn(x, y) ? 1 : 0));
+    },
+  };
+}
+
+export const ELEMENTWISE_OPS: Readonly<Record<string, OpHandler>> = {
+  Add: binary(E.add, (x, y) => x + y),
+  Sub: binary(E.sub, (x, y) => x - y),
+  Mul: binary(E.mul, (x, y) => x * y),
+  Div: binary(E.div, intDiv),
+  Pow: {
+    run(ctx, inputs) {
+      const a = need(ctx, inputs, 0, 'X');
+      const b = need(ctx, inputs, 1, 'Y');
+      if (!isF(a)) return broadcastMap([a, b], 'int32', (x, y) => x ** y);
+      // A constant scalar exponent (x^2 in decomposed LayerNorm...) is a unary op in the engine.
+      if (b.size === 1 && b.rank <= a.rank && !b.requiresGrad) {
+        const e = b.data[0];
+        const y = E.pow(a, e);
+        return b.rank === 0 ? y : E.reshape(y, broadcastShapes(a.shape, b.shape));
+      }
+      return E.pow(a, isF(b) ? b : convert(b, ctx.dtype));
+    },
+  },
+  Mod: {
+    nonDiff: 'all',
+    run(ctx, inputs) {
+      const a = need(ctx, inputs, 0, 'A');
+      const b = need(ctx, inputs, 1, 'B');
+      if (a.requiresGrad) ctx.fail('UNSUPPORTED_FEATURE', 'Mod has no gradient in the engine, and its input depends on trainable parameters');
+      const fmod = ctx.attrs.int('fmod', 0) === 1;
+      return broadcastMap([a, b], kindOf(a), (x, y) => (fmod ? x % y : x - Math.floor(x / y) * y));
+    },
+  },
+  Neg: unary((x) => E.neg(x), (v) => -v),
+  Abs: unary((x) => E.abs(x), (v) => Math.abs(v)),
+  Exp: unary((x) => E.exp(x)),
+  Log: unary((x) => E.log(x)),
+  Sqrt: unary((x) => E.sqrt(x)),
+  Reciprocal: unary((x) => E.div(1, x)),
+  Tanh: unary((x) => E.tanh(x)),
+  Sigmoid: unary((x) => E.sigmoid(x)),
+  Relu: unary((x) => E.relu(x), (v) => Math.max(v, 0)),
+  Erf: unary((x) => E.erf(x)),
+  LeakyRelu: unary((x, ctx) => E.leakyRelu(x, ctx.attrs.float('alpha', 0.01))),
+  Elu: unary((x, ctx) => elu(x, ctx.attrs.float('alpha', 1))),
+  Selu: unary((x, ctx) => E.mulScalar(elu(x, ctx.attrs.float('alpha', 1.67326319217681884765625)), ctx.attrs.float('gamma', 1.05070102214813232421875))),
+  Celu: unary((x, ctx) => {
+    const alpha = ctx.attrs.float('alpha', 1);
+    return E.add(E.relu(x), E.mulScalar(E.addScalar(E.exp(E.mulScalar(negPart(x), 1 / alpha)), -1), alpha));
+  }),
+  Softplus: unary((x) => softplus(x)),
+  Softsign: unary((x) => E.div(x, E.addScalar(E.abs(x), 1))),
+  Mish: unary((x) => E.mul(x, E.tanh(softplus(x)))),
+  HardSigmoid: unary((x, ctx) => clipFloat(E.addScalar(E.mulScalar(x, ctx.attrs.float('alpha', 0.2)), ctx.attrs.float('beta', 0.5)), 0, 1)),
+  HardSwish: unary((x) => E.mul(x, clipFloat(E.addScalar(E.mulScalar(x, 1 / 6), 0.5), 0, 1))),
+  ThresholdedRelu: unary((x, ctx) => {
+    const alpha = ctx.attrs.float('alpha', 1);
+    return E.where(maskOf(x, (v) => v > alpha), x, 0);
+  }),
+  Shrink: unary((x, ctx) => {
+    const lambd = ctx.attrs.float('lambd', 0.5);
+    const bias = ctx.attrs.float('bias', 0);
+    return E.where(maskOf(x, (v) => v < -lambd), E.addScalar(x, bias), E.where(maskOf(x, (v) => v > lambd), E.addScalar(x, -bias), 0));
+  }),
+  Gelu: unary((x, ctx) => {
+    const approx = ctx.attrs.string('approximate', 'none');
+    if (approx !== 'none' && approx !== 'tanh') ctx.fail('INVALID_MODEL', `unknown Gelu approximate '${approx}'`);
+    return E.gelu(x, approx as 'none' | 'tanh');
+  }),
+  PRelu: {
+    run(ctx, inputs) {
+      const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'PRelu input');
+      let slope = need(ctx, inputs, 1, 'slope');
+      // Opset < 7 (and some exporters): a [C] slope applies per channel of [N, C, ...].
+      if (slope.rank === 1 && x.rank > 2 && slope.shape[0] === x.shape[1] && slope.shape[0] !== x.shape[x.rank - 1]) {
+        slope = E.reshape(slope, [slope.shape[0], ...new Array<number>(x.rank - 2).fill(1)]);
+      }
+      return E.sub(E.relu(x), E.mul(slope, E.relu(E.neg(x))));
+    },
+  },
+  Clip: {
+    nonDiff: [1, 2],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'input');
+      let lo = -Infinity;
+      let hi = Infinity;
+      if (ctx.opset < 11) {
+        lo = ctx.attrs.float('min', -Infinity);
+        hi = ctx.attrs.float('max', Infinity);
+      } else {
+        if (inputs[1]) lo = scalarOf(ctx, inputs[1], 'min');
+        if (inputs[2]) hi = scalarOf(ctx, inputs[2], 'max');
+      }
+      if (isF(x)) return clipFloat(x, lo, hi);
+      return mapValues(x, kindOf(x), (v) => Math.min(Math.max(v, lo), hi));
+    },
+  },
+  Max: { run: (ctx, inputs) => variadic(ctx, inputs, E.maximum, Math.max) },
+  Min: { run: (ctx, inputs) => variadic(ctx, inputs, minimum, Math.min) },
+  Sum: { run: (ctx, inputs) => variadic(ctx, inputs, E.add, (x, y) => x + y) },
+  Mean: {
+    run(ctx, inputs) {
+      const n = inputs.filter((t) => t !== null).length;
+      return E.mulScalar(variadic(ctx, inputs.map((t) => (t && !isF(t) ? convert(t, ctx.dtype) : t)), E.add, (x, y) => x + y), 1 / n);
+    },
+  },
+  Floor: nonDiffUnary(Math.floor),
+  Ceil: nonDiffUnary(Math.ceil),
+  Round: nonDiffUnary(roundHalfEven),
+  Sign: nonDiffUnary(Math.sign),
+  Sin: nonDiffUnary(Math.sin),
+  Cos: nonDiffUnary(Math.cos),
+  Tan: nonDiffUnary(Math.tan),
+  Atan: nonDiffUnary(Math.atan),
+  IsNaN: nonDiffUnary((v) => (Number.isNaN(v) ? 1 : 0), 'bool'),
+  IsInf: {
+    nonDiff: 'all',
+    run(ctx, inputs) {
+      const pos = ctx.attrs.int('detect_positive', 1) === 1;
+      const neg = ctx.attrs.int('detect_negative', 1) === 1;
+      return maskOf(need(ctx, inputs, 0, 'X'), (v) => (v === Infinity && pos) || (v === -Infinity && neg));
+    },
+  },
+  Equal: compare((x, y) => x === y),
+  Less: compare((x, y) => x < y),
+  LessOrEqual: compare((x, y) => x <= y),
+  Greater: compare((x, y) => x > y),
+  GreaterOrEqual: compare((x, y) => x >= y),
+  And: compare((x, y) => !!x && !!y),
+  Or: compare((x, y) => !!x || !!y),
+  Xor: compare((x, y) => !!x !== !!y),
+  Not: { nonDiff: 'all', run: (ctx, inputs) => maskOf(need(ctx, inputs, 0, 'X'), (v) => !v) },
+  Where: {
+    nonDiff: [0],
+    run(ctx, inputs) {
+      const cond = need(ctx, inputs, 0, 'condition');
+      let a = need(ctx, inputs, 1, 'X');
+      let b = need(ctx, inputs, 2, 'Y');
+      if (isF(a) || isF(b)) {
+        if (!isF(a)) a = convert(a, ctx.dtype);
+        if (!isF(b)) b = convert(b, ctx.dtype);
+        return E.where(cond, a, b);
+      }
+      return broadcastMap([cond, a, b], kindOf(a), (c, x, y) => (c ? x : y));
+    },
+  },
+};

@@ -1,0 +1,251 @@
+/** Shape and layout ops: reshapes, transposes, concat/split/slice, expand/tile/pad, triangle masks, Shape and Size. */
+import { Tensor } from '../../tensor';
+import { broadcastShapes, formatShape, normalizeAxis, sizeOf } from '../../shape';
+import * as E from '../../ops';
+import { OpContext, makeConstant } from '../context';
+import { broadcastMap, checkSize, convert, layout } from '../helpers';
+import { OpHandler, axesArg, axisOf, isF, kindOf, need, scalarOf, shapeValues } from './common';
+
+function reshapeTo(ctx: OpContext, x: Tensor, shape: number[], allowZero: boolean): Tensor {
+  const target = shape.map((d, i) => (d === 0 && !allowZero ? (i < x.rank ? x.shape[i] : ctx.fail('INVALID_MODEL', `Reshape: shape ${formatShape(shape)} copies dim ${i} (0), which input ${formatShape(x.shape)} lacks`)) : d));
+  return E.reshape(x, target);
+}
+
+function unsqueezeAxes(x: Tensor, axes: number[]): Tensor {
+  const outRank = x.rank + axes.length;
+  const norm = axes.map((a) => normalizeAxis(a, outRank, 'Unsqueeze axis')).sort((p, q) => p - q);
+  const shape = [...x.shape];
+  for (const a of norm) shape.splice(a, 0, 1);
+  return E.reshape(x, shape);
+}
+
+function squeezeAxes(x: Tensor, axes: number[] | null): Tensor {
+  if (axes === null) return E.reshape(x, x.shape.filter((d) => d !== 1));
+  const norm = axes.map((a) => normalizeAxis(a, x.rank, 'Squeeze axis'));
+  for (const a of norm) if (x.shape[a] !== 1) throw new RangeError(`Squeeze: dim ${a} of ${formatShape(x.shape)} is ${x.shape[a]}, not 1`);
+  return E.reshape(x, x.shape.filter((_, i) => !norm.includes(i)));
+}
+
+/**
+ * Pads axis `axis` by `before`/`after` (negative = crop): constant (value), edge or reflect.
+ * Built from engine slice/concat/gather, so it is differentiable in x.
+ */
+export function padAxis(ctx: OpContext, x: Tensor, axis: number, before: number, after: number, mode: string, value: number): Tensor {
+  if (before < 0 || after < 0) {
+    const dim = x.shape[axis];
+    x = layout([x], ([t]) => E.slice(t, { starts: [Math.max(0, -before)], ends: [dim - Math.max(0, -after)], axes: [axis] }));
+    before = Math.max(0, before);
+    after = Math.max(0, after);
+  }
+  if (before === 0 && after === 0) return x;
+  const dim = x.shape[axis];
+  if (mode === 'constant') {
+    const piece = (n: number) => {
+      const shape = [...x.shape];
+      shape[axis] = n;
+      checkSize(sizeOf(shape), 'Pad output');
+      return makeConstant(new Array<number>(sizeOf(shape)).fill(value), shape, x.dtype);
+    };
+    const parts = [...(before ? [piece(before)] : []), x, ...(after ? [piece(after)] : [])];
+    return layout(parts, (ps) => E.concat(ps, axis));
+  }
+  if (dim === 0) ctx.fail('INVALID_MODEL', `Pad (${mode}) of an empty axis`);
+  const idx: number[] = [];
+  for (let i = -before; i < dim + after; i++) {
+    if (mode === 'edge') idx.push(Math.min(Math.max(i, 0), dim - 1));
+    else if (mode === 'reflect') {
+      if (dim === 1) idx.push(0);
+      else {
+        const period = 2 * (dim - 1);
+        let j = ((i % period) + period) % period;
+        if (j >= dim) j = period - j;
+        idx.push(j);
+      }
+    } else if (mode === 'wrap') idx.push(((i % dim) + dim) % dim);
+    else ctx.fail('UNSUPPORTED_FEATURE', `Pad mode '${mode}' is not supported (constant, edge, reflect, wrap)`);
+  }
+  return layout([x], ([t]) => E.gather(t, makeConstant(idx, [idx.length], 'int32'), axis));
+}
+
+/** Pads the trailing spatial dims: pads = [b0, b1, ..., e0, e1, ...] for dims starting at `first`. */
+export function padSpatial(ctx: OpContext, x: Tensor, first: number, begins: number[], ends: number[], value: number): Tensor {
+  let y = x;
+  begins.forEach((b, i) => {
+    y = padAxis(ctx, y, first + i, b, ends[i], 'constant', value);
+  });
+  return y;
+}
+
+export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
+  Identity: { run: (ctx, inputs) => need(ctx, inputs, 0, 'input') },
+  Reshape: {
+    nonDiff: [1],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'data');
+      const shape = ctx.opset >= 5 ? shapeValues(ctx, need(ctx, inputs, 1, 'shape'), 'shape') : ctx.attrs.ints('shape');
+      return reshapeTo(ctx, x, shape, ctx.attrs.int('allowzero', 0) === 1);
+    },
+  },
+  Flatten: {
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'input');
+      const axis = ctx.attrs.int('axis', 1);
+      const ax = axis < 0 ? axis + x.rank : axis;
+      if (ax < 0 || ax > x.rank) ctx.fail('INVALID_MODEL', `Flatten axis ${axis} is out of range for rank ${x.rank}`);
+      return E.reshape(x, [sizeOf(x.shape.slice(0, ax)), sizeOf(x.shape.slice(ax))]);
+    },
+  },
+  Squeeze: {
+    nonDiff: [1],
+    run: (ctx, inputs) => squeezeAxes(need(ctx, inputs, 0, 'data'), axesArg(ctx, inputs, 13)),
+  },
+  Unsqueeze: {
+    nonDiff: [1],
+    run(ctx, inputs) {
+      const axes = axesArg(ctx, inputs, 13);
+      if (!axes) return ctx.fail('INVALID_MODEL', 'Unsqueeze needs axes');
+      return unsqueezeAxes(need(ctx, inputs, 0, 'data'), axes);
+    },
+  },
+  Transpose: {
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'data');
+      const perm = ctx.attrs.ints('perm', x.shape.map((_, i) => x.rank - 1 - i));
+      return layout([x], ([t]) => E.permute(t, perm));
+    },
+  },
+  Concat: {
+    run(ctx, inputs) {
+      const xs = inputs.filter((t): t is Tensor => t !== null);
+      if (xs.length === 0) ctx.fail('INVALID_MODEL', 'Concat needs inputs');
+      const rank = xs[0].rank;
+      const axis = axisOf(ctx, ctx.attrs.int('axis'), rank);
+      const mixed = xs.some(isF) && !xs.every(isF);
+      const parts = mixed ? xs.map((t) => (isF(t) ? t : convert(t, ctx.dtype))) : xs;
+      return layout(parts, (ps) => E.concat(ps, axis));
+    },
+  },
+  Split: {
+    nonDiff: [1],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'input');
+      const axis = axisOf(ctx, ctx.attrs.int('axis', 0), x.rank);
+      const dim = x.shape[axis];
+      const count = ctx.node.outputs.length;
+      let sizes: number[];
+      const given = ctx.opset >= 13 ? (inputs[1] ? shapeValues(ctx, inputs[1], 'split') : null) : ctx.attrs.has('split') ? ctx.attrs.ints('split') : null;
+      if (given && given.length > 0) sizes = given;
+      else {
+        const parts = ctx.opset >= 18 && ctx.attrs.has('num_outputs') ? ctx.attrs.int('num_outputs') : count;
+        const chunk = Math.ceil(dim / parts);
+        sizes = Array.from({ length: parts }, (_, i) => Math.max(0, Math.min(chunk, dim - i * chunk)));
+      }
+      if (sizes.reduce((p, q) => p + q, 0) !== dim) ctx.fail('INVALID_MODEL', `split sizes ${formatShape(sizes)} do not add up to dim ${axis} (${dim}) of ${formatShape(x.shape)}`);
+      let at = 0;
+      return sizes.map((n) => {
+        const start = at;
+        at += n;
+        return layout([x], ([t]) => E.slice(t, { starts: [start], ends: [start + n], axes: [axis] }));
+      });
+    },
+  },
+  Slice: {
+    nonDiff: [1, 2, 3, 4],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'data');
+      let starts: number[];
+      let ends: number[];
+      let axes: number[] | undefined;
+      let steps: number[] | undefined;
+      if (ctx.opset < 10) {
+        starts = ctx.attrs.ints('starts');
+        ends = ctx.attrs.ints('ends');
+        axes = ctx.attrs.has('axes') ? ctx.attrs.ints('axes') : undefined;
+      } else {
+        starts = shapeValues(ctx, need(ctx, inputs, 1, 'starts'), 'starts');
+        ends = shapeValues(ctx, need(ctx, inputs, 2, 'ends'), 'ends');
+        axes = inputs[3] ? shapeValues(ctx, inputs[3], 'axes') : undefined;
+        steps = inputs[4] ? shapeValues(ctx, inputs[4], 'steps') : undefined;
+      }
+      return layout([x], ([t]) => E.slice(t, { starts, ends, axes, steps }));
+    },
+  },
+  Expand: {
+    nonDiff: [1],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'input');
+      const shape = shapeValues(ctx, need(ctx, inputs, 1, 'shape'), 'shape');
+      const target = broadcastShapes(x.shape, shape);
+      checkSize(sizeOf(target), 'Expand output');
+      return layout([x], ([t]) => E.broadcastTo(t, target));
+    },
+  },
+  Tile: {
+    nonDiff: [1],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'input');
+      const reps = shapeValues(ctx, need(ctx, inputs, 1, 'repeats'), 'repeats');
+      if (reps.length !== x.rank) ctx.fail('INVALID_MODEL', `repeats ${formatShape(reps)} must have one entry per dim of ${formatShape(x.shape)}`);
+      checkSize(x.size * sizeOf(reps), 'Tile output');
+      // [a, b] -> [1, a, 1, b] -> expand [ra, a, rb, b] -> [ra*a, rb*b]
+      return layout([x], ([t]) => {
+        const inter = E.reshape(t, t.shape.flatMap((d) => [1, d]));
+        const expanded = E.broadcastTo(inter, t.shape.flatMap((d, i) => [reps[i], d]));
+        return E.reshape(expanded, t.shape.map((d, i) => d * reps[i]));
+      });
+    },
+  },
+  Pad: {
+    nonDiff: [1, 2, 3],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'data');
+      const mode = ctx.attrs.string('mode', 'constant');
+      let pads: number[];
+      let value = 0;
+      let axes = x.shape.map((_, i) => i);
+      if (ctx.opset < 11) {
+        pads = ctx.attrs.ints(ctx.opset < 2 ? 'paddings' : 'pads');
+        value = ctx.attrs.float('value', 0);
+      } else {
+        pads = shapeValues(ctx, need(ctx, inputs, 1, 'pads'), 'pads');
+        if (inputs[2] && inputs[2].size > 0) value = scalarOf(ctx, inputs[2], 'constant_value');
+        if (inputs[3]) axes = shapeValues(ctx, inputs[3], 'axes').map((a) => axisOf(ctx, a, x.rank));
+      }
+      if (pads.length !== 2 * axes.length) ctx.fail('INVALID_MODEL', `pads ${formatShape(pads)} must have 2 entries per padded axis (${axes.length})`);
+      let y = x;
+      axes.forEach((a, i) => {
+        y = padAxis(ctx, y, a, pads[i], pads[i + axes.length], mode, value);
+      });
+      return y;
+    },
+  },
+  Trilu: {
+    nonDiff: [1],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'input');
+      const k = inputs[1] ? scalarOf(ctx, inputs[1], 'k') : 0;
+      const upper = ctx.attrs.int('upper', 1) === 1;
+      if (x.rank < 2) ctx.fail('INVALID_MODEL', `Trilu input must be at least 2-D, got ${formatShape(x.shape)}`);
+      const [n, m] = x.shape.slice(-2);
+      const keep = new Array<number>(n * m);
+      for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) keep[i * m + j] = upper ? (j - i >= k ? 1 : 0) : j - i <= k ? 1 : 0;
+      const mask = makeConstant(keep, [n, m], 'bool');
+      if (isF(x)) return E.where(mask, x, 0);
+      return broadcastMap([mask, x], kindOf(x), (c, v) => (c ? v : 0));
+    },
+  },
+  Shape: {
+    nonDiff: 'all',
+    shapeOnly: true,
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'data');
+      const r = x.rank;
+      const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + r : v, 0), r);
+      const start = clamp(ctx.attrs.int('start', 0));
+      const end = ctx.attrs.has('end') ? clamp(ctx.attrs.int('end')) : r;
+      const dims = x.shape.slice(start, Math.max(start, end));
+      return makeConstant(dims, [dims.length], 'int32');
+    },
+  },
+  Size: { nonDiff: 'all', shapeOnly: true, run: (ctx, inputs) => makeConstant([need(ctx, inputs, 0, 'data').size], [], 'int32') },
+};

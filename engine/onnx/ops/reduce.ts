@@ -1,0 +1,93 @@
+/** Reductions: Reduce*, ArgMax and ArgMin. */
+import { Tensor } from '../../tensor';
+import { sizeOf } from '../../shape';
+import { noGrad } from '../../autograd';
+import * as E from '../../ops';
+import { OpContext } from '../context';
+import { Kind, convert, layout, mapValues } from '../helpers';
+import { OpHandler, axesArg, axisOf, isF, need } from './common';
+
+
+function reduceHandler(since: number, fn: (x: Tensor, axes: number[] | null, keep: boolean) => Tensor, intOk = true): OpHandler {
+  return {
+    nonDiff: [1],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'data');
+      let axes = axesArg(ctx, inputs, since);
+      const keep = ctx.attrs.int('keepdims', 1) === 1;
+      if (axes !== null && axes.length === 0) axes = null;
+      if (axes === null && ctx.attrs.int('noop_with_empty_axes', 0) === 1) return x;
+      if (axes !== null) axes = axes.map((a) => axisOf(ctx, a, x.rank));
+      if (isF(x)) return fn(x, axes, keep);
+      if (!intOk) ctx.fail('UNSUPPORTED_FEATURE', `${ctx.node.opType} of a ${x.dtype} tensor is not supported`);
+      return layout([x], ([t]) => fn(t, axes, keep));
+    },
+  };
+}
+
+function logSumExp(x: Tensor, axes: number[] | null, keep: boolean): Tensor {
+  const m = noGrad(() => E.max(x, axes, true)).detach();
+  const finite = mapValues(m, m.dtype as Kind, (v) => (Number.isFinite(v) ? v : 0));
+  const lse = E.add(E.log(E.sum(E.exp(E.sub(x, finite)), axes, true)), finite);
+  return keep ? lse : E.reshape(lse, lse.shape.filter((_, i) => !(axes ?? x.shape.map((__, j) => j)).includes(i)));
+}
+
+function reduceProd(x: Tensor, axes: number[] | null, keep: boolean): Tensor {
+  if (x.requiresGrad) throw new RangeError('ReduceProd has no gradient in the engine, and its input depends on trainable parameters');
+  // exp(sum(log|x|)) with the sign and zeros tracked separately, on plain numbers.
+  const ax = axes ?? x.shape.map((_, i) => i);
+  const keepShape = x.shape.map((d, i) => (ax.includes(i) ? 1 : d));
+  const out = new Float64Array(sizeOf(keepShape)).fill(1);
+  const strides = keepShape.map((_, i) => sizeOf(keepShape.slice(i + 1)));
+  const idx = new Array<number>(x.rank).fill(0);
+  for (let i = 0; i < x.size; i++) {
+    let o = 0;
+    for (let d = 0; d < x.rank; d++) if (!ax.includes(d)) o += idx[d] * strides[d];
+    out[o] *= x.data[i];
+    for (let d = x.rank - 1; d >= 0; d--) {
+      if (++idx[d] < x.shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  const shape = keep ? keepShape : x.shape.filter((_, i) => !ax.includes(i));
+  return convert(new Tensor(out, shape), x.dtype);
+}
+
+function argReduce(ctx: OpContext, inputs: readonly (Tensor | null)[], better: (a: number, b: number) => boolean): Tensor {
+  const x = need(ctx, inputs, 0, 'data');
+  const axis = axisOf(ctx, ctx.attrs.int('axis', 0), x.rank);
+  const keep = ctx.attrs.int('keepdims', 1) === 1;
+  const last = ctx.attrs.int('select_last_index', 0) === 1;
+  const outer = sizeOf(x.shape.slice(0, axis));
+  const len = x.shape[axis];
+  const inner = sizeOf(x.shape.slice(axis + 1));
+  const out = new Int32Array(outer * inner);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      let best = 0;
+      for (let k = 1; k < len; k++) {
+        const v = x.data[(o * len + k) * inner + i];
+        const bv = x.data[(o * len + best) * inner + i];
+        if (better(v, bv) || (last && v === bv)) best = k;
+      }
+      out[o * inner + i] = best;
+    }
+  }
+  const shape = keep ? x.shape.map((d, i) => (i === axis ? 1 : d)) : x.shape.filter((_, i) => i !== axis);
+  return new Tensor(out, shape);
+}
+
+export const REDUCE_OPS: Readonly<Record<string, OpHandler>> = {
+  ReduceSum: reduceHandler(13, (x, axes, keep) => E.sum(x, axes, keep)),
+  ReduceMean: reduceHandler(18, (x, axes, keep) => E.mean(x, axes, keep)),
+  ReduceMax: reduceHandler(18, (x, axes, keep) => E.max(x, axes, keep)),
+  ReduceMin: reduceHandler(18, (x, axes, keep) => E.neg(E.max(E.neg(x), axes, keep))),
+  ReduceSumSquare: reduceHandler(18, (x, axes, keep) => E.sum(E.square(x), axes, keep)),
+  ReduceL1: reduceHandler(18, (x, axes, keep) => E.sum(E.abs(x), axes, keep)),
+  ReduceL2: reduceHandler(18, (x, axes, keep) => E.sqrt(E.sum(E.square(x), axes, keep))),
+  ReduceLogSum: reduceHandler(18, (x, axes, keep) => E.log(E.sum(x, axes, keep))),
+  ReduceLogSumExp: reduceHandler(18, logSumExp),
+  ReduceProd: reduceHandler(18, reduceProd),
+  ArgMax: { nonDiff: 'all', run: (ctx, inputs) => argReduce(ctx, inputs, (a, b) => a > b) },
+  ArgMin: { nonDiff: 'all', run: (ctx, inputs) => argReduce(ctx, inputs, (a, b) => a < b) },
+};
