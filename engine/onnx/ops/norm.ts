@@ -32,7 +32,10 @@ const batchNormalization: OpHandler = {
     const copy = (t: Tensor) => (t.hasHostData ? new Tensor(t.data.slice(), t.shape) : t.view(t.shape));
     const rm = ctx.updateBuffers ? mean : copy(mean);
     const rv = ctx.updateBuffers ? variance : copy(variance);
-    const y = E.batchNorm(x, scale, bias, rm, rv, { training: true, momentum: 1 - onnxMomentum, eps });
+    // The ONNX spec updates running_var with the population variance; PyTorch (whose exports say
+    // producer_name 'pytorch') with the unbiased one, and a PyTorch model is trained as PyTorch would.
+    const unbiasedRunningVar = ctx.producer.toLowerCase() === 'pytorch';
+    const y = E.batchNorm(x, scale, bias, rm, rv, { training: true, momentum: 1 - onnxMomentum, eps, unbiasedRunningVar });
     const outs: (Tensor | null)[] = [y, ctx.wants(1) ? rm.detach() : null, ctx.wants(2) ? rv.detach() : null];
     if (ctx.opset < 14 && (ctx.wants(3) || ctx.wants(4))) {
       const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
