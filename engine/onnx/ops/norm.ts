@@ -101,8 +101,10 @@ export const NORM_OPS: Readonly<Record<string, OpHandler>> = {
       const x = floatIn(ctx, need(ctx, inputs, 0, 'input'), 'LpNormalization input');
       const axis = axisOf(ctx, ctx.attrs.int('axis', -1), x.rank);
       const p = ctx.attrs.int('p', 2);
+      if (p !== 1 && p !== 2) ctx.fail('INVALID_MODEL', `LpNormalization p must be 1 or 2, got ${p}`);
       const norm = p === 1 ? E.sum(E.abs(x), axis, true) : E.sqrt(E.sum(E.square(x), axis, true));
-      return E.div(x, norm);
+      // An all-zero slice stays 0 (the spec's x / (norm == 0 ? 1 : norm)), not 0/0.
+      return E.div(x, E.add(norm, E.equalMask(norm, 0)));
     },
   },
 };
