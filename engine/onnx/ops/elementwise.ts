@@ -78,10 +78,11 @@ function maskOf(x: Tensor, fn: (v: number) => boolean): Tensor {
 function clipFloat(x: Tensor, lo: number, hi: number): Tensor {
   // Values computed on a device: kernels only (same values and gradient, except 0 instead of 1 at NaN, as torch).
   if (x.isOnDevice) return E.clamp(x, lo, hi);
-  // Gradient 1 inside [lo, hi] (bounds included, like torch.clamp), 0 outside.
+  // min(max(x, lo), hi): hi everywhere when lo > hi (numpy, onnxruntime, torch.clamp). Gradient 1 inside
+  // [lo, hi] (bounds included, like torch.clamp), 0 outside.
   let y = x;
-  if (lo > -Infinity) y = E.where(maskOf(x, (v) => v < lo), lo, y);
-  if (hi < Infinity) y = E.where(maskOf(x, (v) => v > hi), hi, y);
+  if (lo > -Infinity) y = E.where(maskOf(y, (v) => v < lo), lo, y);
+  if (hi < Infinity) y = E.where(maskOf(y, (v) => v > hi), hi, y);
   return y;
 }
 
