@@ -3,7 +3,8 @@ import { Tensor } from '../../tensor';
 import { formatShape, sizeOf } from '../../shape';
 import * as E from '../../ops';
 import { OpContext, makeConstant } from '../context';
-import { OpHandler, constLike, floatIn, need } from './common';
+import { layout } from '../helpers';
+import { OpHandler, constLike, floatIn, isF, need } from './common';
 import { padSpatial } from './layout';
 
 
@@ -166,8 +167,14 @@ function poolSetup(ctx: OpContext, x: Tensor, op: string) {
 
 const maxPool: OpHandler = {
   run(ctx, inputs) {
-    const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'MaxPool input');
+    const x = need(ctx, inputs, 0, 'X');
     if (ctx.wants(1)) ctx.fail('UNSUPPORTED_FEATURE', 'MaxPool with the Indices output is not supported');
+    // Integer inputs (uint8 images) pool exactly on float64 copies.
+    return isF(x) ? maxPoolFloat(ctx, x) : layout([x], ([t]) => maxPoolFloat(ctx, t));
+  },
+};
+
+function maxPoolFloat(ctx: OpContext, x: Tensor): Tensor {
     const { n, spec, x2, extra } = poolSetup(ctx, x, 'MaxPool');
     const [kh, kw] = spec.kernel;
     const symmetric = spec.begins[0] === spec.ends[0] && spec.begins[1] === spec.ends[1] && extra[0] === 0 && extra[1] === 0;
@@ -180,8 +187,7 @@ const maxPool: OpHandler = {
     }
     const y = E.maxPool2d(input, { kernel: [kh, kw], stride: [spec.strides[0], spec.strides[1]], padding, dilation: [spec.dilations[0], spec.dilations[1]] });
     return from2d(y, n);
-  },
-};
+}
 
 const averagePool: OpHandler = {
   run(ctx, inputs) {
