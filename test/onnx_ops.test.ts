@@ -1,0 +1,95 @@
+/**
+ * ONNX op imports checked directly on small built models (test/onnx_builder.ts): semantics the node suite
+ * does not pin down (PyTorch vs ONNX conventions) and gradients of composite imports (gradcheck through
+ * the importer in float64).
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { gradcheck, loadOnnx, Rng, Tensor, tensorFrom } from '../engine';
+import { ModelSpec, onnxModel } from './onnx_builder';
+
+const F = 1;
+const D = 11;
+
+function randn(shape: number[], seed: number, requiresGrad = true): Tensor {
+  const rng = new Rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tensorFrom(Array.from({ length: n }, () => rng.normal()), shape, 'float64', { requiresGrad });
+}
+
+/** Runs a built model in float64 on `feeds` and returns its outputs in order. */
+function run(spec: ModelSpec, feeds: Record<string, Tensor>): Tensor[] {
+  const model = loadOnnx(onnxModel(spec), { dtype: 'float64' });
+  const out = model.run(feeds, { loss: 'none' }).outputs;
+  return spec.outputs.map((o) => out.get(o.name)!);
+}
+
+/** gradcheck of a built model with respect to the listed (float64, requiresGrad) feeds. */
+function checkGrad(spec: ModelSpec, feeds: Record<string, Tensor>, outputs = [0]): void {
+  const names = Object.keys(feeds);
+  const model = loadOnnx(onnxModel(spec), { dtype: 'float64' });
+  const r = gradcheck((...xs) => {
+    const out = model.run(Object.fromEntries(names.map((n, i) => [n, xs[i]])), { loss: 'none' }).outputs;
+    return outputs.map((i) => out.get(spec.outputs[i].name)!);
+  }, names.map((n) => feeds[n]));
+  assert.ok(r.ok, r.message);
+}
+
+describe('BatchNormalization training: running variance', () => {
+  const spec = (producer: string): ModelSpec => ({
+    producer,
+    opset: 15,
+    nodes: [{ op: 'BatchNormalization', inputs: ['x', 's', 'b', 'm', 'v'], outputs: ['y', 'rm', 'rv'], attrs: { training_mode: 1, momentum: 0.5 }, floatAttrs: ['momentum'] }],
+    inputs: [{ name: 'x', type: F, dims: [4, 2] }],
+    outputs: [{ name: 'y', type: F, dims: [4, 2] }, { name: 'rm', type: F, dims: [2] }, { name: 'rv', type: F, dims: [2] }],
+    initializers: [
+      { name: 's', type: F, dims: [2], values: [1, 1] }, { name: 'b', type: F, dims: [2], values: [0, 0] },
+      { name: 'm', type: F, dims: [2], values: [0, 0] }, { name: 'v', type: F, dims: [2], values: [1, 1] },
+    ],
+  });
+  const x = tensorFrom([1, 0, 2, 0, 3, 0, 6, 4], [4, 2], 'float64');
+  // channel 0: values 1, 2, 3, 6: mean 3, population variance 3.5, unbiased 14/3
+  test('ONNX semantics (population variance) for a non-PyTorch producer', () => {
+    const [, rm, rv] = run(spec('backend-test'), { x });
+    assert.deepEqual([rm.data[0], rv.data[0]], [1.5, 0.5 * 1 + 0.5 * 3.5]);
+  });
+  test('PyTorch semantics (unbiased variance) for a PyTorch export', () => {
+    const [, , rv] = run(spec('pytorch'), { x });
+    assert.ok(Math.abs(rv.data[0] - (0.5 + 0.5 * 14 / 3)) < 1e-12, String(rv.data[0]));
+  });
+});
+
+describe('elementwise edge cases', () => {
+  test('Clip with min > max gives max everywhere (numpy, onnxruntime, torch.clamp)', () => {
+    const spec: ModelSpec = {
+      nodes: [{ op: 'Clip', inputs: ['x', 'lo', 'hi'], outputs: ['y'] }],
+      inputs: [{ name: 'x', type: D, dims: [3] }],
+      outputs: [{ name: 'y', type: D, dims: [3] }],
+      initializers: [{ name: 'lo', type: D, dims: [], values: [2] }, { name: 'hi', type: D, dims: [], values: [1] }],
+    };
+    assert.deepEqual(Array.from(run(spec, { x: tensorFrom([-5, 1.5, 7], [3], 'float64') })[0].data), [1, 1, 1]);
+  });
+  test('LpNormalization of an all-zero slice is 0, and its gradient elsewhere is right', () => {
+    const spec: ModelSpec = {
+      nodes: [{ op: 'LpNormalization', inputs: ['x'], outputs: ['y'], attrs: { axis: 1, p: 2 } }],
+      inputs: [{ name: 'x', type: D, dims: [2, 3] }],
+      outputs: [{ name: 'y', type: D, dims: [2, 3] }],
+    };
+    assert.deepEqual(Array.from(run(spec, { x: tensorFrom([0, 0, 0, 3, 0, 4], [2, 3], 'float64') })[0].data), [0, 0, 0, 0.6, 0, 0.8]);
+    checkGrad(spec, { x: randn([2, 3], 1) });
+  });
+});
+
+test('raw initializer data is read right from a Node Buffer that starts inside a larger pool', () => {
+  const spec: ModelSpec = {
+    nodes: [{ op: 'Identity', inputs: ['w'], outputs: ['y'] }],
+    inputs: [],
+    outputs: [{ name: 'y', type: D, dims: [2] }],
+    initializers: [{ name: 'w', type: D, dims: [2], values: [0.25, -3] }],
+  };
+  const bytes = onnxModel(spec);
+  const pooled = Buffer.concat([Buffer.alloc(13, 7), Buffer.from(bytes)]).subarray(13);
+  assert.ok(Buffer.isBuffer(pooled) && pooled.byteOffset % 8 !== 0);
+  const model = loadOnnx(pooled, { dtype: 'float64' });
+  assert.deepEqual(Array.from(model.run(undefined, { loss: 'none' }).outputs.get('y')!.data), [0.25, -3]);
+});
