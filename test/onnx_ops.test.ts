@@ -93,3 +93,32 @@ test('raw initializer data is read right from a Node Buffer that starts inside a
   const model = loadOnnx(pooled, { dtype: 'float64' });
   assert.deepEqual(Array.from(model.run(undefined, { loss: 'none' }).outputs.get('y')!.data), [0.25, -3]);
 });
+
+test('CumSum and CumProd on a long axis match the sequential definition; int inputs stay int', () => {
+  const n = 37;
+  const values = Array.from({ length: n }, (_, i) => Math.sin(i) + 1.1);
+  const spec = (op: string, attrs = {}): ModelSpec => ({
+    nodes: [{ op, inputs: ['x', 'axis'], outputs: ['y'], attrs }],
+    inputs: [{ name: 'x', type: D, dims: [1, n] }],
+    outputs: [{ name: 'y', type: D, dims: [1, n] }],
+    initializers: [{ name: 'axis', type: 7, dims: [], values: [1] }],
+  });
+  const x = tensorFrom(values, [1, n], 'float64');
+  let s = 0;
+  let p = 1;
+  const sums = values.map((v) => (s += v));
+  const prods = values.map((v) => (p *= v));
+  run(spec('CumSum'), { x })[0].data.forEach((v, i) => assert.ok(Math.abs(v - sums[i]) <= 1e-12 * Math.abs(sums[i]), `sum ${i}`));
+  run(spec('CumProd'), { x })[0].data.forEach((v, i) => assert.ok(Math.abs(v - prods[i]) <= 1e-12 * Math.abs(prods[i]), `prod ${i}`));
+  const reverseExclusive = run(spec('CumSum', { reverse: 1, exclusive: 1 }), { x })[0].data;
+  assert.ok(Math.abs(reverseExclusive[0] - (sums[n - 1] - values[0])) < 1e-12 && reverseExclusive[n - 1] === 0);
+  const ids: ModelSpec = {
+    nodes: [{ op: 'CumSum', inputs: ['m', 'axis'], outputs: ['y'] }],
+    inputs: [{ name: 'm', type: 7, dims: [2, 4] }],
+    outputs: [{ name: 'y', type: 7, dims: [2, 4] }],
+    initializers: [{ name: 'axis', type: 7, dims: [], values: [1] }],
+  };
+  const y = run(ids, { m: tensorFrom([1, 1, 1, 0, 0, 1, 1, 1], [2, 4], 'int32') })[0];
+  assert.equal(y.dtype, 'int32');
+  assert.deepEqual(Array.from(y.data), [1, 2, 3, 3, 0, 1, 2, 3]);
+});
