@@ -122,3 +122,23 @@ test('CumSum and CumProd on a long axis match the sequential definition; int inp
   assert.equal(y.dtype, 'int32');
   assert.deepEqual(Array.from(y.data), [1, 2, 3, 3, 0, 1, 2, 3]);
 });
+
+describe('Attention (opset 23/24) gradients', () => {
+  const spec = (attrs: Record<string, number>, inputs: string[], ranks: { q: number[]; k: number[]; v: number[]; mask?: number[]; past?: number[] }): ModelSpec => ({
+    nodes: [{ op: 'Attention', inputs, outputs: ['y'], attrs, floatAttrs: ['softcap', 'scale'] }],
+    inputs: [
+      { name: 'q', type: D, dims: ranks.q }, { name: 'k', type: D, dims: ranks.k }, { name: 'v', type: D, dims: ranks.v },
+      ...(ranks.mask ? [{ name: 'mask', type: D, dims: ranks.mask }] : []),
+      ...(ranks.past ? [{ name: 'pk', type: D, dims: null }, { name: 'pv', type: D, dims: null }] : []),
+    ],
+    outputs: [{ name: 'y', type: D, dims: null }],
+  });
+  test('4-D, causal, softcap', () => {
+    checkGrad(spec({ is_causal: 1, softcap: 2 }, ['q', 'k', 'v'], { q: [1, 2, 3, 4], k: [1, 2, 3, 4], v: [1, 2, 3, 4] }),
+      { q: randn([1, 2, 3, 4], 31), k: randn([1, 2, 3, 4], 32), v: randn([1, 2, 3, 4], 33) });
+  });
+  test('3-D grouped-query heads with a past cache and a trainable float mask', () => {
+    checkGrad(spec({ q_num_heads: 4, kv_num_heads: 2, is_causal: 1 }, ['q', 'k', 'v', 'mask', 'pk', 'pv'], { q: [1, 2, 8], k: [1, 2, 4], v: [1, 2, 6], mask: [2, 5], past: [1, 2, 3, 2] }),
+      { q: randn([1, 2, 8], 34), k: randn([1, 2, 4], 35), v: randn([1, 2, 6], 36), mask: randn([2, 5], 37), pk: randn([1, 2, 3, 2], 38), pv: randn([1, 2, 3, 3], 39) });
+  });
+});
