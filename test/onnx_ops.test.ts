@@ -142,3 +142,42 @@ describe('Attention (opset 23/24) gradients', () => {
       { q: randn([1, 2, 8], 34), k: randn([1, 2, 4], 35), v: randn([1, 2, 6], 36), mask: randn([2, 5], 37), pk: randn([1, 2, 3, 2], 38), pv: randn([1, 2, 3, 3], 39) });
   });
 });
+
+describe('Resize gradients (gradcheck through the importer)', () => {
+  const spec = (attrs: Record<string, number | string>, dims: number[], scales: number[] | null, sizes: number[] | null): ModelSpec => ({
+    opset: 19,
+    nodes: [{ op: 'Resize', inputs: ['x', '', scales ? 'scales' : '', sizes ? 'sizes' : ''], outputs: ['y'], attrs, floatAttrs: ['cubic_coeff_a'] }],
+    inputs: [{ name: 'x', type: D, dims }],
+    outputs: [{ name: 'y', type: D, dims: null }],
+    initializers: [
+      ...(scales ? [{ name: 'scales', type: F, dims: [scales.length], values: scales }] : []),
+      ...(sizes ? [{ name: 'sizes', type: 7, dims: [sizes.length], values: sizes }] : []),
+    ],
+  });
+  test('bilinear upsample (half_pixel, as torch interpolate align_corners=False)', () => {
+    checkGrad(spec({ mode: 'linear' }, [1, 2, 3, 3], [1, 1, 2, 1.5], null), { x: randn([1, 2, 3, 3], 41) });
+  });
+  test('bicubic antialiased downsample by sizes', () => {
+    checkGrad(spec({ mode: 'cubic', antialias: 1, cubic_coeff_a: -0.5 }, [1, 1, 6, 5], null, [1, 1, 3, 2]), { x: randn([1, 1, 6, 5], 42) });
+  });
+  test('nearest: each input gets the sum of the gradients of its copies', () => {
+    const model = loadOnnx(onnxModel(spec({ mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, [1, 3], [1, 2], null)), { dtype: 'float64' });
+    const x = tensorFrom([1, 2, 3], [1, 3], 'float64', { requiresGrad: true });
+    const y = model.run({ x }, { loss: 'none' }).outputs.get('y')!;
+    assert.deepEqual(Array.from(y.data), [1, 1, 2, 2, 3, 3]);
+    checkGrad(spec({ mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, [1, 3], [1, 2.5], null), { x: randn([1, 3], 43) });
+  });
+  test('tf_crop_and_resize: extrapolated outputs are the constant and carry no gradient', () => {
+    const s: ModelSpec = {
+      opset: 19,
+      nodes: [{ op: 'Resize', inputs: ['x', 'roi', '', 'sizes'], outputs: ['y'], attrs: { mode: 'linear', coordinate_transformation_mode: 'tf_crop_and_resize', extrapolation_value: 7 }, floatAttrs: ['extrapolation_value'] }],
+      inputs: [{ name: 'x', type: D, dims: [1, 4] }],
+      outputs: [{ name: 'y', type: D, dims: null }],
+      initializers: [{ name: 'roi', type: F, dims: [4], values: [0, -0.5, 1, 1.5] }, { name: 'sizes', type: 7, dims: [2], values: [1, 5] }],
+    };
+    const [y] = run(s, { x: tensorFrom([0, 10, 20, 30], [1, 4], 'float64') });
+    // source coordinates -1.5, 0, 1.5, 3, 4.5 on an axis of 4
+    assert.deepEqual(Array.from(y.data), [7, 0, 15, 30, 7]);
+    checkGrad(s, { x: randn([1, 4], 44) });
+  });
+});
