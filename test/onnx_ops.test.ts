@@ -5,8 +5,12 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { gradcheck, loadOnnx, Rng, Tensor, tensorFrom } from '../engine';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { backward, gradcheck, loadOnnx, Rng, Tensor, tensorFrom } from '../engine';
 import { ModelSpec, onnxModel } from './onnx_builder';
+import { repoRoot } from './helpers';
+import { relativeError } from './metrics';
 
 const F = 1;
 const D = 11;
@@ -180,4 +184,23 @@ describe('Resize gradients (gradcheck through the importer)', () => {
     assert.deepEqual(Array.from(y.data), [7, 0, 15, 30, 7]);
     checkGrad(s, { x: randn([1, 4], 44) });
   });
+});
+
+describe('F.interpolate exported by torch 2.13 (bilinear, bicubic align_corners, nearest): gradients match PyTorch', () => {
+  // test/gold/export_interp.py: the exports and PyTorch's float64 loss and gradients from the same float32 weights.
+  const dir = path.join(repoRoot, 'test', 'fixtures', 'onnx');
+  const gold = JSON.parse(fs.readFileSync(path.join(dir, 'interp_gold.json'), 'utf8')) as { x: number[]; shape: number[]; loss: number; gx: number[]; gw: number[] };
+  for (const file of ['interp_dynamo.onnx', 'interp_legacy.onnx']) {
+    test(file, () => {
+      const model = loadOnnx(new Uint8Array(fs.readFileSync(path.join(dir, file))), { dtype: 'float64' });
+      const x = tensorFrom(gold.x, gold.shape, 'float64', { requiresGrad: true });
+      const r = model.run({ [model.inputs[0].name]: x });
+      assert.equal(r.lossInfo.kind, 'graph');
+      backward(r.loss!);
+      const weight = [...model.parameters.values()].find((p) => p.rank === 4)!;
+      assert.ok(Math.abs(r.loss!.data[0] - gold.loss) < 1e-12 * Math.abs(gold.loss), `loss ${r.loss!.data[0]} vs ${gold.loss}`);
+      assert.ok(relativeError(x.grad!.data, gold.gx) < 1e-10, `dL/dx off by ${relativeError(x.grad!.data, gold.gx)}`);
+      assert.ok(relativeError(weight.grad!.data, gold.gw) < 1e-10, `dL/dW off by ${relativeError(weight.grad!.data, gold.gw)}`);
+    });
+  }
 });
