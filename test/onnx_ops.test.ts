@@ -186,21 +186,44 @@ describe('Resize gradients (gradcheck through the importer)', () => {
   });
 });
 
-describe('F.interpolate exported by torch 2.13 (bilinear, bicubic align_corners, nearest): gradients match PyTorch', () => {
-  // test/gold/export_interp.py: the exports and PyTorch's float64 loss and gradients from the same float32 weights.
+describe('models exported by torch 2.13 (both exporters): loss and gradients match PyTorch', () => {
+  // test/gold/export_torch_models.py: interp (bilinear, bicubic align_corners, nearest) and video (grouped
+  // strided Conv3d, ReLU, ceil-mode MaxPool3d, AvgPool3d without pad counting, ConvTranspose3d); PyTorch's
+  // float64 loss and gradients from the same float32 weights.
   const dir = path.join(repoRoot, 'test', 'fixtures', 'onnx');
-  const gold = JSON.parse(fs.readFileSync(path.join(dir, 'interp_gold.json'), 'utf8')) as { x: number[]; shape: number[]; loss: number; gx: number[]; gw: number[] };
-  for (const file of ['interp_dynamo.onnx', 'interp_legacy.onnx']) {
-    test(file, () => {
-      const model = loadOnnx(new Uint8Array(fs.readFileSync(path.join(dir, file))), { dtype: 'float64' });
-      const x = tensorFrom(gold.x, gold.shape, 'float64', { requiresGrad: true });
-      const r = model.run({ [model.inputs[0].name]: x });
-      assert.equal(r.lossInfo.kind, 'graph');
-      backward(r.loss!);
-      const weight = [...model.parameters.values()].find((p) => p.rank === 4)!;
-      assert.ok(Math.abs(r.loss!.data[0] - gold.loss) < 1e-12 * Math.abs(gold.loss), `loss ${r.loss!.data[0]} vs ${gold.loss}`);
-      assert.ok(relativeError(x.grad!.data, gold.gx) < 1e-10, `dL/dx off by ${relativeError(x.grad!.data, gold.gx)}`);
-      assert.ok(relativeError(weight.grad!.data, gold.gw) < 1e-10, `dL/dW off by ${relativeError(weight.grad!.data, gold.gw)}`);
-    });
+  for (const name of ['interp', 'video']) {
+    const gold = JSON.parse(fs.readFileSync(path.join(dir, `${name}_gold.json`), 'utf8')) as { x: number[]; shape: number[]; loss: number; gx: number[]; grads: Record<string, number[]> };
+    for (const exporter of ['dynamo', 'legacy']) {
+      test(`${name} (${exporter})`, () => {
+        const model = loadOnnx(new Uint8Array(fs.readFileSync(path.join(dir, `${name}_${exporter}.onnx`))), { dtype: 'float64' });
+        const x = tensorFrom(gold.x, gold.shape, 'float64', { requiresGrad: true });
+        const r = model.run({ [model.inputs[0].name]: x });
+        assert.equal(r.lossInfo.kind, 'graph');
+        backward(r.loss!);
+        assert.ok(Math.abs(r.loss!.data[0] - gold.loss) < 1e-12 * Math.abs(gold.loss), `loss ${r.loss!.data[0]} vs ${gold.loss}`);
+        assert.ok(relativeError(x.grad!.data, gold.gx) < 1e-10, `dL/dx off by ${relativeError(x.grad!.data, gold.gx)}`);
+        assert.deepEqual([...model.parameters.keys()].sort(), Object.keys(gold.grads).sort());
+        for (const [param, g] of Object.entries(gold.grads)) {
+          const err = relativeError(model.parameters.get(param)!.grad!.data, g);
+          assert.ok(err < 1e-10, `dL/d${param} off by ${err}`);
+        }
+      });
+    }
   }
+});
+
+describe('pooling built on 2-D stages: gradients (gradcheck through the importer)', () => {
+  const pool = (op: string, attrs: Record<string, number | number[]>, dims: number[]): ModelSpec => ({
+    opset: 19,
+    nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs }],
+    inputs: [{ name: 'x', type: D, dims }],
+    outputs: [{ name: 'y', type: D, dims: null }],
+  });
+  test('AveragePool with dilations, asymmetric pads and ceil mode (depthwise ones-kernel sums / counts)', () => {
+    checkGrad(pool('AveragePool', { kernel_shape: [2, 2], dilations: [2, 1], pads: [1, 0, 0, 1], ceil_mode: 1, strides: [2, 2] }, [1, 2, 5, 4]), { x: randn([1, 2, 5, 4], 51) });
+  });
+  test('3-D LpPool (p = 3) and 3-D AveragePool counting pads', () => {
+    checkGrad(pool('LpPool', { kernel_shape: [2, 2, 2], p: 3, strides: [1, 2, 1] }, [1, 1, 3, 4, 3]), { x: randn([1, 1, 3, 4, 3], 52) });
+    checkGrad(pool('AveragePool', { kernel_shape: [3, 2, 2], pads: [1, 1, 0, 1, 0, 1], count_include_pad: 1 }, [1, 2, 3, 3, 3]), { x: randn([1, 2, 3, 3, 3], 53) });
+  });
 });
