@@ -227,3 +227,23 @@ describe('pooling built on 2-D stages: gradients (gradcheck through the importer
     checkGrad(pool('AveragePool', { kernel_shape: [3, 2, 2], pads: [1, 1, 0, 1, 0, 1], count_include_pad: 1 }, [1, 2, 3, 3, 3]), { x: randn([1, 2, 3, 3, 3], 53) });
   });
 });
+
+describe('hyperbolic functions and inverses: gradients, asinh accurate for large negative x', () => {
+  const unary = (op: string): ModelSpec => ({
+    nodes: [{ op, inputs: ['x'], outputs: ['y'] }],
+    inputs: [{ name: 'x', type: D, dims: [6] }],
+    outputs: [{ name: 'y', type: D, dims: [6] }],
+  });
+  test('Sinh, Cosh, Asinh (also at 0), Acosh, Atanh gradcheck', () => {
+    const x = tensorFrom([-1.7, -0.4, 0, 0.3, 0.9, 2.2], [6], 'float64', { requiresGrad: true });
+    for (const op of ['Sinh', 'Cosh', 'Asinh']) checkGrad(unary(op), { x });
+    checkGrad(unary('Acosh'), { x: tensorFrom([1.1, 1.5, 2, 3, 7, 20], [6], 'float64', { requiresGrad: true }) });
+    checkGrad(unary('Atanh'), { x: tensorFrom([-0.9, -0.5, 0, 0.2, 0.6, 0.8], [6], 'float64', { requiresGrad: true }) });
+  });
+  test('Asinh of large negative values in float32 (no cancellation)', () => {
+    const model = loadOnnx(onnxModel({ ...unary('Asinh'), inputs: [{ name: 'x', type: F, dims: [6] }], outputs: [{ name: 'y', type: F, dims: [6] }] }));
+    const xs = [-1e4, -300, -1, 0, 1, 1e4];
+    const y = model.run({ x: tensorFrom(xs, [6], 'float32') }, { loss: 'none' }).outputs.get('y')!;
+    xs.forEach((v, i) => assert.ok(Math.abs(y.data[i] - Math.asinh(v)) <= 1e-6 * Math.max(1, Math.abs(Math.asinh(v))), `asinh(${v}) = ${y.data[i]}`));
+  });
+});
