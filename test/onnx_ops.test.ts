@@ -247,3 +247,25 @@ describe('hyperbolic functions and inverses: gradients, asinh accurate for large
     xs.forEach((v, i) => assert.ok(Math.abs(y.data[i] - Math.asinh(v)) <= 1e-6 * Math.max(1, Math.abs(Math.asinh(v))), `asinh(${v}) = ${y.data[i]}`));
   });
 });
+
+describe('LRN, DepthToSpace, SpaceToDepth: gradients', () => {
+  const one = (op: string, attrs: Record<string, number | string>, dims: number[]): ModelSpec => ({
+    nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs, floatAttrs: ['alpha', 'beta', 'bias'] }],
+    inputs: [{ name: 'x', type: D, dims }],
+    outputs: [{ name: 'y', type: D, dims: null }],
+  });
+  test('LRN with an even window (ONNX puts the extra channel after c)', () => {
+    checkGrad(one('LRN', { size: 4, alpha: 0.3, beta: 0.75, bias: 2 }, [1, 5, 2, 2]), { x: randn([1, 5, 2, 2], 61) });
+    const [y] = run(one('LRN', { size: 2, alpha: 2, beta: 1, bias: 1 }, [1, 3, 1, 1]), { x: tensorFrom([1, 2, 3], [1, 3, 1, 1], 'float64') });
+    // windows {c, c+1}: sums 1+4, 4+9, 9 -> y = x / (1 + (2/2) * sum)
+    assert.deepEqual(Array.from(y.data), [1 / 6, 2 / 14, 3 / 10]);
+  });
+  test('DepthToSpace (DCR and CRD) and SpaceToDepth', () => {
+    checkGrad(one('DepthToSpace', { blocksize: 2, mode: 'CRD' }, [1, 8, 2, 3]), { x: randn([1, 8, 2, 3], 62) });
+    const x = tensorFrom(Array.from({ length: 16 }, (_, i) => i), [1, 4, 2, 2], 'float64');
+    const [y] = run(one('DepthToSpace', { blocksize: 2 }, [1, 4, 2, 2]), { x });
+    assert.deepEqual(Array.from(y.data), [0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15]);
+    const [back] = run(one('SpaceToDepth', { blocksize: 2 }, [1, 1, 4, 4]), { x: tensorFrom(Array.from(y.data), [1, 1, 4, 4], 'float64') });
+    assert.deepEqual(Array.from(back.data), Array.from(x.data));
+  });
+});
