@@ -269,3 +269,19 @@ describe('LRN, DepthToSpace, SpaceToDepth: gradients', () => {
     assert.deepEqual(Array.from(back.data), Array.from(x.data));
   });
 });
+
+test('MaxPool Indices: flat indices over N and C, row- or column-major, first maximum on ties', () => {
+  const spec = (order: number): ModelSpec => ({
+    opset: 12,
+    nodes: [{ op: 'MaxPool', inputs: ['x'], outputs: ['y', 'i'], attrs: { kernel_shape: [2, 2], pads: [0, 1, 0, 0], storage_order: order } }],
+    inputs: [{ name: 'x', type: D, dims: [1, 2, 2, 3] }],
+    outputs: [{ name: 'y', type: D, dims: null }, { name: 'i', type: 7, dims: null }],
+  });
+  // channel 0: [[1, 5, 2], [5, 0, 3]]; channel 1: [[0, 0, 0], [0, 0, 9]]; windows start at w = -1, 0, 1
+  const x = tensorFrom([1, 5, 2, 5, 0, 3, 0, 0, 0, 0, 0, 9], [1, 2, 2, 3], 'float64');
+  const [y, rowMajor] = run(spec(0), { x });
+  assert.deepEqual(Array.from(y.data), [5, 5, 5, 0, 0, 9]);
+  assert.deepEqual(Array.from(rowMajor.data), [3, 1, 1, 6, 6, 11]);
+  const [, colMajor] = run(spec(1), { x });
+  assert.deepEqual(Array.from(colMajor.data), [1, 2, 2, 6, 6, 11]);
+});
