@@ -7,7 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { backward, gradcheck, loadOnnx, Rng, Tensor, tensorFrom } from '../engine';
+import { backward, gradcheck, loadOnnx, Rng, sum, Tensor, tensorFrom } from '../engine';
 import { ModelSpec, onnxModel } from './onnx_builder';
 import { repoRoot } from './helpers';
 import { relativeError } from './metrics';
@@ -284,4 +284,37 @@ test('MaxPool Indices: flat indices over N and C, row- or column-major, first ma
   assert.deepEqual(Array.from(rowMajor.data), [3, 1, 1, 6, 6, 11]);
   const [, colMajor] = run(spec(1), { x });
   assert.deepEqual(Array.from(colMajor.data), [1, 2, 2, 6, 6, 11]);
+});
+
+describe('Cast narrows onto the target type', () => {
+  const cast = (to: number, type = F, attrs: Record<string, number> = {}): ModelSpec => ({
+    opset: 21,
+    nodes: [{ op: 'Cast', inputs: ['x'], outputs: ['y'], attrs: { to, ...attrs } }],
+    inputs: [{ name: 'x', type, dims: [6] }],
+    outputs: [{ name: 'y', type: to, dims: [6] }],
+  });
+  const values = (spec: ModelSpec, xs: number[], dtype: 'float32' | 'int32' = 'float32') =>
+    Array.from(loadOnnx(onnxModel(spec)).run({ x: tensorFrom(xs, [6], dtype) }, { loss: 'none' }).outputs.get('y')!.data);
+  test('float16 and bfloat16: round to nearest even, overflow to inf', () => {
+    assert.deepEqual(values(cast(10), [65519, 65520, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -25, -0.1]), [65504, Infinity, 1, 1 + 2 ** -9, 0, Math.fround(-0.0999755859375)]);
+    assert.deepEqual(values(cast(16), [1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, 1e-40, -300.5, 0.1]), [1, 1 + 2 ** -6, Infinity, Math.fround(1e-40 - (1e-40 % 2 ** -133)), -300, Math.fround(0.10009765625)]);
+  });
+  test('float8 e4m3fn: saturate (default) or NaN; fnuz has no negative zero', () => {
+    // smallest subnormal 2^-9: 0.75 * 2^-9 rounds up to it, 2^-10 (a tie) to the even 0; 464 (a tie) to 448
+    assert.deepEqual(values(cast(17), [464, 500, -Infinity, 0.75 * 2 ** -9, 2 ** -10, 3.3]), [448, 448, -448, 2 ** -9, 0, 3.25]);
+    assert.ok(values(cast(17, F, { saturate: 0 }), [500, 1, 1, 1, 1, 1]).slice(0, 1).every(Number.isNaN));
+    assert.ok(Object.is(values(cast(18), [-0, -1e-9, 1, 1, 1, 1])[0], 0) && Object.is(values(cast(18), [-0, -1e-9, 1, 1, 1, 1])[1], 0));
+  });
+  test('to narrow ints: truncate, then wrap (two\'s complement), as numpy astype', () => {
+    assert.deepEqual(values(cast(2), [-3, -3.7, 255, 256, 300, 1.9]), [253, 253, 255, 0, 44, 1]);
+    assert.deepEqual(values(cast(22), [-9, 8, 7, -8, 15, 16]), [7, -8, 7, -8, -1, 0]);
+    assert.deepEqual(values(cast(2, 6), [-1, 256, 257, 0, 1, -256], 'int32'), [255, 0, 1, 0, 1, 0]);
+  });
+  test('the gradient of a float cast passes straight through (finite values)', () => {
+    const model = loadOnnx(onnxModel(cast(10)));
+    const x = tensorFrom([0.1, 1e5, -2.3, 0.5, 7, 1e-8], [6], 'float32', { requiresGrad: true });
+    const y = model.run({ x }, { loss: 'none' }).outputs.get('y')!;
+    backward(sum(y));
+    assert.deepEqual(Array.from(x.grad!.data), [1, 0, 1, 1, 1, 1]);
+  });
 });
