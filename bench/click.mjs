@@ -9,7 +9,7 @@
 // stamps the first frame whose editor shows the decoration (~16 ms resolution), so no round trip to this
 // process is counted. Needs the e2e setup (npm run e2e:setup) and a packaged extension (GL_E2E_VSIX=path
 // skips `npm run package`). Writes bench/results/click.json. Not a test: nothing here asserts a speed.
-import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -74,6 +74,34 @@ const SPARK = /^"?∇ [▁▂▃▄▅▆▇█ !]+/;
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** Output-channel files of the extension (one per window's extension host) under the server's user-data logs. */
+function outputLogs(scratch) {
+  const found = [];
+  const walk = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (/Gradient Lens\.log$/.test(e.name)) found.push(join(dir, e.name));
+    }
+  };
+  walk(join(scratch, 'user-data', 'logs'));
+  return found;
+}
+
+/** Lines the extension logged since the last call ("time to overlays ...": where the time went, per run). */
+function logReader(scratch) {
+  const seen = new Map();
+  return () => {
+    const out = [];
+    for (const f of outputLogs(scratch)) {
+      const lines = readFileSync(f, 'utf8').split('\n');
+      out.push(...lines.slice(seen.get(f) ?? 0).filter((l) => /time to/.test(l)).map((l) => l.trim()));
+      seen.set(f, lines.length - 1);
+    }
+    return out;
+  };
+}
+
 async function main() {
   const codeServer = await ensureCodeServer();
   const vsix = await packageVsix();
@@ -82,6 +110,7 @@ async function main() {
   cpSync(join(ROOT, 'examples'), workspace, { recursive: true, filter: (src) => !/__pycache__/.test(src) });
   const server = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'click', settings: { 'gradientLens.train.steps': 5 } });
   const chrome = await launchChromium({ webgpu: false, name: 'chromium-click' });
+  const newLogLines = logReader(scratch);
   const results = [];
   try {
     for (const name of examples) {
@@ -94,7 +123,10 @@ async function main() {
       await arm(wb.page, NORM);
       await clickLens(wb, 'Inspect gradients');
       const cold = await measured(wb, `the first overlay of ${name}`);
+      await sleep(200);
+      const coldBreakdown = newLogLines();
       const warm = [];
+      const warmBreakdown = [];
       for (let i = 0; i < warmRuns; i++) {
         await wb.runCommand('Gradient Lens: Clear Overlays');
         await wb.poll(() => wb.readDecorations(), (ds) => !ds.some((d) => NORM.test(d.after ?? '')), 'overlays to clear');
@@ -102,6 +134,8 @@ async function main() {
         await arm(wb.page, NORM);
         await clickLens(wb, 'Inspect gradients');
         warm.push(await measured(wb, `overlay re-run ${i + 1} of ${name}`));
+        await sleep(200);
+        warmBreakdown.push(...newLogLines());
       }
       let trainFirstStep = null;
       if (withTrain) {
@@ -110,9 +144,14 @@ async function main() {
         await arm(wb.page, SPARK, 'enter');
         await wb.runCommand('Gradient Lens: Train N Steps…', { input: 5 });
         trainFirstStep = await measured(wb, `the first training sparkline of ${name}`);
+        await sleep(200);
       }
-      const row = { example: name, coldMs: cold, warmMs: warm, warmMedianMs: median(warm), warmBestMs: Math.min(...warm), trainFirstStepMs: trainFirstStep };
+      const trainBreakdown = newLogLines();
+      const row = { example: name, coldMs: cold, warmMs: warm, warmMedianMs: median(warm), warmBestMs: Math.min(...warm), trainFirstStepMs: trainFirstStep, coldBreakdown, warmBreakdown, trainBreakdown };
       log(`${name}: cold ${cold.toFixed(0)} ms, warm median ${row.warmMedianMs.toFixed(0)} ms (${warm.map((w) => w.toFixed(0)).join(', ')})${trainFirstStep !== null ? `, first training step ${trainFirstStep.toFixed(0)} ms` : ''}`);
+      log(`  cold: ${coldBreakdown.join(' | ')}`);
+      for (const l of warmBreakdown) log(`  warm: ${l}`);
+      for (const l of trainBreakdown) log(`  train: ${l}`);
       results.push(row);
       await wb.page.close();
     }

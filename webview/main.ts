@@ -142,6 +142,9 @@ function renderReport(): void {
 
 engine.onBackend = showBackend;
 engine.onError = (message) => post({ type: 'error', message });
+// Start the engine at once (worker script, kernels, backend selection) with the backend setting the host put in
+// the page, instead of after the ready/hello round trip: the first run usually follows right away.
+void engine.prepare((app.dataset.backend as RunSettings['backend'] | undefined) ?? state.settings.backend);
 
 window.addEventListener('message', async (event: MessageEvent<HostToWebview>) => {
   const m = event.data;
@@ -151,23 +154,25 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       // The user's configured defaults, unless a run of this panel already chose its own.
       if (!state.training?.record) training.setSettings(m.train);
       renderReport();
-      void engine.probe(m.settings.backend);
+      void engine.prepare(m.settings.backend);
       break;
     case 'run': {
+      const received = performance.now();
       activeRun = m.runId;
       state.settings = m.settings;
       setStatus(`Running ${m.modelName}…`, true);
       try {
-        const report = await engine.run(m, { onProgress: (text) => {
+        const { report, workerStartMs, backendMs } = await engine.run(m, { onProgress: (text) => {
           setStatus(text, true);
           post({ type: 'progress', runId: m.runId, message: text });
         } });
+        // The overlays wait for this message: send it before drawing the panel.
+        post({ type: 'report', runId: m.runId, report, phases: { workerStartMs, backendMs, pageMs: performance.now() - received } });
         state.report = report;
         state.findings = [];
         save();
         setStatus('');
         renderReport();
-        post({ type: 'report', runId: m.runId, report });
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         setStatus(message === 'cancelled' ? 'Cancelled.' : `Failed: ${message}`);
