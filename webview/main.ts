@@ -146,6 +146,29 @@ engine.onError = (message) => post({ type: 'error', message });
 // the page, instead of after the ready/hello round trip: the first run usually follows right away.
 void engine.prepare((app.dataset.backend as RunSettings['backend'] | undefined) ?? state.settings.backend);
 
+/**
+ * The panel is drawn once per run, after the editor's overlays: the host sends the findings right after setting
+ * the decorations, so the report is drawn with them then. The page shares its thread with the workbench in
+ * VS Code's browser builds, so drawing first (and again with the findings) delayed the overlays' paint.
+ * Without findings (a superseded run, a host error) the report is drawn after a second anyway.
+ */
+let drawTimer: ReturnType<typeof setTimeout> | undefined;
+function drawAfterOverlays(runId: number): void {
+  clearTimeout(drawTimer);
+  drawTimer = setTimeout(() => {
+    if (runId === activeRun) drawSoon();
+  }, 1000);
+}
+
+/** Saves the state and draws the panel after the next frame (the one painting the overlays). */
+function drawSoon(): void {
+  clearTimeout(drawTimer);
+  save();
+  requestAnimationFrame(() => {
+    drawTimer = setTimeout(renderReport, 0);
+  });
+}
+
 window.addEventListener('message', async (event: MessageEvent<HostToWebview>) => {
   const m = event.data;
   switch (m.type) {
@@ -170,9 +193,8 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
         post({ type: 'report', runId: m.runId, report, phases: { workerStartMs, backendMs, pageMs: performance.now() - received } });
         state.report = report;
         state.findings = [];
-        save();
         setStatus('');
-        renderReport();
+        drawAfterOverlays(m.runId);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         setStatus(message === 'cancelled' ? 'Cancelled.' : `Failed: ${message}`);
@@ -216,8 +238,7 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
     case 'findings':
       if (m.runId === activeRun || activeRun === 0) {
         state.findings = m.findings;
-        save();
-        renderReport();
+        drawSoon();
       }
       break;
     case 'focusModule':
