@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
-import { BackendInfo, HostToWebview, RunPhases, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, WebviewToHost } from './protocol';
+import { BackendInfo, HostToWebview, LiveStatus, RunPhases, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, WebviewToHost } from './protocol';
 
 export interface PanelEvents {
   onRevealModule(path: string): void;
@@ -106,6 +106,15 @@ export class GradientLensPanel implements vscode.Disposable {
   /** Shows a record that did not come from this panel's engine (imported from a file). */
   showTraining(record: TrainingRecord): void {
     void this.ready.then(() => this.post({ type: 'showTraining', record: serializeTrainingRecord(record) }));
+  }
+
+  /** A followed training job: the whole record (append false) or the steps after those sent before. */
+  showLiveTraining(record: TrainingRecord, append: boolean, status: LiveStatus): void {
+    void this.ready.then(() => this.post({ type: 'liveTraining', record: serializeTrainingRecord(record), append, status }));
+  }
+
+  showLiveStatus(status: LiveStatus): void {
+    void this.ready.then(() => this.post({ type: 'liveStatus', status }));
   }
 
   showFindings(runId: number, findings: Finding[]): void {

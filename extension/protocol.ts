@@ -104,6 +104,18 @@ export type SerializedTrainingRecord = string;
 /** Why a training run ended. */
 export type TrainStop = 'done' | 'cancelled' | 'anomaly';
 
+/** A training stream the extension follows ("Attach to Training Job"): what the status line says. */
+export interface LiveStatus {
+  /** The stream file, relative to the workspace when inside it. */
+  file: string;
+  /** waiting: no step recorded yet; live: the job appends; ended: the job closed the stream; detached: no longer followed. */
+  state: 'waiting' | 'live' | 'ended' | 'detached';
+  /** The last recorded step number. */
+  step: number | null;
+  /** Milliseconds since that step arrived, when the message was sent (the receiver adds the time since). */
+  ageMs: number | null;
+}
+
 export type HostToWebview =
   | { type: 'hello'; version: string; settings: RunSettings; train: TrainSettings }
   | ({ type: 'run' } & RunRequest)
@@ -116,7 +128,11 @@ export type HostToWebview =
   /** Train N steps (cancel with 'cancel' and the same runId: the run stops after the current step). */
   | ({ type: 'train' } & TrainRequest)
   /** Show a training record that was imported from a file (e.g. written by python/gradlens_recorder.py). */
-  | { type: 'showTraining'; record: SerializedTrainingRecord };
+  | { type: 'showTraining'; record: SerializedTrainingRecord }
+  /** A followed training stream: the whole record (append: false) or only the steps after those sent before (append: true). */
+  | { type: 'liveTraining'; record: SerializedTrainingRecord; append: boolean; status: LiveStatus }
+  /** The followed stream's state changed without new steps (ended, detached). */
+  | { type: 'liveStatus'; status: LiveStatus };
 
 export type WebviewToHost =
   | { type: 'ready' }

@@ -231,6 +231,16 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
     case 'showTraining':
       training.finish(parseTrainingRecord(m.record, 'imported record'), 'imported');
       break;
+    case 'liveTraining':
+      try {
+        training.live(parseTrainingRecord(m.record, 'followed training record'), m.append, m.status);
+      } catch (err) {
+        post({ type: 'error', message: `the followed training record cannot be shown: ${err instanceof Error ? err.message : String(err)}` });
+      }
+      break;
+    case 'liveStatus':
+      training.liveStatus(m.status);
+      break;
     case 'cancel':
       if (m.runId === activeTraining) engine.stopTraining(m.runId);
       else engine.cancel(m.runId);
