@@ -375,3 +375,14 @@ describe('Einsum and TopK', () => {
     checkGrad(spec, { x: randn([4, 2], 80) });
   });
 });
+
+test('RotaryEmbedding gradients (input and caches; interleaved, partial rotary dim, position ids)', () => {
+  const spec = (interleaved: number): ModelSpec => ({
+    opset: 23,
+    nodes: [{ op: 'RotaryEmbedding', inputs: ['x', 'cos', 'sin', 'pos'], outputs: ['y'], attrs: { interleaved, rotary_embedding_dim: 4, num_heads: 2 } }],
+    inputs: [{ name: 'x', type: D, dims: [1, 3, 12] }, { name: 'cos', type: D, dims: [5, 2] }, { name: 'sin', type: D, dims: [5, 2] }],
+    outputs: [{ name: 'y', type: D, dims: null }],
+    initializers: [{ name: 'pos', type: 7, dims: [1, 3], values: [4, 0, 2] }],
+  });
+  for (const interleaved of [0, 1]) checkGrad(spec(interleaved), { x: randn([1, 3, 12], 90), cos: randn([5, 2], 91), sin: randn([5, 2], 92) });
+});
