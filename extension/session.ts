@@ -1,8 +1,9 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { diagnose, Finding } from '../engine/inspect/diagnose';
-import type { InspectionReport } from '../engine/inspect/report';
-import { runSettings, thresholds, trainSettings } from './config';
+import { InspectionReport, withModuleKinds } from '../engine/inspect/report';
+import { baselineOf, compareRuns, isPinnedRun, parseBaseline, RunBaseline } from '../engine/inspect/baseline';
+import { panelPosition, runSettings, thresholds, trainSettings } from './config';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { anomalyDiagnostic, trainingOverlays } from './overlay/training';
 import { locateModel } from './modelLocator';
@@ -11,7 +12,7 @@ import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
 import { GradientLensPanel, PanelEvents } from './panel';
 import { BackendInfo, RunSettings, TrainSettings } from './protocol';
-import { SourceMapper, DocumentMapping } from './sourceAnchors';
+import { SourceMapper, DocumentMapping, sourceKinds } from './sourceAnchors';
 
 interface LastRun {
   runId: number;
@@ -20,7 +21,11 @@ interface LastRun {
   report: InspectionReport;
   findings: Finding[];
   mapping: DocumentMapping;
+  /** Module classes the source names where the export does not (sourceKinds). */
+  kinds: Record<string, string>;
 }
+
+const BASELINE_KEY = 'gradientLens.baseline';
 
 /** A training record shown on a document: from a run in the panel or imported from a file. */
 interface TrainingView {
@@ -44,8 +49,11 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   private running: vscode.CancellationTokenSource | undefined;
   private trainingRun: vscode.CancellationTokenSource | undefined;
   private trainingView: TrainingView | undefined;
+  /** The pinned run new runs are compared with (kept in the workspace's storage). */
+  private pinned: RunBaseline | null;
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper) {
+    this.pinned = parseBaseline(context.workspaceState.get(BASELINE_KEY));
     this.status.name = 'Gradient Lens';
     this.status.command = 'gradientLens.showPanel';
     this.updateStatus();
@@ -67,8 +75,9 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     return this.last;
   }
 
-  showPanel(preserveFocus = false): GradientLensPanel {
-    return GradientLensPanel.show(this.context, this, runSettings(this.last?.document), trainSettings(this.last?.document), preserveFocus);
+  showPanel(preserveFocus = false): Promise<GradientLensPanel> {
+    const scope = this.last?.document;
+    return GradientLensPanel.show(this.context, this, runSettings(scope), trainSettings(scope), preserveFocus, panelPosition(scope));
   }
 
   /** Inspects the model of `target` (or of the active Python editor). */
@@ -79,7 +88,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const bytes = await readModel(modelUri);
     if (!bytes) return undefined;
     const runSettingsNow = settings ?? runSettings(document?.uri);
-    const panel = this.showPanel(true);
+    const panel = await this.showPanel(true);
     const runId = ++this.runCounter;
     const modelName = path.basename(modelUri.path);
     const watches = document ? await this.mapper.watches(document) : [];
@@ -97,7 +106,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       );
       if (runId !== this.runCounter) return undefined; // superseded
       const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
-      this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping };
+      this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping, kinds: {} };
       await this.apply(this.last);
       return report;
     } catch (err) {
@@ -134,8 +143,9 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   /** Diagnoses with the current thresholds and draws overlays, diagnostics, status and logs. */
   private async apply(run: LastRun): Promise<void> {
     run.findings = diagnose(run.report, thresholds(run.document));
+    run.kinds = sourceKinds(run.report.modules, run.mapping.classOf);
     this.render(run.document);
-    GradientLensPanel.existing?.showFindings(run.runId, run.findings);
+    GradientLensPanel.existing?.showFindings(run.runId, run.findings, run.kinds);
     const r = run.report;
     this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
     this.output.appendLine(`  ${r.backend} (${r.dtype}): loss ${r.loss.kind} = ${r.loss.value.toPrecision(6)}, forward ${r.timings.forwardMs.toFixed(1)} ms, backward ${r.timings.backwardMs.toFixed(1)} ms; ${run.findings.length} findings; ${run.mapping.anchors.length} source anchors, ${run.mapping.unmapped.length} modules not found in the source`);
@@ -155,7 +165,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const key = document.toString();
     const run = this.last?.document.toString() === key ? this.last : undefined;
     const view = this.trainingView?.document.toString() === key ? this.trainingView : undefined;
-    let overlays = run ? mergeOverlays(buildOverlays(run.report, run.mapping.anchors, run.findings), hookOverlays(run.report, run.mapping.watchLines)) : [];
+    const comparison = run && this.pinned && !isPinnedRun(this.pinned, run.report) ? compareRuns(run.report, this.pinned) : undefined;
+    let overlays = run ? mergeOverlays(buildOverlays(withModuleKinds(run.report, run.kinds), run.mapping.anchors, run.findings, comparison), hookOverlays(run.report, run.mapping.watchLines)) : [];
     const problems = run ? lineDiagnostics(placeFindings(run.findings, run.mapping.anchors, run.mapping.fallbackLine)) : [];
     if (view) {
       overlays = mergeOverlays(overlays, trainingOverlays(view.record, view.mapping.anchors));
@@ -171,6 +182,43 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     }));
   }
 
+  // ---------------------------------------------------------------- baseline
+
+  get baseline(): RunBaseline | null {
+    return this.pinned;
+  }
+
+  /** Pins the last run as the baseline later runs are compared with ("did my fix help?"). */
+  pinBaseline(): RunBaseline | null {
+    if (!this.last) {
+      void vscode.window.showInformationMessage('Gradient Lens: inspect a model first, then pin its run as the baseline.');
+      return null;
+    }
+    const baseline = baselineOf(this.last.report);
+    this.setBaseline(baseline);
+    GradientLensPanel.existing?.showBaseline(baseline);
+    return baseline;
+  }
+
+  clearBaseline(): void {
+    this.setBaseline(null);
+    GradientLensPanel.existing?.showBaseline(null);
+  }
+
+  /** The panel pinned or cleared the baseline. */
+  onBaseline(baseline: RunBaseline | null): void {
+    this.setBaseline(baseline);
+  }
+
+  private setBaseline(baseline: RunBaseline | null): void {
+    this.pinned = baseline;
+    void this.context.workspaceState.update(BASELINE_KEY, baseline ?? undefined);
+    if (baseline) this.output.appendLine(`baseline pinned: ${baseline.model} (loss ${baseline.loss.value.toPrecision(5)}, ${baseline.pinnedAt})`);
+    else this.output.appendLine('baseline cleared');
+    if (this.last) this.render(this.last.document);
+    this.changed.fire();
+  }
+
   // ---------------------------------------------------------------- training
 
   /** "Train N steps" on the model of the active Python file (or the last inspected one). */
@@ -184,7 +232,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const trainNow = train ?? trainSettings(document?.uri);
     const settingsNow = settings ?? runSettings(document?.uri);
     const modelName = path.basename(modelUri.path);
-    const panel = this.showPanel(true);
+    const panel = await this.showPanel(true);
     const runId = ++this.runCounter;
     this.trainingRun?.cancel();
     const cts = (this.trainingRun = new vscode.CancellationTokenSource());
@@ -298,7 +346,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.trainingView = { document: document.uri, record, mapping, origin: 'import' };
     void vscode.commands.executeCommand('setContext', 'gradientLens.hasTraining', true);
     this.render(document.uri);
-    this.showPanel(true).showTraining(record);
+    (await this.showPanel(true)).showTraining(record);
     this.output.appendLine(`imported ${path.basename(uri.fsPath)} (${record.producer}): ${record.steps.length} steps, ${record.modules.length} modules, ${mapping.anchors.length} source anchors on ${vscode.workspace.asRelativePath(document.uri)}; ${mapping.unmapped.length} modules not found in the source`);
     for (const u of mapping.unmapped.slice(0, 20)) this.output.appendLine(`    unmapped ${u.path}: ${u.reason}`);
     await vscode.window.showTextDocument(document, { preview: false, preserveFocus: false, viewColumn: vscode.ViewColumn.One });
@@ -334,8 +382,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 
   /** Opens the panel at a layer's attention maps. */
-  showAttention(modulePath: string): void {
-    const panel = this.showPanel(true);
+  async showAttention(modulePath: string): Promise<void> {
+    const panel = await this.showPanel(true);
     panel.showAttention(modulePath);
   }
 
