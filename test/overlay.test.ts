@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { diagnose, inspectOnnx, InspectionReport } from '../engine';
-import { buildOverlays, lineDiagnostics, mergeOverlays, moduleSummary, placeFindings } from '../extension/overlay/model';
+import { buildOverlays, callLineModules, LineAnchor, lineDiagnostics, LONG_LINE_COLUMNS, mergeOverlays, moduleSummary, overlayTextFor, placeFindings, problemsSummary } from '../extension/overlay/model';
 import { hookOverlays } from '../extension/overlay/hooks';
 import { sci, sciCompact, sparkline } from '../extension/overlay/format';
 import { createPythonParser, indexPythonSource } from '../extension/sourceMap';
@@ -106,4 +106,75 @@ test('moduleSummary for a module without parameters uses its output gradient', (
     outputGrad: { count: 32, norm: 0.5, mean: 0, std: 0, min: 0, max: 0, zeroFraction: 0, nanCount: 0, infCount: 0, histogram: { log10Edges: [], counts: [] } },
   } satisfies InspectionReport['modules'][number];
   assert.deepEqual(moduleSummary(m), { text: '‖∇out‖ 5.0e-1 · [4,8]', compact: '‖∇out‖ 5.0e-1' });
+});
+
+test('nested calls: `x = x + self.mlp(self.norm2(x))` shows mlp\'s output, not mlp.0\'s or norm2\'s (both exporters)', async () => {
+  const file = path.join(repoRoot, 'test', 'fixtures', 'python', 'tiny_vit.py');
+  const src = fs.readFileSync(file, 'utf8');
+  const index = indexPythonSource(await createPythonParser(), src, file);
+  for (const onnx of ['tiny_vit_legacy.onnx', 'tiny_vit_dynamo.onnx']) {
+    const report = await inspectOnnx(new Uint8Array(fs.readFileSync(path.join(repoRoot, 'test', 'fixtures', 'onnx', onnx))), onnx, { batch: 8 });
+    const { anchors } = documentMapping(index, report, file, src);
+    const overlays = buildOverlays(report, anchors, diagnose(report));
+    const at = (text: string) => overlays.find((o) => o.line === src.split('\n').findIndex((l) => l.trim() === text));
+    const mlp = at('x = x + self.mlp(self.norm2(x))');
+    assert.ok(mlp, `${onnx}: no overlay on the mlp call line`);
+    assert.deepEqual(mlp.modulePaths, ['blocks.0.mlp', 'blocks.1.mlp'], onnx);
+    // mlp's output is [8, 17, 16] (dim); mlp.0's is [8, 17, 32] (2 * dim): the line shows the former.
+    assert.deepEqual(report.modules.find((m) => m.path === 'blocks.0.mlp.0')!.outputShape, [8, 17, 32]);
+    assert.match(mlp.text, / · \[8,17,16\] · 2 modules$/, `${onnx}: ${mlp.text}`);
+    const attn = at('x = x + self.attn(self.norm1(x))')!;
+    assert.deepEqual(attn.modulePaths, ['blocks.0.attn', 'blocks.1.attn'], onnx);
+    // `self.head(self.norm(x)[:, 0])`: head, not the norm in its argument.
+    assert.deepEqual(at('return self.head(self.norm(x)[:, 0])')!.modulePaths, ['head'], onnx);
+    const head = report.modules.find((m) => m.path === 'head')!;
+    assert.equal(at('return self.head(self.norm(x)[:, 0])')!.text, `‖∇‖ ${sciCompact(head.gradNorm)} · [8,10]`);
+  }
+});
+
+test('callLineModules: outermost call first; sibling calls each, in call order; Sequential elements inside the call', () => {
+  const call = (modulePath: string, column: number, endColumn: number, through?: LineAnchor['through']): LineAnchor => ({ modulePath, line: 0, kind: 'call', column, endColumn, ...(through ? { through } : {}) });
+  const depth = (p: string) => ({ tok: 0, pos: 1, 'blocks.0.mlp': 5, 'blocks.0.mlp.0': 6, 'blocks.0.norm2': 4 } as Record<string, number>)[p] ?? 9;
+  // x = x + self.mlp(self.norm2(x)): mlp.0 runs through the Sequential's call; norm2 is an argument.
+  assert.deepEqual(callLineModules([call('blocks.0.norm2', 17, 30), call('blocks.0.mlp', 8, 31), call('blocks.0.mlp.0', 8, 31, 'container')], depth), [['blocks.0.mlp']]);
+  // x = self.tok(idx) + self.pos(pos): both, in forward order.
+  assert.deepEqual(callLineModules([call('pos', 22, 35), call('tok', 4, 17)], depth), [['tok'], ['pos']]);
+});
+
+test('CodeLens: the class lens counts what the Problems panel lists, info items included (lora, small_cnn)', async () => {
+  for (const [example, options] of [['lora', { batch: 8 }], ['small_cnn', { batch: 4 }]] as const) {
+    const { report, anchors, root } = await mapped(example, options);
+    const findings = diagnose(report);
+    const problems = lineDiagnostics(placeFindings(findings, anchors, root.line));
+    assert.ok(problems.length > 0, `${example}: the Problems panel lists something`);
+    const summary = problemsSummary(problems);
+    assert.notEqual(summary, 'no problems', example);
+    const infos = problems.filter((p) => p.severity === 'info');
+    if (infos.length) assert.match(summary, new RegExp(`${infos.length} info \\(${[...new Set(infos.map((p) => p.kind))].join(', ')}\\)`), `${example}: ${summary}`);
+    const warnings = problems.filter((p) => p.severity === 'warning').length;
+    if (warnings) assert.match(summary, new RegExp(`^${warnings} warnings? \\(`), `${example}: ${summary}`);
+  }
+  assert.equal(problemsSummary([]), 'no problems');
+  assert.equal(problemsSummary([{ severity: 'warning', kind: 'vanishing' }, { severity: 'info', kind: 'zero-gradient' }, { severity: 'info', kind: 'zero-gradient' }]), '1 warning (vanishing) · 2 info (zero-gradient)');
+});
+
+test('long lines take the compact overlay: the first number, in the same notation', async () => {
+  const { src, report, anchors } = await mapped('tiny_gpt', { batch: 2, sequenceLength: 12 });
+  const overlays = buildOverlays(report, anchors, diagnose(report));
+  const withCompact = overlays.filter((o) => o.compact !== undefined);
+  assert.ok(withCompact.length > 0);
+  for (const o of withCompact) {
+    assert.ok(o.text.startsWith(o.compact!.split(' │ ')[0]), `${o.text} / ${o.compact}`);
+    assert.ok(o.compact!.length < o.text.length);
+    const code = src.split('\n')[o.line].trimEnd().length;
+    assert.equal(overlayTextFor(o, code), code + 2 + o.text.length > LONG_LINE_COLUMNS ? o.compact : o.text);
+  }
+  const o = withCompact[0];
+  assert.equal(overlayTextFor(o, 20), o.text);
+  assert.equal(overlayTextFor(o, LONG_LINE_COLUMNS), o.compact);
+  assert.equal(overlayTextFor({ text: 'x'.repeat(200) }, 90), 'x'.repeat(200), 'nothing shorter to show');
+  assert.equal(sciCompact(0.0312), '3.1e-2');
+  assert.equal(sciCompact(1234.5), '1.2e3');
+  assert.equal(sciCompact(1.9), '1.9e0');
+  assert.equal(sciCompact(0), '0');
 });
