@@ -178,3 +178,13 @@ test('long lines take the compact overlay: the first number, in the same notatio
   assert.equal(sciCompact(1.9), '1.9e0');
   assert.equal(sciCompact(0), '0');
 });
+
+test('LoRA: frozen base layers say "frozen" rather than nothing; the wrappers show their own gradient', async () => {
+  const { src, report, anchors } = await mapped('lora', { batch: 8 });
+  const overlays = buildOverlays(report, anchors, diagnose(report));
+  const at = (text: string) => overlays.find((o) => o.line === lineOf(src, text))!;
+  assert.equal(at('self.base = nn.Linear').text, 'frozen · 2 modules');
+  assert.equal(at('self.proj = LoRALinear').text, `‖∇‖ ${sciCompact(report.modules.find((m) => m.path === 'proj')!.gradNorm)} · [8,64]`);
+  // `self.head(torch.relu(self.proj(x)))`: head, the outermost call.
+  assert.deepEqual(at('return self.head(torch.relu(self.proj(x)))').modulePaths, ['head']);
+});

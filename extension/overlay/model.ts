@@ -59,6 +59,9 @@ function shownGradient(m: ModuleReport): { quantity: ModuleComparison['quantity'
   return m.outputGrad ? { quantity: '‖∇out‖', value: m.outputGrad.norm } : null;
 }
 
+/** Modules whose parameters are all frozen (requires_grad=False): why they have no ‖∇‖. */
+const frozen = (ms: readonly ModuleReport[]) => ms.every((m) => m.parameters.length > 0 && m.parameters.every((p) => !p.trainable));
+
 /** ` (was 3.2e-8)` when the baseline has the same quantity for the module, ` (new)` when it did not have it. */
 function wasText(c: ModuleComparison | undefined, quantity: string | undefined): string {
   if (!c) return '';
@@ -72,7 +75,7 @@ function wasText(c: ModuleComparison | undefined, quantity: string | undefined):
  */
 export function moduleSummary(m: ModuleReport, c?: ModuleComparison): { text: string; compact: string } {
   const g = shownGradient(m);
-  const grad = g ? `${g.quantity} ${sciCompact(g.value)}${wasText(c, g.quantity)}` : '∇ none';
+  const grad = g ? `${g.quantity} ${sciCompact(g.value)}${wasText(c, g.quantity)}` : frozen([m]) ? 'frozen' : '∇ none';
   const shape = shapeCompact(m.outputShape);
   return { text: shape ? `${grad} · ${shape}` : grad, compact: grad };
 }
@@ -85,7 +88,10 @@ function multiSummary(ms: ModuleReport[]): { text: string; compact: string } {
   const norms = ms.map((m) => m.gradNorm).filter((v): v is number => v !== null);
   const shapes = new Set(ms.map((m) => shapeCompact(m.outputShape)));
   const shape = shapes.size === 1 && !shapes.has('') ? ` · ${[...shapes][0]}` : '';
-  if (norms.length === 0) return { text: `${ms.length} modules${shape}`, compact: `${ms.length} modules` };
+  if (norms.length === 0) {
+    const what = frozen(ms) ? 'frozen · ' : '';
+    return { text: `${what}${ms.length} modules${shape}`, compact: `${what}${ms.length} modules` };
+  }
   const range = `‖∇‖ ${sciCompact(Math.min(...norms))} … ${sciCompact(Math.max(...norms))}`;
   return { text: `${range}${shape} · ${ms.length} modules`, compact: range };
 }
@@ -249,11 +255,11 @@ export function buildOverlays(report: InspectionReport, anchors: readonly LineAn
 }
 
 /**
- * Code plus overlay wider than this many columns takes the overlay's compact form: at 1440–1600 px with the
- * panel beside the editor, text past about 100 columns is cut off at the editor's edge, and the first number
- * is the one that matters.
+ * Code plus overlay wider than this many columns takes the overlay's compact form (the first number, no shape).
+ * VS Code does not tell an extension the editor's width: at 1440–1600 px with the side bar open, a full-width
+ * editor shows about 120 columns (the panel opens below it by default, gradientLens.panel.position).
  */
-export const LONG_LINE_COLUMNS = 100;
+export const LONG_LINE_COLUMNS = 120;
 
 /** The text to draw after a line of `codeColumns` characters. */
 export function overlayTextFor(o: Pick<LineOverlay, 'text' | 'compact'>, codeColumns: number): string {
