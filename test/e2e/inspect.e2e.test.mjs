@@ -84,6 +84,23 @@ describe('Inspect the examples in code-server', () => {
     return wb.poll(() => wb.readDecorations(), (ds) => ds.some((d) => NORM.test(d.after ?? '')), `gradient decorations in ${file}`, 90_000, 500);
   }
 
+  test('the installed extension holds the built extension, its media and the training recorder, nothing else', () => {
+    const exts = join(server.scratch, 'extensions');
+    const dir = readdirSync(exts).find((d) => d.startsWith('gradient-lens.gradient-lens-'));
+    assert.ok(dir, `installed extensions: ${readdirSync(exts).join(', ')}`);
+    const files = (function walk(rel) {
+      return readdirSync(join(exts, dir, rel), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(rel, e.name)) : [join(rel, e.name)]));
+    })('');
+    const shipped = [/^package\.json$/, /^README\.md$/, /^CHANGELOG\.md$/, /^LICENSE(\.txt)?$/, /^media\//, /^dist\/[^/]+\.(js|css|wasm)$/, /^python\/gradlens_recorder\.py$/, /^\.vsixmanifest$/];
+    for (const f of files) assert.ok(shipped.some((re) => re.test(f)), `${f} should not be shipped (${files.length} files)`);
+    const manifest = JSON.parse(readFileSync(join(exts, dir, 'package.json'), 'utf8'));
+    for (const f of [manifest.main.replace(/^\.\//, ''), 'dist/webview.js', 'dist/engine-worker.js', 'dist/kernels.wasm', 'dist/tree-sitter-python.wasm', 'python/gradlens_recorder.py', 'media/icon.png']) {
+      assert.ok(files.includes(f), `${f} missing from the installed extension`);
+    }
+    for (const w of manifest.contributes.walkthroughs) for (const step of w.steps) for (const m of Object.values(step.media)) assert.ok(files.includes(m), `${m} (walkthrough) missing`);
+    log(`installed extension: ${files.length} files`);
+  });
+
   test('vanishing MLP: decorations, hover, vanishing diagnostics, gradient-flow chart', () => wb.explainingFailures('vanishing', async () => {
     await timed('inspect vanishing_mlp', () => inspect('vanishing_mlp.py'));
     const layers = await decorationOn('vanishing_mlp.py', 'self.layers = nn.ModuleList');
