@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { InspectionSession } from './session';
-import { sci } from './overlay/format';
+import { sciCompact } from './overlay/format';
 import { problemsSummary } from './overlay/model';
 
 /** Gradient Lens's entries in the Problems panel for a document, as problemsSummary counts them. */
@@ -31,7 +31,7 @@ export class ModuleCodeLensProvider implements vscode.CodeLensProvider {
         const root = last.report.modules.find((m) => m.path === '');
         // The same count as the Problems panel: the diagnostics this run set on the file, by severity.
         lenses.push(new vscode.CodeLens(range, {
-          title: `‖∇‖ ${sci(root?.gradNorm ?? null)} · loss ${last.report.loss.value.toPrecision(4)} · ${problemsSummary(listedProblems(document.uri))}`,
+          title: `‖∇‖ ${sciCompact(root?.gradNorm ?? null)} · loss ${last.report.loss.value.toPrecision(4)} · ${problemsSummary(listedProblems(document.uri))}`,
           command: 'gradientLens.showPanel',
           tooltip: 'Open the Gradient Lens panel',
         }));

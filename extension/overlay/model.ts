@@ -256,10 +256,11 @@ export function buildOverlays(report: InspectionReport, anchors: readonly LineAn
 
 /**
  * Code plus overlay wider than this many columns takes the overlay's compact form (the first number, no shape).
- * VS Code does not tell an extension the editor's width: at 1440–1600 px with the side bar open, a full-width
- * editor shows about 120 columns (the panel opens below it by default, gradientLens.panel.position).
+ * VS Code does not tell an extension the editor's width. Measured in code-server at 1440 px with the Explorer
+ * open and the panel below (full editor width): text past about 110 columns is under the minimap; beside the
+ * panel, past about 60. 100 keeps the first number of most lines in view in the first case.
  */
-export const LONG_LINE_COLUMNS = 120;
+export const LONG_LINE_COLUMNS = 100;
 
 /** The text to draw after a line of `codeColumns` characters. */
 export function overlayTextFor(o: Pick<LineOverlay, 'text' | 'compact'>, codeColumns: number): string {
