@@ -25,6 +25,11 @@ export function onHost<T>(fn: () => T): T {
   }
 }
 
+/** True when kernels run on the host now (no device backend, or inside onHost): host-only fused paths may run. */
+export function hostKernelsRun(): boolean {
+  return !isDeviceBackend(getBackend()) || hostDepth > 0;
+}
+
 /** Device buffers created since the innermost scope opened (released when it closes). */
 const scopes: DeviceStorage[][] = [];
 
@@ -238,8 +243,8 @@ export function col2imK(cols: Tensor, geo: Conv2dGeometry, like: Tensor): Tensor
  * im2col and matmul, which the device implements.
  */
 export function depthwiseConv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry, outShape: Shape): DepthwiseKernels | null {
+  if (!hostKernelsRun()) return null;
   const backend = getBackend();
-  if (isDeviceBackend(backend) && hostDepth === 0) return null;
   const dtype = floatDtype('conv2d', x, weight);
   const host = backend; // a device backend under onHost() proxies its host kernels
   return {
