@@ -5,6 +5,7 @@
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import type { TrainingRecord } from '../engine/train/record';
+import type { RunBaseline } from '../engine/inspect/baseline';
 
 /** Which engine backend runs in the webview, and why that one. */
 export interface BackendInfo {
@@ -104,6 +105,18 @@ export type SerializedTrainingRecord = string;
 /** Why a training run ended. */
 export type TrainStop = 'done' | 'cancelled' | 'anomaly';
 
+/** A training stream the extension follows ("Attach to Training Job"): what the status line says. */
+export interface LiveStatus {
+  /** The stream file, relative to the workspace when inside it. */
+  file: string;
+  /** waiting: no step recorded yet; live: the job appends; ended: the job closed the stream; detached: no longer followed. */
+  state: 'waiting' | 'live' | 'ended' | 'detached';
+  /** The last recorded step number. */
+  step: number | null;
+  /** Milliseconds since that step arrived, when the message was sent (the receiver adds the time since). */
+  ageMs: number | null;
+}
+
 export type HostToWebview =
   | { type: 'hello'; version: string; settings: RunSettings; train: TrainSettings }
   | ({ type: 'run' } & RunRequest)
@@ -111,12 +124,21 @@ export type HostToWebview =
   | { type: 'focusModule'; path: string }
   /** Scroll to the attention maps of a layer (from the editor's attention CodeLens). */
   | { type: 'showAttention'; modulePath: string }
-  /** Diagnostics computed by the host with the user's thresholds, to colour the panel the same way. */
-  | { type: 'findings'; runId: number; findings: Finding[] }
+  /**
+   * Diagnostics computed by the host with the user's thresholds, to colour the panel the same way, and the module
+   * classes the source names where the export does not (`kinds`: path -> class), for the module table.
+   */
+  | { type: 'findings'; runId: number; findings: Finding[]; kinds?: Record<string, string> }
+  /** The pinned run new runs are compared with, or null once cleared (sent after 'hello' and on every change). */
+  | { type: 'baseline'; baseline: RunBaseline | null }
   /** Train N steps (cancel with 'cancel' and the same runId: the run stops after the current step). */
   | ({ type: 'train' } & TrainRequest)
   /** Show a training record that was imported from a file (e.g. written by python/gradlens_recorder.py). */
-  | { type: 'showTraining'; record: SerializedTrainingRecord };
+  | { type: 'showTraining'; record: SerializedTrainingRecord }
+  /** A followed training stream: the whole record (append: false) or only the steps after those sent before (append: true). */
+  | { type: 'liveTraining'; record: SerializedTrainingRecord; append: boolean; status: LiveStatus }
+  /** The followed stream's state changed without new steps (ended, detached). */
+  | { type: 'liveStatus'; status: LiveStatus };
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -126,6 +148,8 @@ export type WebviewToHost =
   | { type: 'runError'; runId: number; message: string }
   | { type: 'revealModule'; path: string }
   | { type: 'rerun'; settings: RunSettings }
+  /** The panel's Pin / Clear baseline buttons. */
+  | { type: 'baseline'; baseline: RunBaseline | null }
   /** The panel's Train button. */
   | { type: 'startTraining'; settings: RunSettings; train: TrainSettings }
   /** The record so far, after a step (throttled). */
