@@ -12,7 +12,7 @@ import { deviceIdle, deviceScope } from '../backend/dispatch';
 import { isDeviceBackend } from '../backend/device';
 import { readTensors } from '../tensor';
 import { HostReads } from './hostReads';
-import { Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
+import { ExternalData, Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
 import type { Tensor } from '../tensor';
 import { InspectionRecorder, TracedOp, TracedParameter, WatchRequest, parentPath } from './collect';
 import type { InspectionReport } from './report';
@@ -21,6 +21,8 @@ import { armAttentionCapture, findAttention } from './attention';
 import { NonFiniteWatch, sourceOf } from './anomaly';
 
 export interface InspectOptions {
+  /** Bytes of the external data files the model names (e.g. `model.onnx.data`), by location. */
+  externalData?: ExternalData;
   seed?: number;
   batch?: number;
   sequenceLength?: number;
@@ -88,7 +90,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   const progress = options.onProgress ?? (() => {});
   progress('loading the model');
   const frozen = options.frozen ?? ((name: string) => /(^|\.)base(_layer)?\./.test(name));
-  const model = loadOnnx(bytes, { frozen, dtype: options.dtype });
+  const model = loadOnnx(bytes, { frozen, dtype: options.dtype, externalData: options.externalData });
   const dtype = options.dtype ?? model.dtype;
 
   progress('forward pass');
