@@ -70,6 +70,14 @@ describe('external data files', () => {
     assert.deepEqual(Array.from(model.parameters.get('w')!.grad!.data).map((v) => Math.round(v * 3e6) / 1e6), W);
   });
 
+  test('external data given as a Node Buffer (fs.readFileSync) is read at its offset', () => {
+    const data = Buffer.alloc(8 + 24);
+    Buffer.from(new Float32Array(W).buffer).copy(data, 8);
+    // Buffer#slice is a view, not a copy: the importer must not view the whole file from byte 0.
+    const model = loadOnnx(modelWithExternal('m.bin', 8), { externalData: { 'm.bin': data } });
+    assert.deepEqual(Array.from(model.parameters.get('w')!.data), W);
+  });
+
   test('a model without external data reads one file', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'm.onnx'), writeOnnx({

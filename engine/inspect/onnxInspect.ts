@@ -155,6 +155,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
     timings: { forwardMs, backwardMs },
     firstNonFinite: watch.first && { node: watch.first.node, modulePath: watch.first.modulePath, phase: watch.first.phase, source: watch.first.source },
     attention: captured,
+    exportNotes: model.exportNotes.length ? model.exportNotes : undefined,
     tokens: captured.length ? sampleTokens(model, run.inputs, sample) : undefined,
   });
 }

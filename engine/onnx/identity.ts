@@ -185,9 +185,11 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
     n.input.forEach((name, slot) => {
       const t = inits.get(name);
       if (!t || !isFloat(t) || call.params.length === 0 || call.params.includes(name)) return;
-      if (bnFused && slot === 1 && /^(Conv|ConvTranspose|Gemm|MatMul)$/.test(n.opType)) {
-        // The optimizer multiplied the BatchNorm into this weight (the node keeps the BatchNorm's metadata and
-        // the weight its name, not its values or its signature entry): still the layer's weight, shown with a warning.
+      const fusedSlot = slot === 1 || (slot === 2 && leafOf(name) === 'bias' && parentOf(name) === parentOf(n.input[1]));
+      if (bnFused && fusedSlot && /^(Conv|ConvTranspose|Gemm)$/.test(n.opType)) {
+        // The optimizer multiplied the BatchNorm into this weight (and bias): the node keeps the BatchNorm's
+        // metadata, the weight its name, not its values or its signature entry. Still the layer's parameter,
+        // shown with a warning. (A bias the fusion invents, 'conv1.weight_bias', stays a constant.)
         fused.push({ bn: parentOf(call.params[0]), conv: name });
         isParameter.add(name);
         present.add(name);
@@ -252,16 +254,15 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
   }
 
   // Parameters PyTorch had that the export lost.
-  for (const { bn, conv } of fused) {
+  for (const bn of new Set(fused.map((f) => f.bn))) {
+    const convs = fused.filter((f) => f.bn === bn).map((f) => f.conv);
     const bnParams = [...referenced].filter((p) => parentOf(p) === bn && !present.has(p));
-    if (!notes.some((x) => x.kind === 'bn-folded' && x.modulePath === bn)) {
-      notes.push({ modulePath: bn, kind: 'bn-folded', parameters: bnParams, restored: false, message: `the export folded this BatchNorm into ${conv} (optimize=True): ${bnParams.join(', ') || 'its parameters'} have no gradient here, and the folded model uses running statistics instead of batch statistics, so gradients differ from PyTorch's; ${AVOID}` });
-      notes.push({ modulePath: parentOf(conv), kind: 'bn-fused-weight', parameters: [conv], restored: false, message: `${conv} holds the export's fusion of this layer with the BatchNorm ${bn} (optimize=True), not PyTorch's values: its gradient is not PyTorch's; ${AVOID}` });
-    }
+    notes.push({ modulePath: bn, kind: 'bn-folded', parameters: bnParams, restored: false, message: `the export folded this BatchNorm into ${parentOf(convs[0])} (optimize=True): ${bnParams.join(', ') || 'its parameters'} have no gradient here, and the folded model uses running statistics instead of batch statistics, so gradients differ from PyTorch's; ${AVOID}` });
+    notes.push({ modulePath: parentOf(convs[0]), kind: 'bn-fused-weight', parameters: convs, restored: false, message: `${convs.join(' and ')} hold the export's fusion of this layer with the BatchNorm ${bn} (optimize=True), not PyTorch's values: their gradients are not PyTorch's; ${AVOID}` });
     bnParams.forEach((p) => present.add(p));
   }
   if (fused.length) {
-    notes.push({ modulePath: '', kind: 'bn-folded', parameters: [], restored: false, message: `the export folded ${fused.length} BatchNorm layer${fused.length === 1 ? '' : 's'} into convolutions (optimize=True), so this model normalizes with running statistics where PyTorch used batch statistics: every gradient shown differs from PyTorch's; ${AVOID}` });
+    notes.push({ modulePath: '', kind: 'bn-folded', parameters: [], restored: false, message: `the export folded ${new Set(fused.map((f) => f.bn)).size} BatchNorm layer${new Set(fused.map((f) => f.bn)).size === 1 ? '' : 's'} into convolutions (optimize=True), so this model normalizes with running statistics where PyTorch used batch statistics: every gradient shown differs from PyTorch's; ${AVOID}` });
   }
   const byModule = new Map<string, { kind: 'folded' | 'dropped'; params: string[]; into?: string }>();
   for (const [p, into] of folded) {
