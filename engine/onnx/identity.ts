@@ -27,7 +27,7 @@ import { parsePythonStringList } from './modules';
 export interface ExportNote {
   /** Module the note belongs on (dotted path, '' = the model). */
   modulePath: string;
-  kind: 'merged' | 'transposed' | 'bn-folded' | 'bn-fused-weight' | 'folded' | 'dropped' | 'bn-inference';
+  kind: 'merged' | 'transposed' | 'bn-folded' | 'bn-fused-weight' | 'folded' | 'dropped' | 'bn-inference' | 'metadata-lost';
   /** PyTorch parameter names concerned. */
   parameters: string[];
   /** True when the engine undid the change, so the numbers shown are PyTorch's. */
@@ -140,8 +140,13 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
   if (!g) return none;
   const infos = new Map([...g.valueInfo, ...g.input].map((v) => [v.name, meta(v.metadataProps ?? [])] as [string, Record<string, string>]));
   const signed = [...infos.entries()].filter(([, m]) => m[KIND] !== undefined);
-  const dynamo = signed.length > 0 || g.node.some((n) => n.metadataProps.some((e) => e.key === FX_NODE));
-  if (!dynamo) return none;
+  const withMetadata = signed.length > 0 || g.node.some((n) => n.metadataProps.some((e) => e.key === FX_NODE));
+  // A dynamo export converted to another opset (opset_version below 18) keeps folded_from but loses every
+  // node's metadata and the graph signature: module names, classes and source lines are gone.
+  const stripped = !withMetadata && /^pytorch$/i.test(model.producerName) && Number.parseInt(model.producerVersion, 10) >= 2 &&
+    g.node.length > 0 && g.node.every((n) => n.metadataProps.length === 0) && [...infos.values()].some((m) => Object.keys(m).some((k) => FOLDED_FROM.test(k)));
+  if (!withMetadata && !stripped) return none;
+  const dynamo = true;
 
   const inits = new Map(g.initializer.map((t) => [t.name, t] as [string, TensorProto]));
   const isParameter = new Set(signed.filter(([, m]) => m[KIND] === 'PARAMETER').map(([n]) => n));
@@ -156,13 +161,18 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
     for (const f of from) if (f.includes('.')) known.set(fxKey(f), f);
   }
 
+  const present = new Set<string>(isParameter);
+  if (stripped) {
+    // No signature: named initializers the optimizer did not make are taken as parameters (as in any other export).
+    for (const t of g.initializer) if (isFloat(t) && !foldedFrom.has(t.name) && !FX_INTERMEDIATE.test(t.name)) isParameter.add(t.name);
+    for (const name of isParameter) present.add(name);
+  }
   const nodes: NodeProto[] = g.node.map((n) => ({ ...n, input: [...n.input], attribute: [...n.attribute] }));
   const initializers: TensorProto[] = [...g.initializer];
   const addedNodes: NodeProto[] = [];
   const notes: ExportNote[] = [];
   const transposed = new Set<string>();
   const referenced = new Set<string>();
-  const present = new Set<string>(isParameter);
   const fused: { bn: string; conv: string }[] = [];
   const merged = new Map<string, string[]>();
 
@@ -227,7 +237,9 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
     const consumers = nodes.map((n, i) => ({ n, i, slot: n.input.indexOf(t.name) })).filter((c) => c.slot >= 0);
     const source = from.length === 1 ? from[0] : undefined;
     const sourceInit = source !== undefined ? inits.get(source) : undefined;
-    const linearUse = consumers.length > 0 && consumers.every((c) => (c.n.opType === 'MatMul' && c.slot === 1) && /aten\.linear|aten\.t\b|aten\.mm|aten\.addmm|aten\.matmul/.test(calls[c.i]?.target ?? ''));
+    // Without fx_node metadata (a stripped export), a single-source fold of a '.weight' read as MatMul's B is still a transpose.
+    const linearUse = consumers.length > 0 && consumers.every((c) => (c.n.opType === 'MatMul' && c.slot === 1) &&
+      (stripped ? /\.weight$/.test(source ?? '') : /aten\.linear|aten\.t\b|aten\.mm|aten\.addmm|aten\.matmul/.test(calls[c.i]?.target ?? '')));
     const transposable = source !== undefined && !BUFFER_NAME.test(source) && t.dims.length === 2 &&
       (sourceInit ? sourceInit.dims.length === 2 && sourceInit.dims[0] === t.dims[1] && sourceInit.dims[1] === t.dims[0] && isParameter.has(source) : linearUse);
     if (transposable) {
@@ -287,6 +299,15 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
       : { modulePath, kind: 'dropped', parameters: e.params, restored: false, message: `the export dropped ${e.params.join(', ')} (an all-zero bias the optimizer removes): no gradient or parameter count for it here; ${AVOID}` });
   }
 
+  if (stripped) {
+    // Equal parameters merged by the optimizer cannot be split without the metadata: say which initializers several layers read.
+    for (const name of isParameter) {
+      const readers = nodes.filter((n) => n.input.includes(name));
+      if (readers.length < 2) continue;
+      notes.push({ modulePath: parentOf(name), kind: 'merged', parameters: [name], restored: false, message: `${name} is read by ${readers.length} ${[...new Set(readers.map((n) => n.opType))].join('/')} nodes: the export probably merged equal parameters of several layers into it (its gradient is their sum, their own are not shown), or the model shares it; ${AVOID}` });
+    }
+    notes.push({ modulePath: '', kind: 'metadata-lost', parameters: [], restored: false, message: `this export lost PyTorch's node metadata (the dynamo exporter converts to an opset_version below 18 and drops it): modules are known only from parameter names, without class, source line, order or output shape, and parameters the optimizer merged cannot be told apart; export without opset_version (or with 18 or higher) and optimize=False` });
+  }
   const graph: GraphProto = { ...g, node: [...addedNodes, ...nodes], initializer: initializers };
   return { model: { ...model, graph }, dynamo, constants, transposed, notes };
 }

@@ -1,6 +1,6 @@
 """Exports zoo models the ways torch 2.13 users export them, with PyTorch's gradients to check against.
 
-    ~/.cache/gradient-lens/python-33e127f45a/bin/python test/gold/exporters/export_zoo.py
+    ~/.cache/gradient-lens/python-33e127f45a/bin/python test/gold/exporters/export_zoo.py [model ...]
 
 Writes test/fixtures/exports/<model>_<variant>_<exporter>.onnx (and .onnx.data for dynamo's default
 external data) and <model>_<variant>.json: the inputs, targets, and per parameter the gradient norm
@@ -9,7 +9,8 @@ targets (over every position for language models), plus which parameter names ar
 weights: PyTorch reports them once, under the first name).
 
 Exporters: 'dynamo' = torch.onnx.export(model, (), f, kwargs=inputs) with today's defaults
-(dynamo=True, optimize=True, external_data=True); 'noopt' = the same with optimize=False;
+(dynamo=True, optimize=True, external_data=True); 'noopt' = the same with optimize=False; 'op17' = the
+default with opset_version=17 (converted to 17, which strips the node metadata);
 'legacy' = dynamo=False, training=TRAINING, do_constant_folding=False.
 """
 import json
@@ -28,7 +29,7 @@ OUT = os.path.join(HERE, "..", "..", "fixtures", "exports")
 
 # (model, variant, exporters): small models; 'init' keeps the library init (equal LayerNorms, zero biases).
 PLAN = [
-    ("vit", "init", ["dynamo", "noopt", "legacy"]),
+    ("vit", "init", ["dynamo", "noopt", "legacy", "op17"]),
     ("vit", "perturbed", ["dynamo"]),
     ("gpt2", "init", ["dynamo"]),
     ("bert", "init", ["dynamo"]),
@@ -60,6 +61,8 @@ def export(name, variant, exporter):
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             torch.onnx.export(model, (), path, kwargs=inputs)
+        elif exporter == "op17":
+            torch.onnx.export(model, (), path, kwargs=inputs, opset_version=17)
         elif exporter == "noopt":
             torch.onnx.export(model, (), path, kwargs=inputs, optimize=False)
         else:
@@ -70,7 +73,10 @@ def export(name, variant, exporter):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
+    only = sys.argv[1:]  # model names to regenerate (default: all)
     for name, variant, exporters in PLAN:
+        if only and name not in only:
+            continue
         model, inputs, targets, loss32, grads32 = gold(name, variant, torch.float32)
         _, _, _, loss64, grads64 = gold(name, variant, torch.float64)
         firsts = dict(model.named_parameters())
