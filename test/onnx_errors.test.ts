@@ -114,11 +114,6 @@ describe('models the engine cannot run', () => {
   test('unsupported dtype (string input)', () => {
     expectError(() => load(bytesOf('errors', 'string_input.onnx')), 'UNSUPPORTED_DTYPE', /graph input 's'/, /string/);
   });
-  test('3-D convolution', () => {
-    const conv3d = bytesOf('errors', 'conv3d.onnx');
-    const model = load(conv3d);
-    expectError(() => model.run(undefined, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /3-D Conv/, /2-D convolution and pooling kernels only/);
-  });
   test('external data missing, then provided', () => {
     expectError(() => load(bytesOf('errors', 'external_data.onnx')), 'EXTERNAL_DATA', /initializer 'fc\.weight'/, /"weights\.bin"/, /externalData/);
     const model = load(bytesOf('errors', 'external_data.onnx'), { externalData: { 'weights.bin': bytesOf('errors', 'weights.bin') } });
