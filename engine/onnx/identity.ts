@@ -74,7 +74,7 @@ function leafOf(name: string): string {
 }
 
 /** FX intermediate names (aten op results) that folded_from lists beside real parameters and buffers. */
-const FX_INTERMEDIATE = /^(val|add|sub|rsub|mul|div|arange|unsqueeze|squeeze|expand|gather|slice|select|view|reshape|cat|transpose|permute|clone|to|type_as|ones|zeros|full|lt|gt|le|ge|eq|ne|where|index|embedding|cumsum|pow|sqrt|neg|scalar_tensor|masked_fill|triu|tril|abs|min|max|log|exp|sin|cos|matmul|mm|t|alias|detach|contiguous|empty|getitem|bmm|sum|mean|any|all|floor|ceil|clamp|_to_copy|lift_fresh_copy|bitwise_\w+|logical_\w+)(_\d+)?$/;
+const FX_INTERMEDIATE = /^(val|add|sub|rsub|mul|div|arange|unsqueeze|squeeze|expand|gather|slice|select|view|reshape|cat|transpose|permute|clone|to|type_as|ones|zeros|full|lt|gt|le|ge|eq|ne|where|index|embedding|cumsum|pow|sqrt|neg|scalar_tensor|masked_fill|triu|tril|abs|min|max|log|exp|sin|cos|matmul|mm|t|alias|detach|contiguous|empty|getitem|bmm|sum|mean|any|all|floor|ceil|clamp|_to_copy|lift_fresh_copy|bitwise_\w+|logical_\w+|full_like|zeros_like|ones_like|minimum|maximum|scalar_tensor_default|lifted_tensor|copy|fill|new_\w+|_unsafe_\w+|\w+_default)(_\d+)?$/;
 /** Buffers that are not parameters (folded index tensors and running statistics). */
 const BUFFER_NAME = /(_ids|running_mean|running_var|num_batches_tracked|inv_freq|mask|bias_mask)$/;
 
@@ -258,7 +258,7 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
       notes.push({ modulePath: parentOf(source), kind: 'transposed', parameters: [source], restored: true, message: `the export stored ${source} transposed as '${t.name}'${sourceInit ? ' (a second copy of a tied weight)' : ''}; Gradient Lens maps it back to ${source}` });
       continue;
     }
-    const params = from.filter((f) => !FX_INTERMEDIATE.test(f) && !BUFFER_NAME.test(f) && !inits.has(f));
+    const params = from.filter((f) => !FX_INTERMEDIATE.test(leafOf(f)) && !BUFFER_NAME.test(f) && !inits.has(f));
     for (const p of params) folded.set(p, t.name);
     constants.set(t.name, params.length
       ? `a constant the exporter folded from ${params.join(', ')}: not a PyTorch parameter`
