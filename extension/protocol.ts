@@ -50,6 +50,8 @@ export interface RunRequest {
   runId: number;
   modelName: string;
   bytes: Uint8Array;
+  /** The external data files the model names (e.g. `model.onnx.data`), by their `location` in the model. */
+  externalData?: Record<string, Uint8Array>;
   settings: RunSettings;
   watches: WatchSpec[];
 }

@@ -115,6 +115,8 @@ function renderFindings(findings: Finding[]): void {
     const names = group.map((f) => f.parameter ?? (f.modulePath || '(model)'));
     p.textContent = group.length === 1
       ? `${names[0]}: ${group[0].message}`
+      : group[0].kind === 'export-lost'
+      ? `${group.length} parameters or modules (${names.slice(0, 4).join(', ')}${group.length > 4 ? ', …' : ''}) were lost or altered by the export, so their numbers are not PyTorch's (hover for each; export with torch.onnx.export(..., optimize=False) to keep them)`
       : `${group.length} modules (${names.slice(0, 4).join(', ')}${group.length > 4 ? ', …' : ''}): ${group[0].message}`;
     p.title = group.map((f) => `${f.modulePath}: ${f.message}`).join('\n');
     p.addEventListener('click', () => revealModule(group[0].modulePath));

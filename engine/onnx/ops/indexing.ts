@@ -1,9 +1,9 @@
-/** Indexing ops: Gather, GatherElements and TopK. */
+/** Indexing ops: Gather, GatherElements, GatherND and TopK. */
 import { formatShape, sizeOf } from '../../shape';
 import * as E from '../../ops';
 import { makeConstant } from '../context';
 import { layout } from '../helpers';
-import { OpHandler, axisOf, need, scalarOf } from './common';
+import { OpHandler, axisOf, isF, need, scalarOf } from './common';
 
 export const INDEXING_OPS: Readonly<Record<string, OpHandler>> = {
   Gather: {
@@ -13,6 +13,16 @@ export const INDEXING_OPS: Readonly<Record<string, OpHandler>> = {
       const idx = need(ctx, inputs, 1, 'indices');
       const axis = axisOf(ctx, ctx.attrs.int('axis', 0), x.rank);
       return layout([x], ([t]) => E.gather(t, idx, axis));
+    },
+  },
+  GatherND: {
+    nonDiff: [1],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'data');
+      const idx = need(ctx, inputs, 1, 'indices');
+      if (isF(idx)) ctx.fail('INVALID_MODEL', `indices must be an integer tensor, got ${idx.dtype}`);
+      const batchDims = ctx.opset >= 12 ? ctx.attrs.int('batch_dims', 0) : 0;
+      return layout([x], ([t]) => E.gatherND(t, idx, batchDims));
     },
   },
   GatherElements: {
