@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
-import { BackendInfo, HostToWebview, LiveStatus, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, WebviewToHost } from './protocol';
+import { BackendInfo, HostToWebview, LiveStatus, RunPhases, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, WebviewToHost } from './protocol';
 
 export interface PanelEvents {
   onRevealModule(path: string): void;
@@ -17,8 +17,18 @@ interface PendingTraining {
   onProgress(record: TrainingRecord): void;
 }
 
+/** A report from the panel's engine, with what the webview measured and how long the host waited. */
+export interface PanelRunResult {
+  report: InspectionReport;
+  phases?: RunPhases;
+  /** Waiting for the webview to load (0 when it was ready). */
+  readyMs: number;
+  /** From posting the run to receiving the report. */
+  roundTripMs: number;
+}
+
 interface PendingRun {
-  resolve(report: InspectionReport): void;
+  resolve(result: { report: InspectionReport; phases?: RunPhases }): void;
   reject(error: Error): void;
   onProgress(message: string): void;
 }
@@ -68,13 +78,16 @@ export class GradientLensPanel implements vscode.Disposable {
   }
 
   /** Runs the model in the webview's engine. Rejects with the engine's error message, or 'cancelled'. */
-  async run(request: RunRequest, onProgress: (message: string) => void, token: vscode.CancellationToken): Promise<InspectionReport> {
+  async run(request: RunRequest, onProgress: (message: string) => void, token: vscode.CancellationToken): Promise<PanelRunResult> {
+    const start = performance.now();
     await this.ready;
-    return new Promise((resolve, reject) => {
+    const posted = performance.now();
+    const result = await new Promise<{ report: InspectionReport; phases?: RunPhases }>((resolve, reject) => {
       this.pending.set(request.runId, { resolve, reject, onProgress });
       token.onCancellationRequested(() => void this.post({ type: 'cancel', runId: request.runId }));
       void this.post({ type: 'run', ...request });
     });
+    return { ...result, readyMs: posted - start, roundTripMs: performance.now() - posted };
   }
 
   /**
@@ -130,7 +143,7 @@ export class GradientLensPanel implements vscode.Disposable {
         this.pending.get(message.runId)?.onProgress(message.message);
         break;
       case 'report':
-        this.pending.get(message.runId)?.resolve(message.report);
+        this.pending.get(message.runId)?.resolve({ report: message.report, phases: message.phases });
         this.pending.delete(message.runId);
         break;
       case 'runError':
@@ -163,6 +176,8 @@ export class GradientLensPanel implements vscode.Disposable {
 
   private html(webview: vscode.Webview, extensionUri: vscode.Uri): string {
     const nonce = makeNonce();
+    // The page starts its engine with this choice before the ready/hello round trip (only known values reach the HTML).
+    const backend = (['auto', 'webgpu', 'wasm', 'typescript'] as const).find((b) => b === this.settings.backend) ?? 'auto';
     const asset = (name: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', name)).toString();
     // Strict CSP: only our nonce'd script runs; the engine worker starts from a blob of our own script;
     // 'wasm-unsafe-eval' lets the WebAssembly backend compile; fetch reaches only our own resources.
@@ -185,7 +200,7 @@ export class GradientLensPanel implements vscode.Disposable {
 <link rel="stylesheet" href="${asset('webview.css')}">
 </head>
 <body>
-<div id="app" data-worker="${asset('engine-worker.js')}" data-wasm-base="${webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist')).toString()}/"></div>
+<div id="app" data-backend="${backend}" data-worker="${asset('engine-worker.js')}" data-wasm-base="${webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist')).toString()}/"></div>
 <script nonce="${nonce}" src="${asset('webview.js')}"></script>
 </body>
 </html>`;

@@ -53,6 +53,19 @@ export interface RunRequest {
   watches: WatchSpec[];
 }
 
+/**
+ * Where a run's time went inside the webview, in ms (each side measures its own durations, so clocks of the
+ * host, the page and the worker never need to agree). The host adds its own parts for the Output channel.
+ */
+export interface RunPhases {
+  /** Starting the engine worker for this run (fetching its script and the kernels), 0 when it was running. */
+  workerStartMs: number;
+  /** Time the run waited in the worker for the backend selection (compiling the WebAssembly kernels). */
+  backendMs: number;
+  /** From the run message reaching the page until the page posted the report. */
+  pageMs: number;
+}
+
 export type OptimizerChoice = 'sgd' | 'adam' | 'adamw';
 
 /** "Train N steps": optimiser and data settings (PyTorch's defaults and formulas, see engine/train/optim.ts). */
@@ -125,7 +138,7 @@ export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'backend'; info: BackendInfo }
   | { type: 'progress'; runId: number; message: string }
-  | { type: 'report'; runId: number; report: InspectionReport }
+  | { type: 'report'; runId: number; report: InspectionReport; phases?: RunPhases }
   | { type: 'runError'; runId: number; message: string }
   | { type: 'revealModule'; path: string }
   | { type: 'rerun'; settings: RunSettings }
@@ -150,7 +163,8 @@ export type PageToWorker =
 export type WorkerToPage =
   | { type: 'backend'; info: BackendInfo }
   | { type: 'progress'; runId: number; message: string }
-  | { type: 'report'; runId: number; report: InspectionReport }
+  /** `backendMs`: how long the run waited for the backend selection before it started. */
+  | { type: 'report'; runId: number; report: InspectionReport; backendMs?: number }
   | { type: 'runError'; runId: number; message: string }
   | { type: 'error'; message: string }
   | { type: 'trainProgress'; runId: number; record: TrainingRecord }

@@ -14,6 +14,7 @@ import { OverlayPresenter } from './overlay/apply';
 import { GradientLensPanel, PanelEvents } from './panel';
 import { BackendInfo, RunSettings, TrainSettings } from './protocol';
 import { SourceMapper, DocumentMapping } from './sourceAnchors';
+import { formatRunTiming } from './runTiming';
 
 interface LastRun {
   runId: number;
@@ -78,22 +79,27 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
 
   /** Inspects the model of `target` (or of the active Python editor). */
   async inspect(target?: vscode.Uri, settings?: RunSettings, model?: vscode.Uri): Promise<InspectionReport | undefined> {
+    const start = performance.now();
     const document = await this.pythonDocument(target);
     const modelUri = model ?? (await locateModel(document?.uri, this.context.workspaceState));
     if (!modelUri) return undefined;
+    const tRead = performance.now();
     const bytes = await readModel(modelUri);
     if (!bytes) return undefined;
+    const readMs = performance.now() - tRead;
     const runSettingsNow = settings ?? runSettings(document?.uri);
     const panel = this.showPanel(true);
     const runId = ++this.runCounter;
     const modelName = path.basename(modelUri.path);
+    const tWatches = performance.now();
     const watches = document ? await this.mapper.watches(document) : [];
+    const watchesMs = performance.now() - tWatches;
     this.running?.cancel();
     const cts = (this.running = new vscode.CancellationTokenSource());
     this.updateStatus(`$(sync~spin) ${modelName}`);
     this.output.appendLine(`[${new Date().toLocaleTimeString()}] inspecting ${vscode.workspace.asRelativePath(modelUri)} (seed ${runSettingsNow.seed}, batch ${runSettingsNow.batch}, loss ${runSettingsNow.loss}, backend ${runSettingsNow.backend}, ${runSettingsNow.dtype})`);
     try {
-      const report = await vscode.window.withProgress(
+      const { report, phases, readyMs, roundTripMs } = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Gradient Lens: ${modelName}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
@@ -101,9 +107,13 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         },
       );
       if (runId !== this.runCounter) return undefined; // superseded
+      const tMapping = performance.now();
       const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
+      const tOverlays = performance.now();
       this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping };
       await this.apply(this.last);
+      const end = performance.now();
+      this.output.appendLine(`  ${formatRunTiming({ readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases)}`);
       return report;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -181,6 +191,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
 
   /** "Train N steps" on the model of the active Python file (or the last inspected one). */
   async train(train?: TrainSettings, settings?: RunSettings, target?: vscode.Uri): Promise<TrainingRecord | undefined> {
+    const start = performance.now();
     const document = await this.pythonDocument(target ?? this.last?.document);
     const sameAsLast = this.last && document && this.last.document.toString() === document.uri.toString();
     const modelUri = sameAsLast ? this.last!.model : await locateModel(document?.uri, this.context.workspaceState);
@@ -202,9 +213,11 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const show = async (record: TrainingRecord) => {
       // A run superseded by a newer one must not draw over it.
       if (!document || this.trainingRun !== cts || record.modules.length === 0) return;
+      const first = !mapping;
       mapping ??= this.mapper.map(document, record);
       this.trainingView = { document: document.uri, record, mapping: await mapping, origin: 'engine' };
       this.render(document.uri);
+      if (first) this.output.appendLine(`  time to the first step on the source ${(performance.now() - start).toFixed(0)} ms (${record.steps.length} step${record.steps.length === 1 ? '' : 's'} done)`);
     };
     try {
       const { record, stopped } = await vscode.window.withProgress(

@@ -142,6 +142,32 @@ function renderReport(): void {
 
 engine.onBackend = showBackend;
 engine.onError = (message) => post({ type: 'error', message });
+// Start the engine at once (worker script, kernels, backend selection) with the backend setting the host put in
+// the page, instead of after the ready/hello round trip: the first run usually follows right away.
+void engine.prepare((app.dataset.backend as RunSettings['backend'] | undefined) ?? state.settings.backend);
+
+/**
+ * The panel is drawn once per run, after the editor's overlays: the host sends the findings right after setting
+ * the decorations, so the report is drawn with them then. A same-site webview frame can share the workbench's
+ * renderer thread, so drawing first (and again with the findings) could delay the overlays' paint.
+ * Without findings (a superseded run, a host error) the report is drawn after a second anyway.
+ */
+let drawTimer: ReturnType<typeof setTimeout> | undefined;
+function drawAfterOverlays(runId: number): void {
+  clearTimeout(drawTimer);
+  drawTimer = setTimeout(() => {
+    if (runId === activeRun) drawSoon();
+  }, 1000);
+}
+
+/** Saves the state and draws the panel after the next frame (the one painting the overlays). */
+function drawSoon(): void {
+  clearTimeout(drawTimer);
+  save();
+  requestAnimationFrame(() => {
+    drawTimer = setTimeout(renderReport, 0);
+  });
+}
 
 window.addEventListener('message', async (event: MessageEvent<HostToWebview>) => {
   const m = event.data;
@@ -151,23 +177,24 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       // The user's configured defaults, unless a run of this panel already chose its own.
       if (!state.training?.record) training.setSettings(m.train);
       renderReport();
-      void engine.probe(m.settings.backend);
+      void engine.prepare(m.settings.backend);
       break;
     case 'run': {
+      const received = performance.now();
       activeRun = m.runId;
       state.settings = m.settings;
       setStatus(`Running ${m.modelName}…`, true);
       try {
-        const report = await engine.run(m, { onProgress: (text) => {
+        const { report, workerStartMs, backendMs } = await engine.run(m, { onProgress: (text) => {
           setStatus(text, true);
           post({ type: 'progress', runId: m.runId, message: text });
         } });
+        // The overlays wait for this message: send it before drawing the panel.
+        post({ type: 'report', runId: m.runId, report, phases: { workerStartMs, backendMs, pageMs: performance.now() - received } });
         state.report = report;
         state.findings = [];
-        save();
         setStatus('');
-        renderReport();
-        post({ type: 'report', runId: m.runId, report });
+        drawAfterOverlays(m.runId);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         setStatus(message === 'cancelled' ? 'Cancelled.' : `Failed: ${message}`);
@@ -221,8 +248,7 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
     case 'findings':
       if (m.runId === activeRun || activeRun === 0) {
         state.findings = m.findings;
-        save();
-        renderReport();
+        drawSoon();
       }
       break;
     case 'focusModule':
