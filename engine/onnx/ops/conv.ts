@@ -1,8 +1,9 @@
 /** Convolution and pooling ops (1-D and 2-D on the engine's 2-D kernels). */
 import { Tensor } from '../../tensor';
-import { formatShape, sizeOf } from '../../shape';
+import { formatShape } from '../../shape';
 import * as E from '../../ops';
-import { OpContext, makeConstant } from '../context';
+import { OpContext, computedConstant, filledConstant } from '../context';
+import { allocate } from '../../dtype';
 import { OpHandler, constLike, floatIn, need } from './common';
 import { padSpatial } from './layout';
 
@@ -41,9 +42,14 @@ function windowSpec(ctx: OpContext, inShape: readonly number[], kernel: number[]
   } else if (autoPad !== 'NOTSET') {
     ctx.fail('INVALID_MODEL', `unknown auto_pad '${autoPad}'`);
   }
-  if (strides.length !== n || dilations.length !== n || begins.length !== n || ends.length !== n) {
-    ctx.fail('INVALID_MODEL', `strides/dilations/pads do not match the ${n} spatial dims of input ${formatShape(inShape)}`);
+  if (kernel.length !== n || strides.length !== n || dilations.length !== n || begins.length !== n || ends.length !== n) {
+    ctx.fail('INVALID_MODEL', `kernel_shape/strides/dilations/pads do not match the ${n} spatial dims of input ${formatShape(inShape)}`);
   }
+  const bad = (xs: number[], min: number) => xs.some((v) => !Number.isInteger(v) || v < min);
+  if (bad(kernel, 1)) ctx.fail('INVALID_MODEL', `kernel_shape ${formatShape(kernel)} must be positive integers`);
+  if (bad(strides, 1)) ctx.fail('INVALID_MODEL', `strides ${formatShape(strides)} must be positive integers`);
+  if (bad(dilations, 1)) ctx.fail('INVALID_MODEL', `dilations ${formatShape(dilations)} must be positive integers`);
+  if (bad(begins, 0) || bad(ends, 0)) ctx.fail('INVALID_MODEL', `pads ${formatShape([...begins, ...ends])} must be non-negative integers`);
   return { kernel, strides, dilations, begins, ends };
 }
 
@@ -75,13 +81,25 @@ function ceilExtra(input: number, k: number, s: number, d: number, b: number, e:
   return Math.max(0, (out - 1) * s + span - (input + b + e));
 }
 
+/** kernel_shape, which must agree with the weight's spatial dims when given (it is redundant with them). */
+function checkKernel(ctx: OpContext, w: Tensor): number[] {
+  const fromWeight = w.shape.slice(2);
+  if (!ctx.attrs.has('kernel_shape')) return fromWeight;
+  const kernel = ctx.attrs.ints('kernel_shape');
+  if (kernel.length !== fromWeight.length || kernel.some((k, i) => k !== fromWeight[i])) {
+    ctx.fail('INVALID_MODEL', `kernel_shape ${formatShape(kernel)} disagrees with the weight ${formatShape(w.shape)}, whose spatial dims are ${formatShape(fromWeight)}`);
+  }
+  return kernel;
+}
+
 const conv: OpHandler = {
   run(ctx, inputs) {
     const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'Conv input');
     const w = floatIn(ctx, need(ctx, inputs, 1, 'W'), 'Conv weight');
     const b = inputs[2] ?? null;
     const n = spatialRank(ctx, x, 'Conv');
-    const kernel = ctx.attrs.ints('kernel_shape', w.shape.slice(2));
+    if (w.rank !== n + 2) ctx.fail('INVALID_MODEL', `weight ${formatShape(w.shape)} must be [M, C/group, ${n === 1 ? 'k' : 'kh, kw'}] for input ${formatShape(x.shape)}`);
+    const kernel = checkKernel(ctx, w);
     const s = spec2d(windowSpec(ctx, x.shape.slice(2), kernel, n), n);
     const groups = ctx.attrs.int('group', 1);
     let x2 = to2d(x, n);
@@ -108,7 +126,11 @@ const convTranspose: OpHandler = {
     const n = spatialRank(ctx, x, 'ConvTranspose');
     const a = ctx.attrs;
     const groups = a.int('group', 1);
-    const kernel = a.ints('kernel_shape', w.shape.slice(2));
+    if (w.rank !== n + 2) ctx.fail('INVALID_MODEL', `weight ${formatShape(w.shape)} must be [C, M/group, ${n === 1 ? 'k' : 'kh, kw'}] for input ${formatShape(x.shape)}`);
+    if (!(Number.isInteger(groups) && groups >= 1) || w.shape[0] % groups !== 0 || w.shape[0] !== x.shape[1]) {
+      ctx.fail('INVALID_MODEL', `group ${groups} and weight ${formatShape(w.shape)} do not fit input ${formatShape(x.shape)} (the weight's first dim is the input channels, a multiple of group)`);
+    }
+    const kernel = checkKernel(ctx, w);
     const strides = a.ints('strides', new Array<number>(n).fill(1));
     const dil = a.ints('dilations', new Array<number>(n).fill(1));
     const outPad = a.ints('output_padding', new Array<number>(n).fill(0));
@@ -116,6 +138,9 @@ const convTranspose: OpHandler = {
       ctx.fail('UNSUPPORTED_FEATURE', 'ConvTranspose with output_shape or auto_pad is not supported (give explicit pads)');
     }
     const pads = a.ints('pads', new Array<number>(2 * n).fill(0));
+    if ([strides, dil, outPad, pads].some((v, i) => v.length !== (i === 3 ? 2 * n : n))) ctx.fail('INVALID_MODEL', `strides/dilations/output_padding/pads do not match the ${n} spatial dims of input ${formatShape(x.shape)}`);
+    if ([...strides, ...dil].some((v) => !Number.isInteger(v) || v < 1)) ctx.fail('INVALID_MODEL', `strides ${formatShape(strides)} and dilations ${formatShape(dil)} must be positive integers`);
+    if (outPad.some((v, i) => !Number.isInteger(v) || v < 0 || v >= Math.max(strides[i], dil[i]))) ctx.fail('INVALID_MODEL', `output_padding ${formatShape(outPad)} must be non-negative and smaller than the stride or dilation`);
     let x2 = to2d(x, n);
     let w2 = n === 1 ? E.reshape(w, [w.shape[0], w.shape[1], 1, w.shape[2]]) : w;
     const k2 = n === 1 ? [1, kernel[0]] : kernel;
@@ -133,7 +158,7 @@ const convTranspose: OpHandler = {
       const expanded = E.unsqueeze(x2, axis + 1);
       const zshape = [...expanded.shape];
       zshape[axis + 1] = s - 1;
-      const z = makeConstant(new Array<number>(sizeOf(zshape)).fill(0), zshape, x2.dtype);
+      const z = filledConstant(zshape, 0, x2.dtype);
       const inter = E.concat([expanded, z], axis + 1);
       const shape = [...x2.shape];
       shape[axis] = dim * s;
@@ -145,7 +170,7 @@ const convTranspose: OpHandler = {
     x2 = padSpatial(ctx, x2, 2, begins, ends, 0);
     // 3. weight [Cin, Cout/g, kh, kw] -> flipped [Cout, Cin/g, kh, kw]
     const [cin, coutG, kh, kw] = w2.shape;
-    const flipIdx = (k: number) => makeConstant(Array.from({ length: k }, (_, i) => k - 1 - i), [k], 'int32');
+    const flipIdx = (k: number) => computedConstant([k], 'int32', (d) => d.forEach((_, i) => (d[i] = k - 1 - i)));
     w2 = E.gather(E.gather(w2, flipIdx(kh), 2), flipIdx(kw), 3);
     w2 = E.reshape(E.permute(E.reshape(w2, [groups, cin / groups, coutG, kh, kw]), [0, 2, 1, 3, 4]), [groups * coutG, cin / groups, kh, kw]);
     const y = E.conv2d(x2, w2, b, { stride: 1, padding: 0, dilation: [d2[0], d2[1]], groups });
@@ -157,7 +182,7 @@ function poolSetup(ctx: OpContext, x: Tensor, op: string) {
   const n = spatialRank(ctx, x, op);
   const kernel = ctx.attrs.ints('kernel_shape');
   const spec = spec2d(windowSpec(ctx, x.shape.slice(2), kernel, n), n);
-  const ceil = ctx.attrs.int('ceil_mode', 0) === 1;
+  const ceil = ctx.attrs.flag('ceil_mode', false);
   const x2 = to2d(x, n);
   const extra = [0, 1].map((i) =>
     ceil ? ceilExtra(x2.shape[2 + i], spec.kernel[i], spec.strides[i], spec.dilations[i], spec.begins[i], spec.ends[i]) : 0);
@@ -188,7 +213,7 @@ const averagePool: OpHandler = {
     const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'AveragePool input');
     const { n, spec, x2, extra } = poolSetup(ctx, x, 'AveragePool');
     if (spec.dilations.some((d) => d !== 1)) ctx.fail('UNSUPPORTED_FEATURE', 'AveragePool with dilations is not supported');
-    const includePad = ctx.attrs.int('count_include_pad', 0) === 1;
+    const includePad = ctx.attrs.flag('count_include_pad', false);
     const [kh, kw] = spec.kernel;
     const stride: [number, number] = [spec.strides[0], spec.strides[1]];
     const symmetric = spec.begins[0] === spec.ends[0] && spec.begins[1] === spec.ends[1] && extra[0] === 0 && extra[1] === 0;
@@ -202,7 +227,7 @@ const averagePool: OpHandler = {
     const sums = E.avgPool2d(padded, { kernel: [kh, kw], stride, padding: [0, 0], countIncludePad: true });
     const [oh, ow] = [sums.shape[2], sums.shape[3]];
     const [h, w] = [x2.shape[2], x2.shape[3]];
-    const scale = new Array<number>(oh * ow);
+    const scale = allocate(sums.dtype, oh * ow);
     for (let i = 0; i < oh; i++) {
       for (let j = 0; j < ow; j++) {
         const count = (start: number, k: number, size: number, b: number, e: number) => {
