@@ -51,7 +51,12 @@ export interface RunRequest {
   bytes: Uint8Array;
   settings: RunSettings;
   watches: WatchSpec[];
+  /** Tensor memory the run may take (gradientLens.run.memoryBudgetMB): refused before allocation above it. None: no budget. */
+  memoryBudgetMB?: number;
 }
+
+/** Default of gradientLens.run.memoryBudgetMB: below what a webview's JS heap can hold. */
+export const DEFAULT_MEMORY_BUDGET_MB = 2048;
 
 export type OptimizerChoice = 'sgd' | 'adam' | 'adamw';
 
@@ -109,7 +114,8 @@ export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'backend'; info: BackendInfo }
   | { type: 'progress'; runId: number; message: string }
-  | { type: 'report'; runId: number; report: InspectionReport }
+  /** The report as serializeReport text (keeps NaN and ±Inf; the host checks it with parseReport). */
+  | { type: 'report'; runId: number; report: string }
   | { type: 'runError'; runId: number; message: string }
   | { type: 'revealModule'; path: string }
   | { type: 'rerun'; settings: RunSettings }

@@ -2,10 +2,10 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { diagnose, Finding } from '../engine/inspect/diagnose';
 import type { InspectionReport } from '../engine/inspect/report';
-import { runSettings, thresholds, trainSettings } from './config';
+import { memoryBudgetMB, runSettings, thresholds, trainSettings } from './config';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { anomalyDiagnostic, trainingOverlays } from './overlay/training';
-import { locateModel } from './modelLocator';
+import { LocatedModel, locateModel, readModel } from './modelLocator';
 import { buildOverlays, lineDiagnostics, mergeOverlays, placeFindings } from './overlay/model';
 import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
@@ -16,7 +16,7 @@ import { SourceMapper, DocumentMapping } from './sourceAnchors';
 interface LastRun {
   runId: number;
   document: vscode.Uri;
-  model: vscode.Uri;
+  model: LocatedModel;
   report: InspectionReport;
   findings: Finding[];
   mapping: DocumentMapping;
@@ -72,12 +72,15 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 
   /** Inspects the model of `target` (or of the active Python editor). */
-  async inspect(target?: vscode.Uri, settings?: RunSettings, model?: vscode.Uri): Promise<InspectionReport | undefined> {
+  async inspect(target?: vscode.Uri, settings?: RunSettings, model?: LocatedModel): Promise<InspectionReport | undefined> {
     const document = await this.pythonDocument(target);
-    const modelUri = model ?? (await locateModel(document?.uri, this.context.workspaceState));
-    if (!modelUri) return undefined;
-    const bytes = await readModel(modelUri);
+    const located = model ?? (await locateModel(document?.uri, this.context.workspaceState));
+    if (!located) return undefined;
+    const budgetMB = memoryBudgetMB(document?.uri);
+    // The file alone may not exceed the run's budget: refused before it is read.
+    const bytes = await readModel(located, budgetMB * 2 ** 20);
     if (!bytes) return undefined;
+    const modelUri = located.uri;
     const runSettingsNow = settings ?? runSettings(document?.uri);
     const panel = this.showPanel(true);
     const runId = ++this.runCounter;
@@ -92,12 +95,12 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         { location: vscode.ProgressLocation.Notification, title: `Gradient Lens: ${modelName}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
-          return panel.run({ runId, modelName, bytes, settings: runSettingsNow, watches }, (message) => progress.report({ message }), cts.token);
+          return panel.run({ runId, modelName, bytes, settings: runSettingsNow, watches, memoryBudgetMB: budgetMB }, (message) => progress.report({ message }), cts.token);
         },
       );
       if (runId !== this.runCounter) return undefined; // superseded
       const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
-      this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping };
+      this.last = { runId, document: document?.uri ?? modelUri, model: located, report, findings: [], mapping };
       await this.apply(this.last);
       return report;
     } catch (err) {
@@ -137,7 +140,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.render(run.document);
     GradientLensPanel.existing?.showFindings(run.runId, run.findings);
     const r = run.report;
-    this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
+    this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.uri.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
     this.output.appendLine(`  ${r.backend} (${r.dtype}): loss ${r.loss.kind} = ${r.loss.value.toPrecision(6)}, forward ${r.timings.forwardMs.toFixed(1)} ms, backward ${r.timings.backwardMs.toFixed(1)} ms; ${run.findings.length} findings; ${run.mapping.anchors.length} source anchors, ${run.mapping.unmapped.length} modules not found in the source`);
     for (const u of run.mapping.unmapped.slice(0, 20)) this.output.appendLine(`    unmapped ${u.path}: ${u.reason}`);
     for (const h of r.hookLogs) {
@@ -177,10 +180,12 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   async train(train?: TrainSettings, settings?: RunSettings, target?: vscode.Uri): Promise<TrainingRecord | undefined> {
     const document = await this.pythonDocument(target ?? this.last?.document);
     const sameAsLast = this.last && document && this.last.document.toString() === document.uri.toString();
-    const modelUri = sameAsLast ? this.last!.model : await locateModel(document?.uri, this.context.workspaceState);
-    if (!modelUri) return undefined;
-    const bytes = await readModel(modelUri);
+    const located = sameAsLast ? this.last!.model : await locateModel(document?.uri, this.context.workspaceState);
+    if (!located) return undefined;
+    const budgetMB = memoryBudgetMB(document?.uri);
+    const bytes = await readModel(located, budgetMB * 2 ** 20);
     if (!bytes) return undefined;
+    const modelUri = located.uri;
     const trainNow = train ?? trainSettings(document?.uri);
     const settingsNow = settings ?? runSettings(document?.uri);
     const modelName = path.basename(modelUri.path);
@@ -206,7 +211,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
           let reported = 0;
-          return panel.train({ runId, modelName, bytes, settings: settingsNow, watches: [], train: trainNow }, (rec) => {
+          return panel.train({ runId, modelName, bytes, settings: settingsNow, watches: [], train: trainNow, memoryBudgetMB: budgetMB }, (rec) => {
             const k = rec.steps.length;
             const loss = rec.loss[k - 1];
             progress.report({ message: `step ${k} / ${trainNow.steps} · loss ${typeof loss === 'number' ? loss.toPrecision(4) : '—'}`, increment: ((k - reported) / trainNow.steps) * 100 });
@@ -395,17 +400,6 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.diagnostics.dispose();
     this.status.dispose();
     this.changed.dispose();
-  }
-}
-
-/** The model's bytes, or undefined after telling the user why they could not be read. */
-async function readModel(uri: vscode.Uri): Promise<Uint8Array | undefined> {
-  try {
-    // A fresh Uint8Array over its own ArrayBuffer: a Node Buffer (pooled, a subclass) does not cross to the webview as bytes.
-    return new Uint8Array(await vscode.workspace.fs.readFile(uri));
-  } catch (err) {
-    void vscode.window.showErrorMessage(`Gradient Lens: cannot read ${uri.fsPath}: ${err instanceof Error ? err.message : err}`);
-    return undefined;
   }
 }
 

@@ -65,6 +65,7 @@ async function inspect(request: RunRequest) {
     dtype: request.settings.dtype,
     watches: request.watches,
     attentionSample: Math.min(request.settings.attentionSample ?? 0, Math.max(0, request.settings.batch - 1)),
+    memoryBudget: request.memoryBudgetMB !== undefined ? request.memoryBudgetMB * 2 ** 20 : undefined,
     onProgress: (message) => post({ type: 'progress', runId: request.runId, message }),
   });
 }
