@@ -8,6 +8,7 @@ import '@vscode-elements/elements/dist/vscode-progress-ring';
 import type { Finding } from '../engine/inspect/diagnose';
 import type { InspectionReport } from '../engine/inspect/report';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
+import { serializeReport } from '../engine/inspect/reportCodec';
 import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, WebviewToHost } from '../extension/protocol';
 import { EngineClient } from './engineClient';
 import { FlowChart } from './flowChart';
@@ -167,7 +168,7 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
         save();
         setStatus('');
         renderReport();
-        post({ type: 'report', runId: m.runId, report });
+        post({ type: 'report', runId: m.runId, report: serializeReport(report) });
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         setStatus(message === 'cancelled' ? 'Cancelled.' : `Failed: ${message}`);

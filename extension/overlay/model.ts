@@ -4,7 +4,7 @@
  */
 import type { Finding } from '../../engine/inspect/diagnose';
 import type { InspectionReport, ModuleReport } from '../../engine/inspect/report';
-import { histogramRange, percent, sci, shapeText, sparkline, statsRow } from './format';
+import { histogramRange, md, percent, sci, shapeText, sparkline, statsRow } from './format';
 
 /** Where a module appears in the source: its definition (`self.fc = ...`) or a call (`self.fc(x)`). 0-based line. */
 export interface LineAnchor {
@@ -63,11 +63,11 @@ const TABLE_HEAD = '| | ‖·‖ | mean | std | min | max | zeros |\n|---|---|--
 /** Full statistics for the hover: parameters, activation, output gradient, a histogram and findings. */
 export function moduleHover(m: ModuleReport, findings: readonly Finding[]): string {
   const lines: string[] = [];
-  lines.push(`**${m.path || '(model)'}** · ${m.kind} · ${m.parameterCount.toLocaleString('en-US')} parameters${m.outputShape ? ` · output ${shapeText(m.outputShape)}` : ''}`);
-  for (const f of findings) lines.push(`\n${f.severity === 'error' ? '$(error)' : f.severity === 'warning' ? '$(warning)' : '$(info)'} ${f.message}`);
+  lines.push(`**${m.path ? md(m.path) : '(model)'}** · ${md(m.kind)} · ${m.parameterCount.toLocaleString('en-US')} parameters${m.outputShape ? ` · output ${shapeText(m.outputShape)}` : ''}`);
+  for (const f of findings) lines.push(`\n${f.severity === 'error' ? '$(error)' : f.severity === 'warning' ? '$(warning)' : '$(info)'} ${md(f.message)}`);
   const rows: string[] = [];
   for (const p of m.parameters) {
-    const short = p.name.slice(p.name.lastIndexOf('.') + 1);
+    const short = md(p.name.slice(p.name.lastIndexOf('.') + 1));
     if (p.grad) rows.push(`| ∇${short} ${shapeText(p.shape)} | ${statsRow(p.grad).join(' | ')} |`);
     else rows.push(`| ∇${short} ${shapeText(p.shape)} | ${p.trainable ? 'no gradient' : 'frozen'} | | | | | |`);
   }
@@ -97,13 +97,13 @@ export function multiModuleHover(modules: readonly ModuleReport[], findings: rea
   const sorted = [...modules].sort((a, b) => a.depth - b.depth);
   const rows = sorted.map((m) => {
     const flags = findings.filter((f) => f.modulePath === m.path && f.severity !== 'info').map((f) => f.kind).join(', ');
-    return `| ${m.path} | ${m.kind} | ${sci(m.gradNorm, 2)} | ${sci(m.gradRms, 2)} | ${sci(m.gradToWeight, 2)} | ${shapeText(m.outputShape)} | ${flags || 'ok'} |`;
+    return `| ${md(m.path)} | ${md(m.kind)} | ${sci(m.gradNorm, 2)} | ${sci(m.gradRms, 2)} | ${sci(m.gradToWeight, 2)} | ${shapeText(m.outputShape)} | ${flags || 'ok'} |`;
   });
   const own = findings.filter((f) => modules.some((m) => m.path === f.modulePath) && f.severity !== 'info');
   const worst = own.find((f) => f.kind === 'vanishing' || f.kind === 'exploding' || f.kind === 'non-finite') ?? own[0];
   return [
     `**${sorted.length} modules on this line** · ${sorted.reduce((n, m) => n + m.parameterCount, 0).toLocaleString('en-US')} parameters`,
-    ...(worst ? [`\n${worst.severity === 'error' ? '$(error)' : '$(warning)'} ${worst.message}`] : []),
+    ...(worst ? [`\n${worst.severity === 'error' ? '$(error)' : '$(warning)'} ${md(worst.message)}`] : []),
     '',
     '| module | kind | ‖∇‖ | ∇ RMS | ‖∇W‖/‖W‖ | output | |',
     '|---|---|---|---|---|---|---|',
