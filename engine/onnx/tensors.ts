@@ -39,7 +39,7 @@ export function engineDtype(dataType: number, floatDtype: FloatDType, what: stri
     case DataType.BOOL:
       return 'bool';
     default:
-      throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} has element type ${dataTypeName(dataType)}, which the engine cannot represent (supported: float16/bfloat16/float32/float64 as ${floatDtype}, integer types as int32, bool)`);
+      throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} has ${dataType === DataType.UNDEFINED ? 'no element type (data_type 0)' : `element type ${dataTypeName(dataType)}`}, which the engine cannot represent (supported: float16/bfloat16/float32/float64 as ${floatDtype}, integer types as int32, bool)`);
   }
 }
 
