@@ -284,11 +284,11 @@ export function byteMutant(bytes: Uint8Array, rng: Rng): { bytes: Uint8Array; wh
     }
     default: {
       const at = int(rng, n);
-      const len = 1 + int(rng, 16);
-      const out = new Uint8Array(Math.max(0, n - len));
+      const len = Math.min(1 + int(rng, 16), n - at);
+      const out = new Uint8Array(n - len);
       out.set(bytes.subarray(0, at));
-      out.set(bytes.subarray(Math.min(n, at + len)), at);
-      return { bytes: out.subarray(0, Math.max(at, n - len)), what: `${len} bytes deleted at ${at}` };
+      out.set(bytes.subarray(at + len), at);
+      return { bytes: out, what: `${len} bytes deleted at ${at}` };
     }
   }
 }
