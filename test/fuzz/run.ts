@@ -23,6 +23,8 @@ async function main(): Promise<void> {
   let n = 0;
   const results = await runFuzz(cases, {
     parallel,
+    // Generous: the 20,000-node chains take 10-20 s on this shared 2-core machine; a hang never ends.
+    timeoutMs: arg('timeout', 60_000),
     onResult: (r) => {
       n++;
       if (r.outcome !== 'ok' && r.outcome !== 'clear') console.log(`${r.outcome.toUpperCase()} ${r.id} ${r.what}\n    ${r.message}`);
