@@ -3,13 +3,16 @@ import { ModuleCodeLensProvider } from './codeLens';
 import { InspectionSession } from './session';
 import { createSourceMapper } from './sourceMapper';
 import { trainSettings } from './config';
+import { LiveTraining } from './training/live';
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('Gradient Lens');
   const session = new InspectionSession(context, output, createSourceMapper(context.extensionUri, output));
+  const live = new LiveTraining(session, output);
   context.subscriptions.push(
     output,
     session,
+    live,
     vscode.commands.registerCommand('gradientLens.inspect', (uri?: vscode.Uri) => session.inspect(uri instanceof vscode.Uri ? uri : undefined)),
     vscode.commands.registerCommand('gradientLens.showPanel', () => session.showPanel()),
     vscode.commands.registerCommand('gradientLens.clearOverlays', () => session.clear()),
@@ -30,9 +33,13 @@ export function activate(context: vscode.ExtensionContext): void {
       }
       return session.train({ ...train, steps }, undefined, uri instanceof vscode.Uri ? uri : undefined);
     }),
+    vscode.commands.registerCommand('gradientLens.pinBaseline', () => session.pinBaseline()),
+    vscode.commands.registerCommand('gradientLens.clearBaseline', () => session.clearBaseline()),
     vscode.commands.registerCommand('gradientLens.stopTraining', () => session.stopTraining()),
     vscode.commands.registerCommand('gradientLens.exportTraining', (uri?: vscode.Uri) => session.exportTraining(uri instanceof vscode.Uri ? uri : undefined)),
     vscode.commands.registerCommand('gradientLens.importTraining', (uri?: vscode.Uri) => session.importTraining(uri instanceof vscode.Uri ? uri : undefined)),
+    vscode.commands.registerCommand('gradientLens.attachTraining', (uri?: vscode.Uri) => live.attach(uri instanceof vscode.Uri ? uri : undefined)),
+    vscode.commands.registerCommand('gradientLens.detachTraining', () => live.detach()),
     vscode.languages.registerCodeLensProvider({ language: 'python' }, new ModuleCodeLensProvider(session)),
   );
 }

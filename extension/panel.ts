@@ -2,7 +2,8 @@ import * as vscode from 'vscode';
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
-import { BackendInfo, HostToWebview, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop } from './protocol';
+import { parseBaseline, RunBaseline } from '../engine/inspect/baseline';
+import { BackendInfo, HostToWebview, LiveStatus, RunPhases, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop } from './protocol';
 import { CheckedWebviewMessage, parseWebviewMessage } from './webviewMessages';
 import { makeNonce } from './nonce';
 
@@ -11,7 +12,14 @@ export interface PanelEvents {
   onRerun(settings: RunSettings): void;
   onBackend(info: BackendInfo): void;
   onStartTraining(settings: RunSettings, train: TrainSettings): void;
+  /** The panel pinned (or cleared) a baseline. */
+  onBaseline(baseline: RunBaseline | null): void;
+  /** The baseline a new panel starts with. */
+  readonly baseline: RunBaseline | null;
 }
+
+/** Where a new panel opens: 'below' the editor (it keeps its width for the overlays) or 'beside' it. */
+export type PanelPosition = 'below' | 'beside';
 
 interface PendingTraining {
   resolve(result: { record: TrainingRecord; stopped: TrainStop }): void;
@@ -19,8 +27,18 @@ interface PendingTraining {
   onProgress(record: TrainingRecord): void;
 }
 
+/** A report from the panel's engine, with what the webview measured and how long the host waited. */
+export interface PanelRunResult {
+  report: InspectionReport;
+  phases?: RunPhases;
+  /** Waiting for the webview to load (0 when it was ready). */
+  readyMs: number;
+  /** From posting the run to receiving the report. */
+  roundTripMs: number;
+}
+
 interface PendingRun {
-  resolve(report: InspectionReport): void;
+  resolve(result: { report: InspectionReport; phases?: RunPhases }): void;
   reject(error: Error): void;
   onProgress(message: string): void;
 }
@@ -38,19 +56,24 @@ export class GradientLensPanel implements vscode.Disposable {
   private markReady!: () => void;
   backend: BackendInfo | undefined;
 
-  /** The open panel, or a new one beside the editor. */
-  static show(context: vscode.ExtensionContext, events: PanelEvents, settings: RunSettings, train: TrainSettings, preserveFocus = false): GradientLensPanel {
+  /** The open panel, or a new one below (or beside) the editor. */
+  static async show(context: vscode.ExtensionContext, events: PanelEvents, settings: RunSettings, train: TrainSettings, preserveFocus = false, position: PanelPosition = 'below'): Promise<GradientLensPanel> {
     if (GradientLensPanel.current) {
       GradientLensPanel.current.panel.reveal(undefined, preserveFocus);
       return GradientLensPanel.current;
     }
-    const panel = vscode.window.createWebviewPanel('gradientLens.panel', 'Gradient Lens', { viewColumn: vscode.ViewColumn.Beside, preserveFocus }, {
+    const editor = vscode.window.activeTextEditor;
+    const viewColumn = position === 'below' ? await newGroupBelow() : vscode.ViewColumn.Beside;
+    if (GradientLensPanel.current) return GradientLensPanel.current; // another call made it meanwhile
+    const panel = vscode.window.createWebviewPanel('gradientLens.panel', 'Gradient Lens', { viewColumn, preserveFocus }, {
       enableScripts: true,
       retainContextWhenHidden: true,
       localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist'), vscode.Uri.joinPath(context.extensionUri, 'media')],
     });
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'icon.png');
     GradientLensPanel.current = new GradientLensPanel(panel, context, events, settings, train);
+    // The new group took the focus: give it back to the editor.
+    if (preserveFocus && editor && position === 'below') await vscode.window.showTextDocument(editor.document, { viewColumn: editor.viewColumn, preserveFocus: false, selection: editor.selection });
     return GradientLensPanel.current;
   }
 
@@ -70,13 +93,16 @@ export class GradientLensPanel implements vscode.Disposable {
   }
 
   /** Runs the model in the webview's engine. Rejects with the engine's error message, or 'cancelled'. */
-  async run(request: RunRequest, onProgress: (message: string) => void, token: vscode.CancellationToken): Promise<InspectionReport> {
+  async run(request: RunRequest, onProgress: (message: string) => void, token: vscode.CancellationToken): Promise<PanelRunResult> {
+    const start = performance.now();
     await this.ready;
-    return new Promise((resolve, reject) => {
+    const posted = performance.now();
+    const result = await new Promise<{ report: InspectionReport; phases?: RunPhases }>((resolve, reject) => {
       this.pending.set(request.runId, { resolve, reject, onProgress });
       token.onCancellationRequested(() => void this.post({ type: 'cancel', runId: request.runId }));
       void this.post({ type: 'run', ...request });
     });
+    return { ...result, readyMs: posted - start, roundTripMs: performance.now() - posted };
   }
 
   /**
@@ -97,8 +123,21 @@ export class GradientLensPanel implements vscode.Disposable {
     void this.ready.then(() => this.post({ type: 'showTraining', record: serializeTrainingRecord(record) }));
   }
 
-  showFindings(runId: number, findings: Finding[]): void {
-    void this.post({ type: 'findings', runId, findings });
+  /** A followed training job: the whole record (append false) or the steps after those sent before. */
+  showLiveTraining(record: TrainingRecord, append: boolean, status: LiveStatus): void {
+    void this.ready.then(() => this.post({ type: 'liveTraining', record: serializeTrainingRecord(record), append, status }));
+  }
+
+  showLiveStatus(status: LiveStatus): void {
+    void this.ready.then(() => this.post({ type: 'liveStatus', status }));
+  }
+
+  showFindings(runId: number, findings: Finding[], kinds: Record<string, string> = {}): void {
+    void this.post({ type: 'findings', runId, findings, kinds });
+  }
+
+  showBaseline(baseline: RunBaseline | null): void {
+    void this.ready.then(() => this.post({ type: 'baseline', baseline }));
   }
 
   showAttention(modulePath: string): void {
@@ -139,6 +178,7 @@ export class GradientLensPanel implements vscode.Disposable {
     switch (message.type) {
       case 'ready':
         void this.post({ type: 'hello', version: String(context.extension.packageJSON.version ?? ''), settings: this.settings, train: this.trainDefaults });
+        void this.post({ type: 'baseline', baseline: this.events.baseline });
         this.markReady();
         break;
       case 'backend':
@@ -149,7 +189,7 @@ export class GradientLensPanel implements vscode.Disposable {
         this.pending.get(message.runId)?.onProgress(message.message);
         break;
       case 'report':
-        this.pending.get(message.runId)?.resolve(message.report);
+        this.pending.get(message.runId)?.resolve({ report: message.report, phases: message.phases });
         this.pending.delete(message.runId);
         break;
       case 'runError':
@@ -174,6 +214,11 @@ export class GradientLensPanel implements vscode.Disposable {
       case 'startTraining':
         this.events.onStartTraining(message.settings, message.train);
         break;
+      case 'baseline': {
+        const baseline = message.baseline === null ? null : parseBaseline(message.baseline);
+        if (message.baseline === null || baseline) this.events.onBaseline(baseline);
+        break;
+      }
       case 'revealModule':
         this.events.onRevealModule(message.path);
         break;
@@ -188,6 +233,8 @@ export class GradientLensPanel implements vscode.Disposable {
 
   private html(webview: vscode.Webview, extensionUri: vscode.Uri): string {
     const nonce = makeNonce();
+    // The page starts its engine with this choice before the ready/hello round trip (only known values reach the HTML).
+    const backend = (['auto', 'webgpu', 'wasm', 'typescript'] as const).find((b) => b === this.settings.backend) ?? 'auto';
     const asset = (name: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', name)).toString();
     // Strict CSP: only our nonce'd script runs; the engine worker starts from a blob of our own script;
     // 'wasm-unsafe-eval' lets the WebAssembly backend compile; fetch reaches only our own resources.
@@ -210,7 +257,7 @@ export class GradientLensPanel implements vscode.Disposable {
 <link rel="stylesheet" href="${asset('webview.css')}">
 </head>
 <body>
-<div id="app" data-worker="${asset('engine-worker.js')}" data-wasm-base="${webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist')).toString()}/"></div>
+<div id="app" data-backend="${backend}" data-worker="${asset('engine-worker.js')}" data-wasm-base="${webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist')).toString()}/"></div>
 <script nonce="${nonce}" src="${asset('webview.js')}"></script>
 </body>
 </html>`;
@@ -224,4 +271,10 @@ export class GradientLensPanel implements vscode.Disposable {
     this.panel.dispose();
     while (this.disposables.length) this.disposables.pop()?.dispose();
   }
+}
+
+/** A new, empty editor group below the active one, for the panel; its column. */
+async function newGroupBelow(): Promise<vscode.ViewColumn> {
+  await vscode.commands.executeCommand('workbench.action.newGroupBelow');
+  return vscode.window.tabGroups.activeTabGroup.viewColumn;
 }

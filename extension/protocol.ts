@@ -5,6 +5,7 @@
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import type { TrainingRecord } from '../engine/train/record';
+import type { RunBaseline } from '../engine/inspect/baseline';
 
 /** Which engine backend runs in the webview, and why that one. */
 export interface BackendInfo {
@@ -58,6 +59,19 @@ export interface RunRequest {
 /** Default of gradientLens.run.memoryBudgetMB: below what a webview's JS heap can hold. */
 export const DEFAULT_MEMORY_BUDGET_MB = 2048;
 
+/**
+ * Where a run's time went inside the webview, in ms (each side measures its own durations, so clocks of the
+ * host, the page and the worker never need to agree). The host adds its own parts for the Output channel.
+ */
+export interface RunPhases {
+  /** Starting the engine worker for this run (fetching its script and the kernels), 0 when it was running. */
+  workerStartMs: number;
+  /** Time the run waited in the worker for the backend selection (compiling the WebAssembly kernels). */
+  backendMs: number;
+  /** From the run message reaching the page until the page posted the report. */
+  pageMs: number;
+}
+
 export type OptimizerChoice = 'sgd' | 'adam' | 'adamw';
 
 /** "Train N steps": optimiser and data settings (PyTorch's defaults and formulas, see engine/train/optim.ts). */
@@ -96,6 +110,18 @@ export type SerializedTrainingRecord = string;
 /** Why a training run ended. */
 export type TrainStop = 'done' | 'cancelled' | 'anomaly';
 
+/** A training stream the extension follows ("Attach to Training Job"): what the status line says. */
+export interface LiveStatus {
+  /** The stream file, relative to the workspace when inside it. */
+  file: string;
+  /** waiting: no step recorded yet; live: the job appends; ended: the job closed the stream; detached: no longer followed. */
+  state: 'waiting' | 'live' | 'ended' | 'detached';
+  /** The last recorded step number. */
+  step: number | null;
+  /** Milliseconds since that step arrived, when the message was sent (the receiver adds the time since). */
+  ageMs: number | null;
+}
+
 export type HostToWebview =
   | { type: 'hello'; version: string; settings: RunSettings; train: TrainSettings }
   | ({ type: 'run' } & RunRequest)
@@ -103,22 +129,33 @@ export type HostToWebview =
   | { type: 'focusModule'; path: string }
   /** Scroll to the attention maps of a layer (from the editor's attention CodeLens). */
   | { type: 'showAttention'; modulePath: string }
-  /** Diagnostics computed by the host with the user's thresholds, to colour the panel the same way. */
-  | { type: 'findings'; runId: number; findings: Finding[] }
+  /**
+   * Diagnostics computed by the host with the user's thresholds, to colour the panel the same way, and the module
+   * classes the source names where the export does not (`kinds`: path -> class), for the module table.
+   */
+  | { type: 'findings'; runId: number; findings: Finding[]; kinds?: Record<string, string> }
+  /** The pinned run new runs are compared with, or null once cleared (sent after 'hello' and on every change). */
+  | { type: 'baseline'; baseline: RunBaseline | null }
   /** Train N steps (cancel with 'cancel' and the same runId: the run stops after the current step). */
   | ({ type: 'train' } & TrainRequest)
   /** Show a training record that was imported from a file (e.g. written by python/gradlens_recorder.py). */
-  | { type: 'showTraining'; record: SerializedTrainingRecord };
+  | { type: 'showTraining'; record: SerializedTrainingRecord }
+  /** A followed training stream: the whole record (append: false) or only the steps after those sent before (append: true). */
+  | { type: 'liveTraining'; record: SerializedTrainingRecord; append: boolean; status: LiveStatus }
+  /** The followed stream's state changed without new steps (ended, detached). */
+  | { type: 'liveStatus'; status: LiveStatus };
 
 export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'backend'; info: BackendInfo }
   | { type: 'progress'; runId: number; message: string }
   /** The report as serializeReport text (keeps NaN and ±Inf; the host checks it with parseReport). */
-  | { type: 'report'; runId: number; report: string }
+  | { type: 'report'; runId: number; report: string; phases?: RunPhases }
   | { type: 'runError'; runId: number; message: string }
   | { type: 'revealModule'; path: string }
   | { type: 'rerun'; settings: RunSettings }
+  /** The panel's Pin / Clear baseline buttons. */
+  | { type: 'baseline'; baseline: RunBaseline | null }
   /** The panel's Train button. */
   | { type: 'startTraining'; settings: RunSettings; train: TrainSettings }
   /** The record so far, after a step (throttled). */
@@ -140,7 +177,8 @@ export type PageToWorker =
 export type WorkerToPage =
   | { type: 'backend'; info: BackendInfo }
   | { type: 'progress'; runId: number; message: string }
-  | { type: 'report'; runId: number; report: InspectionReport }
+  /** `backendMs`: how long the run waited for the backend selection before it started. */
+  | { type: 'report'; runId: number; report: InspectionReport; backendMs?: number }
   | { type: 'runError'; runId: number; message: string }
   | { type: 'error'; message: string }
   | { type: 'trainProgress'; runId: number; record: TrainingRecord }

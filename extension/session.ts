@@ -1,9 +1,12 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { diagnose, Finding } from '../engine/inspect/diagnose';
-import type { InspectionReport } from '../engine/inspect/report';
-import { memoryBudgetMB, runSettings, thresholds, trainSettings } from './config';
-import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
+import { InspectionReport, withModuleKinds } from '../engine/inspect/report';
+import { baselineOf, compareRuns, isPinnedRun, parseBaseline, RunBaseline } from '../engine/inspect/baseline';
+import { memoryBudgetMB, panelPosition, runSettings, thresholds, trainSettings } from './config';
+import { serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
+import { readTrainingImport } from './training/importFiles';
+import { mapTrainingRecord } from './training/mapping';
 import { anomalyDiagnostic, trainingOverlays } from './overlay/training';
 import { LocatedModel, locateModel, readModel } from './modelLocator';
 import { buildOverlays, lineDiagnostics, mergeOverlays, placeFindings } from './overlay/model';
@@ -11,7 +14,8 @@ import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
 import { GradientLensPanel, PanelEvents } from './panel';
 import { BackendInfo, RunSettings, TrainSettings } from './protocol';
-import { SourceMapper, DocumentMapping } from './sourceAnchors';
+import { SourceMapper, DocumentMapping, sourceKinds } from './sourceAnchors';
+import { formatRunTiming } from './runTiming';
 
 interface LastRun {
   runId: number;
@@ -20,14 +24,18 @@ interface LastRun {
   report: InspectionReport;
   findings: Finding[];
   mapping: DocumentMapping;
+  /** Module classes the source names where the export does not (sourceKinds). */
+  kinds: Record<string, string>;
 }
+
+const BASELINE_KEY = 'gradientLens.baseline';
 
 /** A training record shown on a document: from a run in the panel or imported from a file. */
 interface TrainingView {
   document: vscode.Uri;
   record: TrainingRecord;
   mapping: DocumentMapping;
-  origin: 'engine' | 'import';
+  origin: 'engine' | 'import' | 'live';
 }
 
 /** One inspection workflow: locate the model, run it in the webview engine, overlay the report on the source. */
@@ -40,12 +48,18 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   private readonly changed = new vscode.EventEmitter<void>();
   /** Fires when a run finished or overlays were cleared (CodeLenses refresh on it). */
   readonly onDidChange = this.changed.event;
+  private readonly cleared = new vscode.EventEmitter<void>();
+  /** Fires when the user cleared the overlays (a followed training job stops drawing). */
+  readonly onDidClear = this.cleared.event;
   private backend: BackendInfo | undefined;
   private running: vscode.CancellationTokenSource | undefined;
   private trainingRun: vscode.CancellationTokenSource | undefined;
   private trainingView: TrainingView | undefined;
+  /** The pinned run new runs are compared with (kept in the workspace's storage). */
+  private pinned: RunBaseline | null;
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper) {
+    this.pinned = parseBaseline(context.workspaceState.get(BASELINE_KEY));
     this.status.name = 'Gradient Lens';
     this.status.command = 'gradientLens.showPanel';
     this.updateStatus();
@@ -67,31 +81,37 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     return this.last;
   }
 
-  showPanel(preserveFocus = false): GradientLensPanel {
-    return GradientLensPanel.show(this.context, this, runSettings(this.last?.document), trainSettings(this.last?.document), preserveFocus);
+  showPanel(preserveFocus = false): Promise<GradientLensPanel> {
+    const scope = this.last?.document;
+    return GradientLensPanel.show(this.context, this, runSettings(scope), trainSettings(scope), preserveFocus, panelPosition(scope));
   }
 
   /** Inspects the model of `target` (or of the active Python editor). */
   async inspect(target?: vscode.Uri, settings?: RunSettings, model?: LocatedModel): Promise<InspectionReport | undefined> {
+    const start = performance.now();
     const document = await this.pythonDocument(target);
     const located = model ?? (await locateModel(document?.uri, this.context.workspaceState));
     if (!located) return undefined;
     const budgetMB = memoryBudgetMB(document?.uri);
+    const tRead = performance.now();
     // The file alone may not exceed the run's budget: refused before it is read.
     const bytes = await readModel(located, budgetMB * 2 ** 20);
     if (!bytes) return undefined;
+    const readMs = performance.now() - tRead;
     const modelUri = located.uri;
     const runSettingsNow = settings ?? runSettings(document?.uri);
-    const panel = this.showPanel(true);
+    const panel = await this.showPanel(true);
     const runId = ++this.runCounter;
     const modelName = path.basename(modelUri.path);
+    const tWatches = performance.now();
     const watches = document ? await this.mapper.watches(document) : [];
+    const watchesMs = performance.now() - tWatches;
     this.running?.cancel();
     const cts = (this.running = new vscode.CancellationTokenSource());
     this.updateStatus(`$(sync~spin) ${modelName}`);
     this.output.appendLine(`[${new Date().toLocaleTimeString()}] inspecting ${vscode.workspace.asRelativePath(modelUri)} (seed ${runSettingsNow.seed}, batch ${runSettingsNow.batch}, loss ${runSettingsNow.loss}, backend ${runSettingsNow.backend}, ${runSettingsNow.dtype})`);
     try {
-      const report = await vscode.window.withProgress(
+      const { report, phases, readyMs, roundTripMs } = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Gradient Lens: ${modelName}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
@@ -99,9 +119,13 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         },
       );
       if (runId !== this.runCounter) return undefined; // superseded
+      const tMapping = performance.now();
       const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
-      this.last = { runId, document: document?.uri ?? modelUri, model: located, report, findings: [], mapping };
+      const tOverlays = performance.now();
+      this.last = { runId, document: document?.uri ?? modelUri, model: located, report, findings: [], mapping, kinds: {} };
       await this.apply(this.last);
+      const end = performance.now();
+      this.output.appendLine(`  ${formatRunTiming({ readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases)}`);
       return report;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -132,13 +156,15 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     void vscode.commands.executeCommand('setContext', 'gradientLens.hasTraining', false);
     this.updateStatus();
     this.changed.fire();
+    this.cleared.fire();
   }
 
   /** Diagnoses with the current thresholds and draws overlays, diagnostics, status and logs. */
   private async apply(run: LastRun): Promise<void> {
     run.findings = diagnose(run.report, thresholds(run.document));
+    run.kinds = sourceKinds(run.report.modules, run.mapping.classOf);
     this.render(run.document);
-    GradientLensPanel.existing?.showFindings(run.runId, run.findings);
+    GradientLensPanel.existing?.showFindings(run.runId, run.findings, run.kinds);
     const r = run.report;
     this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.uri.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
     this.output.appendLine(`  ${r.backend} (${r.dtype}): loss ${r.loss.kind} = ${r.loss.value.toPrecision(6)}, forward ${r.timings.forwardMs.toFixed(1)} ms, backward ${r.timings.backwardMs.toFixed(1)} ms; ${run.findings.length} findings; ${run.mapping.anchors.length} source anchors, ${run.mapping.unmapped.length} modules not found in the source`);
@@ -158,7 +184,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const key = document.toString();
     const run = this.last?.document.toString() === key ? this.last : undefined;
     const view = this.trainingView?.document.toString() === key ? this.trainingView : undefined;
-    let overlays = run ? mergeOverlays(buildOverlays(run.report, run.mapping.anchors, run.findings), hookOverlays(run.report, run.mapping.watchLines)) : [];
+    const comparison = run && this.pinned && !isPinnedRun(this.pinned, run.report) ? compareRuns(run.report, this.pinned) : undefined;
+    let overlays = run ? mergeOverlays(buildOverlays(withModuleKinds(run.report, run.kinds), run.mapping.anchors, run.findings, comparison), hookOverlays(run.report, run.mapping.watchLines)) : [];
     const problems = run ? lineDiagnostics(placeFindings(run.findings, run.mapping.anchors, run.mapping.fallbackLine)) : [];
     if (view) {
       overlays = mergeOverlays(overlays, trainingOverlays(view.record, view.mapping.anchors));
@@ -174,10 +201,48 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     }));
   }
 
+  // ---------------------------------------------------------------- baseline
+
+  get baseline(): RunBaseline | null {
+    return this.pinned;
+  }
+
+  /** Pins the last run as the baseline later runs are compared with ("did my fix help?"). */
+  pinBaseline(): RunBaseline | null {
+    if (!this.last) {
+      void vscode.window.showInformationMessage('Gradient Lens: inspect a model first, then pin its run as the baseline.');
+      return null;
+    }
+    const baseline = baselineOf(this.last.report);
+    this.setBaseline(baseline);
+    GradientLensPanel.existing?.showBaseline(baseline);
+    return baseline;
+  }
+
+  clearBaseline(): void {
+    this.setBaseline(null);
+    GradientLensPanel.existing?.showBaseline(null);
+  }
+
+  /** The panel pinned or cleared the baseline. */
+  onBaseline(baseline: RunBaseline | null): void {
+    this.setBaseline(baseline);
+  }
+
+  private setBaseline(baseline: RunBaseline | null): void {
+    this.pinned = baseline;
+    void this.context.workspaceState.update(BASELINE_KEY, baseline ?? undefined);
+    if (baseline) this.output.appendLine(`baseline pinned: ${baseline.model} (loss ${baseline.loss.value.toPrecision(5)}, ${baseline.pinnedAt})`);
+    else this.output.appendLine('baseline cleared');
+    if (this.last) this.render(this.last.document);
+    this.changed.fire();
+  }
+
   // ---------------------------------------------------------------- training
 
   /** "Train N steps" on the model of the active Python file (or the last inspected one). */
   async train(train?: TrainSettings, settings?: RunSettings, target?: vscode.Uri): Promise<TrainingRecord | undefined> {
+    const start = performance.now();
     const document = await this.pythonDocument(target ?? this.last?.document);
     const sameAsLast = this.last && document && this.last.document.toString() === document.uri.toString();
     const located = sameAsLast ? this.last!.model : await locateModel(document?.uri, this.context.workspaceState);
@@ -189,7 +254,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const trainNow = train ?? trainSettings(document?.uri);
     const settingsNow = settings ?? runSettings(document?.uri);
     const modelName = path.basename(modelUri.path);
-    const panel = this.showPanel(true);
+    const panel = await this.showPanel(true);
     const runId = ++this.runCounter;
     this.trainingRun?.cancel();
     const cts = (this.trainingRun = new vscode.CancellationTokenSource());
@@ -201,9 +266,11 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const show = async (record: TrainingRecord) => {
       // A run superseded by a newer one must not draw over it.
       if (!document || this.trainingRun !== cts || record.modules.length === 0) return;
+      const first = !mapping;
       mapping ??= this.mapper.map(document, record);
       this.trainingView = { document: document.uri, record, mapping: await mapping, origin: 'engine' };
       this.render(document.uri);
+      if (first) this.output.appendLine(`  time to the first step on the source ${(performance.now() - start).toFixed(0)} ms (${record.steps.length} step${record.steps.length === 1 ? '' : 's'} done)`);
     };
     try {
       const { record, stopped } = await vscode.window.withProgress(
@@ -281,37 +348,54 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 
   /**
-   * Shows statistics recorded elsewhere (e.g. by python/gradlens_recorder.py in a PyTorch job) on the
-   * Python file they belong to: the record's source file if it is in the workspace, else the active one.
+   * Shows statistics recorded elsewhere on the Python file they belong to (the record's source file if it
+   * is in the workspace, else the active one): a record from python/gradlens_recorder.py (JSON, or the
+   * stream of a running or killed job) or a TensorBoard run's event files.
    */
   async importTraining(file?: vscode.Uri): Promise<TrainingRecord | undefined> {
-    const uri = file ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Gradient Lens training statistics': ['json'] }, title: 'Import training statistics' }))?.[0];
+    const uri = file ?? (await vscode.window.showOpenDialog({
+      canSelectMany: false,
+      filters: { 'Training statistics (JSON, JSON lines)': ['json', 'jsonl'], 'TensorBoard event files, all files': ['*'] },
+      title: 'Import training statistics (a Gradient Lens record or stream, or a TensorBoard event file)',
+    }))?.[0];
     if (!uri) return undefined;
-    let record: TrainingRecord;
+    let imported;
     try {
-      record = parseTrainingRecord(new TextDecoder().decode(await vscode.workspace.fs.readFile(uri)), path.basename(uri.fsPath));
+      imported = await readTrainingImport(uri);
     } catch (err) {
       void vscode.window.showErrorMessage(`Gradient Lens: cannot import ${uri.fsPath}: ${err instanceof Error ? err.message : err}`);
       return undefined;
     }
-    const document = await this.documentForRecord(record);
+    const document = await this.documentForRecord(imported.record);
     if (!document) {
-      void vscode.window.showErrorMessage(`Gradient Lens: imported ${path.basename(uri.fsPath)}, but found no Python file to show it on${record.model.source ? ` (looked for ${path.basename(record.model.source)})` : ''}: open the model's source file and import again.`);
+      void vscode.window.showErrorMessage(`Gradient Lens: imported ${path.basename(uri.fsPath)}, but found no Python file to show it on${imported.record.model.source ? ` (looked for ${path.basename(imported.record.model.source)})` : ''}: open the model's source file and import again.`);
       return undefined;
     }
-    const mapping = await this.mapper.map(document, record);
-    this.trainingView = { document: document.uri, record, mapping, origin: 'import' };
-    void vscode.commands.executeCommand('setContext', 'gradientLens.hasTraining', true);
-    this.render(document.uri);
-    this.showPanel(true).showTraining(record);
+    const { record, mapping } = await this.showTrainingOn(document, imported.record, 'import');
+    (await this.showPanel(true)).showTraining(record);
     this.output.appendLine(`imported ${path.basename(uri.fsPath)} (${record.producer}): ${record.steps.length} steps, ${record.modules.length} modules, ${mapping.anchors.length} source anchors on ${vscode.workspace.asRelativePath(document.uri)}; ${mapping.unmapped.length} modules not found in the source`);
+    for (const note of imported.notes) this.output.appendLine(`    ${note}`);
     for (const u of mapping.unmapped.slice(0, 20)) this.output.appendLine(`    unmapped ${u.path}: ${u.reason}`);
     await vscode.window.showTextDocument(document, { preview: false, preserveFocus: false, viewColumn: vscode.ViewColumn.One });
     this.changed.fire();
     return record;
   }
 
-  private async documentForRecord(record: TrainingRecord): Promise<vscode.TextDocument | undefined> {
+  /**
+   * Draws a training record that came from outside the panel's engine (imported, or followed live) on
+   * `document`. Maps it unless `mapping` is given (a live job's module layout rarely changes); returns
+   * the record as drawn (paths may lose a prefix that kept them off the source) and its mapping.
+   */
+  async showTrainingOn(document: vscode.TextDocument, record: TrainingRecord, origin: 'import' | 'live', mapping?: DocumentMapping): Promise<{ record: TrainingRecord; mapping: DocumentMapping }> {
+    const mapped = mapping ? { record, mapping } : await mapTrainingRecord(this.mapper, document, record);
+    this.trainingView = { document: document.uri, record: mapped.record, mapping: mapped.mapping, origin };
+    void vscode.commands.executeCommand('setContext', 'gradientLens.hasTraining', true);
+    this.render(document.uri);
+    return mapped;
+  }
+
+  /** The Python file a record belongs to: an open editor or workspace file named like its model.source, else the active Python file. */
+  async documentForRecord(record: TrainingRecord): Promise<vscode.TextDocument | undefined> {
     const name = record.model.source ? path.basename(record.model.source) : undefined;
     if (name) {
       const open = vscode.workspace.textDocuments.find((d) => path.basename(d.uri.fsPath) === name);
@@ -339,8 +423,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 
   /** Opens the panel at a layer's attention maps. */
-  showAttention(modulePath: string): void {
-    const panel = this.showPanel(true);
+  async showAttention(modulePath: string): Promise<void> {
+    const panel = await this.showPanel(true);
     panel.showAttention(modulePath);
   }
 
@@ -400,6 +484,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.diagnostics.dispose();
     this.status.dispose();
     this.changed.dispose();
+    this.cleared.dispose();
   }
 }
 

@@ -6,7 +6,8 @@
  */
 import { check, parseReport, ReportFormatError } from '../engine/inspect/reportCodec';
 import type { InspectionReport } from '../engine/inspect/report';
-import type { BackendChoice, BackendInfo, LossChoice, OptimizerChoice, RunSettings, TrainSettings, TrainStop, WebviewToHost } from './protocol';
+import { parseBaseline } from '../engine/inspect/baseline';
+import type { BackendChoice, BackendInfo, LossChoice, OptimizerChoice, RunPhases, RunSettings, TrainSettings, TrainStop, WebviewToHost } from './protocol';
 
 export { ReportFormatError };
 
@@ -80,10 +81,15 @@ function backendInfo(v: unknown, where: string): BackendInfo {
   };
 }
 
+function phases(v: unknown, where: string): RunPhases {
+  const o = obj(v, where);
+  return { workerStartMs: finite(o.workerStartMs, `${where}.workerStartMs`, 0), backendMs: finite(o.backendMs, `${where}.backendMs`, 0), pageMs: finite(o.pageMs, `${where}.pageMs`, 0) };
+}
+
 /** A webview message as the host may use it; `report` arrives as serializeReport text and leaves parsed. */
 export type CheckedWebviewMessage =
   | Exclude<WebviewToHost, { type: 'report' }>
-  | { type: 'report'; runId: number; report: InspectionReport };
+  | { type: 'report'; runId: number; report: InspectionReport; phases?: RunPhases };
 
 /**
  * Checks one message from the webview against the protocol. Throws ReportFormatError naming the first
@@ -101,7 +107,12 @@ export function parseWebviewMessage(raw: unknown): CheckedWebviewMessage {
     case 'progress':
       return { type: 'progress', runId: runId(), message: text(m.message, 'message.message') };
     case 'report':
-      return { type: 'report', runId: runId(), report: parseReport(m.report, 'message.report') };
+      return { type: 'report', runId: runId(), report: parseReport(m.report, 'message.report'), phases: m.phases === undefined ? undefined : phases(m.phases, 'message.phases') };
+    case 'baseline': {
+      if (m.baseline === null) return { type: 'baseline', baseline: null };
+      const baseline = parseBaseline(m.baseline);
+      return baseline ? { type: 'baseline', baseline } : fail('message.baseline', 'not a run baseline');
+    }
     case 'runError':
       return { type: 'runError', runId: runId(), message: text(m.message, 'message.message') };
     case 'revealModule':

@@ -10,10 +10,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOnnx, OnnxImportError, decodeOnnxTensor, onnxTensorToEngine, OnnxTensorProto, Tensor } from '../engine';
-import { repoRoot } from './helpers';
+import { repoRoot, sharedDir } from './helpers';
 import { loadOrt, maxExcess, Ort, ORT_OPTIONS, OrtSession, OrtTensor, ortTensor } from './ort';
 
-const SHARED = path.join(path.dirname(repoRoot), 'shared', 'onnx-backend-data');
+const SHARED = sharedDir('onnx-backend-data') ?? path.join(path.dirname(repoRoot), 'shared', 'onnx-backend-data');
 const SUITES = ['pytorch-converted', 'pytorch-operator', 'simple'];
 const FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'onnx');
 

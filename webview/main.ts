@@ -6,7 +6,8 @@ import '@vscode-elements/elements/dist/vscode-single-select';
 import '@vscode-elements/elements/dist/vscode-option';
 import '@vscode-elements/elements/dist/vscode-progress-ring';
 import type { Finding } from '../engine/inspect/diagnose';
-import type { InspectionReport } from '../engine/inspect/report';
+import { InspectionReport, withModuleKinds } from '../engine/inspect/report';
+import { baselineOf, compareRuns, isPinnedRun, RunBaseline } from '../engine/inspect/baseline';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { serializeReport } from '../engine/inspect/reportCodec';
 import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, WebviewToHost } from '../extension/protocol';
@@ -28,6 +29,8 @@ interface PanelState {
   attention?: AttentionViewState;
   backend: BackendInfo | null;
   training?: TrainViewState;
+  /** The pinned run this one is compared with; the host keeps it too (it outlives the panel). */
+  baseline?: RunBaseline | null;
 }
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewToHost): void; getState(): PanelState | undefined; setState(s: PanelState): void };
@@ -47,6 +50,11 @@ app.innerHTML = `
   <div id="settings"></div>
   <p class="summary" data-testid="summary"></p>
   <section id="findings" aria-label="Findings"></section>
+  <section class="baseline" data-testid="baseline-bar">
+    <vscode-button secondary data-testid="pin-baseline" title="Pin this run; after your next run, the chart, the table and the hovers compare with it">Pin as baseline</vscode-button>
+    <vscode-button secondary data-testid="clear-baseline" hidden>Clear baseline</vscode-button>
+    <span class="detail" data-testid="baseline-status"></span>
+  </section>
   <section class="chart"><h2>Gradient flow across depth</h2><div class="canvas-box"><canvas id="flow" data-testid="flow-chart" role="img" aria-label="Gradient norm per layer, log scale"></canvas></div></section>
   <section id="training"></section>
   <section><h2>Modules</h2><div id="table"></div></section>
@@ -115,6 +123,32 @@ function renderFindings(findings: Finding[]): void {
   }));
 }
 
+function setBaseline(baseline: RunBaseline | null): void {
+  state.baseline = baseline;
+  save();
+  post({ type: 'baseline', baseline });
+  renderReport();
+}
+
+app.querySelector('[data-testid="pin-baseline"]')!.addEventListener('click', () => state.report && setBaseline(baselineOf(state.report)));
+app.querySelector('[data-testid="clear-baseline"]')!.addEventListener('click', () => setBaseline(null));
+
+/** The baseline bar: what is pinned and whether this run is compared with it. */
+function renderBaseline(r: InspectionReport | null, b: RunBaseline | null): void {
+  const status = app.querySelector<HTMLElement>('[data-testid="baseline-status"]')!;
+  app.querySelector<HTMLElement>('[data-testid="pin-baseline"]')!.hidden = !r;
+  app.querySelector<HTMLElement>('[data-testid="clear-baseline"]')!.hidden = !b;
+  if (!b) {
+    status.textContent = r ? 'Pin this run, change your model, re-run: the chart and the table then show what changed.' : '';
+    return;
+  }
+  const when = b.pinnedAt.replace('T', ' ').slice(0, 16);
+  if (!r) status.textContent = `Baseline: ${b.model}, pinned ${when}.`;
+  else if (isPinnedRun(b, r)) status.textContent = `This run (${b.model}, loss ${b.loss.value.toPrecision(4)}) is the baseline, pinned ${when}. Re-run after your change to compare.`;
+  else if (b.model !== r.model.name) status.textContent = `The baseline (pinned ${when}) is of ${b.model}; this run is of ${r.model.name}: not compared.`;
+  else status.textContent = `Compared with the baseline pinned ${when}: loss ${b.loss.value.toPrecision(4)} → ${r.loss.value.toPrecision(4)}. Ghost bars: the baseline's ‖∇W‖; Δ: this run's ‖∇‖ over the baseline's.`;
+}
+
 function renderReport(): void {
   const r = state.report;
   renderSettings(app.querySelector<HTMLElement>('#settings')!, state.settings, (settings) => {
@@ -125,17 +159,20 @@ function renderReport(): void {
     state.settings = settings;
     save();
   });
+  const baseline = state.baseline ?? null;
+  renderBaseline(r, baseline);
   if (!r) {
     app.querySelector<HTMLElement>('[data-testid="summary"]')!.textContent = 'No model inspected yet. Run "Gradient Lens: Inspect Model" from a Python file.';
     return;
   }
+  const comparison = baseline && !isPinnedRun(baseline, r) ? compareRuns(r, baseline) : undefined;
   app.querySelector<HTMLElement>('[data-testid="summary"]')!.textContent =
     `${r.model.name} · loss ${r.loss.kind} = ${r.loss.value.toPrecision(5)} · ${r.model.parameterCount.toLocaleString('en-US')} parameters · ` +
     `forward ${r.timings.forwardMs.toFixed(0)} ms, backward ${r.timings.backwardMs.toFixed(0)} ms on ${r.backend} (${r.dtype})`;
   const health = healthByModule(state.findings);
   renderFindings(state.findings);
-  chart.render(r, health);
-  table.render(r, health);
+  chart.render(r, health, comparison?.comparable ? baseline : null);
+  table.render(r, health, comparison);
   renderHookLog(app.querySelector<HTMLElement>('#hooks')!, r, revealModule);
   app.querySelector<HTMLElement>('#attention-section')!.hidden = !r.attention?.length;
   attention.render(r);
@@ -143,6 +180,32 @@ function renderReport(): void {
 
 engine.onBackend = showBackend;
 engine.onError = (message) => post({ type: 'error', message });
+// Start the engine at once (worker script, kernels, backend selection) with the backend setting the host put in
+// the page, instead of after the ready/hello round trip: the first run usually follows right away.
+void engine.prepare((app.dataset.backend as RunSettings['backend'] | undefined) ?? state.settings.backend);
+
+/**
+ * The panel is drawn once per run, after the editor's overlays: the host sends the findings right after setting
+ * the decorations, so the report is drawn with them then. A same-site webview frame can share the workbench's
+ * renderer thread, so drawing first (and again with the findings) could delay the overlays' paint.
+ * Without findings (a superseded run, a host error) the report is drawn after a second anyway.
+ */
+let drawTimer: ReturnType<typeof setTimeout> | undefined;
+function drawAfterOverlays(runId: number): void {
+  clearTimeout(drawTimer);
+  drawTimer = setTimeout(() => {
+    if (runId === activeRun) drawSoon();
+  }, 1000);
+}
+
+/** Saves the state and draws the panel after the next frame (the one painting the overlays). */
+function drawSoon(): void {
+  clearTimeout(drawTimer);
+  save();
+  requestAnimationFrame(() => {
+    drawTimer = setTimeout(renderReport, 0);
+  });
+}
 
 window.addEventListener('message', async (event: MessageEvent<HostToWebview>) => {
   const m = event.data;
@@ -152,23 +215,24 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       // The user's configured defaults, unless a run of this panel already chose its own.
       if (!state.training?.record) training.setSettings(m.train);
       renderReport();
-      void engine.probe(m.settings.backend);
+      void engine.prepare(m.settings.backend);
       break;
     case 'run': {
+      const received = performance.now();
       activeRun = m.runId;
       state.settings = m.settings;
       setStatus(`Running ${m.modelName}…`, true);
       try {
-        const report = await engine.run(m, { onProgress: (text) => {
+        const { report, workerStartMs, backendMs } = await engine.run(m, { onProgress: (text) => {
           setStatus(text, true);
           post({ type: 'progress', runId: m.runId, message: text });
         } });
+        // The overlays wait for this message: send it before drawing the panel.
+        post({ type: 'report', runId: m.runId, report: serializeReport(report), phases: { workerStartMs, backendMs, pageMs: performance.now() - received } });
         state.report = report;
         state.findings = [];
-        save();
         setStatus('');
-        renderReport();
-        post({ type: 'report', runId: m.runId, report: serializeReport(report) });
+        drawAfterOverlays(m.runId);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         setStatus(message === 'cancelled' ? 'Cancelled.' : `Failed: ${message}`);
@@ -205,6 +269,16 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
     case 'showTraining':
       training.finish(parseTrainingRecord(m.record, 'imported record'), 'imported');
       break;
+    case 'liveTraining':
+      try {
+        training.live(parseTrainingRecord(m.record, 'followed training record'), m.append, m.status);
+      } catch (err) {
+        post({ type: 'error', message: `the followed training record cannot be shown: ${err instanceof Error ? err.message : String(err)}` });
+      }
+      break;
+    case 'liveStatus':
+      training.liveStatus(m.status);
+      break;
     case 'cancel':
       if (m.runId === activeTraining) engine.stopTraining(m.runId);
       else engine.cancel(m.runId);
@@ -212,9 +286,13 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
     case 'findings':
       if (m.runId === activeRun || activeRun === 0) {
         state.findings = m.findings;
-        save();
-        renderReport();
+        if (state.report && m.kinds) state.report = withModuleKinds(state.report, m.kinds);
+        drawSoon();
       }
+      break;
+    case 'baseline':
+      state.baseline = m.baseline;
+      drawSoon();
       break;
     case 'focusModule':
       table.highlight(m.path);

@@ -94,6 +94,8 @@ export interface OpContext {
   readonly attrs: Attrs;
   /** Opset version of the node's domain. */
   readonly opset: number;
+  /** The model's producer_name ('pytorch' for both PyTorch exporters), for semantics that differ by origin. */
+  readonly producer: string;
   /** Float dtype of this run. */
   readonly dtype: FloatDType;
   /** Run-level train/eval override (undefined: follow the model: training_mode attributes / inputs). */
@@ -104,6 +106,8 @@ export interface OpContext {
   readonly updateBuffers: boolean;
   /** Whether output `i` is used (has a non-empty name). */
   wants(i: number): boolean;
+  /** The ONNX element type the model declares for input `i` (graph input, initializer, value_info), or 0. */
+  declaredType(i: number): number;
   /** Throws an OnnxImportError naming this node. */
   fail(code: OnnxErrorCode, message: string): never;
   /** A constant (no grad) tensor; floats get this run's float dtype. */

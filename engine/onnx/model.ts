@@ -255,11 +255,15 @@ export class OnnxModel {
   private readonly outputNames: ReadonlySet<string>;
   /** Harmless oddities found while loading (an attribute the op does not define...), in words. */
   readonly warnings: OnnxWarning[];
+  private readonly declaredTypes = new Map<string, number>();
 
   constructor(proto: ModelProto, options: LoadOptions = {}) {
     this.floatDtype = options.dtype ?? defaultDtype(proto);
     this.functions = proto.functions;
     this.graph = buildGraph(proto);
+    // Declared ONNX element types (inputs, initializers, value_info, outputs): CastLike's target type.
+    for (const v of [...this.graph.inputs, ...this.graph.valueInfo.values(), ...this.graph.outputs]) if (v.dataType) this.declaredTypes.set(v.name, v.dataType);
+    for (const t of proto.graph!.initializer) this.declaredTypes.set(t.name, t.dataType);
     this.irVersion = proto.irVersion;
     // Maps keyed by model strings have no prototype: a domain or key named 'constructor' is just a name.
     const opsets = new Map<string, number>();
@@ -727,11 +731,13 @@ export class OnnxModel {
       node,
       attrs: node.attrs,
       opset: this.opsets[node.domain] ?? this.opsetVersion,
+      producer: this.producer.name,
       dtype,
       training: options.training,
       rng,
       updateBuffers: options.updateBuffers ?? false,
       wants: (i) => (node.outputs[i] ?? '') !== '',
+      declaredType: (i) => this.declaredTypes.get(node.inputs[i] ?? '') ?? 0,
       fail: (code: OnnxErrorCode, message: string): never => {
         throw new OnnxImportError(code, `${describeNode(node)}: ${message}`, { node });
       },

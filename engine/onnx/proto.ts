@@ -15,14 +15,15 @@ import { OnnxImportError } from './errors';
 export const enum DataType {
   UNDEFINED = 0, FLOAT = 1, UINT8 = 2, INT8 = 3, UINT16 = 4, INT16 = 5, INT32 = 6, INT64 = 7,
   STRING = 8, BOOL = 9, FLOAT16 = 10, DOUBLE = 11, UINT32 = 12, UINT64 = 13, COMPLEX64 = 14,
-  COMPLEX128 = 15, BFLOAT16 = 16,
+  COMPLEX128 = 15, BFLOAT16 = 16, FLOAT8E4M3FN = 17, FLOAT8E4M3FNUZ = 18, FLOAT8E5M2 = 19, FLOAT8E5M2FNUZ = 20,
+  UINT4 = 21, INT4 = 22, FLOAT4E2M1 = 23, FLOAT8E8M0 = 24, UINT2 = 25, INT2 = 26,
 }
 
 export const DATA_TYPE_NAMES: Record<number, string> = {
   0: 'undefined', 1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64',
   8: 'string', 9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 14: 'complex64',
   15: 'complex128', 16: 'bfloat16', 17: 'float8e4m3fn', 18: 'float8e4m3fnuz', 19: 'float8e5m2',
-  20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4', 23: 'float4e2m1',
+  20: 'float8e5m2fnuz', 21: 'uint4', 22: 'int4', 23: 'float4e2m1', 24: 'float8e8m0', 25: 'uint2', 26: 'int2',
 };
 
 export function dataTypeName(t: number): string {
@@ -142,7 +143,7 @@ export interface ModelProto {
   mistyped: number[];
 }
 
-// ---------------------------------------------------------------- wire helpers
+// ---------------------------------------------------------------- wire helpers (also used by engine/train/tensorboard.ts)
 
 type Long = { toNumber(): number };
 
@@ -151,7 +152,7 @@ function longToNumber(v: number | Long): number {
   return typeof v === 'number' ? v : v.toNumber();
 }
 
-function int64(r: Reader): number {
+export function int64(r: Reader): number {
   return longToNumber(r.int64() as unknown as number | Long);
 }
 
@@ -160,7 +161,7 @@ function uint64(r: Reader): number {
 }
 
 /** End offset of a length-delimited field, checked against the buffer. */
-function lengthEnd(r: Reader): number {
+export function lengthEnd(r: Reader): number {
   const len = r.uint32();
   const end = r.pos + len;
   if (end > r.len) throw new RangeError(`index out of range: ${r.pos} + ${len} > ${r.len}`);
@@ -168,7 +169,7 @@ function lengthEnd(r: Reader): number {
 }
 
 /** Repeated scalar field: packed (wire type 2) or one unpacked element. */
-function repeated(r: Reader, wire: number, out: number[], one: () => number): void {
+export function repeated(r: Reader, wire: number, out: number[], one: () => number): void {
   if (wire === 2) {
     const end = lengthEnd(r);
     while (r.pos < end) out.push(one());
@@ -178,7 +179,7 @@ function repeated(r: Reader, wire: number, out: number[], one: () => number): vo
   }
 }
 
-function repeatedFixed(r: Reader, wire: number, out: number[], bytes: 4 | 8): void {
+export function repeatedFixed(r: Reader, wire: number, out: number[], bytes: 4 | 8): void {
   if (wire !== 2) {
     out.push(bytes === 4 ? r.float() : r.double());
     return;
@@ -212,7 +213,7 @@ function skip(r: Reader, wire: number): void {
 const MAX_SUBGRAPH_DEPTH = 64;
 
 /** Runs `field` for every field of the message ending at `end`. */
-function message(r: Reader, end: number, field: (no: number, wire: number) => void): void {
+export function message(r: Reader, end: number, field: (no: number, wire: number) => void): void {
   while (r.pos < end) {
     const tag = r.uint32();
     const no = tag >>> 3;

@@ -31,7 +31,10 @@ export function trainingSummary(m: ModuleSeries): string {
 }
 
 export function trainingHover(m: ModuleSeries, record: TrainingRecord): string {
-  const lines = [`**${m.path ? md(m.path) : '(model)'}**${m.kind ? ` · ${md(m.kind)}` : ''} · ${md(stepsText(record))} of ${md(record.optimizer.kind)} (lr ${md(record.optimizer.lr)}) · ${md(record.producer)}`, ''];
+  // A TensorBoard import knows no optimiser ('unknown'): say nothing rather than "lr 0".
+  const optimizer = record.optimizer.kind === 'unknown' ? '' : ` of ${md(record.optimizer.kind)} (lr ${md(record.optimizer.lr)})`;
+  const ranks = record.distributed ? ` · ${md(record.distributed.strategy.toUpperCase())} × ${md(record.distributed.worldSize)} ranks` : '';
+  const lines = [`**${m.path ? md(m.path) : '(model)'}**${m.kind ? ` · ${md(m.kind)}` : ''} · ${md(stepsText(record))}${optimizer} · ${md(record.producer)}${ranks}`, ''];
   if (record.anomaly && (record.anomaly.modulePath === m.path || record.anomaly.modulePath.startsWith(`${m.path}.`))) {
     lines.push(`$(error) step ${md(record.anomaly.step)}: ${md(record.anomaly.message)}`, '');
   }

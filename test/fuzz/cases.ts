@@ -13,6 +13,7 @@ import { decodeModel, DataType, AttrType } from '../../engine/onnx/proto';
 import type { ModelProto, NodeProto } from '../../engine/onnx/proto';
 import { attr, buildModel, encodeModel, tensorProto, GraphSpec, NodeSpec } from './onnxWriter';
 import type { TensorProto } from '../../engine/onnx/proto';
+import { sharedDir } from '../helpers';
 
 export interface FuzzCase {
   id: string;
@@ -222,9 +223,9 @@ export function seedModels(repoRoot: string, maxBytes = 256 * 1024): { name: str
       if (bytes.length <= maxBytes) out.push({ name: path.relative(repoRoot, path.join(dir, f)), bytes });
     }
   }
-  // ONNX's own test data (node tests), beside the repo (see /work/shared/NOTES.md): a sample, if present.
-  const backend = path.join(repoRoot, '..', 'shared', 'onnx-backend-data');
-  if (fs.existsSync(backend)) {
+  // ONNX's own test data (node tests), beside the repo (see test/helpers.ts sharedDir): a sample, if present.
+  const backend = sharedDir('onnx-backend-data');
+  if (backend) {
     const found: string[] = [];
     const walk = (d: string, depth: number) => {
       if (depth > 4 || found.length > 4000) return;
@@ -237,7 +238,7 @@ export function seedModels(repoRoot: string, maxBytes = 256 * 1024): { name: str
     found.sort();
     for (let i = 0; i < found.length; i += Math.max(1, Math.floor(found.length / 60))) {
       const bytes = new Uint8Array(fs.readFileSync(found[i]));
-      if (bytes.length <= maxBytes) out.push({ name: path.relative(path.join(repoRoot, '..'), found[i]), bytes });
+      if (bytes.length <= maxBytes) out.push({ name: path.relative(path.dirname(backend), found[i]), bytes });
     }
   }
   return out;

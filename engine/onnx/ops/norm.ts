@@ -1,8 +1,9 @@
-/** Normalization ops: batch, instance, layer, RMS and Lp normalization. */
+/** Normalization ops: batch, instance, layer, RMS, Lp and local response normalization. */
 import { Tensor } from '../../tensor';
 import { noGrad } from '../../autograd';
 import * as E from '../../ops';
 import { OpHandler, axisOf, floatIn, need } from './common';
+import { padAxis } from './layout';
 
 
 function channelShape(x: Tensor): number[] {
@@ -32,7 +33,10 @@ const batchNormalization: OpHandler = {
     const copy = (t: Tensor) => (t.hasHostData ? new Tensor(t.data.slice(), t.shape) : t.view(t.shape));
     const rm = ctx.updateBuffers ? mean : copy(mean);
     const rv = ctx.updateBuffers ? variance : copy(variance);
-    const y = E.batchNorm(x, scale, bias, rm, rv, { training: true, momentum: 1 - onnxMomentum, eps });
+    // The ONNX spec updates running_var with the population variance; PyTorch (whose exports say
+    // producer_name 'pytorch') with the unbiased one, and a PyTorch model is trained as PyTorch would.
+    const unbiasedRunningVar = ctx.producer.toLowerCase() === 'pytorch';
+    const y = E.batchNorm(x, scale, bias, rm, rv, { training: true, momentum: 1 - onnxMomentum, eps, unbiasedRunningVar });
     const outs: (Tensor | null)[] = [y, ctx.wants(1) ? rm.detach() : null, ctx.wants(2) ? rv.detach() : null];
     if (ctx.opset < 14 && (ctx.wants(3) || ctx.wants(4))) {
       const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
@@ -93,13 +97,34 @@ export const NORM_OPS: Readonly<Record<string, OpHandler>> = {
       return E.rmsNorm(x, x.shape.slice(axis), need(ctx, inputs, 1, 'scale'), ctx.attrs.float('epsilon', 1e-5));
     },
   },
+  LRN: {
+    // y = x / (bias + alpha / size * (sum of x^2 over the `size` channels around c))^beta (AlexNet);
+    // the channel window is floor((size-1)/2) before c and ceil((size-1)/2) after, zero padded.
+    run(ctx, inputs) {
+      const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'LRN input');
+      const a = ctx.attrs;
+      const size = a.int('size');
+      const alpha = a.float('alpha', 1e-4);
+      const beta = a.float('beta', 0.75);
+      const bias = a.float('bias', 1);
+      if (x.rank < 3) ctx.fail('INVALID_MODEL', `LRN input must be [N, C, ...spatial], got ${x.rank}-D`);
+      if (!(size >= 1)) ctx.fail('INVALID_MODEL', `LRN size must be >= 1, got ${size}`);
+      const c = x.shape[1];
+      const padded = padAxis(ctx, E.square(x), 1, Math.floor((size - 1) / 2), Math.ceil((size - 1) / 2), 'constant', 0);
+      let sums = E.slice(padded, { starts: [0], ends: [c], axes: [1] });
+      for (let k = 1; k < size; k++) sums = E.add(sums, E.slice(padded, { starts: [k], ends: [k + c], axes: [1] }));
+      return E.div(x, E.pow(E.addScalar(E.mulScalar(sums, alpha / size), bias), beta));
+    },
+  },
   LpNormalization: {
     run(ctx, inputs) {
       const x = floatIn(ctx, need(ctx, inputs, 0, 'input'), 'LpNormalization input');
       const axis = axisOf(ctx, ctx.attrs.int('axis', -1), x.rank);
       const p = ctx.attrs.int('p', 2);
+      if (p !== 1 && p !== 2) ctx.fail('INVALID_MODEL', `LpNormalization p must be 1 or 2, got ${p}`);
       const norm = p === 1 ? E.sum(E.abs(x), axis, true) : E.sqrt(E.sum(E.square(x), axis, true));
-      return E.div(x, norm);
+      // An all-zero slice stays 0 (the spec's x / (norm == 0 ? 1 : norm)), not 0/0.
+      return E.div(x, E.add(norm, E.equalMask(norm, 0)));
     },
   },
 };
