@@ -105,10 +105,11 @@ function callsSummary(ms: ModuleReport[], comparison: RunComparison | undefined)
 
 /** "‖∇‖ was 3.2e-8, now 4.1e-3 (×1.3e+05) since the baseline (pinned 12:03)", or why there is no comparison. */
 export function comparisonText(c: ModuleComparison | undefined, comparison: RunComparison): string {
-  const pinned = `the baseline (pinned ${comparison.baseline.pinnedAt.replace('T', ' ').slice(0, 16)})`;
+  // pinnedAt and reason come from the webview's baseline and the model's names: literal text only.
+  const pinned = `the baseline (pinned ${comparison.baseline.pinnedAt.replace('T', ' ').slice(0, 16).replace(/[^0-9 :.-]/g, '')})`;
   if (!c) return '';
   if (c.status === 'new') return `new since ${pinned}`;
-  if (c.status === 'changed') return `changed since ${pinned}: ${c.reason}; no comparison`;
+  if (c.status === 'changed') return `changed since ${pinned}: ${md(c.reason ?? '')}; no comparison`;
   if (c.was === null && c.now === null) return '';
   return `${c.quantity} was ${sciCompact(c.was)}, now ${sciCompact(c.now)}${c.ratio !== null ? ` (${formatRatio(c.ratio)})` : ''} since ${pinned}`;
 }
@@ -120,7 +121,7 @@ export function moduleHover(m: ModuleReport, findings: readonly Finding[], compa
   const lines: string[] = [];
   lines.push(`**${m.path ? md(m.path) : '(model)'}** · ${md(m.kind)} · ${m.parameterCount.toLocaleString('en-US')} parameters${m.outputShape ? ` · output ${shapeText(m.outputShape)}` : ''}`);
   const was = comparison ? comparisonText(comparison.byPath.get(m.path), comparison) : '';
-  if (was) lines.push('', md(was));
+  if (was) lines.push('', was);
   for (const f of findings) lines.push(`\n${f.severity === 'error' ? '$(error)' : f.severity === 'warning' ? '$(warning)' : '$(info)'} ${md(f.message)}`);
   const rows: string[] = [];
   for (const p of m.parameters) {
