@@ -186,8 +186,9 @@ void engine.prepare((app.dataset.backend as RunSettings['backend'] | undefined) 
 
 /**
  * The panel is drawn once per run, after the editor's overlays: the host sends the findings right after setting
- * the decorations, so the report is drawn with them then. A same-site webview frame can share the workbench's
- * renderer thread, so drawing first (and again with the findings) could delay the overlays' paint.
+ * the decorations, so the report is drawn with them then. In code-server this page runs on the workbench's
+ * renderer thread (it shows in the workbench's CPU profile), so drawing first (and again with the findings)
+ * delayed the overlays' paint (bench/click.mjs --profile).
  * Without findings (a superseded run, a host error) the report is drawn after a second anyway.
  */
 let drawTimer: ReturnType<typeof setTimeout> | undefined;

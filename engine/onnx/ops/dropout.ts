@@ -22,6 +22,7 @@ export const DROPOUT_OPS: Readonly<Record<string, OpHandler>> = {
       const seed = ctx.attrs.has('seed') ? ctx.attrs.int('seed') : undefined;
       const y = E.dropout(floatIn(ctx, x, 'Dropout input'), ratio, seed !== undefined ? { training, seed } : { training, rng: ctx.rng });
       if (!ctx.wants(1)) return y;
+      // TorchScript's training export names the mask output even when nothing reads it: an all-kept mask in one fill.
       return [y, E.dropoutMaskOf(y) ?? filledConstant(x.shape, 1, 'bool')];
     },
   },
