@@ -4,6 +4,7 @@ import * as E from '../../ops';
 import { Tensor } from '../../tensor';
 import { allocate } from '../../dtype';
 import { layout } from '../helpers';
+import { makeConstant } from '../context';
 import { OpHandler, axisOf, need, scalarOf } from './common';
 
 export const INDEXING_OPS: Readonly<Record<string, OpHandler>> = {
