@@ -4,6 +4,7 @@ export * from './shape';
 export * from './tensor';
 export * from './autograd';
 export * from './random';
+export { MemoryLimitError, formatBytes } from './memory';
 export * from './gradcheck';
 export * from './ops';
 export { getBackend, setBackend, withBackend } from './backend/registry';

@@ -1,5 +1,6 @@
 import { DType, TypedArray, allocate, dtypeOf, isFloat, FloatArray } from './dtype';
 import { Shape, assertValidShape, formatShape, sizeOf } from './shape';
+import { metering, noteBuffer } from './memory';
 
 /** A gradient hook, as PyTorch's `register_hook`: it sees the gradient during backward and may replace it. */
 export type GradHook = (grad: Tensor) => Tensor | void;
@@ -81,6 +82,8 @@ export class Tensor {
     } else {
       this.host = data;
       this.dtype = dtypeOf(data);
+      // Buffers not made by allocate() (kernel outputs copied out of WebAssembly memory) count here.
+      if (metering()) noteBuffer(data.buffer);
     }
     this.size = length;
     this.name = options.name;

@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { Thresholds } from '../engine/inspect/diagnose';
 import { DEFAULT_THRESHOLDS } from '../engine/inspect/diagnose';
 import type { PanelPosition } from './panel';
-import { DEFAULT_RUN_SETTINGS, DEFAULT_TRAIN_SETTINGS, RunSettings, TrainSettings } from './protocol';
+import { DEFAULT_MEMORY_BUDGET_MB, DEFAULT_RUN_SETTINGS, DEFAULT_TRAIN_SETTINGS, RunSettings, TrainSettings } from './protocol';
 
 /** Typed access to the `gradientLens.*` settings declared in package.json. */
 export function section(scope?: vscode.Uri): vscode.WorkspaceConfiguration {
@@ -20,6 +20,12 @@ export function runSettings(scope?: vscode.Uri): RunSettings {
     dtype: c.get('run.precision', DEFAULT_RUN_SETTINGS.dtype),
     attentionSample: c.get('run.attentionSample', DEFAULT_RUN_SETTINGS.attentionSample),
   };
+}
+
+/** Tensor memory a run may take, in MB (gradientLens.run.memoryBudgetMB); also the largest model file read. */
+export function memoryBudgetMB(scope?: vscode.Uri): number {
+  const v = section(scope).get<number>('run.memoryBudgetMB', DEFAULT_MEMORY_BUDGET_MB);
+  return typeof v === 'number' && Number.isFinite(v) && v >= 16 ? v : DEFAULT_MEMORY_BUDGET_MB;
 }
 
 export function thresholds(scope?: vscode.Uri): Thresholds {

@@ -3,7 +3,9 @@ import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { parseBaseline, RunBaseline } from '../engine/inspect/baseline';
-import { BackendInfo, HostToWebview, LiveStatus, RunPhases, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, WebviewToHost } from './protocol';
+import { BackendInfo, HostToWebview, LiveStatus, RunPhases, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop } from './protocol';
+import { CheckedWebviewMessage, parseWebviewMessage } from './webviewMessages';
+import { makeNonce } from './nonce';
 
 export interface PanelEvents {
   onRevealModule(path: string): void;
@@ -83,7 +85,7 @@ export class GradientLensPanel implements vscode.Disposable {
     this.ready = new Promise((resolve) => (this.markReady = resolve));
     panel.webview.html = this.html(panel.webview, context.extensionUri);
     panel.onDidDispose(() => this.dispose(), null, this.disposables);
-    panel.webview.onDidReceiveMessage((m: WebviewToHost) => this.onMessage(m, context), null, this.disposables);
+    panel.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw, context), null, this.disposables);
   }
 
   private post(message: HostToWebview): Thenable<boolean> {
@@ -146,7 +148,33 @@ export class GradientLensPanel implements vscode.Disposable {
     void this.post({ type: 'focusModule', path });
   }
 
-  private onMessage(message: WebviewToHost, context: vscode.ExtensionContext): void {
+  /** Checks a webview message against the protocol before anything uses it; refuses (and logs) one that does not fit. */
+  private receive(raw: unknown, context: vscode.ExtensionContext): void {
+    let message: CheckedWebviewMessage;
+    try {
+      message = parseWebviewMessage(raw);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      console.error(`Gradient Lens: refused a message from the panel: ${reason}`);
+      // A run waiting for this report must not wait forever.
+      const runId = typeof raw === 'object' && raw !== null ? (raw as { runId?: unknown }).runId : undefined;
+      if (typeof runId === 'number') {
+        const e = new Error(`the panel sent an invalid message (${reason})`);
+        this.pending.get(runId)?.reject(e);
+        this.pending.delete(runId);
+        this.training.get(runId)?.reject(e);
+        this.training.delete(runId);
+      }
+      return;
+    }
+    try {
+      this.onMessage(message, context);
+    } catch (err) {
+      console.error(`Gradient Lens: could not handle the panel's ${message.type} message: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private onMessage(message: CheckedWebviewMessage, context: vscode.ExtensionContext): void {
     switch (message.type) {
       case 'ready':
         void this.post({ type: 'hello', version: String(context.extension.packageJSON.version ?? ''), settings: this.settings, train: this.trainDefaults });
@@ -173,10 +201,16 @@ export class GradientLensPanel implements vscode.Disposable {
       case 'trainProgress':
         this.training.get(message.runId)?.onProgress(parseTrainingRecord(message.record, 'training progress'));
         break;
-      case 'trainDone':
-        this.training.get(message.runId)?.resolve({ record: parseTrainingRecord(message.record, 'training record'), stopped: message.stopped });
+      case 'trainDone': {
+        const waiting = this.training.get(message.runId);
         this.training.delete(message.runId);
+        try {
+          waiting?.resolve({ record: parseTrainingRecord(message.record, 'training record'), stopped: message.stopped });
+        } catch (err) {
+          waiting?.reject(err instanceof Error ? err : new Error(String(err)));
+        }
         break;
+      }
       case 'startTraining':
         this.events.onStartTraining(message.settings, message.train);
         break;
@@ -243,11 +277,4 @@ export class GradientLensPanel implements vscode.Disposable {
 async function newGroupBelow(): Promise<vscode.ViewColumn> {
   await vscode.commands.executeCommand('workbench.action.newGroupBelow');
   return vscode.window.tabGroups.activeTabGroup.viewColumn;
-}
-
-function makeNonce(): string {
-  const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  let s = '';
-  for (let i = 0; i < 32; i++) s += chars.charAt(Math.floor(Math.random() * chars.length));
-  return s;
 }

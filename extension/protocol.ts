@@ -54,7 +54,12 @@ export interface RunRequest {
   externalData?: Record<string, Uint8Array>;
   settings: RunSettings;
   watches: WatchSpec[];
+  /** Tensor memory the run may take (gradientLens.run.memoryBudgetMB): refused before allocation above it. None: no budget. */
+  memoryBudgetMB?: number;
 }
+
+/** Default of gradientLens.run.memoryBudgetMB: below what a webview's JS heap can hold. */
+export const DEFAULT_MEMORY_BUDGET_MB = 2048;
 
 /**
  * Where a run's time went inside the webview, in ms (each side measures its own durations, so clocks of the
@@ -146,7 +151,8 @@ export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'backend'; info: BackendInfo }
   | { type: 'progress'; runId: number; message: string }
-  | { type: 'report'; runId: number; report: InspectionReport; phases?: RunPhases }
+  /** The report as serializeReport text (keeps NaN and ±Inf; the host checks it with parseReport). */
+  | { type: 'report'; runId: number; report: string; phases?: RunPhases }
   | { type: 'runError'; runId: number; message: string }
   | { type: 'revealModule'; path: string }
   | { type: 'rerun'; settings: RunSettings }

@@ -3,13 +3,12 @@ import * as vscode from 'vscode';
 import { diagnose, Finding } from '../engine/inspect/diagnose';
 import { InspectionReport, withModuleKinds } from '../engine/inspect/report';
 import { baselineOf, compareRuns, isPinnedRun, parseBaseline, RunBaseline } from '../engine/inspect/baseline';
-import { panelPosition, runSettings, thresholds, trainSettings } from './config';
+import { memoryBudgetMB, panelPosition, runSettings, thresholds, trainSettings } from './config';
 import { serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { readTrainingImport } from './training/importFiles';
 import { mapTrainingRecord } from './training/mapping';
 import { anomalyDiagnostic, trainingOverlays } from './overlay/training';
-import { locateModel } from './modelLocator';
-import { ModelFiles, ModelFileSystem, readModelFiles } from './modelFiles';
+import { LocatedModel, locateModel, readModel } from './modelLocator';
 import { buildOverlays, lineDiagnostics, mergeOverlays, placeFindings } from './overlay/model';
 import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
@@ -21,7 +20,7 @@ import { formatRunTiming } from './runTiming';
 interface LastRun {
   runId: number;
   document: vscode.Uri;
-  model: vscode.Uri;
+  model: LocatedModel;
   report: InspectionReport;
   findings: Finding[];
   mapping: DocumentMapping;
@@ -88,15 +87,18 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 
   /** Inspects the model of `target` (or of the active Python editor). */
-  async inspect(target?: vscode.Uri, settings?: RunSettings, model?: vscode.Uri): Promise<InspectionReport | undefined> {
+  async inspect(target?: vscode.Uri, settings?: RunSettings, model?: LocatedModel): Promise<InspectionReport | undefined> {
     const start = performance.now();
     const document = await this.pythonDocument(target);
-    const modelUri = model ?? (await locateModel(document?.uri, this.context.workspaceState));
-    if (!modelUri) return undefined;
+    const located = model ?? (await locateModel(document?.uri, this.context.workspaceState));
+    if (!located) return undefined;
+    const budgetMB = memoryBudgetMB(document?.uri);
     const tRead = performance.now();
-    const files = await readModel(modelUri);
+    // The files alone may not exceed the run's budget: refused before they are read.
+    const files = await readModel(located, budgetMB * 2 ** 20);
     if (!files) return undefined;
     const readMs = performance.now() - tRead;
+    const modelUri = located.uri;
     const runSettingsNow = settings ?? runSettings(document?.uri);
     const panel = await this.showPanel(true);
     const runId = ++this.runCounter;
@@ -113,14 +115,14 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         { location: vscode.ProgressLocation.Notification, title: `Gradient Lens: ${modelName}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
-          return panel.run({ runId, modelName, bytes: files.bytes, externalData: files.externalData, settings: runSettingsNow, watches }, (message) => progress.report({ message }), cts.token);
+          return panel.run({ runId, modelName, bytes: files.bytes, externalData: files.externalData, settings: runSettingsNow, watches, memoryBudgetMB: budgetMB }, (message) => progress.report({ message }), cts.token);
         },
       );
       if (runId !== this.runCounter) return undefined; // superseded
       const tMapping = performance.now();
       const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
       const tOverlays = performance.now();
-      this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping, kinds: {} };
+      this.last = { runId, document: document?.uri ?? modelUri, model: located, report, findings: [], mapping, kinds: {} };
       await this.apply(this.last);
       const end = performance.now();
       this.output.appendLine(`  ${formatRunTiming({ readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases)}`);
@@ -164,7 +166,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.render(run.document);
     GradientLensPanel.existing?.showFindings(run.runId, run.findings, run.kinds);
     const r = run.report;
-    this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
+    this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.uri.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
     this.output.appendLine(`  ${r.backend} (${r.dtype}): loss ${r.loss.kind} = ${r.loss.value.toPrecision(6)}, forward ${r.timings.forwardMs.toFixed(1)} ms, backward ${r.timings.backwardMs.toFixed(1)} ms; ${run.findings.length} findings; ${run.mapping.anchors.length} source anchors, ${run.mapping.unmapped.length} modules not found in the source`);
     for (const u of run.mapping.unmapped.slice(0, 20)) this.output.appendLine(`    unmapped ${u.path}: ${u.reason}`);
     for (const h of r.hookLogs) {
@@ -243,10 +245,12 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const start = performance.now();
     const document = await this.pythonDocument(target ?? this.last?.document);
     const sameAsLast = this.last && document && this.last.document.toString() === document.uri.toString();
-    const modelUri = sameAsLast ? this.last!.model : await locateModel(document?.uri, this.context.workspaceState);
-    if (!modelUri) return undefined;
-    const files = await readModel(modelUri);
+    const located = sameAsLast ? this.last!.model : await locateModel(document?.uri, this.context.workspaceState);
+    if (!located) return undefined;
+    const budgetMB = memoryBudgetMB(document?.uri);
+    const files = await readModel(located, budgetMB * 2 ** 20);
     if (!files) return undefined;
+    const modelUri = located.uri;
     const trainNow = train ?? trainSettings(document?.uri);
     const settingsNow = settings ?? runSettings(document?.uri);
     const modelName = path.basename(modelUri.path);
@@ -274,7 +278,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
           let reported = 0;
-          return panel.train({ runId, modelName, bytes: files.bytes, externalData: files.externalData, settings: settingsNow, watches: [], train: trainNow }, (rec) => {
+          return panel.train({ runId, modelName, bytes: files.bytes, externalData: files.externalData, settings: settingsNow, watches: [], train: trainNow, memoryBudgetMB: budgetMB }, (rec) => {
             const k = rec.steps.length;
             const loss = rec.loss[k - 1];
             progress.report({ message: `step ${k} / ${trainNow.steps} · loss ${typeof loss === 'number' ? loss.toPrecision(4) : '—'}`, increment: ((k - reported) / trainNow.steps) * 100 });
@@ -481,30 +485,6 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.status.dispose();
     this.changed.dispose();
     this.cleared.dispose();
-  }
-}
-
-/** vscode.workspace.fs as readModelFiles sees it (posix paths of the model's URI scheme). */
-function workspaceFiles(base: vscode.Uri): ModelFileSystem {
-  const at = (p: string) => base.with({ path: p });
-  return {
-    async stat(p) {
-      const s = await vscode.workspace.fs.stat(at(p));
-      const type = s.type & vscode.FileType.SymbolicLink ? 'symlink' : s.type & vscode.FileType.File ? 'file' : s.type & vscode.FileType.Directory ? 'directory' : 'other';
-      return { type, size: s.size };
-    },
-    // A fresh Uint8Array over its own ArrayBuffer: a Node Buffer (pooled, a subclass) does not cross to the webview as bytes.
-    read: async (p) => new Uint8Array(await vscode.workspace.fs.readFile(at(p))),
-  };
-}
-
-/** The model's bytes and its external data files, or undefined after telling the user why they could not be read. */
-async function readModel(uri: vscode.Uri): Promise<ModelFiles | undefined> {
-  try {
-    return await readModelFiles(uri.path, workspaceFiles(uri));
-  } catch (err) {
-    void vscode.window.showErrorMessage(`Gradient Lens: cannot read ${uri.fsPath}: ${err instanceof Error ? err.message : err}`);
-    return undefined;
   }
 }
 

@@ -11,74 +11,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOnnx, OnnxImportError, decodeOnnxTensor, onnxTensorToEngine, OnnxTensorProto, Tensor } from '../engine';
 import { repoRoot, sharedDir } from './helpers';
-
-// onnxruntime-web has no bundled types for require(); keep the surface we use typed here.
-interface OrtTensor {
-  dims: readonly number[];
-  type: string;
-  data: ArrayLike<number | bigint>;
-}
-interface OrtSession {
-  inputNames: readonly string[];
-  outputNames: readonly string[];
-  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
-  release(): Promise<void>;
-}
-interface Ort {
-  env: { wasm: { numThreads: number; wasmPaths: string; proxy: boolean }; logLevel: string };
-  Tensor: new (type: string, data: unknown, dims: readonly number[]) => OrtTensor;
-  InferenceSession: { create(bytes: Uint8Array, options?: { logSeverityLevel?: number; graphOptimizationLevel?: string }): Promise<OrtSession> };
-}
+import { loadOrt, maxExcess, Ort, ORT_OPTIONS, OrtSession, OrtTensor, ortTensor } from './ort';
 
 const SHARED = sharedDir('onnx-backend-data') ?? path.join(path.dirname(repoRoot), 'shared', 'onnx-backend-data');
 const SUITES = ['pytorch-converted', 'pytorch-operator', 'simple'];
 const FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'onnx');
 
 let ort: Ort;
-/**
- * Graph optimizations off: the reference is the graph as written. (With them on, onnxruntime-web
- * 1.30 rewrites a training-mode BatchNormalization whose running-stat outputs are unused into
- * something that no longer normalizes with the batch statistics: off by 0.27 on the CNN fixture,
- * while the unoptimized session matches PyTorch and the ONNX spec.)
- */
-const ORT_OPTIONS = { logSeverityLevel: 3, graphOptimizationLevel: 'disabled' };
 
 before(() => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  ort = require('onnxruntime-web') as Ort;
-  ort.env.wasm.numThreads = 1;
-  ort.env.wasm.proxy = false;
-  // The wasm binary ships in the package: point at it so nothing is fetched.
-  ort.env.wasm.wasmPaths = path.dirname(require.resolve('onnxruntime-web')) + path.sep;
-  ort.env.logLevel = 'error';
+  ort = loadOrt();
 });
-
-/** An onnxruntime tensor with the exact ONNX element type of a TensorProto. */
-function ortTensor(proto: OnnxTensorProto, values: Tensor): OrtTensor {
-  const dims = proto.dims;
-  switch (proto.dataType) {
-    case 1: return new ort.Tensor('float32', Float32Array.from(values.data), dims);
-    case 11: return new ort.Tensor('float64', Float64Array.from(values.data), dims);
-    case 6: return new ort.Tensor('int32', Int32Array.from(values.data), dims);
-    case 7: return new ort.Tensor('int64', BigInt64Array.from(Array.from(values.data, (v) => BigInt(v))), dims);
-    case 9: return new ort.Tensor('bool', Uint8Array.from(values.data), dims);
-    default: throw new Error(`no onnxruntime tensor for data type ${proto.dataType}`);
-  }
-}
-
-function maxExcess(actual: ArrayLike<number | bigint>, expected: ArrayLike<number>, atol: number, rtol: number): number {
-  if (actual.length !== expected.length) return Infinity;
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const a = Number(actual[i]);
-    const e = expected[i];
-    if (Number.isNaN(a) && Number.isNaN(e)) continue;
-    if (a === e) continue; // equal infinities
-    const ex = Math.abs(a - e) - (atol + rtol * Math.abs(e));
-    if (!(ex <= worst)) worst = Number.isNaN(ex) ? Infinity : ex;
-  }
-  return worst;
-}
 
 interface CaseResult {
   name: string;

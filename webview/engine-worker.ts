@@ -7,6 +7,7 @@ import { referenceBackend } from '../engine/backend/reference';
 import { createWebGpuBackend } from '../engine/backend/webgpu/backend';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
 import { Feeds, loadOnnx, OnnxModel } from '../engine/onnx';
+import { optimizerStateBytes } from '../engine/onnx/memory';
 import { OnnxTrainer } from '../engine/train/trainer';
 import { textBatch, textDataset } from '../engine/train/dataset';
 import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, TrainRequest, TrainStop, WorkerToPage } from '../extension/protocol';
@@ -66,6 +67,7 @@ async function inspect(request: RunRequest) {
     dtype: request.settings.dtype,
     watches: request.watches,
     attentionSample: Math.min(request.settings.attentionSample ?? 0, Math.max(0, request.settings.batch - 1)),
+    memoryBudget: request.memoryBudgetMB !== undefined ? request.memoryBudgetMB * 2 ** 20 : undefined,
     onProgress: (message) => post({ type: 'progress', runId: request.runId, message }),
   });
 }
@@ -97,12 +99,19 @@ async function train(request: TrainRequest): Promise<void> {
   const s = request.settings;
   const t = request.train;
   if (!(Number.isInteger(t.steps) && t.steps >= 1 && t.steps <= 100_000)) throw new RangeError(`steps must be a whole number from 1 to 100000, got ${t.steps}`);
-  const model = loadOnnx(request.bytes, { frozen, dtype: s.dtype, externalData: request.externalData });
+  const budget = request.memoryBudgetMB !== undefined ? request.memoryBudgetMB * 2 ** 20 : undefined;
+  const model = loadOnnx(request.bytes, { frozen, dtype: s.dtype, memoryBudget: budget, externalData: request.externalData });
   let feeds: ((step: number) => Feeds) | undefined;
   if (t.data === 'text') {
     const ds = textDataset(model);
     if ('reason' in ds) throw new Error(`cannot train on text: ${ds.reason}`);
     feeds = (step) => textBatch(ds, step, s.batch, s.sequenceLength);
+  }
+  // One step's forward + backward must fit the budget beside the optimiser's state (momentum or Adam's
+  // moments): refused before the first step, with the estimate.
+  if (budget !== undefined) {
+    const state = optimizerStateBytes(model, t.optimizer, t.optimizer === 'sgd' ? t.momentum : undefined, s.dtype);
+    model.estimateMemory(feeds?.(1), { seed: s.seed, batch: s.batch, seq: s.sequenceLength, loss: LOSS[s.loss] ?? 'auto', dtype: s.dtype, memoryBudget: Math.max(0, budget - state) });
   }
   // Training reads parameters, gradients and statistics on the host at every step: on WebGPU it runs on
   // the device backend's host kernels (the WebAssembly build when available).

@@ -9,6 +9,7 @@ import type { Finding } from '../engine/inspect/diagnose';
 import { InspectionReport, withModuleKinds } from '../engine/inspect/report';
 import { baselineOf, compareRuns, isPinnedRun, RunBaseline } from '../engine/inspect/baseline';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
+import { serializeReport } from '../engine/inspect/reportCodec';
 import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, WebviewToHost } from '../extension/protocol';
 import { EngineClient } from './engineClient';
 import { FlowChart } from './flowChart';
@@ -230,7 +231,7 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
           post({ type: 'progress', runId: m.runId, message: text });
         } });
         // The overlays wait for this message: send it before drawing the panel.
-        post({ type: 'report', runId: m.runId, report, phases: { workerStartMs, backendMs, pageMs: performance.now() - received } });
+        post({ type: 'report', runId: m.runId, report: serializeReport(report), phases: { workerStartMs, backendMs, pageMs: performance.now() - received } });
         state.report = report;
         state.findings = [];
         setStatus('');

@@ -59,6 +59,7 @@ export function diagnose(report: InspectionReport, thresholds: Thresholds = DEFA
 
   findings.push(...nonFinite(report));
   findings.push(...exportFindings(report));
+  if (report.noGradient) findings.push({ kind: 'no-gradient', severity: 'info', modulePath: '', message: `No gradients: ${report.noGradient}.` });
   findings.push(...vanishing(layers, thresholds));
   findings.push(...exploding(layers, thresholds));
   for (const m of report.modules) {
@@ -85,6 +86,11 @@ export function diagnose(report: InspectionReport, thresholds: Thresholds = DEFA
 
 function nonFinite(report: InspectionReport): Finding[] {
   const out: Finding[] = [];
+  // A NaN or infinite loss makes every gradient meaningless: say so first, whatever else is found.
+  if (!Number.isFinite(report.loss.value)) {
+    const what = Number.isNaN(report.loss.value) ? 'NaN' : report.loss.value > 0 ? '+Inf' : '-Inf';
+    out.push({ kind: 'non-finite', severity: 'error', modulePath: '', message: `The loss is ${what}${report.loss.note ? ` (${report.loss.note.replace(/^the loss is \S+: /, '')})` : ''}: no gradient of this run can be trusted.` });
+  }
   if (report.firstNonFinite) {
     const f = report.firstNonFinite;
     out.push({ kind: 'non-finite', severity: 'error', modulePath: f.modulePath, message: `First NaN/Inf appears in the ${f.phase} pass at ${f.node}${f.modulePath ? ` (${f.modulePath})` : ''}.` });

@@ -18,7 +18,9 @@ import { InspectionRecorder, TracedOp, TracedParameter, WatchRequest, parentPath
 import type { InspectionReport, ModuleKind } from './report';
 import { explainZeroGradient } from './zeroReasons';
 import { armAttentionCapture, findAttention } from './attention';
-import { NonFiniteWatch, sourceOf } from './anomaly';
+import { NonFiniteWatch, nonFinite, sourceOf } from './anomaly';
+import { MemoryLimitError, openMeter } from '../memory';
+import { OnnxImportError, describeEstimate, type MemoryEstimate, type OnnxRunResult, type RunOptions } from '../onnx';
 
 export interface InspectOptions {
   /** Bytes of the external data files the model names (e.g. `model.onnx.data`), by location. */
@@ -42,6 +44,12 @@ export interface InspectOptions {
   onProgress?: (message: string) => void;
   /** When given, filled with every trainable parameter's gradient values (host copies), by name. */
   gradients?: Map<string, ArrayLike<number>>;
+  /**
+   * Bytes of tensor memory the inspection may take (forward and backward). Before anything runs, a
+   * shape-only dry run estimates the peak; above the budget the inspection is refused (OnnxImportError
+   * MEMORY_BUDGET naming the estimate). Default: no budget.
+   */
+  memoryBudget?: number;
 }
 
 function lossSpec(choice: string | undefined): LossSpec {
@@ -130,26 +138,48 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   progress('loading the model');
   const tLoad = performance.now();
   const frozen = options.frozen ?? ((name: string) => /(^|\.)base(_layer)?\./.test(name));
-  const model = loadOnnx(bytes, { frozen, dtype: options.dtype, externalData: options.externalData });
+  const budget = options.memoryBudget;
+  const model = loadOnnx(bytes, { frozen, dtype: options.dtype, memoryBudget: budget, externalData: options.externalData });
   const dtype = options.dtype ?? model.dtype;
   const loadMs = performance.now() - tLoad;
-
-  progress('forward pass');
-  const reads = new HostReads();
-  const watch = new NonFiniteWatch(model, reads);
-  const t0 = performance.now();
-  const run = model.run(options.feeds, {
+  const runOptions = {
     seed: options.seed ?? 0,
     batch: options.batch,
     seq: options.sequenceLength,
     loss: options.lossSpec ?? lossSpec(options.loss),
     dtype,
-    onValue: watch.onValue,
-  });
+  };
+
+  // Before anything is allocated: the memory estimate (a shape-only dry run, which also checks the
+  // declared shapes against the computed ones), refused above the budget.
+  progress('estimating memory');
+  const memory = model.estimateMemory(options.feeds, { ...runOptions, memoryBudget: budget });
+  // The run itself is metered as a backstop for what the dry run could not follow.
+  const meter = budget !== undefined ? openMeter(Math.max(budget, memory.peak), 'this inspection') : null;
+  try {
+    return await inspectRun(model, modelName, options, runOptions, memory, budget ?? null, loadMs);
+  } catch (e) {
+    if (e instanceof MemoryLimitError) throw new OnnxImportError('MEMORY_BUDGET', `${e.message}: the estimate before the run was ${describeEstimate(memory)}`, { cause: e });
+    throw e;
+  } finally {
+    meter?.close();
+  }
+}
+
+async function inspectRun(model: OnnxModel, modelName: string, options: InspectOptions, runOptions: RunOptions, memory: MemoryEstimate, budget: number | null, loadMs: number): Promise<InspectionReport> {
+  const progress = options.onProgress ?? (() => {});
+  const dtype = runOptions.dtype ?? model.dtype;
+  progress('forward pass');
+  const reads = new HostReads();
+  const watch = new NonFiniteWatch(model, reads);
+  const t0 = performance.now();
+  const run = model.run(options.feeds, { ...runOptions, onValue: watch.onValue });
   // On a device backend the passes only encode work: wait for the GPU so the timings are the real ones.
   await deviceIdle();
   const forwardMs = performance.now() - t0;
-  if (!run.loss) throw new Error('the run produced no loss to differentiate');
+  if (!run.loss) throw new OnnxImportError('BAD_LOSS', 'the run produced no loss to differentiate');
+  // Nothing to differentiate: still report shapes and activations, and say why there are no gradients.
+  const noGradient = run.loss.requiresGrad ? undefined : whyNoGradient(model);
 
   const { nodeValues, ops, params } = traceRun(model, run.tensorsByName);
 
@@ -162,9 +192,9 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   const batch = [...run.inputs.values()][0]?.shape[0] ?? 1;
   const attention = sample >= 0 ? armAttentionCapture(findAttention(model.graph), run.tensorsByName, batch, sample) : null;
 
-  progress('backward pass');
+  progress(noGradient ? 'no backward pass (nothing to differentiate)' : 'backward pass');
   const t1 = performance.now();
-  backward(run.loss);
+  if (!noGradient) backward(run.loss);
   await deviceIdle();
   const backwardMs = performance.now() - t1;
   recorder.detach();
@@ -188,13 +218,17 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
     if (r === undefined || r === 0 || r < 1e-6 * median) p.zeroReason = explainZeroGradient(model.graph, p.name, (n) => model.parameters.get(n) ?? model.buffers.get(n));
   }
   const shapes = [...run.inputs.values()];
+  const lossValue = run.loss.item();
   const report = recorder.report({
     model: { name: modelName, producer: `${model.producer.name} ${model.producer.version}`.trim(), opset: model.opsetVersion, parameterCount: [...model.parameters.values()].reduce((n, t) => n + t.size, 0) },
     backend: backendName(dtype),
     dtype,
     settings: { seed: options.seed ?? 0, batch: shapes[0]?.shape[0] ?? 0, sequenceLength: options.sequenceLength, loss: run.lossInfo.description },
-    loss: { kind: run.lossInfo.kind, value: run.loss.item() },
+    loss: { kind: run.lossInfo.kind, value: lossValue, note: Number.isFinite(lossValue) ? undefined : explainNonFiniteLoss(lossValue, model, run, watch.first?.node) },
+    noGradient,
     timings: { forwardMs, backwardMs, loadMs, summaryMs: 0 },
+    memory: { peak: memory.peak, parameters: memory.parameters, gradients: memory.gradients, activations: memory.activations, budget },
+    warnings: [...model.warnings, ...memory.warnings].map((w) => w.message),
     firstNonFinite: watch.first && { node: watch.first.node, modulePath: watch.first.modulePath, phase: watch.first.phase, source: watch.first.source },
     attention: captured,
     exportNotes: model.exportNotes.length ? model.exportNotes : undefined,
@@ -202,6 +236,36 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   });
   report.timings.summaryMs = performance.now() - tSummary;
   return report;
+}
+
+/** Why a run's loss does not require grad, in words. */
+function whyNoGradient(model: OnnxModel): string {
+  if (model.parameters.size === 0) {
+    const frozen = model.initializers.filter((i) => /frozen/.test(i.reason)).length;
+    const floats = model.initializers.filter((i) => /^(float|bfloat)/.test(i.elemType)).length;
+    const why = model.initializers.length === 0
+      ? 'it has no initializers (weights)'
+      : frozen > 0 ? `its ${frozen} float initializer${frozen === 1 ? ' is' : 's are'} frozen`
+        : floats === 0 ? `its ${model.initializers.length} initializer${model.initializers.length === 1 ? ' holds' : 's hold'} no float data`
+          : `none of its ${floats} float initializer${floats === 1 ? '' : 's'} is read where a gradient flows (${model.initializers.find((i) => /^(float|bfloat)/.test(i.elemType))!.reason})`;
+    return `nothing to differentiate: the model has no trainable parameters (${why}); shapes and activations are shown`;
+  }
+  return `nothing to differentiate: the loss does not depend on any of the ${model.parameters.size} trainable parameters; shapes and activations are shown`;
+}
+
+/** Why the loss is NaN or ±Inf, as far as the run shows (empty values, non-finite weights or inputs, the first bad op). */
+function explainNonFiniteLoss(value: number, model: OnnxModel, run: OnnxRunResult, firstBadNode: string | undefined): string {
+  const what = Number.isNaN(value) ? 'NaN' : value > 0 ? '+Inf' : '-Inf';
+  const output = run.lossInfo.output ? run.tensorsByName.get(run.lossInfo.output)?.tensor : undefined;
+  if (output && output.size === 0) return `the loss is ${what}: '${run.lossInfo.output}' is empty (shape [${output.shape.join(', ')}]), and a mean over no elements is NaN`;
+  for (const [name, t] of run.inputs) if (t.size === 0) return `the loss is ${what}: input '${name}' is empty (shape [${t.shape.join(', ')}])`;
+  for (const [name, t] of [...model.parameters, ...model.buffers]) {
+    if (t.hasHostData && (t.dtype === 'float32' || t.dtype === 'float64') && nonFinite(t).nan) return `the loss is ${what}: initializer '${name}' holds NaN values`;
+    if (t.hasHostData && (t.dtype === 'float32' || t.dtype === 'float64') && nonFinite(t).inf) return `the loss is ${what}: initializer '${name}' holds infinite values`;
+  }
+  for (const [name, t] of run.inputs) if (t.hasHostData && (t.dtype === 'float32' || t.dtype === 'float64') && (nonFinite(t).nan || nonFinite(t).inf)) return `the loss is ${what}: input '${name}' holds NaN or infinite values`;
+  if (firstBadNode) return `the loss is ${what}: the first NaN/Inf appears at node '${firstBadNode}'`;
+  return `the loss is ${what}`;
 }
 
 /** The backend that computed the run: float64 runs never use a device backend, they run on its host kernels. */

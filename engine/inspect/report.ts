@@ -84,12 +84,22 @@ export interface InspectionReport {
   backend: string;
   dtype: 'float32' | 'float64';
   settings: { seed: number; batch: number; sequenceLength?: number; loss: string };
-  loss: { kind: string; value: number };
+  /** The loss; `note` says why it is NaN or ±Inf when it is (its value is then not a number to read). */
+  loss: { kind: string; value: number; note?: string };
+  /**
+   * Set when no backward pass ran: why there is nothing to differentiate (no trainable parameters, or a
+   * loss that does not depend on any). Shapes and activations are still reported.
+   */
+  noGradient?: string;
   /**
    * Where the run's time went, in ms: loading the ONNX model, forward, backward (both including the device's
    * work), and reading results back and summarising them into this report.
    */
   timings: { forwardMs: number; backwardMs: number; loadMs?: number; summaryMs?: number };
+  /** The run's memory estimate (bytes) and the budget it was checked against. */
+  memory?: { peak: number; parameters: number; gradients: number; activations: number; budget: number | null };
+  /** What the importer found odd but harmless (an unknown attribute...), in words. */
+  warnings?: string[];
   /** Every module, shallowest first within each depth. */
   modules: ModuleReport[];
   hookLogs: HookLogEntry[];

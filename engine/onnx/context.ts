@@ -1,30 +1,32 @@
 /** What an op handler sees of the node it runs and of the run. */
 import { Tensor } from '../tensor';
-import { DType, FloatDType, allocate, isFloat } from '../dtype';
+import { DType, FloatDType, TypedArray, allocate, isFloat } from '../dtype';
 import { Rng } from '../random';
-import { Shape } from '../shape';
+import { Shape, assertValidShape, sizeOf } from '../shape';
 import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
 import { AttrType, AttributeProto, TensorProto, utf8 } from './proto';
 import type { OnnxNode } from './graph';
 
 /** Typed access to a node's attributes; missing required ones throw INVALID_MODEL naming the node. */
 export class Attrs {
-  private readonly byName: Map<string, AttributeProto>;
+  constructor(private readonly node: OnnxNode, private readonly attributes: readonly AttributeProto[]) {}
 
-  constructor(private readonly node: OnnxNode, attributes: readonly AttributeProto[]) {
-    this.byName = new Map(attributes.map((a) => [a.name, a]));
+  /** The attribute named `name` (the last one if repeated; validation rejects repeats). A scan: nodes have few. */
+  private find(name: string): AttributeProto | undefined {
+    for (let i = this.attributes.length - 1; i >= 0; i--) if (this.attributes[i].name === name) return this.attributes[i];
+    return undefined;
   }
 
   has(name: string): boolean {
-    return this.byName.has(name);
+    return this.find(name) !== undefined;
   }
 
   names(): string[] {
-    return [...this.byName.keys()];
+    return [...new Set(this.attributes.map((a) => a.name))];
   }
 
   private get(name: string, types: number[], what: string): AttributeProto | undefined {
-    const a = this.byName.get(name);
+    const a = this.find(name);
     if (!a) return undefined;
     if (a.refAttrName) this.fail(`attribute '${name}' refers to a function attribute (${a.refAttrName}), which is only valid inside functions`);
     // Old models may leave `type` unset (0); trust the populated field then.
@@ -40,6 +42,15 @@ export class Attrs {
     const a = this.get(name, [AttrType.INT], 'an int');
     if (!a) return fallback ?? this.fail(`required attribute '${name}' is missing`);
     return a.i;
+  }
+
+  /**
+   * An int attribute used as a flag. ONNX flags are ints read the way the spec's reference
+   * implementation reads them: any nonzero value is true (transB = 2 transposes, count_include_pad =
+   * -100 counts the padding), as onnxruntime does. Every handler reads flags through this one rule.
+   */
+  flag(name: string, fallback: boolean): boolean {
+    return this.int(name, fallback ? 1 : 0) !== 0;
   }
 
   float(name: string, fallback?: number): number {
@@ -74,7 +85,7 @@ export class Attrs {
 
   /** The raw attribute (for Constant's many value_* forms). */
   raw(name: string): AttributeProto | undefined {
-    return this.byName.get(name);
+    return this.find(name);
   }
 }
 
@@ -103,11 +114,34 @@ export interface OpContext {
   constant(values: ArrayLike<number>, shape: Shape, kind: 'float' | 'int32' | 'bool'): Tensor;
 }
 
+/** A constant from (small) values already at hand. Build large constants with filledConstant / computedConstant. */
 export function makeConstant(values: ArrayLike<number>, shape: Shape, dtype: DType): Tensor {
   const data = allocate(dtype, values.length);
   if (dtype === 'bool') for (let i = 0; i < values.length; i++) data[i] = values[i] ? 1 : 0;
   else for (let i = 0; i < values.length; i++) data[i] = values[i];
   return new Tensor(data, shape);
+}
+
+/**
+ * A constant of `shape` filled with `value`: allocated once through the checked path (size limit and
+ * the run's memory budget) before any element is written, never built as a JS array first.
+ */
+export function filledConstant(shape: Shape, value: number, dtype: DType): Tensor {
+  const data = allocate(dtype, checkedSize(shape));
+  if (value !== 0) data.fill(dtype === 'bool' ? (value ? 1 : 0) : value);
+  return new Tensor(data, shape);
+}
+
+/** A constant of `shape` whose elements `fill` writes into the (zeroed, checked) storage. */
+export function computedConstant(shape: Shape, dtype: DType, fill: (data: TypedArray) => void): Tensor {
+  const data = allocate(dtype, checkedSize(shape));
+  fill(data);
+  return new Tensor(data, shape);
+}
+
+function checkedSize(shape: Shape): number {
+  assertValidShape(shape);
+  return sizeOf(shape);
 }
 
 export function isFloatTensor(t: Tensor): boolean {

@@ -27,7 +27,9 @@ export type OnnxErrorCode =
   /** A node failed while running (shape mismatch, index out of range...): the message names it. */
   | 'NODE_FAILED'
   /** A loss could not be built from the options and outputs. */
-  | 'BAD_LOSS';
+  | 'BAD_LOSS'
+  /** The run would need more memory than its budget (the message gives the estimate). */
+  | 'MEMORY_BUDGET';
 
 /** Where in the graph an error happened, when it concerns one node. */
 export interface OnnxErrorNode {

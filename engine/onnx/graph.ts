@@ -1,6 +1,6 @@
 /** The importer's view of an ONNX graph: nodes with module paths and sources, value specs, uses. */
 import { OnnxImportError } from './errors';
-import { AttributeProto, ModelProto, ValueInfoProto, dataTypeName } from './proto';
+import { AttributeProto, ModelProto, NodeProto, ValueInfoProto, dataTypeName } from './proto';
 import { Attrs } from './context';
 import { SourceLocation, nodeScope } from './modules';
 
@@ -64,38 +64,134 @@ export function valueSpec(v: ValueInfoProto): OnnxValueSpec {
   return { name: v.name, elemType: dataTypeName(t?.elemType ?? 0), dataType: t?.elemType ?? 0, dims };
 }
 
+const NO_METADATA: Record<string, string> = Object.freeze(Object.create(null));
+
 function normalizeDomain(domain: string): string {
   return domain === 'ai.onnx' ? '' : domain;
 }
 
-/** Builds the graph view: unique node names, topological order, scopes, use lists. */
+/** Min-heap of node indices: Kahn's sort takes ready nodes in file order, so a sorted file keeps its order. */
+class IndexHeap {
+  private readonly items: number[] = [];
+  get size(): number {
+    return this.items.length;
+  }
+  push(v: number): void {
+    const a = this.items;
+    a.push(v);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p] <= v) break;
+      a[i] = a[p];
+      i = p;
+    }
+    a[i] = v;
+  }
+  pop(): number {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const c = l + 1 < a.length && a[l + 1] < a[l] ? l + 1 : l;
+        if (a[c] >= last) break;
+        a[i] = a[c];
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
+  }
+}
+
+function invalid(message: string): OnnxImportError {
+  return new OnnxImportError('INVALID_MODEL', `invalid ONNX graph: ${message}`);
+}
+
+/**
+ * Node indices in execution order: Kahn's algorithm over the values each node reads, O(nodes + edges)
+ * whatever order the file lists them in (exporters emit a sorted graph; others need not).
+ */
+function topologicalOrder(protos: readonly NodeProto[], defined: ReadonlySet<string>, producerOf: ReadonlyMap<string, number>): number[] {
+  const n = protos.length;
+  // Edges producer -> reader (one per distinct value read), in compressed rows: no per-node allocation.
+  const waiting = new Int32Array(n);
+  const edgeFrom: number[] = [];
+  const edgeTo: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const inputs = protos[i].input;
+    for (let k = 0; k < inputs.length; k++) {
+      const v = inputs[k];
+      if (v === '' || defined.has(v)) continue;
+      // Each distinct value counts once (a node may read one value twice: Mul(x, x)).
+      if (inputs.length <= 16 ? inputs.indexOf(v) < k : new Set(inputs.slice(0, k)).has(v)) continue;
+      const p = producerOf.get(v);
+      if (p === undefined) {
+        throw invalid(`node '${protos[i].name || protos[i].opType}' (${protos[i].opType}) reads '${v}', which no node, graph input or initializer defines`);
+      }
+      waiting[i]++;
+      edgeFrom.push(p);
+      edgeTo.push(i);
+    }
+  }
+  const start = new Int32Array(n + 1);
+  for (const f of edgeFrom) start[f + 1]++;
+  for (let i = 0; i < n; i++) start[i + 1] += start[i];
+  const readers = new Int32Array(edgeTo.length);
+  const fill = start.slice(0, n);
+  for (let e = 0; e < edgeFrom.length; e++) readers[fill[edgeFrom[e]]++] = edgeTo[e];
+  const ready = new IndexHeap();
+  for (let i = 0; i < n; i++) if (waiting[i] === 0) ready.push(i);
+  const order: number[] = [];
+  while (ready.size) {
+    const i = ready.pop();
+    order.push(i);
+    for (let e = start[i]; e < start[i + 1]; e++) if (--waiting[readers[e]] === 0) ready.push(readers[e]);
+  }
+  if (order.length < n) {
+    const stuck = protos.findIndex((_, i) => waiting[i] > 0);
+    const p = protos[stuck];
+    throw invalid(`the graph has a cycle: node '${p.name || p.opType}' (${p.opType}) depends on its own output through ${p.input.filter((v) => producerOf.has(v)).map((v) => `'${v}'`).join(', ')}`);
+  }
+  return order;
+}
+
+/**
+ * Builds the graph view: unique node names, topological order, scopes, use lists. Rejects what breaks
+ * ONNX's single-assignment rule: a value defined twice (by two nodes, a node and a graph input or
+ * initializer, two initializers or two graph inputs), and reads of values nothing defines.
+ */
 export function buildGraph(model: ModelProto): OnnxGraph {
   const g = model.graph!;
   const initializerNames = g.initializer.map((t) => t.name);
-  const initSet = new Set(initializerNames);
+  const initSet = new Set<string>();
+  for (const name of initializerNames) {
+    if (initSet.has(name)) throw invalid(`initializer '${name}' is defined twice (which value would the model use?)`);
+    initSet.add(name);
+  }
+  const inputSet = new Set<string>();
+  for (const v of g.input) {
+    if (inputSet.has(v.name)) throw invalid(`graph input '${v.name}' is declared twice`);
+    inputSet.add(v.name);
+  }
   const inputs = g.input.filter((v) => !initSet.has(v.name)).map(valueSpec);
-  const available = new Set<string>([...initSet, ...g.input.map((v) => v.name), '']);
+  const defined = new Set<string>([...initSet, ...inputSet]);
 
-  // Topological order (exporters emit one already; tolerate models that do not).
   const protos = g.node;
-  const order: number[] = [];
-  const done = new Array<boolean>(protos.length).fill(false);
-  let progress = true;
-  while (order.length < protos.length && progress) {
-    progress = false;
-    for (let i = 0; i < protos.length; i++) {
-      if (done[i] || !protos[i].input.every((n) => available.has(n))) continue;
-      done[i] = true;
-      order.push(i);
-      protos[i].output.forEach((o) => available.add(o));
-      progress = true;
+  const producerOf = new Map<string, number>();
+  protos.forEach((p, i) => {
+    for (const o of p.output) {
+      if (o === '') continue;
+      const what = producerOf.has(o) ? `node '${protos[producerOf.get(o)!].name || protos[producerOf.get(o)!].opType}'` : initSet.has(o) ? 'an initializer' : inputSet.has(o) ? 'a graph input' : null;
+      if (what) throw invalid(`value '${o}' is defined twice: by node '${p.name || p.opType}' (${p.opType}) and by ${what}`);
+      producerOf.set(o, i);
     }
-  }
-  if (order.length < protos.length) {
-    const stuck = protos.find((_, i) => !done[i])!;
-    const missing = stuck.input.filter((n) => !available.has(n));
-    throw new OnnxImportError('INVALID_MODEL', `invalid ONNX graph: node '${stuck.name || stuck.opType}' (${stuck.opType}) reads ${missing.map((m) => `'${m}'`).join(', ')}, which no node, graph input or initializer defines (or the graph has a cycle)`);
-  }
+  });
+  const order = topologicalOrder(protos, defined, producerOf);
 
   const usedNames = new Set<string>();
   const nodes: OnnxNode[] = order.map((protoIndex, index) => {
@@ -103,11 +199,11 @@ export function buildGraph(model: ModelProto): OnnxGraph {
     let name = p.name || `${p.opType}_${index}`;
     if (usedNames.has(name)) name = `${name}__${index}`;
     usedNames.add(name);
-    const metadata: Record<string, string> = {};
+    const metadata: Record<string, string> = p.metadataProps.length ? Object.create(null) : NO_METADATA;
     for (const e of p.metadataProps) metadata[e.key] = e.value;
     const scope = nodeScope(name, p.docString, metadata);
     const node = {
-      index, name, opType: p.opType, domain: normalizeDomain(p.domain), inputs: [...p.input], outputs: [...p.output],
+      index, name, opType: p.opType, domain: normalizeDomain(p.domain), inputs: p.input, outputs: p.output,
       modulePath: scope.modulePath, moduleClass: scope.moduleClass, source: scope.source, stack: scope.stack,
       docString: p.docString, metadata, attributes: p.attribute, classes: scope.classes,
     } as OnnxNode;
@@ -118,16 +214,12 @@ export function buildGraph(model: ModelProto): OnnxGraph {
   const producers = new Map<string, number>();
   const consumers = new Map<string, { node: number; slot: number }[]>();
   for (const n of nodes) {
-    n.outputs.forEach((o) => {
-      if (o === '') return;
-      if (producers.has(o) || initSet.has(o)) throw new OnnxImportError('INVALID_MODEL', `invalid ONNX graph: value '${o}' is defined twice (by node '${n.name}' and earlier)`);
-      producers.set(o, n.index);
-    });
+    for (const o of n.outputs) if (o !== '') producers.set(o, n.index);
     n.inputs.forEach((v, slot) => {
       if (v === '') return;
-      const list = consumers.get(v) ?? [];
-      list.push({ node: n.index, slot });
-      consumers.set(v, list);
+      const list = consumers.get(v);
+      if (list) list.push({ node: n.index, slot });
+      else consumers.set(v, [{ node: n.index, slot }]);
     });
   }
   const valueInfo = new Map(g.valueInfo.map((v) => [v.name, valueSpec(v)] as [string, OnnxValueSpec]));

@@ -4,7 +4,7 @@
  * runs on plain JS numbers and is stored back as int32 with a range check.
  */
 import { Tensor } from '../tensor';
-import { DType, FloatDType, allocate, isFloat } from '../dtype';
+import { DType, FloatDType, allocate, allocateFrom, isFloat } from '../dtype';
 import { broadcastShapes, broadcastStrides, sizeOf } from '../shape';
 import { noGrad } from '../autograd';
 import { toInt32 } from './tensors';
@@ -52,19 +52,18 @@ export function mapValues(x: Tensor, out: Kind, fn: (v: number) => number, what 
 
 /** A float64 copy of an int/bool tensor, so engine layout ops (float-only) can move its data exactly. */
 export function asFloat64(t: Tensor): Tensor {
-  return t.dtype === 'float64' ? t : new Tensor(Float64Array.from(t.data), t.shape);
+  return t.dtype === 'float64' ? t : new Tensor(allocateFrom('float64', t.data), t.shape);
 }
 
 /** Converts data to `dtype` (floats truncate toward zero into int32). No gradient. */
 export function convert(t: Tensor, dtype: DType, what = 'value'): Tensor {
   if (t.dtype === dtype) return t;
-  if (dtype === 'bool') return new Tensor(Uint8Array.from(t.data, (v) => (v ? 1 : 0)), t.shape);
   if (dtype === 'int32') {
-    const out = new Int32Array(t.size);
+    const out = allocate('int32', t.size);
     for (let i = 0; i < t.size; i++) out[i] = toInt32(Math.trunc(t.data[i]), what);
     return new Tensor(out, t.shape);
   }
-  return new Tensor(dtype === 'float64' ? Float64Array.from(t.data) : Float32Array.from(t.data), t.shape);
+  return new Tensor(allocateFrom(dtype, t.data), t.shape);
 }
 
 /**

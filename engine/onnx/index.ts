@@ -5,6 +5,8 @@ export type {
   LossInfo, OnnxRunResult,
 } from './model';
 export { OnnxImportError } from './errors';
+export type { OnnxWarning } from './validate';
+export { describeEstimate, type MemoryEstimate } from './memory';
 export type { OnnxErrorCode, OnnxErrorNode } from './errors';
 export type { OnnxNode, OnnxGraph, OnnxValueSpec } from './graph';
 export type { ModuleNode as OnnxModuleNode, SourceLocation as OnnxSourceLocation } from './modules';

@@ -4,8 +4,9 @@
  * value name (with the node and module path that produced it).
  */
 import { onHost } from '../backend/dispatch';
-import { Tensor } from '../tensor';
-import { FloatDType, isFloat } from '../dtype';
+import { Tensor, TensorOnDeviceError } from '../tensor';
+import { FloatDType, allocate, isFloat } from '../dtype';
+import { MemoryLimitError, openMeter } from '../memory';
 import { Rng } from '../random';
 import { formatShape, sizeOf } from '../shape';
 import { noGrad } from '../autograd';
@@ -19,6 +20,8 @@ import { OpContext, makeConstant } from './context';
 import { ModuleNode, buildModuleTree } from './modules';
 import { checkSize, convert } from './helpers';
 import { ExportNote, restoreParameterIdentity } from './identity';
+import { OnnxWarning, validateGraph } from './validate';
+import { BUDGET_HINT, MemoryEstimate, checkInitializerMemory, estimateRunMemory } from './memory';
 
 // ---------------------------------------------------------------- public types
 
@@ -36,6 +39,11 @@ export interface LoadOptions {
   externalData?: ExternalData;
   /** Throw at load time for unsupported ops in the part of the graph the outputs need (default true). */
   strict?: boolean;
+  /**
+   * Bytes the model may take: a model whose initializers alone need more is refused (MEMORY_BUDGET) from
+   * their dims, before any is decoded.
+   */
+  memoryBudget?: number;
 }
 
 /** An initializer and what the importer made of it. */
@@ -117,6 +125,12 @@ export interface RunOptions extends SampleOptions {
   retainGrad?: boolean | readonly string[];
   /** Forward hook, called for every value as it is produced; may return a replacement tensor. */
   onValue?: (value: OnnxValue) => Tensor | void;
+  /**
+   * Bytes of tensor memory the run (forward and the backward that follows) may take. When set, run()
+   * first estimates the peak with a shape-only dry run (estimateMemory) and refuses a run above it with
+   * OnnxImportError MEMORY_BUDGET naming the estimate, before allocating anything for it.
+   */
+  memoryBudget?: number;
 }
 
 export type Feeds = Record<string, Tensor | ArrayLike<number>>;
@@ -155,6 +169,8 @@ export interface OnnxRunResult {
   targets: Tensor | null;
   /** Every value of the run by ONNX name: inputs, initializers and node outputs. */
   tensorsByName: Map<string, OnnxValue>;
+  /** The memory estimate made before the run (with options.memoryBudget). */
+  memory?: MemoryEstimate;
   /** New BatchNormalization running statistics by buffer name (training runs). */
   bufferUpdates: Map<string, Tensor>;
   /** The tensor of a value (throws BAD_INPUT for an unknown name). */
@@ -176,13 +192,23 @@ function describeShape(dims: readonly (number | string | null)[] | null): string
   return dims ? `[${dims.map((d) => (d === null ? '?' : d)).join(', ')}]` : '(unknown rank)';
 }
 
-interface Plan {
+export interface Plan {
   /** Folded value tensors (constants, shape computations) by value name. */
   folded: Map<string, Tensor>;
   /** Nodes whose outputs are all folded. */
   foldedNodes: Set<number>;
   /** Id ranges of sampled int inputs, once known. */
   ranges: Map<string, number>;
+}
+
+/** What a shape-only dry run (memory.ts) substitutes for the model's own state. */
+export interface ExecEnv {
+  plan?: Plan;
+  dtype?: FloatDType;
+  parameters?: Map<string, Tensor>;
+  buffers?: Map<string, Tensor>;
+  /** Host zeros standing in for a value without host data, for ops that read values. */
+  hostValues?: (t: Tensor) => Tensor;
 }
 
 /** Ops whose output is the (reshaped/retyped) input: followed when looking for an int input's use. */
@@ -239,6 +265,11 @@ export class OnnxModel {
   private readonly functions: { name: string; domain: string }[];
   private readonly liveIndex: Set<number>;
   private readonly plans = new Map<string, Plan>();
+  private readonly nodeByName = new Map<string, OnnxNode>();
+  private readonly inputSpecs = new Map<string, OnnxInputSpec>();
+  private readonly outputNames: ReadonlySet<string>;
+  /** Harmless oddities found while loading (an attribute the op does not define...), in words. */
+  readonly warnings: OnnxWarning[];
   private readonly declaredTypes = new Map<string, number>();
 
   constructor(exported: ModelProto, options: LoadOptions = {}) {
@@ -252,14 +283,18 @@ export class OnnxModel {
     for (const v of [...this.graph.inputs, ...this.graph.valueInfo.values(), ...this.graph.outputs]) if (v.dataType) this.declaredTypes.set(v.name, v.dataType);
     for (const t of proto.graph!.initializer) this.declaredTypes.set(t.name, t.dataType);
     this.irVersion = proto.irVersion;
-    this.opsets = {};
-    for (const o of proto.opsetImport) this.opsets[o.domain === 'ai.onnx' ? '' : o.domain] = o.version;
-    if (this.opsets[''] === undefined) this.opsets[''] = 1; // no default-domain import: the oldest opset
-    this.opsetVersion = this.opsets[''];
+    // Maps keyed by model strings have no prototype: a domain or key named 'constructor' is just a name.
+    const opsets = new Map<string, number>();
+    for (const o of proto.opsetImport) opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, o.version);
+    this.warnings = validateGraph(proto, this.graph, opsets);
+    if (!opsets.has('')) opsets.set('', 1); // IR < 3 (no opset_import yet): the oldest opset
+    this.opsets = Object.assign(Object.create(null) as Record<string, number>, Object.fromEntries(opsets));
+    this.opsetVersion = opsets.get('')!;
     this.producer = { name: proto.producerName, version: proto.producerVersion };
-    this.metadata = Object.fromEntries(proto.metadataProps.map((e) => [e.key, e.value]));
+    this.metadata = Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(proto.metadataProps.map((e) => [e.key, e.value])));
     this.docString = proto.docString;
     this.outputs = this.graph.outputs;
+    for (const n of this.graph.nodes) this.nodeByName.set(n.name, n);
 
     // Live nodes: the ones graph outputs depend on.
     const live = new Set<number>();
@@ -274,11 +309,17 @@ export class OnnxModel {
       live.add(p);
       for (const i of this.graph.nodes[p].inputs) if (i !== '') stack.push(i);
     }
+    const initializerSet = new Set(this.graph.initializerNames);
+    const inputSet = new Set(this.graph.inputs.map((i) => i.name));
+    const outputSet = new Set<string>();
     for (const o of this.graph.outputs) {
-      if (!this.graph.producers.has(o.name) && !this.graph.initializerNames.includes(o.name) && !this.graph.inputs.some((i) => i.name === o.name)) {
+      if (outputSet.has(o.name)) throw new OnnxImportError('INVALID_MODEL', `invalid ONNX graph: output '${o.name}' is listed twice`);
+      outputSet.add(o.name);
+      if (!this.graph.producers.has(o.name) && !initializerSet.has(o.name) && !inputSet.has(o.name)) {
         throw new OnnxImportError('INVALID_MODEL', `invalid ONNX graph: output '${o.name}' is not produced by any node`);
       }
     }
+    this.outputNames = outputSet;
     this.liveNodes = this.graph.nodes.filter((n) => live.has(n.index));
     this.liveIndex = live;
 
@@ -297,7 +338,8 @@ export class OnnxModel {
       throw this.unsupportedError(first);
     }
 
-    // Initializers: parameters (trainable) vs buffers.
+    // Initializers: parameters (trainable) vs buffers. Their memory is known from the dims before any is decoded.
+    if (options.memoryBudget !== undefined) checkInitializerMemory(proto, this.floatDtype, options.memoryBudget);
     const frozen = options.frozen;
     const isFrozen = (name: string) => (typeof frozen === 'function' ? frozen(name) : frozen ? frozen.includes(name) : false);
     this.parameters = new Map();
@@ -343,6 +385,7 @@ export class OnnxModel {
     this.moduleTree = tree.root;
     this.modules = tree.byPath;
     this.inputs = this.graph.inputs.map((spec) => this.inputSpec(spec));
+    for (const spec of this.inputs) this.inputSpecs.set(spec.name, spec);
   }
 
   /** Float dtype of parameters and runs. */
@@ -403,8 +446,8 @@ export class OnnxModel {
   private rangeUse(name: string): { role: 'tokens' | 'labels'; node: number; input: number; dim: number } | null {
     const queue = [name];
     const seen = new Set<string>();
-    while (queue.length) {
-      const v = queue.shift()!;
+    for (let head = 0; head < queue.length; head++) {
+      const v = queue[head];
       if (seen.has(v)) continue;
       seen.add(v);
       for (const c of this.graph.consumers.get(v) ?? []) {
@@ -423,7 +466,7 @@ export class OnnxModel {
   }
 
   /** Concrete shape of an input from its declaration and the options. */
-  resolveShape(spec: OnnxValueSpec, options: SampleOptions = {}, known: Record<string, number> = {}): number[] {
+  resolveShape(spec: OnnxValueSpec, options: SampleOptions = {}, known: ReadonlyMap<string, number> = new Map()): number[] {
     if (!spec.dims) {
       throw new OnnxImportError('UNRESOLVED_DIM', `input '${spec.name}' has no declared shape (unknown rank); feed it explicitly`);
     }
@@ -432,11 +475,11 @@ export class OnnxModel {
       if (d === null) {
         throw new OnnxImportError('UNRESOLVED_DIM', `dimension ${i} of input '${spec.name}' ${describeShape(spec.dims)} has neither a value nor a name; feed the input explicitly`);
       }
-      const v = options.dims?.[d] ?? known[d] ?? (BATCH_NAMES.test(d) ? options.batch ?? 2 : SEQ_NAMES.test(d) ? options.seq ?? 8 : undefined);
+      const v = own(options.dims, d) ?? known.get(d) ?? (BATCH_NAMES.test(d) ? options.batch ?? 2 : SEQ_NAMES.test(d) ? options.seq ?? 8 : undefined);
       if (v === undefined) {
         throw new OnnxImportError('UNRESOLVED_DIM', `cannot resolve dimension ${i} of input '${spec.name}' ${describeShape(spec.dims)}: symbolic dim '${d}' is neither batch- nor sequence-like; pass options.dims = { "${d}": <size> } or feed the input`);
       }
-      if (!Number.isInteger(v) || v < 0) throw new OnnxImportError('UNRESOLVED_DIM', `symbolic dim '${d}' of input '${spec.name}' must be a non-negative integer, got ${v}`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new OnnxImportError('UNRESOLVED_DIM', `symbolic dim '${d}' of input '${spec.name}' must be a non-negative integer, got ${typeof v === 'number' ? v : typeof v}`);
       return v;
     });
   }
@@ -447,37 +490,26 @@ export class OnnxModel {
    */
   sampleInputs(options: SampleOptions = {}, feeds: Map<string, Tensor> = new Map()): Map<string, Tensor> {
     const rng = new Rng(options.seed ?? 0);
-    const known: Record<string, number> = {};
-    // Symbolic dims bound by the fed inputs.
-    for (const spec of this.inputs) {
-      const t = feeds.get(spec.name);
-      spec.dims?.forEach((d, i) => {
-        if (t && typeof d === 'string' && i < t.rank) known[d] = t.shape[i];
-      });
-    }
+    const known = this.boundDims(feeds);
     const out = new Map(feeds);
     const ranges = this.inputs.some((s) => !feeds.has(s.name) && (s.role === 'tokens' || s.role === 'labels'))
       ? this.idRanges(options, feeds, known)
       : new Map<string, number>();
     for (const spec of this.inputs) {
       if (out.has(spec.name)) continue;
-      const shape = this.resolveShape(spec, options, known);
+      const shape = this.sampleShape(spec, options, known);
       const n = sizeOf(shape);
-      try {
-        checkSize(n, `sample input '${spec.name}' ${formatShape(shape)}`);
-      } catch (e) {
-        throw new OnnxImportError('BAD_INPUT', (e as Error).message);
-      }
       let t: Tensor;
       if (spec.role === 'float') {
-        const data = this.floatDtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+        const data = allocate(this.floatDtype, n);
         for (let i = 0; i < n; i++) data[i] = rng.normal();
         t = new Tensor(data, shape);
       } else if (spec.role === 'bool') {
-        t = new Tensor(new Uint8Array(n).fill(1), shape);
+        t = new Tensor(allocate('bool', n).fill(1), shape);
       } else {
-        const high = options.intRange?.[spec.name] ?? ranges.get(spec.name) ?? 2;
-        const data = new Int32Array(n);
+        const high = own(options.intRange, spec.name) ?? ranges.get(spec.name) ?? 2;
+        if (!(Number.isInteger(high) && high >= 1)) throw new OnnxImportError('BAD_INPUT', `cannot sample ids for input '${spec.name}': the id range is ${high} (the table it indexes is empty?); pass options.intRange`);
+        const data = allocate('int32', n);
         for (let i = 0; i < n; i++) data[i] = rng.int(high);
         t = new Tensor(data, shape);
       }
@@ -487,13 +519,44 @@ export class OnnxModel {
     return out;
   }
 
+  /** Symbolic dims bound by fed inputs. */
+  private boundDims(feeds: Map<string, Tensor>): Map<string, number> {
+    const known = new Map<string, number>();
+    for (const spec of this.inputs) {
+      const t = feeds.get(spec.name);
+      spec.dims?.forEach((d, i) => {
+        if (t && typeof d === 'string' && i < t.rank) known.set(d, t.shape[i]);
+      });
+    }
+    return known;
+  }
+
+  /** The shape a sampled input gets, checked to be a tensor the engine can hold. */
+  private sampleShape(spec: OnnxInputSpec, options: SampleOptions, known: ReadonlyMap<string, number>): number[] {
+    const shape = this.resolveShape(spec, options, known);
+    try {
+      checkSize(sizeOf(shape), `sample input '${spec.name}' ${formatShape(shape)}`);
+    } catch (e) {
+      throw new OnnxImportError('BAD_INPUT', (e as Error).message);
+    }
+    return shape;
+  }
+
+  /** @internal Shapes of the inputs sampleInputs would make (those not in `feeds`). */
+  inputShapes(options: SampleOptions, feeds: Map<string, Tensor>): Map<string, number[]> {
+    const known = this.boundDims(feeds);
+    const out = new Map<string, number[]>();
+    for (const spec of this.inputs) if (!feeds.has(spec.name)) out.set(spec.name, this.sampleShape(spec, options, known));
+    return out;
+  }
+
   /** Id ranges of token / label inputs: the size of the table or class dim they index. */
-  private idRanges(options: SampleOptions, feeds: Map<string, Tensor>, known: Record<string, number>): Map<string, number> {
+  private idRanges(options: SampleOptions, feeds: Map<string, Tensor>, known: ReadonlyMap<string, number>): Map<string, number> {
     const ranges = new Map<string, number>();
     const pending: OnnxInputSpec[] = [];
     for (const spec of this.inputs) {
-      if (feeds.has(spec.name) || !spec.rangeFrom || options.intRange?.[spec.name] !== undefined) continue;
-      const node = this.graph.nodes.find((n) => n.name === spec.rangeFrom!.node)!;
+      if (feeds.has(spec.name) || !spec.rangeFrom || own(options.intRange, spec.name) !== undefined) continue;
+      const node = this.nodeByName.get(spec.rangeFrom!.node)!;
       const source = node.inputs[spec.rangeFrom.input];
       const init = this.parameters.get(source) ?? this.buffers.get(source);
       if (init && spec.rangeFrom.dim < init.rank) ranges.set(spec.name, init.shape[spec.rangeFrom.dim]);
@@ -505,17 +568,17 @@ export class OnnxModel {
     const zeros = new Map(feeds);
     for (const spec of this.inputs) {
       if (zeros.has(spec.name)) continue;
-      const shape = this.resolveShape(spec, options, known);
+      const shape = this.sampleShape(spec, options, known);
       const n = sizeOf(shape);
-      zeros.set(spec.name, isFloatType(spec.dataType) ? new Tensor(this.floatDtype === 'float64' ? new Float64Array(n) : new Float32Array(n), shape)
-        : spec.dataType === DataType.BOOL ? new Tensor(new Uint8Array(n).fill(1), shape) : new Tensor(new Int32Array(n), shape));
+      zeros.set(spec.name, isFloatType(spec.dataType) ? new Tensor(allocate(this.floatDtype, n), shape)
+        : spec.dataType === DataType.BOOL ? new Tensor(allocate('bool', n).fill(1), shape) : new Tensor(allocate('int32', n), shape));
     }
     const plan = this.plan(zeros);
     const missing = pending.filter((s) => !plan.ranges.has(s.name));
     if (missing.length) {
       const values = noGrad(() => this.execute(zeros, {}).values);
       for (const spec of missing) {
-        const node = this.graph.nodes.find((n) => n.name === spec.rangeFrom!.node)!;
+        const node = this.nodeByName.get(spec.rangeFrom!.node)!;
         const v = values.get(node.inputs[spec.rangeFrom!.input]);
         if (v && spec.rangeFrom!.dim < v.tensor.rank) plan.ranges.set(spec.name, v.tensor.shape[spec.rangeFrom!.dim]);
       }
@@ -528,12 +591,13 @@ export class OnnxModel {
   }
 
   /** Checks and converts user feeds (unknown names, dtypes, fixed dims, consistent symbolic dims). */
-  private prepareFeeds(feeds: Feeds | undefined, options: SampleOptions): Map<string, Tensor> {
+  /** @internal */
+  prepareFeeds(feeds: Feeds | undefined, options: SampleOptions): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
     if (!feeds) return out;
-    const symbols: Record<string, { value: number; from: string }> = {};
+    const symbols = new Map<string, { value: number; from: string }>();
     for (const [name, raw] of Object.entries(feeds)) {
-      const spec = this.inputs.find((s) => s.name === name);
+      const spec = this.inputSpecs.get(name);
       if (!spec) {
         if (this.parameters.has(name) || this.buffers.has(name)) throw new OnnxImportError('BAD_INPUT', `'${name}' is an initializer, not a graph input; change model.parameters / model.buffers instead of feeding it`);
         throw new OnnxImportError('BAD_INPUT', `unknown input '${name}'; the model's inputs are ${this.inputs.map((s) => `'${s.name}'`).join(', ') || '(none)'}`);
@@ -554,9 +618,9 @@ export class OnnxModel {
         spec.dims.forEach((d, i) => {
           if (typeof d === 'number' && d !== t.shape[i]) throw new OnnxImportError('BAD_INPUT', `input '${name}' must have shape ${describeShape(spec.dims)}, got ${formatShape(t.shape)} (dim ${i})`);
           if (typeof d === 'string') {
-            const prev = symbols[d];
+            const prev = symbols.get(d);
             if (prev && prev.value !== t.shape[i]) throw new OnnxImportError('BAD_INPUT', `symbolic dim '${d}' is ${prev.value} in input '${prev.from}' but ${t.shape[i]} in input '${name}'`);
-            symbols[d] = { value: t.shape[i], from: name };
+            symbols.set(d, { value: t.shape[i], from: name });
           }
         });
       }
@@ -578,9 +642,15 @@ export class OnnxModel {
     return plan;
   }
 
-  /** Evaluates the live graph on `inputs` (all graph inputs present, in the model's dtypes). */
-  private execute(inputs: Map<string, Tensor>, options: RunOptions): { values: Map<string, OnnxValue>; bufferUpdates: Map<string, Tensor> } {
-    const plan = this.plan(inputs);
+  /**
+   * Evaluates the live graph on `inputs` (all graph inputs present, in the model's dtypes). `env`
+   * replaces the model's state for a shape-only dry run (memory.ts): its own plan, float dtype and
+   * stand-ins for the initializers, so nothing the real run uses is touched.
+   */
+  execute(inputs: Map<string, Tensor>, options: RunOptions, env: ExecEnv = {}): { values: Map<string, OnnxValue>; bufferUpdates: Map<string, Tensor> } {
+    const plan = env.plan ?? this.plan(inputs);
+    const parameters = env.parameters ?? this.parameters;
+    const buffers = env.buffers ?? this.buffers;
     const values = new Map<string, OnnxValue>();
     const foldable = new Set<string>();
     const rng = new Rng((options.seed ?? 0) ^ 0x0d0e);
@@ -599,8 +669,8 @@ export class OnnxModel {
       values.set(v.name, v);
     };
     for (const [name, t] of inputs) put({ name, tensor: t, kind: 'input', node: null, outputIndex: 0, modulePath: '', folded: false });
-    for (const [name, t] of this.parameters) put({ name, tensor: t, kind: 'parameter', node: null, outputIndex: 0, modulePath: moduleOf(name), folded: false });
-    for (const [name, t] of this.buffers) {
+    for (const [name, t] of parameters) put({ name, tensor: t, kind: 'parameter', node: null, outputIndex: 0, modulePath: moduleOf(name), folded: false });
+    for (const [name, t] of buffers) {
       put({ name, tensor: t, kind: 'buffer', node: null, outputIndex: 0, modulePath: moduleOf(name), folded: !isFloat(t.dtype) });
       if (!isFloat(t.dtype)) foldable.add(name);
     }
@@ -622,14 +692,23 @@ export class OnnxModel {
         if (!v) throw new OnnxImportError('INVALID_MODEL', `${describeNode(node)} reads '${n}', which has no value (a graph input was not provided?)`, { node });
         return v.tensor;
       });
-      const ctx = this.context(node, options, rng);
+      const ctx = this.context(node, options, rng, env.dtype ?? this.floatDtype);
       const isFolded = !handler.stochastic && (handler.shapeOnly || node.inputs.every((n) => n === '' || foldable.has(n)));
+      // Constant subgraphs (shapes, indices, masks) run on the host even under a device backend:
+      // handlers read their values synchronously, and they are cached as host constants.
+      const attempt = (inputs: (Tensor | null)[]) => (isFolded ? onHost(() => handler.run(ctx, inputs)) : handler.run(ctx, inputs));
       let result;
       try {
-        // Constant subgraphs (shapes, indices, masks) run on the host even under a device backend:
-        // handlers read their values synchronously, and they are cached as host constants.
-        result = isFolded ? onHost(() => handler.run(ctx, ins)) : handler.run(ctx, ins);
+        try {
+          result = attempt(ins);
+        } catch (e) {
+          // A dry run has no values: an op that reads them runs on zeros of the same shapes instead.
+          if (!(env.hostValues && e instanceof TensorOnDeviceError)) throw e;
+          const zeros = ins.map((t) => (t && t.isOnDevice ? env.hostValues!(t) : t));
+          result = onHost(() => handler.run(ctx, zeros));
+        }
       } catch (e) {
+        if (e instanceof MemoryLimitError) throw e;
         if (e instanceof OnnxImportError) {
           if (e.node) throw e;
           throw new OnnxImportError(e.code, `${describeNode(node)}: ${e.message}`, { node, cause: e });
@@ -643,7 +722,7 @@ export class OnnxModel {
         if (o === '') return;
         const t = outs[i];
         if (!t) {
-          const used = (this.graph.consumers.get(o) ?? []).some((c) => this.liveIndex.has(c.node)) || this.graph.outputs.some((g) => g.name === o);
+          const used = (this.graph.consumers.get(o) ?? []).some((c) => this.liveIndex.has(c.node)) || this.outputNames.has(o);
           if (used) throw new OnnxImportError('NODE_FAILED', `${describeNode(node)} did not produce its output ${i} ('${o}'), which the graph uses`, { node });
           allFolded = false;
           return;
@@ -658,7 +737,7 @@ export class OnnxModel {
         if (t.requiresGrad && !t.isLeaf && (retain === null || retain.has(o))) t.retainGrad();
         if (node.opType === 'BatchNormalization' && (i === 1 || i === 2) && t) {
           const buf = node.inputs[i + 2];
-          if (this.buffers.has(buf)) bufferUpdates.set(buf, t);
+          if (buffers.has(buf)) bufferUpdates.set(buf, t);
         }
         put({ name: o, tensor: t, kind: 'node', node, outputIndex: i, modulePath: node.modulePath, folded });
       });
@@ -667,8 +746,7 @@ export class OnnxModel {
     return { values, bufferUpdates };
   }
 
-  private context(node: OnnxNode, options: RunOptions, rng: Rng): OpContext {
-    const dtype = this.floatDtype;
+  private context(node: OnnxNode, options: RunOptions, rng: Rng, dtype: FloatDType): OpContext {
     return {
       node,
       attrs: node.attrs,
@@ -693,10 +771,30 @@ export class OnnxModel {
    */
   run(feeds?: Feeds, options: RunOptions = {}): OnnxRunResult {
     try {
-      return this.runUnchecked(feeds, options);
+      const memory = options.memoryBudget !== undefined ? this.estimateMemory(feeds, options) : undefined;
+      if (!memory) return this.runUnchecked(feeds, options);
+      // The estimate passed: the run itself is metered too, as a backstop for what a dry run cannot see.
+      const { close } = openMeter(Math.max(options.memoryBudget!, memory.peak), 'this run');
+      try {
+        return { ...this.runUnchecked(feeds, options), memory };
+      } finally {
+        close();
+      }
     } catch (e) {
-      if (e instanceof OnnxImportError) throw e;
-      throw new OnnxImportError('INVALID_MODEL', `could not run the model: ${(e as Error).message}`, { cause: e });
+      throw asImportError(e, 'could not run the model');
+    }
+  }
+
+  /**
+   * Estimates the tensor memory of run(feeds, options) and the backward after it, with a shape-only
+   * dry run (nothing of the real run is allocated); with options.memoryBudget, refuses a run above it
+   * (OnnxImportError MEMORY_BUDGET naming the estimate). See memory.ts.
+   */
+  estimateMemory(feeds?: Feeds, options: RunOptions = {}): MemoryEstimate {
+    try {
+      return estimateRunMemory(this, feeds, options);
+    } catch (e) {
+      throw asImportError(e, 'could not estimate the memory of the run');
     }
   }
 
@@ -728,7 +826,7 @@ export class OnnxModel {
     if (out.rank < 3) return null;
     for (const spec of this.inputs) {
       if (spec.role !== 'tokens' || !spec.rangeFrom) continue;
-      const node = this.graph.nodes.find((n) => n.name === spec.rangeFrom!.node)!;
+      const node = this.nodeByName.get(spec.rangeFrom!.node)!;
       const table = this.parameters.get(node.inputs[0]) ?? this.buffers.get(node.inputs[0]);
       if (table && table.shape[spec.rangeFrom.dim] === out.shape[out.rank - 1]) return spec.name;
     }
@@ -746,7 +844,8 @@ export class OnnxModel {
     throw new OnnxImportError('BAD_LOSS', `${what}: the model has no float output`);
   }
 
-  private buildLoss(spec: LossSpec, ctx: LossContext, options: RunOptions): { loss: Tensor | null; info: LossInfo; targets: Tensor | null } {
+  /** @internal */
+  buildLoss(spec: LossSpec, ctx: LossContext, options: RunOptions): { loss: Tensor | null; info: LossInfo; targets: Tensor | null } {
     const rng = new Rng(((options.seed ?? 0) + 1) * 7919);
     const scalarOutput = [...ctx.outputs].find(([, t]) => isFloat(t.dtype) && t.size === 1 && t.rank === 0);
     if (typeof spec === 'function') {
@@ -824,7 +923,18 @@ export function loadOnnx(bytes: Uint8Array, options: LoadOptions = {}): OnnxMode
   try {
     return new OnnxModel(proto, options);
   } catch (e) {
-    if (e instanceof OnnxImportError) throw e;
-    throw new OnnxImportError('INVALID_MODEL', `could not import the model: ${(e as Error).message}`, { cause: e });
+    throw asImportError(e, 'could not import the model');
   }
+}
+
+/** Every failure as an OnnxImportError: a memory limit as MEMORY_BUDGET, anything else unexpected wrapped with `what`. */
+function asImportError(e: unknown, what: string): OnnxImportError {
+  if (e instanceof OnnxImportError) return e;
+  if (e instanceof MemoryLimitError) return new OnnxImportError('MEMORY_BUDGET', `${e.message}, above the memory budget (setting ${BUDGET_HINT})`, { cause: e });
+  return new OnnxImportError('INVALID_MODEL', `${what}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+}
+
+/** An own property of a plain options object (never one inherited from Object.prototype, such as 'constructor'). */
+function own<T>(record: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
+  return record !== undefined && Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined;
 }

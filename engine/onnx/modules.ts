@@ -87,6 +87,7 @@ export function modulePathFromNodeName(name: string): string | null {
   if (!name.startsWith('/')) return null;
   const parts = name.split('/').filter((p) => p !== '');
   parts.pop(); // the op itself (e.g. MatMul_1)
+  if (parts.length === 1) return parts[0];
   const path: string[] = [];
   for (const seg of parts) {
     const last = path[path.length - 1];
@@ -133,34 +134,43 @@ export function nodeScope(name: string, docString: string, metadata: Record<stri
   return { modulePath, moduleClass, classes, stack, source };
 }
 
-function child(parent: ModuleNode, name: string): ModuleNode {
-  let c = parent.children.find((m) => m.name === name);
-  if (!c) {
-    c = { path: parent.path === '' ? name : `${parent.path}.${name}`, name, children: [], nodes: [], parameters: [] };
-    parent.children.push(c);
-  }
-  return c;
-}
-
-function ensure(root: ModuleNode, path: string): ModuleNode {
-  let m = root;
-  if (path === '') return m;
-  for (const part of path.split('.')) m = child(m, part);
-  return m;
-}
-
-/** Builds the module tree from node scopes and initializer names (`blocks.0.fc.weight` -> `blocks.0.fc`). */
+/**
+ * Builds the module tree from node scopes and initializer names (`blocks.0.fc.weight` -> `blocks.0.fc`).
+ * Linear in the number of nodes and path components: children are found through a map, the tree is
+ * walked without recursion (a hostile name can nest thousands of scopes).
+ */
 export function buildModuleTree(
   nodes: readonly { name: string; modulePath: string; classes?: { path: string; className: string }[]; source?: SourceLocation }[],
   initializers: readonly string[],
 ): { root: ModuleNode; byPath: Map<string, ModuleNode> } {
   const root: ModuleNode = { path: '', name: '', children: [], nodes: [], parameters: [] };
+  const byPath = new Map<string, ModuleNode>([['', root]]);
+  const ensure = (path: string): ModuleNode => {
+    const known = byPath.get(path);
+    if (known) return known;
+    const dot = path.lastIndexOf('.');
+    const parent = ensure(dot < 0 ? '' : path.slice(0, dot));
+    const m: ModuleNode = { path, name: dot < 0 ? path : path.slice(dot + 1), children: [], nodes: [], parameters: [] };
+    parent.children.push(m);
+    byPath.set(path, m);
+    return m;
+  };
+  const ensureDeep = (path: string): ModuleNode => {
+    // Create ancestors shallowest first so ensure() never recurses deeply.
+    if (byPath.has(path)) return byPath.get(path)!;
+    let at = path.indexOf('.');
+    while (at >= 0) {
+      ensure(path.slice(0, at));
+      at = path.indexOf('.', at + 1);
+    }
+    return ensure(path);
+  };
   for (const n of nodes) {
-    const m = ensure(root, n.modulePath);
+    const m = ensureDeep(n.modulePath);
     m.nodes.push(n.name);
     if (!m.source && n.source) m.source = n.source;
     for (const c of n.classes ?? []) {
-      const cm = ensure(root, c.path);
+      const cm = ensureDeep(c.path);
       if (!cm.className) cm.className = c.className;
     }
   }
@@ -170,17 +180,20 @@ export function buildModuleTree(
       root.parameters.push(name);
       continue;
     }
-    const parts = name.split('.');
-    parts.pop();
-    ensure(root, parts.join('.')).parameters.push(name);
+    ensureDeep(name.slice(0, Math.max(0, name.lastIndexOf('.')))).parameters.push(name);
   }
-  const byPath = new Map<string, ModuleNode>();
-  const visit = (m: ModuleNode) => {
-    byPath.set(m.path, m);
-    m.children.forEach(visit);
-    // A parent without nodes of its own takes the source of its first child.
+  // A parent without nodes of its own takes the source of its first child: children before parents.
+  const preorder: ModuleNode[] = [];
+  const stack = [root];
+  while (stack.length) {
+    const m = stack.pop()!;
+    preorder.push(m);
+    for (let i = m.children.length - 1; i >= 0; i--) stack.push(m.children[i]);
+  }
+  for (let i = preorder.length - 1; i >= 0; i--) {
+    const m = preorder[i];
     if (!m.source) m.source = m.children.find((c) => c.source)?.source;
-  };
-  visit(root);
-  return { root, byPath };
+  }
+  // byPath in preorder (the order the recursive walk gave).
+  return { root, byPath: new Map(preorder.map((m) => [m.path, m])) };
 }

@@ -194,6 +194,26 @@ export function repeatedFixed(r: Reader, wire: number, out: number[], bytes: 4 |
   r.pos = end;
 }
 
+/** Thrown for data no ONNX writer produces (deprecated groups, subgraphs nested absurdly deep). */
+class MalformedModel extends Error {
+  constructor(message: string, readonly code: 'CORRUPT' | 'UNSUPPORTED_FEATURE' = 'CORRUPT') {
+    super(message);
+  }
+}
+
+/**
+ * Skips a field of an unknown or unused number. Groups (wire types 3 and 4, deprecated, never written
+ * by ONNX) are rejected: protobufjs skips them recursively, so a run of start-group tags would
+ * exhaust the stack.
+ */
+function skip(r: Reader, wire: number): void {
+  if (wire === 3 || wire === 4) throw new MalformedModel(`deprecated group wire type ${wire} at offset ${r.pos} (ONNX files do not use groups)`);
+  r.skipType(wire);
+}
+
+/** If/Loop/Scan bodies nested deeper than this are not a real model (and would exhaust the decoder's stack). */
+const MAX_SUBGRAPH_DEPTH = 64;
+
 /** Runs `field` for every field of the message ending at `end`. */
 export function message(r: Reader, end: number, field: (no: number, wire: number) => void): void {
   while (r.pos < end) {
@@ -218,7 +238,7 @@ function stringEntry(r: Reader, end: number): StringEntry {
   message(r, end, (no, wire) => {
     if (no === 1 && wire === 2) e.key = r.string();
     else if (no === 2 && wire === 2) e.value = r.string();
-    else r.skipType(wire);
+    else skip(r, wire);
   });
   return e;
 }
@@ -243,13 +263,13 @@ function tensor(r: Reader, end: number): TensorProto {
       case 12: t.docString = r.string(); break;
       case 13: expectWire(no, wire, 2, 'TensorProto.external_data'); t.externalData.push(stringEntry(r, lengthEnd(r))); break;
       case 14: t.dataLocation = r.int32(); break;
-      default: r.skipType(wire);
+      default: skip(r, wire);
     }
   });
   return t;
 }
 
-function attribute(r: Reader, end: number): AttributeProto {
+function attribute(r: Reader, end: number, depth: number): AttributeProto {
   const a: AttributeProto = {
     name: '', type: 0, f: 0, i: 0, s: null, t: null, g: null, floats: [], ints: [], strings: [], tensors: [], graphs: [],
     refAttrName: '', present: new Set(),
@@ -262,21 +282,21 @@ function attribute(r: Reader, end: number): AttributeProto {
       case 3: a.i = int64(r); break;
       case 4: a.s = r.bytes(); break;
       case 5: a.t = tensor(r, lengthEnd(r)); break;
-      case 6: a.g = graph(r, lengthEnd(r)); break;
+      case 6: a.g = graph(r, lengthEnd(r), depth + 1); break;
       case 7: repeatedFixed(r, wire, a.floats, 4); break;
       case 8: repeated(r, wire, a.ints, () => int64(r)); break;
       case 9: a.strings.push(r.bytes()); break;
       case 10: a.tensors.push(tensor(r, lengthEnd(r))); break;
-      case 11: a.graphs.push(graph(r, lengthEnd(r))); break;
+      case 11: a.graphs.push(graph(r, lengthEnd(r), depth + 1)); break;
       case 20: a.type = r.int32(); break;
       case 21: a.refAttrName = r.string(); break;
-      default: r.skipType(wire);
+      default: skip(r, wire);
     }
   });
   return a;
 }
 
-function node(r: Reader, end: number): NodeProto {
+function node(r: Reader, end: number, depth: number): NodeProto {
   const n: NodeProto = { name: '', opType: '', domain: '', input: [], output: [], attribute: [], docString: '', metadataProps: [] };
   message(r, end, (no, wire) => {
     switch (no) {
@@ -284,11 +304,11 @@ function node(r: Reader, end: number): NodeProto {
       case 2: n.output.push(r.string()); break;
       case 3: n.name = r.string(); break;
       case 4: n.opType = r.string(); break;
-      case 5: n.attribute.push(attribute(r, lengthEnd(r))); break;
+      case 5: n.attribute.push(attribute(r, lengthEnd(r), depth)); break;
       case 6: n.docString = r.string(); break;
       case 7: n.domain = r.string(); break;
       case 9: expectWire(no, wire, 2, 'NodeProto.metadata_props'); n.metadataProps.push(stringEntry(r, lengthEnd(r))); break;
-      default: r.skipType(wire);
+      default: skip(r, wire);
     }
   });
   return n;
@@ -299,7 +319,7 @@ function dimension(r: Reader, end: number): DimProto {
   message(r, end, (no, wire) => {
     if (no === 1 && wire === 0) d.value = int64(r);
     else if (no === 2 && wire === 2) d.param = r.string();
-    else r.skipType(wire);
+    else skip(r, wire);
   });
   return d;
 }
@@ -308,7 +328,7 @@ function shape(r: Reader, end: number): DimProto[] {
   const dims: DimProto[] = [];
   message(r, end, (no, wire) => {
     if (no === 1 && wire === 2) dims.push(dimension(r, lengthEnd(r)));
-    else r.skipType(wire);
+    else skip(r, wire);
   });
   return dims;
 }
@@ -317,7 +337,7 @@ function tensorType(r: Reader, end: number, t: TypeProto): void {
   message(r, end, (no, wire) => {
     if (no === 1 && wire === 0) t.elemType = r.int32();
     else if (no === 2 && wire === 2) t.shape = shape(r, lengthEnd(r));
-    else r.skipType(wire);
+    else skip(r, wire);
   });
 }
 
@@ -332,9 +352,9 @@ function type(r: Reader, end: number): TypeProto {
       tensorType(r, lengthEnd(r), t);
     } else if ((no === 4 || no === 5 || no === 9) && wire === 2) {
       t.kind = no === 4 ? 'sequence' : no === 5 ? 'map' : 'optional';
-      r.skipType(wire);
+      skip(r, wire);
     } else {
-      r.skipType(wire);
+      skip(r, wire);
     }
   });
   return t;
@@ -347,29 +367,32 @@ function valueInfo(r: Reader, end: number): ValueInfoProto {
     else if (no === 2 && wire === 2) v.type = type(r, lengthEnd(r));
     else if (no === 3 && wire === 2) v.docString = r.string();
     else if (no === 4 && wire === 2) v.metadataProps.push(stringEntry(r, lengthEnd(r)));
-    else r.skipType(wire);
+    else skip(r, wire);
   });
   return v;
 }
 
-function graph(r: Reader, end: number): GraphProto {
+function graph(r: Reader, end: number, depth: number): GraphProto {
+  if (depth > MAX_SUBGRAPH_DEPTH) {
+    throw new MalformedModel(`control-flow subgraphs (If/Loop/Scan bodies) are nested more than ${MAX_SUBGRAPH_DEPTH} deep; the importer does not run control flow, and no exporter nests graphs this deep`, 'UNSUPPORTED_FEATURE');
+  }
   const g: GraphProto = { name: '', node: [], initializer: [], sparseInitializerCount: 0, input: [], output: [], valueInfo: [], docString: '', metadataProps: [] };
   message(r, end, (no, wire) => {
     if (wire !== 2) {
-      r.skipType(wire);
+      skip(r, wire);
       return;
     }
     switch (no) {
-      case 1: g.node.push(node(r, lengthEnd(r))); break;
+      case 1: g.node.push(node(r, lengthEnd(r), depth)); break;
       case 2: g.name = r.string(); break;
       case 5: g.initializer.push(tensor(r, lengthEnd(r))); break;
       case 10: g.docString = r.string(); break;
       case 11: g.input.push(valueInfo(r, lengthEnd(r))); break;
       case 12: g.output.push(valueInfo(r, lengthEnd(r))); break;
       case 13: g.valueInfo.push(valueInfo(r, lengthEnd(r))); break;
-      case 15: g.sparseInitializerCount++; r.skipType(wire); break;
+      case 15: g.sparseInitializerCount++; skip(r, wire); break;
       case 16: g.metadataProps.push(stringEntry(r, lengthEnd(r))); break;
-      default: r.skipType(wire);
+      default: skip(r, wire);
     }
   });
   return g;
@@ -380,7 +403,7 @@ function opsetImport(r: Reader, end: number): OpsetImport {
   message(r, end, (no, wire) => {
     if (no === 1 && wire === 2) o.domain = r.string();
     else if (no === 2 && wire === 0) o.version = int64(r);
-    else r.skipType(wire);
+    else skip(r, wire);
   });
   return o;
 }
@@ -390,7 +413,7 @@ function functionHeader(r: Reader, end: number): { name: string; domain: string 
   message(r, end, (no, wire) => {
     if (no === 1 && wire === 2) f.name = r.string();
     else if (no === 10 && wire === 2) f.domain = r.string();
-    else r.skipType(wire);
+    else skip(r, wire);
   });
   return f;
 }
@@ -408,7 +431,7 @@ function model(r: Reader): ModelProto {
     if (MODEL_WIRE[no] !== undefined && MODEL_WIRE[no] !== wire) {
       // Another message type (a TensorProto, a checkpoint...) shares field numbers with other types.
       m.mistyped.push(no);
-      r.skipType(wire);
+      skip(r, wire);
       return;
     }
     switch (no) {
@@ -418,11 +441,11 @@ function model(r: Reader): ModelProto {
       case 4: m.domain = r.string(); break;
       case 5: m.modelVersion = int64(r); break;
       case 6: m.docString = r.string(); break;
-      case 7: m.graph = graph(r, lengthEnd(r)); break;
+      case 7: m.graph = graph(r, lengthEnd(r), 0); break;
       case 8: m.opsetImport.push(opsetImport(r, lengthEnd(r))); break;
       case 14: m.metadataProps.push(stringEntry(r, lengthEnd(r))); break;
       case 25: m.functions.push(functionHeader(r, lengthEnd(r))); break;
-      default: r.skipType(wire);
+      default: skip(r, wire);
     }
   });
   return m;
@@ -449,9 +472,9 @@ function sniffOtherFormat(bytes: Uint8Array): string | null {
   let printable = 0;
   for (const b of head) if (b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127) || b >= 0xc2) printable++;
   if (printable === head.length) {
-    const text = new TextDecoder().decode(head.subarray(0, 40)).replace(/\s+/g, ' ').trim();
-    const kind = /^[{[]/.test(text) ? 'JSON' : /^</.test(text) ? 'XML/HTML' : 'text';
-    return `${kind} (starts with "${text.slice(0, 30)}${text.length > 30 ? '…' : ''}")`;
+    // Say what kind of text, never what it says: the path may point at any file (a key, a token).
+    const first = head.find((b) => b !== 9 && b !== 10 && b !== 13 && b !== 32);
+    return first === 0x7b || first === 0x5b ? 'JSON text' : first === 0x3c ? 'XML/HTML text' : 'text (a source file or notes?), not a binary protobuf';
   }
   return null;
 }
@@ -470,7 +493,9 @@ export function decodeModel(bytes: Uint8Array): ModelProto {
     m = model(Reader.create(bytes));
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    if (e instanceof RangeError || /index out of range/.test(msg)) {
+    if (e instanceof MalformedModel && e.code === 'UNSUPPORTED_FEATURE') throw new OnnxImportError(e.code, `the ONNX model cannot be read: ${msg}`, { cause: e });
+    // protobufjs reports reads past the end as "index out of range" (a RangeError); other RangeErrors are not truncation.
+    if (/index out of range/.test(msg)) {
       throw new OnnxImportError('TRUNCATED', `the ONNX file is truncated or corrupt: the protobuf data ends in the middle of a field (${bytes.length} bytes; ${msg})`, { cause: e });
     }
     throw new OnnxImportError('CORRUPT', `the ONNX file is corrupt or not an ONNX model: invalid protobuf data (${msg})`, { cause: e });
@@ -494,6 +519,6 @@ export function decodeTensor(bytes: Uint8Array): TensorProto {
     return tensor(Reader.create(bytes), bytes.length);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    throw new OnnxImportError(e instanceof RangeError ? 'TRUNCATED' : 'CORRUPT', `invalid TensorProto data (${bytes.length} bytes; ${msg})`, { cause: e });
+    throw new OnnxImportError(/index out of range/.test(msg) ? 'TRUNCATED' : 'CORRUPT', `invalid TensorProto data (${bytes.length} bytes; ${msg})`, { cause: e });
   }
 }

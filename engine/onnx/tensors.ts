@@ -9,10 +9,10 @@
  * - bool stays bool; string and complex types are rejected (UNSUPPORTED_DTYPE).
  */
 import { Tensor } from '../tensor';
-import { DType, FloatDType } from '../dtype';
+import { DType, FloatDType, allocate, allocateFrom } from '../dtype';
 import { formatShape, sizeOf } from '../shape';
 import { OnnxImportError } from './errors';
-import { DataType, TensorProto, dataTypeName, utf8 } from './proto';
+import { DataType, TensorProto, dataTypeName } from './proto';
 import { decodeNarrow, isNarrowFloat, packedBits, unpack } from './narrow';
 
 /** Where external tensor data comes from: file name (the `location` entry) -> bytes. */
@@ -52,7 +52,7 @@ export function engineDtype(dataType: number, floatDtype: FloatDType, what: stri
     case DataType.BOOL:
       return 'bool';
     default:
-      throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} has element type ${dataTypeName(dataType)}, which the engine cannot represent (supported: floating types as ${floatDtype}, integer types as int32, bool)`);
+      throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} has ${dataType === DataType.UNDEFINED ? 'no element type (data_type 0)' : `element type ${dataTypeName(dataType)}`}, which the engine cannot represent (supported: floating types as ${floatDtype}, integer types as int32, bool)`);
   }
 }
 
@@ -111,15 +111,14 @@ function rawReader(dataType: number, view: DataView): (i: number) => number {
 }
 
 function externalBytes(t: TensorProto, what: string, external: ExternalData | undefined): Uint8Array {
-  const info: Record<string, string> = {};
-  for (const e of t.externalData) info[e.key] = e.value;
-  const location = info.location ?? '';
-  const data = typeof external === 'function' ? external(location) : external?.[location];
-  if (!data) {
+  const info = new Map(t.externalData.map((e) => [e.key, e.value]));
+  const location = info.get('location') ?? '';
+  const data = typeof external === 'function' ? external(location) : external && Object.prototype.hasOwnProperty.call(external, location) ? external[location] : undefined;
+  if (!(data instanceof Uint8Array)) {
     throw new OnnxImportError('EXTERNAL_DATA', `${what} stores its data outside the model, in the external file "${location || '?'}" (data_location EXTERNAL), which was not provided. Keep that file next to the .onnx (torch.onnx.export writes both; the engine API takes it as options.externalData = { "${location}": bytes }), or export a single file with torch.onnx.export(..., external_data=False).`);
   }
-  const offset = Number(info.offset ?? 0);
-  const length = info.length !== undefined ? Number(info.length) : data.length - offset;
+  const offset = Number(info.get('offset') ?? 0);
+  const length = info.has('length') ? Number(info.get('length')) : data.length - offset;
   if (!(offset >= 0 && length >= 0 && offset + length <= data.length)) {
     throw new OnnxImportError('EXTERNAL_DATA', `${what}: external file "${location}" has ${data.length} bytes but the tensor needs bytes ${offset}..${offset + length}`);
   }
@@ -130,7 +129,7 @@ function externalBytes(t: TensorProto, what: string, external: ExternalData | un
 export function protoValues(t: TensorProto, what: string, external?: ExternalData): number[] | Float32Array | Float64Array {
   const n = sizeOf(t.dims);
   const dt = t.dataType;
-  if (dt === DataType.STRING) throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} is a string tensor (${t.stringData.slice(0, 3).map((s) => JSON.stringify(utf8(s))).join(', ')}${t.stringData.length > 3 ? ', …' : ''}); the engine has no string type`);
+  if (dt === DataType.STRING) throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} is a string tensor (${t.stringData.length} strings); the engine has no string type`);
   const bytesPer = ELEMENT_BYTES[dt];
   const bits = packedBits(dt);
   if (bytesPer === undefined && bits === undefined) engineDtype(dt, 'float32', what); // throws UNSUPPORTED_DTYPE
@@ -183,13 +182,13 @@ export function protoValues(t: TensorProto, what: string, external?: ExternalDat
 export function tensorFromProto(t: TensorProto, floatDtype: FloatDType, what: string, external?: ExternalData): Tensor {
   const dtype = engineDtype(t.dataType, floatDtype, what);
   for (const d of t.dims) {
-    if (!Number.isInteger(d) || d < 0) throw new OnnxImportError('INVALID_MODEL', `${what} has an invalid shape ${formatShape(t.dims)}`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new OnnxImportError('INVALID_MODEL', `${what} has an invalid shape ${formatShape(t.dims)}`);
   }
   const values = protoValues(t, what, external);
-  if (dtype === 'float32') return new Tensor(values instanceof Float32Array ? values : Float32Array.from(values), t.dims);
-  if (dtype === 'float64') return new Tensor(values instanceof Float64Array ? values : Float64Array.from(values), t.dims);
-  if (dtype === 'bool') return new Tensor(Uint8Array.from(values, (v) => (v ? 1 : 0)), t.dims);
-  const out = new Int32Array(values.length);
+  if (dtype === 'float32') return new Tensor(values instanceof Float32Array ? values : allocateFrom('float32', values), t.dims);
+  if (dtype === 'float64') return new Tensor(values instanceof Float64Array ? values : allocateFrom('float64', values), t.dims);
+  if (dtype === 'bool') return new Tensor(allocateFrom('bool', values), t.dims);
+  const out = allocate('int32', values.length);
   for (let i = 0; i < values.length; i++) out[i] = toInt32(values[i], what);
   return new Tensor(out, t.dims);
 }

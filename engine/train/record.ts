@@ -101,7 +101,8 @@ export const SERIES_KEYS = ['gradNorm', 'paramNorm', 'updateRatio', 'actMean', '
  * JSON has no NaN or Infinity, and a training record must be able to hold them (that is when it is
  * most needed): non-finite numbers are written as the strings "NaN", "Infinity" and "-Infinity".
  */
-function encodeNumber(v: number | null): number | string | null {
+/** NaN and ±Infinity as strings (JSON has no such numbers); shared with the inspection report's codec. */
+export function encodeNumber(v: number | null): number | string | null {
   if (v === null || Number.isFinite(v)) return v;
   return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
 }

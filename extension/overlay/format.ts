@@ -1,6 +1,22 @@
 /** Number and statistics formatting shared by decorations, hovers and logs. No vscode import. */
 import type { Histogram, TensorStats } from '../../engine/inspect/stats';
 
+/**
+ * Text from a model or a record (module paths, names, messages) as literal Markdown: the characters that
+ * open Markdown or HTML constructs or VS Code's `$(icons)` are backslash-escaped, line breaks become
+ * spaces, and URL and e-mail shapes are broken, so a name cannot add links, images, HTML, table cells,
+ * headings or icons to a hover. ('.' and ':' stay readable: they open nothing inside a line.)
+ */
+export function md(text: string | number): string {
+  return String(text)
+    .replace(/[\r\n\u2028\u2029]+/g, ' ')
+    .replace(/[\\`*_{}[\]()#+\-!|<>~$&@]/g, '\\$&')
+    .replace(/:(?=\/\/)/g, '\\:')
+    .replace(/(www)\./gi, '$1\\.')
+    .replace(/^(\s*\d+)\./, '$1\\.')
+    .replace(/^(\s*)=/, '$1\\=');
+}
+
 /** Compact scientific notation: 3.1e-02 style, as ML engineers read gradient norms. */
 export function sci(v: number | null | undefined, digits = 1): string {
   if (v === null || v === undefined) return '—';

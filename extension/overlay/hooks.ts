@@ -1,7 +1,7 @@
 /** Inline hook-log overlays: the gradient logged at a watched line, shown at the end of that line. */
 import type { InspectionReport } from '../../engine/inspect/report';
 import { LineOverlay } from './model';
-import { percent, sci, sciCompact, shapeCompact, shapeText, sparkline, histogramRange } from './format';
+import { md, percent, sci, sciCompact, shapeCompact, shapeText, sparkline, histogramRange } from './format';
 
 /** A watched source line: 0-based line and the 1-based line the model's metadata uses for it. */
 export interface WatchLine {
@@ -25,12 +25,12 @@ export function hookOverlays(report: InspectionReport, watchLines: readonly Watc
       health: bad ? 'non-finite' : 'neutral',
       modulePaths: entries.map((e) => e.modulePath),
       hover: [
-        `**hook** \`${h.target}\` · gradient ${shapeText(h.shape)}`,
+        `**hook** ${md(h.target)} · gradient ${shapeText(h.shape)}`,
         ...entries.map((e) => {
           const s = e.grad;
           const nonFinite = s.nanCount + s.infCount > 0 ? ` · NaN ${s.nanCount}, Inf ${s.infCount}` : '';
           const spark = s.histogram.counts.length ? ` \`${sparkline(s.histogram.counts)}\`` : '';
-          return `\n${e.modulePath || '(model)'}: ‖∇‖ ${sci(s.norm, 3)} · mean ${sci(s.mean, 3)} · std ${sci(s.std, 3)} · min ${sci(s.min, 3)} · max ${sci(s.max, 3)} · zeros ${percent(s.zeroFraction)}${nonFinite}${spark}`;
+          return `\n${e.modulePath ? md(e.modulePath) : '(model)'}: ‖∇‖ ${sci(s.norm, 3)} · mean ${sci(s.mean, 3)} · std ${sci(s.std, 3)} · min ${sci(s.min, 3)} · max ${sci(s.max, 3)} · zeros ${percent(s.zeroFraction)}${nonFinite}${spark}`;
         }),
         g.histogram.counts.length ? `\n${histogramRange(g.histogram)}` : '',
       ].join('\n'),

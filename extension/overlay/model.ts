@@ -5,7 +5,7 @@
 import type { Finding } from '../../engine/inspect/diagnose';
 import type { InspectionReport, ModuleReport } from '../../engine/inspect/report';
 import { formatRatio, ModuleComparison, RunComparison } from '../../engine/inspect/baseline';
-import { histogramRange, percent, sci, sciCompact, shapeCompact, shapeText, sparkline, statsRow } from './format';
+import { histogramRange, md, percent, sci, sciCompact, shapeCompact, shapeText, sparkline, statsRow } from './format';
 
 /** Where a module appears in the source: its definition (`self.fc = ...`) or a call (`self.fc(x)`). 0-based line. */
 export interface LineAnchor {
@@ -105,10 +105,11 @@ function callsSummary(ms: ModuleReport[], comparison: RunComparison | undefined)
 
 /** "‖∇‖ was 3.2e-8, now 4.1e-3 (×1.3e+05) since the baseline (pinned 12:03)", or why there is no comparison. */
 export function comparisonText(c: ModuleComparison | undefined, comparison: RunComparison): string {
-  const pinned = `the baseline (pinned ${comparison.baseline.pinnedAt.replace('T', ' ').slice(0, 16)})`;
+  // pinnedAt and reason come from the webview's baseline and the model's names: literal text only.
+  const pinned = `the baseline (pinned ${comparison.baseline.pinnedAt.replace('T', ' ').slice(0, 16).replace(/[^0-9 :.-]/g, '')})`;
   if (!c) return '';
   if (c.status === 'new') return `new since ${pinned}`;
-  if (c.status === 'changed') return `changed since ${pinned}: ${c.reason}; no comparison`;
+  if (c.status === 'changed') return `changed since ${pinned}: ${md(c.reason ?? '')}; no comparison`;
   if (c.was === null && c.now === null) return '';
   return `${c.quantity} was ${sciCompact(c.was)}, now ${sciCompact(c.now)}${c.ratio !== null ? ` (${formatRatio(c.ratio)})` : ''} since ${pinned}`;
 }
@@ -118,13 +119,13 @@ const TABLE_HEAD = '| | ‖·‖ | mean | std | min | max | zeros |\n|---|---|--
 /** Full statistics for the hover: parameters, activation, output gradient, a histogram and findings. */
 export function moduleHover(m: ModuleReport, findings: readonly Finding[], comparison?: RunComparison): string {
   const lines: string[] = [];
-  lines.push(`**${m.path || '(model)'}** · ${m.kind} · ${m.parameterCount.toLocaleString('en-US')} parameters${m.outputShape ? ` · output ${shapeText(m.outputShape)}` : ''}`);
+  lines.push(`**${m.path ? md(m.path) : '(model)'}** · ${md(m.kind)} · ${m.parameterCount.toLocaleString('en-US')} parameters${m.outputShape ? ` · output ${shapeText(m.outputShape)}` : ''}`);
   const was = comparison ? comparisonText(comparison.byPath.get(m.path), comparison) : '';
   if (was) lines.push('', was);
-  for (const f of findings) lines.push(`\n${f.severity === 'error' ? '$(error)' : f.severity === 'warning' ? '$(warning)' : '$(info)'} ${f.message}`);
+  for (const f of findings) lines.push(`\n${f.severity === 'error' ? '$(error)' : f.severity === 'warning' ? '$(warning)' : '$(info)'} ${md(f.message)}`);
   const rows: string[] = [];
   for (const p of m.parameters) {
-    const short = p.name.slice(p.name.lastIndexOf('.') + 1);
+    const short = md(p.name.slice(p.name.lastIndexOf('.') + 1));
     if (p.grad) rows.push(`| ∇${short} ${shapeText(p.shape)} | ${statsRow(p.grad).join(' | ')} |`);
     else rows.push(`| ∇${short} ${shapeText(p.shape)} | ${p.trainable ? 'no gradient' : 'frozen'} | | | | | |`);
   }
@@ -157,13 +158,13 @@ export function multiModuleHover(modules: readonly ModuleReport[], findings: rea
     const flags = findings.filter((f) => f.modulePath === m.path && f.severity !== 'info').map((f) => f.kind).join(', ');
     const c = comparison?.byPath.get(m.path);
     const d = delta ? ` ${c?.status === 'matched' ? formatRatio(c.ratio) : c?.status ?? ''} |` : '';
-    return `| ${m.path} | ${m.kind} | ${sci(m.gradNorm, 2)} |${d} ${sci(m.gradRms, 2)} | ${sci(m.gradToWeight, 2)} | ${shapeText(m.outputShape)} | ${flags || 'ok'} |`;
+    return `| ${md(m.path)} | ${md(m.kind)} | ${sci(m.gradNorm, 2)} |${d} ${sci(m.gradRms, 2)} | ${sci(m.gradToWeight, 2)} | ${shapeText(m.outputShape)} | ${flags || 'ok'} |`;
   });
   const own = findings.filter((f) => modules.some((m) => m.path === f.modulePath) && f.severity !== 'info');
   const worst = own.find((f) => f.kind === 'vanishing' || f.kind === 'exploding' || f.kind === 'non-finite') ?? own[0];
   return [
     `**${sorted.length} modules on this line** · ${sorted.reduce((n, m) => n + m.parameterCount, 0).toLocaleString('en-US')} parameters`,
-    ...(worst ? [`\n${worst.severity === 'error' ? '$(error)' : '$(warning)'} ${worst.message}`] : []),
+    ...(worst ? [`\n${worst.severity === 'error' ? '$(error)' : '$(warning)'} ${md(worst.message)}`] : []),
     '',
     `| module | kind | ‖∇‖ |${delta ? ' Δ since baseline |' : ''} ∇ RMS | ‖∇W‖/‖W‖ | output | |`,
     `|---|---|---|${delta ? '---|' : ''}---|---|---|---|`,

@@ -4,7 +4,7 @@
  * problem on its line. Pure (no vscode import), like model.ts.
  */
 import type { ModuleSeries, Series, TrainingRecord } from '../../engine/train/record';
-import { sci } from './format';
+import { md, sci } from './format';
 import type { LineAnchor, LineDiagnostic, LineOverlay } from './model';
 import { sparkline, sparklineSummary } from './sparkline';
 
@@ -32,11 +32,11 @@ export function trainingSummary(m: ModuleSeries): string {
 
 export function trainingHover(m: ModuleSeries, record: TrainingRecord): string {
   // A TensorBoard import knows no optimiser ('unknown'): say nothing rather than "lr 0".
-  const optimizer = record.optimizer.kind === 'unknown' ? '' : ` of ${record.optimizer.kind} (lr ${record.optimizer.lr})`;
-  const ranks = record.distributed ? ` · ${record.distributed.strategy.toUpperCase()} × ${record.distributed.worldSize} ranks` : '';
-  const lines = [`**${m.path || '(model)'}**${m.kind ? ` · ${m.kind}` : ''} · ${stepsText(record)}${optimizer} · ${record.producer}${ranks}`, ''];
+  const optimizer = record.optimizer.kind === 'unknown' ? '' : ` of ${md(record.optimizer.kind)} (lr ${md(record.optimizer.lr)})`;
+  const ranks = record.distributed ? ` · ${md(record.distributed.strategy.toUpperCase())} × ${md(record.distributed.worldSize)} ranks` : '';
+  const lines = [`**${m.path ? md(m.path) : '(model)'}**${m.kind ? ` · ${md(m.kind)}` : ''} · ${md(stepsText(record))}${optimizer} · ${md(record.producer)}${ranks}`, ''];
   if (record.anomaly && (record.anomaly.modulePath === m.path || record.anomaly.modulePath.startsWith(`${m.path}.`))) {
-    lines.push(`$(error) step ${record.anomaly.step}: ${record.anomaly.message}`, '');
+    lines.push(`$(error) step ${md(record.anomaly.step)}: ${md(record.anomaly.message)}`, '');
   }
   const rows: [keyof ModuleSeries, string, boolean][] = [
     ['gradNorm', '‖∇‖', true],

@@ -59,7 +59,7 @@ export function constLike(like: Tensor, values: ArrayLike<number>, shape: Shape)
 
 /** Legacy (opset < 7) broadcasting: B aligned with A starting at `axis`. */
 export function legacyBroadcast(ctx: OpContext, a: Tensor, b: Tensor): Tensor {
-  if (ctx.opset >= 7 || !ctx.attrs.has('axis') || !ctx.attrs.int('broadcast', 0)) return b;
+  if (ctx.opset >= 7 || !ctx.attrs.has('axis') || !ctx.attrs.flag('broadcast', false)) return b;
   const axis = ctx.attrs.int('axis');
   const start = axis < 0 ? axis + a.rank : axis;
   const shape = [...new Array<number>(start).fill(1), ...b.shape, ...new Array<number>(Math.max(0, a.rank - start - b.rank)).fill(1)];
@@ -69,6 +69,20 @@ export function legacyBroadcast(ctx: OpContext, a: Tensor, b: Tensor): Tensor {
 export function shapeValues(ctx: OpContext, t: Tensor, what: string): number[] {
   if (isF(t)) ctx.fail('INVALID_MODEL', `${what} must be an integer tensor, got ${t.dtype}`);
   return numbers(t);
+}
+
+/**
+ * Axes normalised into [0, rank), rejecting repeats (ONNX leaves a repeated axis undefined; onnxruntime
+ * rejects it): `[1, -1]` on a rank-2 tensor is the same axis twice.
+ */
+export function distinctAxes(ctx: OpContext, axes: readonly number[], rank: number, what = 'axes'): number[] {
+  const out = axes.map((a) => axisOf(ctx, a, rank, `${what} entry`));
+  const seen = new Set<number>();
+  out.forEach((a, i) => {
+    if (seen.has(a)) ctx.fail('INVALID_MODEL', `${what} ${formatShape(axes)} name axis ${a} twice (entry ${i}) for a tensor of rank ${rank}`);
+    seen.add(a);
+  });
+  return out;
 }
 
 /** Axes from the attribute (before `inputSince`) or from input 1 (from `inputSince` on). null = not given. */

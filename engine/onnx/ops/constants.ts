@@ -2,7 +2,7 @@
 import { Tensor } from '../../tensor';
 import { FloatDType, isFloat } from '../../dtype';
 import { formatShape, sizeOf } from '../../shape';
-import { OpContext, makeConstant } from '../context';
+import { OpContext, computedConstant, filledConstant, makeConstant } from '../context';
 import { DataType, dataTypeName } from '../proto';
 import { engineDtype, tensorFromProto, toInt32 } from '../tensors';
 import { Kind, checkSize, convert, mapValues } from '../helpers';
@@ -76,11 +76,12 @@ export const CONSTANT_OPS: Readonly<Record<string, OpHandler>> = {
     nonDiff: 'all',
     run(ctx, inputs) {
       const shape = shapeValues(ctx, need(ctx, inputs, 0, 'input'), 'shape');
-      if (shape.some((d) => !Number.isInteger(d) || d < 0)) ctx.fail('INVALID_MODEL', `invalid shape ${formatShape(shape)}`);
+      if (shape.some((d) => !Number.isInteger(d) || d < 0)) ctx.fail('INVALID_MODEL', `invalid shape ${formatShape(shape)}: dims must be non-negative integers`);
       checkSize(sizeOf(shape), 'ConstantOfShape output');
       const t = ctx.attrs.tensor('value');
       const v = t ? tensorFromProto(t, ctx.dtype, 'ConstantOfShape value') : makeConstant([0], [1], ctx.dtype);
-      return makeConstant(new Array<number>(sizeOf(shape)).fill(v.data[0]), shape, v.dtype);
+      if (v.size !== 1) ctx.fail('INVALID_MODEL', `the value attribute must hold one element, got shape ${formatShape(v.shape)}`);
+      return filledConstant(shape, v.data[0], v.dtype);
     },
   },
   Range: {
@@ -90,33 +91,42 @@ export const CONSTANT_OPS: Readonly<Record<string, OpHandler>> = {
       const s = scalarOf(ctx, start, 'start');
       const limit = scalarOf(ctx, need(ctx, inputs, 1, 'limit'), 'limit');
       const delta = scalarOf(ctx, need(ctx, inputs, 2, 'delta'), 'delta');
+      if (![s, limit, delta].every(Number.isFinite)) ctx.fail('INVALID_MODEL', `Range(${s}, ${limit}, ${delta}) needs finite start, limit and delta`);
       if (delta === 0) ctx.fail('INVALID_MODEL', 'Range delta is 0');
       const n = Math.max(Math.ceil((limit - s) / delta), 0);
-      checkSize(n, 'Range output');
-      return makeConstant(Array.from({ length: n }, (_, i) => s + i * delta), [n], start.dtype);
+      checkSize(n, `Range(${s}, ${limit}, ${delta}) output`);
+      return computedConstant([n], start.dtype, (data) => {
+        for (let i = 0; i < n; i++) data[i] = s + i * delta;
+      });
     },
   },
   OneHot: {
     nonDiff: 'all',
     run(ctx, inputs) {
       const idx = need(ctx, inputs, 0, 'indices');
-      const depth = Math.trunc(scalarOf(ctx, need(ctx, inputs, 1, 'depth'), 'depth'));
+      const depthValue = scalarOf(ctx, need(ctx, inputs, 1, 'depth'), 'depth');
+      const depth = Math.trunc(depthValue);
+      if (!(depth >= 1)) ctx.fail('INVALID_MODEL', `depth must be a positive number of classes, got ${depthValue}`);
       const values = need(ctx, inputs, 2, 'values');
+      if (values.size !== 2) ctx.fail('INVALID_MODEL', `values must hold two elements [off_value, on_value], got shape ${formatShape(values.shape)}`);
       const axisAttr = ctx.attrs.int('axis', -1);
       const rank = idx.rank + 1;
       const axis = axisOf(ctx, axisAttr, rank);
       const shape = [...idx.shape.slice(0, axis), depth, ...idx.shape.slice(axis)];
+      checkSize(sizeOf(shape), `OneHot output ${formatShape(shape)}`);
       const outer = sizeOf(idx.shape.slice(0, axis));
       const inner = sizeOf(idx.shape.slice(axis));
-      const out = new Array<number>(sizeOf(shape)).fill(values.data[0]);
-      for (let o = 0; o < outer; o++) {
-        for (let i = 0; i < inner; i++) {
-          let k = idx.data[o * inner + i];
-          if (k < 0) k += depth;
-          if (k >= 0 && k < depth) out[(o * depth + k) * inner + i] = values.data[1];
+      const [off, on] = [values.data[0], values.data[1]];
+      return computedConstant(shape, values.dtype, (out) => {
+        out.fill(off);
+        for (let o = 0; o < outer; o++) {
+          for (let i = 0; i < inner; i++) {
+            let k = Math.trunc(idx.data[o * inner + i]);
+            if (k < 0) k += depth;
+            if (k >= 0 && k < depth) out[(o * depth + k) * inner + i] = on;
+          }
         }
-      }
-      return makeConstant(out, shape, values.dtype);
+      });
     },
   },
   EyeLike: {
@@ -126,10 +136,10 @@ export const CONSTANT_OPS: Readonly<Record<string, OpHandler>> = {
       if (x.rank !== 2) ctx.fail('INVALID_MODEL', `EyeLike input must be 2-D, got ${formatShape(x.shape)}`);
       const k = ctx.attrs.int('k', 0);
       const [n, m] = x.shape;
-      const out = new Array<number>(n * m).fill(0);
-      for (let i = 0; i < n; i++) if (i + k >= 0 && i + k < m) out[i * m + i + k] = 1;
       const kind = ctx.attrs.has('dtype') ? kindForType(ctx, ctx.attrs.int('dtype')) : kindOf(x);
-      return makeConstant(out, [n, m], kind);
+      return computedConstant([n, m], kind, (out) => {
+        for (let i = 0; i < n; i++) if (i + k >= 0 && i + k < m) out[i * m + i + k] = 1;
+      });
     },
   },
   Cast: {

@@ -2,7 +2,8 @@
 import { Tensor } from '../../tensor';
 import { formatShape, sizeOf } from '../../shape';
 import * as E from '../../ops';
-import { OpContext, makeConstant } from '../context';
+import { OpContext, computedConstant, filledConstant } from '../context';
+import { allocate } from '../../dtype';
 import { layout } from '../helpers';
 import { OpHandler, constLike, floatIn, isF, need } from './common';
 import { padSpatial } from './layout';
@@ -42,9 +43,14 @@ function windowSpec(ctx: OpContext, inShape: readonly number[], kernel: number[]
   } else if (autoPad !== 'NOTSET') {
     ctx.fail('INVALID_MODEL', `unknown auto_pad '${autoPad}'`);
   }
-  if (strides.length !== n || dilations.length !== n || begins.length !== n || ends.length !== n) {
-    ctx.fail('INVALID_MODEL', `strides/dilations/pads do not match the ${n} spatial dims of input ${formatShape(inShape)}`);
+  if (kernel.length !== n || strides.length !== n || dilations.length !== n || begins.length !== n || ends.length !== n) {
+    ctx.fail('INVALID_MODEL', `kernel_shape/strides/dilations/pads do not match the ${n} spatial dims of input ${formatShape(inShape)}`);
   }
+  const bad = (xs: number[], min: number) => xs.some((v) => !Number.isInteger(v) || v < min);
+  if (bad(kernel, 1)) ctx.fail('INVALID_MODEL', `kernel_shape ${formatShape(kernel)} must be positive integers`);
+  if (bad(strides, 1)) ctx.fail('INVALID_MODEL', `strides ${formatShape(strides)} must be positive integers`);
+  if (bad(dilations, 1)) ctx.fail('INVALID_MODEL', `dilations ${formatShape(dilations)} must be positive integers`);
+  if (bad(begins, 0) || bad(ends, 0)) ctx.fail('INVALID_MODEL', `pads ${formatShape([...begins, ...ends])} must be non-negative integers`);
   return { kernel, strides, dilations, begins, ends };
 }
 
@@ -76,13 +82,25 @@ function ceilExtra(input: number, k: number, s: number, d: number, b: number, e:
   return Math.max(0, (out - 1) * s + span - (input + b + e));
 }
 
+/** kernel_shape, which must agree with the weight's spatial dims when given (it is redundant with them). */
+function checkKernel(ctx: OpContext, w: Tensor): number[] {
+  const fromWeight = w.shape.slice(2);
+  if (!ctx.attrs.has('kernel_shape')) return fromWeight;
+  const kernel = ctx.attrs.ints('kernel_shape');
+  if (kernel.length !== fromWeight.length || kernel.some((k, i) => k !== fromWeight[i])) {
+    ctx.fail('INVALID_MODEL', `kernel_shape ${formatShape(kernel)} disagrees with the weight ${formatShape(w.shape)}, whose spatial dims are ${formatShape(fromWeight)}`);
+  }
+  return kernel;
+}
+
 const conv: OpHandler = {
   run(ctx, inputs) {
     const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'Conv input');
     const w = floatIn(ctx, need(ctx, inputs, 1, 'W'), 'Conv weight');
     const b = inputs[2] ?? null;
     const n = spatialRank(ctx, x, 'Conv');
-    const kernel = ctx.attrs.ints('kernel_shape', w.shape.slice(2));
+    if (w.rank !== n + 2) ctx.fail('INVALID_MODEL', `weight ${formatShape(w.shape)} must be [M, C/group, ${['k', 'kh, kw', 'kd, kh, kw'][n - 1]}] for input ${formatShape(x.shape)}`);
+    const kernel = checkKernel(ctx, w);
     const groups = ctx.attrs.int('group', 1);
     if (n === 3) {
       const s3 = windowSpec(ctx, x.shape.slice(2), kernel, 3);
@@ -127,6 +145,10 @@ const convTranspose: OpHandler = {
     if (w.rank !== n + 2 || kernel.length !== n || strides.length !== n || dil.length !== n || outPad.length !== n || pads.length !== 2 * n) {
       ctx.fail('INVALID_MODEL', `ConvTranspose weight ${formatShape(w.shape)} and kernel_shape/strides/dilations/output_padding/pads do not match the ${n} spatial dims of input ${formatShape(x.shape)}`);
     }
+    checkKernel(ctx, w);
+    if (!(Number.isInteger(groups) && groups >= 1)) ctx.fail('INVALID_MODEL', `group must be a positive integer, got ${groups}`);
+    if ([...strides, ...dil].some((v) => !Number.isInteger(v) || v < 1)) ctx.fail('INVALID_MODEL', `strides ${formatShape(strides)} and dilations ${formatShape(dil)} must be positive integers`);
+    if (outPad.some((v, i) => !Number.isInteger(v) || v < 0 || v >= Math.max(strides[i], dil[i]))) ctx.fail('INVALID_MODEL', `output_padding ${formatShape(outPad)} must be non-negative and smaller than the stride or dilation`);
     const inShape = x.shape.slice(2);
     if (a.has('output_shape') || autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
       let outShape = a.has('output_shape') ? a.ints('output_shape') : inShape.map((d, i) => d * strides[i]);
@@ -160,7 +182,7 @@ const convTranspose: OpHandler = {
       const expanded = E.unsqueeze(xs, axis + 1);
       const zshape = [...expanded.shape];
       zshape[axis + 1] = s[i] - 1;
-      const z = makeConstant(new Array<number>(sizeOf(zshape)).fill(0), zshape, xs.dtype);
+      const z = filledConstant(zshape, 0, xs.dtype);
       const shape = [...xs.shape];
       shape[axis] = dim * s[i];
       xs = E.slice(E.reshape(E.concat([expanded, z], axis + 1), shape), { starts: [0], ends: [(dim - 1) * s[i] + 1], axes: [axis] });
@@ -171,7 +193,7 @@ const convTranspose: OpHandler = {
     const [cin, coutG] = ws.shape;
     if (cin !== x.shape[1] || cin % groups !== 0) ctx.fail('INVALID_MODEL', `ConvTranspose weight ${formatShape(w.shape)} does not fit input ${formatShape(x.shape)} with ${groups} groups`);
     ks.forEach((k, i) => {
-      ws = E.gather(ws, makeConstant(Array.from({ length: k }, (_, j) => k - 1 - j), [k], 'int32'), 2 + i);
+      ws = E.gather(ws, computedConstant([k], 'int32', (d) => d.forEach((_, j) => (d[j] = k - 1 - j))), 2 + i);
     });
     ws = E.reshape(E.permute(E.reshape(ws, [groups, cin / groups, coutG, ...ks]), [0, 2, 1, ...ks.map((_, i) => 3 + i)]), [groups * coutG, cin / groups, ...ks]);
     const y = m === 3
@@ -245,7 +267,7 @@ function pool(ctx: OpContext, x: Tensor, op: string, kind: PoolKind, includePad 
   const n = spatialRank(ctx, x, op);
   const kernel = ctx.attrs.ints('kernel_shape');
   const spec = windowSpec(ctx, x.shape.slice(2), kernel, n);
-  const ceil = ctx.attrs.int('ceil_mode', 0) === 1;
+  const ceil = ctx.attrs.flag('ceil_mode', false);
   const extra = spec.kernel.map((k, i) => (ceil ? ceilExtra(x.shape[2 + i], k, spec.strides[i], spec.dilations[i], spec.begins[i], spec.ends[i]) : 0));
   /** The 2-D window of spatial dims `dims` (-1: a dim of size 1 with a trivial window). */
   const pick = (dims: [number, number]): [WindowSpec, number[]] => [{
@@ -272,13 +294,13 @@ function pool(ctx: OpContext, x: Tensor, op: string, kind: PoolKind, includePad 
 function maxPoolIndices(ctx: OpContext, x: Tensor, outSpatial: readonly number[]): Tensor {
   const n = x.rank - 2;
   const spec = windowSpec(ctx, x.shape.slice(2), ctx.attrs.ints('kernel_shape'), n);
-  const columnMajor = ctx.attrs.int('storage_order', 0) === 1;
+  const columnMajor = ctx.attrs.flag('storage_order', false);
   const size = x.shape.slice(2);
   const inner = sizeOf(size);
   const outInner = sizeOf(outSpatial);
   const planes = x.shape[0] * x.shape[1];
   const data = x.data;
-  const out = new Array<number>(planes * outInner);
+  const out = allocate('int32', planes * outInner);
   const rowStride = size.map((_, i) => sizeOf(size.slice(i + 1)));
   const colStride = size.map((_, i) => sizeOf(size.slice(0, i)));
   const kernelTaps = sizeOf(spec.kernel);
@@ -311,7 +333,7 @@ function maxPoolIndices(ctx: OpContext, x: Tensor, outSpatial: readonly number[]
       out[p * outInner + o] = bestAt < 0 ? -1 : p * inner + bestAt;
     }
   }
-  return makeConstant(out, [x.shape[0], x.shape[1], ...outSpatial], 'int32');
+  return new Tensor(out, [x.shape[0], x.shape[1], ...outSpatial]);
 }
 
 const maxPool: OpHandler = {
@@ -326,7 +348,7 @@ const maxPool: OpHandler = {
 const averagePool: OpHandler = {
   run(ctx, inputs) {
     const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'AveragePool input');
-    return pool(ctx, x, 'AveragePool', 'avg', ctx.attrs.int('count_include_pad', 0) === 1);
+    return pool(ctx, x, 'AveragePool', 'avg', ctx.attrs.flag('count_include_pad', false));
   },
 };
 

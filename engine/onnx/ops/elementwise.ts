@@ -152,8 +152,12 @@ export const ELEMENTWISE_OPS: Readonly<Record<string, OpHandler>> = {
       const a = need(ctx, inputs, 0, 'A');
       const b = need(ctx, inputs, 1, 'B');
       if (a.requiresGrad) ctx.fail('UNSUPPORTED_FEATURE', 'Mod has no gradient in the engine, and its input depends on trainable parameters');
-      const fmod = ctx.attrs.int('fmod', 0) === 1;
-      return broadcastMap([a, b], kindOf(a), (x, y) => (fmod ? x % y : x - Math.floor(x / y) * y));
+      const fmod = ctx.attrs.flag('fmod', false);
+      const int = !isF(a);
+      return broadcastMap([a, b], kindOf(a), (x, y) => {
+        if (int && y === 0) throw new RangeError('integer modulo by zero');
+        return fmod ? x % y : x - Math.floor(x / y) * y;
+      });
     },
   },
   BitShift: {
@@ -262,8 +266,8 @@ export const ELEMENTWISE_OPS: Readonly<Record<string, OpHandler>> = {
   IsInf: {
     nonDiff: 'all',
     run(ctx, inputs) {
-      const pos = ctx.attrs.int('detect_positive', 1) === 1;
-      const neg = ctx.attrs.int('detect_negative', 1) === 1;
+      const pos = ctx.attrs.flag('detect_positive', true);
+      const neg = ctx.attrs.flag('detect_negative', true);
       return maskOf(need(ctx, inputs, 0, 'X'), (v) => (v === Infinity && pos) || (v === -Infinity && neg));
     },
   },

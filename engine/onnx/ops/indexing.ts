@@ -1,8 +1,10 @@
 /** Indexing ops: Gather, GatherElements, GatherND and TopK. */
 import { formatShape, sizeOf } from '../../shape';
 import * as E from '../../ops';
-import { makeConstant } from '../context';
+import { Tensor } from '../../tensor';
+import { allocate } from '../../dtype';
 import { layout } from '../helpers';
+import { makeConstant } from '../context';
 import { OpHandler, axisOf, isF, need, scalarOf } from './common';
 
 export const INDEXING_OPS: Readonly<Record<string, OpHandler>> = {
@@ -34,7 +36,7 @@ export const INDEXING_OPS: Readonly<Record<string, OpHandler>> = {
       if (idx.rank !== x.rank) ctx.fail('INVALID_MODEL', `indices rank ${idx.rank} differs from data rank ${x.rank}`);
       // Flat positions into x, then one engine gather on the flattened data.
       const xStrides = x.shape.map((_, i) => sizeOf(x.shape.slice(i + 1)));
-      const flat = new Array<number>(idx.size);
+      const flat = allocate('int32', idx.size);
       const coord = new Array<number>(idx.rank).fill(0);
       for (let i = 0; i < idx.size; i++) {
         let off = 0;
@@ -53,7 +55,8 @@ export const INDEXING_OPS: Readonly<Record<string, OpHandler>> = {
           coord[d] = 0;
         }
       }
-      return layout([x], ([t]) => E.gather(E.reshape(t, [t.size]), makeConstant(flat, idx.shape, 'int32'), 0));
+      const positions = new Tensor(flat, idx.shape);
+      return layout([x], ([t]) => E.gather(E.reshape(t, [t.size]), positions, 0));
     },
   },
   TopK: {

@@ -1,29 +1,38 @@
 /** Shape and layout ops: reshapes, transposes, concat/split/slice, expand/tile/pad, triangle masks, Shape and Size. */
 import { Tensor } from '../../tensor';
-import { broadcastShapes, formatShape, normalizeAxis, sizeOf } from '../../shape';
+import { broadcastShapes, formatShape, sizeOf } from '../../shape';
 import * as E from '../../ops';
-import { OpContext, makeConstant } from '../context';
+import { OpContext, computedConstant, filledConstant, makeConstant } from '../context';
 import { broadcastMap, checkSize, convert, layout } from '../helpers';
-import { OpHandler, axesArg, axisOf, isF, kindOf, need, scalarOf, shapeValues } from './common';
+import { OpHandler, axesArg, axisOf, distinctAxes, isF, kindOf, need, scalarOf, shapeValues } from './common';
 
 function reshapeTo(ctx: OpContext, x: Tensor, shape: number[], allowZero: boolean): Tensor {
   const target = shape.map((d, i) => (d === 0 && !allowZero ? (i < x.rank ? x.shape[i] : ctx.fail('INVALID_MODEL', `Reshape: shape ${formatShape(shape)} copies dim ${i} (0), which input ${formatShape(x.shape)} lacks`)) : d));
   return E.reshape(x, target);
 }
 
-function unsqueezeAxes(x: Tensor, axes: number[]): Tensor {
+function unsqueezeAxes(ctx: OpContext, x: Tensor, axes: number[]): Tensor {
   const outRank = x.rank + axes.length;
-  const norm = axes.map((a) => normalizeAxis(a, outRank, 'Unsqueeze axis')).sort((p, q) => p - q);
+  const norm = distinctAxes(ctx, axes, outRank, 'Unsqueeze axes').sort((p, q) => p - q);
   const shape = [...x.shape];
   for (const a of norm) shape.splice(a, 0, 1);
   return E.reshape(x, shape);
 }
 
-function squeezeAxes(x: Tensor, axes: number[] | null): Tensor {
+function squeezeAxes(ctx: OpContext, x: Tensor, axes: number[] | null): Tensor {
   if (axes === null) return E.reshape(x, x.shape.filter((d) => d !== 1));
-  const norm = axes.map((a) => normalizeAxis(a, x.rank, 'Squeeze axis'));
-  for (const a of norm) if (x.shape[a] !== 1) throw new RangeError(`Squeeze: dim ${a} of ${formatShape(x.shape)} is ${x.shape[a]}, not 1`);
+  const norm = distinctAxes(ctx, axes, x.rank, 'Squeeze axes');
+  for (const a of norm) if (x.shape[a] !== 1) ctx.fail('INVALID_MODEL', `Squeeze: dim ${a} of ${formatShape(x.shape)} is ${x.shape[a]}, not 1`);
   return E.reshape(x, x.shape.filter((_, i) => !norm.includes(i)));
+}
+
+/** Checks a padded size before anything of it is built (edge/reflect pads build an index per output element). */
+function checkPadded(ctx: OpContext, x: Tensor, axis: number, before: number, after: number): void {
+  if (!Number.isInteger(before) || !Number.isInteger(after)) ctx.fail('INVALID_MODEL', `pads must be integers, got ${before} and ${after}`);
+  const shape = [...x.shape];
+  shape[axis] = x.shape[axis] + before + after;
+  if (shape[axis] < 0) ctx.fail('INVALID_MODEL', `pads ${before}, ${after} crop more than dim ${axis} of ${formatShape(x.shape)} holds`);
+  checkSize(sizeOf(shape), `Pad output ${formatShape(shape)}`);
 }
 
 /**
@@ -31,6 +40,7 @@ function squeezeAxes(x: Tensor, axes: number[] | null): Tensor {
  * Built from engine slice/concat/gather, so it is differentiable in x.
  */
 export function padAxis(ctx: OpContext, x: Tensor, axis: number, before: number, after: number, mode: string, value: number): Tensor {
+  checkPadded(ctx, x, axis, before, after);
   if (before < 0 || after < 0) {
     const dim = x.shape[axis];
     x = layout([x], ([t]) => E.slice(t, { starts: [Math.max(0, -before)], ends: [dim - Math.max(0, -after)], axes: [axis] }));
@@ -43,28 +53,29 @@ export function padAxis(ctx: OpContext, x: Tensor, axis: number, before: number,
     const piece = (n: number) => {
       const shape = [...x.shape];
       shape[axis] = n;
-      checkSize(sizeOf(shape), 'Pad output');
-      return makeConstant(new Array<number>(sizeOf(shape)).fill(value), shape, x.dtype);
+      return filledConstant(shape, value, x.dtype);
     };
     const parts = [...(before ? [piece(before)] : []), x, ...(after ? [piece(after)] : [])];
     return layout(parts, (ps) => E.concat(ps, axis));
   }
   if (dim === 0) ctx.fail('INVALID_MODEL', `Pad (${mode}) of an empty axis`);
-  const idx: number[] = [];
-  for (let i = -before; i < dim + after; i++) {
-    if (mode === 'edge') idx.push(Math.min(Math.max(i, 0), dim - 1));
-    else if (mode === 'reflect') {
-      if (dim === 1) idx.push(0);
+  if (mode !== 'edge' && mode !== 'reflect' && mode !== 'wrap') ctx.fail('UNSUPPORTED_FEATURE', `Pad mode '${mode}' is not supported (constant, edge, reflect, wrap)`);
+  const length = before + dim + after;
+  const idx = computedConstant([length], 'int32', (out) => {
+    for (let k = 0; k < length; k++) {
+      const i = k - before;
+      if (mode === 'edge') out[k] = Math.min(Math.max(i, 0), dim - 1);
+      else if (mode === 'wrap') out[k] = ((i % dim) + dim) % dim;
+      else if (dim === 1) out[k] = 0;
       else {
         const period = 2 * (dim - 1);
         let j = ((i % period) + period) % period;
         if (j >= dim) j = period - j;
-        idx.push(j);
+        out[k] = j;
       }
-    } else if (mode === 'wrap') idx.push(((i % dim) + dim) % dim);
-    else ctx.fail('UNSUPPORTED_FEATURE', `Pad mode '${mode}' is not supported (constant, edge, reflect, wrap)`);
-  }
-  return layout([x], ([t]) => E.gather(t, makeConstant(idx, [idx.length], 'int32'), axis));
+    }
+  });
+  return layout([x], ([t]) => E.gather(t, idx, axis));
 }
 
 /** Pads the trailing spatial dims: pads = [b0, b1, ..., e0, e1, ...] for dims starting at `first`. */
@@ -102,7 +113,7 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'data');
       const shape = ctx.opset >= 5 ? shapeValues(ctx, need(ctx, inputs, 1, 'shape'), 'shape') : ctx.attrs.ints('shape');
-      return reshapeTo(ctx, x, shape, ctx.attrs.int('allowzero', 0) === 1);
+      return reshapeTo(ctx, x, shape, ctx.attrs.flag('allowzero', false));
     },
   },
   Flatten: {
@@ -116,21 +127,23 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
   },
   Squeeze: {
     nonDiff: [1],
-    run: (ctx, inputs) => squeezeAxes(need(ctx, inputs, 0, 'data'), axesArg(ctx, inputs, 13)),
+    run: (ctx, inputs) => squeezeAxes(ctx, need(ctx, inputs, 0, 'data'), axesArg(ctx, inputs, 13)),
   },
   Unsqueeze: {
     nonDiff: [1],
     run(ctx, inputs) {
       const axes = axesArg(ctx, inputs, 13);
       if (!axes) return ctx.fail('INVALID_MODEL', 'Unsqueeze needs axes');
-      return unsqueezeAxes(need(ctx, inputs, 0, 'data'), axes);
+      return unsqueezeAxes(ctx, need(ctx, inputs, 0, 'data'), axes);
     },
   },
   Transpose: {
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'data');
       const perm = ctx.attrs.ints('perm', x.shape.map((_, i) => x.rank - 1 - i));
-      return layout([x], ([t]) => E.permute(t, perm));
+      if (perm.length !== x.rank) ctx.fail('INVALID_MODEL', `perm ${formatShape(perm)} must have one entry per dim of ${formatShape(x.shape)}`);
+      const p = distinctAxes(ctx, perm, x.rank, 'perm');
+      return layout([x], ([t]) => E.permute(t, p));
     },
   },
   Concat: {
@@ -153,9 +166,14 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
       const count = ctx.node.outputs.length;
       let sizes: number[];
       const given = ctx.opset >= 13 ? (inputs[1] ? shapeValues(ctx, inputs[1], 'split') : null) : ctx.attrs.has('split') ? ctx.attrs.ints('split') : null;
-      if (given && given.length > 0) sizes = given;
-      else {
+      if (given && given.length > 0) {
+        sizes = given;
+        if (sizes.some((n) => !Number.isInteger(n) || n < 0)) ctx.fail('INVALID_MODEL', `split sizes ${formatShape(sizes)} must be non-negative integers`);
+        if (sizes.length !== count) ctx.fail('INVALID_MODEL', `split sizes ${formatShape(sizes)} give ${sizes.length} parts but the node has ${count} outputs`);
+      } else {
         const parts = ctx.opset >= 18 && ctx.attrs.has('num_outputs') ? ctx.attrs.int('num_outputs') : count;
+        if (!(Number.isInteger(parts) && parts >= 1)) ctx.fail('INVALID_MODEL', `num_outputs must be a positive integer, got ${parts}`);
+        if (parts !== count) ctx.fail('INVALID_MODEL', `num_outputs is ${parts} but the node has ${count} outputs`);
         const chunk = Math.ceil(dim / parts);
         sizes = Array.from({ length: parts }, (_, i) => Math.max(0, Math.min(chunk, dim - i * chunk)));
       }
@@ -186,6 +204,7 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
         axes = inputs[3] ? shapeValues(ctx, inputs[3], 'axes') : undefined;
         steps = inputs[4] ? shapeValues(ctx, inputs[4], 'steps') : undefined;
       }
+      if (axes) distinctAxes(ctx, axes, x.rank, 'Slice axes');
       return layout([x], ([t]) => E.slice(t, { starts, ends, axes, steps }));
     },
   },
@@ -194,8 +213,9 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'input');
       const shape = shapeValues(ctx, need(ctx, inputs, 1, 'shape'), 'shape');
+      if (shape.some((d) => d < 0)) ctx.fail('INVALID_MODEL', `Expand shape ${formatShape(shape)} has a negative dim`);
       const target = broadcastShapes(x.shape, shape);
-      checkSize(sizeOf(target), 'Expand output');
+      checkSize(sizeOf(target), `Expand output ${formatShape(target)}`);
       return layout([x], ([t]) => E.broadcastTo(t, target));
     },
   },
@@ -205,7 +225,8 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
       const x = need(ctx, inputs, 0, 'input');
       const reps = shapeValues(ctx, need(ctx, inputs, 1, 'repeats'), 'repeats');
       if (reps.length !== x.rank) ctx.fail('INVALID_MODEL', `repeats ${formatShape(reps)} must have one entry per dim of ${formatShape(x.shape)}`);
-      checkSize(x.size * sizeOf(reps), 'Tile output');
+      if (reps.some((r) => r < 0)) ctx.fail('INVALID_MODEL', `repeats ${formatShape(reps)} must be non-negative`);
+      checkSize(x.size * sizeOf(reps), `Tile output of ${formatShape(x.shape)} repeated ${formatShape(reps)}`);
       // [a, b] -> [1, a, 1, b] -> expand [ra, a, rb, b] -> [ra*a, rb*b]
       return layout([x], ([t]) => {
         const inter = E.reshape(t, t.shape.flatMap((d) => [1, d]));
@@ -228,7 +249,7 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
       } else {
         pads = shapeValues(ctx, need(ctx, inputs, 1, 'pads'), 'pads');
         if (inputs[2] && inputs[2].size > 0) value = scalarOf(ctx, inputs[2], 'constant_value');
-        if (inputs[3]) axes = shapeValues(ctx, inputs[3], 'axes').map((a) => axisOf(ctx, a, x.rank));
+        if (inputs[3]) axes = distinctAxes(ctx, shapeValues(ctx, inputs[3], 'axes'), x.rank, 'Pad axes');
       }
       if (pads.length !== 2 * axes.length) ctx.fail('INVALID_MODEL', `pads ${formatShape(pads)} must have 2 entries per padded axis (${axes.length})`);
       let y = x;
@@ -243,12 +264,12 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'input');
       const k = inputs[1] ? scalarOf(ctx, inputs[1], 'k') : 0;
-      const upper = ctx.attrs.int('upper', 1) === 1;
+      const upper = ctx.attrs.flag('upper', true);
       if (x.rank < 2) ctx.fail('INVALID_MODEL', `Trilu input must be at least 2-D, got ${formatShape(x.shape)}`);
       const [n, m] = x.shape.slice(-2);
-      const keep = new Array<number>(n * m);
-      for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) keep[i * m + j] = upper ? (j - i >= k ? 1 : 0) : j - i <= k ? 1 : 0;
-      const mask = makeConstant(keep, [n, m], 'bool');
+      const mask = computedConstant([n, m], 'bool', (keep) => {
+        for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) keep[i * m + j] = upper ? (j - i >= k ? 1 : 0) : j - i <= k ? 1 : 0;
+      });
       if (isF(x)) return E.where(mask, x, 0);
       return broadcastMap([mask, x], kindOf(x), (c, v) => (c ? v : 0));
     },

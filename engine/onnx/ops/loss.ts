@@ -3,7 +3,8 @@ import { Tensor } from '../../tensor';
 import { formatShape } from '../../shape';
 import * as E from '../../ops';
 import { OpContext } from '../context';
-import { OpHandler, constLike, floatIn, need } from './common';
+import { OpHandler, floatIn, need } from './common';
+import { allocate } from '../../dtype';
 
 /** Per-element negative log-likelihood of log-probabilities x [N, C, d...] with optional class weights. */
 function nll(ctx: OpContext, x: Tensor, target: Tensor, weight: Tensor | null, reduction: string, ignore: number | null): Tensor {
@@ -16,17 +17,18 @@ function nll(ctx: OpContext, x: Tensor, target: Tensor, weight: Tensor | null, r
   const perm = [0, ...x.shape.slice(2).map((_, i) => i + 2), 1];
   const rows = E.reshape(E.permute(x, perm), [-1, c]);
   const m = target.size;
-  const q = new Array<number>(m * c).fill(0);
+  const q = allocate(rows.dtype, m * c);
   let denom = 0;
   for (let i = 0; i < m; i++) {
     const t = target.data[i];
     if (ignore !== null && t === ignore) continue;
     if (!Number.isInteger(t) || t < 0 || t >= c) ctx.fail('NODE_FAILED', `target ${t} at position ${i} is out of range for ${c} classes`);
     const w = weight ? weight.data[t] : 1;
+    if (w === undefined) ctx.fail('INVALID_MODEL', `class weights ${formatShape(weight!.shape)} have no entry for class ${t}`);
     q[i * c + t] = w;
     denom += w;
   }
-  const perRow = E.neg(E.sum(E.mul(rows, constLike(rows, q, [m, c])), 1));
+  const perRow = E.neg(E.sum(E.mul(rows, new Tensor(q, [m, c])), 1));
   if (reduction === 'none') return E.reshape(perRow, expected);
   const total = E.sum(perRow);
   if (reduction === 'sum') return total;

@@ -108,7 +108,7 @@ export const MATMUL_OPS: Readonly<Record<string, OpHandler>> = {
     run(ctx, inputs) {
       const a = ctx.attrs;
       return E.gemm(need(ctx, inputs, 0, 'A'), need(ctx, inputs, 1, 'B'), inputs[2] ?? null, {
-        alpha: a.float('alpha', 1), beta: a.float('beta', 1), transA: a.int('transA', 0) === 1, transB: a.int('transB', 0) === 1,
+        alpha: a.float('alpha', 1), beta: a.float('beta', 1), transA: a.flag('transA', false), transB: a.flag('transB', false),
       });
     },
   },

@@ -21,9 +21,9 @@ const batchNormalization: OpHandler = {
     const a = ctx.attrs;
     const eps = a.float('epsilon', 1e-5);
     const onnxMomentum = a.float('momentum', 0.9);
-    if (ctx.opset < 9 && a.int('spatial', 1) === 0) ctx.fail('UNSUPPORTED_FEATURE', 'BatchNormalization with spatial=0 (per-activation statistics) is not supported');
+    if (ctx.opset < 9 && !a.flag('spatial', true)) ctx.fail('UNSUPPORTED_FEATURE', 'BatchNormalization with spatial=0 (per-activation statistics) is not supported');
     const outputsUsed = ctx.node.outputs.filter((o) => o !== '').length;
-    const modelTraining = ctx.opset >= 14 ? a.int('training_mode', 0) === 1 : ctx.opset >= 7 ? outputsUsed > 1 : a.int('is_test', 0) === 0;
+    const modelTraining = ctx.opset >= 14 ? a.flag('training_mode', false) : ctx.opset >= 7 ? outputsUsed > 1 : !a.flag('is_test', false);
     const training = ctx.training ?? modelTraining;
     if (!training) return [E.batchNorm(x, scale, bias, mean, variance, { training: false, eps }), mean, variance];
     // Running statistics: updated in place only when asked (PyTorch semantics); else on copies,

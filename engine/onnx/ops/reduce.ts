@@ -6,7 +6,8 @@ import * as E from '../../ops';
 import { OpContext } from '../context';
 import { Kind, convert, layout, mapValues } from '../helpers';
 import { toInt32 } from '../tensors';
-import { OpHandler, axesArg, axisOf, isF, need, scalarOf } from './common';
+import { OpHandler, axesArg, axisOf, distinctAxes, isF, need, scalarOf } from './common';
+import { allocate } from '../../dtype';
 
 
 function reduceHandler(since: number, fn: (x: Tensor, axes: number[] | null, keep: boolean) => Tensor, intOk = true): OpHandler {
@@ -15,10 +16,10 @@ function reduceHandler(since: number, fn: (x: Tensor, axes: number[] | null, kee
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'data');
       let axes = axesArg(ctx, inputs, since);
-      const keep = ctx.attrs.int('keepdims', 1) === 1;
+      const keep = ctx.attrs.flag('keepdims', true);
       if (axes !== null && axes.length === 0) axes = null;
-      if (axes === null && ctx.attrs.int('noop_with_empty_axes', 0) === 1) return x;
-      if (axes !== null) axes = axes.map((a) => axisOf(ctx, a, x.rank));
+      if (axes === null && ctx.attrs.flag('noop_with_empty_axes', false)) return x;
+      if (axes !== null) axes = distinctAxes(ctx, axes, x.rank);
       if (isF(x)) return fn(x, axes, keep);
       if (!intOk) ctx.fail('UNSUPPORTED_FEATURE', `${ctx.node.opType} of a ${x.dtype} tensor is not supported`);
       return layout([x], ([t]) => fn(t, axes, keep));
@@ -38,7 +39,7 @@ function reduceProd(x: Tensor, axes: number[] | null, keep: boolean): Tensor {
   // exp(sum(log|x|)) with the sign and zeros tracked separately, on plain numbers.
   const ax = axes ?? x.shape.map((_, i) => i);
   const keepShape = x.shape.map((d, i) => (ax.includes(i) ? 1 : d));
-  const out = new Float64Array(sizeOf(keepShape)).fill(1);
+  const out = (allocate('float64', sizeOf(keepShape)) as Float64Array).fill(1);
   const strides = keepShape.map((_, i) => sizeOf(keepShape.slice(i + 1)));
   const idx = new Array<number>(x.rank).fill(0);
   for (let i = 0; i < x.size; i++) {
@@ -57,12 +58,12 @@ function reduceProd(x: Tensor, axes: number[] | null, keep: boolean): Tensor {
 function argReduce(ctx: OpContext, inputs: readonly (Tensor | null)[], better: (a: number, b: number) => boolean): Tensor {
   const x = need(ctx, inputs, 0, 'data');
   const axis = axisOf(ctx, ctx.attrs.int('axis', 0), x.rank);
-  const keep = ctx.attrs.int('keepdims', 1) === 1;
-  const last = ctx.attrs.int('select_last_index', 0) === 1;
+  const keep = ctx.attrs.flag('keepdims', true);
+  const last = ctx.attrs.flag('select_last_index', false);
   const outer = sizeOf(x.shape.slice(0, axis));
   const len = x.shape[axis];
   const inner = sizeOf(x.shape.slice(axis + 1));
-  const out = new Int32Array(outer * inner);
+  const out = allocate('int32', outer * inner);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
       let best = 0;

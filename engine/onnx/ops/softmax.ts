@@ -3,7 +3,8 @@ import { Tensor } from '../../tensor';
 import { sizeOf } from '../../shape';
 import * as E from '../../ops';
 import { OpContext } from '../context';
-import { OpHandler, axisOf, constLike, floatIn, need } from './common';
+import { OpHandler, axisOf, floatIn, need } from './common';
+import { computedConstant } from '../context';
 
 
 /** Softmax-like op along `axis`, with the 2-D coercion of opsets < 13. */
@@ -19,15 +20,16 @@ function hardmax(x: Tensor, axis: number): Tensor {
   const outer = sizeOf(x.shape.slice(0, axis));
   const len = x.shape[axis];
   const inner = sizeOf(x.shape.slice(axis + 1));
-  const out = new Array<number>(x.size).fill(0);
-  for (let o = 0; o < outer; o++) {
-    for (let i = 0; i < inner; i++) {
-      let best = 0;
-      for (let k = 1; k < len; k++) if (x.data[(o * len + k) * inner + i] > x.data[(o * len + best) * inner + i]) best = k;
-      out[(o * len + best) * inner + i] = 1;
+  return computedConstant(x.shape, x.dtype, (out) => {
+    if (len === 0) return;
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        let best = 0;
+        for (let k = 1; k < len; k++) if (x.data[(o * len + k) * inner + i] > x.data[(o * len + best) * inner + i]) best = k;
+        out[(o * len + best) * inner + i] = 1;
+      }
     }
-  }
-  return constLike(x, out, x.shape);
+  });
 }
 
 export const SOFTMAX_OPS: Readonly<Record<string, OpHandler>> = {

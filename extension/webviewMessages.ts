@@ -1,0 +1,139 @@
+/**
+ * Every message from the webview is checked against the protocol before the host uses it: the webview
+ * renders names and strings from a model the user did not write, so the host treats what it sends as
+ * untrusted input. A message that does not fit is refused with a ReportFormatError naming the field.
+ * No vscode import (tested in Node: test/webviewMessages.test.ts).
+ */
+import { check, parseReport, ReportFormatError } from '../engine/inspect/reportCodec';
+import type { InspectionReport } from '../engine/inspect/report';
+import { parseBaseline } from '../engine/inspect/baseline';
+import type { BackendChoice, BackendInfo, LossChoice, OptimizerChoice, RunPhases, RunSettings, TrainSettings, TrainStop, WebviewToHost } from './protocol';
+
+export { ReportFormatError };
+
+const { fail, obj, str, num, count, bool } = check;
+
+/** Messages (progress, errors) are shown to the user: one line, bounded. */
+const MAX_MESSAGE = 2000;
+
+const LOSSES: readonly LossChoice[] = ['auto', 'cross-entropy', 'next-token', 'mse', 'model'];
+const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'wasm', 'typescript'];
+const OPTIMIZERS: readonly OptimizerChoice[] = ['sgd', 'adam', 'adamw'];
+const DATA: readonly TrainSettings['data'][] = ['fixed', 'fresh', 'text'];
+const STOPS: readonly TrainStop[] = ['done', 'cancelled', 'anomaly'];
+
+function oneOf<T extends string>(v: unknown, allowed: readonly T[], where: string): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) fail(where, `expected one of ${allowed.map((a) => `"${a}"`).join(', ')}`);
+  return v as T;
+}
+
+function int(v: unknown, where: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = count(v, where);
+  if (n < min || n > max) fail(where, `expected an integer from ${min} to ${max}, got ${n}`);
+  return n;
+}
+
+function finite(v: unknown, where: string, min: number): number {
+  const n = num(v, where);
+  if (!Number.isFinite(n) || n < min) fail(where, `expected a finite number of at least ${min}, got ${n}`);
+  return n;
+}
+
+function text(v: unknown, where: string): string {
+  if (typeof v !== 'string') return fail(where, 'expected a string');
+  return v.length > MAX_MESSAGE ? `${v.slice(0, MAX_MESSAGE)}…` : v;
+}
+
+export function parseRunSettings(v: unknown, where = 'settings'): RunSettings {
+  const o = obj(v, where);
+  return {
+    seed: int(o.seed, `${where}.seed`, 0),
+    batch: int(o.batch, `${where}.batch`, 1, 1 << 20),
+    sequenceLength: int(o.sequenceLength, `${where}.sequenceLength`, 1, 1 << 24),
+    loss: oneOf(o.loss, LOSSES, `${where}.loss`),
+    backend: oneOf(o.backend, BACKENDS, `${where}.backend`),
+    dtype: oneOf(o.dtype, ['float32', 'float64'] as const, `${where}.dtype`),
+    attentionSample: int(o.attentionSample, `${where}.attentionSample`, 0),
+  };
+}
+
+export function parseTrainSettings(v: unknown, where = 'train'): TrainSettings {
+  const o = obj(v, where);
+  return {
+    steps: int(o.steps, `${where}.steps`, 1, 100_000),
+    optimizer: oneOf(o.optimizer, OPTIMIZERS, `${where}.optimizer`),
+    lr: finite(o.lr, `${where}.lr`, 0),
+    momentum: finite(o.momentum, `${where}.momentum`, 0),
+    weightDecay: finite(o.weightDecay, `${where}.weightDecay`, 0),
+    clipNorm: finite(o.clipNorm, `${where}.clipNorm`, 0),
+    clipValue: finite(o.clipValue, `${where}.clipValue`, 0),
+    data: oneOf(o.data, DATA, `${where}.data`),
+  };
+}
+
+function backendInfo(v: unknown, where: string): BackendInfo {
+  const o = obj(v, where);
+  return {
+    name: str(o.name, `${where}.name`),
+    reason: text(o.reason, `${where}.reason`),
+    webgpuAdapter: o.webgpuAdapter === null ? null : str(o.webgpuAdapter, `${where}.webgpuAdapter`),
+    wasmSimd: bool(o.wasmSimd, `${where}.wasmSimd`),
+  };
+}
+
+function phases(v: unknown, where: string): RunPhases {
+  const o = obj(v, where);
+  return { workerStartMs: finite(o.workerStartMs, `${where}.workerStartMs`, 0), backendMs: finite(o.backendMs, `${where}.backendMs`, 0), pageMs: finite(o.pageMs, `${where}.pageMs`, 0) };
+}
+
+/** A webview message as the host may use it; `report` arrives as serializeReport text and leaves parsed. */
+export type CheckedWebviewMessage =
+  | Exclude<WebviewToHost, { type: 'report' }>
+  | { type: 'report'; runId: number; report: InspectionReport; phases?: RunPhases };
+
+/**
+ * Checks one message from the webview against the protocol. Throws ReportFormatError naming the first
+ * field that does not fit. Training records stay JSON text here: the host parses them with
+ * parseTrainingRecord, which checks every field.
+ */
+export function parseWebviewMessage(raw: unknown): CheckedWebviewMessage {
+  const m = obj(raw, 'message');
+  const runId = () => int(m.runId, 'message.runId', 1);
+  switch (m.type) {
+    case 'ready':
+      return { type: 'ready' };
+    case 'backend':
+      return { type: 'backend', info: backendInfo(m.info, 'message.info') };
+    case 'progress':
+      return { type: 'progress', runId: runId(), message: text(m.message, 'message.message') };
+    case 'report':
+      return { type: 'report', runId: runId(), report: parseReport(m.report, 'message.report'), phases: m.phases === undefined ? undefined : phases(m.phases, 'message.phases') };
+    case 'baseline': {
+      if (m.baseline === null) return { type: 'baseline', baseline: null };
+      const baseline = parseBaseline(m.baseline);
+      return baseline ? { type: 'baseline', baseline } : fail('message.baseline', 'not a run baseline');
+    }
+    case 'runError':
+      return { type: 'runError', runId: runId(), message: text(m.message, 'message.message') };
+    case 'revealModule':
+      return { type: 'revealModule', path: str(m.path, 'message.path') };
+    case 'rerun':
+      return { type: 'rerun', settings: parseRunSettings(m.settings, 'message.settings') };
+    case 'startTraining':
+      return { type: 'startTraining', settings: parseRunSettings(m.settings, 'message.settings'), train: parseTrainSettings(m.train, 'message.train') };
+    case 'trainProgress':
+      return { type: 'trainProgress', runId: runId(), record: recordText(m.record, 'message.record') };
+    case 'trainDone':
+      return { type: 'trainDone', runId: runId(), record: recordText(m.record, 'message.record'), stopped: oneOf(m.stopped, STOPS, 'message.stopped') };
+    case 'error':
+      return { type: 'error', message: text(m.message, 'message.message') };
+    default:
+      return fail('message.type', `unknown message type ${typeof m.type === 'string' ? `"${m.type.slice(0, 40)}"` : typeof m.type}`);
+  }
+}
+
+/** A serialized training record: JSON text of any length (parseTrainingRecord checks its content). */
+function recordText(v: unknown, where: string): string {
+  if (typeof v !== 'string') return fail(where, 'expected the record as JSON text');
+  return v;
+}

@@ -1,0 +1,257 @@
+/**
+ * ONNX ModelProto encoder for tests: the inverse of engine/onnx/proto.ts's decoder, on protobufjs's
+ * minimal Writer. It writes exactly the fields the decoder reads (same field numbers), so a model can be
+ * decoded, changed field by field (the fuzzer's field mutants) and encoded again, and hostile models can be
+ * built from a few lines of data.
+ */
+import { Writer } from 'protobufjs/minimal';
+import type { AttributeProto, DimProto, GraphProto, ModelProto, NodeProto, StringEntry, TensorProto, TypeProto, ValueInfoProto } from '../../engine/onnx/proto';
+import { AttrType, DataType } from '../../engine/onnx/proto';
+
+/** int64 varint of any JS number (negative values as two's complement, as protobuf wants). */
+function int64(w: Writer, v: number): void {
+  if (Number.isSafeInteger(v) && v >= 0 && v <= 0xffffffff) w.uint64(v);
+  else w.int64(BigInt.asIntN(64, BigInt(Math.trunc(Number.isFinite(v) ? v : 0))).toString() as unknown as number);
+}
+
+function message(w: Writer, field: number, body: (w: Writer) => void): void {
+  w.uint32((field << 3) | 2).fork();
+  body(w);
+  w.ldelim();
+}
+
+function str(w: Writer, field: number, s: string): void {
+  if (s !== '') w.uint32((field << 3) | 2).string(s);
+}
+
+function bytes(w: Writer, field: number, b: Uint8Array): void {
+  w.uint32((field << 3) | 2).bytes(b);
+}
+
+function varintField(w: Writer, field: number, v: number): void {
+  w.uint32(field << 3);
+  int64(w, v);
+}
+
+function packed(w: Writer, field: number, values: readonly number[], one: (w: Writer, v: number) => void): void {
+  if (values.length === 0) return;
+  message(w, field, (m) => values.forEach((v) => one(m, v)));
+}
+
+function entry(w: Writer, field: number, e: StringEntry): void {
+  message(w, field, (m) => {
+    str(m, 1, e.key);
+    str(m, 2, e.value);
+  });
+}
+
+function tensor(w: Writer, t: TensorProto): void {
+  packed(w, 1, t.dims, int64);
+  if (t.dataType) w.uint32(2 << 3).int32(t.dataType);
+  packed(w, 4, t.floatData, (m, v) => m.float(v));
+  packed(w, 5, t.int32Data, (m, v) => m.int32(v));
+  for (const s of t.stringData) bytes(w, 6, s);
+  packed(w, 7, t.int64Data, int64);
+  str(w, 8, t.name);
+  if (t.rawData) bytes(w, 9, t.rawData);
+  packed(w, 10, t.doubleData, (m, v) => m.double(v));
+  packed(w, 11, t.uint64Data, int64);
+  str(w, 12, t.docString);
+  for (const e of t.externalData) entry(w, 13, e);
+  if (t.dataLocation) w.uint32(14 << 3).int32(t.dataLocation);
+}
+
+function attribute(w: Writer, a: AttributeProto): void {
+  str(w, 1, a.name);
+  const has = (no: number) => a.present.has(no);
+  if (has(2) || a.type === AttrType.FLOAT) w.uint32((2 << 3) | 5).float(a.f);
+  if (has(3) || a.type === AttrType.INT) varintField(w, 3, a.i);
+  if (a.s) bytes(w, 4, a.s);
+  if (a.t) message(w, 5, (m) => tensor(m, a.t!));
+  if (a.g) message(w, 6, (m) => graph(m, a.g!));
+  packed(w, 7, a.floats, (m, v) => m.float(v));
+  packed(w, 8, a.ints, int64);
+  for (const s of a.strings) bytes(w, 9, s);
+  for (const t of a.tensors) message(w, 10, (m) => tensor(m, t));
+  for (const g of a.graphs) message(w, 11, (m) => graph(m, g));
+  if (a.type) w.uint32(20 << 3).int32(a.type);
+  str(w, 21, a.refAttrName);
+}
+
+function node(w: Writer, n: NodeProto): void {
+  for (const i of n.input) w.uint32((1 << 3) | 2).string(i);
+  for (const o of n.output) w.uint32((2 << 3) | 2).string(o);
+  str(w, 3, n.name);
+  str(w, 4, n.opType);
+  for (const a of n.attribute) message(w, 5, (m) => attribute(m, a));
+  str(w, 6, n.docString);
+  str(w, 7, n.domain);
+  for (const e of n.metadataProps) entry(w, 9, e);
+}
+
+function dim(w: Writer, d: DimProto): void {
+  if (d.value !== null) varintField(w, 1, d.value);
+  if (d.param !== null) w.uint32((2 << 3) | 2).string(d.param);
+}
+
+function type(w: Writer, t: TypeProto): void {
+  const field = t.kind === 'sparse_tensor' ? 8 : t.kind === 'sequence' ? 4 : t.kind === 'map' ? 5 : t.kind === 'optional' ? 9 : 1;
+  message(w, field, (m) => {
+    if (field !== 1 && field !== 8) return;
+    if (t.elemType) m.uint32(1 << 3).int32(t.elemType);
+    if (t.shape) message(m, 2, (s) => t.shape!.forEach((d) => message(s, 1, (x) => dim(x, d))));
+  });
+}
+
+function valueInfo(w: Writer, v: ValueInfoProto): void {
+  str(w, 1, v.name);
+  if (v.type) message(w, 2, (m) => type(m, v.type!));
+  str(w, 3, v.docString);
+}
+
+function graph(w: Writer, g: GraphProto): void {
+  for (const n of g.node) message(w, 1, (m) => node(m, n));
+  str(w, 2, g.name);
+  for (const t of g.initializer) message(w, 5, (m) => tensor(m, t));
+  str(w, 10, g.docString);
+  for (const v of g.input) message(w, 11, (m) => valueInfo(m, v));
+  for (const v of g.output) message(w, 12, (m) => valueInfo(m, v));
+  for (const v of g.valueInfo) message(w, 13, (m) => valueInfo(m, v));
+  for (const e of g.metadataProps) entry(w, 16, e);
+}
+
+/** ModelProto -> bytes (fields the decoder reads; model-local function bodies are not kept). */
+export function encodeModel(m: ModelProto): Uint8Array {
+  const w = Writer.create();
+  if (m.irVersion) varintField(w, 1, m.irVersion);
+  str(w, 2, m.producerName);
+  str(w, 3, m.producerVersion);
+  str(w, 4, m.domain);
+  if (m.modelVersion) varintField(w, 5, m.modelVersion);
+  str(w, 6, m.docString);
+  if (m.graph) message(w, 7, (g) => graph(g, m.graph!));
+  for (const o of m.opsetImport) message(w, 8, (x) => {
+    str(x, 1, o.domain);
+    varintField(x, 2, o.version);
+  });
+  for (const e of m.metadataProps) entry(w, 14, e);
+  for (const f of m.functions) message(w, 25, (x) => {
+    str(x, 1, f.name);
+    str(x, 10, f.domain);
+  });
+  return w.finish();
+}
+
+// ---------------------------------------------------------------- building models from a few lines
+
+export type AttrValue = number | number[] | string | { floats: number[] } | { float: number } | { tensor: TensorProto } | { graph: GraphProto };
+
+export function attr(name: string, value: AttrValue): AttributeProto {
+  const a: AttributeProto = { name, type: 0, f: 0, i: 0, s: null, t: null, g: null, floats: [], ints: [], strings: [], tensors: [], graphs: [], refAttrName: '', present: new Set() };
+  if (typeof value === 'number') {
+    a.type = AttrType.INT;
+    a.i = value;
+  } else if (Array.isArray(value)) {
+    a.type = AttrType.INTS;
+    a.ints = value;
+  } else if (typeof value === 'string') {
+    a.type = AttrType.STRING;
+    a.s = new TextEncoder().encode(value);
+  } else if ('floats' in value) {
+    a.type = AttrType.FLOATS;
+    a.floats = value.floats;
+  } else if ('float' in value) {
+    a.type = AttrType.FLOAT;
+    a.f = value.float;
+  } else if ('tensor' in value) {
+    a.type = AttrType.TENSOR;
+    a.t = value.tensor;
+  } else {
+    a.type = AttrType.GRAPH;
+    a.g = value.graph;
+  }
+  return a;
+}
+
+export function tensorProto(name: string, dims: number[], dataType: number, values: readonly number[]): TensorProto {
+  const t: TensorProto = { name, dims, dataType, rawData: null, floatData: [], int32Data: [], int64Data: [], doubleData: [], uint64Data: [], stringData: [], externalData: [], dataLocation: 0, docString: '' };
+  if (dataType === DataType.FLOAT) t.floatData = [...values];
+  else if (dataType === DataType.DOUBLE) t.doubleData = [...values];
+  else if (dataType === DataType.INT64) t.int64Data = [...values];
+  else if (dataType === DataType.UINT64 || dataType === DataType.UINT32) t.uint64Data = [...values];
+  else t.int32Data = [...values];
+  return t;
+}
+
+export interface NodeSpec {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  name?: string;
+  domain?: string;
+  attrs?: Record<string, AttrValue>;
+  docString?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface ValueSpec {
+  name: string;
+  /** DataType number; default FLOAT. */
+  type?: number;
+  /** Numbers, symbolic names, or null for an unknown dim; omit for an unknown rank. */
+  dims?: (number | string | null)[];
+}
+
+export interface GraphSpec {
+  nodes: NodeSpec[];
+  inputs: ValueSpec[];
+  outputs: ValueSpec[];
+  initializers?: TensorProto[];
+  valueInfo?: ValueSpec[];
+  /** Default-domain opset; null for no opset import at all. Default 17. */
+  opset?: number | null;
+  opsets?: { domain: string; version: number }[];
+  irVersion?: number;
+  metadata?: Record<string, string>;
+}
+
+function valueInfoOf(v: ValueSpec): ValueInfoProto {
+  return {
+    name: v.name,
+    docString: '',
+    metadataProps: [],
+    type: { kind: 'tensor', elemType: v.type ?? DataType.FLOAT, shape: v.dims === undefined ? null : v.dims.map((d) => ({ value: typeof d === 'number' ? d : null, param: typeof d === 'string' ? d : null })) },
+  };
+}
+
+export function graphProto(spec: Omit<GraphSpec, 'opset' | 'opsets' | 'irVersion' | 'metadata'>): GraphProto {
+  return {
+    name: 'g',
+    node: spec.nodes.map((n, i) => ({
+      name: n.name ?? `${n.op}_${i}`, opType: n.op, domain: n.domain ?? '', input: n.inputs, output: n.outputs,
+      attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attr(k, v)), docString: n.docString ?? '',
+      metadataProps: Object.entries(n.metadata ?? {}).map(([key, value]) => ({ key, value })),
+    })),
+    initializer: spec.initializers ?? [],
+    sparseInitializerCount: 0,
+    input: spec.inputs.map(valueInfoOf),
+    output: spec.outputs.map(valueInfoOf),
+    valueInfo: (spec.valueInfo ?? []).map(valueInfoOf),
+    docString: '',
+    metadataProps: [],
+  };
+}
+
+export function modelProto(spec: GraphSpec): ModelProto {
+  const opsets = spec.opsets ?? (spec.opset === null ? [] : [{ domain: '', version: spec.opset ?? 17 }]);
+  return {
+    irVersion: spec.irVersion ?? 8, opsetImport: opsets, producerName: 'gradient-lens-fuzz', producerVersion: '1', domain: '', modelVersion: 0,
+    docString: '', graph: graphProto(spec), metadataProps: Object.entries(spec.metadata ?? {}).map(([key, value]) => ({ key, value })), functions: [],
+    fieldsSeen: new Set(), mistyped: [],
+  };
+}
+
+/** ONNX bytes of a graph given in a few lines. */
+export function buildModel(spec: GraphSpec): Uint8Array {
+  return encodeModel(modelProto(spec));
+}
