@@ -6,9 +6,10 @@ const REMEMBERED = 'gradientLens.modelFor';
 
 /**
  * Finds the .onnx export for a Python file: the `gradientLens.model` setting, a remembered choice, an
- * .onnx with the same stem or the only one in the same folder, else asks (quick pick, then a file picker).
+ * .onnx with the same stem or the only one in the same folder, else asks (quick pick, then a file picker)
+ * unless `ask` is false.
  */
-export async function locateModel(pythonUri: vscode.Uri | undefined, memento: vscode.Memento): Promise<vscode.Uri | undefined> {
+export async function locateModel(pythonUri: vscode.Uri | undefined, memento: vscode.Memento, { ask = true }: { ask?: boolean } = {}): Promise<vscode.Uri | undefined> {
   const configured = section(pythonUri).get<string>('model', '').trim();
   if (configured) {
     const folder = pythonUri ? vscode.workspace.getWorkspaceFolder(pythonUri) : vscode.workspace.workspaceFolders?.[0];
@@ -27,6 +28,7 @@ export async function locateModel(pythonUri: vscode.Uri | undefined, memento: vs
     const siblings = (await vscode.workspace.fs.readDirectory(dir)).filter(([n, t]) => t === vscode.FileType.File && n.endsWith('.onnx'));
     if (siblings.length === 1) return remember(pythonUri, vscode.Uri.joinPath(dir, siblings[0][0]), memento);
   }
+  if (!ask) return undefined;
   const found = await vscode.workspace.findFiles('**/*.onnx', '**/node_modules/**', 50);
   let picked: vscode.Uri | undefined;
   if (found.length) {

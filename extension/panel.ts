@@ -2,13 +2,15 @@ import * as vscode from 'vscode';
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
-import { BackendInfo, HostToWebview, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, WebviewToHost } from './protocol';
+import type { RunCapture } from '../engine/inspect/capture';
+import { BackendInfo, HostToWebview, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, VerificationView, WebviewToHost } from './protocol';
 
 export interface PanelEvents {
   onRevealModule(path: string): void;
   onRerun(settings: RunSettings): void;
   onBackend(info: BackendInfo): void;
   onStartTraining(settings: RunSettings, train: TrainSettings): void;
+  onVerify(): void;
 }
 
 interface PendingTraining {
@@ -21,6 +23,7 @@ interface PendingRun {
   resolve(report: InspectionReport): void;
   reject(error: Error): void;
   onProgress(message: string): void;
+  capture?: RunCapture;
 }
 
 /**
@@ -77,6 +80,25 @@ export class GradientLensPanel implements vscode.Disposable {
     });
   }
 
+  /** Runs the model like run() and also resolves with what the run fed, used and computed (the panel keeps its report). */
+  async runCaptured(request: RunRequest, onProgress: (message: string) => void, token: vscode.CancellationToken): Promise<{ report: InspectionReport; capture: RunCapture }> {
+    await this.ready;
+    return new Promise((resolve, reject) => {
+      const pending: PendingRun = {
+        resolve: (report) => (pending.capture ? resolve({ report, capture: pending.capture }) : reject(new Error('the engine sent no capture of the run'))),
+        reject,
+        onProgress,
+      };
+      this.pending.set(request.runId, pending);
+      token.onCancellationRequested(() => void this.post({ type: 'cancel', runId: request.runId }));
+      void this.post({ type: 'run', ...request, capture: true });
+    });
+  }
+
+  showVerification(view: VerificationView): void {
+    void this.ready.then(() => this.post({ type: 'verification', view }));
+  }
+
   /**
    * Trains in the webview's engine. Resolves with the record when the run ends (done, stopped by
    * the token, or at an anomaly); rejects with the engine's error.
@@ -119,6 +141,14 @@ export class GradientLensPanel implements vscode.Disposable {
         break;
       case 'progress':
         this.pending.get(message.runId)?.onProgress(message.message);
+        break;
+      case 'capture': {
+        const p = this.pending.get(message.runId);
+        if (p) p.capture = message.capture;
+        break;
+      }
+      case 'verify':
+        this.events.onVerify();
         break;
       case 'report':
         this.pending.get(message.runId)?.resolve(message.report);

@@ -5,6 +5,8 @@
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import type { TrainingRecord } from '../engine/train/record';
+import type { RunCapture } from '../engine/inspect/capture';
+import type { Verification } from './python/compare';
 
 /** Which engine backend runs in the webview, and why that one. */
 export interface BackendInfo {
@@ -51,7 +53,15 @@ export interface RunRequest {
   bytes: Uint8Array;
   settings: RunSettings;
   watches: WatchSpec[];
+  /** Also send what the run fed, used and computed ('capture', for Verify against PyTorch); the panel keeps its report. */
+  capture?: boolean;
 }
+
+/** The panel's "Verify against PyTorch" badge. */
+export type VerificationView =
+  | { status: 'running' }
+  | { status: 'failed'; message: string }
+  | { status: 'done'; result: Verification; badge: string };
 
 export type OptimizerChoice = 'sgd' | 'adam' | 'adamw';
 
@@ -103,7 +113,8 @@ export type HostToWebview =
   /** Train N steps (cancel with 'cancel' and the same runId: the run stops after the current step). */
   | ({ type: 'train' } & TrainRequest)
   /** Show a training record that was imported from a file (e.g. written by python/gradlens_recorder.py). */
-  | { type: 'showTraining'; record: SerializedTrainingRecord };
+  | { type: 'showTraining'; record: SerializedTrainingRecord }
+  | { type: 'verification'; view: VerificationView };
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -118,7 +129,11 @@ export type WebviewToHost =
   /** The record so far, after a step (throttled). */
   | { type: 'trainProgress'; runId: number; record: SerializedTrainingRecord }
   | { type: 'trainDone'; runId: number; record: SerializedTrainingRecord; stopped: TrainStop }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /** The panel's Verify button. */
+  | { type: 'verify' }
+  /** What a run with `capture` fed, used and computed (sent before its report). */
+  | { type: 'capture'; runId: number; capture: RunCapture };
 
 /**
  * `wasm`: the WebAssembly kernel bytes, fetched by the page (a worker started from a blob cannot fetch
@@ -138,4 +153,5 @@ export type WorkerToPage =
   | { type: 'runError'; runId: number; message: string }
   | { type: 'error'; message: string }
   | { type: 'trainProgress'; runId: number; record: TrainingRecord }
-  | { type: 'trainDone'; runId: number; record: TrainingRecord; stopped: TrainStop };
+  | { type: 'trainDone'; runId: number; record: TrainingRecord; stopped: TrainStop }
+  | { type: 'capture'; runId: number; capture: RunCapture };

@@ -5,7 +5,7 @@ import type { InspectionReport } from '../engine/inspect/report';
 import { runSettings, thresholds, trainSettings } from './config';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { anomalyDiagnostic, trainingOverlays } from './overlay/training';
-import { locateModel } from './modelLocator';
+import { PythonSupport, ExportMeta } from './python';
 import { buildOverlays, lineDiagnostics, mergeOverlays, placeFindings } from './overlay/model';
 import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
@@ -20,6 +20,9 @@ interface LastRun {
   report: InspectionReport;
   findings: Finding[];
   mapping: DocumentMapping;
+  settings: RunSettings;
+  /** Set when Gradient Lens exported the model from the document. */
+  exported?: ExportMeta;
 }
 
 /** A training record shown on a document: from a run in the panel or imported from a file. */
@@ -45,7 +48,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   private trainingRun: vscode.CancellationTokenSource | undefined;
   private trainingView: TrainingView | undefined;
 
-  constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper) {
+  constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper, private readonly python: PythonSupport) {
     this.status.name = 'Gradient Lens';
     this.status.command = 'gradientLens.showPanel';
     this.updateStatus();
@@ -71,10 +74,15 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     return GradientLensPanel.show(this.context, this, runSettings(this.last?.document), trainSettings(this.last?.document), preserveFocus);
   }
 
-  /** Inspects the model of `target` (or of the active Python editor). */
-  async inspect(target?: vscode.Uri, settings?: RunSettings, model?: vscode.Uri): Promise<InspectionReport | undefined> {
+  /**
+   * Inspects the model of `target` (or of the active Python editor): `model` when given, else the file's own
+   * up-to-date export, else one Gradient Lens makes (`request`: the class whose CodeLens was clicked, or the
+   * class to keep).
+   */
+  async inspect(target?: vscode.Uri, settings?: RunSettings, model?: vscode.Uri, request: { clicked?: string; className?: string } = {}): Promise<InspectionReport | undefined> {
     const document = await this.pythonDocument(target);
-    const modelUri = model ?? (await locateModel(document?.uri, this.context.workspaceState));
+    const choice = model ? { uri: model } : await this.python.exports.modelFor(document, request);
+    const modelUri = choice?.uri;
     if (!modelUri) return undefined;
     const bytes = await readModel(modelUri);
     if (!bytes) return undefined;
@@ -97,7 +105,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       );
       if (runId !== this.runCounter) return undefined; // superseded
       const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
-      this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping };
+      this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping, settings: runSettingsNow, exported: choice?.exported };
       await this.apply(this.last);
       return report;
     } catch (err) {
@@ -118,7 +126,22 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       await this.inspect(undefined, settings);
       return;
     }
-    await this.inspect(this.last.document, settings, this.last.model);
+    await this.inspect(this.last.document, settings, this.last.exported ? undefined : this.last.model, { className: this.last.exported?.className });
+  }
+
+  /** Inspects the last document again from its source (after an edit): a fresh export when it needs one. */
+  async reinspect(): Promise<void> {
+    if (this.last) await this.inspect(this.last.document, this.last.settings, undefined, { className: this.last.exported?.className });
+  }
+
+  /** Runs the model in PyTorch on exactly the last run's inputs and compares the gradients. */
+  async verify(): Promise<void> {
+    if (!this.last) await this.inspect();
+    if (this.last) await this.python.verifier.verify(this.last, this.showPanel(true));
+  }
+
+  onVerify(): void {
+    void this.verify();
   }
 
   clear(): void {
@@ -177,7 +200,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   async train(train?: TrainSettings, settings?: RunSettings, target?: vscode.Uri): Promise<TrainingRecord | undefined> {
     const document = await this.pythonDocument(target ?? this.last?.document);
     const sameAsLast = this.last && document && this.last.document.toString() === document.uri.toString();
-    const modelUri = sameAsLast ? this.last!.model : await locateModel(document?.uri, this.context.workspaceState);
+    const modelUri = sameAsLast ? this.last!.model : (await this.python.exports.modelFor(document))?.uri;
     if (!modelUri) return undefined;
     const bytes = await readModel(modelUri);
     if (!bytes) return undefined;

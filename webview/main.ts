@@ -8,7 +8,7 @@ import '@vscode-elements/elements/dist/vscode-progress-ring';
 import type { Finding } from '../engine/inspect/diagnose';
 import type { InspectionReport } from '../engine/inspect/report';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
-import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, WebviewToHost } from '../extension/protocol';
+import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, VerificationView, WebviewToHost } from '../extension/protocol';
 import { EngineClient } from './engineClient';
 import { FlowChart } from './flowChart';
 import { healthByModule } from './health';
@@ -18,6 +18,7 @@ import { AttentionView, AttentionViewState } from './attentionView';
 import { renderSettings } from './settingsForm';
 import { DEFAULT_TRAIN_VIEW_STATE, TrainView, TrainViewState } from './trainView';
 import { latestOnly } from './latestOnly';
+import { VerifyView } from './verifyView';
 
 interface PanelState {
   report: InspectionReport | null;
@@ -27,6 +28,7 @@ interface PanelState {
   attention?: AttentionViewState;
   backend: BackendInfo | null;
   training?: TrainViewState;
+  verification?: VerificationView | null;
 }
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewToHost): void; getState(): PanelState | undefined; setState(s: PanelState): void };
@@ -43,6 +45,7 @@ app.innerHTML = `
     <vscode-badge data-testid="backend" title="engine backend">starting engine…</vscode-badge>
     <span class="status" data-testid="status" role="status" aria-live="polite"></span>
   </header>
+  <section id="verification-details" hidden></section>
   <div id="settings"></div>
   <p class="summary" data-testid="summary"></p>
   <section id="findings" aria-label="Findings"></section>
@@ -67,6 +70,7 @@ const attention = new AttentionView(app.querySelector<HTMLElement>('#attention')
   state.attention = s;
   save();
 });
+const verify = new VerifyView(app.querySelector<HTMLElement>('header')!, app.querySelector<HTMLElement>('#verification-details')!, () => post({ type: 'verify' }));
 const engine = new EngineClient(app.dataset.worker!, app.dataset.wasmBase!);
 let activeRun = 0;
 /** The training run in the engine, if any (its host 'cancel' stops it gracefully). */
@@ -154,19 +158,29 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       void engine.probe(m.settings.backend);
       break;
     case 'run': {
-      activeRun = m.runId;
-      state.settings = m.settings;
+      // A capture run repeats the shown run for Verify: the panel keeps its report and findings.
+      if (!m.capture) {
+        activeRun = m.runId;
+        state.settings = m.settings;
+      }
       setStatus(`Running ${m.modelName}…`, true);
       try {
-        const report = await engine.run(m, { onProgress: (text) => {
-          setStatus(text, true);
-          post({ type: 'progress', runId: m.runId, message: text });
-        } });
-        state.report = report;
-        state.findings = [];
-        save();
+        const report = await engine.run(m, {
+          onProgress: (text) => {
+            setStatus(text, true);
+            post({ type: 'progress', runId: m.runId, message: text });
+          },
+          onCapture: (capture) => post({ type: 'capture', runId: m.runId, capture }),
+        });
         setStatus('');
-        renderReport();
+        if (!m.capture) {
+          state.report = report;
+          state.findings = [];
+          state.verification = null;
+          verify.render(null);
+          save();
+          renderReport();
+        }
         post({ type: 'report', runId: m.runId, report });
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
@@ -215,6 +229,11 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
         renderReport();
       }
       break;
+    case 'verification':
+      state.verification = m.view;
+      save();
+      verify.render(m.view);
+      break;
     case 'focusModule':
       table.highlight(m.path);
       break;
@@ -226,5 +245,6 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
 });
 
 if (state.backend) showBackend(state.backend);
+verify.render(state.verification ?? null);
 renderReport();
 post({ type: 'ready' });

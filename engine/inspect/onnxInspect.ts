@@ -19,6 +19,7 @@ import type { InspectionReport } from './report';
 import { explainZeroGradient } from './zeroReasons';
 import { armAttentionCapture, findAttention } from './attention';
 import { NonFiniteWatch, sourceOf } from './anomaly';
+import { RunCapture, RunCaptureRecorder } from './capture';
 
 export interface InspectOptions {
   seed?: number;
@@ -40,6 +41,8 @@ export interface InspectOptions {
   onProgress?: (message: string) => void;
   /** When given, filled with every trainable parameter's gradient values (host copies), by name. */
   gradients?: Map<string, ArrayLike<number>>;
+  /** When given, called with what the run fed, used and computed (to repeat it in PyTorch). */
+  onCapture?: (capture: RunCapture) => void;
 }
 
 const FRIENDLY_KINDS: [RegExp, string][] = [
@@ -94,6 +97,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   progress('forward pass');
   const reads = new HostReads();
   const watch = new NonFiniteWatch(model, reads);
+  const capture = options.onCapture ? new RunCaptureRecorder() : null;
   const t0 = performance.now();
   const run = model.run(options.feeds, {
     seed: options.seed ?? 0,
@@ -101,7 +105,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
     seq: options.sequenceLength,
     loss: options.lossSpec ?? lossSpec(options.loss),
     dtype,
-    onValue: watch.onValue,
+    onValue: capture ? (v) => (capture.onValue(v), watch.onValue(v)) : watch.onValue,
   });
   // On a device backend the passes only encode work: wait for the GPU so the timings are the real ones.
   await deviceIdle();
@@ -132,6 +136,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   await readTensors([run.loss, ...recorder.tensorsToRead(), ...(attention?.tensors() ?? [])]);
   const captured = attention?.collect() ?? [];
   if (options.gradients) for (const p of params) if (p.trainable && p.tensor.grad) options.gradients.set(p.name, p.tensor.grad.data);
+  if (capture) options.onCapture!(await capture.collect(model, run, dtype));
 
   progress('summarising');
   // Explain gradients that are zero or far below the median parameter's (rounding of a structural zero).
