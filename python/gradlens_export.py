@@ -150,7 +150,8 @@ def local_files(root, main_file):
     seen = {os.path.abspath(main_file)}
     for mod in list(sys.modules.values()):
         f = getattr(mod, "__file__", None)
-        if not f:
+        # Some modules carry a bare file name (no folder): not a file of the project.
+        if not f or not os.path.isabs(f) or not os.path.isfile(f):
             continue
         f = os.path.abspath(f)
         if f in seen or not f.startswith(root + os.sep) or _is_library(f) or not f.endswith(".py"):
@@ -579,17 +580,22 @@ def has_torchscript_exporter(torch):
     return hasattr(torch.onnx, "TrainingMode")
 
 
+def input_names(built, torch):
+    """The graph inputs' names: as given, else forward's parameter names (so Verify can feed them by name)."""
+    if built.input_names is not None:
+        return list(built.input_names)
+    fwd, _ = forward_inputs(built.model)
+    if all(isinstance(a, torch.Tensor) for a in built.args) and len(built.args) <= len(fwd):
+        return fwd[: len(built.args)]
+    return None
+
+
 def export_onnx(built, path, request, torch, notes):
     """Exports with the faithful options; returns the exporter used."""
     model = built.model
     model.train()
     args = built.args
-    names = built.input_names
-    if names is None:
-        fwd, _ = forward_inputs(model)
-        tensors = [a for a in args if isinstance(a, torch.Tensor)]
-        if len(tensors) == len(args) and len(args) <= len(fwd):
-            names = fwd[: len(args)]
+    names = input_names(built, torch)
     common = {}
     if names:
         common["input_names"] = list(names)
@@ -812,6 +818,12 @@ def verify(built, request, torch, notes):
 def run(request):
     root = os.path.abspath(request.get("root") or os.path.dirname(request["file"]))
     file = os.path.abspath(request["file"])
+    with open(file, "rb") as fh:
+        source = fh.read()
+    try:
+        tree = ast.parse(source, file)
+    except SyntaxError as exc:
+        raise fail_from("import-failed", "%s has a syntax error" % os.path.basename(file), exc, root)
     progress("importing torch")
     try:
         import torch
@@ -819,12 +831,6 @@ def run(request):
     except Exception as exc:
         raise HelperError("no-torch", "%s cannot import torch: %s" % (sys.executable, describe(exc)))
     send({"type": "hello", "python": sys.executable, "pythonVersion": sys.version.split()[0], "torch": torch.__version__})
-    with open(file, "rb") as fh:
-        source = fh.read()
-    try:
-        tree = ast.parse(source, file)
-    except SyntaxError as exc:
-        raise fail_from("import-failed", "%s has a syntax error" % os.path.basename(file), exc, root)
     progress("importing %s" % os.path.basename(file))
     module = import_user_file(file, root)
     notes = []
@@ -843,7 +849,7 @@ def run(request):
         onnx=path,
         exporter=exporter,
         opset=opset,
-        inputs=[{"name": n, "shape": list(a.shape), "dtype": str(a.dtype).replace("torch.", "")} for n, a in zip(built.input_names or ["input%d" % i for i in range(len(built.args))], built.args) if isinstance(a, torch.Tensor)],
+        inputs=[{"name": n, "shape": list(a.shape), "dtype": str(a.dtype).replace("torch.", "")} for n, a in zip(input_names(built, torch) or ["input%d" % i for i in range(len(built.args))], built.args) if isinstance(a, torch.Tensor)],
         seconds=round(time.time() - started, 3),
         files=local_files(root, file),
     )

@@ -53,6 +53,8 @@ export interface HelperOptions {
   env?: NodeJS.ProcessEnv;
   /** Keep this much of stderr for error reports. */
   stderrLimit?: number;
+  /** Called with the child's process id once it started. */
+  onSpawn?(pid: number): void;
 }
 
 export type HelperResult = Record<string, unknown>;
@@ -69,6 +71,7 @@ export function runHelper(python: string, script: string, request: Record<string
       detached: process.platform !== 'win32',
       windowsHide: true,
     });
+    if (child.pid) options.onSpawn?.(child.pid);
     let stderr = '';
     let buffered = '';
     let settled = false;
