@@ -638,8 +638,19 @@ export class Workbench {
       // The same quick-input widget turns into the command's input box (no '>' prefix, the command's prompt).
       // Both the input boxes here and code-server's file dialog start with a value (a default, a folder path).
       await this.poll(() => input.inputValue(), (v) => v.length > 0 && !v.startsWith('>'), `the input box of "${title}"`, timeout);
-      await input.fill(String(answer));
-      await page.keyboard.press('Enter');
+      // code-server's file dialog may set its value again once it has listed the folder (after our fill), and
+      // then Enter opens the folder instead of accepting the file: fill until the value holds, then accept.
+      const text = String(answer);
+      for (let tries = 1; tries <= 8 && Date.now() < deadline; tries++) {
+        await input.fill(text);
+        await page.waitForTimeout(250 * tries);
+        if ((await input.inputValue().catch(() => text)) !== text) continue;
+        await page.keyboard.press('Enter');
+        const closed = await widget.waitFor({ state: 'hidden', timeout: 5000 }).then(() => true, () => false);
+        if (closed) break;
+        const now = await input.inputValue().catch(() => text);
+        if (now === text) break; // still validating our answer: wait for it below
+      }
     }
     await this.waitFor(widget, 'the command palette to close', timeout, 'hidden');
     return this;
