@@ -705,31 +705,65 @@ def flatten_outputs(value, torch):
 
 
 @contextlib.contextmanager
-def replay_dropout(masks, torch):
-    """F.dropout (also used by nn.Dropout and attention) applies the engine's masks, in call order."""
+def replay_dropout(calls, torch):
+    """PyTorch's dropouts apply what the engine's Dropout nodes did, in call order: `calls` holds, per node the
+    engine ran, (name, keep mask) or (name, None) when it passed its input through. F.dropout (nn.Dropout) and
+    the dropout inside F.scaled_dot_product_attention are replayed; a count that differs is an error, never a
+    silent mismatch (a dropout PyTorch draws itself would make the gradients differ for no fault of the engine)."""
     F = torch.nn.functional
     original = F.dropout
-    pending = list(masks)
+    original_sdpa = getattr(F, "scaled_dot_product_attention", None)
     used = [0]
+
+    def take(kind, shape):
+        if used[0] >= len(calls):
+            raise HelperError("verify-failed", "PyTorch ran more dropouts (%s) than the engine ran Dropout nodes (%d): cannot replay the engine's masks" % (kind, len(calls)))
+        name, mask = calls[used[0]]
+        used[0] += 1
+        if mask is not None and tuple(mask.shape) != tuple(shape):
+            raise HelperError("verify-failed", "dropout %d (%s) has shape %s in PyTorch but the engine's Dropout node %s has %s" % (used[0], kind, list(shape), name, list(mask.shape)))
+        return mask
 
     def dropout(input, p=0.5, training=True, inplace=False):
         if not training or p == 0:
             return original(input, p, training, inplace)
-        if used[0] >= len(pending):
-            raise HelperError("verify-failed", "PyTorch called dropout more often than the engine ran Dropout nodes (%d); cannot replay the engine's masks" % len(pending))
-        name, mask = pending[used[0]]
-        used[0] += 1
-        if tuple(mask.shape) != tuple(input.shape):
-            raise HelperError("verify-failed", "dropout call %d has shape %s in PyTorch but the engine's Dropout node %s has %s" % (used[0], list(input.shape), name, list(mask.shape)))
-        return input * mask.to(input.dtype) * (1.0 / (1.0 - p))
+        mask = take("dropout", input.shape)
+        return input if mask is None else input * mask.to(input.dtype) * (1.0 / (1.0 - p))
+
+    def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kw):
+        if scale is not None:
+            kw = dict(kw, scale=scale)  # torch 2.0 has no `scale`
+        if not dropout_p:
+            return original_sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, **kw)
+        if kw.get("enable_gqa"):
+            groups = query.size(-3) // key.size(-3)
+            key, value = key.repeat_interleave(groups, -3), value.repeat_interleave(groups, -3)
+            kw = dict(kw, enable_gqa=False)
+        # PyTorch's own formula (its documentation's reference implementation), with the engine's mask.
+        s = query.size(-1) ** -0.5 if scale is None else scale
+        scores = query @ key.transpose(-2, -1) * s
+        if is_causal:
+            keep = torch.ones(query.size(-2), key.size(-2), dtype=torch.bool, device=query.device).tril()
+            scores = scores.masked_fill(~keep, float("-inf"))
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else scores + attn_mask
+        weights = torch.softmax(scores, dim=-1)
+        mask = take("scaled_dot_product_attention", weights.shape)
+        if mask is None:
+            return original_sdpa(query, key, value, attn_mask=attn_mask, dropout_p=0.0, is_causal=is_causal, **kw)
+        return (weights * mask.to(weights.dtype) * (1.0 / (1.0 - dropout_p))) @ value
 
     F.dropout = dropout
+    if original_sdpa is not None:
+        F.scaled_dot_product_attention = sdpa
     try:
         yield used
     finally:
         F.dropout = original
-    if used[0] != len(pending):
-        raise HelperError("verify-failed", "the engine ran %d Dropout nodes but PyTorch called dropout %d times" % (len(pending), used[0]))
+        if original_sdpa is not None:
+            F.scaled_dot_product_attention = original_sdpa
+    if used[0] != len(calls):
+        raise HelperError("verify-failed", "the engine ran %d Dropout nodes but PyTorch ran %d dropouts: cannot replay the engine's masks" % (len(calls), used[0]))
 
 
 def compute_loss(kind, out, loss, targets, torch):
@@ -781,10 +815,16 @@ def verify(built, request, torch, notes):
     fwd, _ = forward_inputs(model)
     feeds = [(n[len("input:"):], x.long() if x.dtype == torch.int32 else x.to(dtype) if x.is_floating_point() else x) for n, x in inputs]
     masks = [(t["name"][len("dropout:"):], tensor(t)) for t in meta["tensors"] if t["name"].startswith("dropout:")]
+    if "dropoutNodes" in meta:
+        # Every Dropout node the engine ran, in order; the masks of those that dropped come in the same order.
+        dropped = iter(masks)
+        calls = [next(dropped) if n["dropped"] else (n["name"], None) for n in meta["dropoutNodes"]]
+    else:
+        calls = masks
     loss = meta["loss"]
     progress("running PyTorch forward and backward")
     model.zero_grad(set_to_none=True)
-    with replay_dropout(masks, torch):
+    with replay_dropout(calls, torch):
         if all(n in fwd for n, _ in feeds):
             result = model(**dict(feeds))
         else:

@@ -229,7 +229,7 @@ async function exportInspectVerify(file: string, options: { dtype?: 'float32' | 
   return compareGradients({ dtype: capture.dtype, engine: capture.gradients, torch: torch.tensors, owners, engineLoss: capture.loss.value, torchLoss: Number(torch.fields.loss), notLoaded: torch.fields.notLoaded as string[], noCounterpart: torch.fields.noCounterpart as string[] });
 }
 
-describe('Verify against PyTorch: the engine\'s run repeated in PyTorch', { concurrency: 3, ...skipWithoutTorch() }, () => {
+describe('Verify against PyTorch: the engine\'s run repeated in PyTorch', { concurrency: 4, ...skipWithoutTorch() }, () => {
   test('vanishing MLP (cross-entropy on random labels): every module matches, float32 and float64', async () => {
     const v32 = await exportInspectVerify(path.join(EXAMPLES, 'vanishing_mlp.py'));
     assert.equal(v32.status, 'match', JSON.stringify(v32));
@@ -249,6 +249,13 @@ describe('Verify against PyTorch: the engine\'s run repeated in PyTorch', { conc
     assert.equal(gpt.status, 'match', JSON.stringify(gpt.modules.slice(0, 3)));
     assert.ok(gpt.maxRelative < 1e-4);
     assert.ok(gpt.compared > 20);
+  });
+
+  test('attention dropout inside scaled_dot_product_attention (exported in inference form): PyTorch follows the engine', async () => {
+    const v = await exportInspectVerify(path.join(FIXTURES, 'sdpa_dropout.py'), { batch: 3 });
+    assert.equal(v.status, 'match', JSON.stringify(v));
+    assert.deepEqual(v.modules.map((m) => m.path).sort(), ['emb', 'head', 'proj', 'qkv']);
+    assert.ok(v.maxRelative < 1e-4, `max ${v.maxRelative}`);
   });
 
   test('an engine gradient that is wrong is caught and its module named', async () => {

@@ -30,6 +30,12 @@ export interface RunCapture {
   gradients: CapturedTensor[];
   /** Keep masks (bool) of the Dropout nodes that dropped anything, in execution order, named by node. */
   dropout: CapturedTensor[];
+  /**
+   * Every Dropout node the run executed, in order, whether it dropped or passed its input through (a Dropout
+   * without a training_mode input is in inference form: PyTorch's attention dropout exports that way, yet
+   * PyTorch drops there). Verify replays each PyTorch dropout with the engine's mask or none.
+   */
+  dropoutNodes: { name: string; dropped: boolean }[];
 }
 
 function copy(name: string, t: Tensor): CapturedTensor {
@@ -39,10 +45,12 @@ function copy(name: string, t: Tensor): CapturedTensor {
 /** Records a run's dropout masks through the run's onValue hook, then copies what the run used. */
 export class RunCaptureRecorder {
   private readonly masks: CapturedTensor[] = [];
+  private readonly nodes: { name: string; dropped: boolean }[] = [];
 
   readonly onValue = (v: OnnxValue): void => {
     if (v.kind !== 'node' || v.node?.opType !== 'Dropout' || v.outputIndex !== 0) return;
     const mask = dropoutMaskOf(v.tensor);
+    this.nodes.push({ name: v.node.name, dropped: !!mask });
     if (mask) this.masks.push(copy(v.node.name, mask));
   };
 
@@ -60,6 +68,7 @@ export class RunCaptureRecorder {
       values: [...params, ...buffers].map(([name, t]) => copy(name, t)),
       gradients: params.filter(([, t]) => t.grad).map(([name, t]) => copy(name, t.grad!)),
       dropout: this.masks,
+      dropoutNodes: this.nodes,
     };
   }
 }

@@ -62,8 +62,8 @@ export async function readBundle(path: string): Promise<{ fields: Record<string,
 
 /**
  * The bundle the helper's verify mode reads: the run's inputs (`input:<name>`), targets, the weights
- * (`value:<name>`) and dropout masks (`dropout:<node>`), with the loss and the names of the outputs and of
- * the parameters whose gradients to return.
+ * (`value:<name>`) and dropout masks (`dropout:<node>`), with the loss, the names of the outputs, of the
+ * parameters whose gradients to return and of every Dropout node run (in order).
  */
 export async function writeCaptureBundle(path: string, capture: RunCapture): Promise<void> {
   const tensors: CapturedTensor[] = [
@@ -79,6 +79,7 @@ export async function writeCaptureBundle(path: string, capture: RunCapture): Pro
     loss,
     values: capture.values.map((t) => t.name),
     gradients: capture.gradients.map((t) => t.name),
+    dropoutNodes: capture.dropoutNodes,
   });
 }
 
