@@ -714,12 +714,15 @@ def replay_dropout(calls, torch):
     original = F.dropout
     original_sdpa = getattr(F, "scaled_dot_product_attention", None)
     used = [0]
+    passed = []  # (kind, node) where PyTorch would drop and the engine's node did not
 
     def take(kind, shape):
         if used[0] >= len(calls):
             raise HelperError("verify-failed", "PyTorch ran more dropouts (%s) than the engine ran Dropout nodes (%d): cannot replay the engine's masks" % (kind, len(calls)))
         name, mask = calls[used[0]]
         used[0] += 1
+        if mask is None:
+            passed.append((kind, name))
         if mask is not None and tuple(mask.shape) != tuple(shape):
             raise HelperError("verify-failed", "dropout %d (%s) has shape %s in PyTorch but the engine's Dropout node %s has %s" % (used[0], kind, list(shape), name, list(mask.shape)))
         return mask
@@ -757,7 +760,7 @@ def replay_dropout(calls, torch):
     if original_sdpa is not None:
         F.scaled_dot_product_attention = sdpa
     try:
-        yield used
+        yield passed
     finally:
         F.dropout = original
         if original_sdpa is not None:
@@ -824,11 +827,15 @@ def verify(built, request, torch, notes):
     loss = meta["loss"]
     progress("running PyTorch forward and backward")
     model.zero_grad(set_to_none=True)
-    with replay_dropout(calls, torch):
+    with replay_dropout(calls, torch) as passed:
         if all(n in fwd for n, _ in feeds):
             result = model(**dict(feeds))
         else:
             result = model(*[x for _, x in feeds])
+    if passed:
+        them = "them" if len(passed) > 1 else "it"
+        notes.append("%d dropout%s PyTorch applies in training did nothing in the engine's run (the export has %s in inference form: %s); PyTorch repeated the run without %s" % (
+            len(passed), "s" if len(passed) > 1 else "", them, ", ".join(sorted(set(n or k for k, n in passed))[:4]), them))
     outputs = flatten_outputs(result, torch)
     index = meta["outputs"].index(loss["output"]) if loss.get("output") in meta["outputs"] else -1
     if index < 0 or index >= len(outputs):

@@ -226,7 +226,9 @@ async function exportInspectVerify(file: string, options: { dtype?: 'float32' | 
   const torch = await readBundle(String(verified.gradients));
   const owners = new Map<string, string>();
   for (const m of report.modules) for (const p of m.parameters) owners.set(p.name, m.path);
-  return compareGradients({ dtype: capture.dtype, engine: capture.gradients, torch: torch.tensors, owners, engineLoss: capture.loss.value, torchLoss: Number(torch.fields.loss), notLoaded: torch.fields.notLoaded as string[], noCounterpart: torch.fields.noCounterpart as string[] });
+  const v = compareGradients({ dtype: capture.dtype, engine: capture.gradients, torch: torch.tensors, owners, engineLoss: capture.loss.value, torchLoss: Number(torch.fields.loss), notLoaded: torch.fields.notLoaded as string[], noCounterpart: torch.fields.noCounterpart as string[] });
+  v.notes.push(...(verified.notes as string[])); // as extension/python/verify.ts does
+  return v;
 }
 
 describe('Verify against PyTorch: the engine\'s run repeated in PyTorch', { concurrency: 4, ...skipWithoutTorch() }, () => {
@@ -256,6 +258,8 @@ describe('Verify against PyTorch: the engine\'s run repeated in PyTorch', { conc
     assert.equal(v.status, 'match', JSON.stringify(v));
     assert.deepEqual(v.modules.map((m) => m.path).sort(), ['emb', 'head', 'proj', 'qkv']);
     assert.ok(v.maxRelative < 1e-4, `max ${v.maxRelative}`);
+    // Said, not hidden: the engine's run had no attention dropout.
+    assert.deepEqual(v.notes, ["1 dropout PyTorch applies in training did nothing in the engine's run (the export has it in inference form: /Dropout); PyTorch repeated the run without it"]);
   });
 
   test('an engine gradient that is wrong is caught and its module named', async () => {
