@@ -5,16 +5,19 @@ import { createSourceMapper } from './sourceMapper';
 import { trainSettings } from './config';
 import { PythonSupport } from './python';
 import { inspectOnSave } from './python/inspectOnSave';
+import { LiveTraining } from './training/live';
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('Gradient Lens');
   const mapper = createSourceMapper(context.extensionUri, output);
   const python = new PythonSupport(context, output, mapper);
   const session = new InspectionSession(context, output, mapper, python);
+  const live = new LiveTraining(session, output);
   context.subscriptions.push(
     output,
     python,
     session,
+    live,
     inspectOnSave(session),
     // From a CodeLens: the file and the class it sits on.
     vscode.commands.registerCommand('gradientLens.inspect', (uri?: vscode.Uri, className?: string) =>
@@ -42,6 +45,8 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('gradientLens.stopTraining', () => session.stopTraining()),
     vscode.commands.registerCommand('gradientLens.exportTraining', (uri?: vscode.Uri) => session.exportTraining(uri instanceof vscode.Uri ? uri : undefined)),
     vscode.commands.registerCommand('gradientLens.importTraining', (uri?: vscode.Uri) => session.importTraining(uri instanceof vscode.Uri ? uri : undefined)),
+    vscode.commands.registerCommand('gradientLens.attachTraining', (uri?: vscode.Uri) => live.attach(uri instanceof vscode.Uri ? uri : undefined)),
+    vscode.commands.registerCommand('gradientLens.detachTraining', () => live.detach()),
     vscode.languages.registerCodeLensProvider({ language: 'python' }, new ModuleCodeLensProvider(session)),
   );
 }

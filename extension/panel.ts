@@ -3,7 +3,7 @@ import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import type { RunCapture } from '../engine/inspect/capture';
-import { BackendInfo, HostToWebview, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, VerificationView, WebviewToHost } from './protocol';
+import { BackendInfo, HostToWebview, LiveStatus, RunPhases, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, VerificationView, WebviewToHost } from './protocol';
 
 export interface PanelEvents {
   onRevealModule(path: string): void;
@@ -19,8 +19,18 @@ interface PendingTraining {
   onProgress(record: TrainingRecord): void;
 }
 
+/** A report from the panel's engine, with what the webview measured and how long the host waited. */
+export interface PanelRunResult {
+  report: InspectionReport;
+  phases?: RunPhases;
+  /** Waiting for the webview to load (0 when it was ready). */
+  readyMs: number;
+  /** From posting the run to receiving the report. */
+  roundTripMs: number;
+}
+
 interface PendingRun {
-  resolve(report: InspectionReport): void;
+  resolve(result: { report: InspectionReport; phases?: RunPhases }): void;
   reject(error: Error): void;
   onProgress(message: string): void;
   capture?: RunCapture;
@@ -71,13 +81,16 @@ export class GradientLensPanel implements vscode.Disposable {
   }
 
   /** Runs the model in the webview's engine. Rejects with the engine's error message, or 'cancelled'. */
-  async run(request: RunRequest, onProgress: (message: string) => void, token: vscode.CancellationToken): Promise<InspectionReport> {
+  async run(request: RunRequest, onProgress: (message: string) => void, token: vscode.CancellationToken): Promise<PanelRunResult> {
+    const start = performance.now();
     await this.ready;
-    return new Promise((resolve, reject) => {
+    const posted = performance.now();
+    const result = await new Promise<{ report: InspectionReport; phases?: RunPhases }>((resolve, reject) => {
       this.pending.set(request.runId, { resolve, reject, onProgress });
       token.onCancellationRequested(() => void this.post({ type: 'cancel', runId: request.runId }));
       void this.post({ type: 'run', ...request });
     });
+    return { ...result, readyMs: posted - start, roundTripMs: performance.now() - posted };
   }
 
   /** Runs the model like run() and also resolves with what the run fed, used and computed (the panel keeps its report). */
@@ -85,7 +98,7 @@ export class GradientLensPanel implements vscode.Disposable {
     await this.ready;
     return new Promise((resolve, reject) => {
       const pending: PendingRun = {
-        resolve: (report) => (pending.capture ? resolve({ report, capture: pending.capture }) : reject(new Error('the engine sent no capture of the run'))),
+        resolve: ({ report }) => (pending.capture ? resolve({ report, capture: pending.capture }) : reject(new Error('the engine sent no capture of the run'))),
         reject,
         onProgress,
       };
@@ -115,6 +128,15 @@ export class GradientLensPanel implements vscode.Disposable {
   /** Shows a record that did not come from this panel's engine (imported from a file). */
   showTraining(record: TrainingRecord): void {
     void this.ready.then(() => this.post({ type: 'showTraining', record: serializeTrainingRecord(record) }));
+  }
+
+  /** A followed training job: the whole record (append false) or the steps after those sent before. */
+  showLiveTraining(record: TrainingRecord, append: boolean, status: LiveStatus): void {
+    void this.ready.then(() => this.post({ type: 'liveTraining', record: serializeTrainingRecord(record), append, status }));
+  }
+
+  showLiveStatus(status: LiveStatus): void {
+    void this.ready.then(() => this.post({ type: 'liveStatus', status }));
   }
 
   showFindings(runId: number, findings: Finding[]): void {
@@ -151,7 +173,7 @@ export class GradientLensPanel implements vscode.Disposable {
         this.events.onVerify();
         break;
       case 'report':
-        this.pending.get(message.runId)?.resolve(message.report);
+        this.pending.get(message.runId)?.resolve({ report: message.report, phases: message.phases });
         this.pending.delete(message.runId);
         break;
       case 'runError':
@@ -184,6 +206,8 @@ export class GradientLensPanel implements vscode.Disposable {
 
   private html(webview: vscode.Webview, extensionUri: vscode.Uri): string {
     const nonce = makeNonce();
+    // The page starts its engine with this choice before the ready/hello round trip (only known values reach the HTML).
+    const backend = (['auto', 'webgpu', 'wasm', 'typescript'] as const).find((b) => b === this.settings.backend) ?? 'auto';
     const asset = (name: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', name)).toString();
     // Strict CSP: only our nonce'd script runs; the engine worker starts from a blob of our own script;
     // 'wasm-unsafe-eval' lets the WebAssembly backend compile; fetch reaches only our own resources.
@@ -206,7 +230,7 @@ export class GradientLensPanel implements vscode.Disposable {
 <link rel="stylesheet" href="${asset('webview.css')}">
 </head>
 <body>
-<div id="app" data-worker="${asset('engine-worker.js')}" data-wasm-base="${webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist')).toString()}/"></div>
+<div id="app" data-backend="${backend}" data-worker="${asset('engine-worker.js')}" data-wasm-base="${webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist')).toString()}/"></div>
 <script nonce="${nonce}" src="${asset('webview.js')}"></script>
 </body>
 </html>`;

@@ -63,6 +63,19 @@ export type VerificationView =
   | { status: 'failed'; message: string }
   | { status: 'done'; result: Verification; badge: string };
 
+/**
+ * Where a run's time went inside the webview, in ms (each side measures its own durations, so clocks of the
+ * host, the page and the worker never need to agree). The host adds its own parts for the Output channel.
+ */
+export interface RunPhases {
+  /** Starting the engine worker for this run (fetching its script and the kernels), 0 when it was running. */
+  workerStartMs: number;
+  /** Time the run waited in the worker for the backend selection (compiling the WebAssembly kernels). */
+  backendMs: number;
+  /** From the run message reaching the page until the page posted the report. */
+  pageMs: number;
+}
+
 export type OptimizerChoice = 'sgd' | 'adam' | 'adamw';
 
 /** "Train N steps": optimiser and data settings (PyTorch's defaults and formulas, see engine/train/optim.ts). */
@@ -101,6 +114,18 @@ export type SerializedTrainingRecord = string;
 /** Why a training run ended. */
 export type TrainStop = 'done' | 'cancelled' | 'anomaly';
 
+/** A training stream the extension follows ("Attach to Training Job"): what the status line says. */
+export interface LiveStatus {
+  /** The stream file, relative to the workspace when inside it. */
+  file: string;
+  /** waiting: no step recorded yet; live: the job appends; ended: the job closed the stream; detached: no longer followed. */
+  state: 'waiting' | 'live' | 'ended' | 'detached';
+  /** The last recorded step number. */
+  step: number | null;
+  /** Milliseconds since that step arrived, when the message was sent (the receiver adds the time since). */
+  ageMs: number | null;
+}
+
 export type HostToWebview =
   | { type: 'hello'; version: string; settings: RunSettings; train: TrainSettings }
   | ({ type: 'run' } & RunRequest)
@@ -114,13 +139,17 @@ export type HostToWebview =
   | ({ type: 'train' } & TrainRequest)
   /** Show a training record that was imported from a file (e.g. written by python/gradlens_recorder.py). */
   | { type: 'showTraining'; record: SerializedTrainingRecord }
-  | { type: 'verification'; view: VerificationView };
+  | { type: 'verification'; view: VerificationView }
+  /** A followed training stream: the whole record (append: false) or only the steps after those sent before (append: true). */
+  | { type: 'liveTraining'; record: SerializedTrainingRecord; append: boolean; status: LiveStatus }
+  /** The followed stream's state changed without new steps (ended, detached). */
+  | { type: 'liveStatus'; status: LiveStatus };
 
 export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'backend'; info: BackendInfo }
   | { type: 'progress'; runId: number; message: string }
-  | { type: 'report'; runId: number; report: InspectionReport }
+  | { type: 'report'; runId: number; report: InspectionReport; phases?: RunPhases }
   | { type: 'runError'; runId: number; message: string }
   | { type: 'revealModule'; path: string }
   | { type: 'rerun'; settings: RunSettings }
@@ -149,7 +178,8 @@ export type PageToWorker =
 export type WorkerToPage =
   | { type: 'backend'; info: BackendInfo }
   | { type: 'progress'; runId: number; message: string }
-  | { type: 'report'; runId: number; report: InspectionReport }
+  /** `backendMs`: how long the run waited for the backend selection before it started. */
+  | { type: 'report'; runId: number; report: InspectionReport; backendMs?: number }
   | { type: 'runError'; runId: number; message: string }
   | { type: 'error'; message: string }
   | { type: 'trainProgress'; runId: number; record: TrainingRecord }

@@ -3,7 +3,9 @@ import * as vscode from 'vscode';
 import { diagnose, Finding } from '../engine/inspect/diagnose';
 import type { InspectionReport } from '../engine/inspect/report';
 import { runSettings, thresholds, trainSettings } from './config';
-import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
+import { serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
+import { readTrainingImport } from './training/importFiles';
+import { mapTrainingRecord } from './training/mapping';
 import { anomalyDiagnostic, trainingOverlays } from './overlay/training';
 import { PythonSupport, ExportMeta } from './python';
 import { buildOverlays, lineDiagnostics, mergeOverlays, placeFindings } from './overlay/model';
@@ -12,6 +14,7 @@ import { OverlayPresenter } from './overlay/apply';
 import { GradientLensPanel, PanelEvents } from './panel';
 import { BackendInfo, RunSettings, TrainSettings } from './protocol';
 import { SourceMapper, DocumentMapping } from './sourceAnchors';
+import { formatRunTiming } from './runTiming';
 
 interface LastRun {
   runId: number;
@@ -30,7 +33,7 @@ interface TrainingView {
   document: vscode.Uri;
   record: TrainingRecord;
   mapping: DocumentMapping;
-  origin: 'engine' | 'import';
+  origin: 'engine' | 'import' | 'live';
 }
 
 /** One inspection workflow: locate the model, run it in the webview engine, overlay the report on the source. */
@@ -43,6 +46,9 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   private readonly changed = new vscode.EventEmitter<void>();
   /** Fires when a run finished or overlays were cleared (CodeLenses refresh on it). */
   readonly onDidChange = this.changed.event;
+  private readonly cleared = new vscode.EventEmitter<void>();
+  /** Fires when the user cleared the overlays (a followed training job stops drawing). */
+  readonly onDidClear = this.cleared.event;
   private backend: BackendInfo | undefined;
   private running: vscode.CancellationTokenSource | undefined;
   private trainingRun: vscode.CancellationTokenSource | undefined;
@@ -80,23 +86,28 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
    * class to keep).
    */
   async inspect(target?: vscode.Uri, settings?: RunSettings, model?: vscode.Uri, request: { clicked?: string; className?: string } = {}): Promise<InspectionReport | undefined> {
+    const start = performance.now();
     const document = await this.pythonDocument(target);
     const choice = model ? { uri: model } : await this.python.exports.modelFor(document, request);
     const modelUri = choice?.uri;
     if (!modelUri) return undefined;
+    const tRead = performance.now();
     const bytes = await readModel(modelUri);
     if (!bytes) return undefined;
+    const readMs = performance.now() - tRead;
     const runSettingsNow = settings ?? runSettings(document?.uri);
     const panel = this.showPanel(true);
     const runId = ++this.runCounter;
     const modelName = path.basename(modelUri.path);
+    const tWatches = performance.now();
     const watches = document ? await this.mapper.watches(document) : [];
+    const watchesMs = performance.now() - tWatches;
     this.running?.cancel();
     const cts = (this.running = new vscode.CancellationTokenSource());
     this.updateStatus(`$(sync~spin) ${modelName}`);
     this.output.appendLine(`[${new Date().toLocaleTimeString()}] inspecting ${vscode.workspace.asRelativePath(modelUri)} (seed ${runSettingsNow.seed}, batch ${runSettingsNow.batch}, loss ${runSettingsNow.loss}, backend ${runSettingsNow.backend}, ${runSettingsNow.dtype})`);
     try {
-      const report = await vscode.window.withProgress(
+      const { report, phases, readyMs, roundTripMs } = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Gradient Lens: ${modelName}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
@@ -104,9 +115,13 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         },
       );
       if (runId !== this.runCounter) return undefined; // superseded
+      const tMapping = performance.now();
       const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
+      const tOverlays = performance.now();
       this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping, settings: runSettingsNow, exported: choice?.exported };
       await this.apply(this.last);
+      const end = performance.now();
+      this.output.appendLine(`  ${formatRunTiming({ readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases)}`);
       return report;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -152,6 +167,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     void vscode.commands.executeCommand('setContext', 'gradientLens.hasTraining', false);
     this.updateStatus();
     this.changed.fire();
+    this.cleared.fire();
   }
 
   /** Diagnoses with the current thresholds and draws overlays, diagnostics, status and logs. */
@@ -198,6 +214,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
 
   /** "Train N steps" on the model of the active Python file (or the last inspected one). */
   async train(train?: TrainSettings, settings?: RunSettings, target?: vscode.Uri): Promise<TrainingRecord | undefined> {
+    const start = performance.now();
     const document = await this.pythonDocument(target ?? this.last?.document);
     const sameAsLast = this.last && document && this.last.document.toString() === document.uri.toString();
     const modelUri = sameAsLast ? this.last!.model : (await this.python.exports.modelFor(document))?.uri;
@@ -219,9 +236,11 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const show = async (record: TrainingRecord) => {
       // A run superseded by a newer one must not draw over it.
       if (!document || this.trainingRun !== cts || record.modules.length === 0) return;
+      const first = !mapping;
       mapping ??= this.mapper.map(document, record);
       this.trainingView = { document: document.uri, record, mapping: await mapping, origin: 'engine' };
       this.render(document.uri);
+      if (first) this.output.appendLine(`  time to the first step on the source ${(performance.now() - start).toFixed(0)} ms (${record.steps.length} step${record.steps.length === 1 ? '' : 's'} done)`);
     };
     try {
       const { record, stopped } = await vscode.window.withProgress(
@@ -299,37 +318,54 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 
   /**
-   * Shows statistics recorded elsewhere (e.g. by python/gradlens_recorder.py in a PyTorch job) on the
-   * Python file they belong to: the record's source file if it is in the workspace, else the active one.
+   * Shows statistics recorded elsewhere on the Python file they belong to (the record's source file if it
+   * is in the workspace, else the active one): a record from python/gradlens_recorder.py (JSON, or the
+   * stream of a running or killed job) or a TensorBoard run's event files.
    */
   async importTraining(file?: vscode.Uri): Promise<TrainingRecord | undefined> {
-    const uri = file ?? (await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Gradient Lens training statistics': ['json'] }, title: 'Import training statistics' }))?.[0];
+    const uri = file ?? (await vscode.window.showOpenDialog({
+      canSelectMany: false,
+      filters: { 'Training statistics (JSON, JSON lines)': ['json', 'jsonl'], 'TensorBoard event files, all files': ['*'] },
+      title: 'Import training statistics (a Gradient Lens record or stream, or a TensorBoard event file)',
+    }))?.[0];
     if (!uri) return undefined;
-    let record: TrainingRecord;
+    let imported;
     try {
-      record = parseTrainingRecord(new TextDecoder().decode(await vscode.workspace.fs.readFile(uri)), path.basename(uri.fsPath));
+      imported = await readTrainingImport(uri);
     } catch (err) {
       void vscode.window.showErrorMessage(`Gradient Lens: cannot import ${uri.fsPath}: ${err instanceof Error ? err.message : err}`);
       return undefined;
     }
-    const document = await this.documentForRecord(record);
+    const document = await this.documentForRecord(imported.record);
     if (!document) {
-      void vscode.window.showErrorMessage(`Gradient Lens: imported ${path.basename(uri.fsPath)}, but found no Python file to show it on${record.model.source ? ` (looked for ${path.basename(record.model.source)})` : ''}: open the model's source file and import again.`);
+      void vscode.window.showErrorMessage(`Gradient Lens: imported ${path.basename(uri.fsPath)}, but found no Python file to show it on${imported.record.model.source ? ` (looked for ${path.basename(imported.record.model.source)})` : ''}: open the model's source file and import again.`);
       return undefined;
     }
-    const mapping = await this.mapper.map(document, record);
-    this.trainingView = { document: document.uri, record, mapping, origin: 'import' };
-    void vscode.commands.executeCommand('setContext', 'gradientLens.hasTraining', true);
-    this.render(document.uri);
+    const { record, mapping } = await this.showTrainingOn(document, imported.record, 'import');
     this.showPanel(true).showTraining(record);
     this.output.appendLine(`imported ${path.basename(uri.fsPath)} (${record.producer}): ${record.steps.length} steps, ${record.modules.length} modules, ${mapping.anchors.length} source anchors on ${vscode.workspace.asRelativePath(document.uri)}; ${mapping.unmapped.length} modules not found in the source`);
+    for (const note of imported.notes) this.output.appendLine(`    ${note}`);
     for (const u of mapping.unmapped.slice(0, 20)) this.output.appendLine(`    unmapped ${u.path}: ${u.reason}`);
     await vscode.window.showTextDocument(document, { preview: false, preserveFocus: false, viewColumn: vscode.ViewColumn.One });
     this.changed.fire();
     return record;
   }
 
-  private async documentForRecord(record: TrainingRecord): Promise<vscode.TextDocument | undefined> {
+  /**
+   * Draws a training record that came from outside the panel's engine (imported, or followed live) on
+   * `document`. Maps it unless `mapping` is given (a live job's module layout rarely changes); returns
+   * the record as drawn (paths may lose a prefix that kept them off the source) and its mapping.
+   */
+  async showTrainingOn(document: vscode.TextDocument, record: TrainingRecord, origin: 'import' | 'live', mapping?: DocumentMapping): Promise<{ record: TrainingRecord; mapping: DocumentMapping }> {
+    const mapped = mapping ? { record, mapping } : await mapTrainingRecord(this.mapper, document, record);
+    this.trainingView = { document: document.uri, record: mapped.record, mapping: mapped.mapping, origin };
+    void vscode.commands.executeCommand('setContext', 'gradientLens.hasTraining', true);
+    this.render(document.uri);
+    return mapped;
+  }
+
+  /** The Python file a record belongs to: an open editor or workspace file named like its model.source, else the active Python file. */
+  async documentForRecord(record: TrainingRecord): Promise<vscode.TextDocument | undefined> {
     const name = record.model.source ? path.basename(record.model.source) : undefined;
     if (name) {
       const open = vscode.workspace.textDocuments.find((d) => path.basename(d.uri.fsPath) === name);
@@ -418,6 +454,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.diagnostics.dispose();
     this.status.dispose();
     this.changed.dispose();
+    this.cleared.dispose();
   }
 }
 

@@ -1,12 +1,14 @@
 """Gradient Lens training recorder: per-step, per-module statistics from a PyTorch training loop.
 
-Writes the JSON schema ``gradient-lens/training@1`` (docs/training-schema.md), which the VS Code
-extension imports with "Gradient Lens: Import Training Statistics..." and draws on the model's source.
-Single file, needs only torch (>= 1.13, 2.x) and the standard library: copy it next to your script.
+Writes the JSON schema ``gradient-lens/training@1`` (docs/training-schema.md) and, as the job runs, the
+append-only stream ``gradient-lens/training-stream@1`` (docs/training-stream.md), which the VS Code
+extension imports ("Gradient Lens: Import Training Statistics...") or follows live ("Gradient Lens:
+Attach to Training Job...") and draws on the model's source. Single file, needs only torch (>= 1.13,
+2.x) and the standard library: copy it next to your script.
 
     from gradlens_recorder import GradLensRecorder
 
-    recorder = GradLensRecorder(model, source=__file__, optimizer=optimizer)
+    recorder = GradLensRecorder(model, source=__file__, optimizer=optimizer, stream="runs/run.gradlens.jsonl")
     for x, y in loader:
         loss = loss_fn(model(x), y)          # forward hooks take activation statistics
         optimizer.zero_grad()
@@ -14,9 +16,14 @@ Single file, needs only torch (>= 1.13, 2.x) and the standard library: copy it n
         recorder.after_backward(loss)        # BEFORE clipping and optimizer.step()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        recorder.after_step()                # update ratios
+        recorder.after_step()                # update ratios; writes the step to the stream
     recorder.save("run.gradlens.json")
     recorder.close()
+
+Distributed jobs (torchrun): DDP (the wrapper or its ``.module``), FSDP2 (``fully_shard``, DTensor
+parameters) and FSDP (v1). Create the recorder on every rank and call every method on every rank: the
+statistics of sharded gradients, parameters and of each rank's part of the batch are combined with one
+``all_reduce`` per recorded step; only rank 0 writes.
 
 Demo: /usr/bin/python3 python/gradlens_recorder.py --demo examples/vanishing_mlp.py --steps 20 --out run.json
 """
@@ -27,11 +34,15 @@ import json
 import math
 import os
 import sys
+import time
+import warnings
 
 import torch
 
 SCHEMA = "gradient-lens/training@1"
-__all__ = ["GradLensRecorder", "SCHEMA"]
+STREAM_SCHEMA = "gradient-lens/training-stream@1"
+SERIES = ("gradNorm", "paramNorm", "updateRatio", "actMean", "actStd", "zeroFraction")
+__all__ = ["GradLensRecorder", "SCHEMA", "STREAM_SCHEMA"]
 
 
 def _first_tensor(value):
@@ -53,6 +64,11 @@ def _first_tensor(value):
 
 def _is_float(t):
     return t is not None and t.is_floating_point() and t.numel() > 0
+
+
+def _local(t):
+    """This rank's part of a DTensor (FSDP2, tensor parallel); a plain tensor as is."""
+    return t.to_local() if t is not None and hasattr(t, "to_local") and hasattr(t, "placements") else t
 
 
 def _as_float(x):
@@ -90,20 +106,211 @@ def _encode(obj):
     return obj
 
 
+def _dumps(obj):
+    return json.dumps(_encode(obj), allow_nan=False, separators=(",", ":"))
+
+
 def _finite(v):
     return v is not None and math.isfinite(v)
 
 
-def _norm(t):
-    """L2 norm of a detached tensor as a 0-d tensor, in float32 at least (half/bfloat16 overflow)."""
-    t = t.detach()
-    if t.dtype in (torch.float16, torch.bfloat16):
-        return torch.linalg.vector_norm(t, dtype=torch.float32)
-    return torch.linalg.vector_norm(t)
+def _norms(tensors):
+    """L2 norms of detached tensors as 0-d tensors, in float32 at least (half/bfloat16 overflow); one
+    fused kernel per device and dtype where torch has ``_foreach_norm``."""
+    out = [None] * len(tensors)
+    groups = {}
+    for i, t in enumerate(tensors):
+        t = t.detach()
+        if t.dtype in (torch.float16, torch.bfloat16) or not hasattr(torch, "_foreach_norm") or t.numel() == 0:
+            out[i] = torch.linalg.vector_norm(t, dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None)
+        else:
+            groups.setdefault((t.device, t.dtype), []).append((i, t))
+    for items in groups.values():
+        for (i, _), n in zip(items, torch._foreach_norm([t for _, t in items])):
+            out[i] = n
+    return out
 
+
+# ------------------------------------------------------------------------------------- distributed
+
+class _Group:
+    """The ranks whose statistics are combined (the default process group, or the one given); without
+    torch.distributed initialised, or with one rank, a single process and no collective."""
+
+    def __init__(self, group=None):
+        dist = torch.distributed
+        ready = dist.is_available() and dist.is_initialized()
+        self.group = group
+        self.world = dist.get_world_size(group) if ready else 1
+        self.rank = dist.get_rank(group) if ready else 0
+        self.on = ready and self.world > 1
+        self.backend = str(dist.get_backend(group)) if ready else None
+        # NCCL reduces CUDA tensors only; gloo (and the rest) CPU tensors.
+        self.device = torch.device("cuda", torch.cuda.current_device()) if self.on and self.backend == "nccl" else torch.device("cpu")
+
+    def sum(self, vec):
+        torch.distributed.all_reduce(vec, op=torch.distributed.ReduceOp.SUM, group=self.group)
+
+    def min(self, vec):
+        torch.distributed.all_reduce(vec, op=torch.distributed.ReduceOp.MIN, group=self.group)
+
+
+# Wrappers that hold the user's module as one child: their paths are the wrapped module's path, and
+# the child's name ('module', '_fsdp_wrapped_module', ...) never appears in a recorded path.
+_WRAPPER_CHILD = {
+    "DistributedDataParallel": "module",
+    "DataParallel": "module",
+    "FullyShardedDataParallel": "_fsdp_wrapped_module",
+    "CheckpointWrapper": "_checkpoint_wrapped_module",
+    "OffloadWrapper": "_checkpoint_wrapped_module",
+    "OptimizedModule": "_orig_mod",
+}
+
+
+def _unwrap(m):
+    while True:
+        attr = next((_WRAPPER_CHILD[c.__name__] for c in type(m).__mro__ if c.__name__ in _WRAPPER_CHILD), None)
+        inner = m._modules.get(attr) if attr else None
+        if inner is None:
+            return m
+        m = inner
+
+
+def _kind(m):
+    """The module's class name; FSDP2 swaps the class for a generated FSDP<Name> subclass: the user's class."""
+    for c in type(m).__mro__:
+        if c.__name__ == "FSDPModule" or (c.__name__.startswith("FSDP") and c.__module__.startswith("torch.distributed.fsdp")):
+            continue
+        return c.__name__
+    return type(m).__name__
+
+
+def _clean_modules(model):
+    """[(path, module)] as ``named_modules()`` of the model without its wrappers (parents before children)."""
+    out, seen = [], set()
+
+    def walk(m, path):
+        m = _unwrap(m)
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        out.append((path, m))
+        for name, child in m._modules.items():
+            if child is not None:
+                walk(child, f"{path}.{name}" if path else name)
+
+    walk(model, "")
+    return out
+
+
+def _fsdp_handles(model):
+    """FSDP (v1) flat parameters: [(FullyShardedDataParallel module, handle)]."""
+    out = []
+    for m in model.modules():
+        if type(m).__name__ != "FullyShardedDataParallel":
+            continue
+        handle = getattr(m, "_handle", None)
+        if handle is None:
+            handles = getattr(m, "_handles", None) or []  # torch 2.0
+            handle = handles[0] if handles else None
+        if handle is not None and getattr(handle, "flat_param", None) is not None:
+            out.append((m, handle))
+    return out
+
+
+class _Slot:
+    """One trainable parameter as this rank holds it: ``param()`` and ``grad()`` give its local values
+    (all of it, a DTensor's local shard, or its slice of an FSDP flat shard); ``weight`` is 1 over the
+    number of ranks holding each element, so the sum over ranks of weight x local sum of squares is the
+    parameter's squared norm."""
+
+    __slots__ = ("name", "owners", "weight", "param", "grad", "device")
+
+    def __init__(self, name, owner, weight, param, grad):
+        self.name, self.owners, self.weight, self.param, self.grad = name, [owner], weight, param, grad
+        self.device = param().device
+
+
+def _dtensor_weight(p, world):
+    shards = 1
+    for dim, placement in enumerate(p.placements):
+        if placement.is_shard():
+            shards *= p.device_mesh.size(dim)
+        elif not placement.is_replicate():
+            raise ValueError(f"a parameter with placement {placement} cannot be measured from its local part")
+    return shards / world
+
+
+def _flat_slot_fns(fp, si, sharded, warn):
+    lo, hi = (si.offset_in_shard, si.offset_in_shard + si.numel_in_shard) if si.in_shard else (0, 0)
+    data = fp._local_shard if sharded and hasattr(fp, "_local_shard") else fp
+
+    def param():
+        return data.detach().reshape(-1)[lo:hi]
+
+    def grad():
+        g = fp.grad
+        if g is None:
+            return None
+        if g.numel() != data.numel():  # an unsharded gradient (no_sync accumulation): its slices differ
+            warn("an FSDP gradient is not sharded as its parameter after backward (call after_backward after the synchronised backward): not measured")
+            return None
+        return g.detach().reshape(-1)[lo:hi]
+
+    return param, grad
+
+
+def _slots(model, modules, group, warn):
+    """The trainable parameters as slots, and the parallel strategy seen ('fsdp', 'fsdp2', 'ddp' or None)."""
+    path_of = {id(m): p for p, m in modules}
+    slots, by_param, skip = [], {}, set()
+    strategy = None
+    for fsdp, handle in _fsdp_handles(model):
+        strategy = "fsdp"
+        fp = handle.flat_param
+        skip.add(id(fp))
+        skip.update(id(p) for p in (getattr(fp, "_params", None) or []))  # use_orig_params views
+        sharded = bool(getattr(handle, "uses_sharded_strategy", True))
+        shard_ranks = torch.distributed.get_world_size(fsdp.process_group) if sharded else 1
+        weight = shard_ranks / group.world
+        first = len(slots)
+        for info, si in zip(fp._param_infos, fp._shard_param_infos):
+            if not fp.requires_grad:
+                break
+            owner = path_of.get(id(info.module), "")
+            param, grad = _flat_slot_fns(fp, si, sharded, warn)
+            slots.append(_Slot(f"{owner}.{info.param_name}" if owner else info.param_name, owner, weight, param, grad))
+        for shared in getattr(fp, "_shared_param_infos", None) or []:  # tied weights: also under the other module
+            prim = next((first + i for i, info in enumerate(fp._param_infos) if info.module is shared.prim_module and info.param_name == shared.prim_param_name), None)
+            if prim is not None and prim < len(slots):
+                slots[prim].owners.append(path_of.get(id(shared.module), ""))
+    for path, m in modules:
+        for pname, p in m._parameters.items():
+            if p is None or not p.requires_grad or id(p) in skip:
+                continue
+            if id(p) in by_param:  # the same tensor registered under two modules (tied weights)
+                by_param[id(p)].owners.append(path)
+                continue
+            if hasattr(p, "placements") and hasattr(p, "to_local"):
+                strategy = strategy or "fsdp2"
+                slot = _Slot(f"{path}.{pname}" if path else pname, path, _dtensor_weight(p, group.world),
+                             (lambda p=p: p.to_local()), (lambda p=p: _local(p.grad)))
+            else:
+                # Plain tensors are the same on every rank (DDP has averaged the gradients).
+                slot = _Slot(f"{path}.{pname}" if path else pname, path, 1.0 / group.world, (lambda p=p: p), (lambda p=p: p.grad))
+            by_param[id(p)] = slot
+            slots.append(slot)
+    if strategy is None and group.on:
+        strategy = "ddp"
+    return slots, strategy
+
+
+# ------------------------------------------------------------------------------------------ reading
 
 class _Batch:
-    """Collects 0-d tensors and reads them all with one transfer per device."""
+    """Collects 0-d tensors (and host numbers) and reads them all with one transfer per device; across
+    ranks, with one all_reduce(SUM) of one float64 vector. ``prepare(vec)`` runs on the vector before
+    the reduction (squares, activation moments), in place."""
 
     def __init__(self):
         self.items = []
@@ -112,23 +319,63 @@ class _Batch:
         self.items.append(t)
         return len(self.items) - 1
 
-    def values(self):
-        out = [None] * len(self.items)
-        by_device = {}
+    def values(self, group=None, prepare=None):
+        n = len(self.items)
+        device = group.device if group is not None and group.on else torch.device("cpu")
+        vec = torch.zeros(n, dtype=torch.float64, device=device)
+        by_device, numbers = {}, []
         for i, t in enumerate(self.items):
-            by_device.setdefault(t.device, []).append(i)
-        for device, indices in by_device.items():
-            dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
-            stacked = torch.stack([self.items[i].detach().to(dtype) for i in indices])
-            for i, v in zip(indices, stacked.cpu().tolist()):
-                out[i] = v
-        return out
+            if isinstance(t, torch.Tensor):
+                by_device.setdefault(t.device, []).append(i)
+            else:
+                numbers.append(i)
+        for dev, indices in by_device.items():
+            dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
+            stacked = torch.stack([self.items[i].detach().reshape(()).to(dtype) for i in indices])
+            vec[torch.tensor(indices, device=device)] = stacked.to(device=device, dtype=torch.float64)
+        if numbers:
+            vec[torch.tensor(numbers, device=device)] = torch.tensor([float(self.items[i]) for i in numbers], dtype=torch.float64, device=device)
+        if prepare is not None:
+            prepare(vec)
+        if group is not None and group.on:
+            group.sum(vec)
+        return vec.cpu().tolist()
 
+
+# ------------------------------------------------------------------------------------------ the stream
+
+class _StreamWriter:
+    """Append-only JSON lines (docs/training-stream.md), flushed after every line: a job killed at any
+    moment leaves every step written before it readable (at most the line being written is torn)."""
+
+    def __init__(self, path, fsync=False):
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        self.path = path
+        self.fsync = bool(fsync)
+        self._f = open(path, "w", encoding="utf-8")  # a new run replaces an old stream of the same name
+
+    def write(self, obj):
+        if self._f is None:
+            return
+        self._f.write(_dumps(obj) + "\n")
+        self._f.flush()
+        if self.fsync:
+            os.fsync(self._f.fileno())
+
+    def close(self):
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+# ------------------------------------------------------------------------------------------ recorder
 
 class GradLensRecorder:
     """Records gradient, parameter, update and activation statistics per optimiser step and module.
 
-    model:      the nn.Module being trained; module paths are its ``named_modules()`` names ('' = model).
+    model:      the nn.Module being trained, or its DDP / FSDP wrapper; module paths are its
+                ``named_modules()`` names without wrapper prefixes ('' = model).
     source:     the Python file that defines the model (pass ``__file__``); default: the file of the
                 model's class. Written as ``model.source``, relative to the working directory when it
                 lies below it, and used to find the call line of each module in the forward pass.
@@ -140,19 +387,35 @@ class GradLensRecorder:
     clip_norm, clip_value: your gradient clipping settings, written into the record (informational).
     settings:   free-form {str: str | number | bool} written as the record's ``settings``.
     update_ratio: take a copy of the trainable parameters before each recorded step (memory: one copy
-                of the parameters) to measure ||delta theta|| / ||theta||; False disables it.
+                of the parameters, or of this rank's shards) to measure ||delta theta|| / ||theta||;
+                False disables it.
     stop_on_anomaly: after the first NaN/Inf, record nothing more (the extension treats the anomaly's
                 step as the last one, as its own trainer stops there). ``recorder.anomaly`` is set.
+    stream:     a file (``runs/name.gradlens.jsonl``) the record is appended to as the job runs, one
+                line per recorded step, flushed each time (rank 0 only); None: only ``save()`` writes.
+    process_group: the ranks to combine (default: the default group when torch.distributed is
+                initialised).
+    loss_reduction: 'mean' (the record's loss is the mean of the ranks' losses: the global batch's
+                loss when each rank's loss is a mean over equally sized local batches) or 'sum'.
+    fsync:      also ``os.fsync`` the stream after each step (survives a machine crash; slower on
+                network file systems).
     """
 
     def __init__(self, model, source=None, name=None, optimizer=None, every=1, clip_norm=None, clip_value=None,
-                 settings=None, update_ratio=True, stop_on_anomaly=True, record_sources=True):
+                 settings=None, update_ratio=True, stop_on_anomaly=True, record_sources=True, stream=None,
+                 process_group=None, loss_reduction="mean", fsync=False):
         if not isinstance(model, torch.nn.Module):
             raise TypeError("GradLensRecorder needs a torch.nn.Module")
         if int(every) < 1:
             raise ValueError("every must be >= 1")
+        if loss_reduction not in ("mean", "sum"):
+            raise ValueError("loss_reduction must be 'mean' or 'sum'")
+        self._group = _Group(process_group)
+        self.rank, self.world_size = self._group.rank, self._group.world
+        self.is_writer = self.rank == 0
         self.model = model
-        self.name = name or type(model).__name__
+        root = _unwrap(model)
+        self.name = name or _kind(root)
         self.optimizer = optimizer
         self.every = int(every)
         self.clip_norm = clip_norm
@@ -161,48 +424,62 @@ class GradLensRecorder:
         self.update_ratio = bool(update_ratio)
         self.stop_on_anomaly = bool(stop_on_anomaly)
         self.record_sources = bool(record_sources)
+        self.loss_reduction = loss_reduction
         if source is None:
             try:
-                source = inspect.getsourcefile(type(model))
+                source = inspect.getsourcefile(type(root))
             except (TypeError, OSError):
                 source = None
         self._source_abs = os.path.realpath(source) if source else None
         self.source = self._display_path(source) if source else None
+        self._warned = set()
 
-        self._modules = list(model.named_modules())  # [(path, module)], parents before children
+        self._modules = _clean_modules(model)  # [(path, module)], parents before children
         self._paths = [p for p, _ in self._modules]
         self._path_of = {id(m): p for p, m in self._modules}
-        self._params = [p for p in model.parameters() if p.requires_grad]
-        index_of = {id(p): i for i, p in enumerate(self._params)}
-        self._module_params = {}
-        for path, m in self._modules:
-            self._module_params[path] = sorted({index_of[id(p)] for p in m.parameters() if id(p) in index_of})
-        self._owner = {}  # parameter index -> owning module path (the module that registers it)
-        for path, m in self._modules:
-            for p in m.parameters(recurse=False):
-                if id(p) in index_of:
-                    self._owner.setdefault(index_of[id(p)], path)
+        self._slots, self.strategy = _slots(model, self._modules, self._group, self._warn)
+        under = {p: set() for p in self._paths}
+        for i, slot in enumerate(self._slots):
+            for owner in slot.owners:
+                parts = owner.split(".") if owner else []
+                for k in range(len(parts) + 1):
+                    anc = ".".join(parts[:k])
+                    if anc in under:
+                        under[anc].add(i)
+        self._module_slots = {p: sorted(s) for p, s in under.items()}
         self._has_child = {p.rsplit(".", 1)[0] if "." in p else "" for p in self._paths if p != ""}
 
         self._entry_order = {}   # path -> order of first entry into forward (first recorded pass)
         self._calls = {}         # path -> {file, line} of the call in the model source
-        self._kinds = {p: type(m).__name__ for p, m in self._modules}
+        self._kinds = {p: _kind(m) for p, m in self._modules}
         self._file_match = {}
         self._active = []        # stack of paths whose forward is running
-        self._fwd = None         # this step's forward statistics: path -> (mean, std, zeros, in_bad, parent)
+        self._fwd = None         # this step's forward statistics: path -> (stats, in_bad, parent)
         self._fwd_order = []     # paths in forward-hook (completion) order
         self._count = 0          # after_backward calls = optimiser steps so far
         self._pending = None
         self._first_bad_loss = None  # on-device: first unrecorded step with a non-finite loss (0 = none)
         self._steps, self._loss, self._gnorm_total = [], [], []
-        self._series = {p: {k: [] for k in ("gradNorm", "paramNorm", "updateRatio", "actMean", "actStd", "zeroFraction")} for p in self._paths}
+        self._series = {p: {k: [] for k in SERIES} for p in self._paths}
         self._optimizer_settings = None
         self.anomaly = None
         self._stopped = False
+        self._closed = False
+        self._layout = None      # the module layout last written to the stream
+        self._stream_started = False
+        self._anomaly_streamed = False
+        self._stream = _StreamWriter(stream, fsync) if stream and self.is_writer else None
+        self.stream_path = stream
         self._handles = []
         for path, m in self._modules:
             self._handles.append(m.register_forward_pre_hook(self._pre_hook))
             self._handles.append(m.register_forward_hook(self._post_hook))
+
+    def _warn(self, message):
+        if message not in self._warned:
+            self._warned.add(message)
+            if self.is_writer:
+                warnings.warn(f"gradlens_recorder: {message}", stacklevel=3)
 
     # ----------------------------------------------------------------------------------------- hooks
 
@@ -235,15 +512,15 @@ class GradLensRecorder:
             return
         parent = self._active[-1] if self._active else None
         with torch.no_grad():
-            out = _first_tensor(output)
+            out = _local(_first_tensor(output))
             stats = None
             if _is_float(out):
                 o = out.detach()
                 if o.dtype in (torch.float16, torch.bfloat16):
                     o = o.float()
                 var, mean = torch.var_mean(o, dim=None, correction=0)
-                stats = (mean, var.sqrt(), torch.count_nonzero(o), o.numel())
-            inp = _first_tensor(inputs)
+                stats = (mean, var, torch.count_nonzero(o), o.numel())
+            inp = _local(_first_tensor(inputs))
             in_bad = torch.logical_not(torch.isfinite(inp.detach()).all()) if _is_float(inp) else None
         self._fwd[path] = (stats, in_bad, parent)
         self._fwd_order.append(path)
@@ -266,11 +543,12 @@ class GradLensRecorder:
     def after_backward(self, loss=None):
         """Call after ``loss.backward()`` and BEFORE gradient clipping and ``optimizer.step()``.
 
-        Records the loss, gradient norms (unclipped), parameter norms, activation statistics of this
-        step's forward pass, and snapshots the parameters for the update ratio.
+        Takes the loss, gradient norms (unclipped), parameter norms and the activation statistics of
+        this step's forward pass (on the device, without a sync), and snapshots the parameters for the
+        update ratio. The values are read (and, across ranks, combined) in ``after_step``.
         """
         if self._pending is not None:
-            self._finish(None)
+            self._finish()
         self._count += 1
         step = self._count
         fwd, order = self._fwd, self._fwd_order
@@ -280,7 +558,7 @@ class GradLensRecorder:
         recorded = (step - 1) % self.every == 0
         if not recorded:
             if isinstance(loss, torch.Tensor):
-                bad = torch.logical_not(torch.isfinite(loss.detach()).all())
+                bad = torch.logical_not(torch.isfinite(_local(loss.detach())).all())
                 mark = bad.to(torch.int64) * step
                 self._first_bad_loss = mark if self._first_bad_loss is None else torch.where(self._first_bad_loss > 0, self._first_bad_loss, mark)
             elif loss is not None and not math.isfinite(float(loss)) and self.anomaly is None:
@@ -288,26 +566,101 @@ class GradLensRecorder:
             return
 
         batch = _Batch()
-        loss_i = batch.add(loss.detach().float().reshape(-1)[0] if isinstance(loss, torch.Tensor) else torch.tensor(float("nan") if loss is None else float(loss)))
-        bad_loss_i = batch.add(self._first_bad_loss) if self._first_bad_loss is not None else None
-        grad_i, param_i = [], []
-        for p in self._params:
-            grad_i.append(batch.add(_norm(p.grad)) if p.grad is not None else None)
-            param_i.append(batch.add(_norm(p)))
-        act_i = {}
-        for path, (stats, in_bad, parent) in (fwd or {}).items():
-            act_i[path] = ((batch.add(stats[0]), batch.add(stats[1]), batch.add(stats[2]), stats[3]) if stats else None,
-                           batch.add(in_bad) if in_bad is not None else None, parent)
-        snapshot = [p.detach().clone() for p in self._params] if self.update_ratio else None
-        v = batch.values()
+        at = {}
+        if isinstance(loss, torch.Tensor):
+            at["loss"] = batch.add(_local(loss.detach()).float().reshape(-1)[0])
+        else:
+            at["loss"] = batch.add(0.0 if loss is None else float(loss))
+        at["losses"] = batch.add(0.0 if loss is None else 1.0)  # ranks that gave a loss
+        at["bad_loss"] = batch.add(self._first_bad_loss if self._first_bad_loss is not None else 0.0)
+        squares = []
+        grads = [s.grad() for s in self._slots]
+        at["has_grad"] = [batch.add(0.0 if g is None else 1.0) for g in grads]
+        present = [g for g in grads if g is not None]
+        norms = iter(_norms(present))
+        at["grad"] = [batch.add(next(norms)) if g is not None else batch.add(0.0) for g in grads]
+        at["param"] = [batch.add(n) for n in _norms([s.param() for s in self._slots])]
+        squares += at["grad"] + at["param"]
+        act, parents = {}, {}
+        for path in self._paths:
+            stats, in_bad, parent = (fwd or {}).get(path, (None, None, None))
+            if stats is not None:
+                mean, var, nonzero, n = stats
+                act[path] = (batch.add(mean), batch.add(var), batch.add(float(n)), batch.add(nonzero))
+            else:
+                act[path] = tuple(batch.add(0.0) for _ in range(4))
+            act[path] += (batch.add(in_bad if in_bad is not None else 0.0),)
+            parents[path] = parent
+        at["act"] = act
+        snapshot = [s.param().detach().clone() for s in self._slots] if self.update_ratio else None
+        self._pending = {"step": step, "batch": batch, "at": at, "squares": squares, "order": order if fwd else [],
+                         "ran": set(fwd or {}), "parents": parents, "snapshot": snapshot}
 
-        loss_v = v[loss_i] if loss is not None else None
-        grads = [v[i] if i is not None else None for i in grad_i]
-        params = [v[i] for i in param_i]
+    def after_step(self, optimizer=None):
+        """Call right after ``optimizer.step()``: measures the update ratio, reads the recorded step's
+        values (one all_reduce across ranks), checks them for NaN/Inf and appends the step to the stream."""
+        if optimizer is not None:
+            self.optimizer = optimizer
+            if self._optimizer_settings is None:
+                self._optimizer_settings = self._read_optimizer(optimizer)
+        pending = self._pending
+        if pending is None:
+            return
+        if pending["snapshot"] is not None:
+            deltas = _norms([s.param().detach() - before for s, before in zip(self._slots, pending["snapshot"])])
+            pending["at"]["delta"] = [pending["batch"].add(d) for d in deltas]
+            pending["squares"] += pending["at"]["delta"]
+            pending["snapshot"] = None
+        self._finish()
+
+    def _finish(self):
+        pending, self._pending = self._pending, None
+        at, step, group = pending["at"], pending["step"], self._group
+        local_bad = []
+
+        def prepare(vec):
+            if pending["squares"]:
+                sq = torch.tensor(pending["squares"], device=vec.device)
+                vec[sq] = vec[sq] * vec[sq]
+            if group.on:
+                local_bad.append(vec[at["bad_loss"]:at["bad_loss"] + 1].clone())
+                # Activation moments as sums over ranks: n, n*mean, n*(var + mean^2).
+                idx = list(at["act"].values())
+                mean_i = torch.tensor([a[0] for a in idx], device=vec.device)
+                var_i = torch.tensor([a[1] for a in idx], device=vec.device)
+                n = vec[torch.tensor([a[2] for a in idx], device=vec.device)]
+                mean = vec[mean_i]
+                vec[var_i] = (vec[var_i] + mean * mean) * n
+                vec[mean_i] = mean * n
+
+        v = pending["batch"].values(group, prepare)
+        first_bad_loss = v[at["bad_loss"]]
+        if group.on and first_bad_loss > 0:
+            # Some rank saw a non-finite loss on an unrecorded step: which step first (the run stops there).
+            t = torch.where(local_bad[0] > 0, local_bad[0], torch.full_like(local_bad[0], float("inf")))
+            group.min(t)
+            first_bad_loss = float(t.item())
+
+        losses = v[at["losses"]]
+        if losses == 0:
+            loss_v = None
+        else:
+            loss_v = v[at["loss"]] / (losses if self.loss_reduction == "mean" else 1.0)
+        slots = self._slots
+        grads = [math.sqrt(v[g] * s.weight) if v[h] > 0 else None for s, g, h in zip(slots, at["grad"], at["has_grad"])]
+        params = [math.sqrt(v[p] * s.weight) for s, p in zip(slots, at["param"])]
+        deltas = [math.sqrt(v[d] * s.weight) for s, d in zip(slots, at["delta"])] if "delta" in at else None
         stats = {}
-        for path, (s, bad_i, parent) in act_i.items():
-            a = [v[s[0]], v[s[1]], 1.0 - v[s[2]] / s[3]] if s else None
-            stats[path] = (a, bool(v[bad_i]) if bad_i is not None else False, parent)
+        for path, (mi, vi, ni, zi, bi) in at["act"].items():
+            n = v[ni]
+            a = None
+            if n > 0:
+                mean = v[mi] / n if group.on else v[mi]
+                var = v[vi] / n - mean * mean if group.on else v[vi]
+                std = math.sqrt(var) if var > 0 else (0.0 if var <= 0 else var)  # rounding below 0 is 0; NaN stays
+                a = [mean, std, 1.0 - v[zi] / n]
+            if a is not None or v[bi] > 0 or path in pending["ran"]:
+                stats[path] = (a, v[bi] > 0, pending["parents"].get(path))
         if self._optimizer_settings is None and self.optimizer is not None:
             self._optimizer_settings = self._read_optimizer(self.optimizer)
 
@@ -318,9 +671,15 @@ class GradLensRecorder:
         self._gnorm_total.append(total)
         for path in self._paths:
             s = self._series[path]
-            idx = [i for i in self._module_params[path] if grads[i] is not None]
+            idx = [i for i in self._module_slots[path] if grads[i] is not None]
             s["gradNorm"].append(math.sqrt(sum(grads[i] ** 2 for i in idx)) if idx else None)
-            s["paramNorm"].append(math.sqrt(sum(params[i] ** 2 for i in idx)) if idx else None)
+            w = sum(params[i] ** 2 for i in idx)
+            s["paramNorm"].append(math.sqrt(w) if idx else None)
+            if deltas is None or not idx or w == 0:
+                ratio = None
+            else:
+                ratio = math.sqrt(sum(deltas[i] ** 2 for i in idx) / w) if math.isfinite(w) else float("nan")
+            s["updateRatio"].append(ratio)
             st = stats.get(path)
             a = st[0] if st else None
             s["actMean"].append(a[0] if a else None)
@@ -328,44 +687,16 @@ class GradLensRecorder:
             s["zeroFraction"].append(a[2] if a else None)
 
         if self.anomaly is None:
-            self._detect(step, v[bad_loss_i] if bad_loss_i is not None else 0, loss_v, order, stats, grads, params)
-        self._pending = {"step": step, "snapshot": snapshot, "params": params, "grads": grads}
-
-    def after_step(self, optimizer=None):
-        """Call right after ``optimizer.step()``: measures the update ratio of the recorded step."""
-        if optimizer is not None:
-            self.optimizer = optimizer
-            if self._optimizer_settings is None:
-                self._optimizer_settings = self._read_optimizer(optimizer)
-        if self._pending is None:
-            return
-        deltas = None
-        if self._pending["snapshot"] is not None:
-            batch = _Batch()
-            for p, before in zip(self._params, self._pending["snapshot"]):
-                batch.add(_norm(p.detach() - before))
-            deltas = batch.values()
-        self._finish(deltas)
-
-    def _finish(self, deltas):
-        pending, self._pending = self._pending, None
-        params, grads, step = pending["params"], pending["grads"], pending["step"]
-        for path in self._paths:
-            idx = [i for i in self._module_params[path] if grads[i] is not None]
-            w = sum(params[i] ** 2 for i in idx)
-            if deltas is None or not idx or w == 0:
-                ratio = None
-            else:
-                ratio = math.sqrt(sum(deltas[i] ** 2 for i in idx) / w) if math.isfinite(w) else float("nan")
-            self._series[path]["updateRatio"].append(ratio)
+            self._detect(step, first_bad_loss, loss_v, pending["order"], stats, grads, params)
         if self.anomaly is None and deltas is not None:
             for i in self._by_depth_params():
                 if _finite(params[i]) and not _finite(deltas[i]):
-                    path = self._owner.get(i, "")
-                    self._set_anomaly({"step": step, "phase": "update", "modulePath": path, "message": f"{self._param_name(i)} is not finite after the {self._kind_name()} update"})
+                    self._set_anomaly({"step": step, "phase": "update", "modulePath": self._slots[i].owners[0],
+                                       "message": f"{self._slots[i].name} is not finite after the {self._kind_name()} update"})
                     break
         if self.anomaly is not None and self.stop_on_anomaly:
             self._stopped = True
+        self._stream_step(step)
 
     # ------------------------------------------------------------------------------------ anomalies
 
@@ -379,6 +710,8 @@ class GradLensRecorder:
             self._set_anomaly({"step": step, "phase": "forward", "modulePath": "", "message": "the model's input is not finite (NaN/Inf in the data)"})
             return
         for path in order:
+            if path not in stats:
+                continue
             a, in_bad, parent = stats[path]
             out_bad = a is not None and not _finite(a[0])
             if in_bad:
@@ -398,11 +731,11 @@ class GradLensRecorder:
         # Non-finite gradients spread from the output towards the input: the origin is the last module in forward order.
         for i in reversed(self._by_depth_params()):
             if grads[i] is not None and not math.isfinite(grads[i]):
-                self._set_anomaly({"step": step, "phase": "backward", "modulePath": self._owner.get(i, ""), "message": f"the gradient of {self._param_name(i)} is not finite"})
+                self._set_anomaly({"step": step, "phase": "backward", "modulePath": self._slots[i].owners[0], "message": f"the gradient of {self._slots[i].name} is not finite"})
                 return
         for i in self._by_depth_params():
             if not math.isfinite(params[i]):
-                self._set_anomaly({"step": step, "phase": "update", "modulePath": self._owner.get(i, ""), "message": f"{self._param_name(i)} is not finite"})
+                self._set_anomaly({"step": step, "phase": "update", "modulePath": self._slots[i].owners[0], "message": f"{self._slots[i].name} is not finite"})
                 return
 
     def _set_anomaly(self, anomaly, call_of=None):
@@ -413,11 +746,7 @@ class GradLensRecorder:
 
     def _by_depth_params(self):
         order = self._order_key()
-        return sorted(range(len(self._params)), key=lambda i: (order(self._owner.get(i, "")), i))
-
-    def _param_name(self, i):
-        names = {id(p): n for n, p in self.model.named_parameters()}
-        return names.get(id(self._params[i]), f"parameter {i}")
+        return sorted(range(len(self._slots)), key=lambda i: (order(self._slots[i].owners[0]), i))
 
     def _kind_name(self):
         return (self._optimizer_settings or {}).get("kind", "optimizer")
@@ -439,6 +768,12 @@ class GradLensRecorder:
         big = len(self._paths) + 1
         return lambda p: (first.get(p, big), len(p.split(".")) if p else 0)
 
+    def _depths(self):
+        """path -> depth: the module's position in forward order (the record's module order)."""
+        key = self._order_key()
+        ordered = sorted(self._paths, key=lambda p: (key(p), self._paths.index(p)))
+        return {p: d for d, p in enumerate(ordered)}
+
     def _read_optimizer(self, optimizer):
         name = type(optimizer).__name__
         out = {"kind": name.lower()}
@@ -455,59 +790,129 @@ class GradLensRecorder:
             out["betas"] = [_as_float(betas[0]), _as_float(betas[1])]
         return out
 
-    def to_dict(self):
-        """The record as a JSON-ready dict (non-finite numbers still floats; see ``save``)."""
-        if self._pending is not None:
-            self._finish(None)
+    def _optimizer_record(self):
         optimizer = dict(self._optimizer_settings or (self._read_optimizer(self.optimizer) if self.optimizer is not None else {"kind": "unknown", "lr": 0.0}))
-        if self.optimizer is not None and self._optimizer_settings is not None:
-            last = self._read_optimizer(self.optimizer).get("lr")
-            if last is not None and last != optimizer.get("lr"):
-                self.settings.setdefault("lrLast", last)
         if self.clip_norm:
             optimizer["clipNorm"] = float(self.clip_norm)
         if self.clip_value:
             optimizer["clipValue"] = float(self.clip_value)
-        key = self._order_key()
-        ordered = sorted(self._paths, key=lambda p: (key(p), self._paths.index(p)))
+        return optimizer
+
+    def _settings_record(self):
+        settings = {"every": self.every, "device": str(self._slots[0].device) if self._slots else "cpu"}
+        settings.update({k: v for k, v in self.settings.items() if isinstance(v, (str, int, float, bool))})
+        return settings
+
+    def _distributed_record(self):
+        if not self._group.on:
+            return None
+        return {"worldSize": self._group.world, "strategy": self.strategy or "ddp", "backend": self._group.backend}
+
+    def to_dict(self):
+        """The record as a JSON-ready dict (non-finite numbers still floats; see ``save``). In a
+        distributed job a step whose ``after_step`` has not run yet is left out (reading it takes a
+        collective: ``close()`` on every rank finishes it)."""
+        if self._pending is not None and not self._group.on:
+            self._finish()
+        optimizer = self._optimizer_record()
+        if self.optimizer is not None and self._optimizer_settings is not None:
+            last = self._read_optimizer(self.optimizer).get("lr")
+            if last is not None and last != optimizer.get("lr"):
+                self.settings.setdefault("lrLast", last)
+        depths = self._depths()
         modules = []
-        for depth, path in enumerate(ordered):
-            entry = {"path": path, "kind": self._kinds[path], "depth": depth, "leaf": path not in self._has_child}
+        for path in sorted(self._paths, key=depths.get):
+            entry = {"path": path, "kind": self._kinds[path], "depth": depths[path], "leaf": path not in self._has_child}
             if self._calls.get(path):
                 entry["source"] = dict(self._calls[path])
             entry.update(self._series[path])
             modules.append(entry)
-        settings = {"every": self.every, "device": str(self._params[0].device) if self._params else "cpu"}
-        settings.update({k: v for k, v in self.settings.items() if isinstance(v, (str, int, float, bool))})
         record = {
             "schema": SCHEMA,
-            "producer": f"gradlens_recorder.py (torch {torch.__version__})",
+            "producer": self._producer(),
             "model": {"name": self.name},
             "optimizer": optimizer,
-            "settings": settings,
+            "settings": self._settings_record(),
             "steps": list(self._steps),
             "loss": list(self._loss),
             "gradNormTotal": list(self._gnorm_total),
             "modules": modules,
         }
+        if self._distributed_record():
+            record["distributed"] = self._distributed_record()
         if self.source:
             record["model"]["source"] = self.source
         if self.anomaly is not None:
             record["anomaly"] = dict(self.anomaly)
         return record
 
+    def _producer(self):
+        return f"gradlens_recorder.py (torch {torch.__version__})"
+
     def save(self, path):
-        """Writes the record as JSON; NaN/Inf as the strings "NaN", "Infinity", "-Infinity"."""
-        text = json.dumps(_encode(self.to_dict()), allow_nan=False, separators=(",", ":"))
+        """Writes the record as JSON (rank 0 only: other ranks write nothing and return None); NaN/Inf
+        as the strings "NaN", "Infinity", "-Infinity"."""
+        record = self.to_dict()
+        if not self.is_writer:
+            return None
         with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+            f.write(_dumps(record))
         return path
 
+    # ---------------------------------------------------------------------------- stream (rank 0)
+
+    def _stream_start(self):
+        if self._stream is None or self._stream_started:
+            return
+        self._stream_started = True
+        start = {"type": "start", "schema": STREAM_SCHEMA, "producer": self._producer(), "model": {"name": self.name},
+                 "optimizer": self._optimizer_record(), "settings": self._settings_record(),
+                 "modules": [{"path": p, "kind": self._kinds[p], "leaf": p not in self._has_child} for p in self._paths],
+                 "time": time.time()}
+        if self.source:
+            start["model"]["source"] = self.source
+        if self._distributed_record():
+            start["distributed"] = self._distributed_record()
+        self._stream.write(start)
+
+    def _stream_step(self, step):
+        if self._stream is None:
+            return
+        self._stream_start()
+        depths = self._depths()
+        layout = {"type": "layout", "depth": [depths[p] for p in self._paths], "source": [self._calls.get(p) for p in self._paths]}
+        if layout != self._layout:
+            self._stream.write(layout)
+            self._layout = layout
+        line = {"type": "step", "step": step, "time": time.time(), "loss": self._loss[-1], "gradNormTotal": self._gnorm_total[-1]}
+        if self.optimizer is not None and self.optimizer.param_groups:
+            line["lr"] = _as_float(self.optimizer.param_groups[0].get("lr"))
+        for key in SERIES:
+            values = [self._series[p][key][-1] for p in self._paths]
+            if any(x is not None for x in values):
+                line[key] = values
+        self._stream.write(line)
+        self._stream_anomaly()
+
+    def _stream_anomaly(self):
+        if self._stream is not None and self.anomaly is not None and not self._anomaly_streamed:
+            self._anomaly_streamed = True
+            self._stream.write(dict(self.anomaly, type="anomaly"))
+
     def close(self):
-        """Removes the hooks (the record stays available to ``save``)."""
+        """Removes the hooks, finishes a step whose ``after_step`` did not run (call it on every rank),
+        and ends the stream. The record stays available to ``save``."""
+        if self._pending is not None:
+            self._finish()
         for h in self._handles:
             h.remove()
         self._handles = []
+        if self._stream is not None and not self._closed:
+            self._stream_start()
+            self._stream_anomaly()
+            self._stream.write({"type": "end", "time": time.time(), "steps": self._count})
+            self._stream.close()
+        self._closed = True
 
     def __enter__(self):
         return self
@@ -584,6 +989,7 @@ def demo(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", choices=["fixed", "fresh"], default="fixed", help="the same batch every step, or a new one")
     ap.add_argument("--out", default="run.gradlens.json")
+    ap.add_argument("--stream", help="also append each recorded step to this stream file (.gradlens.jsonl) as it runs")
     args = ap.parse_args(argv)
 
     mod = _load_module(args.demo)
@@ -601,7 +1007,7 @@ def demo(argv=None):
     gen = torch.Generator().manual_seed(args.seed)
     fixed = _demo_batch(model, gen, args.batch)
     settings = {"seed": args.seed, "batch": args.batch, "data": args.data, "demo": os.path.basename(args.demo)}
-    with GradLensRecorder(model, source=args.demo, name=cls.__name__, optimizer=opt, every=args.every, settings=settings) as rec:
+    with GradLensRecorder(model, source=args.demo, name=cls.__name__, optimizer=opt, every=args.every, settings=settings, stream=args.stream) as rec:
         for step in range(1, args.steps + 1):
             x, (kind, target) = fixed if args.data == "fixed" else _demo_batch(model, gen, args.batch)
             out = model(x)

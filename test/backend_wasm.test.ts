@@ -119,6 +119,8 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     const cases: [Shape, number[]][] = [
       [[7], [0]], [[5, 9], [0]], [[5, 9], [1]], [[5, 9], [0, 1]], [[2, 3, 4, 5], [1]], [[2, 3, 4, 5], [0, 2]],
       [[2, 3, 4, 5], [1, 3]], [[2, 3, 4, 5], [0, 2, 3]], [[3, 1, 6], [1]], [[3, 1, 6], [0, 1]], [[1, 1], [0]], [[64, 256], [0]], [[3, 1000], [1]],
+      // several reduced groups with long rows (a conv's bias / batch-norm sums over N, H, W): row-at-a-time sums
+      [[2, 16, 9, 13], [0, 2, 3]], [[3, 5, 2, 37], [0, 2]], [[4, 3, 6, 2, 11], [1, 3]],
     ];
     for (const op of ['sum', 'max', 'min'] as const) {
       for (const [shape, axes] of cases) {
@@ -129,6 +131,7 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
       x[7] = NaN;
       assertClose(wasm.reduce(op, x, [5, 6], [1], 'float32'), referenceBackend.reduce(op, x, [5, 6], [1], 'float32'), 1e-6, 1e-6, `${op} with NaN`);
       assertClose(wasm.reduce(op, x, [5, 6], [0], 'float32'), referenceBackend.reduce(op, x, [5, 6], [0], 'float32'), 1e-6, 1e-6, `${op} with NaN, axis 0`);
+      assertClose(wasm.reduce(op, x, [2, 3, 5], [0, 2], 'float32'), referenceBackend.reduce(op, x, [2, 3, 5], [0, 2], 'float32'), 1e-6, 1e-6, `${op} with NaN, axes 0 and 2`);
     }
   });
 

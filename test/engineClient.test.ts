@@ -108,7 +108,7 @@ describe('EngineClient training runs', () => {
     w.emit({ type: 'trainDone', runId: 4, record: rec(9), stopped: 'cancelled' }); // too late: ignored
     // The next run starts a new worker, which probes its backend again.
     const next = client.train(request(5), { onProgress: () => {} });
-    const w2 = await posted(latest, 'train');
+    const w2 = await posted(() => FakeWorker.all[1], 'train');
     assert.notEqual(w2, w);
     assert.equal(w2.posted[0].type, 'probe');
     w2.emit({ type: 'trainDone', runId: 5, record: rec(1), stopped: 'done' });
@@ -125,6 +125,28 @@ describe('EngineClient training runs', () => {
     assert.equal(result.record.model.name, 'm.onnx');
     assert.equal(result.record.optimizer.kind, DEFAULT_TRAIN_SETTINGS.optimizer);
     assert.deepEqual(result.record.steps, []);
+  });
+
+  test('prepare starts one worker ahead of the run: the run reuses it, after its one backend selection', async () => {
+    const early = client.prepare('auto');
+    const again = client.prepare('auto');
+    const run = client.run({ runId: 8, modelName: 'm.onnx', bytes: new Uint8Array([1]), settings: DEFAULT_RUN_SETTINGS, watches: [] }, { onProgress: () => {} });
+    assert.equal(await early, await again);
+    const w = await posted(latest, 'run');
+    assert.equal(FakeWorker.all.length, 1);
+    assert.deepEqual(w.posted.map((m) => m.type), ['probe', 'run']);
+    w.emit({ type: 'report', runId: 8, report: { schema: 'x' } as never, backendMs: 12 });
+    const result = await run;
+    assert.equal(result.backendMs, 12);
+    assert.ok(result.workerStartMs >= 0);
+    // Another backend choice selects again on the same worker.
+    const run2 = client.run({ runId: 9, modelName: 'm.onnx', bytes: new Uint8Array([1]), settings: { ...DEFAULT_RUN_SETTINGS, backend: 'typescript' }, watches: [] }, { onProgress: () => {} });
+    await posted(latest, 'run', 2);
+    assert.deepEqual(w.posted.map((m) => m.type), ['probe', 'run', 'probe', 'run']);
+    assert.equal((w.posted[2] as { backend: string }).backend, 'typescript');
+    w.emit({ type: 'runError', runId: 9, message: 'done' });
+    await assert.rejects(run2, /done/);
+    assert.equal(FakeWorker.all.length, 1);
   });
 
   test('a newer run supersedes a training run: it is rejected and the worker is told to stop it', async () => {

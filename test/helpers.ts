@@ -10,6 +10,18 @@ export const repoRoot = (() => {
   return dir;
 })();
 
+/**
+ * The shared test data folder (`shared/`, beside the repo in CI: `<repoRoot>/../shared`); in a git worktree
+ * nested deeper it is found on the nearest ancestor that has one. null when there is none.
+ */
+export function sharedDir(...parts: string[]): string | null {
+  for (let dir = path.dirname(repoRoot); ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'shared', ...parts);
+    if (fs.existsSync(candidate)) return candidate;
+    if (path.dirname(dir) === dir) return null;
+  }
+}
+
 export interface FixtureTensor {
   shape: number[];
   dtype: 'float64' | 'int64' | 'bool';

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOnnx, OnnxImportError, decodeOnnxTensor, onnxTensorToEngine, OnnxTensorProto, Tensor } from '../engine';
-import { repoRoot } from './helpers';
+import { repoRoot, sharedDir } from './helpers';
 
 // onnxruntime-web has no bundled types for require(); keep the surface we use typed here.
 interface OrtTensor {
@@ -30,7 +30,7 @@ interface Ort {
   InferenceSession: { create(bytes: Uint8Array, options?: { logSeverityLevel?: number; graphOptimizationLevel?: string }): Promise<OrtSession> };
 }
 
-const SHARED = path.join(path.dirname(repoRoot), 'shared', 'onnx-backend-data');
+const SHARED = sharedDir('onnx-backend-data') ?? path.join(path.dirname(repoRoot), 'shared', 'onnx-backend-data');
 const SUITES = ['pytorch-converted', 'pytorch-operator', 'simple'];
 const FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'onnx');
 

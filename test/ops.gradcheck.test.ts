@@ -31,10 +31,19 @@ const extra: [string, () => E.GradcheckResult][] = [
   ['maximum', () => gradcheck((a, b) => E.maximum(a, b), [randn([3, 4], 3), randn([4], 4)])],
   ['rsqrt, square, scalar mul/add', () => gradcheck((x) => E.addScalar(E.mulScalar(E.square(E.rsqrt(x)), 3), 1), [randn([5], 5, 3)])],
   ['linear', () => gradcheck((x, w, b) => E.linear(x, w, b), [randn([2, 3, 4], 6), randn([5, 4], 7), randn([5], 8)])],
+  ['matmul with one B shared by a batch (folded into one product)', () => gradcheck((a, b) => E.matmul(a, b), [randn([2, 3, 4], 17), randn([1, 4, 5], 18)])],
   ['flatten then matmul', () => gradcheck((x, w) => E.matmul(E.flatten(x, 1), w), [randn([2, 3, 2], 9), randn([6, 2], 10)])],
   ['embedding with repeated ids', () => gradcheck((w) => E.embedding(w, tensorFrom([1, 1, 0, 3], [2, 2], 'int32')), [randn([4, 3], 11)])],
   ['gather with negative indices', () => gradcheck((x) => E.gather(x, tensorFrom([-1, 0], [2], 'int32'), 1), [randn([2, 3], 12)])],
   ['split into equal parts', () => gradcheck((x) => E.split(x, 3, 1), [randn([2, 6], 13)])],
+  ['cumsum along an inner axis', () => gradcheck((x) => E.cumsum(x, 1), [randn([2, 5, 3], 17)])],
+  ['cumsum exclusive, reverse', () => gradcheck((x) => E.cumsum(x, -1, { exclusive: true, reverse: true }), [randn([3, 6], 18)])],
+  ['cumprod with a zero (gradient exact through the zero)', () => {
+    const x = randn([2, 5], 19);
+    (x.data as Float64Array)[2] = 0;
+    return gradcheck((t) => E.cumprod(t, 1), [x]);
+  }],
+  ['cumprod exclusive, reverse', () => gradcheck((x) => E.cumprod(x, 0, { exclusive: true, reverse: true }), [randn([4, 2], 20)])],
   ['composite: attention-like block', () =>
     gradcheck((q, k, v) => E.matmul(E.softmax(E.mulScalar(E.matmul(q, E.transpose(k)), 0.5), -1), v), [randn([3, 4], 14), randn([3, 4], 15), randn([3, 2], 16)])],
 ];

@@ -1,8 +1,10 @@
 /**
  * python/gradlens_recorder.py: the PyTorch-side writer of `gradient-lens/training@1`. Runs its demo
  * on examples/vanishing_mlp.py and examples/tiny_gpt.py and a NaN-producing fixture
- * (test/fixtures/recorder/nan_model.py) with /usr/bin/python3 (skipped without torch), parses the
- * output with the extension's parser and maps its module paths with the extension's source mapper.
+ * (test/fixtures/recorder/nan_model.py) with the test environment's torch (test/python.ts: required in CI),
+ * parses the output with the extension's parser and maps its module paths with the extension's source
+ * mapper. One test runs the recorder under Debian's torch 1.13 (/usr/bin/python3, when it has torch): the
+ * recorder must keep working for single-process jobs on the torch older users have.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,33 +17,37 @@ import { documentMapping } from '../extension/sourceMapper';
 import { trainingOverlays } from '../extension/overlay/training';
 import { applySourceMetadata, createPythonParser, indexPythonSource, mapModulePaths, nodeModulesWasmPaths, sameSourceFile } from '../extension/sourceMap';
 import { repoRoot } from './helpers';
+import { pythonEnv, skipWithoutTorch } from './python';
+import { parseTrainingStream } from '../engine/train/stream';
 
-const PYTHON = '/usr/bin/python3';
+const DEBIAN_PYTHON = '/usr/bin/python3';
 const RECORDER = path.join(repoRoot, 'python', 'gradlens_recorder.py');
+const torch = skipWithoutTorch();
 
-/** Why the Python tests cannot run here, or null when torch imports. */
-const noTorch: string | null = (() => {
-  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error) return `${PYTHON} cannot run: ${r.error.message}`;
-  return r.status === 0 ? null : `${PYTHON} has no torch: ${(r.stderr || '').trim().split('\n').pop()}`;
+/** Why Debian's torch 1.13 cannot run here, or null when it imports (not required: CI has the venv's torch). */
+const noDebianTorch: string | null = (() => {
+  const r = spawnSync(DEBIAN_PYTHON, ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
+  if (r.error) return `${DEBIAN_PYTHON} cannot run: ${r.error.message}`;
+  return r.status === 0 ? null : `${DEBIAN_PYTHON} has no torch: ${(r.stderr || '').trim().split('\n').pop()}`;
 })();
 
-function python(args: string[]): string {
-  const r = spawnSync(PYTHON, args, { cwd: repoRoot, encoding: 'utf8', timeout: 180_000 });
-  assert.equal(r.status, 0, `${PYTHON} ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+function python(args: string[], interpreter = pythonEnv()?.python ?? DEBIAN_PYTHON): string {
+  const r = spawnSync(interpreter, args, { cwd: repoRoot, encoding: 'utf8', timeout: 180_000 });
+  assert.equal(r.status, 0, `${interpreter} ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'gl-recorder-'));
 
 /** Runs the recorder's demo and parses what it wrote. */
-function demo(example: string, extra: string[]): { record: TrainingRecord; text: string } {
+function demo(example: string, extra: string[], interpreter?: string): { record: TrainingRecord; text: string; stream: string } {
   const dir = tmp();
   const out = path.join(dir, 'run.json');
+  const stream = path.join(dir, 'run.gradlens.jsonl');
   try {
-    python([RECORDER, '--demo', path.join('examples', example), '--out', out, ...extra]);
+    python([RECORDER, '--demo', path.join('examples', example), '--out', out, '--stream', stream, ...extra], interpreter);
     const text = fs.readFileSync(out, 'utf8');
-    return { record: parseTrainingRecord(text, example), text };
+    return { record: parseTrainingRecord(text, example), text, stream: fs.readFileSync(stream, 'utf8') };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -74,12 +80,19 @@ function lineOf(source: string, text: string, after = 0): number {
   return i;
 }
 
+/** A record as JSON carries it (absent and undefined fields alike), for comparing records built two ways. */
+const plain = (r: TrainingRecord) => JSON.parse(serializeTrainingRecord(r));
+
 const range = (a: number, b: number, step = 1) => Array.from({ length: Math.floor((b - a) / step) + 1 }, (_, i) => a + i * step);
 
-test('recorder demo on vanishing_mlp.py: steps, losses, modules, update ratios, vanishing gradients, source lines', { skip: noTorch ?? false }, async () => {
+test('recorder demo on vanishing_mlp.py: steps, losses, modules, update ratios, vanishing gradients, source lines', torch, async () => {
   const steps = 6;
-  const { record, text } = demo('vanishing_mlp.py', ['--steps', String(steps), '--optimizer', 'sgd', '--lr', '0.05']);
+  const { record, text, stream } = demo('vanishing_mlp.py', ['--steps', String(steps), '--optimizer', 'sgd', '--lr', '0.05']);
   assert.equal(record.schema, TRAINING_SCHEMA);
+  // The stream written as the job ran holds the same record as the JSON written at its end.
+  const streamed = parseTrainingStream(stream, 'run.gradlens.jsonl');
+  assert.equal(streamed.ended, true);
+  assert.deepEqual(plain(streamed.record), plain(record));
   assert.match(record.producer, /^gradlens_recorder\.py \(torch \d/);
   assert.equal(record.model.name, 'VanishingMLP');
   assert.equal(record.model.source, 'examples/vanishing_mlp.py', 'relative to the working directory');
@@ -153,7 +166,7 @@ test('recorder demo on vanishing_mlp.py: steps, losses, modules, update ratios, 
   for (const p of leaves) assert.deepEqual([anchored.resolved.get(p)!.line, anchored.resolved.get(p)!.origin], [call, 'source+metadata']);
 });
 
-test('recorder demo on tiny_gpt.py with every=2: recorded steps, all modules trained, Linear definitions and calls', { skip: noTorch ?? false }, async () => {
+test('recorder demo on tiny_gpt.py with every=2: recorded steps, all modules trained, Linear definitions and calls', torch, async () => {
   const { record } = demo('tiny_gpt.py', ['--steps', '7', '--every', '2', '--optimizer', 'adamw', '--lr', '0.003']);
   assert.deepEqual(record.steps, [1, 3, 5, 7]);
   assert.equal(record.settings?.every, 2);
@@ -203,7 +216,7 @@ test('recorder demo on tiny_gpt.py with every=2: recorded steps, all modules tra
   }
 });
 
-test('recorder: the first NaN names its module and step, stops the record there, and survives the round trip', { skip: noTorch ?? false }, () => {
+test('recorder: the first NaN names its module and step, stops the record there, and survives the round trip', torch, () => {
   const dir = tmp();
   try {
     const out = path.join(dir, 'nan.json');
@@ -295,4 +308,16 @@ test('a committed PyTorch record of tiny_gpt.py imports and maps onto the exampl
   assert.ok(q, 'an overlay on the q_proj definition');
   assert.deepEqual(q.modulePaths.sort(), ['blocks.0.attn.q_proj', 'blocks.1.attn.q_proj']);
   assert.match(q.text, /^∇ [▁▂▃▄▅▆▇█ ]+ \d\.\de[+-]\d\d · 2 modules$/);
+});
+
+test('recorder under Debian torch 1.13 (single process): the demo writes a record and the same stream', { skip: noDebianTorch ?? false }, () => {
+  const { record, stream } = demo('vanishing_mlp.py', ['--steps', '5', '--every', '2', '--optimizer', 'sgd', '--lr', '0.05'], DEBIAN_PYTHON);
+  assert.match(record.producer, /^gradlens_recorder\.py \(torch 1\.13/);
+  assert.deepEqual(record.steps, [1, 3, 5]);
+  assert.ok(record.loss.every(isPositiveFinite) && record.gradNormTotal.every(isPositiveFinite));
+  assert.equal(record.distributed, undefined, 'one process: no distributed section');
+  for (const m of record.modules.filter((x) => x.leaf)) assert.ok(m.updateRatio.every(isPositiveFinite), `${m.path} update ratios ${m.updateRatio}`);
+  const streamed = parseTrainingStream(stream, 'run.gradlens.jsonl');
+  assert.equal(streamed.ended, true);
+  assert.deepEqual(plain(streamed.record), plain(record));
 });

@@ -72,14 +72,15 @@ async function inspect(request: RunRequest) {
   });
 }
 
-async function run(request: RunRequest): Promise<void> {
+async function run(request: RunRequest, receivedAt: number): Promise<void> {
+  const backendMs = performance.now() - receivedAt;
   const report = await runWithFallback(() => inspect(request), current?.fallback ?? null, (reason, fallback) => {
     const relaxed = (fallback as { relaxedSimd?: boolean }).relaxedSimd;
     current = { info: { ...current!.info, name: fallback.name + (relaxed ? ' (relaxed SIMD)' : ''), reason }, fallback: null };
     post({ type: 'backend', info: current.info });
     post({ type: 'progress', runId: request.runId, message: reason });
   });
-  post({ type: 'report', runId: request.runId, report });
+  post({ type: 'report', runId: request.runId, report, backendMs });
 }
 
 function captureBuffers(c: RunCapture): ArrayBuffer[] {
@@ -162,7 +163,7 @@ async function trainSteps(request: TrainRequest, model: OnnxModel, feeds: ((step
   post({ type: 'trainDone', runId: request.runId, record: trainer.record, stopped });
 }
 
-async function handle(m: PageToWorker): Promise<void> {
+async function handle(m: PageToWorker, receivedAt: number): Promise<void> {
   if (m.type === 'probe') {
     try {
       post({ type: 'backend', info: await chooseBackend(m.backend, m.wasm, m.wasmError) });
@@ -174,7 +175,7 @@ async function handle(m: PageToWorker): Promise<void> {
   if (m.type === 'stopTraining') return;
   try {
     if (m.type === 'train') await train(m);
-    else await run(m);
+    else await run(m, receivedAt);
   } catch (err) {
     post({ type: 'runError', runId: m.runId, message: describeError(err) });
   }
@@ -185,5 +186,6 @@ let queue = Promise.resolve();
 self.onmessage = (event: MessageEvent<PageToWorker>) => {
   // A stop request must not wait behind the training run it stops.
   if (event.data.type === 'stopTraining') stopRequested.add(event.data.runId);
-  queue = queue.then(() => handle(event.data));
+  const receivedAt = performance.now();
+  queue = queue.then(() => handle(event.data, receivedAt));
 };

@@ -19,6 +19,13 @@ export interface TrainCallbacks {
   onProgress(record: TrainingRecord): void;
 }
 
+/** A finished inspection and where its time went before and around the engine (see RunPhases). */
+export interface RunResult {
+  report: InspectionReport;
+  workerStartMs: number;
+  backendMs: number;
+}
+
 export interface TrainResult {
   record: TrainingRecord;
   stopped: TrainStop;
@@ -28,7 +35,7 @@ export interface TrainResult {
 export const STOP_TIMEOUT_MS = 3000;
 
 type Pending =
-  | { kind: 'run'; runId: number; resolve: (r: InspectionReport) => void; reject: (e: Error) => void; callbacks: RunCallbacks }
+  | { kind: 'run'; runId: number; resolve: (r: RunResult) => void; reject: (e: Error) => void; callbacks: RunCallbacks; workerStartMs: number }
   | { kind: 'train'; runId: number; resolve: (r: TrainResult) => void; reject: (e: Error) => void; callbacks: TrainCallbacks; request: TrainRequest; last: TrainingRecord | null; stopTimer?: ReturnType<typeof setTimeout> };
 
 /** The record of a run stopped before its first progress message: no steps, but the run's identity. */
@@ -47,7 +54,9 @@ function emptyRecord(request: TrainRequest): TrainingRecord {
 
 export class EngineClient {
   private worker: Worker | null = null;
-  private script: string | null = null;
+  /** The worker with its backend selection posted, for `started.backend`; null until started (and after a terminate). */
+  private started: { backend: BackendChoice; ready: Promise<Worker> } | null = null;
+  private script: Promise<string> | null = null;
   private pending: Pending | null = null;
   /** How long stopTraining waits for the worker's answer before terminating it. */
   stopTimeoutMs = STOP_TIMEOUT_MS;
@@ -57,17 +66,29 @@ export class EngineClient {
   constructor(private readonly scriptUrl: string, private readonly wasmBase: string) {}
 
   /** Workers cannot load webview resource URLs directly (another origin): start one from a blob of the script. */
-  private async ensureWorker(): Promise<Worker> {
-    if (this.worker) return this.worker;
-    this.script ??= await (await fetch(this.scriptUrl)).text();
-    const worker = new Worker(URL.createObjectURL(new Blob([this.script], { type: 'text/javascript' })));
-    worker.onmessage = (event: MessageEvent<WorkerToPage>) => this.onMessage(event.data);
-    worker.onerror = (event) => this.failPending(new Error(event.message || 'the engine worker crashed'));
-    this.worker = worker;
+  private async startWorker(): Promise<Worker> {
+    this.script ??= fetch(this.scriptUrl).then((r) => r.text());
+    const script = await this.script;
+    const worker = new Worker(URL.createObjectURL(new Blob([script], { type: 'text/javascript' })));
+    worker.onmessage = (event: MessageEvent<WorkerToPage>) => {
+      if (this.worker === worker) this.onMessage(event.data);
+    };
+    worker.onerror = (event) => {
+      if (this.worker === worker) this.failPending(new Error(event.message || 'the engine worker crashed'));
+    };
     return worker;
   }
 
-  private lastChoice: BackendChoice = 'auto';
+  /** Replaced when the worker is terminated: a worker still starting for an older one is not kept. */
+  private life = {};
+
+  private terminate(): void {
+    this.worker?.terminate();
+    this.worker = null;
+    this.started = null;
+    this.life = {};
+  }
+
   private kernelBytes: Promise<{ bytes: ArrayBuffer | null; error?: string }> | null = null;
 
   /** The WebAssembly kernels (relaxed-SIMD build where supported), fetched once by the page. */
@@ -85,28 +106,51 @@ export class EngineClient {
     return this.kernelBytes;
   }
 
-  async probe(backend: BackendChoice): Promise<void> {
-    this.lastChoice = backend;
-    const worker = await this.ensureWorker();
-    const { bytes, error } = await this.kernels();
-    // Each probe gets its own copy: the buffer is transferred to the worker.
-    const wasm = bytes ? bytes.slice(0) : null;
-    worker.postMessage({ type: 'probe', backend, wasm, wasmError: error } satisfies PageToWorker, wasm ? [wasm] : []);
+  /**
+   * The worker with a backend selection for `backend` posted ahead of anything else: started (worker script and
+   * kernels fetched side by side) when there is none, re-selected when the choice changed. The worker handles
+   * messages in order, so a run posted after this waits for the selection. Calling it early (when the page
+   * opens) overlaps starting the engine with everything before the first run.
+   */
+  prepare(backend: BackendChoice): Promise<Worker> {
+    if (this.started?.backend === backend) return this.started.ready;
+    const previous = this.started?.ready ?? null;
+    const life = this.life;
+    const ready = (async () => {
+      const kernels = this.kernels();
+      let worker = previous ? await previous.catch(() => null) : null;
+      if (!worker) {
+        worker = await this.startWorker();
+        if (life !== this.life) {
+          // Terminated while starting: this worker is nobody's.
+          worker.terminate();
+          throw new Error('cancelled');
+        }
+        this.worker = worker;
+      }
+      const { bytes, error } = await kernels;
+      // Each selection gets its own copy: the buffer is transferred to the worker.
+      const wasm = bytes ? bytes.slice(0) : null;
+      worker.postMessage({ type: 'probe', backend, wasm, wasmError: error } satisfies PageToWorker, wasm ? [wasm] : []);
+      return worker;
+    })();
+    this.started = { backend, ready };
+    return ready;
   }
 
-  /** The worker, ready for a new run: a restarted worker (after a cancel) or a new backend choice selects its backend first; the pending run is superseded. */
+  /** The worker, ready for a new run (see prepare); the pending run is superseded. */
   private async workerFor(request: RunRequest): Promise<Worker> {
-    const fresh = !this.worker;
-    const worker = await this.ensureWorker();
-    if (fresh || request.settings.backend !== this.lastChoice) await this.probe(request.settings.backend);
+    const worker = await this.prepare(request.settings.backend);
     this.supersede();
     return worker;
   }
 
-  async run(request: RunRequest, callbacks: RunCallbacks): Promise<InspectionReport> {
+  async run(request: RunRequest, callbacks: RunCallbacks): Promise<RunResult> {
+    const start = performance.now();
     const worker = await this.workerFor(request);
+    const workerStartMs = performance.now() - start;
     return new Promise((resolve, reject) => {
-      this.pending = { kind: 'run', runId: request.runId, resolve, reject, callbacks };
+      this.pending = { kind: 'run', runId: request.runId, resolve, reject, callbacks, workerStartMs };
       const bytes = asBytes(request.bytes);
       worker.postMessage({ type: 'run', ...request, bytes } satisfies PageToWorker, [bytes.buffer]);
     });
@@ -134,8 +178,7 @@ export class EngineClient {
     p.stopTimer = setTimeout(() => {
       if (this.pending !== p) return;
       this.pending = null;
-      this.worker?.terminate();
-      this.worker = null;
+      this.terminate();
       p.resolve({ record: p.last ?? emptyRecord(p.request), stopped: 'cancelled' });
     }, this.stopTimeoutMs);
   }
@@ -144,8 +187,7 @@ export class EngineClient {
   cancel(runId: number): void {
     if (this.pending?.runId !== runId) return;
     if (this.pending.kind === 'train') return this.stopTraining(runId);
-    this.worker?.terminate();
-    this.worker = null;
+    this.terminate();
     this.failPending(new Error('cancelled'));
   }
 
@@ -178,7 +220,7 @@ export class EngineClient {
         if (this.pending?.kind === 'run' && this.pending.runId === m.runId) {
           const p = this.pending;
           this.pending = null;
-          p.resolve(m.report);
+          p.resolve({ report: m.report, workerStartMs: p.workerStartMs, backendMs: m.backendMs ?? 0 });
         }
         break;
       case 'trainProgress':

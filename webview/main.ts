@@ -146,6 +146,32 @@ function renderReport(): void {
 
 engine.onBackend = showBackend;
 engine.onError = (message) => post({ type: 'error', message });
+// Start the engine at once (worker script, kernels, backend selection) with the backend setting the host put in
+// the page, instead of after the ready/hello round trip: the first run usually follows right away.
+void engine.prepare((app.dataset.backend as RunSettings['backend'] | undefined) ?? state.settings.backend);
+
+/**
+ * The panel is drawn once per run, after the editor's overlays: the host sends the findings right after setting
+ * the decorations, so the report is drawn with them then. A same-site webview frame can share the workbench's
+ * renderer thread, so drawing first (and again with the findings) could delay the overlays' paint.
+ * Without findings (a superseded run, a host error) the report is drawn after a second anyway.
+ */
+let drawTimer: ReturnType<typeof setTimeout> | undefined;
+function drawAfterOverlays(runId: number): void {
+  clearTimeout(drawTimer);
+  drawTimer = setTimeout(() => {
+    if (runId === activeRun) drawSoon();
+  }, 1000);
+}
+
+/** Saves the state and draws the panel after the next frame (the one painting the overlays). */
+function drawSoon(): void {
+  clearTimeout(drawTimer);
+  save();
+  requestAnimationFrame(() => {
+    drawTimer = setTimeout(renderReport, 0);
+  });
+}
 
 window.addEventListener('message', async (event: MessageEvent<HostToWebview>) => {
   const m = event.data;
@@ -155,9 +181,10 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       // The user's configured defaults, unless a run of this panel already chose its own.
       if (!state.training?.record) training.setSettings(m.train);
       renderReport();
-      void engine.probe(m.settings.backend);
+      void engine.prepare(m.settings.backend);
       break;
     case 'run': {
+      const received = performance.now();
       // A capture run repeats the shown run for Verify: the panel keeps its report and findings.
       if (!m.capture) {
         activeRun = m.runId;
@@ -165,23 +192,23 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       }
       setStatus(`Running ${m.modelName}…`, true);
       try {
-        const report = await engine.run(m, {
+        const { report, workerStartMs, backendMs } = await engine.run(m, {
           onProgress: (text) => {
             setStatus(text, true);
             post({ type: 'progress', runId: m.runId, message: text });
           },
           onCapture: (capture) => post({ type: 'capture', runId: m.runId, capture }),
         });
+        // The overlays wait for this message: send it before drawing the panel.
+        post({ type: 'report', runId: m.runId, report, phases: { workerStartMs, backendMs, pageMs: performance.now() - received } });
         setStatus('');
         if (!m.capture) {
           state.report = report;
           state.findings = [];
           state.verification = null;
           verify.render(null);
-          save();
-          renderReport();
+          drawAfterOverlays(m.runId);
         }
-        post({ type: 'report', runId: m.runId, report });
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         setStatus(message === 'cancelled' ? 'Cancelled.' : `Failed: ${message}`);
@@ -218,6 +245,16 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
     case 'showTraining':
       training.finish(parseTrainingRecord(m.record, 'imported record'), 'imported');
       break;
+    case 'liveTraining':
+      try {
+        training.live(parseTrainingRecord(m.record, 'followed training record'), m.append, m.status);
+      } catch (err) {
+        post({ type: 'error', message: `the followed training record cannot be shown: ${err instanceof Error ? err.message : String(err)}` });
+      }
+      break;
+    case 'liveStatus':
+      training.liveStatus(m.status);
+      break;
     case 'cancel':
       if (m.runId === activeTraining) engine.stopTraining(m.runId);
       else engine.cancel(m.runId);
@@ -225,8 +262,7 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
     case 'findings':
       if (m.runId === activeRun || activeRun === 0) {
         state.findings = m.findings;
-        save();
-        renderReport();
+        drawSoon();
       }
       break;
     case 'verification':

@@ -3,14 +3,17 @@
  * the loss curve and the heat strip. Runs themselves go through the host (main.ts posts startTraining).
  */
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
-import type { TrainSettings, TrainStop } from '../extension/protocol';
+import { appendTrainingRecord } from '../engine/train/stream';
+import type { LiveStatus, TrainSettings, TrainStop } from '../extension/protocol';
+import { liveText } from '../extension/training/liveText';
 import { DEFAULT_TRAIN_SETTINGS } from '../extension/protocol';
 import { sci } from '../extension/overlay/format';
 import { HeatStrip } from './heatStrip';
 import type { HeatMetric } from './heatStripModel';
 import { LossChart } from './lossChart';
 
-export type TrainOutcome = TrainStop | 'imported';
+/** 'live': a record followed as a job writes it (Attach to Training Job). */
+export type TrainOutcome = TrainStop | 'imported' | 'live';
 
 export interface TrainViewState {
   settings: TrainSettings;
@@ -59,12 +62,18 @@ function lastMeasured(s: (number | null)[]): number | null {
 
 const lossText = (v: number | null) => (v === null ? '—' : Number.isFinite(v) ? v.toPrecision(4) : sci(v));
 
-/** "step 12 / 50 · loss 0.4132", then how the run ended. */
-export function progressText(record: TrainingRecord, total: number, outcome: TrainOutcome | null): string {
+/** " · FSDP2 × 8 ranks" for a record a distributed job wrote. */
+const ranksText = (record: TrainingRecord) => (record.distributed ? ` · ${record.distributed.strategy.toUpperCase()} × ${record.distributed.worldSize} ranks` : '');
+
+/** "step 12 / 50 · loss 0.4132", then how the run ended; `live`: the status line of a followed job. */
+export function progressText(record: TrainingRecord, total: number, outcome: TrainOutcome | null, live?: string): string {
   const k = record.steps.length;
   if (outcome === 'imported') {
     const first = record.loss.find((v) => v !== null) ?? null;
-    return `imported · ${k} steps · loss ${lossText(first)} → ${lossText(lastMeasured(record.loss))} · ${record.producer}`;
+    return `imported · ${k} steps · loss ${lossText(first)} → ${lossText(lastMeasured(record.loss))} · ${record.producer}${ranksText(record)}`;
+  }
+  if (outcome === 'live') {
+    return `${live ?? 'live'} · loss ${lossText(lastMeasured(record.loss))} · ${k.toLocaleString('en-US')} steps recorded${ranksText(record)}`;
   }
   const base = `step ${record.steps[k - 1] ?? 0} / ${total || k} · loss ${lossText(lastMeasured(record.loss))}`;
   switch (outcome) {
@@ -92,6 +101,9 @@ export class TrainView {
   private running = false;
   private record: TrainingRecord | null = null;
   private frame = 0;
+  /** A followed job: its status, when it arrived (the "3 s ago" keeps counting here), and the ticker that redraws it. */
+  private liveState: { status: LiveStatus; receivedAt: number } | null = null;
+  private ticker: ReturnType<typeof setInterval> | undefined;
 
   constructor(host: HTMLElement, private state: TrainViewState, private readonly events: TrainViewEvents) {
     host.innerHTML = `
@@ -150,6 +162,7 @@ export class TrainView {
   }
 
   start(total: number): void {
+    this.liveState = null;
     this.running = true;
     this.open();
     this.update({ total, outcome: null });
@@ -159,22 +172,62 @@ export class TrainView {
   }
 
   /** A record so far; drawn on the next animation frame (progress can arrive faster than it is worth drawing). */
-  progress(record: TrainingRecord): void {
+  progress(record: TrainingRecord, outcome?: TrainOutcome): void {
     this.record = record;
+    if (outcome !== 'live') this.liveState = null;
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
-      if (this.record) this.draw(this.record, this.state.total, this.running ? null : this.state.outcome);
+      if (this.record) this.draw(this.record, this.state.total, this.liveState ? 'live' : this.running ? null : this.state.outcome);
     });
   }
 
   finish(record: TrainingRecord, outcome: TrainOutcome): void {
+    this.liveState = null;
+    clearInterval(this.ticker);
+    this.ticker = undefined;
     // An imported record can arrive during a run; the run's buttons stay as they are.
     if (outcome !== 'imported') this.running = false;
     this.setButtons();
     this.show(record, outcome === 'imported' ? record.steps.length : this.state.total, outcome);
     // Saved once per run, not per step: a long run's record is megabytes of JSON.
     this.update({ record: serializeTrainingRecord(record), outcome });
+  }
+
+  /** A followed job's record: all of it, or (append) the steps after those shown. */
+  live(record: TrainingRecord, append: boolean, status: LiveStatus): void {
+    if (append && this.liveState && this.record) {
+      appendTrainingRecord(this.record, record);
+    } else {
+      this.record = record;
+      this.open();
+    }
+    this.liveState = { status, receivedAt: Date.now() };
+    this.liveStatus(status);
+  }
+
+  /** The followed job's state (ended, detached); ignored when the view shows another run by now. */
+  liveStatus(status: LiveStatus): void {
+    if (!this.record || !this.liveState) return;
+    this.liveState = { status, receivedAt: Date.now() };
+    const following = status.state === 'live' || status.state === 'waiting';
+    if (following && !this.ticker) this.ticker = setInterval(() => this.liveState && this.progressLine && this.drawLiveLine(), 1000);
+    if (!following) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+      // Kept across reloads once the job is done (not per step: a long run's record is megabytes).
+      this.update({ record: serializeTrainingRecord(this.record), outcome: 'imported', total: this.record.steps.length });
+    }
+    this.progress(this.record, 'live');
+  }
+
+  private liveLine(): string {
+    const { status, receivedAt } = this.liveState!;
+    return liveText(status, status.ageMs === null ? null : status.ageMs + (Date.now() - receivedAt));
+  }
+
+  private drawLiveLine(): void {
+    if (this.record) this.progressLine.textContent = progressText(this.record, 0, 'live', this.liveLine());
   }
 
   fail(message: string): void {
@@ -191,7 +244,7 @@ export class TrainView {
   }
 
   private draw(record: TrainingRecord, total: number, outcome: TrainOutcome | null): void {
-    this.progressLine.textContent = progressText(record, total, outcome);
+    this.progressLine.textContent = progressText(record, total, outcome, this.liveState ? this.liveLine() : undefined);
     const a = record.anomaly;
     this.banner.hidden = !a;
     if (a) {

@@ -90,9 +90,11 @@ export function inspectOnnx(bytes: Uint8Array, modelName: string, options: Inspe
 async function inspect(bytes: Uint8Array, modelName: string, options: InspectOptions): Promise<InspectionReport> {
   const progress = options.onProgress ?? (() => {});
   progress('loading the model');
+  const tLoad = performance.now();
   const frozen = options.frozen ?? ((name: string) => /(^|\.)base(_layer)?\./.test(name));
   const model = loadOnnx(bytes, { frozen, dtype: options.dtype });
   const dtype = options.dtype ?? model.dtype;
+  const loadMs = performance.now() - tLoad;
 
   progress('forward pass');
   const reads = new HostReads();
@@ -132,6 +134,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   disarm();
 
   progress('reading results');
+  const tSummary = performance.now();
   await reads.flush();
   await readTensors([run.loss, ...recorder.tensorsToRead(), ...(attention?.tensors() ?? [])]);
   const captured = attention?.collect() ?? [];
@@ -149,17 +152,19 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
     if (r === undefined || r === 0 || r < 1e-6 * median) p.zeroReason = explainZeroGradient(model.graph, p.name, (n) => model.parameters.get(n) ?? model.buffers.get(n));
   }
   const shapes = [...run.inputs.values()];
-  return recorder.report({
+  const report = recorder.report({
     model: { name: modelName, producer: `${model.producer.name} ${model.producer.version}`.trim(), opset: model.opsetVersion, parameterCount: [...model.parameters.values()].reduce((n, t) => n + t.size, 0) },
     backend: backendName(dtype),
     dtype,
     settings: { seed: options.seed ?? 0, batch: shapes[0]?.shape[0] ?? 0, sequenceLength: options.sequenceLength, loss: run.lossInfo.description },
     loss: { kind: run.lossInfo.kind, value: run.loss.item() },
-    timings: { forwardMs, backwardMs },
+    timings: { forwardMs, backwardMs, loadMs, summaryMs: 0 },
     firstNonFinite: watch.first && { node: watch.first.node, modulePath: watch.first.modulePath, phase: watch.first.phase, source: watch.first.source },
     attention: captured,
     tokens: captured.length ? sampleTokens(model, run.inputs, sample) : undefined,
   });
+  report.timings.summaryMs = performance.now() - tSummary;
+  return report;
 }
 
 /** The backend that computed the run: float64 runs never use a device backend, they run on its host kernels. */

@@ -73,7 +73,11 @@ export interface InspectionReport {
   dtype: 'float32' | 'float64';
   settings: { seed: number; batch: number; sequenceLength?: number; loss: string };
   loss: { kind: string; value: number };
-  timings: { forwardMs: number; backwardMs: number };
+  /**
+   * Where the run's time went, in ms: loading the ONNX model, forward, backward (both including the device's
+   * work), and reading results back and summarising them into this report.
+   */
+  timings: { forwardMs: number; backwardMs: number; loadMs?: number; summaryMs?: number };
   /** Every module, shallowest first within each depth. */
   modules: ModuleReport[];
   hookLogs: HookLogEntry[];

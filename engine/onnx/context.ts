@@ -83,6 +83,8 @@ export interface OpContext {
   readonly attrs: Attrs;
   /** Opset version of the node's domain. */
   readonly opset: number;
+  /** The model's producer_name ('pytorch' for both PyTorch exporters), for semantics that differ by origin. */
+  readonly producer: string;
   /** Float dtype of this run. */
   readonly dtype: FloatDType;
   /** Run-level train/eval override (undefined: follow the model: training_mode attributes / inputs). */

@@ -652,6 +652,7 @@ export class OnnxModel {
       node,
       attrs: node.attrs,
       opset: this.opsets[node.domain] ?? this.opsetVersion,
+      producer: this.producer.name,
       dtype,
       training: options.training,
       rng,

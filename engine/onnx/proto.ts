@@ -142,7 +142,7 @@ export interface ModelProto {
   mistyped: number[];
 }
 
-// ---------------------------------------------------------------- wire helpers
+// ---------------------------------------------------------------- wire helpers (also used by engine/train/tensorboard.ts)
 
 type Long = { toNumber(): number };
 
@@ -151,7 +151,7 @@ function longToNumber(v: number | Long): number {
   return typeof v === 'number' ? v : v.toNumber();
 }
 
-function int64(r: Reader): number {
+export function int64(r: Reader): number {
   return longToNumber(r.int64() as unknown as number | Long);
 }
 
@@ -160,7 +160,7 @@ function uint64(r: Reader): number {
 }
 
 /** End offset of a length-delimited field, checked against the buffer. */
-function lengthEnd(r: Reader): number {
+export function lengthEnd(r: Reader): number {
   const len = r.uint32();
   const end = r.pos + len;
   if (end > r.len) throw new RangeError(`index out of range: ${r.pos} + ${len} > ${r.len}`);
@@ -168,7 +168,7 @@ function lengthEnd(r: Reader): number {
 }
 
 /** Repeated scalar field: packed (wire type 2) or one unpacked element. */
-function repeated(r: Reader, wire: number, out: number[], one: () => number): void {
+export function repeated(r: Reader, wire: number, out: number[], one: () => number): void {
   if (wire === 2) {
     const end = lengthEnd(r);
     while (r.pos < end) out.push(one());
@@ -178,7 +178,7 @@ function repeated(r: Reader, wire: number, out: number[], one: () => number): vo
   }
 }
 
-function repeatedFixed(r: Reader, wire: number, out: number[], bytes: 4 | 8): void {
+export function repeatedFixed(r: Reader, wire: number, out: number[], bytes: 4 | 8): void {
   if (wire !== 2) {
     out.push(bytes === 4 ? r.float() : r.double());
     return;
@@ -192,7 +192,7 @@ function repeatedFixed(r: Reader, wire: number, out: number[], bytes: 4 | 8): vo
 }
 
 /** Runs `field` for every field of the message ending at `end`. */
-function message(r: Reader, end: number, field: (no: number, wire: number) => void): void {
+export function message(r: Reader, end: number, field: (no: number, wire: number) => void): void {
   while (r.pos < end) {
     const tag = r.uint32();
     const no = tag >>> 3;

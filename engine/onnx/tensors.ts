@@ -126,8 +126,9 @@ export function protoValues(t: TensorProto, what: string, external?: ExternalDat
     if (raw.length !== n * bytesPer) {
       throw new OnnxImportError('INVALID_MODEL', `${what}: raw_data has ${raw.length} bytes but shape ${formatShape(t.dims)} of ${dataTypeName(dt)} needs ${n * bytesPer}`);
     }
-    // Copy: raw_data is a view into the model bytes and may be unaligned for a typed-array view.
-    const copy = raw.slice();
+    // Copy: raw_data is a view into the model bytes and may be unaligned for a typed-array view. (Not
+    // raw.slice(): on a Node Buffer, which protobufjs returns for Buffer input, that is a view too.)
+    const copy = new Uint8Array(raw);
     if (dt === DataType.FLOAT) return new Float32Array(copy.buffer, 0, n);
     if (dt === DataType.DOUBLE) return new Float64Array(copy.buffer, 0, n);
     const read = rawReader(dt, new DataView(copy.buffer));

@@ -4,7 +4,8 @@ import { avgPool2dBackwardK, avgPool2dK, col2imK, im2colK, maxPool2dK } from '..
 import { Conv2dGeometry } from '../backend/backend';
 import { Shape, formatShape } from '../shape';
 import { floatDtype } from './util';
-import { reshape } from './layout';
+import { concat, permute, reshape, slice } from './layout';
+import { FloatDType, allocateFloat } from '../dtype';
 import { matmul } from './matmul';
 import { add } from './elementwise';
 import { mean } from './reduce';
@@ -215,4 +216,48 @@ export function globalAvgPool(x: Tensor): Tensor {
   floatDtype('global_avg_pool', x);
   if (x.rank < 3) throw new RangeError(`global_avg_pool: expected input [N, C, H, W] (or more spatial dims), got ${formatShape(x.shape)}`);
   return mean(x, x.shape.slice(2).map((_, i) => i + 2), true);
+}
+
+export interface Conv3dOptions {
+  stride?: [number, number, number];
+  padding?: [number, number, number];
+  dilation?: [number, number, number];
+  groups?: number;
+}
+
+/**
+ * 3-D convolution (torch.nn.functional.conv3d): x [N, C, D, H, W], weight [O, C/groups, kd, kh, kw],
+ * bias [O] -> [N, O, od, oh, ow]. Composite: for each kernel depth tap, the strided depth slices of the
+ * (depth-padded) input are stacked into the batch and convolved in 2-D with that tap's weight plane;
+ * the planes' outputs are summed. So it runs on every backend's 2-D kernels and autograd gives the VJP.
+ */
+export function conv3d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv3dOptions = {}): Tensor {
+  floatDtype('conv3d', x, weight, ...(bias ? [bias] : []));
+  if (x.rank !== 5 || weight.rank !== 5) throw new RangeError(`conv3d: expected input [N, C, D, H, W] and weight [O, C/groups, kd, kh, kw], got ${formatShape(x.shape)} and ${formatShape(weight.shape)}`);
+  const [sd, sh, sw] = options.stride ?? [1, 1, 1];
+  const [pd, ph, pw] = options.padding ?? [0, 0, 0];
+  const [dd, dh, dw] = options.dilation ?? [1, 1, 1];
+  const [n, c, depth, h, w] = x.shape;
+  const [o, , kd, kh, kw] = weight.shape;
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== o)) throw new RangeError(`conv3d: bias shape ${formatShape(bias.shape)} does not match weight ${formatShape(weight.shape)} (expected [${o}])`);
+  const od = Math.floor((depth + 2 * pd - dd * (kd - 1) - 1) / sd) + 1;
+  if (od <= 0) throw new RangeError(`conv3d: output depth would be ${od} for input ${formatShape(x.shape)} (kernel depth ${kd}, stride ${sd}, padding ${pd}, dilation ${dd})`);
+  let xp = x;
+  if (pd > 0) {
+    const zeros = new Tensor(allocateFloat(x.dtype as FloatDType, n * c * pd * h * w), [n, c, pd, h, w]);
+    xp = concat([zeros, x, zeros], 2);
+  }
+  let y: Tensor | null = null;
+  for (let t = 0; t < kd; t++) {
+    const start = t * dd;
+    const planes = slice(xp, { starts: [start], ends: [start + (od - 1) * sd + 1], axes: [2], steps: [sd] });
+    const batch = reshape(permute(planes, [0, 2, 1, 3, 4]), [n * od, c, h, w]);
+    const wt = reshape(slice(weight, { starts: [t], ends: [t + 1], axes: [2] }), [o, weight.shape[1], kh, kw]);
+    const part = conv2d(batch, wt, null, { stride: [sh, sw], padding: [ph, pw], dilation: [dh, dw], groups: options.groups ?? 1 });
+    y = y ? add(y, part) : part;
+  }
+  const [, , oh, ow] = y!.shape;
+  let out = permute(reshape(y!, [n, od, o, oh, ow]), [0, 2, 1, 3, 4]);
+  if (bias) out = add(out, reshape(bias, [o, 1, 1, 1]));
+  return out;
 }

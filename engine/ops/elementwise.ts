@@ -108,18 +108,22 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
 }
 
 /**
- * Clamp to [lo, hi] as torch.clamp, from kernels only (so it runs on a device): values min/max, the
- * gradient 1 inside the range (bounds included) and 0 outside and at NaN.
+ * Clamp to [lo, hi] as torch.clamp, from kernels only (so it runs on a device): min(max(x, lo), hi), so
+ * every value is hi when lo > hi (as torch.clamp, numpy.clip and ONNX Clip); the gradient is 1 inside
+ * the range (bounds included) and 0 outside and at NaN.
  */
 export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   if (lo === -Infinity && hi === Infinity) return x;
   const bound = (v: number) => tensorFrom([v], [], x.dtype === 'float64' ? 'float64' : 'float32');
   let y = x;
-  if (hi < Infinity) y = binaryK('min', y, bound(hi), 0, 'clamp');
   if (lo > -Infinity) y = binaryK('max', y, bound(lo), 0, 'clamp');
+  if (hi < Infinity) y = binaryK('min', y, bound(hi), 0, 'clamp');
   const out = y;
   return record('clamp', [x], out, (g) => [mul(g, binaryK('eq', out, x, 0, 'clamp'))]);
 }
+
+/** 1 where a == b, else 0 (broadcast), as a constant (no gradient): a mask for composites that run on any backend. */
+export const equalMask = (a: Operand, b: Operand): Tensor => binaryK('eq', asTensor(a, b), asTensor(b, a), 0, 'equal');
 
 export const mulScalar = (x: Tensor, s: number): Tensor => unaryOp('mul', 'scale', x, s, (g) => mulScalar(g, s));
 export const addScalar = (x: Tensor, s: number): Tensor => unaryOp('add', 'addScalar', x, s, (g) => g);

@@ -8,3 +8,4 @@ export * from './loss';
 export * from './conv';
 export * from './norm';
 export * from './dropout';
+export * from './resize';

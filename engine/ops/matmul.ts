@@ -40,6 +40,13 @@ function matmul2d(a: Tensor, b: Tensor, transA = false, transB = false): Tensor 
   if (k !== k2) throw new RangeError(`matmul: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} do not align (${k} vs ${k2})`);
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
+  if (!transA && aBatch.length > 0 && b.rank <= a.rank && sizeOf(bBatch) === 1 && sizeOf(aBatch) > 1) {
+    // One matrix B shared by every batch of A (a Linear layer on [B, T, D]): one [B*T, K] x [K, N] product
+    // instead of a batch of small ones, and B's gradient comes out of one product, with no sum over the batch.
+    const rows = reshape(a, [sizeOf(aBatch) * m, k]);
+    const b2 = b.rank === 2 ? b : reshape(b, b.shape.slice(-2));
+    return reshape(matmul2d(rows, b2, false, transB), [...aBatch, m, n]);
+  }
   const batch = broadcastShapes(aBatch, bBatch);
   const plan: MatmulPlan = {
     batch: sizeOf(batch), m, k, n,

@@ -63,6 +63,11 @@ export interface BatchNormOptions {
   /** Weight of the new batch statistic in the running average (default 0.1). */
   momentum?: number;
   eps?: number;
+  /**
+   * Which batch variance goes into runningVar: the unbiased one (n / (n - 1) times the biased one; default
+   * true, as PyTorch) or the population variance (false, as the ONNX BatchNormalization spec).
+   */
+  unbiasedRunningVar?: boolean;
 }
 
 /**
@@ -71,7 +76,7 @@ export interface BatchNormOptions {
  * - training: normalise with the batch mean and biased variance, and update runningMean /
  *   runningVar IN PLACE (their `.data` is written: buffers are the one documented exception to
  *   tensor immutability) as running = (1 - momentum) * running + momentum * batch, using the
- *   UNBIASED batch variance for runningVar.
+ *   UNBIASED batch variance for runningVar (PyTorch; `unbiasedRunningVar: false` gives the population one).
  * - eval: normalise with the running statistics, which are constants (no gradient reaches them).
  *
  * Composite: built from mean, sub, square, addScalar, rsqrt, mul, add and reshape, so autograd
@@ -80,7 +85,7 @@ export interface BatchNormOptions {
 export function batchNorm(
   x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null, options: BatchNormOptions = {},
 ): Tensor {
-  const { training = false, momentum = 0.1, eps = 1e-5 } = options;
+  const { training = false, momentum = 0.1, eps = 1e-5, unbiasedRunningVar = true } = options;
   const op = 'batch_norm';
   const dtype = floatDtype(op, x);
   if (x.rank < 2) throw new RangeError(`${op}: expected input [N, C] or [N, C, ...], got ${formatShape(x.shape)}`);
@@ -109,7 +114,7 @@ export function batchNorm(
     const variance = mean(square(centered), axes, true);
     y = mul(centered, rsqrt(addScalar(variance, eps)));
     noGrad(() => {
-      const unbiased = count / (count - 1);
+      const unbiased = unbiasedRunningVar ? count / (count - 1) : 1;
       if (mu.hasHostData && variance.hasHostData && (!runningMean || runningMean.hasHostData) && (!runningVar || runningVar.hasHostData)) {
         for (let ch = 0; ch < c; ch++) {
           if (runningMean) runningMean.data[ch] = (1 - momentum) * runningMean.data[ch] + momentum * mu.data[ch];

@@ -1,10 +1,11 @@
 import { Tensor } from '../tensor';
 import { record } from '../autograd';
 import { binaryK, reduceK } from '../backend/dispatch';
-import { normalizeAxes } from '../shape';
-import { floatDtype } from './util';
-import { broadcastTo, reshape } from './layout';
-import { div, mul, mulScalar } from './elementwise';
+import { normalizeAxes, normalizeAxis, sizeOf } from '../shape';
+import { FloatArray, FloatDType, allocateFloat } from '../dtype';
+import { floatDtype, fromData } from './util';
+import { broadcastTo, concat, reshape, slice } from './layout';
+import { add, div, mul, mulScalar } from './elementwise';
 
 export type Axes = number | readonly number[] | null | undefined;
 
@@ -43,4 +44,51 @@ export function max(x: Tensor, axes: Axes = null, keepdims = false): Tensor {
     const count = sum(mask, ax, true);
     return [mul(mask, broadcastTo(div(reshape(g, keepShape), count), x.shape))];
   });
+}
+
+export interface ScanOptions {
+  /** Element i combines elements before i only (the first is the identity). */
+  exclusive?: boolean;
+  /** Accumulate from the end of the axis. */
+  reverse?: boolean;
+}
+
+/**
+ * Inclusive prefix combination along `axis` by Hillis-Steele doubling: log2(n) steps of
+ * y = combine(y, y shifted by 2^k, the gap filled with the identity). Composite (slice, concat and the
+ * combine op), so it runs on every backend and autograd derives the VJP, zeros included for products.
+ */
+function prefixScan(x: Tensor, axis: number, identity: number, combine: (a: Tensor, b: Tensor) => Tensor, options: ScanOptions): Tensor {
+  floatDtype('cumulative op', x);
+  const ax = normalizeAxis(axis, x.rank);
+  const n = x.shape[ax];
+  if (n === 0) return x;
+  const flip = (t: Tensor) => slice(t, { starts: [-1], ends: [-n - 1], axes: [ax], steps: [-1] });
+  /** t shifted by `by` along the axis, the first `by` positions filled with the identity. */
+  const shift = (t: Tensor, by: number) => {
+    const fillShape = [...t.shape];
+    fillShape[ax] = by;
+    const fill = fromData(filled(t.dtype as FloatDType, sizeOf(fillShape), identity), fillShape);
+    return by >= n ? fromData(filled(t.dtype as FloatDType, t.size, identity), t.shape) : concat([fill, slice(t, { starts: [0], ends: [n - by], axes: [ax] })], ax);
+  };
+  let y = options.reverse ? flip(x) : x;
+  if (options.exclusive) y = shift(y, 1);
+  for (let d = 1; d < n; d *= 2) y = combine(y, shift(y, d));
+  return options.reverse ? flip(y) : y;
+}
+
+function filled(dtype: FloatDType, size: number, value: number): FloatArray {
+  const data = allocateFloat(dtype, size);
+  if (value !== 0) data.fill(value);
+  return data;
+}
+
+/** Cumulative sum along `axis` (torch.cumsum, ONNX CumSum with exclusive / reverse). */
+export function cumsum(x: Tensor, axis: number, options: ScanOptions = {}): Tensor {
+  return prefixScan(x, axis, 0, add, options);
+}
+
+/** Cumulative product along `axis` (torch.cumprod, ONNX CumProd); its gradient is exact at zeros too. */
+export function cumprod(x: Tensor, axis: number, options: ScanOptions = {}): Tensor {
+  return prefixScan(x, axis, 1, mul, options);
 }

@@ -75,6 +75,17 @@ export interface TrainingRecord {
   gradNormTotal: Series;
   modules: ModuleSeries[];
   anomaly?: TrainingAnomaly;
+  /** Written by a distributed job (python/gradlens_recorder.py under torchrun): the statistics combine every rank's. */
+  distributed?: DistributedRun;
+}
+
+export interface DistributedRun {
+  /** Ranks whose gradients, parameters, activations and losses the record combines. */
+  worldSize: number;
+  /** 'ddp' | 'fsdp' (v1) | 'fsdp2' (other writers may record other names). */
+  strategy: string;
+  /** torch.distributed backend ('nccl', 'gloo'). */
+  backend?: string;
 }
 
 export class TrainingRecordError extends Error {
@@ -84,7 +95,7 @@ export class TrainingRecordError extends Error {
   }
 }
 
-const SERIES_KEYS = ['gradNorm', 'paramNorm', 'updateRatio', 'actMean', 'actStd', 'zeroFraction'] as const;
+export const SERIES_KEYS = ['gradNorm', 'paramNorm', 'updateRatio', 'actMean', 'actStd', 'zeroFraction'] as const;
 
 /**
  * JSON has no NaN or Infinity, and a training record must be able to hold them (that is when it is
@@ -95,7 +106,7 @@ function encodeNumber(v: number | null): number | string | null {
   return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
 }
 
-function decodeNumber(v: unknown, where: string): number | null {
+export function decodeNumber(v: unknown, where: string): number | null {
   if (v === null || typeof v === 'number') return v;
   if (v === 'NaN') return NaN;
   if (v === 'Infinity') return Infinity;
@@ -107,7 +118,7 @@ export function serializeTrainingRecord(record: TrainingRecord): string {
   return JSON.stringify(record, (_key, value) => (typeof value === 'number' ? encodeNumber(value) : value));
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
@@ -117,7 +128,7 @@ function series(v: unknown, length: number, where: string): Series {
   return v.map((x, i) => decodeNumber(x, `${where}[${i}]`));
 }
 
-function source(v: unknown, where: string): SourceLocation | undefined {
+export function parseSource(v: unknown, where: string): SourceLocation | undefined {
   if (v === undefined || v === null) return undefined;
   if (!isObject(v) || typeof v.file !== 'string' || typeof v.line !== 'number' || !Number.isInteger(v.line) || v.line < 1) {
     throw new TrainingRecordError(`${where}: expected {file: string, line: positive integer}`);
@@ -155,26 +166,12 @@ export function parseTrainingRecord(text: string, origin = 'training record'): T
       kind: typeof m.kind === 'string' ? m.kind : undefined,
       depth: typeof m.depth === 'number' ? m.depth : i,
       leaf: typeof m.leaf === 'boolean' ? m.leaf : true,
-      source: source(m.source, `${at}.source`),
+      source: parseSource(m.source, `${at}.source`),
     } as ModuleSeries;
     for (const key of SERIES_KEYS) out[key] = m[key] === undefined ? new Array(n).fill(null) : series(m[key], n, `${at}.${key}`);
     return out;
   });
-  let anomaly: TrainingAnomaly | undefined;
-  if (raw.anomaly !== undefined && raw.anomaly !== null) {
-    const a = raw.anomaly;
-    if (!isObject(a) || typeof a.step !== 'number' || typeof a.modulePath !== 'string' || !['forward', 'backward', 'update'].includes(a.phase as string)) {
-      throw new TrainingRecordError(`${origin}: anomaly needs step, phase ('forward' | 'backward' | 'update') and modulePath`);
-    }
-    anomaly = {
-      step: a.step,
-      phase: a.phase as TrainingAnomaly['phase'],
-      node: typeof a.node === 'string' ? a.node : undefined,
-      modulePath: a.modulePath,
-      source: source(a.source, `${origin}: anomaly.source`),
-      message: typeof a.message === 'string' ? a.message : 'NaN or Inf',
-    };
-  }
+  const anomaly = raw.anomaly === undefined || raw.anomaly === null ? undefined : parseAnomaly(raw.anomaly, `${origin}: anomaly`);
   const optimizer = { ...(raw.optimizer as Record<string, unknown>) } as unknown as OptimizerSettings;
   return {
     schema: TRAINING_SCHEMA,
@@ -187,5 +184,27 @@ export function parseTrainingRecord(text: string, origin = 'training record'): T
     gradNormTotal: raw.gradNormTotal === undefined ? new Array(n).fill(null) : series(raw.gradNormTotal, n, `${origin}: gradNormTotal`),
     modules,
     anomaly,
+    distributed: raw.distributed === undefined || raw.distributed === null ? undefined : parseDistributed(raw.distributed, `${origin}: distributed`),
   };
+}
+
+export function parseAnomaly(a: unknown, where: string): TrainingAnomaly {
+  if (!isObject(a) || typeof a.step !== 'number' || typeof a.modulePath !== 'string' || !['forward', 'backward', 'update'].includes(a.phase as string)) {
+    throw new TrainingRecordError(`${where} needs step, phase ('forward' | 'backward' | 'update') and modulePath`);
+  }
+  return {
+    step: a.step,
+    phase: a.phase as TrainingAnomaly['phase'],
+    node: typeof a.node === 'string' ? a.node : undefined,
+    modulePath: a.modulePath,
+    source: parseSource(a.source, `${where}.source`),
+    message: typeof a.message === 'string' ? a.message : 'NaN or Inf',
+  };
+}
+
+export function parseDistributed(d: unknown, where: string): DistributedRun {
+  if (!isObject(d) || typeof d.worldSize !== 'number' || !Number.isInteger(d.worldSize) || d.worldSize < 1 || typeof d.strategy !== 'string') {
+    throw new TrainingRecordError(`${where} needs worldSize (a positive integer) and strategy (string)`);
+  }
+  return { worldSize: d.worldSize, strategy: d.strategy, backend: typeof d.backend === 'string' ? d.backend : undefined };
 }

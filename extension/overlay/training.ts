@@ -31,7 +31,10 @@ export function trainingSummary(m: ModuleSeries): string {
 }
 
 export function trainingHover(m: ModuleSeries, record: TrainingRecord): string {
-  const lines = [`**${m.path || '(model)'}**${m.kind ? ` · ${m.kind}` : ''} · ${stepsText(record)} of ${record.optimizer.kind} (lr ${record.optimizer.lr}) · ${record.producer}`, ''];
+  // A TensorBoard import knows no optimiser ('unknown'): say nothing rather than "lr 0".
+  const optimizer = record.optimizer.kind === 'unknown' ? '' : ` of ${record.optimizer.kind} (lr ${record.optimizer.lr})`;
+  const ranks = record.distributed ? ` · ${record.distributed.strategy.toUpperCase()} × ${record.distributed.worldSize} ranks` : '';
+  const lines = [`**${m.path || '(model)'}**${m.kind ? ` · ${m.kind}` : ''} · ${stepsText(record)}${optimizer} · ${record.producer}${ranks}`, ''];
   if (record.anomaly && (record.anomaly.modulePath === m.path || record.anomaly.modulePath.startsWith(`${m.path}.`))) {
     lines.push(`$(error) step ${record.anomaly.step}: ${record.anomaly.message}`, '');
   }

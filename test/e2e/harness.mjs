@@ -639,18 +639,22 @@ export class Workbench {
       // The same quick-input widget turns into the command's input box (no '>' prefix, the command's prompt).
       // Both the input boxes here and code-server's file dialog start with a value (a default, a folder path).
       await this.poll(() => input.inputValue(), (v) => v.length > 0 && !v.startsWith('>'), `the input box of "${title}"`, timeout);
-      // code-server's file dialog may set its value again once it has listed the folder (after our fill), and
-      // then Enter opens the folder instead of accepting the file: fill until the value holds, then accept.
+      // The box can change under us: code-server's file dialog sets its value again once it has listed the folder
+      // (Enter then opens the folder), and an extension's validateInput answers asynchronously (Enter while the
+      // answer for a half-typed value is pending is ignored). So: make the value ours, Enter, and repeat until the
+      // box closes.
       const text = String(answer);
-      for (let tries = 1; tries <= 8 && Date.now() < deadline; tries++) {
-        await input.fill(text);
+      for (let tries = 1; tries <= 8 && Date.now() < deadline && (await widget.isVisible()); tries++) {
+        const before = await input.inputValue().catch(() => text);
+        if (before !== text) await input.fill(text);
         await page.waitForTimeout(250 * tries);
-        if ((await input.inputValue().catch(() => text)) !== text) continue;
-        await page.keyboard.press('Enter');
-        const closed = await widget.waitFor({ state: 'hidden', timeout: 5000 }).then(() => true, () => false);
-        if (closed) break;
-        const now = await input.inputValue().catch(() => text);
-        if (now === text) break; // still validating our answer: wait for it below
+        const held = await input.inputValue().catch(() => text);
+        if (tries > 1 || held !== text) log(`[${this.name}] answering "${title}": try ${tries}, value was ${JSON.stringify(before)}, now ${JSON.stringify(held)}`);
+        if (held !== text) continue;
+        // On the input itself, so an Enter never lands in the editor if the box has just closed.
+        await input.press('Enter', { timeout: 2000 }).catch(() => {});
+        if (await widget.waitFor({ state: 'hidden', timeout: 2000 * tries }).then(() => true, () => false)) break;
+        log(`[${this.name}] answering "${title}": still open after Enter (try ${tries}), value ${JSON.stringify(await input.inputValue().catch(() => '?'))}`);
       }
     }
     await this.waitFor(widget, 'the command palette to close', timeout, 'hidden');

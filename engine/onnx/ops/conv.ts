@@ -1,9 +1,10 @@
-/** Convolution and pooling ops (1-D and 2-D on the engine's 2-D kernels). */
+/** Convolution and pooling ops (1-D to 3-D, on the engine's 2-D kernels). */
 import { Tensor } from '../../tensor';
 import { formatShape, sizeOf } from '../../shape';
 import * as E from '../../ops';
 import { OpContext, makeConstant } from '../context';
-import { OpHandler, constLike, floatIn, need } from './common';
+import { layout } from '../helpers';
+import { OpHandler, constLike, floatIn, isF, need } from './common';
 import { padSpatial } from './layout';
 
 
@@ -47,11 +48,11 @@ function windowSpec(ctx: OpContext, inShape: readonly number[], kernel: number[]
   return { kernel, strides, dilations, begins, ends };
 }
 
-/** Spatial rank of an [N, C, ...spatial] input; only 1-D and 2-D map onto the engine's 2-D kernels. */
+/** Spatial rank of an [N, C, ...spatial] input: 1-D and 3-D windows are built on the engine's 2-D kernels. */
 function spatialRank(ctx: OpContext, x: Tensor, op: string): number {
   const n = x.rank - 2;
   if (n < 1) ctx.fail('INVALID_MODEL', `${op} input must be [N, C, ...spatial], got ${formatShape(x.shape)}`);
-  if (n > 2) ctx.fail('UNSUPPORTED_FEATURE', `${n}-D ${op} (input ${formatShape(x.shape)}) is not supported: the engine has 2-D convolution and pooling kernels only`);
+  if (n > 3) ctx.fail('UNSUPPORTED_FEATURE', `${n}-D ${op} (input ${formatShape(x.shape)}) is not supported: the engine builds 1-D to 3-D windows on its 2-D kernels`);
   return n;
 }
 
@@ -82,8 +83,15 @@ const conv: OpHandler = {
     const b = inputs[2] ?? null;
     const n = spatialRank(ctx, x, 'Conv');
     const kernel = ctx.attrs.ints('kernel_shape', w.shape.slice(2));
-    const s = spec2d(windowSpec(ctx, x.shape.slice(2), kernel, n), n);
     const groups = ctx.attrs.int('group', 1);
+    if (n === 3) {
+      const s3 = windowSpec(ctx, x.shape.slice(2), kernel, 3);
+      const symmetric = s3.begins.every((b, i) => b === s3.ends[i]);
+      const x3 = symmetric ? x : padSpatial(ctx, x, 2, s3.begins, s3.ends, 0);
+      const triple = (v: number[]) => [v[0], v[1], v[2]] as [number, number, number];
+      return E.conv3d(x3, w, b, { stride: triple(s3.strides), padding: symmetric ? triple(s3.begins) : [0, 0, 0], dilation: triple(s3.dilations), groups });
+    }
+    const s = spec2d(windowSpec(ctx, x.shape.slice(2), kernel, n), n);
     let x2 = to2d(x, n);
     const w2 = n === 1 ? E.reshape(w, [w.shape[0], w.shape[1], 1, w.shape[2]]) : w;
     let padding: [number, number] = [s.begins[0], s.begins[1]];
@@ -97,8 +105,9 @@ const conv: OpHandler = {
 };
 
 /**
- * ConvTranspose as a composition: zero-insertion for the stride (concat + reshape), padding, then
- * conv2d with the spatially flipped, in/out-swapped weight. Differentiable in x, W and B.
+ * ConvTranspose as a composition: zero-insertion for the stride (concat + reshape), padding, then a
+ * stride-1 convolution (2-D, or 3-D on 2-D kernels) with the spatially flipped, in/out-swapped weight.
+ * Differentiable in x, W and B. output_shape and SAME auto_pad set the pads by the spec's equations.
  */
 const convTranspose: OpHandler = {
   run(ctx, inputs) {
@@ -107,114 +116,179 @@ const convTranspose: OpHandler = {
     const b = inputs[2] ?? null;
     const n = spatialRank(ctx, x, 'ConvTranspose');
     const a = ctx.attrs;
+    const fill = (len: number, v: number) => new Array<number>(len).fill(v);
     const groups = a.int('group', 1);
     const kernel = a.ints('kernel_shape', w.shape.slice(2));
-    const strides = a.ints('strides', new Array<number>(n).fill(1));
-    const dil = a.ints('dilations', new Array<number>(n).fill(1));
-    const outPad = a.ints('output_padding', new Array<number>(n).fill(0));
-    if (a.has('output_shape') || a.string('auto_pad', 'NOTSET') !== 'NOTSET') {
-      ctx.fail('UNSUPPORTED_FEATURE', 'ConvTranspose with output_shape or auto_pad is not supported (give explicit pads)');
+    const strides = a.ints('strides', fill(n, 1));
+    const dil = a.ints('dilations', fill(n, 1));
+    const outPad = a.ints('output_padding', fill(n, 0));
+    const autoPad = a.string('auto_pad', 'NOTSET');
+    let pads = a.ints('pads', fill(2 * n, 0));
+    if (w.rank !== n + 2 || kernel.length !== n || strides.length !== n || dil.length !== n || outPad.length !== n || pads.length !== 2 * n) {
+      ctx.fail('INVALID_MODEL', `ConvTranspose weight ${formatShape(w.shape)} and kernel_shape/strides/dilations/output_padding/pads do not match the ${n} spatial dims of input ${formatShape(x.shape)}`);
     }
-    const pads = a.ints('pads', new Array<number>(2 * n).fill(0));
-    let x2 = to2d(x, n);
-    let w2 = n === 1 ? E.reshape(w, [w.shape[0], w.shape[1], 1, w.shape[2]]) : w;
-    const k2 = n === 1 ? [1, kernel[0]] : kernel;
-    const s2 = n === 1 ? [1, strides[0]] : strides;
-    const d2 = n === 1 ? [1, dil[0]] : dil;
-    const op2 = n === 1 ? [0, outPad[0]] : outPad;
-    const pb = n === 1 ? [0, pads[0]] : pads.slice(0, 2);
-    const pe = n === 1 ? [0, pads[1]] : pads.slice(2, 4);
-    // 1. zero insertion: [N, C, H, W] -> [N, C, (H-1)*s+1, (W-1)*s+1]
-    for (let i = 0; i < 2; i++) {
-      const s = s2[i];
-      if (s === 1) continue;
+    const inShape = x.shape.slice(2);
+    if (a.has('output_shape') || autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+      let outShape = a.has('output_shape') ? a.ints('output_shape') : inShape.map((d, i) => d * strides[i]);
+      if (outShape.length === n + 2) outShape = outShape.slice(2);
+      if (outShape.length !== n) ctx.fail('INVALID_MODEL', `ConvTranspose output_shape ${formatShape(outShape)} does not match the ${n} spatial dims`);
+      const total = inShape.map((d, i) => strides[i] * (d - 1) + outPad[i] + (kernel[i] - 1) * dil[i] + 1 - outShape[i]);
+      const upper = autoPad === 'SAME_UPPER';
+      const half = total.map((t) => Math.floor(t / 2));
+      pads = [...total.map((t, i) => (upper ? half[i] : t - half[i])), ...total.map((t, i) => (upper ? t - half[i] : half[i]))];
+    } else if (autoPad === 'VALID') {
+      pads = fill(2 * n, 0);
+    } else if (autoPad !== 'NOTSET') {
+      ctx.fail('INVALID_MODEL', `unknown auto_pad '${autoPad}'`);
+    }
+    // 1-D runs as 2-D over a height of 1.
+    const m = n === 1 ? 2 : n;
+    const lift = (v: number[], one: number) => (n === 1 ? [one, v[0]] : v);
+    let xs = to2d(x, n);
+    let ws = n === 1 ? E.reshape(w, [w.shape[0], w.shape[1], 1, w.shape[2]]) : w;
+    const s = lift(strides, 1);
+    const d = lift(dil, 1);
+    const op = lift(outPad, 0);
+    const pb = lift(pads.slice(0, n), 0);
+    const pe = lift(pads.slice(n), 0);
+    const ks = ws.shape.slice(2);
+    // 1. zero insertion: each spatial dim L -> (L-1)*s+1
+    for (let i = 0; i < m; i++) {
+      if (s[i] === 1) continue;
       const axis = 2 + i;
-      const dim = x2.shape[axis];
-      const expanded = E.unsqueeze(x2, axis + 1);
+      const dim = xs.shape[axis];
+      const expanded = E.unsqueeze(xs, axis + 1);
       const zshape = [...expanded.shape];
-      zshape[axis + 1] = s - 1;
-      const z = makeConstant(new Array<number>(sizeOf(zshape)).fill(0), zshape, x2.dtype);
-      const inter = E.concat([expanded, z], axis + 1);
-      const shape = [...x2.shape];
-      shape[axis] = dim * s;
-      x2 = E.slice(E.reshape(inter, shape), { starts: [0], ends: [(dim - 1) * s + 1], axes: [axis] });
+      zshape[axis + 1] = s[i] - 1;
+      const z = makeConstant(new Array<number>(sizeOf(zshape)).fill(0), zshape, xs.dtype);
+      const shape = [...xs.shape];
+      shape[axis] = dim * s[i];
+      xs = E.slice(E.reshape(E.concat([expanded, z], axis + 1), shape), { starts: [0], ends: [(dim - 1) * s[i] + 1], axes: [axis] });
     }
     // 2. full padding (k-1)*d - p on each side (+ output_padding at the end); negative crops.
-    const begins = [0, 1].map((i) => (k2[i] - 1) * d2[i] - pb[i]);
-    const ends = [0, 1].map((i) => (k2[i] - 1) * d2[i] - pe[i] + op2[i]);
-    x2 = padSpatial(ctx, x2, 2, begins, ends, 0);
-    // 3. weight [Cin, Cout/g, kh, kw] -> flipped [Cout, Cin/g, kh, kw]
-    const [cin, coutG, kh, kw] = w2.shape;
-    const flipIdx = (k: number) => makeConstant(Array.from({ length: k }, (_, i) => k - 1 - i), [k], 'int32');
-    w2 = E.gather(E.gather(w2, flipIdx(kh), 2), flipIdx(kw), 3);
-    w2 = E.reshape(E.permute(E.reshape(w2, [groups, cin / groups, coutG, kh, kw]), [0, 2, 1, 3, 4]), [groups * coutG, cin / groups, kh, kw]);
-    const y = E.conv2d(x2, w2, b, { stride: 1, padding: 0, dilation: [d2[0], d2[1]], groups });
+    xs = padSpatial(ctx, xs, 2, ks.map((k, i) => (k - 1) * d[i] - pb[i]), ks.map((k, i) => (k - 1) * d[i] - pe[i] + op[i]), 0);
+    // 3. weight [Cin, Cout/g, ...k] -> flipped [Cout, Cin/g, ...k]
+    const [cin, coutG] = ws.shape;
+    if (cin !== x.shape[1] || cin % groups !== 0) ctx.fail('INVALID_MODEL', `ConvTranspose weight ${formatShape(w.shape)} does not fit input ${formatShape(x.shape)} with ${groups} groups`);
+    ks.forEach((k, i) => {
+      ws = E.gather(ws, makeConstant(Array.from({ length: k }, (_, j) => k - 1 - j), [k], 'int32'), 2 + i);
+    });
+    ws = E.reshape(E.permute(E.reshape(ws, [groups, cin / groups, coutG, ...ks]), [0, 2, 1, ...ks.map((_, i) => 3 + i)]), [groups * coutG, cin / groups, ...ks]);
+    const y = m === 3
+      ? E.conv3d(xs, ws, b, { dilation: [d[0], d[1], d[2]], groups })
+      : E.conv2d(xs, ws, b, { stride: 1, padding: 0, dilation: [d[0], d[1]], groups });
     return from2d(y, n);
   },
 };
 
-function poolSetup(ctx: OpContext, x: Tensor, op: string) {
+type PoolKind = 'max' | 'avg' | 'sum';
+
+/** Taps t in [0, k) of a window starting at `start` (padded coordinates) that land in [lo, hi). */
+function tapsIn(start: number, k: number, d: number, lo: number, hi: number): number {
+  let c = 0;
+  for (let t = 0; t < k; t++) if (start + t * d >= lo && start + t * d < hi) c++;
+  return c;
+}
+
+/**
+ * One 2-D pooling stage over [N, C, H, W] with ONNX windows: pads (asymmetric allowed), ceil-mode
+ * extra end padding and dilations. 'max' pads with -inf; 'avg' divides each window sum by its count
+ * (padding included up to the declared pads with count_include_pad, else real elements only); 'sum'
+ * is the plain window sum (LpPool).
+ */
+function poolStage(ctx: OpContext, x2: Tensor, spec: WindowSpec, extra: number[], kind: PoolKind, includePad: boolean): Tensor {
+  const [kh, kw] = spec.kernel;
+  const stride: [number, number] = [spec.strides[0], spec.strides[1]];
+  const dilation: [number, number] = [spec.dilations[0], spec.dilations[1]];
+  const symmetric = spec.begins[0] === spec.ends[0] && spec.begins[1] === spec.ends[1] && extra[0] === 0 && extra[1] === 0;
+  const small = spec.begins[0] <= Math.floor(kh / 2) && spec.begins[1] <= Math.floor(kw / 2);
+  const ends = [spec.ends[0] + extra[0], spec.ends[1] + extra[1]];
+  if (kind === 'max') {
+    if (symmetric && small) return E.maxPool2d(x2, { kernel: [kh, kw], stride, padding: [spec.begins[0], spec.begins[1]], dilation });
+    return E.maxPool2d(padSpatial(ctx, x2, 2, spec.begins, ends, -Infinity), { kernel: [kh, kw], stride, padding: [0, 0], dilation });
+  }
+  const dilated = dilation[0] !== 1 || dilation[1] !== 1;
+  if (kind === 'avg' && !dilated && symmetric && small) {
+    return E.avgPool2d(x2, { kernel: [kh, kw], stride, padding: [spec.begins[0], spec.begins[1]], countIncludePad: includePad });
+  }
+  // Window sums over an explicitly zero-padded input: the average-pool kernel times the window size,
+  // or with dilations a depthwise convolution with a kernel of ones.
+  const padded = padSpatial(ctx, x2, 2, spec.begins, ends, 0);
+  const c = x2.shape[1];
+  const sums = dilated
+    ? E.conv2d(padded, constLike(x2, new Array<number>(c * kh * kw).fill(1), [c, 1, kh, kw]), null, { stride, dilation, groups: c })
+    : E.mulScalar(E.avgPool2d(padded, { kernel: [kh, kw], stride, padding: [0, 0], countIncludePad: true }), kh * kw);
+  if (kind === 'sum') return sums;
+  const [oh, ow] = [sums.shape[2], sums.shape[3]];
+  const [h, w] = [x2.shape[2], x2.shape[3]];
+  const count = (o: number, i: number, size: number) => {
+    const b = spec.begins[i];
+    return tapsIn(o * stride[i], spec.kernel[i], dilation[i], includePad ? 0 : b, includePad ? size + b + spec.ends[i] : size + b);
+  };
+  const scale = new Array<number>(oh * ow);
+  for (let i = 0; i < oh; i++) {
+    for (let j = 0; j < ow; j++) {
+      const n = count(i, 0, h) * count(j, 1, w);
+      scale[i * ow + j] = n > 0 ? 1 / n : 0;
+    }
+  }
+  return E.mul(sums, constLike(sums, scale, [oh, ow]));
+}
+
+/**
+ * Pooling over 1-D to 3-D windows on 2-D stages: 1-D runs over a height of 1; 3-D is separable
+ * (max, average and sum of a box are the max / average / sum over depth of those over height x width,
+ * and each count is a product of per-axis counts): (H, W) on [N, C*D, H, W], then D on
+ * [N, C, D, oh*ow]. For max, the gradient goes to the first maximum in (d, h, w) order, as PyTorch.
+ */
+function pool(ctx: OpContext, x: Tensor, op: string, kind: PoolKind, includePad = false): Tensor {
   const n = spatialRank(ctx, x, op);
   const kernel = ctx.attrs.ints('kernel_shape');
-  const spec = spec2d(windowSpec(ctx, x.shape.slice(2), kernel, n), n);
+  const spec = windowSpec(ctx, x.shape.slice(2), kernel, n);
   const ceil = ctx.attrs.int('ceil_mode', 0) === 1;
-  const x2 = to2d(x, n);
-  const extra = [0, 1].map((i) =>
-    ceil ? ceilExtra(x2.shape[2 + i], spec.kernel[i], spec.strides[i], spec.dilations[i], spec.begins[i], spec.ends[i]) : 0);
-  return { n, spec, x2, extra };
+  const extra = spec.kernel.map((k, i) => (ceil ? ceilExtra(x.shape[2 + i], k, spec.strides[i], spec.dilations[i], spec.begins[i], spec.ends[i]) : 0));
+  /** The 2-D window of spatial dims `dims` (-1: a dim of size 1 with a trivial window). */
+  const pick = (dims: [number, number]): [WindowSpec, number[]] => [{
+    kernel: dims.map((i) => (i < 0 ? 1 : spec.kernel[i])),
+    strides: dims.map((i) => (i < 0 ? 1 : spec.strides[i])),
+    dilations: dims.map((i) => (i < 0 ? 1 : spec.dilations[i])),
+    begins: dims.map((i) => (i < 0 ? 0 : spec.begins[i])),
+    ends: dims.map((i) => (i < 0 ? 0 : spec.ends[i])),
+  }, dims.map((i) => (i < 0 ? 0 : extra[i]))];
+  const stage = (t: Tensor, dims: [number, number]) => poolStage(ctx, t, ...pick(dims), kind, includePad);
+  if (n === 1) return from2d(stage(to2d(x, 1), [-1, 0]), 1);
+  if (n === 2) return stage(x, [0, 1]);
+  const [b, c, d, h, w] = x.shape;
+  const hw = stage(E.reshape(x, [b, c * d, h, w]), [1, 2]);
+  const [oh, ow] = [hw.shape[2], hw.shape[3]];
+  const y = stage(E.reshape(hw, [b, c, d, oh * ow]), [0, -1]);
+  return E.reshape(y, [b, c, y.shape[2], oh, ow]);
 }
 
 const maxPool: OpHandler = {
   run(ctx, inputs) {
-    const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'MaxPool input');
+    const x = need(ctx, inputs, 0, 'X');
     if (ctx.wants(1)) ctx.fail('UNSUPPORTED_FEATURE', 'MaxPool with the Indices output is not supported');
-    const { n, spec, x2, extra } = poolSetup(ctx, x, 'MaxPool');
-    const [kh, kw] = spec.kernel;
-    const symmetric = spec.begins[0] === spec.ends[0] && spec.begins[1] === spec.ends[1] && extra[0] === 0 && extra[1] === 0;
-    const small = spec.begins[0] <= Math.floor(kh / 2) && spec.begins[1] <= Math.floor(kw / 2);
-    let input = x2;
-    let padding: [number, number] = [spec.begins[0], spec.begins[1]];
-    if (!symmetric || !small) {
-      input = padSpatial(ctx, x2, 2, spec.begins, [spec.ends[0] + extra[0], spec.ends[1] + extra[1]], -Infinity);
-      padding = [0, 0];
-    }
-    const y = E.maxPool2d(input, { kernel: [kh, kw], stride: [spec.strides[0], spec.strides[1]], padding, dilation: [spec.dilations[0], spec.dilations[1]] });
-    return from2d(y, n);
+    // Integer inputs (uint8 images) pool exactly on float64 copies.
+    return isF(x) ? pool(ctx, x, 'MaxPool', 'max') : layout([x], ([t]) => pool(ctx, t, 'MaxPool', 'max'));
   },
 };
 
 const averagePool: OpHandler = {
   run(ctx, inputs) {
     const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'AveragePool input');
-    const { n, spec, x2, extra } = poolSetup(ctx, x, 'AveragePool');
-    if (spec.dilations.some((d) => d !== 1)) ctx.fail('UNSUPPORTED_FEATURE', 'AveragePool with dilations is not supported');
-    const includePad = ctx.attrs.int('count_include_pad', 0) === 1;
-    const [kh, kw] = spec.kernel;
-    const stride: [number, number] = [spec.strides[0], spec.strides[1]];
-    const symmetric = spec.begins[0] === spec.ends[0] && spec.begins[1] === spec.ends[1] && extra[0] === 0 && extra[1] === 0;
-    const small = spec.begins[0] <= Math.floor(kh / 2) && spec.begins[1] <= Math.floor(kw / 2);
-    if (symmetric && small) {
-      return from2d(E.avgPool2d(x2, { kernel: [kh, kw], stride, padding: [spec.begins[0], spec.begins[1]], countIncludePad: includePad }), n);
-    }
-    // General case: window sums over an explicitly zero-padded input, divided by a constant
-    // per-window count (padding included up to the declared pads only, or real elements only).
-    const padded = padSpatial(ctx, x2, 2, spec.begins, [spec.ends[0] + extra[0], spec.ends[1] + extra[1]], 0);
-    const sums = E.avgPool2d(padded, { kernel: [kh, kw], stride, padding: [0, 0], countIncludePad: true });
-    const [oh, ow] = [sums.shape[2], sums.shape[3]];
-    const [h, w] = [x2.shape[2], x2.shape[3]];
-    const scale = new Array<number>(oh * ow);
-    for (let i = 0; i < oh; i++) {
-      for (let j = 0; j < ow; j++) {
-        const count = (start: number, k: number, size: number, b: number, e: number) => {
-          const lo = includePad ? start : Math.max(start, b);
-          const hi = Math.min(start + k, includePad ? size + b + e : size + b);
-          return Math.max(0, hi - lo);
-        };
-        const c = count(i * stride[0], kh, h, spec.begins[0], spec.ends[0]) * count(j * stride[1], kw, w, spec.begins[1], spec.ends[1]);
-        scale[i * ow + j] = c > 0 ? (kh * kw) / c : 0;
-      }
-    }
-    return from2d(E.mul(sums, constLike(sums, scale, [oh, ow])), n);
+    return pool(ctx, x, 'AveragePool', 'avg', ctx.attrs.int('count_include_pad', 0) === 1);
+  },
+};
+
+/** LpPool: (sum over the window of |x|^p)^(1/p), padding counting as zeros. */
+const lpPool: OpHandler = {
+  run(ctx, inputs) {
+    const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'LpPool input');
+    const p = ctx.opset < 2 ? ctx.attrs.float('p', 2) : ctx.attrs.int('p', 2);
+    if (!(p > 0)) ctx.fail('INVALID_MODEL', `LpPool p must be positive, got ${p}`);
+    const sums = pool(ctx, p === 1 ? E.abs(x) : p === 2 ? E.square(x) : E.pow(E.abs(x), p), 'LpPool', 'sum');
+    return p === 1 ? sums : p === 2 ? E.sqrt(sums) : E.pow(sums, 1 / p);
   },
 };
 
@@ -223,6 +297,7 @@ export const CONV_OPS: Readonly<Record<string, OpHandler>> = {
   ConvTranspose: convTranspose,
   MaxPool: maxPool,
   AveragePool: averagePool,
+  LpPool: lpPool,
   GlobalAveragePool: { run: (ctx, inputs) => E.globalAvgPool(floatIn(ctx, need(ctx, inputs, 0, 'X'), 'GlobalAveragePool input')) },
   GlobalMaxPool: {
     run(ctx, inputs) {

@@ -2,6 +2,7 @@
 import { Tensor } from '../../tensor';
 import { broadcastShapes } from '../../shape';
 import * as E from '../../ops';
+import { noGrad } from '../../autograd';
 import { OpContext } from '../context';
 import { broadcastMap, convert, mapValues } from '../helpers';
 import { OpHandler, floatIn, isF, kindOf, legacyBroadcast, need, scalarOf } from './common';
@@ -75,13 +76,34 @@ function maskOf(x: Tensor, fn: (v: number) => boolean): Tensor {
   return mapValues(x, 'bool', (v) => (fn(v) ? 1 : 0));
 }
 
+/**
+ * Hyperbolic functions and their inverses composed of exp, log and sqrt, so they differentiate on every
+ * backend. Near 0, sinh, asinh and atanh lose relative precision to cancellation (absolute error about one
+ * float32 ulp of 1, ~1e-7), as a gradient tool can accept; cosh and acosh have no cancellation.
+ */
+const sinh = (x: Tensor): Tensor => E.mulScalar(E.sub(E.exp(x), E.exp(E.neg(x))), 0.5);
+const cosh = (x: Tensor): Tensor => E.mulScalar(E.add(E.exp(x), E.exp(E.neg(x))), 0.5);
+/**
+ * asinh(x) = s * log(a + sqrt(a^2 + 1)) with a = s * x and s = +-1 the sign of x (+1 at 0, a constant):
+ * evaluated on |x| so large negative x do not cancel, and the gradient 1 / sqrt(x^2 + 1) holds at 0 too.
+ * s comes from kernels only (max, compare), so a tensor on a device stays there.
+ */
+const asinh = (x: Tensor): Tensor => {
+  const s = noGrad(() => E.addScalar(E.mulScalar(E.equalMask(E.maximum(x, 0), x), 2), -1));
+  const a = E.mul(x, s);
+  return E.mul(E.log(E.add(a, E.sqrt(E.addScalar(E.square(a), 1)))), s);
+};
+const acosh = (x: Tensor): Tensor => E.log(E.add(x, E.sqrt(E.addScalar(E.square(x), -1))));
+const atanh = (x: Tensor): Tensor => E.mulScalar(E.sub(E.log(E.addScalar(x, 1)), E.log(E.addScalar(E.neg(x), 1))), 0.5);
+
 function clipFloat(x: Tensor, lo: number, hi: number): Tensor {
   // Values computed on a device: kernels only (same values and gradient, except 0 instead of 1 at NaN, as torch).
   if (x.isOnDevice) return E.clamp(x, lo, hi);
-  // Gradient 1 inside [lo, hi] (bounds included, like torch.clamp), 0 outside.
+  // min(max(x, lo), hi): hi everywhere when lo > hi (numpy, onnxruntime, torch.clamp). Gradient 1 inside
+  // [lo, hi] (bounds included, like torch.clamp), 0 outside.
   let y = x;
-  if (lo > -Infinity) y = E.where(maskOf(x, (v) => v < lo), lo, y);
-  if (hi < Infinity) y = E.where(maskOf(x, (v) => v > hi), hi, y);
+  if (lo > -Infinity) y = E.where(maskOf(y, (v) => v < lo), lo, y);
+  if (hi < Infinity) y = E.where(maskOf(y, (v) => v > hi), hi, y);
   return y;
 }
 
@@ -215,6 +237,13 @@ export const ELEMENTWISE_OPS: Readonly<Record<string, OpHandler>> = {
   Cos: nonDiffUnary(Math.cos),
   Tan: nonDiffUnary(Math.tan),
   Atan: nonDiffUnary(Math.atan),
+  Asin: nonDiffUnary(Math.asin),
+  Acos: nonDiffUnary(Math.acos),
+  Sinh: unary(sinh),
+  Cosh: unary(cosh),
+  Asinh: unary(asinh),
+  Acosh: unary(acosh),
+  Atanh: unary(atanh),
   IsNaN: nonDiffUnary((v) => (Number.isNaN(v) ? 1 : 0), 'bool'),
   IsInf: {
     nonDiff: 'all',

@@ -32,7 +32,10 @@ const batchNormalization: OpHandler = {
     const copy = (t: Tensor) => (t.hasHostData ? new Tensor(t.data.slice(), t.shape) : t.view(t.shape));
     const rm = ctx.updateBuffers ? mean : copy(mean);
     const rv = ctx.updateBuffers ? variance : copy(variance);
-    const y = E.batchNorm(x, scale, bias, rm, rv, { training: true, momentum: 1 - onnxMomentum, eps });
+    // The ONNX spec updates running_var with the population variance; PyTorch (whose exports say
+    // producer_name 'pytorch') with the unbiased one, and a PyTorch model is trained as PyTorch would.
+    const unbiasedRunningVar = ctx.producer.toLowerCase() === 'pytorch';
+    const y = E.batchNorm(x, scale, bias, rm, rv, { training: true, momentum: 1 - onnxMomentum, eps, unbiasedRunningVar });
     const outs: (Tensor | null)[] = [y, ctx.wants(1) ? rm.detach() : null, ctx.wants(2) ? rv.detach() : null];
     if (ctx.opset < 14 && (ctx.wants(3) || ctx.wants(4))) {
       const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
@@ -98,8 +101,10 @@ export const NORM_OPS: Readonly<Record<string, OpHandler>> = {
       const x = floatIn(ctx, need(ctx, inputs, 0, 'input'), 'LpNormalization input');
       const axis = axisOf(ctx, ctx.attrs.int('axis', -1), x.rank);
       const p = ctx.attrs.int('p', 2);
+      if (p !== 1 && p !== 2) ctx.fail('INVALID_MODEL', `LpNormalization p must be 1 or 2, got ${p}`);
       const norm = p === 1 ? E.sum(E.abs(x), axis, true) : E.sqrt(E.sum(E.square(x), axis, true));
-      return E.div(x, norm);
+      // An all-zero slice stays 0 (the spec's x / (norm == 0 ? 1 : norm)), not 0/0.
+      return E.div(x, E.add(norm, E.equalMask(norm, 0)));
     },
   },
 };

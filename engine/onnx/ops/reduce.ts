@@ -1,11 +1,12 @@
-/** Reductions: Reduce*, ArgMax and ArgMin. */
+/** Reductions: Reduce*, ArgMax and ArgMin, and the cumulative CumSum and CumProd. */
 import { Tensor } from '../../tensor';
 import { sizeOf } from '../../shape';
 import { noGrad } from '../../autograd';
 import * as E from '../../ops';
 import { OpContext } from '../context';
 import { Kind, convert, layout, mapValues } from '../helpers';
-import { OpHandler, axesArg, axisOf, isF, need } from './common';
+import { toInt32 } from '../tensors';
+import { OpHandler, axesArg, axisOf, isF, need, scalarOf } from './common';
 
 
 function reduceHandler(since: number, fn: (x: Tensor, axes: number[] | null, keep: boolean) => Tensor, intOk = true): OpHandler {
@@ -77,6 +78,42 @@ function argReduce(ctx: OpContext, inputs: readonly (Tensor | null)[], better: (
   return new Tensor(out, shape);
 }
 
+/** Integer cumulative sums / products on the host (position ids from attention masks), checked to fit int32. */
+function intScan(x: Tensor, axis: number, options: E.ScanOptions, identity: number, combine: (a: number, b: number) => number, what: string): Tensor {
+  const outer = sizeOf(x.shape.slice(0, axis));
+  const len = x.shape[axis];
+  const inner = sizeOf(x.shape.slice(axis + 1));
+  const out = new Int32Array(x.size);
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      let acc = identity;
+      for (let s = 0; s < len; s++) {
+        const k = options.reverse ? len - 1 - s : s;
+        const at = (o * len + k) * inner + i;
+        if (!options.exclusive) acc = combine(acc, x.data[at]);
+        out[at] = toInt32(acc, what);
+        if (options.exclusive) acc = combine(acc, x.data[at]);
+      }
+    }
+  }
+  return new Tensor(out, x.shape);
+}
+
+function cumulative(identity: number, combine: (a: number, b: number) => number, floatOp: (x: Tensor, axis: number, o: E.ScanOptions) => Tensor): OpHandler {
+  return {
+    nonDiff: [1],
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'x');
+      const axis = axisOf(ctx, scalarOf(ctx, need(ctx, inputs, 1, 'axis'), 'axis'), Math.max(x.rank, 1));
+      const options = { exclusive: ctx.attrs.int('exclusive', 0) !== 0, reverse: ctx.attrs.int('reverse', 0) !== 0 };
+      if (x.rank === 0) return x;
+      if (isF(x)) return floatOp(x, axis, options);
+      if (x.dtype === 'bool') ctx.fail('UNSUPPORTED_DTYPE', `${ctx.node.opType} of a bool tensor is not supported`);
+      return intScan(x, axis, options, identity, combine, `${ctx.node.opType} result`);
+    },
+  };
+}
+
 export const REDUCE_OPS: Readonly<Record<string, OpHandler>> = {
   ReduceSum: reduceHandler(13, (x, axes, keep) => E.sum(x, axes, keep)),
   ReduceMean: reduceHandler(18, (x, axes, keep) => E.mean(x, axes, keep)),
@@ -90,4 +127,6 @@ export const REDUCE_OPS: Readonly<Record<string, OpHandler>> = {
   ReduceProd: reduceHandler(18, reduceProd),
   ArgMax: { nonDiff: 'all', run: (ctx, inputs) => argReduce(ctx, inputs, (a, b) => a > b) },
   ArgMin: { nonDiff: 'all', run: (ctx, inputs) => argReduce(ctx, inputs, (a, b) => a < b) },
+  CumSum: cumulative(0, (a, b) => a + b, E.cumsum),
+  CumProd: cumulative(1, (a, b) => a * b, E.cumprod),
 };

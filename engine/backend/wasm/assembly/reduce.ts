@@ -142,6 +142,64 @@ export function reduceGeneral(op: i32, x: usize, out: usize, desc: usize, outSiz
     store<i32>(IDX + (<usize>d << 2), 0);
   }
   for (let i = 0; i < outSize; i++) store<f64>(acc + (<usize>i << 3), init);
+  if (op == 0 && rank > 1) {
+    sumRows(x, acc, rank, shape, strides, total);
+  } else {
+    elementwiseReduce(x, acc, rank, shape, strides, total, op);
+  }
+  for (let i = 0; i < outSize; i++) store<f32>(out + (<usize>i << 2), <f32>load<f64>(acc + (<usize>i << 3)));
+}
+
+/**
+ * The sum of reduceGeneral a row of the last (merged) dim at a time, SIMD within the row: a reduced last dim adds
+ * the row's float64 sum into one accumulator, a kept one adds the row into consecutive accumulators. (Summing a
+ * [N, C, H*W] gradient over N and H*W, the bias and batch-norm reductions of a conv net, was an index walk per
+ * element.)
+ */
+function sumRows(x: usize, acc: usize, rank: i32, shape: usize, strides: usize, total: i32): void {
+  const last = <usize>(rank - 1) << 2;
+  const len = load<i32>(shape + last);
+  const reducedLast = load<i32>(strides + last) == 0;
+  const rows = len == 0 ? 0 : total / len;
+  let slot = 0;
+  let row = x;
+  for (let r = 0; r < rows; r++) {
+    if (reducedLast) {
+      const p = acc + (<usize>slot << 3);
+      store<f64>(p, load<f64>(p) + rowSum(row, len));
+    } else {
+      const dst = acc + (<usize>slot << 3);
+      let q = 0;
+      for (; q + 4 <= len; q += 4) {
+        const v = v128.load(row + (<usize>q << 2));
+        const w = dst + (<usize>q << 3);
+        v128.store(w, f64x2.add(v128.load(w), f64x2.promote_low_f32x4(v)));
+        v128.store(w, f64x2.add(v128.load(w, 16), f64x2.promote_low_f32x4(hi(v))), 16);
+      }
+      for (; q < len; q++) {
+        const w = dst + (<usize>q << 3);
+        store<f64>(w, load<f64>(w) + <f64>load<f32>(row + (<usize>q << 2)));
+      }
+    }
+    row += <usize>len << 2;
+    for (let d = rank - 2; d >= 0; d--) {
+      const dd = <usize>d << 2;
+      const c = load<i32>(IDX + dd) + 1;
+      const s = load<i32>(strides + dd), sz = load<i32>(shape + dd);
+      slot += s;
+      if (c < sz) {
+        store<i32>(IDX + dd, c);
+        break;
+      }
+      slot -= s * sz;
+      store<i32>(IDX + dd, 0);
+    }
+  }
+}
+
+/** reduceGeneral one element at a time (max/min, and sums of rank 1). */
+function elementwiseReduce(x: usize, acc: usize, rank: i32, shape: usize, strides: usize, total: i32, op: i32): void {
+  const isMax = op == 1;
   let slot = 0;
   for (let i = 0; i < total; i++) {
     const v = <f64>load<f32>(x + (<usize>i << 2));
@@ -165,7 +223,6 @@ export function reduceGeneral(op: i32, x: usize, out: usize, desc: usize, outSiz
       store<i32>(IDX + dd, 0);
     }
   }
-  for (let i = 0; i < outSize; i++) store<f32>(out + (<usize>i << 2), <f32>load<f64>(acc + (<usize>i << 3)));
 }
 
 /** Flat index of the max (op 1) / min (op 2) of each reduced group, first on ties, NaN wins. best: outSize floats. */

@@ -1,0 +1,177 @@
+// Click-to-overlay in a real VS Code (code-server + Debian Chromium, through the e2e harness): for every example
+// (examples/*.py with its .onnx), the time from the click on the "Inspect gradients" CodeLens until the first
+// ‖∇‖ decoration is painted, cold (a fresh window: new extension host, panel not open) and warm (re-runs with
+// the panel open), and for Train N Steps the time until the first step's sparkline is painted.
+//
+//   node bench/click.mjs [--only=tiny_gpt,lora] [--warm=5] [--train=1|0]
+//
+// Timed inside the page: a capturing mousedown listener stamps the click and a requestAnimationFrame loop
+// stamps the first frame whose editor shows the decoration (~16 ms resolution), so no round trip to this
+// process is counted. Needs the e2e setup (npm run e2e:setup) and a packaged extension (GL_E2E_VSIX=path
+// skips `npm run package`). Writes bench/results/click.json. Not a test: nothing here asserts a speed.
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, stopAllStarted } from '../test/e2e/harness.mjs';
+
+const flag = (name, fallback) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const only = flag('only', '').split(',').filter(Boolean);
+const warmRuns = Number(flag('warm', '5'));
+const withTrain = flag('train', '1') !== '0';
+
+const examples = readdirSync(join(ROOT, 'examples'))
+  .filter((f) => f.endsWith('.py') && !f.startsWith('_'))
+  .map((f) => f.slice(0, -3))
+  .filter((name) => readdirSync(join(ROOT, 'examples')).includes(`${name}.onnx`))
+  .filter((name) => only.length === 0 || only.includes(name));
+
+/**
+ * In-page probe: stamps the trigger (the next mousedown, or the next Enter key) and the first frame whose editor
+ * shows a decoration matching `pattern`.
+ */
+async function arm(page, pattern, trigger = 'mousedown') {
+  await page.evaluate(({ source, trigger }) => {
+    const re = new RegExp(source);
+    const probe = { clickAt: null, paintedAt: null };
+    window.__glProbe = probe;
+    const stamp = (e) => {
+      if (probe.clickAt !== null || (trigger === 'enter' && e.key !== 'Enter')) return;
+      probe.clickAt = performance.now();
+    };
+    addEventListener(trigger === 'enter' ? 'keydown' : 'mousedown', stamp, { capture: true });
+    const painted = () => {
+      for (const span of document.querySelectorAll('.editor-instance .monaco-editor .view-lines span')) {
+        const c = getComputedStyle(span, '::after').content;
+        if (c && c !== 'none' && re.test(c)) return true;
+      }
+      return false;
+    };
+    const tick = () => {
+      if (probe.clickAt !== null && painted()) {
+        probe.paintedAt = performance.now();
+        return;
+      }
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  }, { source: pattern.source, trigger });
+}
+
+async function measured(wb, what, timeout = 120_000) {
+  const r = await wb.poll(() => wb.page.evaluate(() => window.__glProbe), (p) => p && p.paintedAt !== null, what, timeout, 50);
+  return r.paintedAt - r.clickAt;
+}
+
+async function clickLens(wb, text) {
+  const lens = wb.editor().locator('.codelens-decoration a', { hasText: text }).first();
+  await wb.waitFor(lens, `the "${text}" CodeLens`, 60_000);
+  await lens.click();
+}
+
+const NORM = /‖∇‖ \d/;
+const SPARK = /^"?∇ [▁▂▃▄▅▆▇█ !]+/;
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Output-channel files of the extension (one per window's extension host) under the server's user-data logs. */
+function outputLogs(scratch) {
+  const found = [];
+  const walk = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (/Gradient Lens\.log$/.test(e.name)) found.push(join(dir, e.name));
+    }
+  };
+  walk(join(scratch, 'user-data', 'logs'));
+  return found;
+}
+
+/** Lines the extension logged since the last call ("time to overlays ...": where the time went, per run). */
+function logReader(scratch) {
+  const seen = new Map();
+  return () => {
+    const out = [];
+    for (const f of outputLogs(scratch)) {
+      const lines = readFileSync(f, 'utf8').split('\n');
+      out.push(...lines.slice(seen.get(f) ?? 0).filter((l) => /time to/.test(l)).map((l) => l.trim()));
+      seen.set(f, lines.length - 1);
+    }
+    return out;
+  };
+}
+
+async function main() {
+  const codeServer = await ensureCodeServer();
+  const vsix = await packageVsix();
+  const scratch = makeScratch('click');
+  const workspace = join(scratch, 'examples');
+  cpSync(join(ROOT, 'examples'), workspace, { recursive: true, filter: (src) => !/__pycache__/.test(src) });
+  const server = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'click', settings: { 'gradientLens.train.steps': 5 } });
+  const chrome = await launchChromium({ webgpu: false, name: 'chromium-click' });
+  const newLogLines = logReader(scratch);
+  const results = [];
+  try {
+    for (const name of examples) {
+      // A fresh window per example: its own extension host, so the first Inspect is cold.
+      const wb = await openWorkbench(chrome, server, { name: `click-${name}` });
+      await wb.openFile(`${name}.py`);
+      // The user reads the file for a moment before clicking; the lens appearing means the extension is active.
+      await wb.waitFor(wb.editor().locator('.codelens-decoration a', { hasText: 'Inspect gradients' }).first(), 'the Inspect CodeLens', 60_000);
+      await sleep(1000);
+      await arm(wb.page, NORM);
+      await clickLens(wb, 'Inspect gradients');
+      const cold = await measured(wb, `the first overlay of ${name}`);
+      await sleep(200);
+      const coldBreakdown = newLogLines();
+      const warm = [];
+      const warmBreakdown = [];
+      for (let i = 0; i < warmRuns; i++) {
+        await wb.runCommand('Gradient Lens: Clear Overlays');
+        await wb.poll(() => wb.readDecorations(), (ds) => !ds.some((d) => NORM.test(d.after ?? '')), 'overlays to clear');
+        await sleep(300);
+        await arm(wb.page, NORM);
+        await clickLens(wb, 'Inspect gradients');
+        warm.push(await measured(wb, `overlay re-run ${i + 1} of ${name}`));
+        await sleep(200);
+        warmBreakdown.push(...newLogLines());
+      }
+      let trainFirstStep = null;
+      if (withTrain) {
+        // Train N Steps from the command palette (steps come from the setting): the click is on the palette row.
+        // The start is the Enter that confirms the number of steps in the command's input box.
+        await arm(wb.page, SPARK, 'enter');
+        await wb.runCommand('Gradient Lens: Train N Steps…', { input: 5 });
+        trainFirstStep = await measured(wb, `the first training sparkline of ${name}`);
+        await sleep(200);
+      }
+      const trainBreakdown = newLogLines();
+      const row = { example: name, coldMs: cold, warmMs: warm, warmMedianMs: median(warm), warmBestMs: Math.min(...warm), trainFirstStepMs: trainFirstStep, coldBreakdown, warmBreakdown, trainBreakdown };
+      log(`${name}: cold ${cold.toFixed(0)} ms, warm median ${row.warmMedianMs.toFixed(0)} ms (${warm.map((w) => w.toFixed(0)).join(', ')})${trainFirstStep !== null ? `, first training step ${trainFirstStep.toFixed(0)} ms` : ''}`);
+      log(`  cold: ${coldBreakdown.join(' | ')}`);
+      for (const l of warmBreakdown) log(`  warm: ${l}`);
+      for (const l of trainBreakdown) log(`  train: ${l}`);
+      results.push(row);
+      await wb.page.close();
+    }
+  } finally {
+    await chrome.close();
+    await server.stop();
+    await stopAllStarted();
+  }
+  const table = [
+    '| example | cold: click to first overlay (ms) | warm re-run, median (best) ms | Train N Steps: first step shown (ms) |',
+    '|---|---|---|---|',
+    ...results.map((r) => `| ${r.example} | ${r.coldMs.toFixed(0)} | ${r.warmMedianMs.toFixed(0)} (${r.warmBestMs.toFixed(0)}) | ${r.trainFirstStepMs === null ? '-' : r.trainFirstStepMs.toFixed(0)} |`),
+  ].join('\n');
+  console.log(`\nClick-to-overlay in code-server, ${new Date().toISOString()} (${cpus().length} cores, load ${loadavg().map((x) => x.toFixed(1)).join(' ')})\n\n${table}\n`);
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench', 'results', 'click.json'), JSON.stringify({ date: new Date().toISOString(), load: loadavg(), results, table }, null, 2));
+}
+
+main().catch(async (err) => {
+  console.error(err);
+  await stopAllStarted();
+  process.exit(1);
+});

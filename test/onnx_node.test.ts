@@ -1,0 +1,30 @@
+/**
+ * The ONNX project's backend node suite (../shared/onnx-backend-data/node, 1,802 one-op cases) through the
+ * importer (test/onnx_node_suite.ts): no wrong number, no crash, every op the importer claims passes every
+ * one of its cases, and every other case fails with an UNSUPPORTED_* error naming the op, dtype or feature.
+ * Every case that does not pass is listed with its reason in the test diagnostics.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { sharedDir } from './helpers';
+import { formatNodeTable, runNodeSuite } from './onnx_node_suite';
+
+const NODE_DIR = sharedDir('onnx-backend-data', 'node');
+
+/** Passing cases today: a floor that only moves up. */
+const MIN_PASS = 1240;
+/** Cases of claimed ops that still fail (all of them with an UNSUPPORTED error): a ceiling that only moves down. */
+const MAX_CLAIMED_FAILURES = 154;
+
+test('ONNX node suite: no wrong numbers or crashes; unsupported cases say why', { skip: NODE_DIR ? false : 'no shared/onnx-backend-data/node' }, (t) => {
+  const s = runNodeSuite(NODE_DIR!);
+  t.diagnostic(`${s.results.length} cases: ${Object.entries(s.counts).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+  const notPassing = s.results.filter((r) => r.status !== 'pass');
+  for (const line of formatNodeTable(notPassing).split('\n')) t.diagnostic(line);
+  const bad = s.results.filter((r) => r.status === 'wrong' || r.status === 'crash');
+  assert.equal(bad.length, 0, `wrong numbers or crashes:\n${formatNodeTable(bad)}`);
+  for (const r of s.results.filter((x) => x.status === 'unsupported')) assert.match(r.detail, /^UNSUPPORTED_(OP|FEATURE|DTYPE): /, r.name);
+  assert.equal(s.counts['not-comparable'], 4, 'only the four random-mask dropout cases are not comparable');
+  assert.ok(s.counts.pass >= MIN_PASS, `${s.counts.pass} cases pass, fewer than ${MIN_PASS}`);
+  assert.ok(s.claimedFailures.length <= MAX_CLAIMED_FAILURES, `cases of claimed ops that fail:\n${formatNodeTable(s.claimedFailures)}`);
+});

@@ -1,0 +1,165 @@
+/**
+ * The ONNX project's backend node test suite (../shared/onnx-backend-data/node: 1,802 one-op models with
+ * inputs and expected outputs) run through the importer, with ONNX's own comparison rule
+ * (onnx/backend/test/runner: same shape, same element kind, allclose with rtol 1e-3 and atol 1e-7, rtol
+ * 2^-6 for bfloat16 outputs). Each case ends in one status:
+ * - pass: every output of every data set matches;
+ * - unsupported: the importer refuses it with an UNSUPPORTED_* error (the message names the op, dtype or
+ *   feature);
+ * - wrong: it ran and an output differs (shape, kind or values): a wrong number, never acceptable;
+ * - crash: any other error (a clear error for a case the importer should run, or a bug);
+ * - not-comparable: the expected output is a random draw no other generator can reproduce.
+ * Shared by test/onnx_node.test.ts and scripts/onnx-node-suite.mjs.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadOnnx, OnnxImportError, decodeOnnxTensor, onnxTensorToEngine, OnnxTensorProto, Tensor, supportedOnnxOps, decodeOnnxModel } from '../engine';
+
+export type NodeStatus = 'pass' | 'unsupported' | 'wrong' | 'crash' | 'not-comparable';
+
+export interface NodeCaseResult {
+  name: string;
+  status: NodeStatus;
+  /** Op types of the model's nodes (default domain, or domain:op). */
+  ops: string[];
+  detail: string;
+  ms: number;
+}
+
+/**
+ * Cases whose expected output is numpy's random dropout mask (no other generator can match it); the
+ * zero-ratio ones keep everything and are compared.
+ */
+const NOT_COMPARABLE = /^test_training_dropout(_default|_default_mask|_mask)?$/;
+
+const UNSUPPORTED_CODES = new Set(['UNSUPPORTED_OP', 'UNSUPPORTED_FEATURE', 'UNSUPPORTED_DTYPE']);
+
+const FLOAT_TYPES = new Set([1, 10, 11, 16]);
+const BFLOAT16 = 16;
+const BOOL = 9;
+
+/** The engine kind an ONNX element type must come back as. */
+function kindOfType(dataType: number): 'float' | 'int' | 'bool' {
+  return FLOAT_TYPES.has(dataType) ? 'float' : dataType === BOOL ? 'bool' : 'int';
+}
+function kindOfTensor(t: Tensor): 'float' | 'int' | 'bool' {
+  return t.dtype === 'float32' || t.dtype === 'float64' ? 'float' : t.dtype === 'bool' ? 'bool' : 'int';
+}
+
+/** numpy.testing.assert_allclose: |a - e| <= atol + rtol |e|, NaN equal to NaN, equal infinities equal. */
+function firstMismatch(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number): string | null {
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (Number.isNaN(a) && Number.isNaN(e)) continue;
+    if (a === e) continue;
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) return `element ${i}: ${a} vs expected ${e}`;
+  }
+  return null;
+}
+
+function dataFiles(dir: string, prefix: string): string[] {
+  return fs.readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.pb')).sort((a, b) => Number(a.match(/\d+/)![0]) - Number(b.match(/\d+/)![0]));
+}
+
+function readProto(file: string): OnnxTensorProto {
+  return decodeOnnxTensor(new Uint8Array(fs.readFileSync(file)));
+}
+
+function errorResult(e: unknown, where: string): { status: NodeStatus; detail: string } {
+  if (e instanceof OnnxImportError && UNSUPPORTED_CODES.has(e.code)) return { status: 'unsupported', detail: `${e.code}: ${e.message}` };
+  const code = e instanceof OnnxImportError ? `${e.code}: ` : '';
+  return { status: 'crash', detail: `${where}: ${code}${(e as Error).message ?? String(e)}` };
+}
+
+/** Runs one node-suite case directory. */
+export function runNodeCase(dir: string): NodeCaseResult {
+  const name = path.basename(dir);
+  const started = performance.now();
+  const bytes = new Uint8Array(fs.readFileSync(path.join(dir, 'model.onnx')));
+  let ops: string[] = [];
+  const done = (status: NodeStatus, detail: string): NodeCaseResult => ({ name, status, ops, detail, ms: performance.now() - started });
+  try {
+    const proto = decodeOnnxModel(bytes);
+    ops = [...new Set(proto.graph!.node.map((n) => (n.domain && n.domain !== 'ai.onnx' ? `${n.domain}:${n.opType}` : n.opType)))];
+  } catch (e) {
+    return done('crash', `decode: ${(e as Error).message}`);
+  }
+  if (NOT_COMPARABLE.test(name)) return done('not-comparable', 'the expected output is numpy\'s random dropout mask');
+  let model;
+  try {
+    model = loadOnnx(bytes);
+  } catch (e) {
+    const r = errorResult(e, 'load');
+    return done(r.status, r.detail);
+  }
+  const sets = fs.readdirSync(dir).filter((d) => d.startsWith('test_data_set_')).sort();
+  for (const set of sets) {
+    const setDir = path.join(dir, set);
+    const feeds: Record<string, Tensor> = {};
+    let expected: { proto: OnnxTensorProto; tensor: Tensor }[];
+    try {
+      // Inputs bind by name when the file names one of the graph inputs, else by position.
+      dataFiles(setDir, 'input_').forEach((f, i) => {
+        const p = readProto(path.join(setDir, f));
+        const spec = p.name && model.inputs.some((s) => s.name === p.name) ? model.inputs.find((s) => s.name === p.name)! : model.inputs[i];
+        if (!spec) throw new Error(`${set}/${f} has no matching graph input`);
+        feeds[spec.name] = onnxTensorToEngine(p, model.dtype, `${set}/${f}`);
+      });
+      expected = dataFiles(setDir, 'output_').map((f) => {
+        const proto = readProto(path.join(setDir, f));
+        return { proto, tensor: onnxTensorToEngine(proto, 'float64', `${set}/${f}`) };
+      });
+    } catch (e) {
+      const r = errorResult(e, `${set} data`);
+      return done(r.status, r.detail);
+    }
+    let outputs: Map<string, Tensor>;
+    try {
+      outputs = model.run(feeds, { loss: 'none' }).outputs;
+    } catch (e) {
+      const r = errorResult(e, `${set} run`);
+      return done(r.status, r.detail);
+    }
+    for (let i = 0; i < model.outputs.length; i++) {
+      const outName = model.outputs[i].name;
+      const mine = outputs.get(outName)!;
+      const want = expected[i];
+      if (!want) return done('crash', `${set}: no stored value for output ${i} '${outName}'`);
+      const where = `${set} output ${i} '${outName}'`;
+      if (mine.shape.join() !== want.tensor.shape.join()) return done('wrong', `${where}: shape [${mine.shape}] vs expected [${want.tensor.shape}]`);
+      const kind = kindOfType(want.proto.dataType);
+      if (kindOfTensor(mine) !== kind) return done('wrong', `${where}: ${mine.dtype} vs an expected ${kind} tensor`);
+      const rtol = want.proto.dataType === BFLOAT16 ? 2 ** -6 : 1e-3;
+      const bad = firstMismatch(mine.data, want.tensor.data, rtol, 1e-7);
+      if (bad) return done('wrong', `${where}: ${bad}`);
+    }
+  }
+  return done('pass', `${sets.length} data set(s) match`);
+}
+
+/** Case directories of the suite, sorted. */
+export function nodeCaseDirs(root: string): string[] {
+  return fs.readdirSync(root).sort().map((d) => path.join(root, d)).filter((d) => fs.existsSync(path.join(d, 'model.onnx')));
+}
+
+export interface NodeSuiteSummary {
+  results: NodeCaseResult[];
+  counts: Record<NodeStatus, number>;
+  /** Cases of claimed ops (every op of the model is in supportedOnnxOps) that do not pass. */
+  claimedFailures: NodeCaseResult[];
+}
+
+export function runNodeSuite(root: string, filter?: (name: string) => boolean): NodeSuiteSummary {
+  const claimed = new Set(supportedOnnxOps());
+  const results = nodeCaseDirs(root).filter((d) => !filter || filter(path.basename(d))).map(runNodeCase);
+  const counts: Record<NodeStatus, number> = { pass: 0, unsupported: 0, wrong: 0, crash: 0, 'not-comparable': 0 };
+  for (const r of results) counts[r.status]++;
+  const claimedFailures = results.filter((r) => r.status !== 'pass' && r.status !== 'not-comparable' && r.ops.length > 0 && r.ops.every((o) => claimed.has(o)));
+  return { results, counts, claimedFailures };
+}
+
+export function formatNodeTable(results: readonly NodeCaseResult[]): string {
+  const w = Math.max(0, ...results.map((r) => r.name.length));
+  return results.map((r) => `${r.status.toUpperCase().padEnd(14)} ${r.name.padEnd(w)}  ${r.detail}`).join('\n');
+}

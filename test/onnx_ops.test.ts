@@ -1,0 +1,249 @@
+/**
+ * ONNX op imports checked directly on small built models (test/onnx_builder.ts): semantics the node suite
+ * does not pin down (PyTorch vs ONNX conventions) and gradients of composite imports (gradcheck through
+ * the importer in float64).
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { backward, gradcheck, loadOnnx, Rng, Tensor, tensorFrom } from '../engine';
+import { ModelSpec, onnxModel } from './onnx_builder';
+import { repoRoot } from './helpers';
+import { relativeError } from './metrics';
+
+const F = 1;
+const D = 11;
+
+function randn(shape: number[], seed: number, requiresGrad = true): Tensor {
+  const rng = new Rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tensorFrom(Array.from({ length: n }, () => rng.normal()), shape, 'float64', { requiresGrad });
+}
+
+/** Runs a built model in float64 on `feeds` and returns its outputs in order. */
+function run(spec: ModelSpec, feeds: Record<string, Tensor>): Tensor[] {
+  const model = loadOnnx(onnxModel(spec), { dtype: 'float64' });
+  const out = model.run(feeds, { loss: 'none' }).outputs;
+  return spec.outputs.map((o) => out.get(o.name)!);
+}
+
+/** gradcheck of a built model with respect to the listed (float64, requiresGrad) feeds. */
+function checkGrad(spec: ModelSpec, feeds: Record<string, Tensor>, outputs = [0]): void {
+  const names = Object.keys(feeds);
+  const model = loadOnnx(onnxModel(spec), { dtype: 'float64' });
+  const r = gradcheck((...xs) => {
+    const out = model.run(Object.fromEntries(names.map((n, i) => [n, xs[i]])), { loss: 'none' }).outputs;
+    return outputs.map((i) => out.get(spec.outputs[i].name)!);
+  }, names.map((n) => feeds[n]));
+  assert.ok(r.ok, r.message);
+}
+
+describe('BatchNormalization training: running variance', () => {
+  const spec = (producer: string): ModelSpec => ({
+    producer,
+    opset: 15,
+    nodes: [{ op: 'BatchNormalization', inputs: ['x', 's', 'b', 'm', 'v'], outputs: ['y', 'rm', 'rv'], attrs: { training_mode: 1, momentum: 0.5 }, floatAttrs: ['momentum'] }],
+    inputs: [{ name: 'x', type: F, dims: [4, 2] }],
+    outputs: [{ name: 'y', type: F, dims: [4, 2] }, { name: 'rm', type: F, dims: [2] }, { name: 'rv', type: F, dims: [2] }],
+    initializers: [
+      { name: 's', type: F, dims: [2], values: [1, 1] }, { name: 'b', type: F, dims: [2], values: [0, 0] },
+      { name: 'm', type: F, dims: [2], values: [0, 0] }, { name: 'v', type: F, dims: [2], values: [1, 1] },
+    ],
+  });
+  const x = tensorFrom([1, 0, 2, 0, 3, 0, 6, 4], [4, 2], 'float64');
+  // channel 0: values 1, 2, 3, 6: mean 3, population variance 3.5, unbiased 14/3
+  test('ONNX semantics (population variance) for a non-PyTorch producer', () => {
+    const [, rm, rv] = run(spec('backend-test'), { x });
+    assert.deepEqual([rm.data[0], rv.data[0]], [1.5, 0.5 * 1 + 0.5 * 3.5]);
+  });
+  test('PyTorch semantics (unbiased variance) for a PyTorch export', () => {
+    const [, , rv] = run(spec('pytorch'), { x });
+    assert.ok(Math.abs(rv.data[0] - (0.5 + 0.5 * 14 / 3)) < 1e-12, String(rv.data[0]));
+  });
+});
+
+describe('elementwise edge cases', () => {
+  test('Clip with min > max gives max everywhere (numpy, onnxruntime, torch.clamp)', () => {
+    const spec: ModelSpec = {
+      nodes: [{ op: 'Clip', inputs: ['x', 'lo', 'hi'], outputs: ['y'] }],
+      inputs: [{ name: 'x', type: D, dims: [3] }],
+      outputs: [{ name: 'y', type: D, dims: [3] }],
+      initializers: [{ name: 'lo', type: D, dims: [], values: [2] }, { name: 'hi', type: D, dims: [], values: [1] }],
+    };
+    assert.deepEqual(Array.from(run(spec, { x: tensorFrom([-5, 1.5, 7], [3], 'float64') })[0].data), [1, 1, 1]);
+  });
+  test('LpNormalization of an all-zero slice is 0, and its gradient elsewhere is right', () => {
+    const spec: ModelSpec = {
+      nodes: [{ op: 'LpNormalization', inputs: ['x'], outputs: ['y'], attrs: { axis: 1, p: 2 } }],
+      inputs: [{ name: 'x', type: D, dims: [2, 3] }],
+      outputs: [{ name: 'y', type: D, dims: [2, 3] }],
+    };
+    assert.deepEqual(Array.from(run(spec, { x: tensorFrom([0, 0, 0, 3, 0, 4], [2, 3], 'float64') })[0].data), [0, 0, 0, 0.6, 0, 0.8]);
+    checkGrad(spec, { x: randn([2, 3], 1) });
+  });
+});
+
+test('raw initializer data is read right from a Node Buffer that starts inside a larger pool', () => {
+  const spec: ModelSpec = {
+    nodes: [{ op: 'Identity', inputs: ['w'], outputs: ['y'] }],
+    inputs: [],
+    outputs: [{ name: 'y', type: D, dims: [2] }],
+    initializers: [{ name: 'w', type: D, dims: [2], values: [0.25, -3] }],
+  };
+  const bytes = onnxModel(spec);
+  const pooled = Buffer.concat([Buffer.alloc(13, 7), Buffer.from(bytes)]).subarray(13);
+  assert.ok(Buffer.isBuffer(pooled) && pooled.byteOffset % 8 !== 0);
+  const model = loadOnnx(pooled, { dtype: 'float64' });
+  assert.deepEqual(Array.from(model.run(undefined, { loss: 'none' }).outputs.get('y')!.data), [0.25, -3]);
+});
+
+test('CumSum and CumProd on a long axis match the sequential definition; int inputs stay int', () => {
+  const n = 37;
+  const values = Array.from({ length: n }, (_, i) => Math.sin(i) + 1.1);
+  const spec = (op: string, attrs = {}): ModelSpec => ({
+    nodes: [{ op, inputs: ['x', 'axis'], outputs: ['y'], attrs }],
+    inputs: [{ name: 'x', type: D, dims: [1, n] }],
+    outputs: [{ name: 'y', type: D, dims: [1, n] }],
+    initializers: [{ name: 'axis', type: 7, dims: [], values: [1] }],
+  });
+  const x = tensorFrom(values, [1, n], 'float64');
+  let s = 0;
+  let p = 1;
+  const sums = values.map((v) => (s += v));
+  const prods = values.map((v) => (p *= v));
+  run(spec('CumSum'), { x })[0].data.forEach((v, i) => assert.ok(Math.abs(v - sums[i]) <= 1e-12 * Math.abs(sums[i]), `sum ${i}`));
+  run(spec('CumProd'), { x })[0].data.forEach((v, i) => assert.ok(Math.abs(v - prods[i]) <= 1e-12 * Math.abs(prods[i]), `prod ${i}`));
+  const reverseExclusive = run(spec('CumSum', { reverse: 1, exclusive: 1 }), { x })[0].data;
+  assert.ok(Math.abs(reverseExclusive[0] - (sums[n - 1] - values[0])) < 1e-12 && reverseExclusive[n - 1] === 0);
+  const ids: ModelSpec = {
+    nodes: [{ op: 'CumSum', inputs: ['m', 'axis'], outputs: ['y'] }],
+    inputs: [{ name: 'm', type: 7, dims: [2, 4] }],
+    outputs: [{ name: 'y', type: 7, dims: [2, 4] }],
+    initializers: [{ name: 'axis', type: 7, dims: [], values: [1] }],
+  };
+  const y = run(ids, { m: tensorFrom([1, 1, 1, 0, 0, 1, 1, 1], [2, 4], 'int32') })[0];
+  assert.equal(y.dtype, 'int32');
+  assert.deepEqual(Array.from(y.data), [1, 2, 3, 3, 0, 1, 2, 3]);
+});
+
+describe('Attention (opset 23/24) gradients', () => {
+  const spec = (attrs: Record<string, number>, inputs: string[], ranks: { q: number[]; k: number[]; v: number[]; mask?: number[]; past?: number[] }): ModelSpec => ({
+    nodes: [{ op: 'Attention', inputs, outputs: ['y'], attrs, floatAttrs: ['softcap', 'scale'] }],
+    inputs: [
+      { name: 'q', type: D, dims: ranks.q }, { name: 'k', type: D, dims: ranks.k }, { name: 'v', type: D, dims: ranks.v },
+      ...(ranks.mask ? [{ name: 'mask', type: D, dims: ranks.mask }] : []),
+      ...(ranks.past ? [{ name: 'pk', type: D, dims: null }, { name: 'pv', type: D, dims: null }] : []),
+    ],
+    outputs: [{ name: 'y', type: D, dims: null }],
+  });
+  test('4-D, causal, softcap', () => {
+    checkGrad(spec({ is_causal: 1, softcap: 2 }, ['q', 'k', 'v'], { q: [1, 2, 3, 4], k: [1, 2, 3, 4], v: [1, 2, 3, 4] }),
+      { q: randn([1, 2, 3, 4], 31), k: randn([1, 2, 3, 4], 32), v: randn([1, 2, 3, 4], 33) });
+  });
+  test('3-D grouped-query heads with a past cache and a trainable float mask', () => {
+    checkGrad(spec({ q_num_heads: 4, kv_num_heads: 2, is_causal: 1 }, ['q', 'k', 'v', 'mask', 'pk', 'pv'], { q: [1, 2, 8], k: [1, 2, 4], v: [1, 2, 6], mask: [2, 5], past: [1, 2, 3, 2] }),
+      { q: randn([1, 2, 8], 34), k: randn([1, 2, 4], 35), v: randn([1, 2, 6], 36), mask: randn([2, 5], 37), pk: randn([1, 2, 3, 2], 38), pv: randn([1, 2, 3, 3], 39) });
+  });
+});
+
+describe('Resize gradients (gradcheck through the importer)', () => {
+  const spec = (attrs: Record<string, number | string>, dims: number[], scales: number[] | null, sizes: number[] | null): ModelSpec => ({
+    opset: 19,
+    nodes: [{ op: 'Resize', inputs: ['x', '', scales ? 'scales' : '', sizes ? 'sizes' : ''], outputs: ['y'], attrs, floatAttrs: ['cubic_coeff_a'] }],
+    inputs: [{ name: 'x', type: D, dims }],
+    outputs: [{ name: 'y', type: D, dims: null }],
+    initializers: [
+      ...(scales ? [{ name: 'scales', type: F, dims: [scales.length], values: scales }] : []),
+      ...(sizes ? [{ name: 'sizes', type: 7, dims: [sizes.length], values: sizes }] : []),
+    ],
+  });
+  test('bilinear upsample (half_pixel, as torch interpolate align_corners=False)', () => {
+    checkGrad(spec({ mode: 'linear' }, [1, 2, 3, 3], [1, 1, 2, 1.5], null), { x: randn([1, 2, 3, 3], 41) });
+  });
+  test('bicubic antialiased downsample by sizes', () => {
+    checkGrad(spec({ mode: 'cubic', antialias: 1, cubic_coeff_a: -0.5 }, [1, 1, 6, 5], null, [1, 1, 3, 2]), { x: randn([1, 1, 6, 5], 42) });
+  });
+  test('nearest: each input gets the sum of the gradients of its copies', () => {
+    const model = loadOnnx(onnxModel(spec({ mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, [1, 3], [1, 2], null)), { dtype: 'float64' });
+    const x = tensorFrom([1, 2, 3], [1, 3], 'float64', { requiresGrad: true });
+    const y = model.run({ x }, { loss: 'none' }).outputs.get('y')!;
+    assert.deepEqual(Array.from(y.data), [1, 1, 2, 2, 3, 3]);
+    checkGrad(spec({ mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, [1, 3], [1, 2.5], null), { x: randn([1, 3], 43) });
+  });
+  test('tf_crop_and_resize: extrapolated outputs are the constant and carry no gradient', () => {
+    const s: ModelSpec = {
+      opset: 19,
+      nodes: [{ op: 'Resize', inputs: ['x', 'roi', '', 'sizes'], outputs: ['y'], attrs: { mode: 'linear', coordinate_transformation_mode: 'tf_crop_and_resize', extrapolation_value: 7 }, floatAttrs: ['extrapolation_value'] }],
+      inputs: [{ name: 'x', type: D, dims: [1, 4] }],
+      outputs: [{ name: 'y', type: D, dims: null }],
+      initializers: [{ name: 'roi', type: F, dims: [4], values: [0, -0.5, 1, 1.5] }, { name: 'sizes', type: 7, dims: [2], values: [1, 5] }],
+    };
+    const [y] = run(s, { x: tensorFrom([0, 10, 20, 30], [1, 4], 'float64') });
+    // source coordinates -1.5, 0, 1.5, 3, 4.5 on an axis of 4
+    assert.deepEqual(Array.from(y.data), [7, 0, 15, 30, 7]);
+    checkGrad(s, { x: randn([1, 4], 44) });
+  });
+});
+
+describe('models exported by torch 2.13 (both exporters): loss and gradients match PyTorch', () => {
+  // test/gold/export_torch_models.py: interp (bilinear, bicubic align_corners, nearest) and video (grouped
+  // strided Conv3d, ReLU, ceil-mode MaxPool3d, AvgPool3d without pad counting, ConvTranspose3d); PyTorch's
+  // float64 loss and gradients from the same float32 weights.
+  const dir = path.join(repoRoot, 'test', 'fixtures', 'onnx');
+  for (const name of ['interp', 'video']) {
+    const gold = JSON.parse(fs.readFileSync(path.join(dir, `${name}_gold.json`), 'utf8')) as { x: number[]; shape: number[]; loss: number; gx: number[]; grads: Record<string, number[]> };
+    for (const exporter of ['dynamo', 'legacy']) {
+      test(`${name} (${exporter})`, () => {
+        const model = loadOnnx(new Uint8Array(fs.readFileSync(path.join(dir, `${name}_${exporter}.onnx`))), { dtype: 'float64' });
+        const x = tensorFrom(gold.x, gold.shape, 'float64', { requiresGrad: true });
+        const r = model.run({ [model.inputs[0].name]: x });
+        assert.equal(r.lossInfo.kind, 'graph');
+        backward(r.loss!);
+        assert.ok(Math.abs(r.loss!.data[0] - gold.loss) < 1e-12 * Math.abs(gold.loss), `loss ${r.loss!.data[0]} vs ${gold.loss}`);
+        assert.ok(relativeError(x.grad!.data, gold.gx) < 1e-10, `dL/dx off by ${relativeError(x.grad!.data, gold.gx)}`);
+        assert.deepEqual([...model.parameters.keys()].sort(), Object.keys(gold.grads).sort());
+        for (const [param, g] of Object.entries(gold.grads)) {
+          const err = relativeError(model.parameters.get(param)!.grad!.data, g);
+          assert.ok(err < 1e-10, `dL/d${param} off by ${err}`);
+        }
+      });
+    }
+  }
+});
+
+describe('pooling built on 2-D stages: gradients (gradcheck through the importer)', () => {
+  const pool = (op: string, attrs: Record<string, number | number[]>, dims: number[]): ModelSpec => ({
+    opset: 19,
+    nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs }],
+    inputs: [{ name: 'x', type: D, dims }],
+    outputs: [{ name: 'y', type: D, dims: null }],
+  });
+  test('AveragePool with dilations, asymmetric pads and ceil mode (depthwise ones-kernel sums / counts)', () => {
+    checkGrad(pool('AveragePool', { kernel_shape: [2, 2], dilations: [2, 1], pads: [1, 0, 0, 1], ceil_mode: 1, strides: [2, 2] }, [1, 2, 5, 4]), { x: randn([1, 2, 5, 4], 51) });
+  });
+  test('3-D LpPool (p = 3) and 3-D AveragePool counting pads', () => {
+    checkGrad(pool('LpPool', { kernel_shape: [2, 2, 2], p: 3, strides: [1, 2, 1] }, [1, 1, 3, 4, 3]), { x: randn([1, 1, 3, 4, 3], 52) });
+    checkGrad(pool('AveragePool', { kernel_shape: [3, 2, 2], pads: [1, 1, 0, 1, 0, 1], count_include_pad: 1 }, [1, 2, 3, 3, 3]), { x: randn([1, 2, 3, 3, 3], 53) });
+  });
+});
+
+describe('hyperbolic functions and inverses: gradients, asinh accurate for large negative x', () => {
+  const unary = (op: string): ModelSpec => ({
+    nodes: [{ op, inputs: ['x'], outputs: ['y'] }],
+    inputs: [{ name: 'x', type: D, dims: [6] }],
+    outputs: [{ name: 'y', type: D, dims: [6] }],
+  });
+  test('Sinh, Cosh, Asinh (also at 0), Acosh, Atanh gradcheck', () => {
+    const x = tensorFrom([-1.7, -0.4, 0, 0.3, 0.9, 2.2], [6], 'float64', { requiresGrad: true });
+    for (const op of ['Sinh', 'Cosh', 'Asinh']) checkGrad(unary(op), { x });
+    checkGrad(unary('Acosh'), { x: tensorFrom([1.1, 1.5, 2, 3, 7, 20], [6], 'float64', { requiresGrad: true }) });
+    checkGrad(unary('Atanh'), { x: tensorFrom([-0.9, -0.5, 0, 0.2, 0.6, 0.8], [6], 'float64', { requiresGrad: true }) });
+  });
+  test('Asinh of large negative values in float32 (no cancellation)', () => {
+    const model = loadOnnx(onnxModel({ ...unary('Asinh'), inputs: [{ name: 'x', type: F, dims: [6] }], outputs: [{ name: 'y', type: F, dims: [6] }] }));
+    const xs = [-1e4, -300, -1, 0, 1, 1e4];
+    const y = model.run({ x: tensorFrom(xs, [6], 'float32') }, { loss: 'none' }).outputs.get('y')!;
+    xs.forEach((v, i) => assert.ok(Math.abs(y.data[i] - Math.asinh(v)) <= 1e-6 * Math.max(1, Math.abs(Math.asinh(v))), `asinh(${v}) = ${y.data[i]}`));
+  });
+});
