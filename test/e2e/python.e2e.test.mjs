@@ -40,9 +40,12 @@ function workspaceCopy(scratch, drop) {
   return ws;
 }
 
+/** The extension's commands reach the palette once its host is up: slow on a busy machine, so wait longer than one UI wait. */
+const FIRST_COMMAND = { timeout: 3 * 60_000 };
+
 async function inspect(wb, file, ok = (ds) => ds.some((d) => NORM.test(d.after ?? ''))) {
   await wb.openFile(file);
-  await wb.runCommand('Gradient Lens: Inspect Model');
+  await wb.runCommand('Gradient Lens: Inspect Model', FIRST_COMMAND);
   return wb.poll(() => wb.readDecorations(), ok, `gradient decorations in ${file}`, EXPORT_WAIT, 500);
 }
 
@@ -134,7 +137,7 @@ describe('Untrusted workspace: no Python runs', () => {
 
   test('Inspect on a file without an export says why and starts no Python; an existing .onnx is still inspected', () => wb.explainingFailures('python-untrusted', async () => {
     await wb.openFile('vanishing_mlp.py');
-    await wb.runCommand('Gradient Lens: Inspect Model');
+    await wb.runCommand('Gradient Lens: Inspect Model', FIRST_COMMAND);
     const shown = await wb.poll(() => wb.readNotifications(), (ns) => ns.some((n) => /untrusted workspace/.test(n)), 'the untrusted-workspace message');
     assert.match(shown.find((n) => /untrusted workspace/.test(n)), /^Gradient Lens runs no Python in an untrusted workspace, so it cannot export vanishing_mlp\.py/);
     await wb.screenshot('python-untrusted');
