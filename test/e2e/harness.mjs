@@ -399,7 +399,9 @@ export async function startCodeServer({ workspace, port = 0, host = '127.0.0.1',
   const exts = join(scratch, 'extensions');
   mkdirSync(join(ud, 'User'), { recursive: true });
   const settingsFile = join(ud, 'User', 'settings.json');
-  if (!(preserveSettings && existsSync(settingsFile))) writeFileSync(settingsFile, JSON.stringify({ ...DEFAULT_SETTINGS, ...settings }, null, 2));
+  // Untrusted: trust on (DEFAULT_SETTINGS turns it off) and no prompt, so the folder opens in restricted mode.
+  const trust = trusted ? {} : { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never' };
+  if (!(preserveSettings && existsSync(settingsFile))) writeFileSync(settingsFile, JSON.stringify({ ...DEFAULT_SETTINGS, ...trust, ...settings }, null, 2));
   const env = scratchEnv(scratch, cs.nodeBinDir);
   const common = ['--user-data-dir', ud, '--extensions-dir', exts];
 
@@ -418,7 +420,7 @@ export async function startCodeServer({ workspace, port = 0, host = '127.0.0.1',
       '--auth', 'none',
       '--disable-telemetry',
       '--disable-update-check',
-      // `trusted: false` keeps workspace trust on: a fresh user-data folder trusts nothing (restricted mode).
+      // `trusted: false` keeps workspace trust on (see above): a fresh user-data folder trusts nothing.
       ...(trusted ? ['--disable-workspace-trust'] : []),
       '--disable-getting-started-override',
       '--reconnection-grace-time', '5',

@@ -124,7 +124,7 @@ describe('Untrusted workspace: no Python runs', () => {
     python = loggingPython(scratch);
     server = await startCodeServer({
       workspace, vsix, codeServer, scratch, name: 'python-untrusted', trusted: false,
-      settings: { 'gradientLens.python': python.wrapper, 'gradientLens.inspectOnSave': true, 'security.workspace.trust.startupPrompt': 'never', 'security.workspace.trust.banner': 'never' },
+      settings: { 'gradientLens.python': python.wrapper, 'gradientLens.inspectOnSave': true, 'security.workspace.trust.banner': 'never' },
     });
     chrome = await launchChromium({ webgpu: false, name: 'chromium-untrust' });
     wb = await openWorkbench(chrome, server, { name: 'python-untrusted' });
