@@ -1,6 +1,15 @@
 import * as vscode from 'vscode';
 import { InspectionSession } from './session';
-import { sci } from './overlay/format';
+import { sciCompact } from './overlay/format';
+import { problemsSummary } from './overlay/model';
+
+/** Gradient Lens's entries in the Problems panel for a document, as problemsSummary counts them. */
+function listedProblems(uri: vscode.Uri): { severity: 'error' | 'warning' | 'info'; kind: string }[] {
+  return vscode.languages.getDiagnostics(uri).filter((d) => d.source === 'Gradient Lens').map((d) => ({
+    severity: d.severity === vscode.DiagnosticSeverity.Error ? 'error' : d.severity === vscode.DiagnosticSeverity.Warning ? 'warning' : 'info',
+    kind: typeof d.code === 'object' ? String(d.code.value) : String(d.code ?? ''),
+  }));
+}
 
 /** "Inspect gradients" above every nn.Module class; after a run, a summary lens above the model class. */
 export class ModuleCodeLensProvider implements vscode.CodeLensProvider {
@@ -20,9 +29,9 @@ export class ModuleCodeLensProvider implements vscode.CodeLensProvider {
       lenses.push(new vscode.CodeLens(range, { title: '$(pulse) Inspect gradients', command: 'gradientLens.inspect', arguments: [document.uri, c.name], tooltip: `Run forward and backward on ${c.name} (its ONNX export, made for you when there is none) and overlay the gradients` }));
       if (last && last.document.toString() === document.uri.toString() && c.line === last.mapping.fallbackLine) {
         const root = last.report.modules.find((m) => m.path === '');
-        const problems = last.findings.filter((f) => f.severity !== 'info').length;
+        // The same count as the Problems panel: the diagnostics this run set on the file, by severity.
         lenses.push(new vscode.CodeLens(range, {
-          title: `‖∇‖ ${sci(root?.gradNorm ?? null)} · loss ${last.report.loss.value.toPrecision(4)} · ${problems ? `${problems} finding${problems > 1 ? 's' : ''}` : 'no problems'}`,
+          title: `‖∇‖ ${sciCompact(root?.gradNorm ?? null)} · loss ${last.report.loss.value.toPrecision(4)} · ${problemsSummary(listedProblems(document.uri))}`,
           command: 'gradientLens.showPanel',
           tooltip: 'Open the Gradient Lens panel',
         }));

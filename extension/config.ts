@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import type { Thresholds } from '../engine/inspect/diagnose';
 import { DEFAULT_THRESHOLDS } from '../engine/inspect/diagnose';
+import type { PanelPosition } from './panel';
 import { DEFAULT_RUN_SETTINGS, DEFAULT_TRAIN_SETTINGS, RunSettings, TrainSettings } from './protocol';
 
 /** Typed access to the `gradientLens.*` settings declared in package.json. */
@@ -45,4 +46,9 @@ export function trainSettings(scope?: vscode.Uri): TrainSettings {
     clipValue: c.get('train.clipValue', d.clipValue),
     data: c.get('train.data', d.data),
   };
+}
+
+/** Where a new panel opens (gradientLens.panel.position). */
+export function panelPosition(scope?: vscode.Uri): PanelPosition {
+  return section(scope).get<string>('panel.position', 'below') === 'beside' ? 'beside' : 'below';
 }

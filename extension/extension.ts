@@ -42,6 +42,8 @@ export function activate(context: vscode.ExtensionContext): void {
       }
       return session.train({ ...train, steps }, undefined, uri instanceof vscode.Uri ? uri : undefined);
     }),
+    vscode.commands.registerCommand('gradientLens.pinBaseline', () => session.pinBaseline()),
+    vscode.commands.registerCommand('gradientLens.clearBaseline', () => session.clearBaseline()),
     vscode.commands.registerCommand('gradientLens.stopTraining', () => session.stopTraining()),
     vscode.commands.registerCommand('gradientLens.exportTraining', (uri?: vscode.Uri) => session.exportTraining(uri instanceof vscode.Uri ? uri : undefined)),
     vscode.commands.registerCommand('gradientLens.importTraining', (uri?: vscode.Uri) => session.importTraining(uri instanceof vscode.Uri ? uri : undefined)),

@@ -3,6 +3,7 @@ import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import type { RunCapture } from '../engine/inspect/capture';
+import { parseBaseline, RunBaseline } from '../engine/inspect/baseline';
 import { BackendInfo, HostToWebview, LiveStatus, RunPhases, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, VerificationView, WebviewToHost } from './protocol';
 
 export interface PanelEvents {
@@ -11,7 +12,14 @@ export interface PanelEvents {
   onBackend(info: BackendInfo): void;
   onStartTraining(settings: RunSettings, train: TrainSettings): void;
   onVerify(): void;
+  /** The panel pinned (or cleared) a baseline. */
+  onBaseline(baseline: RunBaseline | null): void;
+  /** The baseline a new panel starts with. */
+  readonly baseline: RunBaseline | null;
 }
+
+/** Where a new panel opens: 'below' the editor (it keeps its width for the overlays) or 'beside' it. */
+export type PanelPosition = 'below' | 'beside';
 
 interface PendingTraining {
   resolve(result: { record: TrainingRecord; stopped: TrainStop }): void;
@@ -49,19 +57,24 @@ export class GradientLensPanel implements vscode.Disposable {
   private markReady!: () => void;
   backend: BackendInfo | undefined;
 
-  /** The open panel, or a new one beside the editor. */
-  static show(context: vscode.ExtensionContext, events: PanelEvents, settings: RunSettings, train: TrainSettings, preserveFocus = false): GradientLensPanel {
+  /** The open panel, or a new one below (or beside) the editor. */
+  static async show(context: vscode.ExtensionContext, events: PanelEvents, settings: RunSettings, train: TrainSettings, preserveFocus = false, position: PanelPosition = 'below'): Promise<GradientLensPanel> {
     if (GradientLensPanel.current) {
       GradientLensPanel.current.panel.reveal(undefined, preserveFocus);
       return GradientLensPanel.current;
     }
-    const panel = vscode.window.createWebviewPanel('gradientLens.panel', 'Gradient Lens', { viewColumn: vscode.ViewColumn.Beside, preserveFocus }, {
+    const editor = vscode.window.activeTextEditor;
+    const viewColumn = position === 'below' ? await newGroupBelow() : vscode.ViewColumn.Beside;
+    if (GradientLensPanel.current) return GradientLensPanel.current; // another call made it meanwhile
+    const panel = vscode.window.createWebviewPanel('gradientLens.panel', 'Gradient Lens', { viewColumn, preserveFocus }, {
       enableScripts: true,
       retainContextWhenHidden: true,
       localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist'), vscode.Uri.joinPath(context.extensionUri, 'media')],
     });
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'icon.png');
     GradientLensPanel.current = new GradientLensPanel(panel, context, events, settings, train);
+    // The new group took the focus: give it back to the editor.
+    if (preserveFocus && editor && position === 'below') await vscode.window.showTextDocument(editor.document, { viewColumn: editor.viewColumn, preserveFocus: false, selection: editor.selection });
     return GradientLensPanel.current;
   }
 
@@ -139,8 +152,12 @@ export class GradientLensPanel implements vscode.Disposable {
     void this.ready.then(() => this.post({ type: 'liveStatus', status }));
   }
 
-  showFindings(runId: number, findings: Finding[]): void {
-    void this.post({ type: 'findings', runId, findings });
+  showFindings(runId: number, findings: Finding[], kinds: Record<string, string> = {}): void {
+    void this.post({ type: 'findings', runId, findings, kinds });
+  }
+
+  showBaseline(baseline: RunBaseline | null): void {
+    void this.ready.then(() => this.post({ type: 'baseline', baseline }));
   }
 
   showAttention(modulePath: string): void {
@@ -155,6 +172,7 @@ export class GradientLensPanel implements vscode.Disposable {
     switch (message.type) {
       case 'ready':
         void this.post({ type: 'hello', version: String(context.extension.packageJSON.version ?? ''), settings: this.settings, train: this.trainDefaults });
+        void this.post({ type: 'baseline', baseline: this.events.baseline });
         this.markReady();
         break;
       case 'backend':
@@ -192,6 +210,11 @@ export class GradientLensPanel implements vscode.Disposable {
       case 'startTraining':
         this.events.onStartTraining(message.settings, message.train);
         break;
+      case 'baseline': {
+        const baseline = message.baseline === null ? null : parseBaseline(message.baseline);
+        if (message.baseline === null || baseline) this.events.onBaseline(baseline);
+        break;
+      }
       case 'revealModule':
         this.events.onRevealModule(message.path);
         break;
@@ -244,6 +267,12 @@ export class GradientLensPanel implements vscode.Disposable {
     this.panel.dispose();
     while (this.disposables.length) this.disposables.pop()?.dispose();
   }
+}
+
+/** A new, empty editor group below the active one, for the panel; its column. */
+async function newGroupBelow(): Promise<vscode.ViewColumn> {
+  await vscode.commands.executeCommand('workbench.action.newGroupBelow');
+  return vscode.window.tabGroups.activeTabGroup.viewColumn;
 }
 
 function makeNonce(): string {

@@ -7,6 +7,7 @@ import type { Finding } from '../engine/inspect/diagnose';
 import type { TrainingRecord } from '../engine/train/record';
 import type { RunCapture } from '../engine/inspect/capture';
 import type { Verification } from './python/compare';
+import type { RunBaseline } from '../engine/inspect/baseline';
 
 /** Which engine backend runs in the webview, and why that one. */
 export interface BackendInfo {
@@ -133,8 +134,13 @@ export type HostToWebview =
   | { type: 'focusModule'; path: string }
   /** Scroll to the attention maps of a layer (from the editor's attention CodeLens). */
   | { type: 'showAttention'; modulePath: string }
-  /** Diagnostics computed by the host with the user's thresholds, to colour the panel the same way. */
-  | { type: 'findings'; runId: number; findings: Finding[] }
+  /**
+   * Diagnostics computed by the host with the user's thresholds, to colour the panel the same way, and the module
+   * classes the source names where the export does not (`kinds`: path -> class), for the module table.
+   */
+  | { type: 'findings'; runId: number; findings: Finding[]; kinds?: Record<string, string> }
+  /** The pinned run new runs are compared with, or null once cleared (sent after 'hello' and on every change). */
+  | { type: 'baseline'; baseline: RunBaseline | null }
   /** Train N steps (cancel with 'cancel' and the same runId: the run stops after the current step). */
   | ({ type: 'train' } & TrainRequest)
   /** Show a training record that was imported from a file (e.g. written by python/gradlens_recorder.py). */
@@ -153,6 +159,8 @@ export type WebviewToHost =
   | { type: 'runError'; runId: number; message: string }
   | { type: 'revealModule'; path: string }
   | { type: 'rerun'; settings: RunSettings }
+  /** The panel's Pin / Clear baseline buttons. */
+  | { type: 'baseline'; baseline: RunBaseline | null }
   /** The panel's Train button. */
   | { type: 'startTraining'; settings: RunSettings; train: TrainSettings }
   /** The record so far, after a step (throttled). */

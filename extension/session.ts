@@ -1,8 +1,9 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { diagnose, Finding } from '../engine/inspect/diagnose';
-import type { InspectionReport } from '../engine/inspect/report';
-import { runSettings, thresholds, trainSettings } from './config';
+import { InspectionReport, withModuleKinds } from '../engine/inspect/report';
+import { baselineOf, compareRuns, isPinnedRun, parseBaseline, RunBaseline } from '../engine/inspect/baseline';
+import { panelPosition, runSettings, thresholds, trainSettings } from './config';
 import { serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { readTrainingImport } from './training/importFiles';
 import { mapTrainingRecord } from './training/mapping';
@@ -13,7 +14,7 @@ import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
 import { GradientLensPanel, PanelEvents } from './panel';
 import { BackendInfo, RunSettings, TrainSettings } from './protocol';
-import { SourceMapper, DocumentMapping } from './sourceAnchors';
+import { SourceMapper, DocumentMapping, sourceKinds } from './sourceAnchors';
 import { formatRunTiming } from './runTiming';
 
 interface LastRun {
@@ -26,7 +27,11 @@ interface LastRun {
   settings: RunSettings;
   /** Set when Gradient Lens exported the model from the document. */
   exported?: ExportMeta;
+  /** Module classes the source names where the export does not (sourceKinds). */
+  kinds: Record<string, string>;
 }
+
+const BASELINE_KEY = 'gradientLens.baseline';
 
 /** A training record shown on a document: from a run in the panel or imported from a file. */
 interface TrainingView {
@@ -53,8 +58,11 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   private running: vscode.CancellationTokenSource | undefined;
   private trainingRun: vscode.CancellationTokenSource | undefined;
   private trainingView: TrainingView | undefined;
+  /** The pinned run new runs are compared with (kept in the workspace's storage). */
+  private pinned: RunBaseline | null;
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper, private readonly python: PythonSupport) {
+    this.pinned = parseBaseline(context.workspaceState.get(BASELINE_KEY));
     this.status.name = 'Gradient Lens';
     this.status.command = 'gradientLens.showPanel';
     this.updateStatus();
@@ -76,8 +84,9 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     return this.last;
   }
 
-  showPanel(preserveFocus = false): GradientLensPanel {
-    return GradientLensPanel.show(this.context, this, runSettings(this.last?.document), trainSettings(this.last?.document), preserveFocus);
+  showPanel(preserveFocus = false): Promise<GradientLensPanel> {
+    const scope = this.last?.document;
+    return GradientLensPanel.show(this.context, this, runSettings(scope), trainSettings(scope), preserveFocus, panelPosition(scope));
   }
 
   /**
@@ -96,7 +105,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     if (!bytes) return undefined;
     const readMs = performance.now() - tRead;
     const runSettingsNow = settings ?? runSettings(document?.uri);
-    const panel = this.showPanel(true);
+    const panel = await this.showPanel(true);
     const runId = ++this.runCounter;
     const modelName = path.basename(modelUri.path);
     const tWatches = performance.now();
@@ -118,7 +127,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       const tMapping = performance.now();
       const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
       const tOverlays = performance.now();
-      this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping, settings: runSettingsNow, exported: choice?.exported };
+      this.last = { runId, document: document?.uri ?? modelUri, model: modelUri, report, findings: [], mapping, kinds: {}, settings: runSettingsNow, exported: choice?.exported };
       await this.apply(this.last);
       const end = performance.now();
       this.output.appendLine(`  ${formatRunTiming({ readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases)}`);
@@ -152,7 +161,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   /** Runs the model in PyTorch on exactly the last run's inputs and compares the gradients. */
   async verify(): Promise<void> {
     if (!this.last) await this.inspect();
-    if (this.last) await this.python.verifier.verify(this.last, this.showPanel(true));
+    if (this.last) await this.python.verifier.verify(this.last, await this.showPanel(true));
   }
 
   onVerify(): void {
@@ -173,8 +182,9 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   /** Diagnoses with the current thresholds and draws overlays, diagnostics, status and logs. */
   private async apply(run: LastRun): Promise<void> {
     run.findings = diagnose(run.report, thresholds(run.document));
+    run.kinds = sourceKinds(run.report.modules, run.mapping.classOf);
     this.render(run.document);
-    GradientLensPanel.existing?.showFindings(run.runId, run.findings);
+    GradientLensPanel.existing?.showFindings(run.runId, run.findings, run.kinds);
     const r = run.report;
     this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
     this.output.appendLine(`  ${r.backend} (${r.dtype}): loss ${r.loss.kind} = ${r.loss.value.toPrecision(6)}, forward ${r.timings.forwardMs.toFixed(1)} ms, backward ${r.timings.backwardMs.toFixed(1)} ms; ${run.findings.length} findings; ${run.mapping.anchors.length} source anchors, ${run.mapping.unmapped.length} modules not found in the source`);
@@ -194,7 +204,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const key = document.toString();
     const run = this.last?.document.toString() === key ? this.last : undefined;
     const view = this.trainingView?.document.toString() === key ? this.trainingView : undefined;
-    let overlays = run ? mergeOverlays(buildOverlays(run.report, run.mapping.anchors, run.findings), hookOverlays(run.report, run.mapping.watchLines)) : [];
+    const comparison = run && this.pinned && !isPinnedRun(this.pinned, run.report) ? compareRuns(run.report, this.pinned) : undefined;
+    let overlays = run ? mergeOverlays(buildOverlays(withModuleKinds(run.report, run.kinds), run.mapping.anchors, run.findings, comparison), hookOverlays(run.report, run.mapping.watchLines)) : [];
     const problems = run ? lineDiagnostics(placeFindings(run.findings, run.mapping.anchors, run.mapping.fallbackLine)) : [];
     if (view) {
       overlays = mergeOverlays(overlays, trainingOverlays(view.record, view.mapping.anchors));
@@ -208,6 +219,43 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       d.code = g.kind;
       return d;
     }));
+  }
+
+  // ---------------------------------------------------------------- baseline
+
+  get baseline(): RunBaseline | null {
+    return this.pinned;
+  }
+
+  /** Pins the last run as the baseline later runs are compared with ("did my fix help?"). */
+  pinBaseline(): RunBaseline | null {
+    if (!this.last) {
+      void vscode.window.showInformationMessage('Gradient Lens: inspect a model first, then pin its run as the baseline.');
+      return null;
+    }
+    const baseline = baselineOf(this.last.report);
+    this.setBaseline(baseline);
+    GradientLensPanel.existing?.showBaseline(baseline);
+    return baseline;
+  }
+
+  clearBaseline(): void {
+    this.setBaseline(null);
+    GradientLensPanel.existing?.showBaseline(null);
+  }
+
+  /** The panel pinned or cleared the baseline. */
+  onBaseline(baseline: RunBaseline | null): void {
+    this.setBaseline(baseline);
+  }
+
+  private setBaseline(baseline: RunBaseline | null): void {
+    this.pinned = baseline;
+    void this.context.workspaceState.update(BASELINE_KEY, baseline ?? undefined);
+    if (baseline) this.output.appendLine(`baseline pinned: ${baseline.model} (loss ${baseline.loss.value.toPrecision(5)}, ${baseline.pinnedAt})`);
+    else this.output.appendLine('baseline cleared');
+    if (this.last) this.render(this.last.document);
+    this.changed.fire();
   }
 
   // ---------------------------------------------------------------- training
@@ -224,7 +272,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const trainNow = train ?? trainSettings(document?.uri);
     const settingsNow = settings ?? runSettings(document?.uri);
     const modelName = path.basename(modelUri.path);
-    const panel = this.showPanel(true);
+    const panel = await this.showPanel(true);
     const runId = ++this.runCounter;
     this.trainingRun?.cancel();
     const cts = (this.trainingRun = new vscode.CancellationTokenSource());
@@ -342,7 +390,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       return undefined;
     }
     const { record, mapping } = await this.showTrainingOn(document, imported.record, 'import');
-    this.showPanel(true).showTraining(record);
+    (await this.showPanel(true)).showTraining(record);
     this.output.appendLine(`imported ${path.basename(uri.fsPath)} (${record.producer}): ${record.steps.length} steps, ${record.modules.length} modules, ${mapping.anchors.length} source anchors on ${vscode.workspace.asRelativePath(document.uri)}; ${mapping.unmapped.length} modules not found in the source`);
     for (const note of imported.notes) this.output.appendLine(`    ${note}`);
     for (const u of mapping.unmapped.slice(0, 20)) this.output.appendLine(`    unmapped ${u.path}: ${u.reason}`);
@@ -393,8 +441,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 
   /** Opens the panel at a layer's attention maps. */
-  showAttention(modulePath: string): void {
-    const panel = this.showPanel(true);
+  async showAttention(modulePath: string): Promise<void> {
+    const panel = await this.showPanel(true);
     panel.showAttention(modulePath);
   }
 

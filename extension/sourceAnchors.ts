@@ -14,10 +14,24 @@ export interface DocumentMapping {
   fallbackLine: number;
   unmapped: { path: string; reason: string }[];
   watchLines: WatchLine[];
-  /** Class constructed for each mapped module path. */
+  /** Class the source constructs for each module path it maps exactly (`self.attn = CausalSelfAttention(...)`). */
   classOf: Record<string, string>;
   /** For each class of the file (qualified name), the module paths that are instances of it. */
   instances: Record<string, string[]>;
+}
+
+/**
+ * Module kinds the source tells better than the export: for every module whose class the exporter did not record
+ * (legacy exports record none; dynamo's leave out containers it never calls, such as a ModuleList), the class
+ * the source constructs. A leaf named from its ops ('Linear' for a Gemm) takes the source's exact class too.
+ */
+export function sourceKinds(modules: readonly { path: string; kind: string; kindFrom?: string }[], classOf: Readonly<Record<string, string>>): Record<string, string> {
+  const kinds: Record<string, string> = {};
+  for (const m of modules) {
+    const cls = Object.prototype.hasOwnProperty.call(classOf, m.path) ? classOf[m.path] : undefined;
+    if (cls && m.kindFrom !== 'export' && cls !== m.kind) kinds[m.path] = cls;
+  }
+  return kinds;
 }
 
 export interface ModuleClass {

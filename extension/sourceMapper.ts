@@ -21,10 +21,16 @@ export function documentMapping(index: SourceIndex, report: ModuleSources, file:
   const classOf: Record<string, string> = {};
   for (const [p, m] of mapping.resolved) {
     anchors.push({ modulePath: p, line: m.definition.line, kind: 'definition' });
-    for (const l of m.callLines) anchors.push({ modulePath: p, line: l, kind: 'call' });
+    // Call sites keep their columns (a line may nest calls: `self.mlp(self.norm2(x))`); lines known only from
+    // the model's metadata have none.
+    for (const c of m.calls) anchors.push({ modulePath: p, line: c.line, kind: 'call', column: c.column, endColumn: c.endColumn, ...(c.through ? { through: c.through } : {}) });
+    for (const l of m.callLines) if (!m.calls.some((c) => c.line === l)) anchors.push({ modulePath: p, line: l, kind: 'call' });
     if (m.metadataLine !== undefined) anchors.push({ modulePath: p, line: m.metadataLine, kind: 'call' });
-    if (m.className) classOf[p] = m.className;
+    // The class the source constructs, when it names it for sure (not a guess among loop elements, not a
+    // submodule inside a torch.nn class, not a parameter).
+    if (m.className && !m.approximate && m.kind !== 'parameter' && m.origin !== 'metadata') classOf[p] = m.className;
   }
+  if (mapping.root) classOf[''] = mapping.root.name;
   return {
     anchors,
     fallbackLine: mapping.root?.line ?? 0,

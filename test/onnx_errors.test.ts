@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOnnx, LoadOptions, OnnxErrorCode, OnnxImportError, Rng, tensorFrom } from '../engine';
 import { repoRoot } from './helpers';
+import { onnxModel } from './onnx_builder';
 
 const FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'onnx');
 const bytesOf = (...parts: string[]) => new Uint8Array(fs.readFileSync(path.join(FIXTURES, ...parts)));
@@ -114,10 +115,14 @@ describe('models the engine cannot run', () => {
   test('unsupported dtype (string input)', () => {
     expectError(() => load(bytesOf('errors', 'string_input.onnx')), 'UNSUPPORTED_DTYPE', /graph input 's'/, /string/);
   });
-  test('3-D convolution', () => {
-    const conv3d = bytesOf('errors', 'conv3d.onnx');
-    const model = load(conv3d);
-    expectError(() => model.run(undefined, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /3-D Conv/, /2-D convolution and pooling kernels only/);
+  test('windows of 4 or more spatial dims', () => {
+    const conv4d = onnxModel({
+      nodes: [{ op: 'Conv', inputs: ['x', 'w'], outputs: ['y'] }],
+      inputs: [{ name: 'x', type: 1, dims: [1, 1, 2, 2, 2, 2] }],
+      outputs: [{ name: 'y', type: 1, dims: null }],
+      initializers: [{ name: 'w', type: 1, dims: [1, 1, 1, 1, 1, 1], values: [1] }],
+    });
+    expectError(() => load(conv4d).run(undefined, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /4-D Conv/, /1-D to 3-D windows/);
   });
   test('external data missing, then provided', () => {
     expectError(() => load(bytesOf('errors', 'external_data.onnx')), 'EXTERNAL_DATA', /initializer 'fc\.weight'/, /"weights\.bin"/, /externalData/);

@@ -12,9 +12,9 @@ import { formatNodeTable, runNodeSuite } from './onnx_node_suite';
 const NODE_DIR = sharedDir('onnx-backend-data', 'node');
 
 /** Passing cases today: a floor that only moves up. */
-const MIN_PASS = 1240;
+const MIN_PASS = 1410;
 /** Cases of claimed ops that still fail (all of them with an UNSUPPORTED error): a ceiling that only moves down. */
-const MAX_CLAIMED_FAILURES = 154;
+const MAX_CLAIMED_FAILURES = 4;
 
 test('ONNX node suite: no wrong numbers or crashes; unsupported cases say why', { skip: NODE_DIR ? false : 'no shared/onnx-backend-data/node' }, (t) => {
   const s = runNodeSuite(NODE_DIR!);
@@ -27,4 +27,16 @@ test('ONNX node suite: no wrong numbers or crashes; unsupported cases say why', 
   assert.equal(s.counts['not-comparable'], 4, 'only the four random-mask dropout cases are not comparable');
   assert.ok(s.counts.pass >= MIN_PASS, `${s.counts.pass} cases pass, fewer than ${MIN_PASS}`);
   assert.ok(s.claimedFailures.length <= MAX_CLAIMED_FAILURES, `cases of claimed ops that fail:\n${formatNodeTable(s.claimedFailures)}`);
+});
+
+const PYTORCH_DIRS = ['pytorch-converted', 'pytorch-operator'].map((d) => sharedDir('onnx-backend-data', d));
+
+test('ONNX backend data from PyTorch modules and operators (incl. 3-D conv and pooling): every case passes', { skip: PYTORCH_DIRS.every(Boolean) ? false : 'no shared/onnx-backend-data/pytorch-*' }, (t) => {
+  for (const dir of PYTORCH_DIRS) {
+    const s = runNodeSuite(dir!);
+    t.diagnostic(`${dir}: ${s.results.length} cases: ${Object.entries(s.counts).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+    const notPassing = s.results.filter((r) => r.status !== 'pass');
+    assert.equal(notPassing.length, 0, formatNodeTable(notPassing));
+    assert.ok(s.results.length > 30, `${dir}: only ${s.results.length} cases found`);
+  }
 });

@@ -34,7 +34,8 @@ const NOT_COMPARABLE = /^test_training_dropout(_default|_default_mask|_mask)?$/;
 
 const UNSUPPORTED_CODES = new Set(['UNSUPPORTED_OP', 'UNSUPPORTED_FEATURE', 'UNSUPPORTED_DTYPE']);
 
-const FLOAT_TYPES = new Set([1, 10, 11, 16]);
+// float, float16, double, bfloat16, the float8 variants, float4e2m1, float8e8m0
+const FLOAT_TYPES = new Set([1, 10, 11, 16, 17, 18, 19, 20, 23, 24]);
 const BFLOAT16 = 16;
 const BOOL = 9;
 

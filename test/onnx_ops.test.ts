@@ -7,7 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { backward, gradcheck, loadOnnx, Rng, Tensor, tensorFrom } from '../engine';
+import { backward, gradcheck, loadOnnx, Rng, sum, Tensor, tensorFrom } from '../engine';
 import { ModelSpec, onnxModel } from './onnx_builder';
 import { repoRoot } from './helpers';
 import { relativeError } from './metrics';
@@ -245,5 +245,76 @@ describe('hyperbolic functions and inverses: gradients, asinh accurate for large
     const xs = [-1e4, -300, -1, 0, 1, 1e4];
     const y = model.run({ x: tensorFrom(xs, [6], 'float32') }, { loss: 'none' }).outputs.get('y')!;
     xs.forEach((v, i) => assert.ok(Math.abs(y.data[i] - Math.asinh(v)) <= 1e-6 * Math.max(1, Math.abs(Math.asinh(v))), `asinh(${v}) = ${y.data[i]}`));
+  });
+});
+
+describe('LRN, DepthToSpace, SpaceToDepth: gradients', () => {
+  const one = (op: string, attrs: Record<string, number | string>, dims: number[]): ModelSpec => ({
+    nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs, floatAttrs: ['alpha', 'beta', 'bias'] }],
+    inputs: [{ name: 'x', type: D, dims }],
+    outputs: [{ name: 'y', type: D, dims: null }],
+  });
+  test('LRN with an even window (ONNX puts the extra channel after c)', () => {
+    checkGrad(one('LRN', { size: 4, alpha: 0.3, beta: 0.75, bias: 2 }, [1, 5, 2, 2]), { x: randn([1, 5, 2, 2], 61) });
+    const [y] = run(one('LRN', { size: 2, alpha: 2, beta: 1, bias: 1 }, [1, 3, 1, 1]), { x: tensorFrom([1, 2, 3], [1, 3, 1, 1], 'float64') });
+    // windows {c, c+1}: sums 1+4, 4+9, 9 -> y = x / (1 + (2/2) * sum)
+    assert.deepEqual(Array.from(y.data), [1 / 6, 2 / 14, 3 / 10]);
+  });
+  test('DepthToSpace (DCR and CRD) and SpaceToDepth', () => {
+    checkGrad(one('DepthToSpace', { blocksize: 2, mode: 'CRD' }, [1, 8, 2, 3]), { x: randn([1, 8, 2, 3], 62) });
+    const x = tensorFrom(Array.from({ length: 16 }, (_, i) => i), [1, 4, 2, 2], 'float64');
+    const [y] = run(one('DepthToSpace', { blocksize: 2 }, [1, 4, 2, 2]), { x });
+    assert.deepEqual(Array.from(y.data), [0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15]);
+    const [back] = run(one('SpaceToDepth', { blocksize: 2 }, [1, 1, 4, 4]), { x: tensorFrom(Array.from(y.data), [1, 1, 4, 4], 'float64') });
+    assert.deepEqual(Array.from(back.data), Array.from(x.data));
+  });
+});
+
+test('MaxPool Indices: flat indices over N and C, row- or column-major, first maximum on ties', () => {
+  const spec = (order: number): ModelSpec => ({
+    opset: 12,
+    nodes: [{ op: 'MaxPool', inputs: ['x'], outputs: ['y', 'i'], attrs: { kernel_shape: [2, 2], pads: [0, 1, 0, 0], storage_order: order } }],
+    inputs: [{ name: 'x', type: D, dims: [1, 2, 2, 3] }],
+    outputs: [{ name: 'y', type: D, dims: null }, { name: 'i', type: 7, dims: null }],
+  });
+  // channel 0: [[1, 5, 2], [5, 0, 3]]; channel 1: [[0, 0, 0], [0, 0, 9]]; windows start at w = -1, 0, 1
+  const x = tensorFrom([1, 5, 2, 5, 0, 3, 0, 0, 0, 0, 0, 9], [1, 2, 2, 3], 'float64');
+  const [y, rowMajor] = run(spec(0), { x });
+  assert.deepEqual(Array.from(y.data), [5, 5, 5, 0, 0, 9]);
+  assert.deepEqual(Array.from(rowMajor.data), [3, 1, 1, 6, 6, 11]);
+  const [, colMajor] = run(spec(1), { x });
+  assert.deepEqual(Array.from(colMajor.data), [1, 2, 2, 6, 6, 11]);
+});
+
+describe('Cast narrows onto the target type', () => {
+  const cast = (to: number, type = F, attrs: Record<string, number> = {}): ModelSpec => ({
+    opset: 21,
+    nodes: [{ op: 'Cast', inputs: ['x'], outputs: ['y'], attrs: { to, ...attrs } }],
+    inputs: [{ name: 'x', type, dims: [6] }],
+    outputs: [{ name: 'y', type: to, dims: [6] }],
+  });
+  const values = (spec: ModelSpec, xs: number[], dtype: 'float32' | 'int32' = 'float32') =>
+    Array.from(loadOnnx(onnxModel(spec)).run({ x: tensorFrom(xs, [6], dtype) }, { loss: 'none' }).outputs.get('y')!.data);
+  test('float16 and bfloat16: round to nearest even, overflow to inf', () => {
+    assert.deepEqual(values(cast(10), [65519, 65520, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -25, -0.1]), [65504, Infinity, 1, 1 + 2 ** -9, 0, Math.fround(-0.0999755859375)]);
+    assert.deepEqual(values(cast(16), [1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, 1e-40, -300.5, 0.1]), [1, 1 + 2 ** -6, Infinity, Math.fround(1e-40 - (1e-40 % 2 ** -133)), -300, Math.fround(0.10009765625)]);
+  });
+  test('float8 e4m3fn: saturate (default) or NaN; fnuz has no negative zero', () => {
+    // smallest subnormal 2^-9: 0.75 * 2^-9 rounds up to it, 2^-10 (a tie) to the even 0; 464 (a tie) to 448
+    assert.deepEqual(values(cast(17), [464, 500, -Infinity, 0.75 * 2 ** -9, 2 ** -10, 3.3]), [448, 448, -448, 2 ** -9, 0, 3.25]);
+    assert.ok(values(cast(17, F, { saturate: 0 }), [500, 1, 1, 1, 1, 1]).slice(0, 1).every(Number.isNaN));
+    assert.ok(Object.is(values(cast(18), [-0, -1e-9, 1, 1, 1, 1])[0], 0) && Object.is(values(cast(18), [-0, -1e-9, 1, 1, 1, 1])[1], 0));
+  });
+  test('to narrow ints: truncate, then wrap (two\'s complement), as numpy astype', () => {
+    assert.deepEqual(values(cast(2), [-3, -3.7, 255, 256, 300, 1.9]), [253, 253, 255, 0, 44, 1]);
+    assert.deepEqual(values(cast(22), [-9, 8, 7, -8, 15, 16]), [7, -8, 7, -8, -1, 0]);
+    assert.deepEqual(values(cast(2, 6), [-1, 256, 257, 0, 1, -256], 'int32'), [255, 0, 1, 0, 1, 0]);
+  });
+  test('the gradient of a float cast passes straight through (finite values)', () => {
+    const model = loadOnnx(onnxModel(cast(10)));
+    const x = tensorFrom([0.1, 1e5, -2.3, 0.5, 7, 1e-8], [6], 'float32', { requiresGrad: true });
+    const y = model.run({ x }, { loss: 'none' }).outputs.get('y')!;
+    backward(sum(y));
+    assert.deepEqual(Array.from(x.grad!.data), [1, 0, 1, 1, 1, 1]);
   });
 });

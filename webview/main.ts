@@ -6,7 +6,8 @@ import '@vscode-elements/elements/dist/vscode-single-select';
 import '@vscode-elements/elements/dist/vscode-option';
 import '@vscode-elements/elements/dist/vscode-progress-ring';
 import type { Finding } from '../engine/inspect/diagnose';
-import type { InspectionReport } from '../engine/inspect/report';
+import { InspectionReport, withModuleKinds } from '../engine/inspect/report';
+import { baselineOf, compareRuns, isPinnedRun, RunBaseline } from '../engine/inspect/baseline';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, VerificationView, WebviewToHost } from '../extension/protocol';
 import { EngineClient } from './engineClient';
@@ -29,6 +30,8 @@ interface PanelState {
   backend: BackendInfo | null;
   training?: TrainViewState;
   verification?: VerificationView | null;
+  /** The pinned run this one is compared with; the host keeps it too (it outlives the panel). */
+  baseline?: RunBaseline | null;
 }
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewToHost): void; getState(): PanelState | undefined; setState(s: PanelState): void };
@@ -49,6 +52,11 @@ app.innerHTML = `
   <div id="settings"></div>
   <p class="summary" data-testid="summary"></p>
   <section id="findings" aria-label="Findings"></section>
+  <section class="baseline" data-testid="baseline-bar">
+    <vscode-button secondary data-testid="pin-baseline" title="Pin this run; after your next run, the chart, the table and the hovers compare with it">Pin as baseline</vscode-button>
+    <vscode-button secondary data-testid="clear-baseline" hidden>Clear baseline</vscode-button>
+    <span class="detail" data-testid="baseline-status"></span>
+  </section>
   <section class="chart"><h2>Gradient flow across depth</h2><div class="canvas-box"><canvas id="flow" data-testid="flow-chart" role="img" aria-label="Gradient norm per layer, log scale"></canvas></div></section>
   <section id="training"></section>
   <section><h2>Modules</h2><div id="table"></div></section>
@@ -118,6 +126,32 @@ function renderFindings(findings: Finding[]): void {
   }));
 }
 
+function setBaseline(baseline: RunBaseline | null): void {
+  state.baseline = baseline;
+  save();
+  post({ type: 'baseline', baseline });
+  renderReport();
+}
+
+app.querySelector('[data-testid="pin-baseline"]')!.addEventListener('click', () => state.report && setBaseline(baselineOf(state.report)));
+app.querySelector('[data-testid="clear-baseline"]')!.addEventListener('click', () => setBaseline(null));
+
+/** The baseline bar: what is pinned and whether this run is compared with it. */
+function renderBaseline(r: InspectionReport | null, b: RunBaseline | null): void {
+  const status = app.querySelector<HTMLElement>('[data-testid="baseline-status"]')!;
+  app.querySelector<HTMLElement>('[data-testid="pin-baseline"]')!.hidden = !r;
+  app.querySelector<HTMLElement>('[data-testid="clear-baseline"]')!.hidden = !b;
+  if (!b) {
+    status.textContent = r ? 'Pin this run, change your model, re-run: the chart and the table then show what changed.' : '';
+    return;
+  }
+  const when = b.pinnedAt.replace('T', ' ').slice(0, 16);
+  if (!r) status.textContent = `Baseline: ${b.model}, pinned ${when}.`;
+  else if (isPinnedRun(b, r)) status.textContent = `This run (${b.model}, loss ${b.loss.value.toPrecision(4)}) is the baseline, pinned ${when}. Re-run after your change to compare.`;
+  else if (b.model !== r.model.name) status.textContent = `The baseline (pinned ${when}) is of ${b.model}; this run is of ${r.model.name}: not compared.`;
+  else status.textContent = `Compared with the baseline pinned ${when}: loss ${b.loss.value.toPrecision(4)} → ${r.loss.value.toPrecision(4)}. Ghost bars: the baseline's ‖∇W‖; Δ: this run's ‖∇‖ over the baseline's.`;
+}
+
 function renderReport(): void {
   const r = state.report;
   renderSettings(app.querySelector<HTMLElement>('#settings')!, state.settings, (settings) => {
@@ -128,17 +162,20 @@ function renderReport(): void {
     state.settings = settings;
     save();
   });
+  const baseline = state.baseline ?? null;
+  renderBaseline(r, baseline);
   if (!r) {
     app.querySelector<HTMLElement>('[data-testid="summary"]')!.textContent = 'No model inspected yet. Run "Gradient Lens: Inspect Model" from a Python file.';
     return;
   }
+  const comparison = baseline && !isPinnedRun(baseline, r) ? compareRuns(r, baseline) : undefined;
   app.querySelector<HTMLElement>('[data-testid="summary"]')!.textContent =
     `${r.model.name} · loss ${r.loss.kind} = ${r.loss.value.toPrecision(5)} · ${r.model.parameterCount.toLocaleString('en-US')} parameters · ` +
     `forward ${r.timings.forwardMs.toFixed(0)} ms, backward ${r.timings.backwardMs.toFixed(0)} ms on ${r.backend} (${r.dtype})`;
   const health = healthByModule(state.findings);
   renderFindings(state.findings);
-  chart.render(r, health);
-  table.render(r, health);
+  chart.render(r, health, comparison?.comparable ? baseline : null);
+  table.render(r, health, comparison);
   renderHookLog(app.querySelector<HTMLElement>('#hooks')!, r, revealModule);
   app.querySelector<HTMLElement>('#attention-section')!.hidden = !r.attention?.length;
   attention.render(r);
@@ -262,6 +299,7 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
     case 'findings':
       if (m.runId === activeRun || activeRun === 0) {
         state.findings = m.findings;
+        if (state.report && m.kinds) state.report = withModuleKinds(state.report, m.kinds);
         drawSoon();
       }
       break;
@@ -269,6 +307,10 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       state.verification = m.view;
       save();
       verify.render(m.view);
+      break;
+    case 'baseline':
+      state.baseline = m.baseline;
+      drawSoon();
       break;
     case 'focusModule':
       table.highlight(m.path);

@@ -6,7 +6,7 @@
 import { Tensor } from '../tensor';
 import { tensorStats, TensorStats } from './stats';
 import { HostReads } from './hostReads';
-import { HookLogEntry, InspectionReport, ModuleReport, ParameterReport, REPORT_SCHEMA, SourceLocation } from './report';
+import { HookLogEntry, InspectionReport, ModuleKind, ModuleReport, ParameterReport, REPORT_SCHEMA, SourceLocation } from './report';
 
 export interface TracedParameter {
   name: string;
@@ -119,7 +119,8 @@ export class InspectionRecorder {
   constructor(
     private readonly params: readonly TracedParameter[],
     private readonly ops: readonly TracedOp[],
-    private readonly moduleKinds: ReadonlyMap<string, string> = new Map(),
+    /** Kinds the model tells (engine/inspect/onnxInspect.ts moduleKindInfo); other modules are 'Module'. */
+    private readonly moduleKinds: ReadonlyMap<string, ModuleKind> = new Map(),
     /** Where hook statistics of device-resident gradients wait for their values. */
     private readonly reads: HostReads = new HostReads(),
   ) {
@@ -164,12 +165,8 @@ export class InspectionRecorder {
 
   private modules(): ModuleReport[] {
     const { paths, firstOp, sources, outputs, parents } = this.layout;
-    const opTypes = new Map<string, Map<string, number>>();
     const deadByModule = new Map<string, number>();
     for (const op of this.ops) {
-      const counts = opTypes.get(op.modulePath) ?? new Map<string, number>();
-      counts.set(op.opType, (counts.get(op.opType) ?? 0) + 1);
-      opTypes.set(op.modulePath, counts);
       if (RELU_LIKE.has(op.opType)) {
         const f = deadUnitFraction(op.output);
         if (f !== null) deadByModule.set(op.modulePath, Math.max(f, deadByModule.get(op.modulePath) ?? 0));
@@ -203,12 +200,13 @@ export class InspectionRecorder {
       const weightNorm = t?.withGrad ? Math.sqrt(t.weightSq) : null;
       const trainableCount = t?.trainableCount ?? 0;
       const out = outputs.get(path);
-      const types = opTypes.get(path);
+      const kind = this.moduleKinds.get(path);
       return {
         path,
         depth: firstOp.get(path) ?? Number.MAX_SAFE_INTEGER,
         leaf: !parents.has(path),
-        kind: this.moduleKinds.get(path) ?? (types ? [...types.entries()].sort((a, b) => b[1] - a[1])[0][0] : 'Module'),
+        kind: kind?.name ?? 'Module',
+        ...(kind ? { kindFrom: kind.from } : {}),
         source: sources.get(path),
         parameters: paramReports.get(path) ?? [],
         parameterCount: t?.count ?? 0,

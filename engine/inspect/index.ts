@@ -4,3 +4,4 @@ export * from './collect';
 export * from './diagnose';
 export * from './onnxInspect';
 export * from './attention';
+export * from './baseline';

@@ -15,7 +15,7 @@ import { HostReads } from './hostReads';
 import { Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
 import type { Tensor } from '../tensor';
 import { InspectionRecorder, TracedOp, TracedParameter, WatchRequest, parentPath } from './collect';
-import type { InspectionReport } from './report';
+import type { InspectionReport, ModuleKind } from './report';
 import { explainZeroGradient } from './zeroReasons';
 import { armAttentionCapture, findAttention } from './attention';
 import { NonFiniteWatch, sourceOf } from './anomaly';
@@ -45,14 +45,6 @@ export interface InspectOptions {
   onCapture?: (capture: RunCapture) => void;
 }
 
-const FRIENDLY_KINDS: [RegExp, string][] = [
-  [/^(Gemm)$/, 'Linear'],
-  [/^Conv$/, 'Conv'],
-  [/^LayerNormalization$/, 'LayerNorm'],
-  [/^BatchNormalization$/, 'BatchNorm'],
-  [/^Gather$/, 'Embedding'],
-];
-
 function lossSpec(choice: string | undefined): LossSpec {
   switch (choice) {
     case 'model': return 'graph';
@@ -67,19 +59,66 @@ function basename(file: string): string {
   return file.split(/[\\/]/).pop() ?? file;
 }
 
-/** Module kinds: the exporter's class name when recorded, else a name from the module's own ops. */
-export function moduleKinds(model: OnnxModel): Map<string, string> {
-  const kinds = new Map<string, string>();
+/**
+ * Module kinds the export can tell: the class name the exporter recorded (dynamo's class_hierarchy), else, for a
+ * leaf module only, the PyTorch class its own ops unmistakably come from (a Gemm is a Linear). A container is never
+ * named after one of its ops (a model whose first op is a Sigmoid is not a Sigmoid); without a recorded class it
+ * gets no kind here, and the extension names it from the source (`self.attn = CausalSelfAttention(...)`).
+ */
+export function moduleKindInfo(model: OnnxModel): Map<string, ModuleKind> {
+  const kinds = new Map<string, ModuleKind>();
+  const byName = new Map(model.graph.nodes.map((n) => [n.name, n]));
+  const isParameter = (name: string) => model.parameters.has(name) || model.buffers.has(name);
   for (const [path, m] of model.modules) {
     if (m.className) {
-      kinds.set(path, m.className.split('.').pop()!);
+      kinds.set(path, { name: m.className.split('.').pop()!, from: 'export' });
       continue;
     }
-    const ops = m.nodes.map((n) => model.graph.nodes.find((x) => x.name === n)?.opType ?? '');
-    if (ops.includes('MatMul') && ops.includes('Add') && ops.length <= 3 && m.parameters.length > 0) kinds.set(path, 'Linear');
-    for (const [re, name] of FRIENDLY_KINDS) if (!kinds.has(path) && ops.some((o) => re.test(o))) kinds.set(path, name);
+    if (m.children.length > 0) continue;
+    const nodes = m.nodes.map((n) => byName.get(n)).filter((n): n is NonNullable<typeof n> => n !== undefined);
+    const name = leafKindFromOps(nodes.map((n) => ({ opType: n.opType, readsParameter: n.inputs.some(isParameter), weightRank: weightRank(model, n.inputs) })));
+    if (name) kinds.set(path, { name, from: 'ops' });
   }
   return kinds;
+}
+
+/** Names only (the training record's kinds). */
+export function moduleKinds(model: OnnxModel): Map<string, string> {
+  return new Map([...moduleKindInfo(model)].map(([path, k]) => [path, k.name]));
+}
+
+function weightRank(model: OnnxModel, inputs: readonly string[]): number | undefined {
+  for (const i of inputs) {
+    const t = model.parameters.get(i) ?? model.buffers.get(i);
+    if (t && t.rank >= 2) return t.rank;
+  }
+  return undefined;
+}
+
+/** Single-purpose ops of a leaf module and the torch.nn class they come from. */
+const LEAF_OP_CLASSES: [string, string][] = [
+  ['Relu', 'ReLU'], ['LeakyRelu', 'LeakyReLU'], ['Sigmoid', 'Sigmoid'], ['Tanh', 'Tanh'], ['Gelu', 'GELU'], ['Erf', 'GELU'],
+  ['Elu', 'ELU'], ['Selu', 'SELU'], ['Softplus', 'Softplus'], ['HardSigmoid', 'Hardsigmoid'], ['HardSwish', 'Hardswish'],
+  ['Softmax', 'Softmax'], ['LogSoftmax', 'LogSoftmax'], ['MaxPool', 'MaxPool'], ['AveragePool', 'AvgPool'],
+  ['GlobalAveragePool', 'AdaptiveAvgPool'], ['GlobalMaxPool', 'AdaptiveMaxPool'], ['Dropout', 'Dropout'], ['Flatten', 'Flatten'],
+];
+
+/**
+ * The torch.nn class a leaf module's own ops come from, or undefined when they do not say. Layers with weights
+ * first (their ops are unambiguous), then single-purpose ops (an activation, a pool).
+ */
+export function leafKindFromOps(nodes: readonly { opType: string; readsParameter: boolean; weightRank?: number }[]): string | undefined {
+  const has = (op: string, withParameter = false) => nodes.some((n) => n.opType === op && (!withParameter || n.readsParameter));
+  const rank = nodes.find((n) => n.weightRank !== undefined)?.weightRank;
+  if (has('Conv', true)) return rank && rank >= 3 && rank <= 5 ? `Conv${rank - 2}d` : 'Conv';
+  if (has('ConvTranspose', true)) return rank && rank >= 3 && rank <= 5 ? `ConvTranspose${rank - 2}d` : 'ConvTranspose';
+  if (has('Gemm', true) || has('MatMul', true)) return 'Linear';
+  if (has('LayerNormalization')) return 'LayerNorm';
+  if (has('BatchNormalization')) return 'BatchNorm';
+  if (has('ReduceMean') && has('Sqrt') && has('Div') && nodes.some((n) => n.readsParameter)) return 'LayerNorm';
+  if (has('Gather', true)) return 'Embedding';
+  for (const [op, cls] of LEAF_OP_CLASSES) if (has(op)) return cls;
+  return undefined;
 }
 
 export function inspectOnnx(bytes: Uint8Array, modelName: string, options: InspectOptions = {}): Promise<InspectionReport> {
@@ -116,7 +155,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
 
   const { nodeValues, ops, params } = traceRun(model, run.tensorsByName);
 
-  const recorder = new InspectionRecorder(params, ops, moduleKinds(model), reads);
+  const recorder = new InspectionRecorder(params, ops, moduleKindInfo(model), reads);
   recorder.attach(resolveWatches(options.watches ?? [], nodeValues, ops));
 
   const disarm = watch.armBackward(nodeValues);

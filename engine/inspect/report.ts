@@ -34,8 +34,13 @@ export interface ModuleReport {
   depth: number;
   /** True when no other module lies below this one. */
   leaf: boolean;
-  /** Module class when the model says (e.g. 'Linear'), else the dominant op type. */
+  /**
+   * Module class: recorded by the exporter ('CausalSelfAttention'), else for a leaf the torch.nn class its ops
+   * come from ('Linear' for a Gemm), else 'Module'. Never an op name for a container.
+   */
   kind: string;
+  /** Where `kind` came from; absent when nothing said ('Module'): the extension may name it from the source. */
+  kindFrom?: ModuleKind['from'];
   source?: SourceLocation;
   /** Parameters owned directly by this module. */
   parameters: ParameterReport[];
@@ -53,6 +58,12 @@ export interface ModuleReport {
   outputGrad: TensorStats | null;
   /** For outputs of ReLU-like ops: the fraction of units that are zero for every sample. */
   deadUnitFraction: number | null;
+}
+
+/** A module's class as the export tells it: recorded by the exporter, or read from a leaf's own ops. */
+export interface ModuleKind {
+  name: string;
+  from: 'export' | 'ops' | 'source';
 }
 
 export interface HookLogEntry {
@@ -87,4 +98,11 @@ export interface InspectionReport {
   tokens?: { ids: number[]; labels?: string[] };
   /** The first op whose forward output or gradient is NaN/Inf, if any. */
   firstNonFinite?: { node: string; modulePath: string; phase: 'forward' | 'backward'; source?: SourceLocation };
+}
+
+/** The report with module kinds another source tells (the extension's source map), marked as from the source. */
+export function withModuleKinds(report: InspectionReport, kinds: Readonly<Record<string, string>>): InspectionReport {
+  if (Object.keys(kinds).length === 0) return report;
+  const has = (p: string) => Object.prototype.hasOwnProperty.call(kinds, p);
+  return { ...report, modules: report.modules.map((m) => (has(m.path) ? { ...m, kind: kinds[m.path], kindFrom: 'source' as const } : m)) };
 }

@@ -95,6 +95,8 @@ export interface OpContext {
   readonly updateBuffers: boolean;
   /** Whether output `i` is used (has a non-empty name). */
   wants(i: number): boolean;
+  /** The ONNX element type the model declares for input `i` (graph input, initializer, value_info), or 0. */
+  declaredType(i: number): number;
   /** Throws an OnnxImportError naming this node. */
   fail(code: OnnxErrorCode, message: string): never;
   /** A constant (no grad) tensor; floats get this run's float dtype. */

@@ -227,11 +227,15 @@ export class OnnxModel {
   private readonly functions: { name: string; domain: string }[];
   private readonly liveIndex: Set<number>;
   private readonly plans = new Map<string, Plan>();
+  private readonly declaredTypes = new Map<string, number>();
 
   constructor(proto: ModelProto, options: LoadOptions = {}) {
     this.floatDtype = options.dtype ?? defaultDtype(proto);
     this.functions = proto.functions;
     this.graph = buildGraph(proto);
+    // Declared ONNX element types (inputs, initializers, value_info, outputs): CastLike's target type.
+    for (const v of [...this.graph.inputs, ...this.graph.valueInfo.values(), ...this.graph.outputs]) if (v.dataType) this.declaredTypes.set(v.name, v.dataType);
+    for (const t of proto.graph!.initializer) this.declaredTypes.set(t.name, t.dataType);
     this.irVersion = proto.irVersion;
     this.opsets = {};
     for (const o of proto.opsetImport) this.opsets[o.domain === 'ai.onnx' ? '' : o.domain] = o.version;
@@ -658,6 +662,7 @@ export class OnnxModel {
       rng,
       updateBuffers: options.updateBuffers ?? false,
       wants: (i) => (node.outputs[i] ?? '') !== '',
+      declaredType: (i) => this.declaredTypes.get(node.inputs[i] ?? '') ?? 0,
       fail: (code: OnnxErrorCode, message: string): never => {
         throw new OnnxImportError(code, `${describeNode(node)}: ${message}`, { node });
       },

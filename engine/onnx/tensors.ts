@@ -4,13 +4,16 @@
  * - every integer type becomes int32 (the engine's only integer type); int64 values that do not
  *   fit throw VALUE_OUT_OF_RANGE, except the "infinite" sentinels exporters use for open slice
  *   ends (|v| >= 2^62, e.g. INT64_MAX), which saturate to the int32 range;
- * - bool stays bool; string, complex and 8-bit/4-bit float types are rejected (UNSUPPORTED_DTYPE).
+ * - the narrow types (float8 variants, float4e2m1, float8e8m0 as floats; int4/uint4/int2/uint2 as int32)
+ *   are unpacked exactly (narrow.ts);
+ * - bool stays bool; string and complex types are rejected (UNSUPPORTED_DTYPE).
  */
 import { Tensor } from '../tensor';
 import { DType, FloatDType } from '../dtype';
 import { formatShape, sizeOf } from '../shape';
 import { OnnxImportError } from './errors';
 import { DataType, TensorProto, dataTypeName, utf8 } from './proto';
+import { decodeNarrow, isNarrowFloat, packedBits, unpack } from './narrow';
 
 /** Where external tensor data comes from: file name (the `location` entry) -> bytes. */
 export type ExternalData = Record<string, Uint8Array> | ((location: string) => Uint8Array | undefined);
@@ -26,7 +29,17 @@ export function engineDtype(dataType: number, floatDtype: FloatDType, what: stri
     case DataType.DOUBLE:
     case DataType.FLOAT16:
     case DataType.BFLOAT16:
+    case DataType.FLOAT8E4M3FN:
+    case DataType.FLOAT8E4M3FNUZ:
+    case DataType.FLOAT8E5M2:
+    case DataType.FLOAT8E5M2FNUZ:
+    case DataType.FLOAT4E2M1:
+    case DataType.FLOAT8E8M0:
       return floatDtype;
+    case DataType.INT4:
+    case DataType.UINT4:
+    case DataType.INT2:
+    case DataType.UINT2:
     case DataType.INT8:
     case DataType.UINT8:
     case DataType.INT16:
@@ -39,12 +52,12 @@ export function engineDtype(dataType: number, floatDtype: FloatDType, what: stri
     case DataType.BOOL:
       return 'bool';
     default:
-      throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} has element type ${dataTypeName(dataType)}, which the engine cannot represent (supported: float16/bfloat16/float32/float64 as ${floatDtype}, integer types as int32, bool)`);
+      throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} has element type ${dataTypeName(dataType)}, which the engine cannot represent (supported: floating types as ${floatDtype}, integer types as int32, bool)`);
   }
 }
 
 export function isFloatType(dataType: number): boolean {
-  return dataType === DataType.FLOAT || dataType === DataType.DOUBLE || dataType === DataType.FLOAT16 || dataType === DataType.BFLOAT16;
+  return dataType === DataType.FLOAT || dataType === DataType.DOUBLE || dataType === DataType.FLOAT16 || dataType === DataType.BFLOAT16 || isNarrowFloat(dataType);
 }
 
 /** A model integer as an int32 value (sentinels saturate, other out-of-range values throw). */
@@ -119,9 +132,21 @@ export function protoValues(t: TensorProto, what: string, external?: ExternalDat
   const dt = t.dataType;
   if (dt === DataType.STRING) throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} is a string tensor (${t.stringData.slice(0, 3).map((s) => JSON.stringify(utf8(s))).join(', ')}${t.stringData.length > 3 ? ', …' : ''}); the engine has no string type`);
   const bytesPer = ELEMENT_BYTES[dt];
-  if (bytesPer === undefined) engineDtype(dt, 'float32', what); // throws UNSUPPORTED_DTYPE
+  const bits = packedBits(dt);
+  if (bytesPer === undefined && bits === undefined) engineDtype(dt, 'float32', what); // throws UNSUPPORTED_DTYPE
   let raw = t.rawData;
   if (t.dataLocation === 1 || t.externalData.length > 0) raw = externalBytes(t, what, external);
+  if (bits !== undefined) {
+    // Packed narrow types: raw_data holds ceil(n * bits / 8) bytes, low bits first; int32_data holds one
+    // value per entry for 8-bit types and the packed bytes for 4- and 2-bit ones.
+    const fromRaw = !!raw && (raw.length > 0 || n === 0);
+    const packed: ArrayLike<number> = fromRaw ? raw! : t.int32Data;
+    const need = bits === 8 && !fromRaw ? n : Math.ceil((n * bits) / 8);
+    if (packed.length !== need) throw new OnnxImportError('INVALID_MODEL', `${what}: ${fromRaw ? 'raw_data' : 'int32_data'} has ${packed.length} entries but shape ${formatShape(t.dims)} of ${dataTypeName(dt)} needs ${need}`);
+    const out = new Array<number>(n);
+    for (let i = 0; i < n; i++) out[i] = decodeNarrow(dt, unpack(packed, i, bits));
+    return out;
+  }
   if (raw && (raw.length > 0 || n === 0)) {
     if (raw.length !== n * bytesPer) {
       throw new OnnxImportError('INVALID_MODEL', `${what}: raw_data has ${raw.length} bytes but shape ${formatShape(t.dims)} of ${dataTypeName(dt)} needs ${n * bytesPer}`);

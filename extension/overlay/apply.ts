@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { Health, LineOverlay } from './model';
+import { Health, LineOverlay, overlayTextFor } from './model';
 
 const COLORS: Record<Health, string> = {
   'non-finite': 'editorError.foreground',
@@ -20,7 +20,7 @@ export class OverlayPresenter implements vscode.HoverProvider, vscode.Disposable
   constructor() {
     for (const health of Object.keys(COLORS) as Health[]) {
       this.types.set(health, vscode.window.createTextEditorDecorationType({
-        after: { color: new vscode.ThemeColor(COLORS[health]), margin: '0 0 0 2.5em', fontStyle: 'normal' },
+        after: { color: new vscode.ThemeColor(COLORS[health]), margin: '0 0 0 1.5em', fontStyle: 'normal' },
         rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
       }));
     }
@@ -52,8 +52,9 @@ export class OverlayPresenter implements vscode.HoverProvider, vscode.Disposable
         const ranges = list
           .filter((o) => o.health === health && o.line < editor.document.lineCount)
           .map((o) => {
-            const end = editor.document.lineAt(o.line).range.end;
-            return { range: new vscode.Range(end, end), renderOptions: { after: { contentText: o.text } } };
+            const line = editor.document.lineAt(o.line);
+            const text = overlayTextFor(o, line.text.trimEnd().length);
+            return { range: new vscode.Range(line.range.end, line.range.end), renderOptions: { after: { contentText: text } } };
           });
         editor.setDecorations(type, ranges);
       }

@@ -12,6 +12,21 @@ export function sci(v: number | null | undefined, digits = 1): string {
   return `${m}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
 }
 
+/**
+ * Shorter still, for text after a line (where width is scarce): 3.1e-2, 1.2e0, 4.5e3 — one mantissa digit and an
+ * unpadded exponent, in the same notation on every line so magnitudes compare at a glance. Hovers keep sci().
+ */
+export function sciCompact(v: number | null | undefined): string {
+  if (v === null || v === undefined || !Number.isFinite(v) || v === 0) return sci(v);
+  const [m, e] = v.toExponential(1).split('e');
+  return `${m}e${Number(e)}`;
+}
+
+/** [8,17,32]: a shape without spaces, for text after a line. */
+export function shapeCompact(shape: readonly number[] | null | undefined): string {
+  return shape ? `[${shape.join(',')}]` : '';
+}
+
 export function shapeText(shape: readonly number[] | null | undefined): string {
   return shape ? `[${shape.join(', ')}]` : '';
 }

@@ -1,7 +1,7 @@
 /** Inline hook-log overlays: the gradient logged at a watched line, shown at the end of that line. */
 import type { InspectionReport } from '../../engine/inspect/report';
 import { LineOverlay } from './model';
-import { percent, sci, shapeText, sparkline, histogramRange } from './format';
+import { percent, sci, sciCompact, shapeCompact, shapeText, sparkline, histogramRange } from './format';
 
 /** A watched source line: 0-based line and the 1-based line the model's metadata uses for it. */
 export interface WatchLine {
@@ -20,7 +20,8 @@ export function hookOverlays(report: InspectionReport, watchLines: readonly Watc
     const bad = entries.some((e) => e.grad.nanCount + e.grad.infCount > 0);
     out.push({
       line: w.line,
-      text: `∇ ${sci(g.norm)} · ${shapeText(h.shape)} · zeros ${percent(g.zeroFraction)}${entries.length > 1 ? ` · ×${entries.length}` : ''}`,
+      text: `∇ ${sciCompact(g.norm)} · ${shapeCompact(h.shape)} · zeros ${percent(g.zeroFraction)}${entries.length > 1 ? ` · ×${entries.length}` : ''}`,
+      compact: `∇ ${sciCompact(g.norm)}`,
       health: bad ? 'non-finite' : 'neutral',
       modulePaths: entries.map((e) => e.modulePath),
       hover: [

@@ -277,7 +277,7 @@ function record(resolver: Resolver, root: ClassInfo, path: string, walk: Walk, f
     for (const c of all) {
       if (chainMatches(c.chain, rel, false)) calls.push(c);
       // A container runs where its elements are called (`for blk in self.blocks: blk(x)`).
-      else if (kind === 'container' && c.chain.length === rel.length + 1 && chainMatches(c.chain, rel, true)) calls.push(c);
+      else if (kind === 'container' && c.chain.length === rel.length + 1 && chainMatches(c.chain, rel, true)) calls.push({ ...c, through: 'elements' });
       else {
         for (let m = k; m < steps.length - 1; m++) {
           const seqRun = steps.slice(m + 1).every((s, j) => {
@@ -285,7 +285,7 @@ function record(resolver: Resolver, root: ClassInfo, path: string, walk: Walk, f
             return holder.kind === 'container' && holder.containerType === 'Sequential' && 'key' in s.value;
           });
           if (seqRun && chainMatches(c.chain, segments.slice(k, m + 1), false)) {
-            calls.push(c);
+            calls.push({ ...c, through: 'container' });
             break;
           }
         }

@@ -114,6 +114,12 @@ export interface CallSite extends LineRange {
   method: string;
   /** `direct`: `self.fc(x)`; `index`: `self.layers[0](x)`; `loop`: a loop variable; `alias`: a local bound to it; `checkpoint`: passed to checkpoint(...). */
   via: 'direct' | 'index' | 'loop' | 'alias' | 'checkpoint';
+  /**
+   * In a module's `calls`: set when the call runs the module without naming it. `elements`: the module is a
+   * container and the call runs one of its elements (`blk(x)` in `for blk in self.blocks`); `container`: the
+   * module is an element of an nn.Sequential the call runs (`self.mlp(x)` runs `mlp.0`).
+   */
+  through?: 'elements' | 'container';
 }
 
 /** A non-call reference to `self.<...>` outside `__init__` (e.g. `x @ self.lora_A.T`). */

@@ -151,23 +151,23 @@ export class LiveTraining implements vscode.Disposable {
           this.missingDocumentReported = true;
           void vscode.window.showWarningMessage(`Gradient Lens: following ${path.posix.basename(update.file)}, but found no Python file to show it on${record.model.source ? ` (looked for ${path.basename(record.model.source)})` : ''}: open the model's source file.`);
         }
-        this.updatePanel(record);
+        await this.updatePanel(record);
         return;
       }
     }
     if (update.relayout || !this.mapping || update.reset) this.mapping = undefined;
     const shown = await this.session.showTrainingOn(this.document, record, 'live', this.mapping);
     this.mapping = shown.mapping;
-    this.updatePanel(record);
+    await this.updatePanel(record);
     if (update.newAnomaly && record.anomaly) this.reportAnomaly(record);
     if (update.ended) this.output.appendLine(`  the job ended its stream after ${record.steps.length} recorded steps (step ${record.steps[record.steps.length - 1] ?? 0})`);
   }
 
   /** Sends the panel what it lacks: the whole record for a new panel or run, else the new steps. */
-  private updatePanel(record: TrainingRecord): void {
+  private async updatePanel(record: TrainingRecord): Promise<void> {
     const status = this.statusOf();
     let panel = GradientLensPanel.existing;
-    if (!panel && !this.sent) panel = this.session.showPanel(true);
+    if (!panel && !this.sent) panel = await this.session.showPanel(true);
     if (!panel) return;
     const steps = record.steps.length;
     if (!this.sent || this.sent.panel !== panel) {

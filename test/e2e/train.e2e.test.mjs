@@ -77,6 +77,10 @@ describe('Train N steps in code-server', () => {
   test('statistics recorded by the PyTorch recorder import onto the source', () => wb.explainingFailures('import', async () => {
     // code-server's file dialog is a quick input holding a path: type the file's path and accept.
     await wb.runCommand('Gradient Lens: Import Training Statistics…', { input: join(workspace, 'tiny_gpt.training.json') });
+    // Decorations exist only on rendered lines: with the panel below the editor and the Problems panel open, the
+    // editor shows a dozen lines, so scroll to the line once the import has opened the file.
+    await wb.waitFor(wb.page.locator('.tabs-container .tab.active[aria-label^="tiny_gpt.py"]'), 'tiny_gpt.py opened by the import', 60_000);
+    await wb.goToLine(readFileSync(join(ROOT, 'examples', 'tiny_gpt.py'), 'utf8').split('\n').findIndex((l) => l.includes('self.q_proj = nn.Linear')) + 1);
     const decorations = await wb.poll(() => wb.readDecorations(), (ds) => !!on(ds, 'self.q_proj = nn.Linear'), 'decorations on tiny_gpt.py', 60_000, 500);
     const q = on(decorations, 'self.q_proj = nn.Linear');
     assert.match(q.after ?? '', /^∇ [▁▂▃▄▅▆▇█ ]+ \d\.\de[+-]\d\d · 2 modules$/, JSON.stringify(q));

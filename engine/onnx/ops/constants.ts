@@ -5,7 +5,9 @@ import { formatShape, sizeOf } from '../../shape';
 import { OpContext, makeConstant } from '../context';
 import { DataType, dataTypeName } from '../proto';
 import { engineDtype, tensorFromProto } from '../tensors';
-import { Kind, checkSize, convert } from '../helpers';
+import { Kind, checkSize, convert, mapValues } from '../helpers';
+import { narrowing } from '../narrow';
+import * as E from '../../ops';
 import { OpHandler, axisOf, isF, kindOf, need, scalarOf, shapeValues } from './common';
 
 
@@ -15,9 +17,35 @@ function kindForType(ctx: OpContext, dataType: number): Kind {
   return d as Kind;
 }
 
-function castTo(ctx: OpContext, x: Tensor, kind: Kind): Tensor {
-  if (isF(x) && isFloat(kind as FloatDType)) return x.dtype === kind ? x : ctx.fail('INVALID_MODEL', `internal: float ${x.dtype} in a ${ctx.dtype} run`);
-  return convert(x, kind, `Cast of '${ctx.node.inputs[0]}'`);
+/**
+ * Float values rounded onto a narrower type's grid (float16, bfloat16, float8...), kept in the run's float
+ * dtype; the gradient passes straight through where both sides are finite (as PyTorch's dtype casts).
+ * The rounding is a host step: a tensor computed on a device keeps its unrounded values (at most half a
+ * unit in the last place of the target type away).
+ */
+function roundFloat(x: Tensor, fn: (v: number) => number): Tensor {
+  if (!x.hasHostData) return x;
+  const rounded = mapValues(x, x.dtype as Kind, fn, 'Cast result');
+  if (!x.requiresGrad) return rounded;
+  const finite = new Uint8Array(x.size);
+  const delta = new Array<number>(x.size);
+  for (let i = 0; i < x.size; i++) {
+    finite[i] = Number.isFinite(x.data[i]) && Number.isFinite(rounded.data[i]) ? 1 : 0;
+    delta[i] = finite[i] ? rounded.data[i] - x.data[i] : 0;
+  }
+  return E.where(new Tensor(finite, x.shape), E.add(x, makeConstant(delta, x.shape, x.dtype)), rounded);
+}
+
+/** Cast to ONNX element type `to`: float/int/bool moves (floats truncate into ints), then narrowing. */
+function castTo(ctx: OpContext, x: Tensor, to: number, kind: Kind): Tensor {
+  const narrow = narrowing(to, ctx.dtype === 'float64', { saturate: ctx.attrs.int('saturate', 1) !== 0, roundMode: ctx.attrs.string('round_mode', 'up') });
+  if (isF(x) && isFloat(kind as FloatDType)) {
+    if (x.dtype !== kind) ctx.fail('INVALID_MODEL', `internal: float ${x.dtype} in a ${ctx.dtype} run`);
+    return narrow ? roundFloat(x, narrow) : x;
+  }
+  const y = convert(x, kind, `Cast of '${ctx.node.inputs[0]}'`);
+  if (!narrow || kind === 'bool') return y;
+  return isFloat(kind as FloatDType) ? roundFloat(y, narrow) : mapValues(y, 'int32', narrow, 'Cast result');
 }
 
 function constantValue(ctx: OpContext): Tensor {
@@ -105,14 +133,17 @@ export const CONSTANT_OPS: Readonly<Record<string, OpHandler>> = {
     run(ctx, inputs) {
       const to = ctx.attrs.int('to');
       if (to === DataType.STRING) ctx.fail('UNSUPPORTED_DTYPE', `Cast to ${dataTypeName(to)} is not supported (the engine has no string type)`);
-      return castTo(ctx, need(ctx, inputs, 0, 'input'), kindForType(ctx, to));
+      return castTo(ctx, need(ctx, inputs, 0, 'input'), to, kindForType(ctx, to));
     },
   },
   CastLike: {
     nonDiff: [1],
     run(ctx, inputs) {
       const target = need(ctx, inputs, 1, 'target_type');
-      return castTo(ctx, need(ctx, inputs, 0, 'input'), kindOf(target));
+      // The declared ONNX type of target_type when the model gives it (float16, float8, int4... round),
+      // else the engine kind of its value.
+      const to = ctx.declaredType(1);
+      return castTo(ctx, need(ctx, inputs, 0, 'input'), to, to ? kindForType(ctx, to) : kindOf(target));
     },
   },
 };

@@ -265,12 +265,61 @@ function pool(ctx: OpContext, x: Tensor, op: string, kind: PoolKind, includePad 
   return E.reshape(y, [b, c, y.shape[2], oh, ow]);
 }
 
+/**
+ * MaxPool's Indices output, on the host: the flat index into X of each window's first maximum, counted
+ * over N and C too, the spatial part row-major (storage_order 0) or column-major (1), as the reference.
+ */
+function maxPoolIndices(ctx: OpContext, x: Tensor, outSpatial: readonly number[]): Tensor {
+  const n = x.rank - 2;
+  const spec = windowSpec(ctx, x.shape.slice(2), ctx.attrs.ints('kernel_shape'), n);
+  const columnMajor = ctx.attrs.int('storage_order', 0) === 1;
+  const size = x.shape.slice(2);
+  const inner = sizeOf(size);
+  const outInner = sizeOf(outSpatial);
+  const planes = x.shape[0] * x.shape[1];
+  const data = x.data;
+  const out = new Array<number>(planes * outInner);
+  const rowStride = size.map((_, i) => sizeOf(size.slice(i + 1)));
+  const colStride = size.map((_, i) => sizeOf(size.slice(0, i)));
+  const kernelTaps = sizeOf(spec.kernel);
+  const pos = new Array<number>(n);
+  for (let p = 0; p < planes; p++) {
+    for (let o = 0; o < outInner; o++) {
+      let best = -Infinity;
+      let bestAt = -1;
+      for (let t = 0; t < kernelTaps; t++) {
+        let rem = t;
+        let inside = true;
+        let off = 0;
+        let o2 = o;
+        for (let i = n - 1; i >= 0; i--) {
+          const k = rem % spec.kernel[i];
+          rem = Math.floor(rem / spec.kernel[i]);
+          const oi = o2 % outSpatial[i];
+          o2 = Math.floor(o2 / outSpatial[i]);
+          pos[i] = oi * spec.strides[i] - spec.begins[i] + k * spec.dilations[i];
+          if (pos[i] < 0 || pos[i] >= size[i]) inside = false;
+          off += pos[i] * rowStride[i];
+        }
+        if (!inside) continue;
+        const v = data[p * inner + off];
+        if (bestAt < 0 || v > best) {
+          best = v;
+          bestAt = pos.reduce((acc, c, i) => acc + c * (columnMajor ? colStride[i] : rowStride[i]), 0);
+        }
+      }
+      out[p * outInner + o] = bestAt < 0 ? -1 : p * inner + bestAt;
+    }
+  }
+  return makeConstant(out, [x.shape[0], x.shape[1], ...outSpatial], 'int32');
+}
+
 const maxPool: OpHandler = {
   run(ctx, inputs) {
     const x = need(ctx, inputs, 0, 'X');
-    if (ctx.wants(1)) ctx.fail('UNSUPPORTED_FEATURE', 'MaxPool with the Indices output is not supported');
     // Integer inputs (uint8 images) pool exactly on float64 copies.
-    return isF(x) ? pool(ctx, x, 'MaxPool', 'max') : layout([x], ([t]) => pool(ctx, t, 'MaxPool', 'max'));
+    const y = isF(x) ? pool(ctx, x, 'MaxPool', 'max') : layout([x], ([t]) => pool(ctx, t, 'MaxPool', 'max'));
+    return ctx.wants(1) ? [y, maxPoolIndices(ctx, x, y.shape.slice(2))] : y;
   },
 };
 

@@ -76,7 +76,26 @@ export function padSpatial(ctx: OpContext, x: Tensor, first: number, begins: num
   return y;
 }
 
+/** DepthToSpace / SpaceToDepth on [N, C, H, W]: one reshape, permute, reshape (pixel shuffle and its inverse). */
+function blockMove(ctx: OpContext, x: Tensor, toSpace: boolean): Tensor {
+  const b = ctx.attrs.int('blocksize');
+  if (x.rank !== 4) ctx.fail('INVALID_MODEL', `${ctx.node.opType} input must be [N, C, H, W], got ${formatShape(x.shape)}`);
+  if (!(b >= 1)) ctx.fail('INVALID_MODEL', `blocksize must be >= 1, got ${b}`);
+  const [n, c, h, w] = x.shape;
+  if (toSpace) {
+    if (c % (b * b) !== 0) ctx.fail('INVALID_MODEL', `DepthToSpace: ${c} channels do not divide by blocksize^2 = ${b * b}`);
+    const crd = ctx.attrs.string('mode', 'DCR') === 'CRD';
+    const split = crd ? [n, c / (b * b), b, b, h, w] : [n, b, b, c / (b * b), h, w];
+    const perm = crd ? [0, 1, 4, 2, 5, 3] : [0, 3, 4, 1, 5, 2];
+    return layout([x], ([t]) => E.reshape(E.permute(E.reshape(t, split), perm), [n, c / (b * b), h * b, w * b]));
+  }
+  if (h % b !== 0 || w % b !== 0) ctx.fail('INVALID_MODEL', `SpaceToDepth: ${h}x${w} does not divide by blocksize ${b}`);
+  return layout([x], ([t]) => E.reshape(E.permute(E.reshape(t, [n, c, h / b, b, w / b, b]), [0, 3, 5, 1, 2, 4]), [n, c * b * b, h / b, w / b]));
+}
+
 export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
+  DepthToSpace: { run: (ctx, inputs) => blockMove(ctx, need(ctx, inputs, 0, 'input'), true) },
+  SpaceToDepth: { run: (ctx, inputs) => blockMove(ctx, need(ctx, inputs, 0, 'input'), false) },
   Identity: { run: (ctx, inputs) => need(ctx, inputs, 0, 'input') },
   Reshape: {
     nonDiff: [1],

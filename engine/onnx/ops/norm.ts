@@ -1,8 +1,9 @@
-/** Normalization ops: batch, instance, layer, RMS and Lp normalization. */
+/** Normalization ops: batch, instance, layer, RMS, Lp and local response normalization. */
 import { Tensor } from '../../tensor';
 import { noGrad } from '../../autograd';
 import * as E from '../../ops';
 import { OpHandler, axisOf, floatIn, need } from './common';
+import { padAxis } from './layout';
 
 
 function channelShape(x: Tensor): number[] {
@@ -94,6 +95,25 @@ export const NORM_OPS: Readonly<Record<string, OpHandler>> = {
       const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'RMSNormalization input');
       const axis = axisOf(ctx, ctx.attrs.int('axis', -1), x.rank);
       return E.rmsNorm(x, x.shape.slice(axis), need(ctx, inputs, 1, 'scale'), ctx.attrs.float('epsilon', 1e-5));
+    },
+  },
+  LRN: {
+    // y = x / (bias + alpha / size * (sum of x^2 over the `size` channels around c))^beta (AlexNet);
+    // the channel window is floor((size-1)/2) before c and ceil((size-1)/2) after, zero padded.
+    run(ctx, inputs) {
+      const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'LRN input');
+      const a = ctx.attrs;
+      const size = a.int('size');
+      const alpha = a.float('alpha', 1e-4);
+      const beta = a.float('beta', 0.75);
+      const bias = a.float('bias', 1);
+      if (x.rank < 3) ctx.fail('INVALID_MODEL', `LRN input must be [N, C, ...spatial], got ${x.rank}-D`);
+      if (!(size >= 1)) ctx.fail('INVALID_MODEL', `LRN size must be >= 1, got ${size}`);
+      const c = x.shape[1];
+      const padded = padAxis(ctx, E.square(x), 1, Math.floor((size - 1) / 2), Math.ceil((size - 1) / 2), 'constant', 0);
+      let sums = E.slice(padded, { starts: [0], ends: [c], axes: [1] });
+      for (let k = 1; k < size; k++) sums = E.add(sums, E.slice(padded, { starts: [k], ends: [k + c], axes: [1] }));
+      return E.div(x, E.pow(E.addScalar(E.mulScalar(sums, alpha / size), bias), beta));
     },
   },
   LpNormalization: {
