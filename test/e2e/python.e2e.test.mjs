@@ -13,7 +13,7 @@ import { ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench
 const TEST_TIMEOUT = { timeout: 8 * 60_000 };
 /** Exporting imports torch in a fresh process: seconds alone, a minute or more on a busy machine. */
 const EXPORT_WAIT = 4 * 60_000;
-const NORM = /‖∇‖ \d\.\de[+-]\d\d/;
+const NORM = /‖∇‖ \d\.\de[+-]?\d+/;
 const on = (decorations, code) => decorations.find((d) => (d.text ?? '').replace(/\u00a0/g, ' ').includes(code));
 
 /** The test venv with torch (test/python.ts, compiled by `npm test` into build/). */
