@@ -3,7 +3,7 @@
 // ‖∇‖ decoration is painted, cold (a fresh window: new extension host, panel not open) and warm (re-runs with
 // the panel open), and for Train N Steps the time until the first step's sparkline is painted.
 //
-//   node bench/click.mjs [--only=tiny_gpt,lora] [--warm=5] [--train=1|0]
+//   node bench/click.mjs [--only=tiny_gpt,lora] [--warm=5] [--train=1|0] [--profile]
 //
 // Timed inside the page: a capturing mousedown listener stamps the click and a requestAnimationFrame loop
 // stamps the first frame whose editor shows the decoration (~16 ms resolution), so no round trip to this
@@ -19,6 +19,9 @@ const flag = (name, fallback) => process.argv.find((a) => a.startsWith(`--${name
 const only = flag('only', '').split(',').filter(Boolean);
 const warmRuns = Number(flag('warm', '5'));
 const withTrain = flag('train', '1') !== '0';
+// --profile: a CPU profile (Chrome DevTools Protocol) of the page, and of the webview frame when it runs in its own
+// process, over the warm re-runs; summarised by script and by function into bench/results/click-profile-<example>.txt.
+const profiling = process.argv.includes('--profile');
 
 const examples = readdirSync(join(ROOT, 'examples'))
   .filter((f) => f.endsWith('.py') && !f.startsWith('_'))
@@ -102,6 +105,51 @@ function logReader(scratch) {
   };
 }
 
+/** Starts CPU profilers on the page and on every frame with its own CDP session (out-of-process webviews). */
+async function startProfiles(page) {
+  const sessions = [];
+  for (const frame of [null, ...page.frames().filter((f) => f !== page.mainFrame())]) {
+    try {
+      const cdp = await page.context().newCDPSession(frame ?? page);
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+      await cdp.send('Profiler.start');
+      sessions.push({ cdp, what: frame ? `frame ${frame.url().slice(0, 80)}` : 'page (workbench and same-process frames)' });
+    } catch {
+      // A same-process frame has no session of its own: its scripts are in the page's profile.
+    }
+  }
+  return async () => {
+    const out = [];
+    for (const { cdp, what } of sessions) {
+      const { profile } = await cdp.send('Profiler.stop');
+      out.push(`## ${what}\n${summariseProfile(profile)}`);
+      await cdp.detach().catch(() => {});
+    }
+    return out.join('\n\n');
+  };
+}
+
+/** Self time by script (webview, workbench, extension...) and the top functions, in ms. */
+function summariseProfile(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000));
+  const byScript = new Map();
+  const byFunction = new Map();
+  let total = 0;
+  for (const [id, ms] of self) {
+    const cf = byId.get(id).callFrame;
+    const script = cf.url ? cf.url.replace(/^.*\/(static|stable-[^/]+)\//, '').replace(/\?.*$/, '').slice(-70) : cf.functionName || '(native)';
+    const fn = `${cf.functionName || '(anonymous)'} ${script}:${cf.lineNumber + 1}`;
+    byScript.set(script, (byScript.get(script) ?? 0) + ms);
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + ms);
+    total += ms;
+  }
+  const top = (m, n) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `  ${v.toFixed(0).padStart(6)} ms ${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`).join('\n');
+  return `sampled ${total.toFixed(0)} ms\nby script:\n${top(byScript, 12)}\nby function:\n${top(byFunction, 25)}`;
+}
+
 async function main() {
   const codeServer = await ensureCodeServer();
   const vsix = await packageVsix();
@@ -127,6 +175,7 @@ async function main() {
       const coldBreakdown = newLogLines();
       const warm = [];
       const warmBreakdown = [];
+      const stopProfiles = profiling ? await startProfiles(wb.page) : null;
       for (let i = 0; i < warmRuns; i++) {
         await wb.runCommand('Gradient Lens: Clear Overlays');
         await wb.poll(() => wb.readDecorations(), (ds) => !ds.some((d) => NORM.test(d.after ?? '')), 'overlays to clear');
@@ -136,6 +185,12 @@ async function main() {
         warm.push(await measured(wb, `overlay re-run ${i + 1} of ${name}`));
         await sleep(200);
         warmBreakdown.push(...newLogLines());
+      }
+      if (stopProfiles) {
+        const text = await stopProfiles();
+        mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+        writeFileSync(join(ROOT, 'bench', 'results', `click-profile-${name}.txt`), `${name}: ${warmRuns} warm re-runs, ${new Date().toISOString()}, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}\n\n${text}\n`);
+        log(`  profile of the warm runs: bench/results/click-profile-${name}.txt`);
       }
       let trainFirstStep = null;
       if (withTrain) {

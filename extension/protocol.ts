@@ -52,6 +52,8 @@ export interface RunRequest {
   runId: number;
   modelName: string;
   bytes: Uint8Array;
+  /** The external data files the model names (e.g. `model.onnx.data`), by their `location` in the model. */
+  externalData?: Record<string, Uint8Array>;
   settings: RunSettings;
   watches: WatchSpec[];
   /** Also send what the run fed, used and computed ('capture', for Verify against PyTorch); the panel keeps its report. */

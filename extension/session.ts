@@ -9,6 +9,7 @@ import { readTrainingImport } from './training/importFiles';
 import { mapTrainingRecord } from './training/mapping';
 import { anomalyDiagnostic, trainingOverlays } from './overlay/training';
 import { PythonSupport, ExportMeta } from './python';
+import { ModelFiles, ModelFileSystem, readModelFiles } from './modelFiles';
 import { buildOverlays, lineDiagnostics, mergeOverlays, placeFindings } from './overlay/model';
 import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
@@ -101,8 +102,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const modelUri = choice?.uri;
     if (!modelUri) return undefined;
     const tRead = performance.now();
-    const bytes = await readModel(modelUri);
-    if (!bytes) return undefined;
+    const files = await readModel(modelUri);
+    if (!files) return undefined;
     const readMs = performance.now() - tRead;
     const runSettingsNow = settings ?? runSettings(document?.uri);
     const panel = await this.showPanel(true);
@@ -120,7 +121,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         { location: vscode.ProgressLocation.Notification, title: `Gradient Lens: ${modelName}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
-          return panel.run({ runId, modelName, bytes, settings: runSettingsNow, watches }, (message) => progress.report({ message }), cts.token);
+          return panel.run({ runId, modelName, bytes: files.bytes, externalData: files.externalData, settings: runSettingsNow, watches }, (message) => progress.report({ message }), cts.token);
         },
       );
       if (runId !== this.runCounter) return undefined; // superseded
@@ -267,8 +268,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const sameAsLast = this.last && document && this.last.document.toString() === document.uri.toString();
     const modelUri = sameAsLast ? this.last!.model : (await this.python.exports.modelFor(document))?.uri;
     if (!modelUri) return undefined;
-    const bytes = await readModel(modelUri);
-    if (!bytes) return undefined;
+    const files = await readModel(modelUri);
+    if (!files) return undefined;
     const trainNow = train ?? trainSettings(document?.uri);
     const settingsNow = settings ?? runSettings(document?.uri);
     const modelName = path.basename(modelUri.path);
@@ -296,7 +297,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
           let reported = 0;
-          return panel.train({ runId, modelName, bytes, settings: settingsNow, watches: [], train: trainNow }, (rec) => {
+          return panel.train({ runId, modelName, bytes: files.bytes, externalData: files.externalData, settings: settingsNow, watches: [], train: trainNow }, (rec) => {
             const k = rec.steps.length;
             const loss = rec.loss[k - 1];
             progress.report({ message: `step ${k} / ${trainNow.steps} · loss ${typeof loss === 'number' ? loss.toPrecision(4) : '—'}`, increment: ((k - reported) / trainNow.steps) * 100 });
@@ -506,11 +507,24 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 }
 
-/** The model's bytes, or undefined after telling the user why they could not be read. */
-async function readModel(uri: vscode.Uri): Promise<Uint8Array | undefined> {
-  try {
+/** vscode.workspace.fs as readModelFiles sees it (posix paths of the model's URI scheme). */
+function workspaceFiles(base: vscode.Uri): ModelFileSystem {
+  const at = (p: string) => base.with({ path: p });
+  return {
+    async stat(p) {
+      const s = await vscode.workspace.fs.stat(at(p));
+      const type = s.type & vscode.FileType.SymbolicLink ? 'symlink' : s.type & vscode.FileType.File ? 'file' : s.type & vscode.FileType.Directory ? 'directory' : 'other';
+      return { type, size: s.size };
+    },
     // A fresh Uint8Array over its own ArrayBuffer: a Node Buffer (pooled, a subclass) does not cross to the webview as bytes.
-    return new Uint8Array(await vscode.workspace.fs.readFile(uri));
+    read: async (p) => new Uint8Array(await vscode.workspace.fs.readFile(at(p))),
+  };
+}
+
+/** The model's bytes and its external data files, or undefined after telling the user why they could not be read. */
+async function readModel(uri: vscode.Uri): Promise<ModelFiles | undefined> {
+  try {
+    return await readModelFiles(uri.path, workspaceFiles(uri));
   } catch (err) {
     void vscode.window.showErrorMessage(`Gradient Lens: cannot read ${uri.fsPath}: ${err instanceof Error ? err.message : err}`);
     return undefined;

@@ -131,6 +131,34 @@ def _norms(tensors):
     return out
 
 
+def _moments(o):
+    """(mean, population variance, nonzeros, count) of a tensor as 0-d tensors, without a sync. Two passes
+    (the mean, then the sum of squared deviations): no cancellation where E[x^2] - mean^2 would cancel, and
+    on CPU several times faster than torch.var_mean's Welford reduction (3x on 2M floats, 8x on 0.5M)."""
+    if o.dtype in (torch.float16, torch.bfloat16):
+        o = o.float()
+    n = o.numel()
+    if n == 0:
+        nan = torch.tensor(float("nan"), device=o.device)
+        return nan, nan, torch.count_nonzero(o), 0
+    mean = o.sum() / n
+    # sum() of squares, not vector_norm(): torch's float32 norm accumulates without cascading (6e-5 relative
+    # error on 2M elements, against 2e-7 here).
+    var = (o - mean).square_().sum() / n
+    return mean, var, torch.count_nonzero(o), n
+
+
+def _any_non_finite(t):
+    """True (a 0-d bool tensor) when some element is NaN or +-Inf: min and max propagate NaN and reach an
+    Inf, so one aminmax answers it (20x faster on CPU than isfinite().all(), which writes a bool per element)."""
+    if t.numel() == 0:
+        return torch.tensor(False, device=t.device)
+    if t.dtype in (torch.float16, torch.bfloat16):  # no aminmax for half on CPU in torch 1.13
+        return torch.logical_not(torch.isfinite(t).all())
+    lo, hi = torch.aminmax(t)
+    return torch.logical_not(torch.isfinite(lo) & torch.isfinite(hi))
+
+
 # ------------------------------------------------------------------------------------- distributed
 
 class _Group:
@@ -515,13 +543,9 @@ class GradLensRecorder:
             out = _local(_first_tensor(output))
             stats = None
             if _is_float(out):
-                o = out.detach()
-                if o.dtype in (torch.float16, torch.bfloat16):
-                    o = o.float()
-                var, mean = torch.var_mean(o, dim=None, correction=0)
-                stats = (mean, var, torch.count_nonzero(o), o.numel())
+                stats = _moments(out.detach())
             inp = _local(_first_tensor(inputs))
-            in_bad = torch.logical_not(torch.isfinite(inp.detach()).all()) if _is_float(inp) else None
+            in_bad = _any_non_finite(inp.detach()) if _is_float(inp) else None
         self._fwd[path] = (stats, in_bad, parent)
         self._fwd_order.append(path)
 

@@ -1,6 +1,7 @@
 // Runs the ONNX backend node suite (../shared/onnx-backend-data/node) through the importer and prints every
 // case that does not pass, with its reason, then the counts. Needs the compiled tests (tsc -p tsconfig.json).
-// Usage: node scripts/onnx-node-suite.mjs [substring filter] [--all]
+// Usage: node scripts/onnx-node-suite.mjs [substring filter] [--all] [--wasm] [--dir=node|pytorch-converted|...]
+// --wasm runs on the WebAssembly kernels (build:wasm) instead of the reference backend.
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +13,12 @@ const { sharedDir } = require(path.join(root, 'build', 'test', 'helpers.js'));
 const args = process.argv.slice(2);
 const all = args.includes('--all');
 const filter = args.find((a) => !a.startsWith('--'));
-const dir = sharedDir('onnx-backend-data', 'node');
+const dir = sharedDir('onnx-backend-data', (args.find((a) => a.startsWith('--dir=')) ?? '--dir=node').slice(6));
+if (args.includes('--wasm')) {
+  const { loadWasmBackendNode } = require(path.join(root, 'build', 'engine', 'backend', 'wasm', 'node.js'));
+  const { setBackend } = require(path.join(root, 'build', 'engine', 'backend', 'registry.js'));
+  setBackend(await loadWasmBackendNode());
+}
 if (!dir) throw new Error('no shared/onnx-backend-data/node beside the repo or above it');
 const t0 = performance.now();
 const s = runNodeSuite(dir, filter ? (n) => n.includes(filter) : undefined);

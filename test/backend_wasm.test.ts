@@ -265,6 +265,21 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     }
   });
 
+  test('depthwise convolution and both its gradients (padding, stride, dilation, odd sizes)', () => {
+    const geos = [
+      geometry(2, 3, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1), geometry(1, 5, 9, 11, 5, 5, 2, 2, 2, 2, 1, 1),
+      geometry(2, 2, 9, 7, 3, 3, 1, 2, 2, 2, 2, 2), geometry(1, 4, 5, 13, 7, 7, 1, 1, 3, 3, 1, 1), geometry(1, 1, 4, 4, 5, 5, 1, 1, 2, 2, 1, 1),
+    ];
+    for (const geo of geos) {
+      const x = rand(geo.n * geo.c * geo.h * geo.w);
+      const w = rand(geo.c * geo.kh * geo.kw);
+      const g = rand(geo.n * geo.c * geo.oh * geo.ow);
+      for (const [mode, a, b] of [['forward', x, w], ['inputGrad', g, w], ['weightGrad', x, g]] as const) {
+        assertClose(wasm.depthwiseConv2d(mode, a, b, geo, 'float32'), referenceBackend.depthwiseConv2d(mode, a, b, geo, 'float32'), 1e-5, 1e-5, `${mode} ${JSON.stringify(geo)}`);
+      }
+    }
+  });
+
   test('max / avg pooling and the avg-pool VJP', () => {
     const geos = [geometry(2, 3, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1), geometry(1, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1), geometry(1, 1, 9, 9, 3, 2, 1, 2, 1, 1, 2, 1)];
     for (const geo of geos) {

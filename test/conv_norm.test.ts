@@ -60,6 +60,8 @@ const gradcheckCases: Case[] = [
   ['conv2d asymmetric stride [2, 1], kernel 2x3', () =>
     gradcheck((x, w) => E.conv2d(x, w, null, { stride: [2, 1], padding: [0, 1] }), [randn([2, 1, 5, 4], 7), randn([2, 1, 2, 3], 8)])],
   ['conv2d groups 2, no bias', () => gradcheck((x, w) => E.conv2d(x, w, null, { groups: 2 }), [randn([1, 4, 4, 4], 9), randn([4, 2, 3, 3], 10)])],
+  ['conv2d depthwise, stride 2, dilation 2, padding [2, 1], no bias', () =>
+    gradcheck((x, w) => E.conv2d(x, w, null, { groups: 2, stride: 2, dilation: 2, padding: [2, 1] }), [randn([2, 2, 7, 6], 14), randn([2, 1, 3, 3], 15)])],
   ['conv2d depthwise (groups = C), padding 1', () =>
     gradcheck((x, w, b) => E.conv2d(x, w, b, { groups: 3, padding: 1 }), [randn([1, 3, 4, 4], 11), randn([3, 1, 3, 3], 12), randn([3], 13)])],
   ['conv2d depthwise multiplier 2 (O = 2C)', () =>
@@ -113,6 +115,7 @@ describe('conv2d values', () => {
     { name: 'stride 2, dilation 2, padding [1, 2]', x: [1, 2, 7, 7], w: [3, 2, 3, 3], bias: true, s: [2, 2], p: [1, 2], d: [2, 2], g: 1 },
     { name: 'groups 2, no bias', x: [1, 4, 5, 5], w: [6, 2, 3, 3], bias: false, s: [1, 1], p: [0, 0], d: [1, 1], g: 2 },
     { name: 'depthwise', x: [2, 4, 4, 4], w: [4, 1, 3, 3], bias: true, s: [1, 1], p: [1, 1], d: [1, 1], g: 4 },
+    { name: 'depthwise 5x5, stride 2, dilation 2', x: [2, 3, 9, 8], w: [3, 1, 5, 5], bias: false, s: [2, 2], p: [2, 3], d: [2, 1], g: 3 },
     { name: 'rectangular kernel and stride', x: [1, 2, 6, 5], w: [2, 2, 2, 3], bias: true, s: [2, 1], p: [1, 0], d: [1, 2], g: 1 },
   ];
   for (const c of configs) {

@@ -318,3 +318,71 @@ describe('Cast narrows onto the target type', () => {
     assert.deepEqual(Array.from(x.grad!.data), [1, 0, 1, 1, 1, 1]);
   });
 });
+
+describe('Einsum and TopK', () => {
+  const einsumSpec = (equation: string, dims: number[][]): ModelSpec => ({
+    opset: 12,
+    nodes: [{ op: 'Einsum', inputs: dims.map((_, i) => `x${i}`), outputs: ['y'], attrs: { equation } }],
+    inputs: dims.map((d, i) => ({ name: `x${i}`, type: D, dims: d })),
+    outputs: [{ name: 'y', type: D, dims: null }],
+  });
+  /** The definition: out[o] = sum over every other label of the product of the operands. */
+  function naive(labels: string[], out: string, xs: Tensor[]): number[] {
+    const size = new Map<string, number>();
+    labels.forEach((ls, i) => [...ls].forEach((l, d) => size.set(l, xs[i].shape[d])));
+    const all = [...size.keys()];
+    const outSize = [...out].reduce((p, l) => p * size.get(l)!, 1);
+    const res = new Array<number>(outSize).fill(0);
+    const total = all.reduce((p, l) => p * size.get(l)!, 1);
+    for (let c = 0; c < total; c++) {
+      const val = new Map<string, number>();
+      let r = c;
+      for (const l of [...all].reverse()) { val.set(l, r % size.get(l)!); r = Math.floor(r / size.get(l)!); }
+      const flat = (ls: string, shape: readonly number[]) => [...ls].reduce((off, l, d) => off * shape[d] + val.get(l)!, 0);
+      let prod = 1;
+      labels.forEach((ls, i) => { prod *= xs[i].data[flat(ls, xs[i].shape)]; });
+      res[flat(out, [...out].map((l) => size.get(l)!))] += prod;
+    }
+    return res;
+  }
+  const cases: [string, string[], string, number[][]][] = [
+    ['bhqd,bhkd->bhqk', ['bhqd', 'bhkd'], 'bhqk', [[2, 2, 3, 4], [2, 2, 5, 4]]],
+    ['ij,jk,kl->il', ['ij', 'jk', 'kl'], 'il', [[2, 3], [3, 4], [4, 2]]],
+    ['bii,bj->bij', ['bii', 'bj'], 'bij', [[2, 3, 3], [2, 4]]],
+    ['ik,jk', ['ik', 'jk'], 'ij', [[3, 4], [2, 4]]],
+    ['i,j->', ['i', 'j'], '', [[3], [4]]],
+  ];
+  for (const [eq, labels, out, dims] of cases) {
+    test(`${eq}: values as the definition, gradients by gradcheck`, () => {
+      const feeds = Object.fromEntries(dims.map((d, i) => [`x${i}`, randn(d, 70 + i)]));
+      const [y] = run(einsumSpec(eq, dims), feeds);
+      const want = naive(labels, out, dims.map((_, i) => feeds[`x${i}`]));
+      assert.ok(relativeError(y.data, want) < 1e-12, `${eq}: ${Array.from(y.data)} vs ${want}`);
+      checkGrad(einsumSpec(eq, dims), feeds);
+    });
+  }
+  test('TopK: values carry gradients to the picked elements; ties keep the lower index', () => {
+    const spec: ModelSpec = {
+      opset: 11,
+      nodes: [{ op: 'TopK', inputs: ['x', 'k'], outputs: ['v', 'i'], attrs: { axis: 0, largest: 0 } }],
+      inputs: [{ name: 'x', type: D, dims: [4, 2] }],
+      outputs: [{ name: 'v', type: D, dims: null }, { name: 'i', type: 7, dims: null }],
+      initializers: [{ name: 'k', type: 7, dims: [1], values: [2] }],
+    };
+    const [v, i] = run(spec, { x: tensorFrom([3, 1, 1, 5, 2, 1, 1, 0], [4, 2], 'float64') });
+    assert.deepEqual(Array.from(v.data), [1, 0, 1, 1]);
+    assert.deepEqual(Array.from(i.data), [1, 3, 3, 0]);
+    checkGrad(spec, { x: randn([4, 2], 80) });
+  });
+});
+
+test('RotaryEmbedding gradients (input and caches; interleaved, partial rotary dim, position ids)', () => {
+  const spec = (interleaved: number): ModelSpec => ({
+    opset: 23,
+    nodes: [{ op: 'RotaryEmbedding', inputs: ['x', 'cos', 'sin', 'pos'], outputs: ['y'], attrs: { interleaved, rotary_embedding_dim: 4, num_heads: 2 } }],
+    inputs: [{ name: 'x', type: D, dims: [1, 3, 12] }, { name: 'cos', type: D, dims: [5, 2] }, { name: 'sin', type: D, dims: [5, 2] }],
+    outputs: [{ name: 'y', type: D, dims: null }],
+    initializers: [{ name: 'pos', type: 7, dims: [1, 3], values: [4, 0, 2] }],
+  });
+  for (const interleaved of [0, 1]) checkGrad(spec(interleaved), { x: randn([1, 3, 12], 90), cos: randn([5, 2], 91), sin: randn([5, 2], 92) });
+});

@@ -54,6 +54,7 @@ export function runOp(c: Pick<OpCase, 'op' | 'attrs'>, x: Tensor[]): Tensor | Te
     case 'concat': return E.concat(x, a.axis);
     case 'split': return E.split(x[0], a.sizes, a.axis);
     case 'gather': return E.gather(x[0], x[1], a.axis);
+    case 'gather_nd': return E.gatherND(x[0], x[1], a.batch_dims);
     case 'where': return E.where(x[0], x[1], x[2]);
     case 'expand': return E.expand(x[0], a.shape);
     case 'softmax': return E.softmax(x[0], a.axis);

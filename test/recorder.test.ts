@@ -321,3 +321,37 @@ test('recorder under Debian torch 1.13 (single process): the demo writes a recor
   assert.equal(streamed.ended, true);
   assert.deepEqual(plain(streamed.record), plain(record));
 });
+
+test('recorder activation statistics: mean and std equal float64 references (no cancellation on shifted data); NaN and ±Inf inputs detected', torch, () => {
+  const out = python(['-c', `
+import json, sys
+sys.path.insert(0, "python")
+import torch
+from gradlens_recorder import _moments, _any_non_finite
+g = torch.Generator().manual_seed(0)
+rows = []
+for shift, dtype in [(0.0, torch.float32), (10.0, torch.float32), (1000.0, torch.float32), (3.0, torch.float16), (0.0, torch.float64)]:
+    o = (torch.randn(8, 64, 1024, generator=g) * 0.5 + shift).to(dtype)
+    relu = torch.relu(o.float() - shift)
+    for t in (o, relu):
+        mean, var, nz, n = _moments(t)
+        d = t.double()
+        rows.append({"mean": float(mean), "std": float(var) ** 0.5, "zeros": 1 - int(nz) / n,
+                     "refMean": float(d.mean()), "refStd": float(d.std(unbiased=False)), "refZeros": float((d == 0).double().mean())})
+bad = []
+for v in (float("nan"), float("inf"), -float("inf"), 1.0):
+    for dtype in (torch.float32, torch.float16):
+        x = torch.randn(1000, generator=g)
+        x[517] = v
+        bad.append(bool(_any_non_finite(x.to(dtype))))
+print(json.dumps({"rows": rows, "bad": bad, "empty": bool(_any_non_finite(torch.zeros(0)))}))
+`]);
+  const r = JSON.parse(out) as { rows: Record<string, number>[]; bad: boolean[]; empty: boolean };
+  for (const [i, row] of r.rows.entries()) {
+    assert.ok(Math.abs(row.mean - row.refMean) <= 1e-6 * Math.max(Math.abs(row.refMean), row.refStd), `case ${i} mean ${row.mean} against ${row.refMean}`);
+    assert.ok(Math.abs(row.std - row.refStd) <= 1e-6 * row.refStd, `case ${i} std ${row.std} against ${row.refStd}`);
+    assert.equal(row.zeros, row.refZeros, `case ${i} zero fraction`);
+  }
+  assert.deepEqual(r.bad, [true, true, true, true, true, true, false, false]);
+  assert.equal(r.empty, false);
+});

@@ -59,6 +59,7 @@ async function chooseBackend(choice: BackendChoice, wasm: ArrayBuffer | null, wa
 
 async function inspect(request: RunRequest) {
   return inspectOnnx(request.bytes, request.modelName, {
+    externalData: request.externalData,
     seed: request.settings.seed,
     batch: request.settings.batch,
     sequenceLength: request.settings.sequenceLength,
@@ -104,7 +105,7 @@ async function train(request: TrainRequest): Promise<void> {
   const s = request.settings;
   const t = request.train;
   if (!(Number.isInteger(t.steps) && t.steps >= 1 && t.steps <= 100_000)) throw new RangeError(`steps must be a whole number from 1 to 100000, got ${t.steps}`);
-  const model = loadOnnx(request.bytes, { frozen, dtype: s.dtype });
+  const model = loadOnnx(request.bytes, { frozen, dtype: s.dtype, externalData: request.externalData });
   let feeds: ((step: number) => Feeds) | undefined;
   if (t.data === 'text') {
     const ds = textDataset(model);

@@ -151,8 +151,8 @@ export class EngineClient {
     const workerStartMs = performance.now() - start;
     return new Promise((resolve, reject) => {
       this.pending = { kind: 'run', runId: request.runId, resolve, reject, callbacks, workerStartMs };
-      const bytes = asBytes(request.bytes);
-      worker.postMessage({ type: 'run', ...request, bytes } satisfies PageToWorker, [bytes.buffer]);
+      const { bytes, externalData, transfer } = ownedFiles(request);
+      worker.postMessage({ type: 'run', ...request, bytes, externalData } satisfies PageToWorker, transfer);
     });
   }
 
@@ -161,8 +161,8 @@ export class EngineClient {
     const worker = await this.workerFor(request);
     return new Promise((resolve, reject) => {
       this.pending = { kind: 'train', runId: request.runId, resolve, reject, callbacks, request, last: null };
-      const bytes = asBytes(request.bytes);
-      worker.postMessage({ type: 'train', ...request, bytes } satisfies PageToWorker, [bytes.buffer]);
+      const { bytes, externalData, transfer } = ownedFiles(request);
+      worker.postMessage({ type: 'train', ...request, bytes, externalData } satisfies PageToWorker, transfer);
     });
   }
 
@@ -245,6 +245,14 @@ export class EngineClient {
         break;
     }
   }
+}
+
+/** The model and external data bytes as arrays we own, and their buffers to transfer to the worker. */
+function ownedFiles(request: RunRequest): { bytes: Uint8Array; externalData: Record<string, Uint8Array>; transfer: ArrayBuffer[] } {
+  const bytes = asBytes(request.bytes);
+  const externalData: Record<string, Uint8Array> = {};
+  for (const [location, data] of Object.entries(request.externalData ?? {})) externalData[location] = asBytes(data);
+  return { bytes, externalData, transfer: [bytes.buffer as ArrayBuffer, ...Object.values(externalData).map((d) => d.buffer as ArrayBuffer)] };
 }
 
 /** The model bytes as a Uint8Array we own (messages may carry them as a typed array, an ArrayBuffer or a plain array). */

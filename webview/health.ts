@@ -9,6 +9,7 @@ const HEALTH: Record<string, string> = {
 export function healthByModule(findings: readonly Finding[]): Map<string, string> {
   const out = new Map<string, string>();
   const sorted = [...findings].sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind));
-  for (const f of sorted) if (!out.has(f.modulePath)) out.set(f.modulePath, HEALTH[f.kind]);
+  // Export notes say where numbers come from, not how healthy the gradient is.
+  for (const f of sorted) if (!out.has(f.modulePath) && HEALTH[f.kind]) out.set(f.modulePath, HEALTH[f.kind]);
   return out;
 }

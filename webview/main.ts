@@ -119,6 +119,8 @@ function renderFindings(findings: Finding[]): void {
     const names = group.map((f) => f.parameter ?? (f.modulePath || '(model)'));
     p.textContent = group.length === 1
       ? `${names[0]}: ${group[0].message}`
+      : group[0].kind === 'export-lost'
+      ? `${group.length} parameters or modules (${names.slice(0, 4).join(', ')}${group.length > 4 ? ', …' : ''}) were lost or altered by the export, so their numbers are not PyTorch's (hover for each; export with torch.onnx.export(..., optimize=False) to keep them)`
       : `${group.length} modules (${names.slice(0, 4).join(', ')}${group.length > 4 ? ', …' : ''}): ${group[0].message}`;
     p.title = group.map((f) => `${f.modulePath}: ${f.message}`).join('\n');
     p.addEventListener('click', () => revealModule(group[0].modulePath));
@@ -189,8 +191,9 @@ void engine.prepare((app.dataset.backend as RunSettings['backend'] | undefined) 
 
 /**
  * The panel is drawn once per run, after the editor's overlays: the host sends the findings right after setting
- * the decorations, so the report is drawn with them then. A same-site webview frame can share the workbench's
- * renderer thread, so drawing first (and again with the findings) could delay the overlays' paint.
+ * the decorations, so the report is drawn with them then. In code-server this page runs on the workbench's
+ * renderer thread (it shows in the workbench's CPU profile), so drawing first (and again with the findings)
+ * delayed the overlays' paint (bench/click.mjs --profile).
  * Without findings (a superseded run, a host error) the report is drawn after a second anyway.
  */
 let drawTimer: ReturnType<typeof setTimeout> | undefined;

@@ -19,7 +19,8 @@ const sci = (v: number) => (v === 0 ? '0' : v.toExponential(2));
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 
 const COLUMNS: Column[] = [
-  { key: 'depth', title: '#', value: (m) => m.depth, numeric: true, format: (v) => String(v) },
+  // A module with no op of its own in the export (only parameters) has no position: '—', not MAX_SAFE_INTEGER.
+  { key: 'depth', title: '#', value: (m) => m.depth, numeric: true, format: (v) => (typeof v === 'number' && v >= Number.MAX_SAFE_INTEGER ? '—' : String(v)) },
   { key: 'path', title: 'Module', value: (m) => m.path || '(model)' },
   { key: 'kind', title: 'Kind', value: (m) => m.kind },
   { key: 'params', title: 'Params', value: (m) => m.parameterCount, numeric: true, format: (v) => v.toLocaleString('en-US') },

@@ -35,6 +35,8 @@ export interface MatmulPlan {
   transB: boolean;
 }
 
+export type DepthwiseMode = 'forward' | 'inputGrad' | 'weightGrad';
+
 export interface Conv2dGeometry {
   n: number; c: number; h: number; w: number;
   kh: number; kw: number;
@@ -69,6 +71,12 @@ export interface Backend {
   im2col(x: FloatArray, geo: Conv2dGeometry, dtype: FloatDType): FloatArray;
   /** VJP of im2col: columns -> [n, c, h, w], summing overlaps. */
   col2im(cols: FloatArray, geo: Conv2dGeometry, dtype: FloatDType): FloatArray;
+  /**
+   * Depthwise convolution (groups = channels, one [kh, kw] filter per channel), without im2col.
+   * 'forward': x [n, c, h, w] and filters [c, kh, kw] -> [n, c, oh, ow]; 'inputGrad': g [n, c, oh, ow] and the
+   * filters -> [n, c, h, w]; 'weightGrad': g and x -> [c, kh, kw].
+   */
+  depthwiseConv2d(mode: DepthwiseMode, a: FloatArray, b: FloatArray, geo: Conv2dGeometry, dtype: FloatDType): FloatArray;
   /** Gather along the middle axis of [outer, axisLen, inner] with indices (checked in range by the caller). */
   gather(x: FloatArray, outer: number, axisLen: number, inner: number, indices: Int32Array, dtype: FloatDType): FloatArray;
   /** VJP of gather: scatter-add [outer, indices.length, inner] back into [outer, axisLen, inner]. */

@@ -25,6 +25,11 @@ export function onHost<T>(fn: () => T): T {
   }
 }
 
+/** True when kernels run on the host now (no device backend, or inside onHost): host-only fused paths may run. */
+export function hostKernelsRun(): boolean {
+  return !isDeviceBackend(getBackend()) || hostDepth > 0;
+}
+
 /** Device buffers created since the innermost scope opened (released when it closes). */
 const scopes: DeviceStorage[][] = [];
 
@@ -230,6 +235,29 @@ export function col2imK(cols: Tensor, geo: Conv2dGeometry, like: Tensor): Tensor
   const d = like.dtype === 'float32' ? deviceFor([cols]) : null;
   if (d) return out(d, d.col2im(dev(d, cols), geo), like.shape);
   return new Tensor(getBackend().col2im(dataAs(cols, dtype), geo, dtype), like.shape);
+}
+
+/**
+ * Depthwise convolution on a host backend (x [n, c, h, w], filters [c, 1, kh, kw]): the output and the two
+ * gradients, as DepthwiseKernels. Null when a device backend would run the convolution: the caller composes
+ * im2col and matmul, which the device implements.
+ */
+export function depthwiseConv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry, outShape: Shape): DepthwiseKernels | null {
+  if (!hostKernelsRun()) return null;
+  const backend = getBackend();
+  const dtype = floatDtype('conv2d', x, weight);
+  const host = backend; // a device backend under onHost() proxies its host kernels
+  return {
+    y: new Tensor(host.depthwiseConv2d('forward', x.floatData, weight.floatData, geo, dtype), outShape),
+    inputGrad: (g) => new Tensor(host.depthwiseConv2d('inputGrad', dataAs(g, dtype), weight.floatData, geo, dtype), x.shape),
+    weightGrad: (g) => new Tensor(host.depthwiseConv2d('weightGrad', x.floatData, dataAs(g, dtype), geo, dtype), weight.shape),
+  };
+}
+
+export interface DepthwiseKernels {
+  y: Tensor;
+  inputGrad(g: Tensor): Tensor;
+  weightGrad(g: Tensor): Tensor;
 }
 
 /** Gather along the middle axis of [outer, axisLen, inner] with host indices (range-checked by the caller). */

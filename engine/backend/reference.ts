@@ -1,6 +1,6 @@
 import { FloatArray, FloatDType, allocateFloat } from '../dtype';
 import { Shape, broadcastStrides, shapeEquals, sizeOf, stridesOf } from '../shape';
-import { Backend, BinaryKernel, Conv2dGeometry, MatmulPlan, ReduceKernel, UnaryKernel } from './backend';
+import { Backend, BinaryKernel, Conv2dGeometry, DepthwiseMode, MatmulPlan, ReduceKernel, UnaryKernel } from './backend';
 import { erf, erfGrad, gelu, geluGrad, geluTanh, geluTanhGrad, sigmoid } from './special';
 
 /**
@@ -335,6 +335,26 @@ function col2im(cols: FloatArray, geo: Conv2dGeometry, dtype: FloatDType): Float
   return out;
 }
 
+/** Depthwise convolution over the im2col walk (see Backend.depthwiseConv2d), float64 accumulation. */
+function depthwiseConv2d(mode: DepthwiseMode, a: FloatArray, b: FloatArray, geo: Conv2dGeometry, dtype: FloatDType): FloatArray {
+  const taps = geo.kh * geo.kw;
+  const l = geo.oh * geo.ow;
+  const acc = new Float64Array(mode === 'forward' ? geo.n * geo.c * l : mode === 'inputGrad' ? geo.n * geo.c * geo.h * geo.w : geo.c * taps);
+  // im2col entry `col` is (plane, tap, position); `input` the image element it reads.
+  forEachIm2col(geo, (col, input) => {
+    if (input < 0) return;
+    const plane = Math.floor(col / (taps * l));
+    const tap = (plane % geo.c) * taps + (Math.floor(col / l) % taps);
+    const at = plane * l + (col % l);
+    if (mode === 'forward') acc[at] += b[tap] * a[input];
+    else if (mode === 'inputGrad') acc[input] += b[tap] * a[at];
+    else acc[tap] += b[at] * a[input];
+  });
+  const out = allocateFloat(dtype, acc.length);
+  out.set(acc);
+  return out;
+}
+
 function gather(x: FloatArray, outer: number, axisLen: number, inner: number, indices: Int32Array, dtype: FloatDType): FloatArray {
   const k = indices.length;
   const out = allocateFloat(dtype, outer * k * inner);
@@ -456,6 +476,7 @@ export const referenceBackend: Backend = {
   layerNormBackward,
   im2col,
   col2im,
+  depthwiseConv2d,
   gather,
   scatterAdd,
   maxPool2d,

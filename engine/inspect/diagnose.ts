@@ -26,7 +26,8 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   zeroRatio: 1e-6,
 };
 
-export type FindingKind = 'vanishing' | 'exploding' | 'dead-units' | 'zero-gradient' | 'no-gradient' | 'non-finite';
+/** 'export-lost': the export lost or altered a PyTorch parameter (its numbers are not PyTorch's); 'export-restored': the engine undid an export change. */
+export type FindingKind = 'vanishing' | 'exploding' | 'dead-units' | 'zero-gradient' | 'no-gradient' | 'non-finite' | 'export-lost' | 'export-restored';
 
 export interface Finding {
   kind: FindingKind;
@@ -57,6 +58,7 @@ export function diagnose(report: InspectionReport, thresholds: Thresholds = DEFA
   const typical = layers.length ? median(layers.map((m) => m.gradRms!)) : 0;
 
   findings.push(...nonFinite(report));
+  findings.push(...exportFindings(report));
   findings.push(...vanishing(layers, thresholds));
   findings.push(...exploding(layers, thresholds));
   for (const m of report.modules) {
@@ -134,4 +136,22 @@ function exploding(layers: ModuleReport[], t: Thresholds): Finding[] {
     });
   }
   return out;
+}
+
+/**
+ * The export's parameter changes, on the nearest module the report has (a folded BatchNorm or an embedding
+ * folded into a constant has no node of its own left): a warning where the numbers are not PyTorch's.
+ */
+function exportFindings(report: InspectionReport): Finding[] {
+  const paths = new Set(report.modules.map((m) => m.path));
+  const nearest = (path: string): string => {
+    for (let p = path; ; p = p.slice(0, Math.max(0, p.lastIndexOf('.')))) if (paths.has(p) || p === '') return p;
+  };
+  return (report.exportNotes ?? []).map((n) => ({
+    kind: n.restored ? 'export-restored' as const : 'export-lost' as const,
+    severity: n.restored ? 'info' as const : 'warning' as const,
+    modulePath: nearest(n.modulePath),
+    parameter: n.parameters.length === 1 ? n.parameters[0] : undefined,
+    message: `Export: ${n.message}.`,
+  }));
 }

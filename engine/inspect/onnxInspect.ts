@@ -12,7 +12,7 @@ import { deviceIdle, deviceScope } from '../backend/dispatch';
 import { isDeviceBackend } from '../backend/device';
 import { readTensors } from '../tensor';
 import { HostReads } from './hostReads';
-import { Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
+import { ExternalData, Feeds, loadOnnx, LossSpec, OnnxModel, OnnxValue } from '../onnx';
 import type { Tensor } from '../tensor';
 import { InspectionRecorder, TracedOp, TracedParameter, WatchRequest, parentPath } from './collect';
 import type { InspectionReport, ModuleKind } from './report';
@@ -22,6 +22,8 @@ import { NonFiniteWatch, sourceOf } from './anomaly';
 import { RunCapture, RunCaptureRecorder } from './capture';
 
 export interface InspectOptions {
+  /** Bytes of the external data files the model names (e.g. `model.onnx.data`), by location. */
+  externalData?: ExternalData;
   seed?: number;
   batch?: number;
   sequenceLength?: number;
@@ -131,7 +133,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   progress('loading the model');
   const tLoad = performance.now();
   const frozen = options.frozen ?? ((name: string) => /(^|\.)base(_layer)?\./.test(name));
-  const model = loadOnnx(bytes, { frozen, dtype: options.dtype });
+  const model = loadOnnx(bytes, { frozen, dtype: options.dtype, externalData: options.externalData });
   const dtype = options.dtype ?? model.dtype;
   const loadMs = performance.now() - tLoad;
 
@@ -200,6 +202,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
     timings: { forwardMs, backwardMs, loadMs, summaryMs: 0 },
     firstNonFinite: watch.first && { node: watch.first.node, modulePath: watch.first.modulePath, phase: watch.first.phase, source: watch.first.source },
     attention: captured,
+    exportNotes: model.exportNotes.length ? model.exportNotes : undefined,
     tokens: captured.length ? sampleTokens(model, run.inputs, sample) : undefined,
   });
   report.timings.summaryMs = performance.now() - tSummary;

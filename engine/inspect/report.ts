@@ -4,6 +4,7 @@
  */
 import { TensorStats } from './stats';
 import type { AttentionCapture } from './attention';
+import type { ExportNote } from '../onnx/identity';
 
 export const REPORT_SCHEMA = 'gradient-lens/report@1';
 
@@ -96,6 +97,11 @@ export interface InspectionReport {
   attention?: AttentionCapture[];
   /** Token ids of that sample (for axis labels) and their text when the model carries a vocabulary. */
   tokens?: { ids: number[]; labels?: string[] };
+  /**
+   * What the exporter did to PyTorch parameters (dynamo exports): merged, transposed, folded, dropped,
+   * and whether the engine undid it. Unrecovered ones mean a module's numbers are not PyTorch's.
+   */
+  exportNotes?: ExportNote[];
   /** The first op whose forward output or gradient is NaN/Inf, if any. */
   firstNonFinite?: { node: string; modulePath: string; phase: 'forward' | 'backward'; source?: SourceLocation };
 }

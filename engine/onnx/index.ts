@@ -9,6 +9,8 @@ export type { OnnxErrorCode, OnnxErrorNode } from './errors';
 export type { OnnxNode, OnnxGraph, OnnxValueSpec } from './graph';
 export type { ModuleNode as OnnxModuleNode, SourceLocation as OnnxSourceLocation } from './modules';
 export type { ExternalData } from './tensors';
+export { externalFilesNeeded } from './external';
+export type { ExternalFileNeed } from './external';
 export { supportedOps as supportedOnnxOps } from './opset';
 export { decodeModel as decodeOnnxModel } from './proto';
 export { decodeTensor as decodeOnnxTensor } from './proto';

@@ -18,6 +18,7 @@ import { OPSET, OpHandler, isDifferentiableSlot } from './opset';
 import { OpContext, makeConstant } from './context';
 import { ModuleNode, buildModuleTree } from './modules';
 import { checkSize, convert } from './helpers';
+import { ExportNote, restoreParameterIdentity } from './identity';
 
 // ---------------------------------------------------------------- public types
 
@@ -197,6 +198,15 @@ function defaultDtype(proto: ModelProto): FloatDType {
   return types.length > 0 && types.every((t) => t === DataType.DOUBLE) ? 'float64' : 'float32';
 }
 
+/** A 2-D tensor's transpose (a new tensor; for parameters an export stored transposed). */
+function transposed2d(t: Tensor): Tensor {
+  const [r, c] = t.shape;
+  const src = t.data;
+  const out = new (src.constructor as { new (n: number): typeof src })(src.length);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = src[i * c + j];
+  return new Tensor(out as never, [c, r]);
+}
+
 // ---------------------------------------------------------------- the model
 
 export class OnnxModel {
@@ -223,13 +233,21 @@ export class OnnxModel {
   readonly liveNodes: OnnxNode[];
   /** Ops of the live graph the importer cannot run (non-empty only with strict: false). */
   readonly unsupported: { opType: string; domain: string; nodes: string[] }[];
+  /**
+   * What a dynamo export did to PyTorch parameters (merged, transposed, folded, dropped), per module,
+   * and whether the importer undid it (engine/onnx/identity.ts). Empty for other exports.
+   */
+  readonly exportNotes: ExportNote[];
   private floatDtype: FloatDType;
   private readonly functions: { name: string; domain: string }[];
   private readonly liveIndex: Set<number>;
   private readonly plans = new Map<string, Plan>();
   private readonly declaredTypes = new Map<string, number>();
 
-  constructor(proto: ModelProto, options: LoadOptions = {}) {
+  constructor(exported: ModelProto, options: LoadOptions = {}) {
+    const identity = restoreParameterIdentity(exported);
+    const proto = identity.model;
+    this.exportNotes = identity.notes;
     this.floatDtype = options.dtype ?? defaultDtype(proto);
     this.functions = proto.functions;
     this.graph = buildGraph(proto);
@@ -297,6 +315,7 @@ export class OnnxModel {
       if (!float) reason = `${dataTypeName(t.dataType)} data`;
       else if (!consumers.some((c) => c.live)) reason = 'not used by the graph outputs';
       else if (!diffUse) reason = `only read as ${consumers.map((c) => `${c.opType} input ${c.slot}`).join(', ')} (no gradient flows there)`;
+      else if (identity.constants.has(t.name)) reason = identity.constants.get(t.name)!;
       else if (sizeOf(t.dims) <= 1 && isAnonymous(t.name)) reason = 'an anonymous exporter constant (scalar)';
       else if (isFrozen(t.name)) reason = 'frozen by the load options';
       else {
@@ -312,7 +331,8 @@ export class OnnxModel {
         }
       }
       this.initializers.push(info);
-      const tensor = tensorFromProto(t, this.floatDtype, `initializer '${t.name}'`, options.externalData);
+      let tensor = tensorFromProto(t, this.floatDtype, `initializer '${t.name}'`, options.externalData);
+      if (identity.transposed.has(t.name)) tensor = transposed2d(tensor);
       tensor.name = t.name;
       if (info.role === 'parameter') {
         tensor.setRequiresGrad(true);

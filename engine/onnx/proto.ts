@@ -106,6 +106,8 @@ export interface ValueInfoProto {
   name: string;
   type: TypeProto | null;
   docString: string;
+  /** The dynamo exporter's graph signature (`pkg.torch.export.graph_signature.InputSpec.kind`) and `folded_from`. */
+  metadataProps: StringEntry[];
 }
 
 export interface GraphProto {
@@ -339,11 +341,12 @@ function type(r: Reader, end: number): TypeProto {
 }
 
 function valueInfo(r: Reader, end: number): ValueInfoProto {
-  const v: ValueInfoProto = { name: '', type: null, docString: '' };
+  const v: ValueInfoProto = { name: '', type: null, docString: '', metadataProps: [] };
   message(r, end, (no, wire) => {
     if (no === 1 && wire === 2) v.name = r.string();
     else if (no === 2 && wire === 2) v.type = type(r, lengthEnd(r));
     else if (no === 3 && wire === 2) v.docString = r.string();
+    else if (no === 4 && wire === 2) v.metadataProps.push(stringEntry(r, lengthEnd(r)));
     else r.skipType(wire);
   });
   return v;

@@ -116,7 +116,7 @@ function externalBytes(t: TensorProto, what: string, external: ExternalData | un
   const location = info.location ?? '';
   const data = typeof external === 'function' ? external(location) : external?.[location];
   if (!data) {
-    throw new OnnxImportError('EXTERNAL_DATA', `${what} stores its data outside the model, in the external file "${location || '?'}" (data_location EXTERNAL), which was not provided. Pass the file's bytes as options.externalData = { "${location}": bytes }, or re-save the model with the data embedded (onnx.save_model(model, path, save_as_external_data=False)).`);
+    throw new OnnxImportError('EXTERNAL_DATA', `${what} stores its data outside the model, in the external file "${location || '?'}" (data_location EXTERNAL), which was not provided. Keep that file next to the .onnx (torch.onnx.export writes both; the engine API takes it as options.externalData = { "${location}": bytes }), or export a single file with torch.onnx.export(..., external_data=False).`);
   }
   const offset = Number(info.offset ?? 0);
   const length = info.length !== undefined ? Number(info.length) : data.length - offset;

@@ -1,6 +1,6 @@
 import { Tensor } from '../tensor';
 import { record } from '../autograd';
-import { avgPool2dBackwardK, avgPool2dK, col2imK, im2colK, maxPool2dK } from '../backend/dispatch';
+import { avgPool2dBackwardK, avgPool2dK, col2imK, depthwiseConv2dK, im2colK, maxPool2dK } from '../backend/dispatch';
 import { Conv2dGeometry } from '../backend/backend';
 import { Shape, formatShape } from '../shape';
 import { floatDtype } from './util';
@@ -143,6 +143,19 @@ function im2col(x: Tensor, geo: Conv2dGeometry): Tensor {
 }
 
 /**
+ * Depthwise convolution (groups = in = out channels) with its own kernels: the composite below would copy every
+ * input kh*kw times and run n*c products of one row. Null on a device backend (which runs the composite).
+ */
+function depthwise(x: Tensor, weight: Tensor, geo: Conv2dGeometry): Tensor | null {
+  const k = depthwiseConv2dK(x, weight, geo, [geo.n, geo.c, geo.oh, geo.ow]);
+  if (!k) return null;
+  return record('depthwise_conv2d', [x, weight], k.y, (g) => [
+    x.requiresGrad ? k.inputGrad(g) : null,
+    weight.requiresGrad ? k.weightGrad(g) : null,
+  ]);
+}
+
+/**
  * 2-D convolution (cross-correlation), as torch.nn.functional.conv2d. x is [N, C, H, W] (or
  * unbatched [C, H, W]), weight [O, C/groups, kh, kw], bias [O]; the output is [N, O, oh, ow].
  *
@@ -162,6 +175,10 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     const o = weight.shape[0];
     if (bias && (bias.rank !== 1 || bias.shape[0] !== o)) {
       throw new RangeError(`conv2d: bias shape ${formatShape(bias.shape)} does not match weight ${formatShape(weight.shape)} (expected [${o}])`);
+    }
+    if (groups === geo.c && o === geo.c && groups > 1) {
+      const direct = depthwise(x4, weight, geo);
+      if (direct) return bias ? add(direct, reshape(bias, [o, 1, 1])) : direct;
     }
     const k = (geo.c / groups) * geo.kh * geo.kw;
     const l = geo.oh * geo.ow;

@@ -489,7 +489,7 @@ def error_models(out):
         helper.make_graph(nodes, name, inputs, [y], list(inits)), opset_imports=opset, producer_name="export_onnx.py", ir_version=8)
     # 1. an op the importer does not map, inside a module scope
     save(mk([n("Relu", ["x"], ["h"], name="/encoder/layers.0/Relu"),
-             n("Einsum", ["h", "h"], ["y"], name="/encoder/layers.0/attn/Einsum", equation="ij,ij->ij")],
+             n("Unique", ["h", "h"], ["y"], name="/encoder/layers.0/attn/Unique", equation="ij,ij->ij")],
             "unsupported_op", [x]), os.path.join(out, "unsupported_op.onnx"))
     # 2. initializer data in an external file
     w = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
@@ -514,7 +514,7 @@ def error_models(out):
              n("Reshape", ["x", "big"], ["y"], name="/Reshape")], "int64_overflow", [x]), os.path.join(out, "int64_overflow.onnx"))
     # 6. not an error: an unsupported op in a branch no output depends on (must be tolerated)
     save(mk([n("Relu", ["x"], ["y"], name="/Relu"),
-             n("Einsum", ["x", "x"], ["unused"], name="/debug/Einsum", equation="ij,ij->ij")], "dead_branch", [x]),
+             n("Unique", ["x", "x"], ["unused"], name="/debug/Unique", equation="ij,ij->ij")], "dead_branch", [x]),
          os.path.join(out, "dead_branch.onnx"))
     # 7. a node reading a value nobody defines
     save(mk([n("Add", ["x", "ghost"], ["y"], name="/Add")], "undefined_value", [x]), os.path.join(out, "undefined_value.onnx"))

@@ -308,6 +308,28 @@ def build_ops():
                       (torch.tensor([4, 0, 2, 0], dtype=torch.int64), False)],
              gather(1))
 
+    def gather_nd(batch_dims):
+        # ONNX GatherND through PyTorch advanced indexing: each row of idx's last axis indexes
+        # data's dims batch_dims.. (the first batch_dims dims are shared by data and idx).
+        def f(data, idx):
+            if batch_dims == 0:
+                return data[tuple(idx[..., j] for j in range(idx.shape[-1]))]
+            b = torch.arange(data.shape[0]).reshape([-1] + [1] * (idx.dim() - 2)).expand(idx.shape[:-1])
+            return data[(b,) + tuple(idx[..., j] for j in range(idx.shape[-1]))]
+        return f
+
+    # Repeated and negative tuples: the VJP must accumulate and wrap.
+    add_case("gather_nd_pairs", "gather_nd", {"batch_dims": 0},
+             lambda: [(randn(3, 4, 2), True),
+                      (torch.tensor([[[0, 1], [2, 3]], [[0, 1], [-1, 0]]], dtype=torch.int64), False)],
+             gather_nd(0))
+    add_case("gather_nd_full", "gather_nd", {"batch_dims": 0},
+             lambda: [(randn(2, 3), True), (torch.tensor([[1, 2], [0, 0], [1, 2]], dtype=torch.int64), False)],
+             gather_nd(0))
+    add_case("gather_nd_batch1", "gather_nd", {"batch_dims": 1},
+             lambda: [(randn(2, 4, 3), True), (torch.tensor([[[3], [1]], [[0], [0]]], dtype=torch.int64), False)],
+             gather_nd(1))
+
     add_case("where_bcast", "where", {},
              lambda: [(torch.tensor([[1, 0, 1], [0, 0, 1]], dtype=torch.bool), False),
                       (randn(2, 3), True), (randn(3), True)],

@@ -18,7 +18,7 @@
  */
 import { FloatArray, FloatDType } from '../../dtype';
 import { Shape, broadcastStrides, mergeDims, mergeReduce, sizeOf, stridesOf } from '../../shape';
-import { Backend, BinaryKernel, Conv2dGeometry, MatmulPlan, ReduceKernel, UnaryKernel } from '../backend';
+import { Backend, BinaryKernel, Conv2dGeometry, DepthwiseMode, MatmulPlan, ReduceKernel, UnaryKernel } from '../backend';
 import { referenceBackend } from '../reference';
 
 /** Raw exports of the kernel module (pointers are byte offsets into `memory`). */
@@ -44,6 +44,7 @@ interface Kernels {
   scatterAdd(g: number, out: number, outer: number, axisLen: number, inner: number, indices: number, k: number): void;
   im2col(x: number, cols: number, ...geo: number[]): void;
   col2im(cols: number, img: number, ...geo: number[]): void;
+  depthwiseConv2d(mode: number, a: number, b: number, out: number, acc: number, n: number, c: number, ...geo: number[]): void;
   maxPool2d(x: number, y: number, argmax: number, planes: number, ...geo: number[]): void;
   avgPool2d(x: number, y: number, planes: number, ...geoAndCip: number[]): void;
   avgPool2dBackward(g: number, out: number, planes: number, ...geoAndCip: number[]): void;
@@ -60,6 +61,8 @@ const BINARY_CODES: Record<BinaryKernel, number> = {
 };
 
 const REDUCE_CODES: Record<ReduceKernel, number> = { sum: 0, max: 1, min: 2 };
+
+const DEPTHWISE_CODES: Record<DepthwiseMode, number> = { forward: 0, inputGrad: 1, weightGrad: 2 };
 
 /** A function returning i8x16.popcnt(i8x16.splat(0)): validates where 128-bit SIMD is supported. */
 export const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
@@ -398,6 +401,22 @@ class WasmSimdBackend implements Backend {
     this.commit();
     this.put(pc, cols);
     this.k.col2im(pc, po, geo.n, geo.c, ...geoArgs(geo));
+    return this.take(po, size);
+  }
+
+  depthwiseConv2d(mode: DepthwiseMode, a: FloatArray, b: FloatArray, geo: Conv2dGeometry, dtype: FloatDType): FloatArray {
+    const taps = geo.kh * geo.kw;
+    const size = mode === 'forward' ? geo.n * geo.c * geo.oh * geo.ow : mode === 'inputGrad' ? geo.n * geo.c * geo.h * geo.w : geo.c * taps;
+    if (dtype === 'float64' || size === 0 || a.length === 0 || b.length === 0) return referenceBackend.depthwiseConv2d(mode, a, b, geo, dtype);
+    this.reset();
+    const pa = this.reserve(a.length * 4);
+    const pb = this.reserve(b.length * 4);
+    const po = this.reserve(size * 4);
+    const acc = this.reserve(mode === 'weightGrad' ? geo.c * taps * 8 : 0);
+    this.commit();
+    this.put(pa, a);
+    this.put(pb, b);
+    this.k.depthwiseConv2d(DEPTHWISE_CODES[mode], pa, pb, po, acc, geo.n, geo.c, ...geoArgs(geo));
     return this.take(po, size);
   }
 

@@ -140,6 +140,56 @@ const attention: OpHandler = {
   },
 };
 
+/**
+ * RotaryEmbedding (opset 23): rotates pairs of features by the cached cos / sin of each position, as
+ * engine slices, products and concats (differentiable in the input and the caches). Pairs are the two
+ * halves of the rotated part, or neighbours with `interleaved`; only the first rotary_embedding_dim
+ * features rotate. Inputs [B, H, S, D] or [B, S, H*D] (num_heads); caches [max_pos, rd/2] indexed by
+ * position_ids [B, S], or [B, S, rd/2] without them.
+ */
+const rotaryEmbedding: OpHandler = {
+  nonDiff: [3],
+  run(ctx, inputs) {
+    const x = floatIn(ctx, need(ctx, inputs, 0, 'X'), 'RotaryEmbedding input');
+    let cos = floatIn(ctx, need(ctx, inputs, 1, 'cos_cache'), 'cos_cache');
+    let sin = floatIn(ctx, need(ctx, inputs, 2, 'sin_cache'), 'sin_cache');
+    const positions = inputs[3] ?? null;
+    const a = ctx.attrs;
+    const interleaved = a.int('interleaved', 0) !== 0;
+    let t: Tensor;
+    if (x.rank === 4) t = E.permute(x, [0, 2, 1, 3]);
+    else if (x.rank === 3) {
+      const heads = a.int('num_heads', 0);
+      if (!(heads > 0) || x.shape[2] % heads !== 0) ctx.fail('INVALID_MODEL', `a 3-D input ${formatShape(x.shape)} needs num_heads dividing its hidden size, got ${heads}`);
+      t = E.reshape(x, [x.shape[0], x.shape[1], heads, x.shape[2] / heads]);
+    } else return ctx.fail('INVALID_MODEL', `RotaryEmbedding input must be 3-D or 4-D, got ${formatShape(x.shape)}`);
+    const d = t.shape[3];
+    const rd = a.int('rotary_embedding_dim', 0) || d;
+    if (rd > d || rd % 2 !== 0) ctx.fail('INVALID_MODEL', `rotary_embedding_dim ${rd} must be even and at most the head size ${d}`);
+    if (positions) {
+      cos = E.gather(cos, positions, 0);
+      sin = E.gather(sin, positions, 0);
+    }
+    if (cos.shape[cos.rank - 1] !== rd / 2 || sin.shape[sin.rank - 1] !== rd / 2) {
+      ctx.fail('INVALID_MODEL', `cos / sin caches ${formatShape(cos.shape)} / ${formatShape(sin.shape)} must end in rotary_embedding_dim / 2 = ${rd / 2}`);
+    }
+    cos = E.unsqueeze(cos, 2);
+    sin = E.unsqueeze(sin, 2);
+    const rot = rd === d ? t : E.slice(t, { starts: [0], ends: [rd], axes: [3] });
+    const half = (start: number) => (interleaved
+      ? E.slice(rot, { starts: [start], ends: [rd], axes: [3], steps: [2] })
+      : E.slice(rot, { starts: [start * (rd / 2)], ends: [(start + 1) * (rd / 2)], axes: [3] }));
+    const x1 = half(0);
+    const x2 = half(1);
+    const real = E.sub(E.mul(cos, x1), E.mul(sin, x2));
+    const imag = E.add(E.mul(sin, x1), E.mul(cos, x2));
+    let rotated = interleaved ? E.reshape(E.concat([E.unsqueeze(real, 4), E.unsqueeze(imag, 4)], 4), rot.shape) : E.concat([real, imag], 3);
+    if (rd < d) rotated = E.concat([rotated, E.slice(t, { starts: [rd], ends: [d], axes: [3] })], 3);
+    return x.rank === 4 ? E.permute(rotated, [0, 2, 1, 3]) : E.reshape(rotated, x.shape);
+  },
+};
+
 export const ATTENTION_OPS: Readonly<Record<string, OpHandler>> = {
   Attention: attention,
+  RotaryEmbedding: rotaryEmbedding,
 };

@@ -4,7 +4,7 @@ import { FloatDType, isFloat } from '../../dtype';
 import { formatShape, sizeOf } from '../../shape';
 import { OpContext, makeConstant } from '../context';
 import { DataType, dataTypeName } from '../proto';
-import { engineDtype, tensorFromProto } from '../tensors';
+import { engineDtype, tensorFromProto, toInt32 } from '../tensors';
 import { Kind, checkSize, convert, mapValues } from '../helpers';
 import { narrowing } from '../narrow';
 import * as E from '../../ops';
@@ -57,9 +57,12 @@ function constantValue(ctx: OpContext): Tensor {
     const v = a.floats('value_floats');
     return ctx.constant(v, [v.length], 'float');
   }
-  if (a.has('value_int')) return ctx.constant([a.int('value_int')], [], 'int32');
+  // int64 attribute values go through toInt32: INT64_MAX / INT64_MIN "open end" sentinels (the
+  // dynamo exporter's Slice ends) saturate instead of wrapping to 0 in an Int32Array.
+  const what = `Constant '${ctx.node.name}'`;
+  if (a.has('value_int')) return ctx.constant([toInt32(a.int('value_int'), what)], [], 'int32');
   if (a.has('value_ints')) {
-    const v = a.ints('value_ints');
+    const v = a.ints('value_ints').map((x) => toInt32(x, what));
     return ctx.constant(v, [v.length], 'int32');
   }
   if (a.has('value_string') || a.has('value_strings')) return ctx.fail('UNSUPPORTED_DTYPE', 'string constants are not supported (the engine has no string type)');

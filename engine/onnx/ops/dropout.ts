@@ -1,6 +1,6 @@
 /** Dropout (train/eval from the model or the run). */
 import * as E from '../../ops';
-import { makeConstant } from '../context';
+import { Tensor } from '../../tensor';
 import { OpHandler, floatIn, need, scalarOf } from './common';
 
 export const DROPOUT_OPS: Readonly<Record<string, OpHandler>> = {
@@ -22,7 +22,8 @@ export const DROPOUT_OPS: Readonly<Record<string, OpHandler>> = {
       const seed = ctx.attrs.has('seed') ? ctx.attrs.int('seed') : undefined;
       const y = E.dropout(floatIn(ctx, x, 'Dropout input'), ratio, seed !== undefined ? { training, seed } : { training, rng: ctx.rng });
       if (!ctx.wants(1)) return y;
-      return [y, E.dropoutMaskOf(y) ?? makeConstant(new Array<number>(x.size).fill(1), x.shape, 'bool')];
+      // TorchScript's training export names the mask output even when nothing reads it: an all-kept mask in one fill.
+      return [y, E.dropoutMaskOf(y) ?? new Tensor(new Uint8Array(x.size).fill(1), x.shape)];
     },
   },
 };

@@ -156,6 +156,20 @@ export const ELEMENTWISE_OPS: Readonly<Record<string, OpHandler>> = {
       return broadcastMap([a, b], kindOf(a), (x, y) => (fmod ? x % y : x - Math.floor(x / y) * y));
     },
   },
+  BitShift: {
+    nonDiff: 'all',
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'X');
+      const y = need(ctx, inputs, 1, 'Y');
+      if (isF(x) || isF(y)) ctx.fail('INVALID_MODEL', `BitShift takes unsigned integer tensors, got ${x.dtype} and ${y.dtype}`);
+      const direction = ctx.attrs.string('direction');
+      if (direction !== 'LEFT' && direction !== 'RIGHT') ctx.fail('INVALID_MODEL', `BitShift direction must be LEFT or RIGHT, got '${direction}'`);
+      // Left shifts drop the bits above the declared width (uint8/16/32/64).
+      const bits = ({ 2: 8, 4: 16, 12: 32, 13: 64 } as Record<number, number>)[ctx.declaredType(0)] ?? 32;
+      const m = 2 ** bits;
+      return broadcastMap([x, y], 'int32', (a, s) => (direction === 'LEFT' ? (a * 2 ** s) % m : Math.floor(a / 2 ** s)), 'BitShift result');
+    },
+  },
   Neg: unary((x) => E.neg(x), (v) => -v),
   Abs: unary((x) => E.abs(x), (v) => Math.abs(v)),
   Exp: unary((x) => E.exp(x)),

@@ -246,6 +246,69 @@ export function col2im(cols: usize, img: usize, n: i32, c: i32, h: i32, w: i32, 
   im2colImpl(img, cols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, true);
 }
 
+/**
+ * Depthwise convolution (one kh x kw filter per channel: groups = channels, as MobileNet/EfficientNet/ConvNeXt
+ * blocks), directly on the planes: im2col would copy each input kh*kw times and feed n*c tiny matrix products.
+ * mode 0: y[n,c,oh,ow] = sum over the window of w[c,ki,kj] x (y zeroed first);
+ * mode 1: the input gradient gx[n,c,h,w] += w[c,ki,kj] g at every window position (gx zeroed first);
+ * mode 2: the weight gradient gw[c,kh,kw] = sum over n and positions of g x, accumulated in float64 in `acc`
+ * (c*kh*kw doubles). `a` is x (modes 0, 2) or g (mode 1), `b` the filters (modes 0, 1) or g (mode 2).
+ */
+export function depthwiseConv2d(mode: i32, a: usize, b: usize, out: usize, acc: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32): void {
+  const plane = h * w, oplane = oh * ow, taps = kh * kw;
+  if (mode == 0) memory.fill(out, 0, <usize>(n * c * oplane) << 2);
+  else if (mode == 1) memory.fill(out, 0, <usize>(n * c * plane) << 2);
+  else memory.fill(acc, 0, <usize>(c * taps) << 3);
+  for (let bi = 0; bi < n; bi++) {
+    for (let ch = 0; ch < c; ch++) {
+      const p = bi * c + ch;
+      // img: the [h, w] plane (x, or the input gradient in mode 1); grid: the [oh, ow] plane (y, or g).
+      const img = mode == 1 ? out + (<usize>(p * plane) << 2) : a + (<usize>(p * plane) << 2);
+      const grid = mode == 0 ? out + (<usize>(p * oplane) << 2) : mode == 1 ? a + (<usize>(p * oplane) << 2) : b + (<usize>(p * oplane) << 2);
+      for (let ki = 0; ki < kh; ki++) {
+        for (let kj = 0; kj < kw; kj++) {
+          const tap = ch * taps + ki * kw + kj;
+          const wv: f32 = mode == 2 ? 0 : load<f32>(b + (<usize>tap << 2));
+          const c0 = kj * dw - pw;
+          const x0 = validStart(c0, sw);
+          const x1 = max(x0, validEnd(c0, sw, w, ow));
+          let sum = f32x4.splat(0);
+          let tail: f32 = 0;
+          for (let oy = 0; oy < oh; oy++) {
+            const iy = oy * sh - ph + ki * dh;
+            if (iy < 0 || iy >= h) continue;
+            const src = img + (<usize>(iy * w + x0 * sw + c0) << 2);
+            const row = grid + (<usize>(oy * ow) << 2);
+            let ox = x0;
+            if (sw == 1) {
+              const wvv = f32x4.splat(wv);
+              for (; ox + 4 <= x1; ox += 4) {
+                const pi = src + (<usize>(ox - x0) << 2);
+                const po = row + (<usize>ox << 2);
+                if (mode == 0) v128.store(po, f32x4.add(v128.load(po), f32x4.mul(wvv, v128.load(pi))));
+                else if (mode == 1) v128.store(pi, f32x4.add(v128.load(pi), f32x4.mul(wvv, v128.load(po))));
+                else sum = f32x4.add(sum, f32x4.mul(v128.load(po), v128.load(pi)));
+              }
+            }
+            for (; ox < x1; ox++) {
+              const pi = src + (<usize>((ox - x0) * sw) << 2);
+              const po = row + (<usize>ox << 2);
+              if (mode == 0) store<f32>(po, load<f32>(po) + wv * load<f32>(pi));
+              else if (mode == 1) store<f32>(pi, load<f32>(pi) + wv * load<f32>(po));
+              else tail += load<f32>(po) * load<f32>(pi);
+            }
+          }
+          if (mode == 2) {
+            const q = acc + (<usize>tap << 3);
+            store<f64>(q, load<f64>(q) + <f64>f32x4.extract_lane(sum, 0) + <f64>f32x4.extract_lane(sum, 1) + <f64>f32x4.extract_lane(sum, 2) + <f64>f32x4.extract_lane(sum, 3) + <f64>tail);
+          }
+        }
+      }
+    }
+  }
+  if (mode == 2) for (let i = 0; i < c * taps; i++) store<f32>(out + (<usize>i << 2), <f32>load<f64>(acc + (<usize>i << 3)));
+}
+
 // ---------------------------------------------------------------- pooling
 
 /** Max pooling; argmax gets the flat input index of each max (first on ties; NaN wins). */

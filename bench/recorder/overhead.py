@@ -1,0 +1,113 @@
+"""Overhead of python/gradlens_recorder.py on a realistic model: step time with and without the recorder.
+
+    python bench/recorder/overhead.py [--every 10] [--steps 30] [--rounds 5]                  # one process
+    torchrun --standalone --nproc_per_node 2 bench/recorder/overhead.py --mode ddp|fsdp2     # distributed
+
+The model is GPT-2 (transformers, built from a config with seeded random init; default 4 layers, 256 wide, 4 heads,
+sequence 64, batch 8 per rank: --layers, --width, --seq, --batch), trained with AdamW. Each round times `--steps` steps without the recorder, then
+the same number with it (recording every `--every` steps, streaming to a file), alternating, after warm-up;
+the overhead is (median with / median without) - 1 over rounds, and the best round's too, in wall time and in
+this process's CPU time (with one thread per process the CPU time is far less disturbed by other jobs on a shared
+machine; rank 0's). Rank 0 prints one JSON line.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import types
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+from gradlens_recorder import GradLensRecorder  # noqa: E402
+
+
+def build(mode, args):
+    # transformers imports torchvision, whose CUDA wheel's fake-op registrations fail with the CPU torch (NOTES.md).
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(0)
+    cfg = GPT2Config(n_layer=args.layers, n_embd=args.width, n_head=args.width // 64, n_positions=args.seq, vocab_size=4096)
+    model = GPT2LMHeadModel(cfg)
+    if mode == "ddp":
+        return torch.nn.parallel.DistributedDataParallel(model), cfg
+    if mode == "fsdp2":
+        from torch.distributed.fsdp import fully_shard
+        for block in model.transformer.h:
+            fully_shard(block)
+        fully_shard(model)
+    return model, cfg
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", default="single", choices=["single", "ddp", "fsdp2"])
+    ap.add_argument("--every", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--seq", type=int, default=64)
+    args = ap.parse_args()
+    distributed = "RANK" in os.environ
+    if distributed:
+        torch.distributed.init_process_group("gloo")
+    rank = torch.distributed.get_rank() if distributed else 0
+    model, cfg = build(args.mode, args)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, cfg.vocab_size, (args.batch, args.seq), generator=torch.Generator().manual_seed(rank))
+
+    def step(rec):
+        out = model(input_ids=ids, labels=ids)
+        opt.zero_grad()
+        out.loss.backward()
+        if rec:
+            rec.after_backward(out.loss)
+        opt.step()
+        if rec:
+            rec.after_step()
+
+    def timed(rec):
+        if distributed:
+            torch.distributed.barrier()
+        t, c = time.perf_counter(), time.process_time()
+        for _ in range(args.steps):
+            step(rec)
+        c = time.process_time() - c
+        if distributed:
+            torch.distributed.barrier()
+        return (time.perf_counter() - t) / args.steps, c / args.steps
+
+    folder = tempfile.mkdtemp(prefix="gl-overhead-")
+    rec = GradLensRecorder(model, optimizer=opt, every=args.every, stream=os.path.join(folder, "run.gradlens.jsonl"))
+    rec.close()  # hooks off; reattached per round below
+    for _ in range(3):
+        step(None)
+    plain, recorded = [], []
+    for r in range(args.rounds):
+        plain.append(timed(None))
+        rec = GradLensRecorder(model, optimizer=opt, every=args.every, stream=os.path.join(folder, f"run{r}.gradlens.jsonl"))
+        recorded.append(timed(rec))
+        rec.close()
+    if rank == 0:
+        params = sum(p.numel() for p in model.parameters()) * (torch.distributed.get_world_size() if args.mode == "fsdp2" else 1)
+        print(json.dumps({
+            "mode": args.mode, "ranks": torch.distributed.get_world_size() if distributed else 1, "every": args.every,
+            "params": params, "modules": len(list(model.named_modules())),
+            "wall_ms_plain": [round(x[0] * 1e3, 1) for x in plain], "wall_ms_recorded": [round(x[0] * 1e3, 1) for x in recorded],
+            "cpu_ms_plain": [round(x[1] * 1e3, 1) for x in plain], "cpu_ms_recorded": [round(x[1] * 1e3, 1) for x in recorded],
+            "overhead_wall_median": round(statistics.median(x[0] for x in recorded) / statistics.median(x[0] for x in plain) - 1, 4),
+            "overhead_wall_best": round(min(x[0] for x in recorded) / min(x[0] for x in plain) - 1, 4),
+            "overhead_cpu_median": round(statistics.median(x[1] for x in recorded) / statistics.median(x[1] for x in plain) - 1, 4),
+            "overhead_cpu_best": round(min(x[1] for x in recorded) / min(x[1] for x in plain) - 1, 4),
+        }))
+    if distributed:
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

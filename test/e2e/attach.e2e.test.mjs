@@ -1,0 +1,87 @@
+// End to end: Attach to Training Job in a real VS Code (code-server + Chromium). A Python job
+// (test/fixtures/recorder/live_job.py, the test environment's torch) streams its statistics while the editor
+// follows the stream: the sparkline on a module line changes value as steps arrive, the status bar says
+// "live · step N", and a NaN injected into the running job becomes a Problem on the line that made it.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
+import { readPythonEnv } from '../../scripts/python-env.mjs';
+
+const TEST_TIMEOUT = { timeout: 6 * 60_000 };
+const on = (decorations, code) => decorations.find((d) => (d.text ?? '').replace(/\u00a0/g, ' ').includes(code));
+/** The last value a sparkline shows: `∇ ▂▃▅ 1.2e-01 · …` → 1.2e-01. */
+const lastValue = (after) => /^∇ [▁▂▃▄▅▆▇█ !]+ (\d\.\de[+-]\d\d)/.exec((after ?? '').replace(/\u00a0/g, ' '))?.[1];
+
+const python = process.env.GRADLENS_PYTHON || readPythonEnv()?.python;
+const noPython = python ? false : 'no Python test environment with torch (node scripts/setup.mjs --python)';
+if (noPython && process.env.GRADLENS_REQUIRE_TORCH === '1') throw new Error(`GRADLENS_REQUIRE_TORCH=1 but ${noPython}`);
+
+describe('Attach to a running training job in code-server', { skip: noPython }, () => {
+  let server;
+  let chrome;
+  let wb;
+  let workspace;
+  let job;
+  let jobOutput = '';
+  const started = Date.now();
+
+  before(async () => {
+    const codeServer = await timed('ensure code-server', () => ensureCodeServer());
+    const vsix = await packageVsix();
+    const scratch = makeScratch('attach');
+    workspace = join(scratch, 'job');
+    mkdirSync(join(workspace, 'runs'), { recursive: true });
+    for (const f of ['nan_model.py', 'live_job.py']) cpSync(join(ROOT, 'test', 'fixtures', 'recorder', f), join(workspace, f));
+    cpSync(join(ROOT, 'python', 'gradlens_recorder.py'), join(workspace, 'gradlens_recorder.py'));
+    server = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'attach' });
+    chrome = await launchChromium({ webgpu: false, name: 'chromium-attach' });
+    wb = await openWorkbench(chrome, server, { name: 'attach' });
+  }, { timeout: 30 * 60_000 });
+
+  after(async () => {
+    if (job && job.exitCode === null) job.kill('SIGKILL');
+    await chrome?.close();
+    await server?.stop();
+    writeTimings({ suite: 'attach.e2e', totalMs: Date.now() - started });
+  });
+
+  test('the overlay follows the job step by step, and an injected NaN becomes a Problem at once', () => wb.explainingFailures('attach', async () => {
+    const stream = join(workspace, 'runs', 'live.gradlens.jsonl');
+    const trigger = join(workspace, 'inject-nan');
+    job = spawn(python, ['live_job.py', stream, '--delay', '0.5', '--nan-trigger', trigger], { cwd: workspace, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+    job.stdout.on('data', (d) => (jobOutput += d));
+    job.stderr.on('data', (d) => (jobOutput += d));
+    await wb.poll(() => existsSync(stream) && readFileSync(stream, 'utf8').includes('"type":"step"'), (ok) => ok, `the job's first step (output: ${jobOutput.slice(-500)})`, 180_000, 500);
+
+    await wb.openFile('nan_model.py');
+    // code-server's file dialog is a quick input holding a path: type the stream's path and accept.
+    await wb.runCommand('Gradient Lens: Attach to Training Job…', { input: stream });
+    const fc = 'self.fc = nn.Linear(4, 4';
+    const first = await wb.poll(() => wb.readDecorations(), (ds) => !!lastValue(on(ds, fc)?.after), 'a sparkline on the fc line', 60_000, 500);
+    const a = lastValue(on(first, fc).after);
+    const status = await wb.poll(() => wb.page.locator('.part.statusbar').innerText(), (t) => /live · step [\d,]+/.test(t), 'the live status', 30_000, 500);
+    log(`attached: fc shows ${a}; status bar: ${/live · [^\n]*/.exec(status)?.[0]}`);
+    // The job keeps training: the value on the same line changes without any action in the editor.
+    const later = await wb.poll(() => wb.readDecorations(), (ds) => { const v = lastValue(on(ds, fc)?.after); return !!v && v !== a; }, `the fc value to change from ${a} as the job runs`, 90_000, 500);
+    const b = lastValue(on(later, fc).after);
+    log(`fc changed while the job ran: ${a} -> ${b}`);
+    assert.notEqual(a, b);
+    await wb.screenshot('attach-live');
+
+    // A NaN in the running job: a Problem at the call that produced it.
+    writeFileSync(trigger, '');
+    const source = readFileSync(join(workspace, 'nan_model.py'), 'utf8').split('\n');
+    const line = source.findIndex((l) => l.includes('x = self.log(x)')) + 1;
+    const problems = await wb.poll(() => wb.readProblems(), (ps) => ps.some((p) => p.file === 'nan_model.py' && /Training step \d+/.test(p.message)), 'the anomaly Problem', 90_000, 500);
+    const p = problems.find((x) => x.file === 'nan_model.py' && /Training step \d+/.test(x.message));
+    log(`problem: ${p.message} at line ${p.line}`);
+    assert.equal(p.line, line, JSON.stringify(p));
+    assert.equal(p.severity, 'error');
+    assert.match(p.message, /NaN first appears in the output of log/);
+    await wb.poll(() => wb.page.locator('.part.statusbar').innerText(), (t) => /finished · step [\d,]+/.test(t), 'the finished status after the job closed its stream', 60_000, 500);
+    await wb.screenshot('attach-nan');
+  }), TEST_TIMEOUT);
+});

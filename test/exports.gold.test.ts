@@ -1,0 +1,156 @@
+/**
+ * Models exported the way torch 2.13 exports them (test/gold/exporters/export_zoo.py: a hand-written
+ * ViT, GPT-2 and BERT from transformers' configs with an attention mask, a Conv-BatchNorm net; the
+ * dynamo exporter with its defaults — optimize=True, weights in model.onnx.data — and with
+ * optimize=False, and the legacy exporter) are read the way the extension reads them (with their
+ * external data), run and differentiated, and every PyTorch parameter is checked: its gradient norm
+ * equals PyTorch's (float32: 1e-4 relative, or PyTorch's own float32-vs-float64 difference where larger;
+ * float64: 1e-6 relative), or the model says, in a note that is not marked restored, what the export
+ * did to it. No anonymous exporter constant is trainable.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { backward, crossEntropy, diagnose, FloatDType, inspectOnnx, loadOnnx, OnnxModel, reshape, Tensor } from '../engine';
+import { ModelFileSystem, readModelFiles } from '../extension/modelFiles';
+import { repoRoot } from './helpers';
+
+const DIR = path.join(repoRoot, 'test', 'fixtures', 'exports');
+
+interface Gold {
+  model: string;
+  variant: string;
+  inputs: Record<string, { shape: number[]; dtype: string; data: number[] }>;
+  targets: { shape: number[]; data: number[] };
+  loss: { float32: number; float64: number };
+  parameters: Record<string, { numel: number; grad32: number | null; grad64: number | null }>;
+  aliases: Record<string, string>;
+  exports: string[];
+}
+
+const nodeFs: ModelFileSystem = {
+  async stat(p) {
+    const s = await fs.promises.lstat(p);
+    return { type: s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : s.isDirectory() ? 'directory' : 'other', size: s.size };
+  },
+  read: async (p) => new Uint8Array(await fs.promises.readFile(p)),
+};
+
+function norm(t: Tensor | null): number | null {
+  if (!t) return null;
+  let s = 0;
+  for (let i = 0; i < t.size; i++) s += t.data[i] * t.data[i];
+  return Math.sqrt(s);
+}
+
+/** Loss and per-parameter gradient norms of one engine run with the fixture's inputs and targets. */
+function run(model: OnnxModel, gold: Gold): { loss: number; grads: Map<string, number | null> } {
+  const feeds: Record<string, number[]> = {};
+  for (const [k, v] of Object.entries(gold.inputs)) feeds[k] = v.data;
+  const output = model.outputs[0].name;
+  const targets = new Tensor(Int32Array.from(gold.targets.data), [gold.targets.data.length]);
+  const r = model.run(feeds, {
+    loss: (ctx) => {
+      const y = ctx.outputs.get(output)!;
+      return crossEntropy(reshape(y, [-1, y.shape[y.rank - 1]]), targets);
+    },
+  });
+  backward(r.loss!);
+  return { loss: r.loss!.item(), grads: new Map([...model.parameters].map(([n, p]) => [n, norm(p.grad)])) };
+}
+
+const golds = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(fs.readFileSync(path.join(DIR, f), 'utf8')) as Gold);
+
+describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note saying what the export lost', () => {
+  for (const gold of golds) {
+    for (const file of gold.exports) {
+      for (const dtype of ['float32', 'float64'] as FloatDType[]) {
+        test(`${file} (${dtype})`, async () => {
+          const files = await readModelFiles(path.join(DIR, file), nodeFs);
+          const model = loadOnnx(files.bytes, { externalData: files.externalData, dtype });
+          const { loss, grads } = run(model, gold);
+          const lost = new Set(model.exportNotes.filter((n) => !n.restored).flatMap((n) => n.parameters));
+          // A note on the whole model (BatchNorm folded into convolutions, metadata lost) says the numbers are not PyTorch's.
+          const modelWide = model.exportNotes.some((n) => !n.restored && n.modulePath === '');
+          const names = new Map<string, string>(); // engine name -> PyTorch name (first of tied names)
+          for (const n of grads.keys()) names.set(n, gold.aliases[n] ?? n);
+          // Nothing trainable that PyTorch does not have (anonymous constants such as val_24, expand, embedding_1).
+          for (const [engineName, torchName] of names) assert.ok(gold.parameters[torchName], `${file}: '${engineName}' is trainable but is not a PyTorch parameter`);
+          const maxNorm = Math.max(...Object.values(gold.parameters).map((p) => p.grad64 ?? 0));
+          const checked: string[] = [];
+          for (const [name, p] of Object.entries(gold.parameters)) {
+            const engineName = [...names].find(([, t]) => t === name)?.[0];
+            if (engineName === undefined) {
+              assert.ok(lost.has(name) || modelWide || (p.grad64 ?? 0) === 0, `${file}: PyTorch parameter ${name} is missing and no note names it`);
+              continue;
+            }
+            if (lost.has(name) || modelWide) continue;
+            const want = dtype === 'float32' ? p.grad32! : p.grad64!;
+            const got = grads.get(engineName)!;
+            const tol = dtype === 'float32'
+              ? Math.max(1e-4 * want, 2 * Math.abs(p.grad32! - p.grad64!), 1e-6 * maxNorm)
+              : Math.max(1e-6 * want, 1e-9 * maxNorm);
+            assert.ok(got !== null && Math.abs(got - want) <= tol, `${file} ${dtype}: ‖∇${name}‖ = ${got}, PyTorch ${want} (tolerance ${tol})`);
+            checked.push(name);
+          }
+          if (!modelWide) {
+            assert.ok(Math.abs(loss - gold.loss[dtype]) <= (dtype === 'float32' ? 1e-5 : 1e-9) * Math.max(1, gold.loss[dtype]), `${file} ${dtype}: loss ${loss}, PyTorch ${gold.loss[dtype]}`);
+            assert.ok(checked.length >= Object.keys(gold.parameters).length / 2, `${file}: only ${checked.length} parameters checked`);
+          }
+        });
+      }
+    }
+  }
+
+  test('what the default export loses is named on the modules that lost it', () => {
+    const notes = (file: string) => {
+      const bytes = fs.readFileSync(path.join(DIR, file));
+      const model = loadOnnx(bytes, { externalData: { [`${file}.data`]: fs.readFileSync(path.join(DIR, `${file}.data`)) } });
+      return model.exportNotes;
+    };
+    const vit = notes('vit_init_dynamo.onnx');
+    // Equal fresh LayerNorms merged into one initializer: split back, one restored note per LayerNorm.
+    assert.ok(vit.some((n) => n.kind === 'merged' && n.restored && n.parameters[0] === 'blocks.1.norm2.weight'));
+    // Linear weights stored transposed as val_12...: mapped back.
+    assert.ok(vit.some((n) => n.kind === 'transposed' && n.restored && n.parameters[0] === 'blocks.0.attn.qkv.weight'));
+    // cls_token expanded over the static batch and folded into a constant: lost, on the root module.
+    assert.ok(vit.some((n) => n.kind === 'folded' && !n.restored && n.modulePath === '' && n.parameters.includes('cls_token')));
+    const gpt2 = notes('gpt2_init_dynamo.onnx');
+    assert.ok(gpt2.some((n) => n.kind === 'folded' && n.modulePath === 'transformer.wpe' && /optimize=False/.test(n.message)));
+    assert.ok(gpt2.some((n) => n.kind === 'dropped' && n.parameters.includes('transformer.h.0.attn.c_attn.bias')));
+    const cnn = notes('cnn_bn_perturbed_dynamo.onnx');
+    assert.ok(cnn.some((n) => n.kind === 'bn-folded' && n.modulePath === 'bn1' && n.parameters.includes('bn1.weight')));
+    assert.ok(cnn.some((n) => n.kind === 'bn-fused-weight' && n.parameters[0] === 'conv1.weight'));
+    // optimize=False keeps BatchNorm, in inference form: run with batch statistics as PyTorch did, and say so.
+    const noopt = notes('cnn_bn_perturbed_noopt.onnx');
+    assert.deepEqual(noopt.map((n) => `${n.kind}:${n.modulePath}:${n.restored}`), ['bn-inference:bn1:true', 'bn-inference:bn2:true']);
+    // opset_version=17 converts the export and strips its metadata: said on the model, and a LayerNorm weight that
+    // seven LayerNorms read (merged) is named; the transposed weights are still mapped back (folded_from survives).
+    const op17 = notes('vit_init_op17.onnx');
+    assert.ok(op17.some((n) => n.kind === 'metadata-lost' && n.modulePath === '' && !n.restored && /opset_version/.test(n.message)));
+    assert.ok(op17.some((n) => n.kind === 'merged' && !n.restored && n.parameters[0] === 'blocks.0.norm1.weight' && /7 LayerNormalization/.test(n.message)));
+    assert.ok(op17.some((n) => n.kind === 'transposed' && n.restored && n.parameters[0] === 'blocks.0.attn.qkv.weight'));
+    // The legacy exporter carries no such metadata: no notes.
+    assert.deepEqual(loadOnnx(fs.readFileSync(path.join(DIR, 'vit_init_legacy.onnx'))).exportNotes, []);
+  });
+
+  test('the inspection report carries the notes, and the diagnosis puts a warning on each module that lost a parameter', async () => {
+    const file = 'gpt2_init_dynamo.onnx';
+    const files = await readModelFiles(path.join(DIR, file), nodeFs);
+    const report = await inspectOnnx(files.bytes, file, { externalData: files.externalData, attentionSample: -1 });
+    const findings = diagnose(report);
+    const lost = findings.filter((f) => f.kind === 'export-lost');
+    assert.ok(lost.every((f) => f.severity === 'warning'));
+    // wpe has no node left (folded into a constant): its warning goes to the nearest module the report has.
+    assert.ok(lost.some((f) => /transformer\.wpe\.weight/.test(f.message) && report.modules.some((m) => m.path === f.modulePath)));
+    assert.ok(lost.some((f) => f.modulePath === 'transformer.h.0.attn.c_attn' && /dropped/.test(f.message)));
+    const restored = findings.filter((f) => f.kind === 'export-restored');
+    assert.ok(restored.length > 0 && restored.every((f) => f.severity === 'info'));
+    // No exporter constant in the parameter count: PyTorch's count minus what the notes say was lost.
+    const torch = golds.find((g) => g.model === 'gpt2')!;
+    const lostNames = new Set((report.exportNotes ?? []).filter((n) => !n.restored).flatMap((n) => n.parameters));
+    const expected = Object.entries(torch.parameters).filter(([n]) => !lostNames.has(n)).reduce((s, [, p]) => s + p.numel, 0);
+    assert.equal(report.model.parameterCount, expected);
+  });
+});

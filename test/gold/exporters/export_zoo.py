@@ -1,0 +1,99 @@
+"""Exports zoo models the ways torch 2.13 users export them, with PyTorch's gradients to check against.
+
+    ~/.cache/gradient-lens/python-33e127f45a/bin/python test/gold/exporters/export_zoo.py [model ...]
+
+Writes test/fixtures/exports/<model>_<variant>_<exporter>.onnx (and .onnx.data for dynamo's default
+external data) and <model>_<variant>.json: the inputs, targets, and per parameter the gradient norm
+and size PyTorch computes in float32 and float64 for the cross-entropy of the logits against the
+targets (over every position for language models), plus which parameter names are aliases (tied
+weights: PyTorch reports them once, under the first name).
+
+Exporters: 'dynamo' = torch.onnx.export(model, (), f, kwargs=inputs) with today's defaults
+(dynamo=True, optimize=True, external_data=True); 'noopt' = the same with optimize=False; 'op17' = the
+default with opset_version=17 (converted to 17, which strips the node metadata);
+'legacy' = dynamo=False, training=TRAINING, do_constant_folding=False.
+"""
+import json
+import os
+import sys
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import zoo  # noqa: E402
+
+OUT = os.path.join(HERE, "..", "..", "fixtures", "exports")
+
+# (model, variant, exporters): small models; 'init' keeps the library init (equal LayerNorms, zero biases).
+PLAN = [
+    ("vit", "init", ["dynamo", "noopt", "legacy", "op17"]),
+    ("vit", "perturbed", ["dynamo"]),
+    ("gpt2", "init", ["dynamo"]),
+    ("bert", "init", ["dynamo"]),
+    ("cnn_bn", "perturbed", ["dynamo", "noopt"]),
+]
+
+
+def logits_of(out):
+    return out.logits if hasattr(out, "logits") else out
+
+
+def gold(name, variant, dtype):
+    model, inputs, targets, _ = zoo.build(name, variant)
+    model = model.to(dtype)
+    inputs = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in inputs.items()}
+    logits = logits_of(model(**inputs))
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    loss.backward()
+    return model, inputs, targets, loss.item(), {n: p.grad.double().norm().item() if p.grad is not None else None for n, p in model.named_parameters()}
+
+
+def export(name, variant, exporter):
+    model, inputs, _, _ = zoo.build(name, variant)
+    path = os.path.join(OUT, f"{name}_{variant}_{exporter}.onnx")
+    for f in (path, path + ".data"):
+        if os.path.exists(f):
+            os.remove(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            torch.onnx.export(model, (), path, kwargs=inputs)
+        elif exporter == "op17":
+            torch.onnx.export(model, (), path, kwargs=inputs, opset_version=17)
+        elif exporter == "noopt":
+            torch.onnx.export(model, (), path, kwargs=inputs, optimize=False)
+        else:
+            torch.onnx.export(model, tuple(inputs.values()), path, input_names=list(inputs), dynamo=False,
+                              training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
+    return os.path.basename(path)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    only = sys.argv[1:]  # model names to regenerate (default: all)
+    for name, variant, exporters in PLAN:
+        if only and name not in only:
+            continue
+        model, inputs, targets, loss32, grads32 = gold(name, variant, torch.float32)
+        _, _, _, loss64, grads64 = gold(name, variant, torch.float64)
+        firsts = dict(model.named_parameters())
+        aliases = {n: next(f for f, q in firsts.items() if q is p) for n, p in model.named_parameters(remove_duplicate=False) if n not in firsts}
+        record = {
+            "model": name, "variant": variant, "torch": torch.__version__,
+            "inputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""), "data": v.double().flatten().tolist()} for k, v in inputs.items()},
+            "targets": {"shape": list(targets.shape), "data": targets.flatten().tolist()},
+            "loss": {"float32": loss32, "float64": loss64},
+            "parameters": {n: {"numel": p.numel(), "grad32": grads32[n], "grad64": grads64[n]} for n, p in model.named_parameters()},
+            "aliases": aliases,
+            "exports": [export(name, variant, e) for e in exporters],
+        }
+        with open(os.path.join(OUT, f"{name}_{variant}.json"), "w") as f:
+            json.dump(record, f)
+        print(name, variant, record["exports"])
+
+
+if __name__ == "__main__":
+    main()
