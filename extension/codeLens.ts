@@ -26,7 +26,7 @@ export class ModuleCodeLensProvider implements vscode.CodeLensProvider {
     const lenses: vscode.CodeLens[] = [];
     for (const c of classes) {
       const range = new vscode.Range(c.line, 0, c.line, 0);
-      lenses.push(new vscode.CodeLens(range, { title: '$(pulse) Inspect gradients', command: 'gradientLens.inspect', arguments: [document.uri], tooltip: `Run forward and backward on the ONNX export of ${c.name} and overlay the gradients` }));
+      lenses.push(new vscode.CodeLens(range, { title: '$(pulse) Inspect gradients', command: 'gradientLens.inspect', arguments: [document.uri, c.name], tooltip: `Run forward and backward on ${c.name} (its ONNX export, made for you when there is none) and overlay the gradients` }));
       if (last && last.document.toString() === document.uri.toString() && c.line === last.mapping.fallbackLine) {
         const root = last.report.modules.find((m) => m.path === '');
         // The same count as the Problems panel: the diagnostics this run set on the file, by severity.

@@ -3,17 +3,26 @@ import { ModuleCodeLensProvider } from './codeLens';
 import { InspectionSession } from './session';
 import { createSourceMapper } from './sourceMapper';
 import { trainSettings } from './config';
+import { PythonSupport } from './python';
+import { inspectOnSave } from './python/inspectOnSave';
 import { LiveTraining } from './training/live';
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('Gradient Lens');
-  const session = new InspectionSession(context, output, createSourceMapper(context.extensionUri, output));
+  const mapper = createSourceMapper(context.extensionUri, output);
+  const python = new PythonSupport(context, output, mapper);
+  const session = new InspectionSession(context, output, mapper, python);
   const live = new LiveTraining(session, output);
   context.subscriptions.push(
     output,
+    python,
     session,
     live,
-    vscode.commands.registerCommand('gradientLens.inspect', (uri?: vscode.Uri) => session.inspect(uri instanceof vscode.Uri ? uri : undefined)),
+    inspectOnSave(session),
+    // From a CodeLens: the file and the class it sits on.
+    vscode.commands.registerCommand('gradientLens.inspect', (uri?: vscode.Uri, className?: string) =>
+      session.inspect(uri instanceof vscode.Uri ? uri : undefined, undefined, undefined, { clicked: typeof className === 'string' ? className : undefined })),
+    vscode.commands.registerCommand('gradientLens.verify', () => session.verify()),
     vscode.commands.registerCommand('gradientLens.showPanel', () => session.showPanel()),
     vscode.commands.registerCommand('gradientLens.clearOverlays', () => session.clear()),
     vscode.commands.registerCommand('gradientLens.rerun', () => session.rerun()),

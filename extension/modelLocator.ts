@@ -21,9 +21,10 @@ function workspaceFolders(): string[] {
 /**
  * Finds the .onnx export for a Python file: the `gradientLens.model` setting (a path inside the workspace;
  * VS Code ignores a workspace's value of it while the workspace is untrusted), a remembered choice, an
- * .onnx with the same stem or the only one in the same folder, else asks (quick pick, then a file picker).
+ * .onnx with the same stem or the only one in the same folder, else asks (quick pick, then a file picker)
+ * unless `ask` is false.
  */
-export async function locateModel(pythonUri: vscode.Uri | undefined, memento: vscode.Memento): Promise<LocatedModel | undefined> {
+export async function locateModel(pythonUri: vscode.Uri | undefined, memento: vscode.Memento, { ask = true }: { ask?: boolean } = {}): Promise<LocatedModel | undefined> {
   const configured = section(pythonUri).get<string>('model', '').trim();
   if (configured) {
     const folder = pythonUri ? vscode.workspace.getWorkspaceFolder(pythonUri) : undefined;
@@ -50,6 +51,7 @@ export async function locateModel(pythonUri: vscode.Uri | undefined, memento: vs
     const siblings = (await vscode.workspace.fs.readDirectory(dir)).filter(([n, t]) => t === vscode.FileType.File && n.endsWith('.onnx'));
     if (siblings.length === 1) return { uri: vscode.Uri.joinPath(dir, siblings[0][0]), pickedByUser: false };
   }
+  if (!ask) return undefined;
   const found = await vscode.workspace.findFiles('**/*.onnx', '**/node_modules/**', 50);
   let picked: vscode.Uri | undefined;
   if (found.length) {

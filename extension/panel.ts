@@ -2,8 +2,9 @@ import * as vscode from 'vscode';
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
+import type { RunCapture } from '../engine/inspect/capture';
 import { parseBaseline, RunBaseline } from '../engine/inspect/baseline';
-import { BackendInfo, HostToWebview, LiveStatus, RunPhases, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop } from './protocol';
+import { BackendInfo, HostToWebview, LiveStatus, RunPhases, RunRequest, RunSettings, TrainRequest, TrainSettings, TrainStop, VerificationView } from './protocol';
 import { CheckedWebviewMessage, parseWebviewMessage } from './webviewMessages';
 import { makeNonce } from './nonce';
 
@@ -12,6 +13,7 @@ export interface PanelEvents {
   onRerun(settings: RunSettings): void;
   onBackend(info: BackendInfo): void;
   onStartTraining(settings: RunSettings, train: TrainSettings): void;
+  onVerify(): void;
   /** The panel pinned (or cleared) a baseline. */
   onBaseline(baseline: RunBaseline | null): void;
   /** The baseline a new panel starts with. */
@@ -41,6 +43,7 @@ interface PendingRun {
   resolve(result: { report: InspectionReport; phases?: RunPhases }): void;
   reject(error: Error): void;
   onProgress(message: string): void;
+  capture?: RunCapture;
 }
 
 /**
@@ -103,6 +106,25 @@ export class GradientLensPanel implements vscode.Disposable {
       void this.post({ type: 'run', ...request });
     });
     return { ...result, readyMs: posted - start, roundTripMs: performance.now() - posted };
+  }
+
+  /** Runs the model like run() and also resolves with what the run fed, used and computed (the panel keeps its report). */
+  async runCaptured(request: RunRequest, onProgress: (message: string) => void, token: vscode.CancellationToken): Promise<{ report: InspectionReport; capture: RunCapture }> {
+    await this.ready;
+    return new Promise((resolve, reject) => {
+      const pending: PendingRun = {
+        resolve: ({ report }) => (pending.capture ? resolve({ report, capture: pending.capture }) : reject(new Error('the engine sent no capture of the run'))),
+        reject,
+        onProgress,
+      };
+      this.pending.set(request.runId, pending);
+      token.onCancellationRequested(() => void this.post({ type: 'cancel', runId: request.runId }));
+      void this.post({ type: 'run', ...request, capture: true });
+    });
+  }
+
+  showVerification(view: VerificationView): void {
+    void this.ready.then(() => this.post({ type: 'verification', view }));
   }
 
   /**
@@ -187,6 +209,14 @@ export class GradientLensPanel implements vscode.Disposable {
         break;
       case 'progress':
         this.pending.get(message.runId)?.onProgress(message.message);
+        break;
+      case 'capture': {
+        const p = this.pending.get(message.runId);
+        if (p) p.capture = message.capture;
+        break;
+      }
+      case 'verify':
+        this.events.onVerify();
         break;
       case 'report':
         this.pending.get(message.runId)?.resolve({ report: message.report, phases: message.phases });

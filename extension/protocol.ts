@@ -5,6 +5,8 @@
 import type { InspectionReport } from '../engine/inspect/report';
 import type { Finding } from '../engine/inspect/diagnose';
 import type { TrainingRecord } from '../engine/train/record';
+import type { RunCapture } from '../engine/inspect/capture';
+import type { Verification } from './python/compare';
 import type { RunBaseline } from '../engine/inspect/baseline';
 
 /** Which engine backend runs in the webview, and why that one. */
@@ -56,10 +58,18 @@ export interface RunRequest {
   watches: WatchSpec[];
   /** Tensor memory the run may take (gradientLens.run.memoryBudgetMB): refused before allocation above it. None: no budget. */
   memoryBudgetMB?: number;
+  /** Also send what the run fed, used and computed ('capture', for Verify against PyTorch); the panel keeps its report. */
+  capture?: boolean;
 }
 
 /** Default of gradientLens.run.memoryBudgetMB: below what a webview's JS heap can hold. */
 export const DEFAULT_MEMORY_BUDGET_MB = 2048;
+
+/** The panel's "Verify against PyTorch" badge. */
+export type VerificationView =
+  | { status: 'running' }
+  | { status: 'failed'; message: string }
+  | { status: 'done'; result: Verification; badge: string };
 
 /**
  * Where a run's time went inside the webview, in ms (each side measures its own durations, so clocks of the
@@ -142,6 +152,7 @@ export type HostToWebview =
   | ({ type: 'train' } & TrainRequest)
   /** Show a training record that was imported from a file (e.g. written by python/gradlens_recorder.py). */
   | { type: 'showTraining'; record: SerializedTrainingRecord }
+  | { type: 'verification'; view: VerificationView }
   /** A followed training stream: the whole record (append: false) or only the steps after those sent before (append: true). */
   | { type: 'liveTraining'; record: SerializedTrainingRecord; append: boolean; status: LiveStatus }
   /** The followed stream's state changed without new steps (ended, detached). */
@@ -163,7 +174,11 @@ export type WebviewToHost =
   /** The record so far, after a step (throttled). */
   | { type: 'trainProgress'; runId: number; record: SerializedTrainingRecord }
   | { type: 'trainDone'; runId: number; record: SerializedTrainingRecord; stopped: TrainStop }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /** The panel's Verify button. */
+  | { type: 'verify' }
+  /** What a run with `capture` fed, used and computed (sent before its report). */
+  | { type: 'capture'; runId: number; capture: RunCapture };
 
 /**
  * `wasm`: the WebAssembly kernel bytes, fetched by the page (a worker started from a blob cannot fetch
@@ -184,4 +199,5 @@ export type WorkerToPage =
   | { type: 'runError'; runId: number; message: string }
   | { type: 'error'; message: string }
   | { type: 'trainProgress'; runId: number; record: TrainingRecord }
-  | { type: 'trainDone'; runId: number; record: TrainingRecord; stopped: TrainStop };
+  | { type: 'trainDone'; runId: number; record: TrainingRecord; stopped: TrainStop }
+  | { type: 'capture'; runId: number; capture: RunCapture };

@@ -8,7 +8,9 @@ import { serializeTrainingRecord, TrainingRecord } from '../engine/train/record'
 import { readTrainingImport } from './training/importFiles';
 import { mapTrainingRecord } from './training/mapping';
 import { anomalyDiagnostic, trainingOverlays } from './overlay/training';
-import { LocatedModel, locateModel, readModel } from './modelLocator';
+import { LocatedModel, readModel } from './modelLocator';
+import { PythonSupport, ExportMeta } from './python';
+import type { ModelChoice } from './python/exports';
 import { buildOverlays, lineDiagnostics, mergeOverlays, placeFindings } from './overlay/model';
 import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
@@ -24,6 +26,9 @@ interface LastRun {
   report: InspectionReport;
   findings: Finding[];
   mapping: DocumentMapping;
+  settings: RunSettings;
+  /** Set when Gradient Lens exported the model from the document. */
+  exported?: ExportMeta;
   /** Module classes the source names where the export does not (sourceKinds). */
   kinds: Record<string, string>;
 }
@@ -58,7 +63,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   /** The pinned run new runs are compared with (kept in the workspace's storage). */
   private pinned: RunBaseline | null;
 
-  constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper) {
+  constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper, private readonly python: PythonSupport) {
     this.pinned = parseBaseline(context.workspaceState.get(BASELINE_KEY));
     this.status.name = 'Gradient Lens';
     this.status.command = 'gradientLens.showPanel';
@@ -86,19 +91,23 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     return GradientLensPanel.show(this.context, this, runSettings(scope), trainSettings(scope), preserveFocus, panelPosition(scope));
   }
 
-  /** Inspects the model of `target` (or of the active Python editor). */
-  async inspect(target?: vscode.Uri, settings?: RunSettings, model?: LocatedModel): Promise<InspectionReport | undefined> {
+  /**
+   * Inspects the model of `target` (or of the active Python editor): `model` when given, else the file's own
+   * up-to-date export, else one Gradient Lens makes (`request`: the class whose CodeLens was clicked, or the
+   * class to keep).
+   */
+  async inspect(target?: vscode.Uri, settings?: RunSettings, model?: ModelChoice, request: { clicked?: string; className?: string } = {}): Promise<InspectionReport | undefined> {
     const start = performance.now();
     const document = await this.pythonDocument(target);
-    const located = model ?? (await locateModel(document?.uri, this.context.workspaceState));
-    if (!located) return undefined;
+    const choice = model ?? (await this.python.exports.modelFor(document, request));
+    if (!choice) return undefined;
     const budgetMB = memoryBudgetMB(document?.uri);
     const tRead = performance.now();
     // The files alone may not exceed the run's budget: refused before they are read.
-    const files = await readModel(located, budgetMB * 2 ** 20);
+    const files = await readModel(choice, budgetMB * 2 ** 20);
     if (!files) return undefined;
     const readMs = performance.now() - tRead;
-    const modelUri = located.uri;
+    const modelUri = choice.uri;
     const runSettingsNow = settings ?? runSettings(document?.uri);
     const panel = await this.showPanel(true);
     const runId = ++this.runCounter;
@@ -122,7 +131,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       const tMapping = performance.now();
       const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
       const tOverlays = performance.now();
-      this.last = { runId, document: document?.uri ?? modelUri, model: located, report, findings: [], mapping, kinds: {} };
+      this.last = { runId, document: document?.uri ?? modelUri, model: choice, report, findings: [], mapping, kinds: {}, settings: runSettingsNow, exported: choice.exported };
       await this.apply(this.last);
       const end = performance.now();
       this.output.appendLine(`  ${formatRunTiming({ readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases)}`);
@@ -145,7 +154,22 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       await this.inspect(undefined, settings);
       return;
     }
-    await this.inspect(this.last.document, settings, this.last.model);
+    await this.inspect(this.last.document, settings, this.last.exported ? undefined : this.last.model, { className: this.last.exported?.className });
+  }
+
+  /** Inspects the last document again from its source (after an edit): a fresh export when it needs one. */
+  async reinspect(): Promise<void> {
+    if (this.last) await this.inspect(this.last.document, this.last.settings, undefined, { className: this.last.exported?.className });
+  }
+
+  /** Runs the model in PyTorch on exactly the last run's inputs and compares the gradients. */
+  async verify(): Promise<void> {
+    if (!this.last) await this.inspect();
+    if (this.last) await this.python.verifier.verify(this.last, await this.showPanel(true));
+  }
+
+  onVerify(): void {
+    void this.verify();
   }
 
   clear(): void {
@@ -245,7 +269,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const start = performance.now();
     const document = await this.pythonDocument(target ?? this.last?.document);
     const sameAsLast = this.last && document && this.last.document.toString() === document.uri.toString();
-    const located = sameAsLast ? this.last!.model : await locateModel(document?.uri, this.context.workspaceState);
+    const located = sameAsLast ? this.last!.model : await this.python.exports.modelFor(document);
     if (!located) return undefined;
     const budgetMB = memoryBudgetMB(document?.uri);
     const files = await readModel(located, budgetMB * 2 ** 20);

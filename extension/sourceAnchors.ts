@@ -38,6 +38,8 @@ export interface ModuleClass {
   name: string;
   /** 0-based line of the `class` keyword. */
   line: number;
+  /** 0-based last line of the class body. */
+  endLine: number;
 }
 
 export interface AttentionSite {

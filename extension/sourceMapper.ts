@@ -71,7 +71,7 @@ export function createSourceMapper(extensionUri: vscode.Uri, output: vscode.Outp
       return documentMapping(await indexOf(document), report, document.uri.fsPath, document.getText(), rootClass);
     },
     async moduleClasses(document): Promise<ModuleClass[]> {
-      return (await indexOf(document)).classes.filter((c) => c.isModule).map((c) => ({ name: c.name, line: c.line }));
+      return (await indexOf(document)).classes.filter((c) => c.isModule).map((c) => ({ name: c.name, line: c.line, endLine: c.endLine }));
     },
     async attentionSites(document): Promise<AttentionSite[]> {
       return (await indexOf(document)).attention.map((a) => ({ line: a.line, className: a.className ?? '', kind: a.kind }));

@@ -6,6 +6,7 @@
  */
 import { check, parseReport, ReportFormatError } from '../engine/inspect/reportCodec';
 import type { InspectionReport } from '../engine/inspect/report';
+import type { CapturedTensor, RunCapture } from '../engine/inspect/capture';
 import { parseBaseline } from '../engine/inspect/baseline';
 import type { BackendChoice, BackendInfo, LossChoice, OptimizerChoice, RunPhases, RunSettings, TrainSettings, TrainStop, WebviewToHost } from './protocol';
 
@@ -98,7 +99,12 @@ export type CheckedWebviewMessage =
  */
 export function parseWebviewMessage(raw: unknown): CheckedWebviewMessage {
   const m = obj(raw, 'message');
-  const runId = () => int(m.runId, 'message.runId', 1);
+  // Runs the host starts get positive ids; Verify's repeat runs (runCaptured) negative ones.
+  const runId = () => {
+    const id = num(m.runId, 'message.runId');
+    if (!Number.isSafeInteger(id) || id === 0) fail('message.runId', `expected a non-zero integer, got ${id}`);
+    return id;
+  };
   switch (m.type) {
     case 'ready':
       return { type: 'ready' };
@@ -127,6 +133,10 @@ export function parseWebviewMessage(raw: unknown): CheckedWebviewMessage {
       return { type: 'trainDone', runId: runId(), record: recordText(m.record, 'message.record'), stopped: oneOf(m.stopped, STOPS, 'message.stopped') };
     case 'error':
       return { type: 'error', message: text(m.message, 'message.message') };
+    case 'verify':
+      return { type: 'verify' };
+    case 'capture':
+      return { type: 'capture', runId: runId(), capture: runCapture(m.capture, 'message.capture') };
     default:
       return fail('message.type', `unknown message type ${typeof m.type === 'string' ? `"${m.type.slice(0, 40)}"` : typeof m.type}`);
   }
@@ -136,4 +146,42 @@ export function parseWebviewMessage(raw: unknown): CheckedWebviewMessage {
 function recordText(v: unknown, where: string): string {
   if (typeof v !== 'string') return fail(where, 'expected the record as JSON text');
   return v;
+}
+
+const TENSOR_DTYPES = ['float32', 'float64', 'int32', 'bool'] as const;
+
+/** A captured tensor: name, dtype, shape, and data with exactly as many numbers as the shape holds. */
+function capturedTensor(v: unknown, where: string): CapturedTensor {
+  const o = obj(v, where);
+  const shape = Array.isArray(o.shape) ? o.shape.map((d, i) => count(d, `${where}.shape[${i}]`)) : fail(where + '.shape', 'expected an array');
+  const size = shape.reduce((a, b) => a * b, 1);
+  const data = o.data;
+  const length = ArrayBuffer.isView(data) && !(data instanceof DataView) ? (data as unknown as ArrayLike<number>).length : Array.isArray(data) ? data.length : fail(`${where}.data`, 'expected a typed array or an array of numbers');
+  if (length !== size) fail(`${where}.data`, `expected ${size} values for shape [${shape.join(', ')}], got ${length}`);
+  return { name: str(o.name, `${where}.name`), dtype: oneOf(o.dtype, TENSOR_DTYPES, `${where}.dtype`), shape, data: data as CapturedTensor['data'] };
+}
+
+function tensors(v: unknown, where: string): CapturedTensor[] {
+  return Array.isArray(v) ? v.map((t, i) => capturedTensor(t, `${where}[${i}]`)) : fail(where, 'expected an array');
+}
+
+/** What a capture run fed, used and computed (Verify against PyTorch writes it to a file for the Python helper). */
+function runCapture(v: unknown, where: string): RunCapture {
+  const o = obj(v, where);
+  const loss = obj(o.loss, `${where}.loss`);
+  const nodes = Array.isArray(o.dropoutNodes) ? o.dropoutNodes : fail(`${where}.dropoutNodes`, 'expected an array');
+  return {
+    ...(o as unknown as RunCapture),
+    dtype: oneOf(o.dtype, ['float32', 'float64'] as const, `${where}.dtype`),
+    inputs: tensors(o.inputs, `${where}.inputs`),
+    outputs: Array.isArray(o.outputs) ? o.outputs.map((x, i) => str(x, `${where}.outputs[${i}]`)) : fail(`${where}.outputs`, 'expected an array'),
+    loss: { ...(loss as unknown as RunCapture['loss']), value: num(loss.value, `${where}.loss.value`), targets: loss.targets === null ? null : capturedTensor(loss.targets, `${where}.loss.targets`) },
+    values: tensors(o.values, `${where}.values`),
+    gradients: tensors(o.gradients, `${where}.gradients`),
+    dropout: tensors(o.dropout, `${where}.dropout`),
+    dropoutNodes: nodes.map((n, i) => {
+      const x = obj(n, `${where}.dropoutNodes[${i}]`);
+      return { name: str(x.name, `${where}.dropoutNodes[${i}].name`), dropped: bool(x.dropped, `${where}.dropoutNodes[${i}].dropped`) };
+    }),
+  };
 }

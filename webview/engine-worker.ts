@@ -6,6 +6,7 @@ import { BackendKind, loadWasmBackend, selectBackend, wasmSimdSupported } from '
 import { referenceBackend } from '../engine/backend/reference';
 import { createWebGpuBackend } from '../engine/backend/webgpu/backend';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
+import type { RunCapture } from '../engine/inspect/capture';
 import { Feeds, loadOnnx, OnnxModel } from '../engine/onnx';
 import { optimizerStateBytes } from '../engine/onnx/memory';
 import { OnnxTrainer } from '../engine/train/trainer';
@@ -69,6 +70,8 @@ async function inspect(request: RunRequest) {
     attentionSample: Math.min(request.settings.attentionSample ?? 0, Math.max(0, request.settings.batch - 1)),
     memoryBudget: request.memoryBudgetMB !== undefined ? request.memoryBudgetMB * 2 ** 20 : undefined,
     onProgress: (message) => post({ type: 'progress', runId: request.runId, message }),
+    // The arrays are the capture's own copies: transfer them instead of cloning.
+    onCapture: request.capture ? (capture) => (self as unknown as Worker).postMessage({ type: 'capture', runId: request.runId, capture } satisfies WorkerToPage, captureBuffers(capture)) : undefined,
   });
 }
 
@@ -81,6 +84,11 @@ async function run(request: RunRequest, receivedAt: number): Promise<void> {
     post({ type: 'progress', runId: request.runId, message: reason });
   });
   post({ type: 'report', runId: request.runId, report, backendMs });
+}
+
+function captureBuffers(c: RunCapture): ArrayBuffer[] {
+  const all = [...c.inputs, ...c.values, ...c.gradients, ...c.dropout, ...(c.loss.targets ? [c.loss.targets] : [])];
+  return [...new Set(all.map((t) => t.data.buffer as ArrayBuffer))];
 }
 
 const LOSS: Record<string, 'auto' | 'graph' | 'crossEntropy' | 'meanSquare'> = { auto: 'auto', model: 'graph', 'cross-entropy': 'crossEntropy', 'next-token': 'crossEntropy', mse: 'meanSquare' };

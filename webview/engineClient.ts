@@ -5,11 +5,14 @@
  */
 import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, TrainRequest, TrainStop, WorkerToPage } from '../extension/protocol';
 import type { InspectionReport } from '../engine/inspect/report';
+import type { RunCapture } from '../engine/inspect/capture';
 import { TRAINING_SCHEMA, TrainingRecord } from '../engine/train/record';
 import { preferredKernelFile } from '../engine/backend/wasm/index';
 
 export interface RunCallbacks {
   onProgress(message: string): void;
+  /** For a request with `capture`: what the run fed, used and computed (before the report). */
+  onCapture?(capture: RunCapture): void;
 }
 
 export interface TrainCallbacks {
@@ -209,6 +212,9 @@ export class EngineClient {
         break;
       case 'progress':
         if (this.pending?.kind === 'run' && this.pending.runId === m.runId) this.pending.callbacks.onProgress(m.message);
+        break;
+      case 'capture':
+        if (this.pending?.kind === 'run' && this.pending.runId === m.runId) this.pending.callbacks.onCapture?.(m.capture);
         break;
       case 'report':
         if (this.pending?.kind === 'run' && this.pending.runId === m.runId) {

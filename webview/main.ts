@@ -10,7 +10,7 @@ import { InspectionReport, withModuleKinds } from '../engine/inspect/report';
 import { baselineOf, compareRuns, isPinnedRun, RunBaseline } from '../engine/inspect/baseline';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { serializeReport } from '../engine/inspect/reportCodec';
-import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, WebviewToHost } from '../extension/protocol';
+import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, VerificationView, WebviewToHost } from '../extension/protocol';
 import { EngineClient } from './engineClient';
 import { FlowChart } from './flowChart';
 import { healthByModule } from './health';
@@ -20,6 +20,7 @@ import { AttentionView, AttentionViewState } from './attentionView';
 import { renderSettings } from './settingsForm';
 import { DEFAULT_TRAIN_VIEW_STATE, TrainView, TrainViewState } from './trainView';
 import { latestOnly } from './latestOnly';
+import { VerifyView } from './verifyView';
 
 interface PanelState {
   report: InspectionReport | null;
@@ -29,6 +30,7 @@ interface PanelState {
   attention?: AttentionViewState;
   backend: BackendInfo | null;
   training?: TrainViewState;
+  verification?: VerificationView | null;
   /** The pinned run this one is compared with; the host keeps it too (it outlives the panel). */
   baseline?: RunBaseline | null;
 }
@@ -47,6 +49,7 @@ app.innerHTML = `
     <vscode-badge data-testid="backend" title="engine backend">starting engine…</vscode-badge>
     <span class="status" data-testid="status" role="status" aria-live="polite"></span>
   </header>
+  <section id="verification-details" hidden></section>
   <div id="settings"></div>
   <p class="summary" data-testid="summary"></p>
   <section id="findings" aria-label="Findings"></section>
@@ -76,6 +79,7 @@ const attention = new AttentionView(app.querySelector<HTMLElement>('#attention')
   state.attention = s;
   save();
 });
+const verify = new VerifyView(app.querySelector<HTMLElement>('header')!, app.querySelector<HTMLElement>('#verification-details')!, () => post({ type: 'verify' }));
 const engine = new EngineClient(app.dataset.worker!, app.dataset.wasmBase!);
 let activeRun = 0;
 /** The training run in the engine, if any (its host 'cancel' stops it gracefully). */
@@ -222,20 +226,30 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       break;
     case 'run': {
       const received = performance.now();
-      activeRun = m.runId;
-      state.settings = m.settings;
+      // A capture run repeats the shown run for Verify: the panel keeps its report and findings.
+      if (!m.capture) {
+        activeRun = m.runId;
+        state.settings = m.settings;
+      }
       setStatus(`Running ${m.modelName}…`, true);
       try {
-        const { report, workerStartMs, backendMs } = await engine.run(m, { onProgress: (text) => {
-          setStatus(text, true);
-          post({ type: 'progress', runId: m.runId, message: text });
-        } });
+        const { report, workerStartMs, backendMs } = await engine.run(m, {
+          onProgress: (text) => {
+            setStatus(text, true);
+            post({ type: 'progress', runId: m.runId, message: text });
+          },
+          onCapture: (capture) => post({ type: 'capture', runId: m.runId, capture }),
+        });
         // The overlays wait for this message: send it before drawing the panel.
         post({ type: 'report', runId: m.runId, report: serializeReport(report), phases: { workerStartMs, backendMs, pageMs: performance.now() - received } });
-        state.report = report;
-        state.findings = [];
         setStatus('');
-        drawAfterOverlays(m.runId);
+        if (!m.capture) {
+          state.report = report;
+          state.findings = [];
+          state.verification = null;
+          verify.render(null);
+          drawAfterOverlays(m.runId);
+        }
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         setStatus(message === 'cancelled' ? 'Cancelled.' : `Failed: ${message}`);
@@ -293,6 +307,11 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
         drawSoon();
       }
       break;
+    case 'verification':
+      state.verification = m.view;
+      save();
+      verify.render(m.view);
+      break;
     case 'baseline':
       state.baseline = m.baseline;
       drawSoon();
@@ -308,5 +327,6 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
 });
 
 if (state.backend) showBackend(state.backend);
+verify.render(state.verification ?? null);
 renderReport();
 post({ type: 'ready' });

@@ -21,6 +21,7 @@ import { armAttentionCapture, findAttention } from './attention';
 import { NonFiniteWatch, nonFinite, sourceOf } from './anomaly';
 import { MemoryLimitError, openMeter } from '../memory';
 import { OnnxImportError, describeEstimate, type MemoryEstimate, type OnnxRunResult, type RunOptions } from '../onnx';
+import { RunCapture, RunCaptureRecorder } from './capture';
 
 export interface InspectOptions {
   /** Bytes of the external data files the model names (e.g. `model.onnx.data`), by location. */
@@ -50,6 +51,8 @@ export interface InspectOptions {
    * MEMORY_BUDGET naming the estimate). Default: no budget.
    */
   memoryBudget?: number;
+  /** When given, called with what the run fed, used and computed (to repeat it in PyTorch). */
+  onCapture?: (capture: RunCapture) => void;
 }
 
 function lossSpec(choice: string | undefined): LossSpec {
@@ -172,8 +175,9 @@ async function inspectRun(model: OnnxModel, modelName: string, options: InspectO
   progress('forward pass');
   const reads = new HostReads();
   const watch = new NonFiniteWatch(model, reads);
+  const capture = options.onCapture ? new RunCaptureRecorder() : null;
   const t0 = performance.now();
-  const run = model.run(options.feeds, { ...runOptions, onValue: watch.onValue });
+  const run = model.run(options.feeds, { ...runOptions, onValue: capture ? (v) => (capture.onValue(v), watch.onValue(v)) : watch.onValue });
   // On a device backend the passes only encode work: wait for the GPU so the timings are the real ones.
   await deviceIdle();
   const forwardMs = performance.now() - t0;
@@ -206,6 +210,7 @@ async function inspectRun(model: OnnxModel, modelName: string, options: InspectO
   await readTensors([run.loss, ...recorder.tensorsToRead(), ...(attention?.tensors() ?? [])]);
   const captured = attention?.collect() ?? [];
   if (options.gradients) for (const p of params) if (p.trainable && p.tensor.grad) options.gradients.set(p.name, p.tensor.grad.data);
+  if (capture) options.onCapture!(await capture.collect(model, run, dtype));
 
   progress('summarising');
   // Explain gradients that are zero or far below the median parameter's (rounding of a structural zero).

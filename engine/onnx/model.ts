@@ -155,6 +155,9 @@ export interface LossInfo {
   /** The value the loss was computed from. */
   output?: string;
   description: string;
+  /** Cross-entropy: the class dimension of the output (1, or -1 for class scores last) and the ignored target. */
+  classAxis?: 1 | -1;
+  ignoreIndex?: number;
 }
 
 export interface OnnxRunResult {
@@ -910,7 +913,7 @@ export class OnnxModel {
     } catch (e) {
       throw new OnnxImportError('BAD_LOSS', `cross-entropy on '${name}' ${formatShape(tensor.shape)}: ${(e as Error).message}`, { cause: e });
     }
-    return { loss, info: { kind: 'crossEntropy', output: name, description }, targets };
+    return { loss, info: { kind: 'crossEntropy', output: name, description, classAxis: classesLast ? -1 : 1, ignoreIndex }, targets };
   }
 }
 

@@ -390,7 +390,7 @@ async function waitForLine(getText, re, { timeoutMs, what, isDead }) {
  * Starts an isolated code-server with the .vsix (a path or a list of paths) installed. `port` 0 (default) picks a free one.
  * Resolves once /healthz answers. Returns { url, port, workspace, scratch, logFile, pid, folderUrl, stop() }.
  */
-export async function startCodeServer({ workspace, port = 0, host = '127.0.0.1', settings = {}, vsix, scratch, codeServer, name = 'server', preserveSettings = false } = {}) {
+export async function startCodeServer({ workspace, port = 0, host = '127.0.0.1', settings = {}, vsix, scratch, codeServer, name = 'server', preserveSettings = false, trusted = true } = {}) {
   if (!workspace || !existsSync(workspace)) throw new Error(`workspace folder does not exist: ${workspace}`);
   workspace = resolve(workspace);
   const cs = codeServer ?? (await ensureCodeServer());
@@ -399,7 +399,9 @@ export async function startCodeServer({ workspace, port = 0, host = '127.0.0.1',
   const exts = join(scratch, 'extensions');
   mkdirSync(join(ud, 'User'), { recursive: true });
   const settingsFile = join(ud, 'User', 'settings.json');
-  if (!(preserveSettings && existsSync(settingsFile))) writeFileSync(settingsFile, JSON.stringify({ ...DEFAULT_SETTINGS, ...settings }, null, 2));
+  // Untrusted: trust on (DEFAULT_SETTINGS turns it off) and no prompt, so the folder opens in restricted mode.
+  const trust = trusted ? {} : { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never' };
+  if (!(preserveSettings && existsSync(settingsFile))) writeFileSync(settingsFile, JSON.stringify({ ...DEFAULT_SETTINGS, ...trust, ...settings }, null, 2));
   const env = scratchEnv(scratch, cs.nodeBinDir);
   const common = ['--user-data-dir', ud, '--extensions-dir', exts];
 
@@ -418,7 +420,8 @@ export async function startCodeServer({ workspace, port = 0, host = '127.0.0.1',
       '--auth', 'none',
       '--disable-telemetry',
       '--disable-update-check',
-      '--disable-workspace-trust',
+      // `trusted: false` keeps workspace trust on (see above): a fresh user-data folder trusts nothing.
+      ...(trusted ? ['--disable-workspace-trust'] : []),
       '--disable-getting-started-override',
       '--reconnection-grace-time', '5',
       ...common,
@@ -793,6 +796,11 @@ export class Workbench {
       });
     }
     return out;
+  }
+
+  /** The messages of the notification toasts shown now (newest first). */
+  async readNotifications() {
+    return this.page.locator('.notifications-toasts .notification-list-item-message').allInnerTexts();
   }
 
   /**
