@@ -92,7 +92,16 @@ test('a record sent in slices (the live panel) appends to the same record', () =
   const head = parseTrainingStream(lines(START, LAYOUT, step(1), step(2))).record;
   appendTrainingRecord(head, sliceTrainingRecord(whole, 2));
   assert.deepEqual(JSON.parse(serializeTrainingRecord(head)), JSON.parse(serializeTrainingRecord(whole)));
-  assert.throws(() => appendTrainingRecord(head, sliceTrainingRecord(whole, 3)), /start at 4, not after 4/);
+  // Steps the record already holds (a restored panel) are skipped, not added twice.
+  const again = parseTrainingStream(lines(START, LAYOUT, step(1), step(2), step(3))).record;
+  appendTrainingRecord(again, sliceTrainingRecord(whole, 1));
+  assert.deepEqual(JSON.parse(serializeTrainingRecord(again)), JSON.parse(serializeTrainingRecord(whole)));
+  appendTrainingRecord(again, sliceTrainingRecord(whole, 3));
+  assert.deepEqual(again.steps, [1, 2, 3, 4]);
+  // A slice that does not continue the record (its steps skip the record's last one) is refused.
+  const odd = parseTrainingStream(lines(START, LAYOUT, step(1), step(3))).record;
+  const evens = parseTrainingStream(lines(START, LAYOUT, step(2), step(4))).record;
+  assert.throws(() => appendTrainingRecord(odd, evens), /do not continue the record's step 3/);
   assert.throws(() => appendTrainingRecord(head, { ...sliceTrainingRecord(whole, 4), modules: [] }), /other modules/);
 });
 

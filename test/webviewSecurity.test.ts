@@ -106,7 +106,7 @@ describe('webview messages are checked against the protocol', () => {
     refused({ type: 'report', runId: 1, report: bad((o) => (o.modules[1].parameters = 'all')) }, /modules\[1\]\.parameters: expected an array/);
     refused({ type: 'report', runId: 1, report: bad((o) => (o.loss.value = 'lots')) }, /loss\.value/);
     refused({ type: 'report', runId: 1, report: bad((o) => (o.modules[0].path = 'x'.repeat(5000))) }, /longer than 4096/);
-    refused({ type: 'report', runId: -1, report: text }, /message\.runId/);
+    refused({ type: 'report', runId: 0, report: text }, /message\.runId/); // negative ids are Verify's repeat runs
     assert.throws(() => parseReport(bad((o) => (o.dtype = 'int8'))), /dtype/);
   });
 

@@ -226,14 +226,18 @@ export function appendTrainingRecord(record: TrainingRecord, more: TrainingRecor
   if (more.modules.length !== record.modules.length || more.modules.some((m) => !byPath.has(m.path))) {
     throw new TrainingRecordError('the appended steps have other modules than the record');
   }
+  // A slice may repeat steps the record already holds (a panel restored from its saved state has more than the
+  // host sent it): those are the same steps of the same stream, so only the ones after the last are added.
   const last = record.steps[record.steps.length - 1];
-  if (last !== undefined && more.steps.length && more.steps[0] <= last) throw new TrainingRecordError(`the appended steps start at ${more.steps[0]}, not after ${last}`);
-  record.steps.push(...more.steps);
-  record.loss.push(...more.loss);
-  record.gradNormTotal.push(...more.gradNormTotal);
+  const from = last === undefined ? 0 : more.steps.findIndex((s) => s > last);
+  if (from < 0) return void (record.anomaly ??= more.anomaly);
+  if (from > 0 && more.steps[from - 1] !== last) throw new TrainingRecordError(`the appended steps ${more.steps[0]}..${more.steps[more.steps.length - 1]} do not continue the record's step ${last}`);
+  record.steps.push(...more.steps.slice(from));
+  record.loss.push(...more.loss.slice(from));
+  record.gradNormTotal.push(...more.gradNormTotal.slice(from));
   for (const m of more.modules) {
     const target = byPath.get(m.path)!;
-    for (const key of SERIES_KEYS) target[key].push(...m[key]);
+    for (const key of SERIES_KEYS) target[key].push(...m[key].slice(from));
   }
   record.anomaly ??= more.anomaly;
 }

@@ -60,6 +60,8 @@ describe('Attach to a running training job in code-server', { skip: noPython }, 
     // code-server's file dialog is a quick input holding a path: type the stream's path and accept.
     await wb.runCommand('Gradient Lens: Attach to Training Job…', { input: stream });
     const fc = 'self.fc = nn.Linear(4, 4';
+    // The panel opens below the editor: bring the fc line into view before reading its decoration.
+    await wb.goToLine(readFileSync(join(workspace, 'nan_model.py'), 'utf8').split('\n').findIndex((l) => l.includes(fc)) + 1);
     const first = await wb.poll(() => wb.readDecorations(), (ds) => !!lastValue(on(ds, fc)?.after), 'a sparkline on the fc line', 60_000, 500);
     const a = lastValue(on(first, fc).after);
     const status = await wb.poll(() => wb.page.locator('.part.statusbar').innerText(), (t) => /live · step [\d,]+/.test(t), 'the live status', 30_000, 500);

@@ -90,7 +90,7 @@ describe('Inspect the examples in code-server', () => {
     await wb.webviewText('summary', { ok: (t) => t.startsWith(`${onnx} · `), what: `the run summary of ${onnx}`, timeout: 90_000 });
   }
 
-  test('the installed extension holds the built extension, its media and the training recorder, nothing else', () => {
+  test('the installed extension holds the built extension, its media, the export helper and the training recorder, nothing else', () => {
     const exts = join(server.scratch, 'extensions');
     const dir = readdirSync(exts).find((d) => d.startsWith('gradient-lens.gradient-lens-'));
     assert.ok(dir, `installed extensions: ${readdirSync(exts).join(', ')}`);
@@ -98,10 +98,10 @@ describe('Inspect the examples in code-server', () => {
       return readdirSync(join(exts, dir, rel), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(rel, e.name)) : [join(rel, e.name)]));
     })('');
     // vsce writes readme.md, changelog.md and LICENSE.txt under those names.
-    const shipped = [/^package\.json$/, /^readme\.md$/i, /^changelog\.md$/i, /^LICENSE(\.txt)?$/, /^media\//, /^dist\/[^/]+\.(js|css|wasm)$/, /^python\/gradlens_recorder\.py$/, /^\.vsixmanifest$/];
+    const shipped = [/^package\.json$/, /^readme\.md$/i, /^changelog\.md$/i, /^LICENSE(\.txt)?$/, /^media\//, /^dist\/[^/]+\.(js|css|wasm)$/, /^python\/gradlens_(recorder|export)\.py$/, /^\.vsixmanifest$/];
     for (const f of files) assert.ok(shipped.some((re) => re.test(f)), `${f} should not be shipped (${files.length} files)`);
     const manifest = JSON.parse(readFileSync(join(exts, dir, 'package.json'), 'utf8'));
-    for (const f of [manifest.main.replace(/^\.\//, ''), 'dist/webview.js', 'dist/engine-worker.js', 'dist/kernels.wasm', 'dist/tree-sitter-python.wasm', 'python/gradlens_recorder.py', 'media/icon.png']) {
+    for (const f of [manifest.main.replace(/^\.\//, ''), 'dist/webview.js', 'dist/engine-worker.js', 'dist/kernels.wasm', 'dist/tree-sitter-python.wasm', 'python/gradlens_recorder.py', 'python/gradlens_export.py', 'media/icon.png']) {
       assert.ok(files.includes(f), `${f} missing from the installed extension`);
     }
     for (const w of manifest.contributes.walkthroughs) for (const step of w.steps) for (const m of Object.values(step.media)) assert.ok(files.includes(m), `${m} (walkthrough) missing`);
