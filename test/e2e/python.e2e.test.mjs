@@ -86,8 +86,8 @@ describe('Inspect straight from the Python file (trusted workspace)', () => {
   test('inspect on save: depth 10 → 4, save, the overlays follow', () => wb.explainingFailures('python-on-save', async () => {
     const source = readFileSync(join(ROOT, 'examples', 'vanishing_mlp.py'), 'utf8').split('\n');
     const line = source.findIndex((l) => l.includes('depth=10')) + 1;
-    const before = on(await wb.readDecorations(), 'self.layers = nn.ModuleList')?.after;
     await wb.goToLine(line);
+    const before = on(await wb.readDecorations(), 'self.layers = nn.ModuleList')?.after;
     await wb.page.keyboard.press('End');
     await wb.page.keyboard.press('Shift+Home'); // the line after its indent
     await wb.page.keyboard.insertText(source[line - 1].trim().replace('depth=10', 'depth=4'));
@@ -95,6 +95,9 @@ describe('Inspect straight from the Python file (trusted workspace)', () => {
     const decorations = await timed('save → export + inspect', () =>
       wb.poll(() => wb.readDecorations(), (ds) => NORM.test(on(ds, 'self.layers = nn.ModuleList')?.after ?? '') && on(ds, 'self.layers = nn.ModuleList').after !== before, 'the ModuleList overlay of the depth-4 model', EXPORT_WAIT, 500));
     assert.ok(!decorations.some((d) => /· 10 modules$/.test(d.after ?? '')), JSON.stringify(decorations));
+    // The panel's summary counts the depth-4 model's parameters (16·32+32 + 2·(32·32+32) + 32·10+10), so the
+    // re-export has been inspected (and Verify below checks that run, not the depth-10 one).
+    await wb.webviewText('summary', { ok: (t) => /· 2,986 parameters ·/.test(t), what: 'the depth-4 model in the panel summary', timeout: EXPORT_WAIT });
     await wb.screenshot('python-on-save');
   }), TEST_TIMEOUT);
 
