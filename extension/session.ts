@@ -47,6 +47,8 @@ interface TrainingView {
 export class InspectionSession implements vscode.Disposable, PanelEvents {
   private runCounter = 0;
   private last: LastRun | undefined;
+  /** The latest inspection while it runs (settles, never rejects). */
+  private inspecting: Promise<unknown> | undefined;
   private readonly presenter = new OverlayPresenter();
   private readonly diagnostics = vscode.languages.createDiagnosticCollection('gradient-lens');
   private readonly status = vscode.window.createStatusBarItem('gradientLens.status', vscode.StatusBarAlignment.Right, 100);
@@ -96,7 +98,13 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
    * up-to-date export, else one Gradient Lens makes (`request`: the class whose CodeLens was clicked, or the
    * class to keep).
    */
-  async inspect(target?: vscode.Uri, settings?: RunSettings, model?: ModelChoice, request: { clicked?: string; className?: string } = {}): Promise<InspectionReport | undefined> {
+  inspect(target?: vscode.Uri, settings?: RunSettings, model?: ModelChoice, request: { clicked?: string; className?: string } = {}): Promise<InspectionReport | undefined> {
+    const run = this.inspectNow(target, settings, model, request);
+    this.inspecting = run.catch(() => undefined);
+    return run;
+  }
+
+  private async inspectNow(target: vscode.Uri | undefined, settings: RunSettings | undefined, model: ModelChoice | undefined, request: { clicked?: string; className?: string }): Promise<InspectionReport | undefined> {
     const start = performance.now();
     const document = await this.pythonDocument(target);
     const choice = model ?? (await this.python.exports.modelFor(document, request));
@@ -164,6 +172,9 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
 
   /** Runs the model in PyTorch on exactly the last run's inputs and compares the gradients. */
   async verify(): Promise<void> {
+    // An inspection under way (an inspect-on-save re-export) is the run to verify: comparing the previous run
+    // with the newly saved source would report a mismatch that is only a matter of timing.
+    await this.inspecting;
     if (!this.last) await this.inspect();
     if (this.last) await this.python.verifier.verify(this.last, await this.showPanel(true));
   }
