@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, flag, measure, report, timingOptions } from '../lib/harness.mjs';
+import { ROOT, flag, measure, report, timingOptions, useBackendFlag } from '../lib/harness.mjs';
 
 const require = createRequire(import.meta.url);
 const E = require(join(ROOT, 'build', 'engine', 'index.js'));
@@ -14,13 +14,7 @@ const { loadWasmBackendNode } = require(join(ROOT, 'build', 'engine', 'backend',
 
 const dir = flag('dir', '');
 const only = flag('only', '').split(',').filter(Boolean);
-const which = flag('backend', 'wasm-simd');
-let backend;
-if (which === 'typescript') backend = E.referenceBackend;
-else if (which === 'wasm-simd') backend = await loadWasmBackendNode('kernels.wasm');
-else if (which === 'wasm-relaxed') backend = await loadWasmBackendNode('kernels-relaxed.wasm');
-else throw new Error(`unknown --backend=${which}`);
-E.setBackend(backend);
+const { backend } = await useBackendFlag(E, loadWasmBackendNode);
 
 function decode(t, dtype) {
   const buf = Buffer.from(t.data, 'base64');

@@ -2,20 +2,14 @@
 // wasm-relaxed loads the relaxed-SIMD (FMA) kernels; Node 20 needs --experimental-wasm-relaxed-simd for them.
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { MATMUL, MLP, ROOT, flag, gflops, matmulData, measure, mlpData, pkgVersion, report, timingOptions } from '../lib/harness.mjs';
+import { MATMUL, MLP, ROOT, gflops, matmulData, measure, mlpData, pkgVersion, report, timingOptions, useBackendFlag } from '../lib/harness.mjs';
 
 const require = createRequire(import.meta.url);
 const E = require(join(ROOT, 'build', 'engine', 'index.js'));
 const { loadWasmBackendNode } = require(join(ROOT, 'build', 'engine', 'backend', 'wasm', 'node.js'));
 const { FIXTURE_MODELS, loadModelFixture, loadTensors } = require(join(ROOT, 'build', 'test', 'fixture_models.js'));
 
-const which = flag('backend', 'wasm-simd');
-let backend;
-if (which === 'typescript') backend = E.referenceBackend;
-else if (which === 'wasm-simd') backend = await loadWasmBackendNode('kernels.wasm');
-else if (which === 'wasm-relaxed') backend = await loadWasmBackendNode('kernels-relaxed.wasm');
-else throw new Error(`unknown --backend=${which}`);
-E.setBackend(backend);
+const { which, backend } = await useBackendFlag(E, loadWasmBackendNode);
 
 const base = timingOptions();
 // The TypeScript reference takes about a second per 512^3 matmul: fewer repetitions.

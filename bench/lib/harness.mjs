@@ -115,6 +115,21 @@ export function flag(name, fallback) {
   return hit ? hit.slice(name.length + 3) : fallback;
 }
 
+/**
+ * Sets the engine's backend from --backend (typescript, wasm-simd, wasm-relaxed), one place for the bench
+ * engines that time our engine. Returns the flag's value and the backend.
+ */
+export async function useBackendFlag(E, loadWasmBackendNode) {
+  const which = flag('backend', 'wasm-simd');
+  let backend;
+  if (which === 'typescript') backend = E.referenceBackend;
+  else if (which === 'wasm-simd') backend = await loadWasmBackendNode('kernels.wasm');
+  else if (which === 'wasm-relaxed') backend = await loadWasmBackendNode('kernels-relaxed.wasm');
+  else throw new Error(`unknown --backend=${which}`);
+  E.setBackend(backend);
+  return { which, backend };
+}
+
 export function timingOptions() {
   const quick = process.argv.includes('--quick');
   return quick ? { warmupMs: 200, minMs: 400, minReps: 3 } : { warmupMs: 800, minMs: 2500, minReps: 10 };
