@@ -71,8 +71,9 @@ export async function locateModel(pythonUri: vscode.Uri | undefined, memento: vs
 }
 
 /**
- * The model's bytes, or undefined after telling the user why they could not be read: only regular files
- * up to `maxBytes`, and, unless the user picked the file, only inside the workspace (links followed).
+ * The model's bytes and the external data files it names, or undefined after telling the user why they could
+ * not be read: only regular files up to `maxBytes` in all, and, unless the user picked the file (or Gradient
+ * Lens exported it), only inside the workspace (links followed); external files only in the model's folder.
  */
 export async function readModel(model: LocatedModel, maxBytes: number): Promise<ModelFiles | undefined> {
   try {
