@@ -15,9 +15,9 @@ import { Writer } from 'protobufjs/minimal';
 import { crc32c, maskedCrc32c, readEvents, TensorBoardError } from '../engine/train/tensorboard';
 import { classifyTag } from '../engine/train/tensorboardRecord';
 import { importTrainingFile } from '../engine/train/importRecord';
-import type { TrainingRecord } from '../engine/train/record';
+import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { documentMapping } from '../extension/sourceMapper';
-import { trainingOverlays } from '../extension/overlay/training';
+import { trainingHover, trainingOverlays } from '../extension/overlay/training';
 import { createPythonParser, indexPythonSource, nodeModulesWasmPaths } from '../extension/sourceMap';
 import { repoRoot } from './helpers';
 import { pythonEnv, skipWithoutTorch } from './python';
@@ -80,6 +80,11 @@ test("Lightning's grad_norm logged with SummaryWriter imports: module norms equa
   assert.equal(imported.kind, 'tensorboard');
   const r = imported.record;
   assert.deepEqual(r.steps, expected.steps);
+  // Lightning's global_step counts from 0: the steps stay as logged and the record says how they count.
+  assert.equal(r.steps[0], 0);
+  assert.equal(r.stepBase, 0);
+  assert.ok(imported.notes.some((n) => /^steps 0–\d+ are TensorBoard's global_step as logged, counted from 0/.test(n)), imported.notes.join('\n'));
+  assert.match(trainingHover(r.modules[1], r), /steps 0–\d+ \\\(steps counted from 0\\\)/ /* markdown-escaped */);
   // simple_value is a float32: the parameters' norms round to 6e-8; their combination stays within 1e-6.
   assertNorms(r, expected, 'gradNorm', 1e-6);
   r.steps.forEach((s, i) => {
@@ -104,6 +109,11 @@ test('add_histogram of gradients and weights imports: exact L2 norms from the su
   const r = imported.record;
   assert.deepEqual(r.steps, expected.steps);
   assert.deepEqual(r.steps, [1, 3, 5, 7, 9, 11]);
+  // No step 0 and no Lightning tags: whether the writer counted from 0 or 1 is not known, and the record says so.
+  assert.equal(r.stepBase, null);
+  assert.ok(imported.notes.some((n) => /^steps 1–11 are TensorBoard's global_step as logged; .*not known/.test(n)), imported.notes.join('\n'));
+  assert.match(trainingHover(r.modules[1], r), /steps 1–11 \\\(steps as logged\\\)/);
+  assert.equal(parseTrainingRecord(serializeTrainingRecord(r)).stepBase, null, 'stepBase null survives the JSON round trip');
   // The histogram's sum of squares is accumulated in float32 by SummaryWriter.
   assertNorms(r, expected, 'gradNorm', 1e-5);
   assertNorms(r, expected, 'paramNorm', 1e-5);

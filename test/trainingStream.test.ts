@@ -195,3 +195,28 @@ test('the committed single-process record still imports through the import entry
   assert.deepEqual(imported.notes, []);
   assert.deepEqual(imported.record, parseTrainingRecord(fs.readFileSync(file, 'utf8'), 'tiny_gpt.training.json'));
 });
+
+test('step 0: a run declares stepBase 0 and keeps its step numbers; an undeclared step 0 is an error naming the line, never a shifted step', () => {
+  // A 0-based writer (Lightning's global_step) declares it in the start line: steps stay as written.
+  const zero = parseTrainingStream(lines({ ...START, stepBase: 0 }, step(0, 0.25), step(10)), 'run.gradlens.jsonl').record;
+  assert.deepEqual(zero.steps, [0, 10]);
+  assert.equal(zero.stepBase, 0);
+  assert.deepEqual(zero.modules.find((m) => m.path === 'fc')!.gradNorm, [0.25, 0.5]);
+  // It survives the record's JSON and a live slice.
+  assert.equal(parseTrainingRecord(serializeTrainingRecord(zero)).stepBase, 0);
+  assert.equal(sliceTrainingRecord(zero, 1).stepBase, 0);
+  // The recorder's streams (no stepBase) count from 1: a step 0 there is an error naming the line, not step "0" shown as the first step.
+  assert.throws(() => parseTrainingStream(lines(START, step(0)), 'run.gradlens.jsonl'),
+    (err: Error) => err instanceof TrainingRecordError && /^run\.gradlens\.jsonl:2: step 0, but this run's steps count from 1 .*"stepBase": 0/.test(err.message));
+  assert.throws(() => parseTrainingStream(lines({ ...START, stepBase: 2 }, step(1)), 'run.gradlens.jsonl'),
+    (err: Error) => /run\.gradlens\.jsonl:1: stepBase must be 0, 1 or null, got 2/.test(err.message));
+  // The same rule in a training@1 record, for its steps and its anomaly.
+  const record = JSON.parse(serializeTrainingRecord(zero)) as Record<string, unknown>;
+  delete record.stepBase;
+  assert.throws(() => parseTrainingRecord(JSON.stringify(record), 'run.json'), /^TrainingRecordError: run\.json: steps\[0\]: step 0, but this run's steps count from 1/);
+  const anomalyAt0 = { ...JSON.parse(serializeTrainingRecord(zero)), steps: [1, 10], anomaly: { step: 0, phase: 'forward', modulePath: '', message: 'NaN' } };
+  delete anomalyAt0.stepBase;
+  assert.throws(() => parseTrainingRecord(JSON.stringify(anomalyAt0), 'run.json'), /run\.json: anomaly\.step: step 0, but this run's steps count from 1/);
+  // 1-based records say nothing: stepBase stays absent (the default).
+  assert.equal('stepBase' in parseTrainingStream(lines(START, step(1))).record, false);
+});

@@ -2,7 +2,7 @@
  * The panel's Training section: optimiser form, Train / Stop, the progress line, the anomaly banner,
  * the loss curve and the heat strip. Runs themselves go through the host (main.ts posts startTraining).
  */
-import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
+import { parseTrainingRecord, serializeTrainingRecord, stepBaseNote, TrainingRecord } from '../engine/train/record';
 import { appendTrainingRecord } from '../engine/train/stream';
 import type { LiveStatus, TrainSettings, TrainStop } from '../extension/protocol';
 import { liveText } from '../extension/training/liveText';
@@ -62,8 +62,9 @@ function lastMeasured(s: (number | null)[]): number | null {
 
 const lossText = (v: number | null) => (v === null ? '—' : Number.isFinite(v) ? v.toPrecision(4) : sci(v));
 
-/** " · FSDP2 × 8 ranks" for a record a distributed job wrote. */
-const ranksText = (record: TrainingRecord) => (record.distributed ? ` · ${record.distributed.strategy.toUpperCase()} × ${record.distributed.worldSize} ranks` : '');
+/** " · FSDP2 × 8 ranks" for a record a distributed job wrote, and " · steps counted from 0" when they are. */
+const ranksText = (record: TrainingRecord) =>
+  `${record.distributed ? ` · ${record.distributed.strategy.toUpperCase()} × ${record.distributed.worldSize} ranks` : ''}${stepBaseNote(record) ? ` · ${stepBaseNote(record)}` : ''}`;
 
 /** "step 12 / 50 · loss 0.4132", then how the run ended; `live`: the status line of a followed job. */
 export function progressText(record: TrainingRecord, total: number, outcome: TrainOutcome | null, live?: string): string {

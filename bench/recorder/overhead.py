@@ -1,7 +1,7 @@
 """Overhead of python/gradlens_recorder.py on a realistic model: step time with and without the recorder.
 
     python bench/recorder/overhead.py [--every 10] [--steps 30] [--rounds 5]                  # one process
-    torchrun --standalone --nproc_per_node 2 bench/recorder/overhead.py --mode ddp|fsdp2     # distributed
+    torchrun --standalone --nproc_per_node 2 bench/recorder/overhead.py --mode ddp|fsdp2|fsdp     # distributed
 
 The model is GPT-2 (transformers, built from a config with seeded random init; default 4 layers, 256 wide, 4 heads,
 sequence 64, batch 8 per rank: --layers, --width, --seq, --batch), trained with AdamW. Each round times `--steps` steps without the recorder, then
@@ -39,12 +39,17 @@ def build(mode, args):
         for block in model.transformer.h:
             fully_shard(block)
         fully_shard(model)
+    if mode == "fsdp":  # FSDP v1: every block is one flat parameter, the rest (embeddings, final norm) the root's
+        from torch.distributed.fsdp import FullyShardedDataParallel
+        from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+        from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+        return FullyShardedDataParallel(model, auto_wrap_policy=ModuleWrapPolicy({GPT2Block}), device_id=torch.device("cpu")), cfg
     return model, cfg
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", default="single", choices=["single", "ddp", "fsdp2"])
+    ap.add_argument("--mode", default="single", choices=["single", "ddp", "fsdp2", "fsdp"])
     ap.add_argument("--every", type=int, default=10)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=5)
@@ -94,7 +99,7 @@ def main():
         recorded.append(timed(rec))
         rec.close()
     if rank == 0:
-        params = sum(p.numel() for p in model.parameters()) * (torch.distributed.get_world_size() if args.mode == "fsdp2" else 1)
+        params = sum(p.numel() for p in model.parameters()) * (torch.distributed.get_world_size() if args.mode == "fsdp" else 1)  # a DTensor's numel() is the whole parameter's; FSDP v1's flat parameters are this rank's shard
         print(json.dumps({
             "mode": args.mode, "ranks": torch.distributed.get_world_size() if distributed else 1, "every": args.every,
             "params": params, "modules": len(list(model.named_modules())),

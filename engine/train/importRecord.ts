@@ -4,7 +4,7 @@
  * still being written, or left by a killed job) or TensorBoard event files. Detects the format from the
  * content, not the name.
  */
-import { parseTrainingRecord, TrainingRecord, TrainingRecordError } from './record';
+import { parseTrainingRecord, StepBase, TrainingRecord, TrainingRecordError } from './record';
 import { looksLikeTrainingStream, parseTrainingStream } from './stream';
 import { looksLikeTfRecord, readEvents } from './tensorboard';
 import { tensorboardRecord } from './tensorboardRecord';
@@ -53,6 +53,7 @@ export function importTrainingFile(name: string, bytes: Uint8Array, siblings: { 
       record.producer = `TensorBoard (${files.length === 1 ? base : `${files.length} event files`})`;
       const notes = [
         `${used.grad} gradient and ${used.param} weight tags used; loss: ${used.loss ?? 'none found'}; total gradient norm: ${used.gradTotal ?? 'combined from the parameters'}`,
+        stepsNote(record.stepBase ?? 1, record.steps),
         ...skippedNotes(skipped),
       ];
       const truncated = events.reduce((a, e) => a + e.truncatedBytes, 0);
@@ -62,6 +63,13 @@ export function importTrainingFile(name: string, bytes: Uint8Array, siblings: { 
     default:
       throw new TrainingRecordError(`${base}: not a Gradient Lens training record (JSON), training stream (JSON lines) or TensorBoard event file`);
   }
+}
+
+/** How a TensorBoard run's step numbers read: they are its global_step as logged, never shifted. */
+function stepsNote(base: StepBase, steps: number[]): string {
+  const range = steps.length ? `steps ${steps[0]}–${steps[steps.length - 1]}` : 'no steps';
+  if (base === 0) return `${range} are TensorBoard's global_step as logged, counted from 0 (step 0 is the first optimiser step)`;
+  return `${range} are TensorBoard's global_step as logged; the run logged no step 0 and no Lightning tags, so whether it counts from 0 or 1 is not known`;
 }
 
 /** Tags not used, one note per reason: `37 tags not used (an L∞ norm …): grad_inf_norm/tok_emb.weight, …`. */

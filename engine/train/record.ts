@@ -67,8 +67,14 @@ export interface TrainingRecord {
   optimizer: OptimizerSettings;
   /** Free-form run settings (seed, batch, data). */
   settings?: Record<string, string | number | boolean>;
-  /** Step numbers (1-based) of the recorded steps. */
+  /** Step numbers of the recorded steps, as the producer numbered them (see stepBase). */
   steps: number[];
+  /**
+   * The number the producer gave the run's first optimiser step: 1 (absent: the recorder, the extension's
+   * trainer), 0 (a 0-based counter such as Lightning's global_step), or null when the producer's numbering is
+   * not known (a TensorBoard run without step 0). Step numbers are never shifted: they stay as the job's logs show them.
+   */
+  stepBase?: StepBase;
   /** Loss computed in each step's forward pass (before that step's update). */
   loss: Series;
   /** Total gradient norm over all trainable parameters before clipping. */
@@ -77,6 +83,32 @@ export interface TrainingRecord {
   anomaly?: TrainingAnomaly;
   /** Written by a distributed job (python/gradlens_recorder.py under torchrun): the statistics combine every rank's. */
   distributed?: DistributedRun;
+}
+
+export type StepBase = 0 | 1 | null;
+
+/** `stepBase` of a record or stream: absent means 1; anything but 0, 1 or null is an error. */
+export function parseStepBase(v: unknown, where: string): StepBase {
+  if (v === undefined) return 1;
+  if (v === 0 || v === 1 || v === null) return v;
+  throw new TrainingRecordError(`${where}: stepBase must be 0, 1 or null, got ${JSON.stringify(v)}`);
+}
+
+/**
+ * Checks a step number against the run's numbering: a step 0 in a run that counts from 1 would be shown as a
+ * step that never happened, so it is an error naming the fix rather than a silently mislabelled step.
+ */
+export function checkStepNumber(s: unknown, base: StepBase, where: string): number {
+  if (typeof s !== 'number' || !Number.isInteger(s) || s < 0) throw new TrainingRecordError(`${where}: step must be a whole number >= 0, got ${JSON.stringify(s)}`);
+  if (s === 0 && base === 1) throw new TrainingRecordError(`${where}: step 0, but this run's steps count from 1 (a 0-based counter such as Lightning's global_step: declare "stepBase": 0)`);
+  return s;
+}
+
+/** How a record's step numbers read: '' when 1-based, else a short note for the hover and the panel. */
+export function stepBaseNote(record: Pick<TrainingRecord, 'stepBase'>): string {
+  if (record.stepBase === 0) return 'steps counted from 0';
+  if (record.stepBase === null) return 'steps as logged';
+  return '';
 }
 
 export interface DistributedRun {
@@ -149,9 +181,9 @@ export function parseTrainingRecord(text: string, origin = 'training record'): T
   if (raw.schema !== TRAINING_SCHEMA) {
     throw new TrainingRecordError(`${origin}: schema is ${JSON.stringify(raw.schema)}, expected "${TRAINING_SCHEMA}"`);
   }
-  if (!Array.isArray(raw.steps) || !raw.steps.every((s) => Number.isInteger(s) && s >= 0)) {
-    throw new TrainingRecordError(`${origin}: steps must be an array of step numbers`);
-  }
+  if (!Array.isArray(raw.steps)) throw new TrainingRecordError(`${origin}: steps must be an array of step numbers`);
+  const stepBase = parseStepBase(raw.stepBase, origin);
+  raw.steps.forEach((s, i) => checkStepNumber(s, stepBase, `${origin}: steps[${i}]`));
   const n = raw.steps.length;
   if (!isObject(raw.model) || typeof raw.model.name !== 'string') throw new TrainingRecordError(`${origin}: model.name is missing`);
   if (!isObject(raw.optimizer) || typeof raw.optimizer.kind !== 'string' || typeof raw.optimizer.lr !== 'number') {
@@ -172,7 +204,7 @@ export function parseTrainingRecord(text: string, origin = 'training record'): T
     for (const key of SERIES_KEYS) out[key] = m[key] === undefined ? new Array(n).fill(null) : series(m[key], n, `${at}.${key}`);
     return out;
   });
-  const anomaly = raw.anomaly === undefined || raw.anomaly === null ? undefined : parseAnomaly(raw.anomaly, `${origin}: anomaly`);
+  const anomaly = raw.anomaly === undefined || raw.anomaly === null ? undefined : parseAnomaly(raw.anomaly, `${origin}: anomaly`, stepBase);
   const optimizer = { ...(raw.optimizer as Record<string, unknown>) } as unknown as OptimizerSettings;
   return {
     schema: TRAINING_SCHEMA,
@@ -181,6 +213,7 @@ export function parseTrainingRecord(text: string, origin = 'training record'): T
     optimizer,
     settings: isObject(raw.settings) ? (raw.settings as TrainingRecord['settings']) : undefined,
     steps: raw.steps as number[],
+    ...(stepBase === 1 ? {} : { stepBase }),
     loss: series(raw.loss, n, `${origin}: loss`),
     gradNormTotal: raw.gradNormTotal === undefined ? new Array(n).fill(null) : series(raw.gradNormTotal, n, `${origin}: gradNormTotal`),
     modules,
@@ -189,10 +222,11 @@ export function parseTrainingRecord(text: string, origin = 'training record'): T
   };
 }
 
-export function parseAnomaly(a: unknown, where: string): TrainingAnomaly {
+export function parseAnomaly(a: unknown, where: string, stepBase: StepBase = 1): TrainingAnomaly {
   if (!isObject(a) || typeof a.step !== 'number' || typeof a.modulePath !== 'string' || !['forward', 'backward', 'update'].includes(a.phase as string)) {
     throw new TrainingRecordError(`${where} needs step, phase ('forward' | 'backward' | 'update') and modulePath`);
   }
+  checkStepNumber(a.step, stepBase, `${where}.step`);
   return {
     step: a.step,
     phase: a.phase as TrainingAnomaly['phase'],

@@ -8,8 +8,8 @@
  */
 import type { SourceLocation } from '../inspect/report';
 import {
-  decodeNumber, isObject, ModuleSeries, parseAnomaly, parseDistributed, parseSource, Series, SERIES_KEYS, TRAINING_SCHEMA,
-  TrainingRecord, TrainingRecordError,
+  checkStepNumber, decodeNumber, isObject, ModuleSeries, parseAnomaly, parseDistributed, parseSource, parseStepBase, Series, SERIES_KEYS,
+  TRAINING_SCHEMA, TrainingRecord, TrainingRecordError,
 } from './record';
 
 export const TRAINING_STREAM_SCHEMA = 'gradient-lens/training-stream@1';
@@ -102,7 +102,7 @@ export class TrainingStreamReader {
         if (typeof obj.time === 'number') this.lastStepTime = obj.time;
         break;
       case 'anomaly':
-        this.record_.anomaly ??= parseAnomaly(obj, `${where}: anomaly`);
+        this.record_.anomaly ??= parseAnomaly(obj, `${where}: anomaly`, this.record_.stepBase ?? 1);
         break;
       case 'end':
         this.ended = true;
@@ -120,6 +120,7 @@ function start(obj: Record<string, unknown>, where: string): TrainingRecord {
     throw new TrainingRecordError(`${where}: optimizer needs a kind (string) and lr (number)`);
   }
   if (!Array.isArray(obj.modules)) throw new TrainingRecordError(`${where}: modules must be an array`);
+  const stepBase = parseStepBase(obj.stepBase, where);
   const modules = obj.modules.map((m, i): ModuleSeries => {
     if (!isObject(m) || typeof m.path !== 'string') throw new TrainingRecordError(`${where}: modules[${i}]: path (string) is missing`);
     return {
@@ -137,6 +138,7 @@ function start(obj: Record<string, unknown>, where: string): TrainingRecord {
     optimizer: { ...obj.optimizer } as unknown as TrainingRecord['optimizer'],
     settings: isObject(obj.settings) ? (obj.settings as TrainingRecord['settings']) : undefined,
     steps: [],
+    ...(stepBase === 1 ? {} : { stepBase }),
     loss: [],
     gradNormTotal: [],
     modules,
@@ -164,8 +166,7 @@ function layout(record: TrainingRecord, byStart: ModuleSeries[], obj: Record<str
 }
 
 function step(record: TrainingRecord, modules: ModuleSeries[], obj: Record<string, unknown>, where: string): void {
-  const s = obj.step;
-  if (typeof s !== 'number' || !Number.isInteger(s) || s < 0) throw new TrainingRecordError(`${where}: step must be a step number`);
+  const s = checkStepNumber(obj.step, record.stepBase ?? 1, where);
   const last = record.steps[record.steps.length - 1];
   if (last !== undefined && s <= last) throw new TrainingRecordError(`${where}: step ${s} after step ${last} (steps must increase)`);
   const columns: Partial<Record<(typeof SERIES_KEYS)[number], Series>> = {};

@@ -174,6 +174,11 @@ export function tensorboardRecord(files: TensorBoardEvents[], origin: string): T
   const stepSet = new Set<number>();
   for (const s of params.values()) for (const k of [...s.grad.keys(), ...s.param.keys()]) stepSet.add(k);
   const steps = [...stepSet].sort((a, b) => a - b);
+  // Steps stay TensorBoard's global_step as logged. Its base is known when step 0 was logged, or from Lightning
+  // (its grad_norm and LearningRateMonitor tags; its global_step counts optimiser steps from 0); else it is the
+  // writer's choice, and the record says so (stepBase null) rather than claim the steps count from 1.
+  const lightning = tags.some(({ tag }) => /^grad_([0-9.]+|inf)_norm/.test(tag) || /^lr-\w+/.test(tag));
+  const stepBase = steps[0] === 0 || lightning ? 0 : null;
 
   // Modules: every parameter's owner and their ancestors; a module's parameters are those beneath it.
   const paths = new Set<string>(['']);
@@ -230,6 +235,7 @@ export function tensorboardRecord(files: TensorBoardEvents[], origin: string): T
     optimizer: { kind: optimizerKind || 'unknown', lr: lrPoints.length ? lrPoints[0].value : 0 },
     settings: { source: 'tensorboard', events: events.events, ...(lossTag ? { lossTag } : {}) },
     steps,
+    stepBase,
     loss: valuesAt(lossTag),
     gradNormTotal,
     modules,

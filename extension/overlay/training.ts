@@ -3,7 +3,7 @@
  * a sparkline after the line, a hover with sparklines of every recorded series, and the anomaly as a
  * problem on its line. Pure (no vscode import), like model.ts.
  */
-import type { ModuleSeries, Series, TrainingRecord } from '../../engine/train/record';
+import { ModuleSeries, Series, stepBaseNote, TrainingRecord } from '../../engine/train/record';
 import { md, sci } from './format';
 import type { LineAnchor, LineDiagnostic, LineOverlay } from './model';
 import { sparkline, sparklineSummary } from './sparkline';
@@ -20,7 +20,8 @@ function hasNonFinite(s: Series): boolean {
 
 function stepsText(record: TrainingRecord): string {
   const n = record.steps.length;
-  return n === 1 ? `step ${record.steps[0]}` : `steps ${record.steps[0]}–${record.steps[n - 1]}`;
+  const note = stepBaseNote(record);
+  return `${n === 1 ? `step ${record.steps[0]}` : `steps ${record.steps[0]}–${record.steps[n - 1]}`}${note ? ` (${note})` : ''}`;
 }
 
 /** After-line text: `∇ ▁▂▄▆█ 3.1e-02` (gradient norm over the steps, its last value); for modules without parameters, the activation std. */
