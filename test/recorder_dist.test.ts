@@ -5,6 +5,7 @@
  * checkpointing). The distributed records must equal the single-process one (loss, per-module gradient and
  * parameter norms, update ratios, activation statistics), carry clean module paths and the world size, and be
  * written by rank 0 only; their total gradient norm must equal torch's own (clip_grad_norm_, FSDP's for FSDP).
+ * The recorder issues exactly one all_reduce on a recorded step and none on the others.
  * A job SIGKILLed mid-run leaves a stream that imports; the stream grows at every recorded step.
  */
 import { after, test } from 'node:test';
@@ -51,6 +52,8 @@ interface TorchMeasured {
   gradNormTotal: number[];
   modules: Record<string, number>[];
   stream: [bytes: number, lines: number][];
+  /** Per step: the torch.distributed collectives the recorder's after_backward and after_step issued. */
+  collectives: [step: number, calls: string[]][];
 }
 
 const readTorch = (folder: string) => JSON.parse(fs.readFileSync(path.join(folder, 'torch.json'), 'utf8')) as TorchMeasured;
@@ -125,6 +128,7 @@ test('recorder under torchrun (2 ranks, gloo): DDP, FSDP2 and FSDP record the si
     for (const m of ref.modules) close(m.gradNorm[i], byTorch[m.path] ?? null, `single ${m.path || '<model>'} gradNorm against torch at step ${s}`);
   });
   assert.ok(ref.modules.some((m) => m.path === 'blocks.0.mlp.fc'));
+  assert.ok(refTorch.collectives.length === 5 && refTorch.collectives.every(([, calls]) => calls.length === 0), 'one process: no collective');
 
   for (const mode of MODES) {
     const folder = path.join(dir, 'dist', mode);
@@ -138,6 +142,8 @@ test('recorder under torchrun (2 ranks, gloo): DDP, FSDP2 and FSDP record the si
     // torch's own total norm of the sharded / averaged gradients.
     const own = readTorch(folder);
     rec.steps.forEach((s, i) => close(rec.gradNormTotal[i], own.gradNormTotal[i], `${mode} gradNormTotal against torch's own at step ${s}`));
+    // One all_reduce per recorded step (steps 1, 3, 5 of --every 2), none on the others.
+    assert.deepEqual(own.collectives, [[1, ['all_reduce']], [2, []], [3, ['all_reduce']], [4, []], [5, ['all_reduce']]], `${mode}: the recorder's collectives per step`);
     // The stream written as the job ran holds the same record, and grew at every recorded step.
     const streamed = parseTrainingStream(fs.readFileSync(path.join(folder, 'rank0.gradlens.jsonl')), `${mode} stream`);
     assert.equal(streamed.ended, true);

@@ -8,7 +8,9 @@ sequence 64, batch 8 per rank: --layers, --width, --seq, --batch), trained with 
 the same number with it (recording every `--every` steps, streaming to a file), alternating, after warm-up;
 the overhead is (median with / median without) - 1 over rounds, and the best round's too, in wall time and in
 this process's CPU time (with one thread per process the CPU time is far less disturbed by other jobs on a shared
-machine; rank 0's). Rank 0 prints one JSON line.
+machine; rank 0's). On a busy machine those differences are noisier than the overhead itself, so the time spent
+inside the recorder (its hooks, after_backward and after_step, including its all_reduce) is also summed and
+divided by the plain step time of the same round: `overhead_recorder_*_median`. Rank 0 prints one JSON line.
 """
 import argparse
 import json
@@ -23,6 +25,34 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 from gradlens_recorder import GradLensRecorder  # noqa: E402
+
+
+class TimedRecorder(GradLensRecorder):
+    """The recorder with the time spent in its own code (hooks, after_backward, after_step) summed, wall and
+    this process's CPU: its share of a step is far less disturbed by other jobs than the difference of two
+    noisy step times. In a distributed job it includes the wait in its one all_reduce."""
+    wall = 0.0
+    cpu = 0.0
+
+    def _timed(self, method, *args):
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            return method(*args)
+        finally:
+            TimedRecorder.wall += time.perf_counter() - t
+            TimedRecorder.cpu += time.process_time() - c
+
+    def _pre_hook(self, *args):
+        return self._timed(super()._pre_hook, *args)
+
+    def _post_hook(self, *args):
+        return self._timed(super()._post_hook, *args)
+
+    def after_backward(self, *args):
+        return self._timed(super().after_backward, *args)
+
+    def after_step(self, *args):
+        return self._timed(super().after_step, *args)
 
 
 def build(mode, args):
@@ -79,13 +109,14 @@ def main():
     def timed(rec):
         if distributed:
             torch.distributed.barrier()
+        TimedRecorder.wall = TimedRecorder.cpu = 0.0
         t, c = time.perf_counter(), time.process_time()
         for _ in range(args.steps):
             step(rec)
         c = time.process_time() - c
         if distributed:
             torch.distributed.barrier()
-        return (time.perf_counter() - t) / args.steps, c / args.steps
+        return (time.perf_counter() - t) / args.steps, c / args.steps, TimedRecorder.wall / args.steps, TimedRecorder.cpu / args.steps
 
     folder = tempfile.mkdtemp(prefix="gl-overhead-")
     rec = GradLensRecorder(model, optimizer=opt, every=args.every, stream=os.path.join(folder, "run.gradlens.jsonl"))
@@ -95,7 +126,7 @@ def main():
     plain, recorded = [], []
     for r in range(args.rounds):
         plain.append(timed(None))
-        rec = GradLensRecorder(model, optimizer=opt, every=args.every, stream=os.path.join(folder, f"run{r}.gradlens.jsonl"))
+        rec = TimedRecorder(model, optimizer=opt, every=args.every, stream=os.path.join(folder, f"run{r}.gradlens.jsonl"))
         recorded.append(timed(rec))
         rec.close()
     if rank == 0:
@@ -109,6 +140,10 @@ def main():
             "overhead_wall_best": round(min(x[0] for x in recorded) / min(x[0] for x in plain) - 1, 4),
             "overhead_cpu_median": round(statistics.median(x[1] for x in recorded) / statistics.median(x[1] for x in plain) - 1, 4),
             "overhead_cpu_best": round(min(x[1] for x in recorded) / min(x[1] for x in plain) - 1, 4),
+            # The recorder's own time per step (every step, recorded or not) over a plain step's, per round.
+            "recorder_wall_ms": [round(x[2] * 1e3, 2) for x in recorded], "recorder_cpu_ms": [round(x[3] * 1e3, 2) for x in recorded],
+            "overhead_recorder_wall_median": round(statistics.median(x[2] / p[0] for x, p in zip(recorded, plain)), 4),
+            "overhead_recorder_cpu_median": round(statistics.median(x[3] / p[1] for x, p in zip(recorded, plain)), 4),
         }))
     if distributed:
         torch.distributed.destroy_process_group()

@@ -2,12 +2,15 @@
 // (test/fixtures/recorder/live_job.py, the test environment's torch) streams its statistics while the editor
 // follows the stream: the sparkline on a module line changes value as steps arrive, the status bar says
 // "live · step N", and a NaN injected into the running job becomes a Problem on the line that made it.
+// A second job's stream is reached only through a FileSystemProvider on a custom scheme (`gradlens-test:`,
+// test/e2e/fs-provider-extension, standing in for Remote-SSH or a container): the overlay follows it the same way,
+// so the extension reads streams through vscode.workspace.fs and not from the host's disk.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
+import { E2E_DIR, ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench, packageVsix, run, startCodeServer, timed, writeTimings } from './harness.mjs';
 import { readPythonEnv } from '../../scripts/python-env.mjs';
 
 const TEST_TIMEOUT = { timeout: 6 * 60_000 };
@@ -26,17 +29,24 @@ describe('Attach to a running training job in code-server', { skip: noPython }, 
   let workspace;
   let job;
   let jobOutput = '';
+  let remoteDisk;
   const started = Date.now();
 
   before(async () => {
     const codeServer = await timed('ensure code-server', () => ensureCodeServer());
     const vsix = await packageVsix();
+    const fsVsix = join(E2E_DIR, 'gradlens-fs-test.vsix');
+    await timed('package the gradlens-test: file system extension', () =>
+      run(join(ROOT, 'node_modules', '.bin', 'vsce'), ['package', '--allow-missing-repository', '--skip-license', '--no-dependencies', '--out', fsVsix], { cwd: join(ROOT, 'test', 'e2e', 'fs-provider-extension'), quiet: true }));
     const scratch = makeScratch('attach');
     workspace = join(scratch, 'job');
+    // Outside the workspace: the editor sees this folder only as gradlens-test:/.
+    remoteDisk = join(scratch, 'remote-disk');
     mkdirSync(join(workspace, 'runs'), { recursive: true });
+    mkdirSync(remoteDisk, { recursive: true });
     for (const f of ['nan_model.py', 'live_job.py']) cpSync(join(ROOT, 'test', 'fixtures', 'recorder', f), join(workspace, f));
     cpSync(join(ROOT, 'python', 'gradlens_recorder.py'), join(workspace, 'gradlens_recorder.py'));
-    server = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'attach' });
+    server = await startCodeServer({ workspace, vsix: [vsix, fsVsix], codeServer, scratch, name: 'attach', settings: { 'gradlensTest.root': remoteDisk, 'gradlensTest.stream': '/run.gradlens.jsonl' } });
     chrome = await launchChromium({ webgpu: false, name: 'chromium-attach' });
     wb = await openWorkbench(chrome, server, { name: 'attach' });
   }, { timeout: 30 * 60_000 });
@@ -85,5 +95,37 @@ describe('Attach to a running training job in code-server', { skip: noPython }, 
     assert.match(p.message, /NaN first appears in the output of log/);
     await wb.poll(() => wb.page.locator('.part.statusbar').innerText(), (t) => /finished · step [\d,]+/.test(t), 'the finished status after the job closed its stream', 60_000, 500);
     await wb.screenshot('attach-nan');
+  }), TEST_TIMEOUT);
+
+  test('a stream on another file system (a FileSystemProvider on gradlens-test:) is followed through workspace.fs', () => wb.explainingFailures('attach-remote', async () => {
+    if (job && job.exitCode === null) job.kill('SIGKILL');
+    const stream = join(remoteDisk, 'run.gradlens.jsonl');
+    jobOutput = '';
+    job = spawn(python, ['live_job.py', stream, '--delay', '0.5'], { cwd: workspace, env: { ...process.env, OMP_NUM_THREADS: '1' } });
+    job.stdout.on('data', (d) => (jobOutput += d));
+    job.stderr.on('data', (d) => (jobOutput += d));
+    await wb.poll(() => existsSync(stream) && readFileSync(stream, 'utf8').includes('"type":"step"'), (ok) => ok, `the job's first step (output: ${jobOutput.slice(-500)})`, 180_000, 500);
+    const calls = async () => /gradlens-test: (\d+) stat, (\d+) readFile/.exec(await wb.page.locator('.part.statusbar').innerText())?.slice(1).map(Number) ?? [0, 0];
+    const [, readsBefore] = await calls();
+
+    await wb.openFile('nan_model.py');
+    // The test extension runs gradientLens.attachTraining with gradlens-test:/run.gradlens.jsonl: a URI that
+    // names no file on this machine's disk.
+    await wb.runCommand('Gradient Lens Test: Attach Through gradlens-test:');
+    const fc = 'self.fc = nn.Linear(4, 4';
+    await wb.goToLine(readFileSync(join(workspace, 'nan_model.py'), 'utf8').split('\n').findIndex((l) => l.includes(fc)) + 1);
+    const status = await wb.poll(() => wb.page.locator('.part.statusbar').innerText(), (t) => /live · step [\d,]+/.test(t), 'the live status of the gradlens-test: stream', 60_000, 500);
+    const first = await wb.poll(() => wb.readDecorations(), (ds) => !!lastValue(on(ds, fc)?.after), 'a sparkline on the fc line', 60_000, 500);
+    const a = lastValue(on(first, fc).after);
+    const later = await wb.poll(() => wb.readDecorations(), (ds) => { const v = lastValue(on(ds, fc)?.after); return !!v && v !== a; }, `the fc value to change from ${a} as the job writes through gradlens-test:`, 90_000, 500);
+    const b = lastValue(on(later, fc).after);
+    const [stats, reads] = await calls();
+    log(`gradlens-test: fc ${a} -> ${b}; status bar: ${/live · [^\n]*/.exec(status)?.[0]}; provider calls: ${stats} stat, ${reads} readFile`);
+    assert.notEqual(a, b);
+    // The values came through the provider: it served reads after the attach (and the file exists nowhere else the editor could see).
+    assert.ok(reads > readsBefore + 1, `the provider served ${reads - readsBefore} readFile calls`);
+    assert.ok(stats > 1, `the provider served ${stats} stat calls`);
+    await wb.screenshot('attach-remote');
+    job.kill('SIGKILL');
   }), TEST_TIMEOUT);
 });
