@@ -14,6 +14,7 @@ import { parseTrainingRecord, serializeTrainingRecord, TrainingRecordError } fro
 import { importTrainingFile } from '../engine/train/importRecord';
 import { FileAccess, StreamFollower } from '../extension/training/follow';
 import { liveText, agoText } from '../extension/training/liveText';
+import { progressText } from '../webview/trainView';
 import { repoRoot } from './helpers';
 
 const START = {
@@ -205,6 +206,9 @@ test('step 0: a run declares stepBase 0 and keeps its step numbers; an undeclare
   // It survives the record's JSON and a live slice.
   assert.equal(parseTrainingRecord(serializeTrainingRecord(zero)).stepBase, 0);
   assert.equal(sliceTrainingRecord(zero, 1).stepBase, 0);
+  // The panel's status line says how the steps count (the hover does too: test/tensorboard.test.ts).
+  assert.match(progressText(zero, 2, 'live', 'live · step 10'), /^live · step 10 · .* · steps counted from 0$/);
+  assert.doesNotMatch(progressText(parseTrainingStream(lines(START, step(1))).record, 1, 'imported'), /counted from|as logged/);
   // The recorder's streams (no stepBase) count from 1: a step 0 there is an error naming the line, not step "0" shown as the first step.
   assert.throws(() => parseTrainingStream(lines(START, step(0)), 'run.gradlens.jsonl'),
     (err: Error) => err instanceof TrainingRecordError && /^run\.gradlens\.jsonl:2: step 0, but this run's steps count from 1 .*"stepBase": 0/.test(err.message));
