@@ -4,8 +4,8 @@
     torchrun --standalone --nproc_per_node 2 bench/recorder/overhead.py --mode ddp|fsdp2|fsdp     # distributed
 
 The model is GPT-2 (transformers, built from a config with seeded random init; default 4 layers, 256 wide, 4 heads,
-sequence 64, batch 8 per rank: --layers, --width, --seq, --batch), trained with AdamW. Each round times `--steps` steps without the recorder, then
-the same number with it (recording every `--every` steps, streaming to a file), alternating, after warm-up;
+sequence 64, batch 8 per rank: --layers, --width, --seq, --batch), trained with AdamW. Each round times `--steps` steps without the recorder and
+the same number with it (recording every `--every` steps, streaming to a file), which first alternating, after warm-up;
 the overhead is (median with / median without) - 1 over rounds, and the best round's too, in wall time and in
 this process's CPU time (with one thread per process the CPU time is far less disturbed by other jobs on a shared
 machine; rank 0's). On a busy machine those differences are noisier than the overhead itself, so the time spent
@@ -125,10 +125,14 @@ def main():
         step(None)
     plain, recorded = [], []
     for r in range(args.rounds):
-        plain.append(timed(None))
-        rec = TimedRecorder(model, optimizer=opt, every=args.every, stream=os.path.join(folder, f"run{r}.gradlens.jsonl"))
-        recorded.append(timed(rec))
-        rec.close()
+        # Which half runs first alternates: a machine getting busier or quieter biases neither.
+        for with_recorder in ((False, True) if r % 2 == 0 else (True, False)):
+            if not with_recorder:
+                plain.append(timed(None))
+                continue
+            rec = TimedRecorder(model, optimizer=opt, every=args.every, stream=os.path.join(folder, f"run{r}.gradlens.jsonl"))
+            recorded.append(timed(rec))
+            rec.close()
     if rank == 0:
         params = sum(p.numel() for p in model.parameters()) * (torch.distributed.get_world_size() if args.mode == "fsdp" else 1)  # a DTensor's numel() is the whole parameter's; FSDP v1's flat parameters are this rank's shard
         print(json.dumps({
