@@ -11,7 +11,7 @@ import { Writer } from 'protobufjs/minimal';
 import { Rng } from '../../engine';
 import { decodeModel, DataType, AttrType } from '../../engine/onnx/proto';
 import type { ModelProto, NodeProto } from '../../engine/onnx/proto';
-import { attr, buildModel, encodeModel, tensorProto, GraphSpec, NodeSpec } from './onnxWriter';
+import { attr, buildModel, encodeModel, tensorProto, ModelSpec, NodeSpec } from '../onnx_builder';
 import type { TensorProto } from '../../engine/onnx/proto';
 import { sharedDir } from '../helpers';
 
@@ -36,7 +36,7 @@ function floats(name: string, dims: number[], fill: (i: number) => number = () =
 }
 
 /** x [2, 4] -> Linear(4, 3) -> y: a trainable model the other cases vary. */
-function linear(extra: Partial<GraphSpec> = {}, node: Partial<NodeSpec> = {}): Uint8Array {
+function linear(extra: Partial<ModelSpec> = {}, node: Partial<NodeSpec> = {}): Uint8Array {
   return buildModel({
     nodes: [{ op: 'Gemm', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: { transB: 1 }, ...node }],
     inputs: [{ name: 'x', dims: [2, 4] }],
