@@ -350,13 +350,23 @@ export class OnnxModel {
     this.buffers = new Map();
     this.initializers = [];
     for (const t of proto.graph!.initializer) {
-      const consumers = (this.graph.consumers.get(t.name) ?? []).map((c) => ({ node: this.graph.nodes[c.node].name, opType: this.graph.nodes[c.node].opType, slot: c.slot, live: live[c.node] === 1 }));
+      // One pass over the uses (a shared weight may have 100k): the first live differentiable one names the reason.
+      const consumers: InitializerInfo['consumers'] = [];
+      let anyLive = false;
+      let diffUse: InitializerInfo['consumers'][number] | undefined;
+      for (const c of this.graph.consumers.get(t.name) ?? []) {
+        const n = nodes[c.node];
+        const use = { node: n.name, opType: n.opType, slot: c.slot };
+        consumers.push(use);
+        if (live[c.node] !== 1) continue;
+        anyLive = true;
+        if (!diffUse && isDifferentiableSlot(n.opType, c.slot)) diffUse = use;
+      }
       const float = isFloatType(t.dataType);
       let role: 'parameter' | 'buffer' = 'buffer';
       let reason: string;
-      const diffUse = consumers.find((c) => c.live && isDifferentiableSlot(c.opType, c.slot));
       if (!float) reason = `${dataTypeName(t.dataType)} data`;
-      else if (!consumers.some((c) => c.live)) reason = 'not used by the graph outputs';
+      else if (!anyLive) reason = 'not used by the graph outputs';
       else if (!diffUse) reason = `only read as ${consumers.map((c) => `${c.opType} input ${c.slot}`).join(', ')} (no gradient flows there)`;
       else if (identity.constants.has(t.name)) reason = identity.constants.get(t.name)!;
       else if (sizeOf(t.dims) <= 1 && isAnonymous(t.name)) reason = 'an anonymous exporter constant (scalar)';
@@ -365,7 +375,7 @@ export class OnnxModel {
         role = 'parameter';
         reason = `read by ${diffUse.opType} node '${diffUse.node}' (input ${diffUse.slot})`;
       }
-      const info: InitializerInfo = { name: t.name, elemType: dataTypeName(t.dataType), shape: [...t.dims], role, reason, consumers: consumers.map(({ node, opType, slot }) => ({ node, opType, slot })) };
+      const info: InitializerInfo = { name: t.name, elemType: dataTypeName(t.dataType), shape: [...t.dims], role, reason, consumers };
       if (options.trainable) {
         const want = options.trainable(info) && float;
         if (want !== (role === 'parameter')) {
