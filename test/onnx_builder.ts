@@ -1,5 +1,5 @@
 /**
- * ONNX models for tests, the one writer of the test suite (besides test/onnxWriter.ts's external-data files):
+ * ONNX models for tests, the one writer of the test suite:
  * - encodeModel: the inverse of engine/onnx/proto.ts's decoder, on protobufjs's minimal Writer. It writes
  *   exactly the fields the decoder reads (same field numbers), so a model can be decoded, changed field by
  *   field (the fuzzer's field mutants) and encoded again;
@@ -109,6 +109,7 @@ function valueInfo(w: Writer, v: ValueInfoProto): void {
   str(w, 1, v.name);
   if (v.type) message(w, 2, (m) => type(m, v.type!));
   str(w, 3, v.docString);
+  for (const e of v.metadataProps) entry(w, 4, e);
 }
 
 function graph(w: Writer, g: GraphProto): void {
@@ -228,6 +229,15 @@ function rawBytes(t: TensorSpec): Uint8Array {
   return new Uint8Array(view.buffer);
 }
 
+/** A float initializer whose data lives in an external file (`location`, optional offset and length in bytes). */
+export function externalTensor(name: string, dims: number[], location: string, offset?: number, length?: number): TensorProto {
+  const entries = [['location', location], ['offset', offset], ['length', length]] as const;
+  return {
+    ...tensorProto(name, dims, DataType.FLOAT, []), dataLocation: 1,
+    externalData: entries.filter(([, v]) => v !== undefined).map(([key, v]) => ({ key, value: String(v) })),
+  };
+}
+
 function tensorOf(t: TensorProto | TensorSpec): TensorProto {
   if (!('values' in t)) return t;
   return { ...tensorProto(t.name ?? '', t.dims, t.type, []), rawData: rawBytes(t) };
@@ -252,6 +262,8 @@ export interface ValueSpec {
   type?: number;
   /** Numbers, symbolic names, or null for an unknown dim; omitted or null for an unknown rank. */
   dims?: (number | string | null)[] | null;
+  /** metadata_props (the dynamo exporter's parameter signature on value_info). */
+  metadata?: Record<string, string>;
 }
 
 export interface GraphSpec {
@@ -280,7 +292,7 @@ function valueInfoOf(v: ValueSpec): ValueInfoProto {
   return {
     name: v.name,
     docString: '',
-    metadataProps: [],
+    metadataProps: Object.entries(v.metadata ?? {}).map(([key, value]) => ({ key, value })),
     type: { kind: 'tensor', elemType: v.type ?? DataType.FLOAT, shape: v.dims === undefined || v.dims === null ? null : v.dims.map((d) => ({ value: typeof d === 'number' ? d : null, param: typeof d === 'string' ? d : null })) },
   };
 }
