@@ -124,12 +124,15 @@ describe('only regular files under the size limit are read', () => {
 
 describe('the manifest restricts the model setting in untrusted workspaces', () => {
   const manifest = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
-  test('gradientLens.model is a restricted configuration (limited support)', () => {
+  test('gradientLens.model and gradientLens.python are restricted configurations (limited support)', () => {
     const trust = manifest.capabilities.untrustedWorkspaces;
     // VS Code honours restrictedConfigurations only with "limited" support.
     assert.equal(trust.supported, 'limited');
-    assert.ok(trust.restrictedConfigurations.includes('gradientLens.model'));
-    assert.ok(manifest.contributes.configuration.properties['gradientLens.model']);
+    // The model path and the Python interpreter: a workspace must not point the extension at files or programs.
+    for (const key of ['gradientLens.model', 'gradientLens.python']) {
+      assert.ok(trust.restrictedConfigurations.includes(key), key);
+      assert.ok(manifest.contributes.configuration.properties[key], key);
+    }
   });
   test('the memory budget setting exists with a sane default', () => {
     const budget = manifest.contributes.configuration.properties['gradientLens.run.memoryBudgetMB'];

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { backward, loadOnnx } from '../engine';
 import { externalFilesNeeded } from '../engine/onnx/external';
 import { ModelFileError, ModelFileSystem, readModelFiles } from '../extension/modelFiles';
-import { writeOnnx } from './onnxWriter';
+import { buildModel, externalTensor } from './onnx_builder';
 
 /** The node file system in the shape the extension's adapter gives (lstat: symlinks are reported as such). */
 const nodeFs: ModelFileSystem = {
@@ -28,9 +28,9 @@ function tempDir(): string {
 
 /** y = x + w with w [2, 3] stored in an external file at `location`. */
 function modelWithExternal(location: string, offset = 0): Uint8Array {
-  return writeOnnx({
-    initializers: [{ name: 'w', dims: [2, 3], external: { location, offset, length: 24 } }],
-    nodes: [{ opType: 'Add', inputs: ['x', 'w'], outputs: ['y'] }],
+  return buildModel({
+    initializers: [externalTensor('w', [2, 3], location, offset, 24)],
+    nodes: [{ op: 'Add', inputs: ['x', 'w'], outputs: ['y'] }],
     inputs: [{ name: 'x', dims: [2, 3] }],
     outputs: [{ name: 'y', dims: [2, 3] }],
   });
@@ -53,9 +53,9 @@ describe('external data files', () => {
     const data = new Uint8Array(8 + 24);
     data.set(new Uint8Array(new Float32Array(W).buffer), 8);
     fs.writeFileSync(path.join(dir, 'weights', 'm.bin'), data);
-    fs.writeFileSync(path.join(dir, 'm.onnx'), writeOnnx({
-      initializers: [{ name: 'w', dims: [2, 3], external: { location: 'weights\\m.bin', offset: 8, length: 24 } }],
-      nodes: [{ opType: 'Add', inputs: ['x', 'w'], outputs: ['y'] }],
+    fs.writeFileSync(path.join(dir, 'm.onnx'), buildModel({
+      initializers: [externalTensor('w', [2, 3], 'weights\\m.bin', 8, 24)],
+      nodes: [{ op: 'Add', inputs: ['x', 'w'], outputs: ['y'] }],
       inputs: [{ name: 'x', dims: [2, 3] }],
       outputs: [{ name: 'y', dims: [2, 3] }],
     }));
@@ -80,9 +80,10 @@ describe('external data files', () => {
 
   test('a model without external data reads one file', async () => {
     const dir = tempDir();
-    fs.writeFileSync(path.join(dir, 'm.onnx'), writeOnnx({
-      initializers: [{ name: 'w', dims: [3], values: [1, 2, 3] }],
-      nodes: [{ opType: 'Identity', inputs: ['w'], outputs: ['y'] }],
+    fs.writeFileSync(path.join(dir, 'm.onnx'), buildModel({
+      initializers: [{ name: 'w', type: 1, dims: [3], values: [1, 2, 3] }],
+      nodes: [{ op: 'Identity', inputs: ['w'], outputs: ['y'] }],
+      inputs: [],
       outputs: [{ name: 'y', dims: [3] }],
     }));
     const files = await readModelFiles(path.join(dir, 'm.onnx'), nodeFs);

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadOnnx, LoadOptions, OnnxErrorCode, OnnxImportError, Rng, tensorFrom } from '../engine';
 import { repoRoot } from './helpers';
-import { onnxModel } from './onnx_builder';
+import { buildModel } from './onnx_builder';
 
 const FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'onnx');
 const bytesOf = (...parts: string[]) => new Uint8Array(fs.readFileSync(path.join(FIXTURES, ...parts)));
@@ -119,7 +119,9 @@ describe('models the engine cannot run', () => {
     expectError(() => load(bytesOf('errors', 'string_input.onnx')), 'UNSUPPORTED_DTYPE', /graph input 's'/, /string/);
   });
   test('windows of 4 or more spatial dims', () => {
-    const conv4d = onnxModel({
+    const conv4d = buildModel({
+      opset: 23,
+      irVersion: 10,
       nodes: [{ op: 'Conv', inputs: ['x', 'w'], outputs: ['y'] }],
       inputs: [{ name: 'x', type: 1, dims: [1, 1, 2, 2, 2, 2] }],
       outputs: [{ name: 'y', type: 1, dims: null }],

@@ -8,8 +8,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backward, gradcheck, loadOnnx, Rng, sum, Tensor, tensorFrom } from '../engine';
-import { ModelSpec, onnxModel } from './onnx_builder';
+import { buildModel, ModelSpec } from './onnx_builder';
 import { repoRoot } from './helpers';
+
+/** These tests' models: opset 23 and IR version 10 unless a spec says otherwise. */
+const onnxModel = (spec: ModelSpec) => buildModel({ opset: 23, irVersion: 10, ...spec });
 import { relativeError } from './metrics';
 
 const F = 1;

@@ -21,6 +21,7 @@ import { renderSettings } from './settingsForm';
 import { DEFAULT_TRAIN_VIEW_STATE, TrainView, TrainViewState } from './trainView';
 import { latestOnly } from './latestOnly';
 import { VerifyView } from './verifyView';
+import { renderRunDetails } from './runDetails';
 
 interface PanelState {
   report: InspectionReport | null;
@@ -52,6 +53,7 @@ app.innerHTML = `
   <section id="verification-details" hidden></section>
   <div id="settings"></div>
   <p class="summary" data-testid="summary"></p>
+  <section id="run-details" aria-label="Memory and load warnings"></section>
   <section id="findings" aria-label="Findings"></section>
   <section class="baseline" data-testid="baseline-bar">
     <vscode-button secondary data-testid="pin-baseline" title="Pin this run; after your next run, the chart, the table and the hovers compare with it">Pin as baseline</vscode-button>
@@ -168,6 +170,7 @@ function renderReport(): void {
   const baseline = state.baseline ?? null;
   renderBaseline(r, baseline);
   if (!r) {
+    app.querySelector<HTMLElement>('#run-details')!.replaceChildren();
     app.querySelector<HTMLElement>('[data-testid="summary"]')!.textContent = 'No model inspected yet. Run "Gradient Lens: Inspect Model" from a Python file.';
     return;
   }
@@ -175,6 +178,7 @@ function renderReport(): void {
   app.querySelector<HTMLElement>('[data-testid="summary"]')!.textContent =
     `${r.model.name} · loss ${r.loss.kind} = ${r.loss.value.toPrecision(5)} · ${r.model.parameterCount.toLocaleString('en-US')} parameters · ` +
     `forward ${r.timings.forwardMs.toFixed(0)} ms, backward ${r.timings.backwardMs.toFixed(0)} ms on ${r.backend} (${r.dtype})`;
+  renderRunDetails(app.querySelector<HTMLElement>('#run-details')!, r);
   const health = healthByModule(state.findings);
   renderFindings(state.findings);
   chart.render(r, health, comparison?.comparable ? baseline : null);

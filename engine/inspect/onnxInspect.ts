@@ -232,7 +232,10 @@ async function inspectRun(model: OnnxModel, modelName: string, options: InspectO
     loss: { kind: run.lossInfo.kind, value: lossValue, note: Number.isFinite(lossValue) ? undefined : explainNonFiniteLoss(lossValue, model, run, watch.first?.node) },
     noGradient,
     timings: { forwardMs, backwardMs, loadMs, summaryMs: 0 },
-    memory: { peak: memory.peak, parameters: memory.parameters, gradients: memory.gradients, activations: memory.activations, budget },
+    memory: {
+      peak: memory.peak, parameters: memory.parameters, gradients: memory.gradients, activations: memory.activations, budget,
+      inputs: memory.inputs, backward: memory.backward, workspace: memory.workspace, complete: memory.complete,
+    },
     warnings: [...model.warnings, ...memory.warnings].map((w) => w.message),
     firstNonFinite: watch.first && { node: watch.first.node, modulePath: watch.first.modulePath, phase: watch.first.phase, source: watch.first.source },
     attention: captured,

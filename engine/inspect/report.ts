@@ -96,8 +96,17 @@ export interface InspectionReport {
    * work), and reading results back and summarising them into this report.
    */
   timings: { forwardMs: number; backwardMs: number; loadMs?: number; summaryMs?: number };
-  /** The run's memory estimate (bytes) and the budget it was checked against. */
-  memory?: { peak: number; parameters: number; gradients: number; activations: number; budget: number | null };
+  /**
+   * The run's memory estimate (bytes, engine/onnx/memory.ts: an upper bound, the sum of the parts) and the
+   * budget it was checked against (null: none). inputs, backward, workspace and complete are absent in
+   * reports of older versions.
+   */
+  memory?: {
+    peak: number; parameters: number; gradients: number; activations: number; budget: number | null;
+    inputs?: number; backward?: number; workspace?: number;
+    /** False when part of the dry run was approximated. */
+    complete?: boolean;
+  };
   /** What the importer found odd but harmless (an unknown attribute...), in words. */
   warnings?: string[];
   /** Every module, shallowest first within each depth. */

@@ -50,7 +50,7 @@ function biasBeforeBatchNorm(graph: OnnxGraph, param: string): string | null {
     const isBiasSlot = (n.opType === 'Conv' && n.inputs[2] === param) || (n.opType === 'Gemm' && n.inputs[2] === param) || n.opType === 'Add';
     if (!isBiasSlot) continue;
     const bn = walk(graph, n.outputs[0], new Set(['Identity']), (c) => c.opType === 'BatchNormalization');
-    if (bn && (bn.attrs.int('training_mode', 0) === 1 || bn.outputs.filter((o) => o !== '').length > 1)) {
+    if (bn && (bn.attrs.flag('training_mode', false) || bn.outputs.filter((o) => o !== '').length > 1)) {
       return 'a per-channel constant added right before train-mode batch norm is removed by its mean subtraction';
     }
   }

@@ -192,10 +192,20 @@ export function buildGraph(model: ModelProto): OnnxGraph {
     }
   });
   const order = topologicalOrder(protos, defined, producerOf);
+  const rank = new Int32Array(protos.length);
+  order.forEach((protoIndex, index) => (rank[protoIndex] = index));
 
+  // Everything keyed by value or node name is built walking the file in its own order (the memory order of
+  // the decoded strings), not the execution order: in a shuffled 100k-node file, walking the execution order
+  // makes every map probe a cache miss. Results are placed by rank.
   const usedNames = new Set<string>();
-  const nodes: OnnxNode[] = order.map((protoIndex, index) => {
+  const nodes = new Array<OnnxNode>(protos.length);
+  const producers = producerOf; // same keys: value -> file index becomes value -> execution index below
+  const consumers = new Map<string, { node: number; slot: number }[]>();
+  let unsortedUses = false;
+  for (let protoIndex = 0; protoIndex < protos.length; protoIndex++) {
     const p = protos[protoIndex];
+    const index = rank[protoIndex];
     let name = p.name || `${p.opType}_${index}`;
     if (usedNames.has(name)) name = `${name}__${index}`;
     usedNames.add(name);
@@ -208,20 +218,22 @@ export function buildGraph(model: ModelProto): OnnxGraph {
       docString: p.docString, metadata, attributes: p.attribute, classes: scope.classes,
     } as OnnxNode;
     node.attrs = new Attrs(node, p.attribute);
-    return node;
-  });
-
-  const producers = new Map<string, number>();
-  const consumers = new Map<string, { node: number; slot: number }[]>();
-  for (const n of nodes) {
-    for (const o of n.outputs) if (o !== '') producers.set(o, n.index);
-    n.inputs.forEach((v, slot) => {
-      if (v === '') return;
+    nodes[index] = node;
+    for (const o of p.output) if (o !== '') producers.set(o, index);
+    for (let slot = 0; slot < p.input.length; slot++) {
+      const v = p.input[slot];
+      if (v === '') continue;
       const list = consumers.get(v);
-      if (list) list.push({ node: n.index, slot });
-      else consumers.set(v, [{ node: n.index, slot }]);
-    });
+      if (!list) consumers.set(v, [{ node: index, slot }]);
+      else {
+        if (list[list.length - 1].node > index) unsortedUses = true;
+        list.push({ node: index, slot });
+      }
+    }
   }
+  // Uses in execution order (then slot), as readers of `consumers` expect; a sorted file needs no sort.
+  if (unsortedUses) for (const list of consumers.values()) if (list.length > 1) list.sort((a, b) => a.node - b.node || a.slot - b.slot);
+
   const valueInfo = new Map(g.valueInfo.map((v) => [v.name, valueSpec(v)] as [string, OnnxValueSpec]));
   return { name: g.name, nodes, inputs, outputs: g.output.map(valueSpec), initializerNames, producers, consumers, valueInfo };
 }

@@ -266,7 +266,8 @@ export class OnnxModel {
   readonly exportNotes: ExportNote[];
   private floatDtype: FloatDType;
   private readonly functions: { name: string; domain: string }[];
-  private readonly liveIndex: Set<number>;
+  /** 1 for a live node (by index), else 0. */
+  private readonly liveIndex: Uint8Array;
   private readonly plans = new Map<string, Plan>();
   private readonly nodeByName = new Map<string, OnnxNode>();
   private readonly inputSpecs = new Map<string, OnnxInputSpec>();
@@ -299,19 +300,19 @@ export class OnnxModel {
     this.outputs = this.graph.outputs;
     for (const n of this.graph.nodes) this.nodeByName.set(n.name, n);
 
-    // Live nodes: the ones graph outputs depend on.
-    const live = new Set<number>();
-    const stack = this.graph.outputs.map((o) => o.name);
-    const seen = new Set<string>();
-    while (stack.length) {
-      const v = stack.pop()!;
-      if (seen.has(v)) continue;
-      seen.add(v);
-      const p = this.graph.producers.get(v);
-      if (p === undefined || live.has(p)) continue;
-      live.add(p);
-      for (const i of this.graph.nodes[p].inputs) if (i !== '') stack.push(i);
-    }
+    // Live nodes: the ones graph outputs depend on (a walk over node indices: one map probe per value read).
+    const nodes = this.graph.nodes;
+    const live = new Uint8Array(nodes.length);
+    const stack: number[] = [];
+    const reach = (value: string) => {
+      const p = this.graph.producers.get(value);
+      if (p !== undefined && !live[p]) {
+        live[p] = 1;
+        stack.push(p);
+      }
+    };
+    for (const o of this.graph.outputs) reach(o.name);
+    while (stack.length) for (const i of nodes[stack.pop()!].inputs) if (i !== '') reach(i);
     const initializerSet = new Set(this.graph.initializerNames);
     const inputSet = new Set(this.graph.inputs.map((i) => i.name));
     const outputSet = new Set<string>();
@@ -323,7 +324,7 @@ export class OnnxModel {
       }
     }
     this.outputNames = outputSet;
-    this.liveNodes = this.graph.nodes.filter((n) => live.has(n.index));
+    this.liveNodes = nodes.filter((n) => live[n.index] === 1);
     this.liveIndex = live;
 
     // Unsupported ops in the live graph.
@@ -349,13 +350,23 @@ export class OnnxModel {
     this.buffers = new Map();
     this.initializers = [];
     for (const t of proto.graph!.initializer) {
-      const consumers = (this.graph.consumers.get(t.name) ?? []).map((c) => ({ node: this.graph.nodes[c.node].name, opType: this.graph.nodes[c.node].opType, slot: c.slot, live: live.has(c.node) }));
+      // One pass over the uses (a shared weight may have 100k): the first live differentiable one names the reason.
+      const consumers: InitializerInfo['consumers'] = [];
+      let anyLive = false;
+      let diffUse: InitializerInfo['consumers'][number] | undefined;
+      for (const c of this.graph.consumers.get(t.name) ?? []) {
+        const n = nodes[c.node];
+        const use = { node: n.name, opType: n.opType, slot: c.slot };
+        consumers.push(use);
+        if (live[c.node] !== 1) continue;
+        anyLive = true;
+        if (!diffUse && isDifferentiableSlot(n.opType, c.slot)) diffUse = use;
+      }
       const float = isFloatType(t.dataType);
       let role: 'parameter' | 'buffer' = 'buffer';
       let reason: string;
-      const diffUse = consumers.find((c) => c.live && isDifferentiableSlot(c.opType, c.slot));
       if (!float) reason = `${dataTypeName(t.dataType)} data`;
-      else if (!consumers.some((c) => c.live)) reason = 'not used by the graph outputs';
+      else if (!anyLive) reason = 'not used by the graph outputs';
       else if (!diffUse) reason = `only read as ${consumers.map((c) => `${c.opType} input ${c.slot}`).join(', ')} (no gradient flows there)`;
       else if (identity.constants.has(t.name)) reason = identity.constants.get(t.name)!;
       else if (sizeOf(t.dims) <= 1 && isAnonymous(t.name)) reason = 'an anonymous exporter constant (scalar)';
@@ -364,7 +375,7 @@ export class OnnxModel {
         role = 'parameter';
         reason = `read by ${diffUse.opType} node '${diffUse.node}' (input ${diffUse.slot})`;
       }
-      const info: InitializerInfo = { name: t.name, elemType: dataTypeName(t.dataType), shape: [...t.dims], role, reason, consumers: consumers.map(({ node, opType, slot }) => ({ node, opType, slot })) };
+      const info: InitializerInfo = { name: t.name, elemType: dataTypeName(t.dataType), shape: [...t.dims], role, reason, consumers };
       if (options.trainable) {
         const want = options.trainable(info) && float;
         if (want !== (role === 'parameter')) {
@@ -725,7 +736,7 @@ export class OnnxModel {
         if (o === '') return;
         const t = outs[i];
         if (!t) {
-          const used = (this.graph.consumers.get(o) ?? []).some((c) => this.liveIndex.has(c.node)) || this.outputNames.has(o);
+          const used = (this.graph.consumers.get(o) ?? []).some((c) => this.liveIndex[c.node] === 1) || this.outputNames.has(o);
           if (used) throw new OnnxImportError('NODE_FAILED', `${describeNode(node)} did not produce its output ${i} ('${o}'), which the graph uses`, { node });
           allFolded = false;
           return;

@@ -85,8 +85,14 @@ export interface NodeScope {
  */
 export function modulePathFromNodeName(name: string): string | null {
   if (!name.startsWith('/')) return null;
-  const parts = name.split('/').filter((p) => p !== '');
-  parts.pop(); // the op itself (e.g. MatMul_1)
+  // The non-empty segments before the last one (the op itself, e.g. MatMul_1), found without split/filter:
+  // this runs once per node.
+  const parts: string[] = [];
+  let start = 1;
+  for (let slash = name.indexOf('/', start); slash >= 0; start = slash + 1, slash = name.indexOf('/', start)) {
+    if (slash > start) parts.push(name.slice(start, slash));
+  }
+  if (start === name.length) parts.pop(); // a trailing '/': the last segment was the op
   if (parts.length === 1) return parts[0];
   const path: string[] = [];
   for (const seg of parts) {

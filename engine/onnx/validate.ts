@@ -55,14 +55,15 @@ function parseAttrs(text: string): Map<string, AttrSpec> {
 /** The schema version an op runs as at `opset`: the newest one introduced at or before it. */
 export function schemaFor(opType: string, opset: number): { version: OnnxSchemaVersion; introduced: number } | null {
   if (!Object.prototype.hasOwnProperty.call(ONNX_SCHEMA, opType)) return null;
-  const key = `${opType}@${opset}`;
-  if (chosenCache.has(key)) return chosenCache.get(key)!;
-  const found = lookupSchema(opType, opset);
-  chosenCache.set(key, found);
+  let byOpset = chosenCache.get(opType);
+  if (!byOpset) chosenCache.set(opType, (byOpset = new Map()));
+  let found = byOpset.get(opset);
+  if (found === undefined) byOpset.set(opset, (found = lookupSchema(opType, opset)));
   return found;
 }
 
-const chosenCache = new Map<string, { version: OnnxSchemaVersion; introduced: number } | null>();
+/** Op type -> opset -> the schema it runs as (no string key built per node: a graph has 100k nodes and few kinds). */
+const chosenCache = new Map<string, Map<number, { version: OnnxSchemaVersion; introduced: number } | null>>();
 
 function lookupSchema(opType: string, opset: number): { version: OnnxSchemaVersion; introduced: number } | null {
   const versions = Object.prototype.hasOwnProperty.call(ONNX_SCHEMA, opType) ? ONNX_SCHEMA[opType] : undefined;
@@ -106,11 +107,10 @@ function checkNode(n: OnnxNode, opset: number, warnings: OnnxWarning[]): void {
   const fail = (message: string): never => {
     throw new OnnxImportError('INVALID_MODEL', `invalid ONNX graph: ${describeNode(n)}: ${message}`, { node: n });
   };
-  const seen = new Set<string>();
-  for (const a of n.attributes) {
-    if (seen.has(a.name)) fail(`attribute '${a.name}' is given twice`);
-    seen.add(a.name);
-  }
+  // A scan, no set per node: nodes have a handful of attributes, graphs up to 100k nodes.
+  n.attributes.forEach((a, i) => {
+    for (let j = 0; j < i; j++) if (n.attributes[j].name === a.name) fail(`attribute '${a.name}' is given twice`);
+  });
   const found = schemaFor(n.opType, opset);
   if (!found) return; // not an ONNX op: the importer reports it as unsupported if the outputs need it
   const [since, attrText, minIn, maxIn, minOut, maxOut] = found.version;
@@ -136,7 +136,7 @@ function checkNode(n: OnnxNode, opset: number, warnings: OnnxWarning[]): void {
     // Old models leave the type unset (0): the importer then trusts the populated field.
     if (a.type !== AttrType.UNDEFINED && a.type !== spec.type) fail(`attribute '${a.name}' must be ${TYPE_WORDS[spec.type] ?? `type ${spec.type}`}, got ${TYPE_WORDS[a.type] ?? `attribute type ${a.type}`}`);
   }
-  for (const [name, spec] of attrs) if (spec.required && !seen.has(name)) fail(`required attribute '${name}' is missing`);
+  for (const [name, spec] of attrs) if (spec.required && !n.attributes.some((a) => a.name === name)) fail(`required attribute '${name}' is missing`);
 }
 
 function checkDims(spec: OnnxValueSpec, what: string): void {

@@ -132,6 +132,11 @@ describe('Inspect the examples in code-server', () => {
     assert.match(backend, /^wasm-simd/, `WebAssembly SIMD runs when WebGPU is unavailable; the panel says: ${why}`);
     const summary = await wb.webviewText('summary', { ok: (t) => /vanishing_mlp\.onnx/.test(t), what: 'the run summary' });
     assert.match(summary, /loss crossEntropy = \d/);
+    // The run's memory estimate under the summary, against gradientLens.run.memoryBudgetMB (default 2048 MB).
+    const memory = await wb.webviewText('memory-estimate', { ok: (t) => t.startsWith('Memory estimate'), what: 'the memory estimate' });
+    assert.match(memory, /^Memory estimate [\d.]+ (kB|MB) of the 2\.00 GB budget \(\d+%\): /);
+    assert.match(memory, /parameters [\d.]+ (bytes|kB|MB)/);
+    assert.match(memory, /saved activations [\d.]+ (bytes|kB|MB)/);
     assert.ok((await paintedPixels(panel, '#flow')) > 1000, 'the gradient-flow chart is drawn');
     const rows = await panel.evaluate(() => document.querySelectorAll('[data-testid="module-table"] tbody tr').length);
     assert.ok(rows >= 11, `module table rows: ${rows}`);

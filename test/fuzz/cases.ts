@@ -11,7 +11,7 @@ import { Writer } from 'protobufjs/minimal';
 import { Rng } from '../../engine';
 import { decodeModel, DataType, AttrType } from '../../engine/onnx/proto';
 import type { ModelProto, NodeProto } from '../../engine/onnx/proto';
-import { attr, buildModel, encodeModel, tensorProto, GraphSpec, NodeSpec } from './onnxWriter';
+import { attr, buildModel, encodeModel, tensorProto, ModelSpec, NodeSpec } from '../onnx_builder';
 import type { TensorProto } from '../../engine/onnx/proto';
 import { sharedDir } from '../helpers';
 
@@ -36,7 +36,7 @@ function floats(name: string, dims: number[], fill: (i: number) => number = () =
 }
 
 /** x [2, 4] -> Linear(4, 3) -> y: a trainable model the other cases vary. */
-function linear(extra: Partial<GraphSpec> = {}, node: Partial<NodeSpec> = {}): Uint8Array {
+function linear(extra: Partial<ModelSpec> = {}, node: Partial<NodeSpec> = {}): Uint8Array {
   return buildModel({
     nodes: [{ op: 'Gemm', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: { transB: 1 }, ...node }],
     inputs: [{ name: 'x', dims: [2, 4] }],
@@ -199,6 +199,20 @@ export function structuredCases(rng: Rng, bigGraph = 20_000): FuzzCase[] {
     c('init-data-short', 'an initializer with fewer values than its dims', () => linear({ initializers: [tensorProto('w', [3, 4], F, [1, 2, 3]), floats('b', [3])] })),
     c('init-dims-huge', 'an initializer declaring [2^31, 2^31] with no data', () => linear({ initializers: [tensorProto('w', [2 ** 31, 2 ** 31], F, []), floats('b', [3])] })),
     c('clip-min-gt-max', 'Clip with min > max', () => withOp({ op: 'Clip', inputs: ['x', 'lo', 'hi'], outputs: ['r'] }, [floats('lo', [], () => 1), floats('hi', [], () => -1) ])),
+    // Fuzz run of session 5: a byte mutant left a weight near float32's limit; onnxruntime-web overflows in
+    // LayerNormalization's variance, the engine (float64 accumulation) keeps the exact value.
+    c('layernorm-huge-weight', 'a 1e37 weight before LayerNormalization (float32 overflow in onnxruntime-web)', () => buildModel({
+      nodes: [{ op: 'Gemm', inputs: ['x', 'w', 'b'], outputs: ['h'], attrs: { transB: 1 } }, { op: 'LayerNormalization', inputs: ['h', 'g', 'beta'], outputs: ['n'], attrs: { axis: -1 } },
+        { op: 'Mul', inputs: ['n', 'm'], outputs: ['y'] }],
+      inputs: [{ name: 'x', dims: [2, 4] }], outputs: [{ name: 'y', dims: [2, 3] }],
+      initializers: [floats('w', [3, 4], (i) => (i === 5 ? 1e37 : (i % 5) / 7 - 0.3)), floats('b', [3]), floats('g', [3], () => 1), floats('beta', [3], () => 0), floats('m', [1], () => 0.5)],
+    })),
+    // ...and a flag set to 3: the ONNX reference reads nonzero as true (as the engine does), onnxruntime-web == 1.
+    c('rotary-interleaved-3', 'RotaryEmbedding attribute interleaved = 3', () => buildModel({
+      nodes: [{ op: 'RotaryEmbedding', inputs: ['x', 'cos', 'sin'], outputs: ['r'], attrs: { interleaved: 3 } }, { op: 'Mul', inputs: ['r', 'w'], outputs: ['y'] }],
+      inputs: [{ name: 'x', dims: [2, 4, 3, 8] }, { name: 'cos', dims: [2, 3, 4] }, { name: 'sin', dims: [2, 3, 4] }], outputs: [{ name: 'y', dims: [2, 4, 3, 8] }],
+      initializers: [floats('w', [1], () => 0.5)], opset: 23,
+    })),
     c('attr-ref', 'an attribute referring to a function attribute', () => encodeModel((() => {
       const m = decodeModel(linear());
       m.graph!.node[0].attribute[0].refAttrName = 'outer';

@@ -43,5 +43,8 @@ test('fuzz: 200 hostile and mutated models end ok or in a clear error, never a c
   expect('s:no-params', 'ok', /nothing to differentiate/);
   expect('s:neg-inf-weight', 'ok', /flagged/);
   expect('s:if-nested-1000', 'clear', /nested more than 64 deep/);
+  // Disagreements with onnxruntime-web that are its float32 overflow or its reading of a flag, not ours.
+  expect('s:layernorm-huge-weight', 'ok', /overflows float32 arithmetic in onnxruntime-web; the engine's float32 output equals its float64 run/);
+  expect('s:rotary-interleaved-3', 'ok', /flag interleaved = 3: the ONNX reference reads nonzero as true/);
   for (const id of ['s:chain-reverse', 's:chain-shuffled']) assert.equal(byId.get(id)!.outcome, 'ok', `${id}: ${byId.get(id)!.message}`);
 });

@@ -33,7 +33,7 @@ export interface FuzzOptions {
 const CHILD = path.join(__dirname, 'child.js');
 
 /** Int attributes the ONNX spec uses as booleans. */
-const FLAGS = new Set(['is_causal', 'transA', 'transB', 'keepdims', 'count_include_pad', 'ceil_mode', 'allowzero', 'upper', 'noop_with_empty_axes', 'select_last_index', 'training_mode', 'exclusive', 'reverse', 'storage_order', 'center_point_box', 'align_corners', 'detect_negative', 'detect_positive', 'onesided', 'inverse', 'periodic', 'layout', 'new_axis', 'sorted', 'largest', 'broadcast', 'spatial', 'is_test']);
+const FLAGS = new Set(['is_causal', 'interleaved', 'fmod', 'saturate', 'antialias', 'exclude_outside', 'transA', 'transB', 'keepdims', 'count_include_pad', 'ceil_mode', 'allowzero', 'upper', 'noop_with_empty_axes', 'select_last_index', 'training_mode', 'exclusive', 'reverse', 'storage_order', 'center_point_box', 'align_corners', 'detect_negative', 'detect_positive', 'onesided', 'inverse', 'periodic', 'layout', 'new_axis', 'sorted', 'largest', 'broadcast', 'spatial', 'is_test']);
 
 /** Runs `cases` and returns one result per case, in order. */
 export async function runFuzz(cases: readonly FuzzCase[], options: FuzzOptions = {}): Promise<FuzzResult[]> {

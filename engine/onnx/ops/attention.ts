@@ -34,7 +34,7 @@ function repeatHeads(x: Tensor, reps: number): Tensor {
  * sliding window and each sample's non-padded keys. Masks shorter than kv are padded as masked.
  */
 function attentionBias(ctx: OpContext, mask: Tensor | null, q: number, kv: number, batch: number, pastLen: number, nonpad: number[] | null): Tensor | null {
-  const causal = ctx.attrs.int('is_causal', 0) !== 0;
+  const causal = ctx.attrs.flag('is_causal', false);
   const left = ctx.attrs.int('left_window_size', -1);
   const right = ctx.attrs.int('right_window_size', -1);
   let bias: Tensor | null = null;
@@ -155,7 +155,7 @@ const rotaryEmbedding: OpHandler = {
     let sin = floatIn(ctx, need(ctx, inputs, 2, 'sin_cache'), 'sin_cache');
     const positions = inputs[3] ?? null;
     const a = ctx.attrs;
-    const interleaved = a.int('interleaved', 0) !== 0;
+    const interleaved = a.flag('interleaved', false);
     let t: Tensor;
     if (x.rank === 4) t = E.permute(x, [0, 2, 1, 3]);
     else if (x.rank === 3) {

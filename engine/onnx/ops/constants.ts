@@ -38,7 +38,7 @@ function roundFloat(x: Tensor, fn: (v: number) => number): Tensor {
 
 /** Cast to ONNX element type `to`: float/int/bool moves (floats truncate into ints), then narrowing. */
 function castTo(ctx: OpContext, x: Tensor, to: number, kind: Kind): Tensor {
-  const narrow = narrowing(to, ctx.dtype === 'float64', { saturate: ctx.attrs.int('saturate', 1) !== 0, roundMode: ctx.attrs.string('round_mode', 'up') });
+  const narrow = narrowing(to, ctx.dtype === 'float64', { saturate: ctx.attrs.flag('saturate', true), roundMode: ctx.attrs.string('round_mode', 'up') });
   if (isF(x) && isFloat(kind as FloatDType)) {
     if (x.dtype !== kind) ctx.fail('INVALID_MODEL', `internal: float ${x.dtype} in a ${ctx.dtype} run`);
     return narrow ? roundFloat(x, narrow) : x;

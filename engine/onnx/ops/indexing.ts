@@ -68,7 +68,7 @@ export const INDEXING_OPS: Readonly<Record<string, OpHandler>> = {
       const a = ctx.attrs;
       const axis = axisOf(ctx, a.int('axis', -1), x.rank);
       const k = ctx.opset < 10 ? a.int('k') : scalarOf(ctx, need(ctx, inputs, 1, 'K'), 'K');
-      const largest = a.int('largest', 1) !== 0;
+      const largest = a.flag('largest', true);
       const len = x.shape[axis];
       if (!Number.isInteger(k) || k < 0 || k > len) ctx.fail('INVALID_MODEL', `TopK k = ${k} is outside [0, ${len}] for axis ${axis} of ${formatShape(x.shape)}`);
       const inner = sizeOf(x.shape.slice(axis + 1));

@@ -106,7 +106,7 @@ function cumulative(identity: number, combine: (a: number, b: number) => number,
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'x');
       const axis = axisOf(ctx, scalarOf(ctx, need(ctx, inputs, 1, 'axis'), 'axis'), Math.max(x.rank, 1));
-      const options = { exclusive: ctx.attrs.int('exclusive', 0) !== 0, reverse: ctx.attrs.int('reverse', 0) !== 0 };
+      const options = { exclusive: ctx.attrs.flag('exclusive', false), reverse: ctx.attrs.flag('reverse', false) };
       if (x.rank === 0) return x;
       if (isF(x)) return floatOp(x, axis, options);
       if (x.dtype === 'bool') ctx.fail('UNSUPPORTED_DTYPE', `${ctx.node.opType} of a bool tensor is not supported`);

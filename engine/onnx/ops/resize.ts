@@ -141,8 +141,8 @@ function resize(ctx: OpContext, x: Tensor, scalesIn: number[] | null, sizesIn: n
   const mode = a.string('mode', 'nearest');
   const coordMode = legacy ? 'asymmetric' : a.string('coordinate_transformation_mode', 'half_pixel');
   const nearestMode = legacy ? 'legacy' : a.string('nearest_mode', 'round_prefer_floor');
-  const antialias = a.int('antialias', 0) !== 0;
-  const excludeOutside = a.int('exclude_outside', 0) !== 0;
+  const antialias = a.flag('antialias', false);
+  const excludeOutside = a.flag('exclude_outside', false);
   const extrapolation = a.float('extrapolation_value', 0);
   const policy = a.string('keep_aspect_ratio_policy', 'stretch');
   const axes = a.has('axes') ? a.ints('axes').map((d) => axisOf(ctx, d, rank)) : x.shape.map((_, i) => i);
