@@ -174,6 +174,12 @@ def build_ops():
         "sigmoid": (torch.sigmoid, randn),
         "relu": (torch.relu, nonzero),
         "erf": (torch.erf, randn),
+        "sin": (torch.sin, lambda *s: uniform(-6, 6, *s)),
+        "cos": (torch.cos, lambda *s: uniform(-6, 6, *s)),
+        "tan": (torch.tan, lambda *s: uniform(-1.3, 1.3, *s)),
+        "asin": (torch.asin, lambda *s: uniform(-0.9, 0.9, *s)),
+        "acos": (torch.acos, lambda *s: uniform(-0.9, 0.9, *s)),
+        "atan": (torch.atan, lambda *s: uniform(-4, 4, *s)),
     }
     for op, (fn, gen) in unary.items():
         add_case(op, op, {}, lambda gen=gen: [(gen(2, 3, 4), True)], fn)

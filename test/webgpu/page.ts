@@ -230,6 +230,13 @@ const UNARY_DOMAIN: Record<UnaryKernel, { data: () => Float32Array; params?: num
   powScalar: { data: () => uniform(1037, 0.01, 4), params: [2, 3, 0.5, -1.5, 2.7, -2, 0] },
   scale: { data: () => uniform(1037, -5, 5), params: [0.37, -3], specials: true },
   addScalar: { data: () => uniform(1037, -5, 5), params: [-1.25], specials: true },
+  // The WGSL trig functions reduce the argument themselves (wgsl.ts): a wide range checks the reduction.
+  sin: { data: () => uniform(1037, -200, 200), specials: true },
+  cos: { data: () => uniform(1037, -200, 200), specials: true },
+  tan: { data: () => uniform(1037, -1.5, 1.5), specials: true },
+  asin: { data: () => uniform(1037, -1, 1), specials: true },
+  acos: { data: () => uniform(1037, -1, 1), specials: true },
+  atan: { data: () => uniform(1037, -60, 60), specials: true },
 };
 
 async function unaryCases(): Promise<void> {
