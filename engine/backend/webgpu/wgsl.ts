@@ -99,9 +99,10 @@ fn tanh_(x: f32) -> f32 {
 }
 // Trigonometric functions. WGSL's builtins promise only 2^-11 absolute error for sin/cos on [-pi, pi] (and
 // nothing outside), so these are written out: Cody-Waite reduction x = k pi/2 + r, |r| <= pi/4, with pi/2
-// in three parts (k * the first part is exact for |k| < 2^16, so |x| up to ~1e5 reduces to a few ulp;
-// beyond, float32 reduction loses digits, as in any float32 library without Payne-Hanek), then Cephes'
-// float32 minimax polynomials (sinf, cosf, atanf, asinf: relative error ~1e-7 on their ranges).
+// in three parts (k times the first part is exact for |k| < 2^15), then Cephes' float32 minimax
+// polynomials (sinf, cosf, atanf, asinf: relative error ~1e-7 on their ranges). Known limit: sin, cos and
+// tan are accurate for |x| < 2^15 pi/2 (~51000, e.g. positional encodings of 32k-token contexts); beyond,
+// a float32 reduction without Payne-Hanek has no digits left, and the builtin's value is returned.
 fn sinPoly(r: f32) -> f32 {
   let z = r * r;
   return r + r * z * (-1.6666654611e-1 + z * (8.3321608736e-3 + z * -1.9515295891e-4));
@@ -116,8 +117,10 @@ fn halfPiReduce(x: f32) -> vec2<f32> {
   return vec2<f32>(((x - k * 1.5703125) - k * 4.837512969970703125e-4) - k * 7.54978995489188216e-8, k);
 }
 fn quadrant(k: f32) -> i32 { return i32(k - 4.0 * floor(k * 0.25)); }
+const TRIG_REDUCE_MAX: f32 = 51471.0;
 fn sin_(x: f32) -> f32 {
   if (isnan32(x) || abs(x) == f32inf()) { return f32nan(); }
+  if (abs(x) > TRIG_REDUCE_MAX) { return sin(x); }
   let rk = halfPiReduce(x);
   let q = quadrant(rk.y);
   let s = select(sinPoly(rk.x), cosPoly(rk.x), (q & 1) == 1);
@@ -125,6 +128,7 @@ fn sin_(x: f32) -> f32 {
 }
 fn cos_(x: f32) -> f32 {
   if (isnan32(x) || abs(x) == f32inf()) { return f32nan(); }
+  if (abs(x) > TRIG_REDUCE_MAX) { return cos(x); }
   let rk = halfPiReduce(x);
   let q = quadrant(rk.y);
   let c = select(cosPoly(rk.x), sinPoly(rk.x), (q & 1) == 1);
@@ -132,6 +136,7 @@ fn cos_(x: f32) -> f32 {
 }
 fn tan_(x: f32) -> f32 {
   if (isnan32(x) || abs(x) == f32inf()) { return f32nan(); }
+  if (abs(x) > TRIG_REDUCE_MAX) { return tan(x); }
   let rk = halfPiReduce(x);
   let s = sinPoly(rk.x);
   let c = cosPoly(rk.x);
