@@ -81,6 +81,8 @@ function cubicWeights(t: Tensor): Tensor[] {
  * edge pixels' centres with alignCorners) -> [N, C, O1..Ok]. Follows the ONNX reference exactly: nearest
  * rounds half to even, out-of-range coordinates are clamped (border) or reflected (reflection) before the
  * taps are taken, and taps outside the input read 0 (zeros), the edge (border) or their reflection.
+ * PyTorch agrees (test/fixtures/ops.json grid_sample_*) except cubic with border padding at a coordinate
+ * outside the input: PyTorch clamps each tap instead of the coordinate; the ONNX semantics are kept.
  *
  * Composite: tap indices and the clamp/reflection slopes are computed from the coordinate values on the
  * host (a device-computed grid throws TensorOnDeviceError: the run repeats on the host); each tap is a
