@@ -289,6 +289,34 @@ describe('trigonometric functions: gradients on every host backend', () => {
   });
 });
 
+describe('Mod: values exact, gradients as PyTorch remainder (fmod 0) and fmod (fmod 1)', () => {
+  const mod = (fmod: number): ModelSpec => ({
+    nodes: [{ op: 'Mod', inputs: ['a', 'b'], outputs: ['y'], attrs: { fmod } }],
+    inputs: [{ name: 'a', type: D, dims: [6] }, { name: 'b', type: D, dims: [6] }],
+    outputs: [{ name: 'y', type: D, dims: [6] }],
+  });
+  // a / b kept away from integers (the jumps), signs mixed so floor and trunc differ.
+  const a = () => tensorFrom([5.3, -5.3, 7.9, -0.4, 2.2, -9.1], [6], 'float64', { requiresGrad: true });
+  const b = () => tensorFrom([2.1, 2.1, -3.3, 1.5, -0.7, -2.6], [6], 'float64', { requiresGrad: true });
+  test('gradcheck for both inputs', () => {
+    for (const fmod of [0, 1]) checkGrad(mod(fmod), { a: a(), b: b() });
+  });
+  test('values and gradients by hand', () => {
+    for (const fmod of [0, 1]) {
+      const [ta, tb] = [a(), b()];
+      const [y] = run(mod(fmod), { a: ta, b: tb });
+      backward(sum(y));
+      const q = Array.from(ta.data, (x, i) => (fmod ? Math.trunc(x / tb.data[i]) : Math.floor(x / tb.data[i])));
+      Array.from(ta.data).forEach((x, i) => {
+        const v = tb.data[i];
+        assert.equal(y.data[i], fmod ? x % v : x - Math.floor(x / v) * v);
+        assert.equal(ta.grad!.data[i], 1);
+        assert.equal(tb.grad!.data[i], -q[i]);
+      });
+    }
+  });
+});
+
 describe('LRN, DepthToSpace, SpaceToDepth: gradients', () => {
   const one = (op: string, attrs: Record<string, number | string>, dims: number[]): ModelSpec => ({
     nodes: [{ op, inputs: ['x'], outputs: ['y'], attrs, floatAttrs: ['alpha', 'beta', 'bias'] }],
