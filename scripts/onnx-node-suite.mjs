@@ -2,6 +2,9 @@
 // case that does not pass, with its reason, then the counts. Needs the compiled tests (tsc -p tsconfig.json).
 // Usage: node scripts/onnx-node-suite.mjs [substring filter] [--all] [--wasm] [--dir=node|pytorch-converted|...]
 // --wasm runs on the WebAssembly kernels (build:wasm) instead of the reference backend.
+// --device runs on the fake device backend (test/fakeDevice.ts: device-only tensors, reference kernels) and
+// says per case whether every kernel ran on the device or an op needed host values (WebGPU reruns those on
+// the host backend), with a per-op table.
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +23,28 @@ if (args.includes('--wasm')) {
   setBackend(await loadWasmBackendNode());
 }
 if (!dir) throw new Error('no shared/onnx-backend-data/node beside the repo or above it');
+if (args.includes('--device')) {
+  const { runNodeSuiteOnDevice } = require(path.join(root, 'build', 'test', 'onnx_node_suite.js'));
+  const { device } = require(path.join(root, 'build', 'test', 'fakeDevice.js'));
+  const results = await runNodeSuiteOnDevice(dir, device, filter ? (n) => n.includes(filter) : undefined);
+  const counts = {};
+  const byOp = new Map();
+  for (const r of results) {
+    counts[r.status] = (counts[r.status] ?? 0) + 1;
+    if (all || !['device', 'float64', 'unsupported', 'not-comparable'].includes(r.status)) console.log(`${r.status.toUpperCase().padEnd(12)} ${r.name.padEnd(60)} ${r.detail}`);
+    if (r.ops.length !== 1) continue;
+    const e = byOp.get(r.ops[0]) ?? {};
+    e[r.status] = (e[r.status] ?? 0) + 1;
+    byOp.set(r.ops[0], e);
+  }
+  console.log('\nsingle-op cases by op (device / host-values / float64 / other):');
+  for (const [op, e] of [...byOp].sort()) {
+    const other = Object.entries(e).filter(([k]) => !['device', 'host-values', 'float64'].includes(k)).map(([k, v]) => `${v} ${k}`).join(', ');
+    if (e.device || e['host-values']) console.log(`${op.padEnd(28)} ${String(e.device ?? 0).padStart(3)} / ${String(e['host-values'] ?? 0).padStart(3)} / ${String(e.float64 ?? 0).padStart(3)}  ${other}`);
+  }
+  console.log(`\n${results.length} cases: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+  process.exit(0);
+}
 const t0 = performance.now();
 const s = runNodeSuite(dir, filter ? (n) => n.includes(filter) : undefined);
 const shown = all ? s.results : s.results.filter((r) => r.status !== 'pass');

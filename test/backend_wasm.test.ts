@@ -75,6 +75,7 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
       ['leakyRelu', 0.1, -3, 3], ['powScalar', 3, -2, 2], ['powScalar', 2, -2, 2], ['powScalar', 0.5, 0, 4],
       ['powScalar', -1, 0.5, 4], ['powScalar', 1, -2, 2], ['powScalar', 1.7, 0, 4], ['powScalar', 0, -2, 2],
       ['scale', 0.37, -3, 3], ['addScalar', -1.25, -3, 3],
+      ['sin', 0, -200, 200], ['cos', 0, -200, 200], ['tan', 0, -1.5, 1.5], ['asin', 0, -1, 1], ['acos', 0, -1, 1], ['atan', 0, -60, 60],
     ];
     for (const [op, param, lo, hi] of ops) {
       for (const n of [1, 3, 4, 17, 67]) {

@@ -135,6 +135,11 @@ const models: [string, object][] = [
   ['test/fixtures/onnx/gpt_op13_loss.onnx', {}],
   ['test/fixtures/onnx/lora_op14_loss.onnx', {}],
   ['examples/tiny_gpt.onnx', { batch: 2, sequenceLength: 16 }],
+  // Ops added for real architectures: 3-D conv / pooling / ConvTranspose, Resize, and one graph of LRN, Sin,
+  // LpPool, DepthToSpace, Resize, Einsum, RotaryEmbedding, Attention, CumSum, Atan (test/gold/make_new_ops_model.py).
+  ['test/fixtures/onnx/video_dynamo.onnx', {}],
+  ['test/fixtures/onnx/interp_dynamo.onnx', {}],
+  ['test/fixtures/onnx/new_ops_op23.onnx', {}],
 ];
 
 for (const [file, options] of models) {

@@ -89,6 +89,18 @@ describe('memory: estimated before the run, refused above the budget before allo
     assert.ok(report.memory && report.memory.peak > 0 && report.memory.budget === 256 * 2 ** 20);
   });
 
+  test('the dry run reads the values of float initializers an op needs (Resize scales of a torch 2.13 interpolate export)', async () => {
+    // The dynamo exporter stores F.interpolate's scales as a float initializer: a value-less stand-in read as
+    // zeros made the estimate (and so every inspection) fail with 'Resize scales [0, 0, 0, 0] must be positive'.
+    const bytes = new Uint8Array(fs.readFileSync(path.join(repoRoot, 'test', 'fixtures', 'onnx', 'interp_dynamo.onnx')));
+    const model = loadOnnx(bytes);
+    const estimate = model.estimateMemory();
+    const { bytes: actual } = metered(Infinity, 'the measured run', () => backward(model.run().loss!));
+    assert.ok(estimate.peak >= actual, `estimate ${estimate.peak} < measured ${actual}`);
+    const report = await inspectOnnx(bytes, 'interp_dynamo.onnx', { memoryBudget: 256 * 2 ** 20 });
+    assert.ok(report.memory && report.memory.peak === estimate.peak);
+  });
+
   test('initializers larger than the budget are refused from their dims, before any is decoded', () => {
     // 2^15 x 2^15 float32 = 4 GiB declared (and no data: decoding would fail later, differently).
     const bytes = buildModel({

@@ -13,7 +13,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadOnnx, OnnxImportError, decodeOnnxTensor, onnxTensorToEngine, OnnxTensorProto, Tensor, supportedOnnxOps, decodeOnnxModel } from '../engine';
+import { loadOnnx, OnnxImportError, decodeOnnxTensor, onnxTensorToEngine, OnnxTensorProto, Tensor, supportedOnnxOps, decodeOnnxModel, isClaimedOnnxValueType, OnnxModel } from '../engine';
+import { TensorOnDeviceError, readTensors } from '../engine/tensor';
+import { DeviceBackend } from '../engine/backend/device';
+import { deviceScope, dispatchCounts } from '../engine/backend/dispatch';
+import { getBackend, setBackend } from '../engine/backend/registry';
+import { isDifferentiableSlot } from '../engine/onnx/opset';
 
 export type NodeStatus = 'pass' | 'unsupported' | 'wrong' | 'crash' | 'not-comparable';
 
@@ -22,6 +27,8 @@ export interface NodeCaseResult {
   status: NodeStatus;
   /** Op types of the model's nodes (default domain, or domain:op). */
   ops: string[];
+  /** Graph inputs and outputs whose type the importer does not claim (string tensors, sequences, optionals...). */
+  unclaimedTypes: string[];
   detail: string;
   ms: number;
 }
@@ -73,32 +80,46 @@ function errorResult(e: unknown, where: string): { status: NodeStatus; detail: s
   return { status: 'crash', detail: `${where}: ${code}${(e as Error).message ?? String(e)}` };
 }
 
-/** Runs one node-suite case directory. */
-export function runNodeCase(dir: string): NodeCaseResult {
+interface DataSet {
+  name: string;
+  feeds: Record<string, Tensor>;
+  expected: { proto: OnnxTensorProto; tensor: Tensor }[];
+}
+
+/** A case loaded and its data sets read, or the result that ends it early (decode, load or data failure). */
+type PreparedCase =
+  | { done: NodeCaseResult }
+  | { model: OnnxModel; sets: DataSet[]; result: (status: NodeStatus, detail: string) => NodeCaseResult };
+
+function prepareCase(dir: string): PreparedCase {
   const name = path.basename(dir);
   const started = performance.now();
   const bytes = new Uint8Array(fs.readFileSync(path.join(dir, 'model.onnx')));
   let ops: string[] = [];
-  const done = (status: NodeStatus, detail: string): NodeCaseResult => ({ name, status, ops, detail, ms: performance.now() - started });
+  let unclaimedTypes: string[] = [];
+  const result = (status: NodeStatus, detail: string): NodeCaseResult => ({ name, status, ops, unclaimedTypes, detail, ms: performance.now() - started });
+  const done = (status: NodeStatus, detail: string) => ({ done: result(status, detail) });
   try {
     const proto = decodeOnnxModel(bytes);
     ops = [...new Set(proto.graph!.node.map((n) => (n.domain && n.domain !== 'ai.onnx' ? `${n.domain}:${n.opType}` : n.opType)))];
+    unclaimedTypes = [...proto.graph!.input, ...proto.graph!.output]
+      .filter((v) => v.type && !isClaimedOnnxValueType(v.type.kind === 'unknown' ? 'tensor' : v.type.kind, v.type.elemType))
+      .map((v) => v.name);
   } catch (e) {
     return done('crash', `decode: ${(e as Error).message}`);
   }
   if (NOT_COMPARABLE.test(name)) return done('not-comparable', 'the expected output is numpy\'s random dropout mask');
-  let model;
+  let model: OnnxModel;
   try {
     model = loadOnnx(bytes);
   } catch (e) {
     const r = errorResult(e, 'load');
     return done(r.status, r.detail);
   }
-  const sets = fs.readdirSync(dir).filter((d) => d.startsWith('test_data_set_')).sort();
-  for (const set of sets) {
+  const sets: DataSet[] = [];
+  for (const set of fs.readdirSync(dir).filter((d) => d.startsWith('test_data_set_')).sort()) {
     const setDir = path.join(dir, set);
     const feeds: Record<string, Tensor> = {};
-    let expected: { proto: OnnxTensorProto; tensor: Tensor }[];
     try {
       // Inputs bind by name when the file names one of the graph inputs, else by position.
       dataFiles(setDir, 'input_').forEach((f, i) => {
@@ -107,36 +128,107 @@ export function runNodeCase(dir: string): NodeCaseResult {
         if (!spec) throw new Error(`${set}/${f} has no matching graph input`);
         feeds[spec.name] = onnxTensorToEngine(p, model.dtype, `${set}/${f}`);
       });
-      expected = dataFiles(setDir, 'output_').map((f) => {
+      const expected = dataFiles(setDir, 'output_').map((f) => {
         const proto = readProto(path.join(setDir, f));
         return { proto, tensor: onnxTensorToEngine(proto, 'float64', `${set}/${f}`) };
       });
+      sets.push({ name: set, feeds, expected });
     } catch (e) {
       const r = errorResult(e, `${set} data`);
       return done(r.status, r.detail);
     }
+  }
+  return { model, sets, result };
+}
+
+/** The first output of a data set that does not match (ONNX's comparison rule), or null. */
+function compareOutputs(model: OnnxModel, set: DataSet, outputs: Map<string, Tensor>): { status: NodeStatus; detail: string } | null {
+  for (let i = 0; i < model.outputs.length; i++) {
+    const outName = model.outputs[i].name;
+    const mine = outputs.get(outName)!;
+    const want = set.expected[i];
+    if (!want) return { status: 'crash', detail: `${set.name}: no stored value for output ${i} '${outName}'` };
+    const where = `${set.name} output ${i} '${outName}'`;
+    if (mine.shape.join() !== want.tensor.shape.join()) return { status: 'wrong', detail: `${where}: shape [${mine.shape}] vs expected [${want.tensor.shape}]` };
+    const kind = kindOfType(want.proto.dataType);
+    if (kindOfTensor(mine) !== kind) return { status: 'wrong', detail: `${where}: ${mine.dtype} vs an expected ${kind} tensor` };
+    const rtol = want.proto.dataType === BFLOAT16 ? 2 ** -6 : 1e-3;
+    const bad = firstMismatch(mine.data, want.tensor.data, rtol, 1e-7);
+    if (bad) return { status: 'wrong', detail: `${where}: ${bad}` };
+  }
+  return null;
+}
+
+/** Runs one node-suite case directory. */
+export function runNodeCase(dir: string): NodeCaseResult {
+  const c = prepareCase(dir);
+  if ('done' in c) return c.done;
+  for (const set of c.sets) {
     let outputs: Map<string, Tensor>;
     try {
-      outputs = model.run(feeds, { loss: 'none' }).outputs;
+      outputs = c.model.run(set.feeds, { loss: 'none' }).outputs;
     } catch (e) {
-      const r = errorResult(e, `${set} run`);
-      return done(r.status, r.detail);
+      const r = errorResult(e, `${set.name} run`);
+      return c.result(r.status, r.detail);
     }
-    for (let i = 0; i < model.outputs.length; i++) {
-      const outName = model.outputs[i].name;
-      const mine = outputs.get(outName)!;
-      const want = expected[i];
-      if (!want) return done('crash', `${set}: no stored value for output ${i} '${outName}'`);
-      const where = `${set} output ${i} '${outName}'`;
-      if (mine.shape.join() !== want.tensor.shape.join()) return done('wrong', `${where}: shape [${mine.shape}] vs expected [${want.tensor.shape}]`);
-      const kind = kindOfType(want.proto.dataType);
-      if (kindOfTensor(mine) !== kind) return done('wrong', `${where}: ${mine.dtype} vs an expected ${kind} tensor`);
-      const rtol = want.proto.dataType === BFLOAT16 ? 2 ** -6 : 1e-3;
-      const bad = firstMismatch(mine.data, want.tensor.data, rtol, 1e-7);
-      if (bad) return done('wrong', `${where}: ${bad}`);
+    const bad = compareOutputs(c.model, set, outputs);
+    if (bad) return c.result(bad.status, bad.detail);
+  }
+  return c.result('pass', `${c.sets.length} data set(s) match`);
+}
+
+/**
+ * Where a case runs under a device backend (WebGPU; tests use test/fakeDevice.ts):
+ * - device: every float32 kernel ran on the device and the outputs match;
+ * - host-values: an op read values of a device tensor (TensorOnDeviceError): under WebGPU the whole run
+ *   repeats on the host backend (webview/runWithFallback.ts), so the numbers are the host's;
+ * (a double model runs on the host by design, the device being float32: here it runs in float32, so its op
+ * is tried on the device too);
+ * - or the host statuses (unsupported, wrong, crash, not-comparable).
+ */
+export type DeviceStatus = NodeStatus | 'device' | 'host-values';
+
+export interface DeviceCaseResult extends Omit<NodeCaseResult, 'status'> {
+  status: DeviceStatus;
+  kernels: { device: number; folded: number; host: number };
+}
+
+/**
+ * Runs one case on the active device backend `device`. Float inputs of slots that carry gradients are
+ * device-only tensors, as values computed by earlier ops are in a real model, so an op that reads their
+ * values is found out; the other float inputs (scales, bounds...) stay on the host, as the constants
+ * they are in exported models.
+ */
+export async function runNodeCaseOnDevice(dir: string, device: DeviceBackend): Promise<DeviceCaseResult> {
+  dispatchCounts(true);
+  const withKernels = (r: NodeCaseResult, status: DeviceStatus = r.status): DeviceCaseResult => ({ ...r, status, kernels: dispatchCounts(true) });
+  const c = prepareCase(dir);
+  if ('done' in c) return withKernels(c.done);
+  // A double model runs on the host by design; here it runs in float32 so its op is tried on the device too.
+  const double = c.model.dtype === 'float64';
+  for (const set of c.sets) {
+    try {
+      const bad = await deviceScope(async () => {
+        const feeds: Record<string, Tensor> = {};
+        for (const [name, t] of Object.entries(set.feeds)) {
+          const slots = c.model.graph.nodes.flatMap((n) => n.inputs.map((x, slot) => (x === name ? isDifferentiableSlot(n.opType, slot) : false)));
+          const float = t.dtype === 'float32' || t.dtype === 'float64';
+          feeds[name] = float && slots.some(Boolean) ? Tensor.onDevice(device.device.upload(Float32Array.from(t.data)), device.device, t.shape, 'float32') : t;
+        }
+        const outputs = c.model.run(feeds, { loss: 'none', dtype: 'float32' }).outputs;
+        await readTensors(outputs.values());
+        return compareOutputs(c.model, set, outputs);
+      });
+      if (bad) return withKernels(c.result(bad.status, bad.detail));
+    } catch (e) {
+      const cause = e instanceof OnnxImportError && e.cause instanceof TensorOnDeviceError ? e.cause : e;
+      const at = e instanceof OnnxImportError && e.node ? e.node.opType : '?';
+      if (cause instanceof TensorOnDeviceError) return withKernels(c.result('pass', `${at} needs host values: ${cause.message}`), 'host-values');
+      const r = errorResult(e, `${set.name} run`);
+      return withKernels(c.result(r.status, r.detail));
     }
   }
-  return done('pass', `${sets.length} data set(s) match`);
+  return withKernels(c.result('pass', `${c.sets.length} data set(s) match${double ? ' (a double model, run in float32)' : ''}`), 'device');
 }
 
 /** Case directories of the suite, sorted. */
@@ -147,7 +239,10 @@ export function nodeCaseDirs(root: string): string[] {
 export interface NodeSuiteSummary {
   results: NodeCaseResult[];
   counts: Record<NodeStatus, number>;
-  /** Cases of claimed ops (every op of the model is in supportedOnnxOps) that do not pass. */
+  /**
+   * Claimed cases that do not pass: every op of the model is in supportedOnnxOps and every graph input and
+   * output has a type the importer claims (isClaimedOnnxValueType: tensors of float, integer or bool elements).
+   */
   claimedFailures: NodeCaseResult[];
 }
 
@@ -156,11 +251,24 @@ export function runNodeSuite(root: string, filter?: (name: string) => boolean): 
   const results = nodeCaseDirs(root).filter((d) => !filter || filter(path.basename(d))).map(runNodeCase);
   const counts: Record<NodeStatus, number> = { pass: 0, unsupported: 0, wrong: 0, crash: 0, 'not-comparable': 0 };
   for (const r of results) counts[r.status]++;
-  const claimedFailures = results.filter((r) => r.status !== 'pass' && r.status !== 'not-comparable' && r.ops.length > 0 && r.ops.every((o) => claimed.has(o)));
+  const claimedFailures = results.filter((r) => r.status !== 'pass' && r.status !== 'not-comparable' && r.ops.length > 0 && r.ops.every((o) => claimed.has(o)) && r.unclaimedTypes.length === 0);
   return { results, counts, claimedFailures };
 }
 
 export function formatNodeTable(results: readonly NodeCaseResult[]): string {
   const w = Math.max(0, ...results.map((r) => r.name.length));
   return results.map((r) => `${r.status.toUpperCase().padEnd(14)} ${r.name.padEnd(w)}  ${r.detail}`).join('\n');
+}
+
+/** Every case on the device backend `device` (made active for the run), one after the other. */
+export async function runNodeSuiteOnDevice(root: string, device: DeviceBackend, filter?: (name: string) => boolean): Promise<DeviceCaseResult[]> {
+  const previous = getBackend();
+  setBackend(device);
+  try {
+    const results: DeviceCaseResult[] = [];
+    for (const dir of nodeCaseDirs(root).filter((d) => !filter || filter(path.basename(d)))) results.push(await runNodeCaseOnDevice(dir, device));
+    return results;
+  } finally {
+    setBackend(previous);
+  }
 }

@@ -7,7 +7,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { backward, gradcheck, loadOnnx, Rng, sum, Tensor, tensorFrom } from '../engine';
+import { backward, gradcheck, loadOnnx, referenceBackend, Rng, sum, Tensor, tensorFrom, withBackend } from '../engine';
+import { loadWasmBackendNode } from '../engine/backend/wasm/node';
 import { buildModel, ModelSpec } from './onnx_builder';
 import { repoRoot } from './helpers';
 
@@ -248,6 +249,74 @@ describe('hyperbolic functions and inverses: gradients, asinh accurate for large
     const xs = [-1e4, -300, -1, 0, 1, 1e4];
     const y = model.run({ x: tensorFrom(xs, [6], 'float32') }, { loss: 'none' }).outputs.get('y')!;
     xs.forEach((v, i) => assert.ok(Math.abs(y.data[i] - Math.asinh(v)) <= 1e-6 * Math.max(1, Math.abs(Math.asinh(v))), `asinh(${v}) = ${y.data[i]}`));
+  });
+});
+
+describe('trigonometric functions: gradients on every host backend', () => {
+  const unary = (op: string, type = D): ModelSpec => ({
+    nodes: [{ op, inputs: ['x'], outputs: ['y'] }],
+    inputs: [{ name: 'x', type, dims: [6] }],
+    outputs: [{ name: 'y', type, dims: [6] }],
+  });
+  test('Sin, Cos, Tan, Asin, Acos, Atan gradcheck (float64)', () => {
+    const x = tensorFrom([-2.9, -1.2, -0.4, 0, 0.7, 1.4], [6], 'float64', { requiresGrad: true });
+    for (const op of ['Sin', 'Cos', 'Tan', 'Atan']) checkGrad(unary(op), { x });
+    const inUnit = tensorFrom([-0.95, -0.5, -0.1, 0, 0.4, 0.9], [6], 'float64', { requiresGrad: true });
+    for (const op of ['Asin', 'Acos']) checkGrad(unary(op), { x: inUnit });
+  });
+  test('float32 values and gradients on the wasm kernels match Math (large arguments, |x| near 1)', async () => {
+    const wasm = await loadWasmBackendNode();
+    const cases: [string, number[], (v: number) => number, (v: number) => number][] = [
+      ['Sin', [-1000.5, -3, 0, 1e-4, 2.5, 123.4], Math.sin, Math.cos],
+      ['Cos', [-1000.5, -3, 0, 1e-4, 2.5, 123.4], Math.cos, (v) => -Math.sin(v)],
+      ['Tan', [-1.5, -0.7, 0, 1e-4, 0.9, 1.55], Math.tan, (v) => 1 + Math.tan(v) ** 2],
+      ['Asin', [-0.999, -0.5, 0, 1e-4, 0.9, 0.9999], Math.asin, (v) => 1 / Math.sqrt(1 - v * v)],
+      ['Acos', [-0.999, -0.5, 0, 1e-4, 0.9, 0.9999], Math.acos, (v) => -1 / Math.sqrt(1 - v * v)],
+      ['Atan', [-1e4, -3, 0, 1e-4, 0.9, 50], Math.atan, (v) => 1 / (1 + v * v)],
+    ];
+    for (const backend of [referenceBackend, wasm]) {
+      withBackend(backend, () => {
+        for (const [op, xs, f, df] of cases) {
+          const model = loadOnnx(onnxModel(unary(op, F)));
+          const x = tensorFrom(xs, [6], 'float32', { requiresGrad: true });
+          const y = model.run({ x }, { loss: 'none' }).outputs.get('y')!;
+          backward(sum(y));
+          xs.forEach((v0, i) => {
+            const v = Math.fround(v0);
+            assert.ok(Math.abs(y.data[i] - f(v)) <= 2e-7 * Math.max(1, Math.abs(f(v))), `${backend.name} ${op}(${v}) = ${y.data[i]}, want ${f(v)}`);
+            assert.ok(Math.abs(x.grad!.data[i] - df(v)) <= 1e-5 * Math.max(1, Math.abs(df(v))), `${backend.name} ${op}'(${v}) = ${x.grad!.data[i]}, want ${df(v)}`);
+          });
+        }
+      });
+    }
+  });
+});
+
+describe('Mod: values exact, gradients as PyTorch remainder (fmod 0) and fmod (fmod 1)', () => {
+  const mod = (fmod: number): ModelSpec => ({
+    nodes: [{ op: 'Mod', inputs: ['a', 'b'], outputs: ['y'], attrs: { fmod } }],
+    inputs: [{ name: 'a', type: D, dims: [6] }, { name: 'b', type: D, dims: [6] }],
+    outputs: [{ name: 'y', type: D, dims: [6] }],
+  });
+  // a / b kept away from integers (the jumps), signs mixed so floor and trunc differ.
+  const a = () => tensorFrom([5.3, -5.3, 7.9, -0.4, 2.2, -9.1], [6], 'float64', { requiresGrad: true });
+  const b = () => tensorFrom([2.1, 2.1, -3.3, 1.5, -0.7, -2.6], [6], 'float64', { requiresGrad: true });
+  test('gradcheck for both inputs', () => {
+    for (const fmod of [0, 1]) checkGrad(mod(fmod), { a: a(), b: b() });
+  });
+  test('values and gradients by hand', () => {
+    for (const fmod of [0, 1]) {
+      const [ta, tb] = [a(), b()];
+      const [y] = run(mod(fmod), { a: ta, b: tb });
+      backward(sum(y));
+      const q = Array.from(ta.data, (x, i) => (fmod ? Math.trunc(x / tb.data[i]) : Math.floor(x / tb.data[i])));
+      Array.from(ta.data).forEach((x, i) => {
+        const v = tb.data[i];
+        assert.equal(y.data[i], fmod ? x % v : x - Math.floor(x / v) * v);
+        assert.equal(ta.grad!.data[i], 1);
+        assert.equal(tb.grad!.data[i], -q[i]);
+      });
+    }
   });
 });
 

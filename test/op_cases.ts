@@ -40,6 +40,13 @@ export function runOp(c: Pick<OpCase, 'op' | 'attrs'>, x: Tensor[]): Tensor | Te
     case 'sigmoid': return E.sigmoid(x[0]);
     case 'relu': return E.relu(x[0]);
     case 'erf': return E.erf(x[0]);
+    case 'grid_sample': return E.gridSample(x[0], x[1], { mode: ({ bilinear: 'linear', bicubic: 'cubic', nearest: 'nearest' } as const)[a.mode as 'bilinear'], padding: a.padding_mode, alignCorners: a.align_corners });
+    case 'sin': return E.sin(x[0]);
+    case 'cos': return E.cos(x[0]);
+    case 'tan': return E.tan(x[0]);
+    case 'asin': return E.asin(x[0]);
+    case 'acos': return E.acos(x[0]);
+    case 'atan': return E.atan(x[0]);
     case 'pow': return x.length === 2 ? E.pow(x[0], x[1]) : E.pow(x[0], a.exponent);
     case 'leaky_relu': return E.leakyRelu(x[0], a.negative_slope);
     case 'gelu': return E.gelu(x[0], a.approximate);

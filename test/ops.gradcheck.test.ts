@@ -25,6 +25,23 @@ function randn(shape: number[], seed: number, offset = 0): Tensor {
   return tensorFrom(Array.from({ length: n }, () => rng.normal() + offset), shape, 'float64', { requiresGrad: true });
 }
 
+/**
+ * Grid coordinates in (-1.2, 1.2) (some outside, for the padding modes), kept 0.05 pixel away from the
+ * kinks of the piecewise interpolation (integer pixel positions, the borders) so finite differences hold.
+ */
+function gridPoints(shape: number[], seed: number, requiresGrad = true): Tensor {
+  const rng = new Rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const values = Array.from({ length: n }, () => {
+    for (;;) {
+      const v = rng.uniform() * 2.4 - 1.2;
+      // Any input size up to 5 with either corner alignment: pixel positions sit at multiples of 1/60 in [-1, 1].
+      if (Math.abs(v * 60 - Math.round(v * 60)) > 0.25) return v;
+    }
+  });
+  return tensorFrom(values, shape, 'float64', { requiresGrad });
+}
+
 const extra: [string, () => E.GradcheckResult][] = [
   ['slice with negative steps', () => gradcheck((x) => E.slice(x, { starts: [-1, 4], ends: [-100, 0], axes: [0, 1], steps: [-1, -2] }), [randn([3, 5], 1)])],
   ['softmax under a causal -inf mask', () => gradcheck((x) => E.softmax(E.where(E.causalMask(4), x, -Infinity), -1), [randn([2, 4, 4], 2)])],
@@ -44,6 +61,12 @@ const extra: [string, () => E.GradcheckResult][] = [
     return gradcheck((t) => E.cumprod(t, 1), [x]);
   }],
   ['cumprod exclusive, reverse', () => gradcheck((x) => E.cumprod(x, 0, { exclusive: true, reverse: true }), [randn([4, 2], 20)])],
+  ...(['linear', 'cubic'] as const).flatMap((mode) => (['zeros', 'border', 'reflection'] as const).flatMap((padding) => [false, true].map((alignCorners): [string, () => E.GradcheckResult] => [
+    `gridSample ${mode}, ${padding} padding, alignCorners ${alignCorners}: gradients for x and the grid`,
+    () => gradcheck((x, g) => E.gridSample(x, g, { mode, padding, alignCorners }), [randn([2, 2, 3, 4], 21), gridPoints([2, 3, 2, 2], 22)]),
+  ]))),
+  ['gridSample 3-D (trilinear, zeros padding)', () => gradcheck((x, g) => E.gridSample(x, g, {}), [randn([1, 2, 3, 2, 4], 23), gridPoints([1, 2, 2, 1, 3], 24)])],
+  ['gridSample nearest: x gradient only', () => gradcheck((x) => E.gridSample(x, gridPoints([1, 3, 3, 2], 25, false), { mode: 'nearest' }), [randn([1, 1, 4, 4], 26)])],
   ['composite: attention-like block', () =>
     gradcheck((q, k, v) => E.matmul(E.softmax(E.mulScalar(E.matmul(q, E.transpose(k)), 0.5), -1), v), [randn([3, 4], 14), randn([3, 4], 15), randn([3, 2], 16)])],
 ];

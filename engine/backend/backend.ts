@@ -10,7 +10,8 @@ export type UnaryKernel =
   | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'square' | 'reciprocal'
   | 'tanh' | 'sigmoid' | 'relu' | 'erf' | 'gelu' | 'geluTanh'
   | 'leakyRelu' /* param: slope */ | 'powScalar' /* param: exponent */ | 'scale' /* param: factor */
-  | 'addScalar' /* param: addend */;
+  | 'addScalar' /* param: addend */
+  | 'sin' | 'cos' | 'tan' | 'asin' | 'acos' | 'atan';
 
 /** Binary kernels with broadcasting. The `*Grad` kernels are fused VJPs: (g, x or y) -> input gradient. */
 export type BinaryKernel =

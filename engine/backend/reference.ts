@@ -29,6 +29,12 @@ const UNARY: Record<UnaryKernel, Unary> = {
   powScalar: (x, e) => Math.pow(x, e),
   scale: (x, s) => x * s,
   addScalar: (x, s) => x + s,
+  sin: (x) => Math.sin(x),
+  cos: (x) => Math.cos(x),
+  tan: (x) => Math.tan(x),
+  asin: (x) => Math.asin(x),
+  acos: (x) => Math.acos(x),
+  atan: (x) => Math.atan(x),
 };
 
 type Binary = (a: number, b: number, p: number) => number;

@@ -41,6 +41,8 @@ export interface OnnxValueSpec {
   dataType: number;
   /** Declared dims: numbers, symbolic names (dim_param) or null (unknown); null for an unknown rank. */
   dims: (number | string | null)[] | null;
+  /** 'tensor' (also for a value without a declared type), or the non-tensor kind: 'sequence', 'map', 'optional', 'sparse_tensor'. */
+  valueKind: string;
 }
 
 export interface OnnxGraph {
@@ -61,7 +63,8 @@ export interface OnnxGraph {
 export function valueSpec(v: ValueInfoProto): OnnxValueSpec {
   const t = v.type;
   const dims = t?.shape ? t.shape.map((d) => (d.value !== null ? d.value : d.param ? d.param : null)) : null;
-  return { name: v.name, elemType: dataTypeName(t?.elemType ?? 0), dataType: t?.elemType ?? 0, dims };
+  const valueKind = !t || t.kind === 'unknown' ? 'tensor' : t.kind;
+  return { name: v.name, elemType: dataTypeName(t?.elemType ?? 0), dataType: t?.elemType ?? 0, dims, valueKind };
 }
 
 const NO_METADATA: Record<string, string> = Object.freeze(Object.create(null));

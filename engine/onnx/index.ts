@@ -17,4 +17,4 @@ export { supportedOps as supportedOnnxOps } from './opset';
 export { decodeModel as decodeOnnxModel } from './proto';
 export { decodeTensor as decodeOnnxTensor } from './proto';
 export type { TensorProto as OnnxTensorProto } from './proto';
-export { tensorFromProto as onnxTensorToEngine } from './tensors';
+export { tensorFromProto as onnxTensorToEngine, isClaimedValueType as isClaimedOnnxValueType } from './tensors';

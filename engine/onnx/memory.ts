@@ -21,6 +21,7 @@ import { Tensor, TensorOnDeviceError } from '../tensor';
 import { OnnxImportError } from './errors';
 import { DataType, ModelProto } from './proto';
 import { engineDtype, isFloatType } from './tensors';
+import { isDifferentiableSlot } from './opset';
 import type { Feeds, OnnxModel, OnnxValue, Plan, RunOptions } from './model';
 import type { OnnxValueSpec } from './graph';
 import type { OnnxWarning } from './validate';
@@ -182,12 +183,20 @@ export function estimateRunMemory(model: OnnxModel, feeds: Feeds | undefined, op
           runInputs.set(spec.name, given ?? new Tensor(allocate(spec.role === 'bool' ? 'bool' : 'int32', sizeOf(shape)), shape));
         }
       }
-      // Initializers: float ones by stand-ins (already counted as parameters), the rest as they are.
+      // Initializers: float ones by stand-ins (already counted as parameters), the rest as they are. Float
+      // buffers read only as values (Resize scales, Clip bounds: no gradient slot) keep their values, and
+      // an op that reads another initializer's values gets the real ones: zeros there would fail the run
+      // ('Resize scales [0, 0, 0, 0] must be positive' for every dynamo export of F.interpolate).
+      const asFloat32 = (t: Tensor) => (t.dtype === 'float32' ? t : new Tensor(Float32Array.from(t.data), t.shape));
+      const valuesOnly = new Set(model.initializers.filter((i) => i.consumers.length > 0 && i.consumers.every((c) => !isDifferentiableSlot(c.opType, c.slot))).map((i) => i.name));
+      const originals = new Map<Tensor, Tensor>();
       const standIns = (m: Map<string, Tensor>, grad: boolean) => new Map([...m].map(([k, t]) => {
         if (!isFloat(t.dtype)) return [k, t];
+        if (!grad && valuesOnly.has(k)) return [k, asFloat32(t)];
         const s = meta.standIn(t.shape);
         s.name = k;
         if (grad) s.setRequiresGrad(true);
+        originals.set(s, asFloat32(t));
         return [k, s];
       }));
       const plan: Plan = { folded: new Map(), foldedNodes: new Set(), ranges: new Map() };
@@ -196,6 +205,8 @@ export function estimateRunMemory(model: OnnxModel, feeds: Feeds | undefined, op
       const { values } = model.execute(runInputs, { ...options, onValue: undefined, retainGrad: false }, {
         plan, dtype: 'float32', parameters: standIns(model.parameters, true), buffers: standIns(model.buffers, false),
         hostValues: (t) => {
+          const original = originals.get(t);
+          if (original) return original;
           complete = false;
           return zeros(t);
         },

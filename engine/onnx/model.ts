@@ -13,7 +13,7 @@ import { noGrad } from '../autograd';
 import * as E from '../ops';
 import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
 import { DataType, ModelProto, dataTypeName, decodeModel } from './proto';
-import { ExternalData, engineDtype, isFloatType, tensorFromProto } from './tensors';
+import { ExternalData, checkTensorValue, engineDtype, isFloatType, tensorFromProto } from './tensors';
 import { OnnxGraph, OnnxNode, OnnxValueSpec, buildGraph } from './graph';
 import { OPSET, OpHandler, isDifferentiableSlot } from './opset';
 import { OpContext, makeConstant } from './context';
@@ -447,6 +447,7 @@ export class OnnxModel {
   // ---------------------------------------------------------------- inputs
 
   private inputSpec(spec: OnnxValueSpec): OnnxInputSpec {
+    checkTensorValue(spec.valueKind, `graph input '${spec.name}'`);
     const float = isFloatType(spec.dataType);
     if (!float && spec.dataType !== DataType.BOOL) engineDtype(spec.dataType, this.floatDtype, `graph input '${spec.name}'`);
     if (float) return { ...spec, role: 'float' };

@@ -6,7 +6,8 @@
  *   ends (|v| >= 2^62, e.g. INT64_MAX), which saturate to the int32 range;
  * - the narrow types (float8 variants, float4e2m1, float8e8m0 as floats; int4/uint4/int2/uint2 as int32)
  *   are unpacked exactly (narrow.ts);
- * - bool stays bool; string and complex types are rejected (UNSUPPORTED_DTYPE).
+ * - bool stays bool; string and complex types are rejected (UNSUPPORTED_DTYPE), as are non-tensor values
+ *   (isClaimedValueType).
  */
 import { Tensor } from '../tensor';
 import { DType, FloatDType, allocate, allocateFrom } from '../dtype';
@@ -24,6 +25,29 @@ const SENTINEL = 2 ** 62;
 
 /** The engine dtype an ONNX element type maps to (throws UNSUPPORTED_DTYPE for the rest). */
 export function engineDtype(dataType: number, floatDtype: FloatDType, what: string): DType {
+  const dtype = engineDtypeOrNull(dataType, floatDtype);
+  if (dtype) return dtype;
+  throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} has ${dataType === DataType.UNDEFINED ? 'no element type (data_type 0)' : `element type ${dataTypeName(dataType)}`}, which the engine cannot represent (supported: floating types as ${floatDtype}, integer types as int32, bool)`);
+}
+
+/**
+ * The value types the importer claims its ops on (supportedOnnxOps): tensors whose element type the engine
+ * represents (floats, integers, bool). String and complex tensors, sequences, maps, optionals and sparse
+ * tensors are claimed by no op: a graph input of such a type fails with UNSUPPORTED_DTYPE naming it. Why not
+ * carry them opaquely: every value of a run is an engine tensor (OnnxValue.tensor, the inspection report's
+ * statistics, the overlays), and such values never carry a gradient.
+ */
+export function isClaimedValueType(valueKind: string, dataType: number): boolean {
+  return valueKind === 'tensor' && engineDtypeOrNull(dataType, 'float32') !== null;
+}
+
+/** A graph input's value kind when it is not a tensor, as an UNSUPPORTED_DTYPE error; nothing for a tensor. */
+export function checkTensorValue(valueKind: string, what: string): void {
+  if (valueKind === 'tensor') return;
+  throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} is ${valueKind === 'optional' ? 'an' : 'a'} ${valueKind.replace('_', ' ')} value, not a tensor; the engine runs on tensors only (sequence, map, optional and sparse values are not supported)`);
+}
+
+function engineDtypeOrNull(dataType: number, floatDtype: FloatDType): DType | null {
   switch (dataType) {
     case DataType.FLOAT:
     case DataType.DOUBLE:
@@ -52,7 +76,7 @@ export function engineDtype(dataType: number, floatDtype: FloatDType, what: stri
     case DataType.BOOL:
       return 'bool';
     default:
-      throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} has ${dataType === DataType.UNDEFINED ? 'no element type (data_type 0)' : `element type ${dataTypeName(dataType)}`}, which the engine cannot represent (supported: floating types as ${floatDtype}, integer types as int32, bool)`);
+      return null;
   }
 }
 

@@ -125,6 +125,20 @@ export function clamp(x: Tensor, lo: number, hi: number): Tensor {
 /** 1 where a == b, else 0 (broadcast), as a constant (no gradient): a mask for composites that run on any backend. */
 export const equalMask = (a: Operand, b: Operand): Tensor => binaryK('eq', asTensor(a, b), asTensor(b, a), 0, 'equal');
 
+/**
+ * Trigonometric functions (sin, cos, tan and their inverses), one kernel each on every backend; VJPs from
+ * engine ops, so they differentiate twice: sin' = cos, cos' = -sin, tan' = 1 + tan^2, asin' = 1/sqrt(1 - x^2)
+ * = -acos', atan' = 1/(1 + x^2).
+ */
+export const sin = (x: Tensor): Tensor => unaryOp('sin', 'sin', x, 0, (g, x0) => mul(g, cos(x0)));
+export const cos = (x: Tensor): Tensor => unaryOp('cos', 'cos', x, 0, (g, x0) => neg(mul(g, sin(x0))));
+export const tan = (x: Tensor): Tensor => unaryOp('tan', 'tan', x, 0, (g, _x, y) => mul(g, addScalar(square(y), 1)));
+/** 1/sqrt(1 - x^2) with 1 - x^2 as (1 - x)(1 + x): exact factors near |x| = 1, where 1 - x*x cancels in float32. */
+const invSqrtOneMinusSquare = (x: Tensor): Tensor => rsqrt(mul(addScalar(neg(x), 1), addScalar(x, 1)));
+export const asin = (x: Tensor): Tensor => unaryOp('asin', 'asin', x, 0, (g, x0) => mul(g, invSqrtOneMinusSquare(x0)));
+export const acos = (x: Tensor): Tensor => unaryOp('acos', 'acos', x, 0, (g, x0) => neg(mul(g, invSqrtOneMinusSquare(x0))));
+export const atan = (x: Tensor): Tensor => unaryOp('atan', 'atan', x, 0, (g, x0) => div(g, addScalar(square(x0), 1)));
+
 export const mulScalar = (x: Tensor, s: number): Tensor => unaryOp('mul', 'scale', x, s, (g) => mulScalar(g, s));
 export const addScalar = (x: Tensor, s: number): Tensor => unaryOp('add', 'addScalar', x, s, (g) => g);
 export const square = (x: Tensor): Tensor => unaryOp('square', 'square', x, 0, (g, x0) => mul(g, mulScalar(x0, 2)));

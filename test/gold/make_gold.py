@@ -174,9 +174,32 @@ def build_ops():
         "sigmoid": (torch.sigmoid, randn),
         "relu": (torch.relu, nonzero),
         "erf": (torch.erf, randn),
+        "sin": (torch.sin, lambda *s: uniform(-6, 6, *s)),
+        "cos": (torch.cos, lambda *s: uniform(-6, 6, *s)),
+        "tan": (torch.tan, lambda *s: uniform(-1.3, 1.3, *s)),
+        "asin": (torch.asin, lambda *s: uniform(-0.9, 0.9, *s)),
+        "acos": (torch.acos, lambda *s: uniform(-0.9, 0.9, *s)),
+        "atan": (torch.atan, lambda *s: uniform(-4, 4, *s)),
     }
     for op, (fn, gen) in unary.items():
         add_case(op, op, {}, lambda gen=gen: [(gen(2, 3, 4), True)], fn)
+
+    # ---------------------------------------------------------- grid_sample (ONNX GridSample)
+    # Coordinates up to 1.1 reach outside the input. Bicubic with border padding stays inside: there ONNX
+    # clamps an outside coordinate before taking its taps and PyTorch clamps each tap (the importer follows
+    # ONNX, engine/ops/resize.ts gridSample).
+    grid_cases = [
+        ("grid_sample_bilinear_zeros", "bilinear", "zeros", False, [2, 2, 4, 5], [2, 3, 2, 2], 1.1),
+        ("grid_sample_bilinear_reflection_aligned", "bilinear", "reflection", True, [1, 2, 4, 5], [1, 3, 3, 2], 1.1),
+        ("grid_sample_bicubic_border", "bicubic", "border", False, [1, 2, 4, 5], [1, 2, 3, 2], 1.0),
+        ("grid_sample_bicubic_zeros", "bicubic", "zeros", True, [1, 2, 4, 5], [1, 2, 3, 2], 1.1),
+        ("grid_sample_nearest_zeros", "nearest", "zeros", False, [1, 2, 4, 5], [1, 2, 3, 2], 1.1),
+        ("grid_sample_trilinear_border", "bilinear", "border", False, [1, 2, 3, 4, 5], [1, 2, 2, 2, 3], 1.1),
+    ]
+    for name, mode, padding, align, xs, gs, reach in grid_cases:
+        add_case(name, "grid_sample", {"mode": mode, "padding_mode": padding, "align_corners": align},
+                 lambda xs=xs, gs=gs, mode=mode, reach=reach: [(randn(*xs), True), (uniform(-reach, reach, *gs), mode != "nearest")],
+                 lambda x, g, mode=mode, padding=padding, align=align: F.grid_sample(x, g, mode=mode, padding_mode=padding, align_corners=align))
 
     # ---------------------------------------------------------- pow
     add_case("pow_scalar", "pow", {"exponent": 3.0},

@@ -62,6 +62,11 @@ const MODELS = [
   { name: 'examples/lora', file: 'examples/lora.onnx', options: { batch: 8 } },
   { name: 'examples/small_cnn', file: 'examples/small_cnn.onnx', options: { batch: 4 } },
   { name: 'examples/tiny_gpt', file: 'examples/tiny_gpt.onnx', options: { batch: 2, sequenceLength: 16 } },
+  // Ops added for real architectures (3-D conv/pool/ConvTranspose; Resize; LRN, Sin, LpPool, DepthToSpace,
+  // Einsum, RotaryEmbedding, Attention, CumSum, Atan): every kernel on the device, no host fallback.
+  { name: 'video_dynamo', file: 'test/fixtures/onnx/video_dynamo.onnx' },
+  { name: 'interp_dynamo', file: 'test/fixtures/onnx/interp_dynamo.onnx' },
+  { name: 'new_ops_op23', file: 'test/fixtures/onnx/new_ops_op23.onnx' },
 ];
 const RUN_MODELS = !ONLY.length || ONLY.includes('models');
 /** The op gold cases (PyTorch) on the WebGPU backend: 'ops' in GL_WEBGPU_ONLY. */

@@ -53,6 +53,7 @@ interface Kernels {
 const UNARY_CODES: Record<UnaryKernel, number> = {
   neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, abs: 5, sign: 6, square: 7, reciprocal: 8, tanh: 9,
   sigmoid: 10, relu: 11, erf: 12, gelu: 13, geluTanh: 14, leakyRelu: 15, powScalar: 16, scale: 17, addScalar: 18,
+  sin: 19, cos: 20, tan: 21, asin: 22, acos: 23, atan: 24,
 };
 
 const BINARY_CODES: Record<BinaryKernel, number> = {

@@ -97,6 +97,82 @@ fn tanh_(x: f32) -> f32 {
   let t = 1.0 - 2.0 / (e + 1.0);
   return select(t, -t, x < 0.0);
 }
+// Trigonometric functions. WGSL's builtins promise only 2^-11 absolute error for sin/cos on [-pi, pi] (and
+// nothing outside), so these are written out: Cody-Waite reduction x = k pi/2 + r, |r| <= pi/4, with pi/2
+// in three parts (k times the first part is exact for |k| < 2^15), then Cephes' float32 minimax
+// polynomials (sinf, cosf, atanf, asinf: relative error ~1e-7 on their ranges). Known limit: sin, cos and
+// tan are accurate for |x| < 2^15 pi/2 (~51000, e.g. positional encodings of 32k-token contexts); beyond,
+// a float32 reduction without Payne-Hanek has no digits left, and the builtin's value is returned.
+fn sinPoly(r: f32) -> f32 {
+  let z = r * r;
+  return r + r * z * (-1.6666654611e-1 + z * (8.3321608736e-3 + z * -1.9515295891e-4));
+}
+fn cosPoly(r: f32) -> f32 {
+  let z = r * r;
+  return 1.0 - 0.5 * z + z * z * (4.166664568298827e-2 + z * (-1.388731625493765e-3 + z * 2.443315711809948e-5));
+}
+// (r, k): x = k pi/2 + r.
+fn halfPiReduce(x: f32) -> vec2<f32> {
+  let k = round(x * 0.6366197723675814);
+  return vec2<f32>(((x - k * 1.5703125) - k * 4.837512969970703125e-4) - k * 7.54978995489188216e-8, k);
+}
+fn quadrant(k: f32) -> i32 { return i32(k - 4.0 * floor(k * 0.25)); }
+const TRIG_REDUCE_MAX: f32 = 51471.0;
+fn sin_(x: f32) -> f32 {
+  if (isnan32(x) || abs(x) == f32inf()) { return f32nan(); }
+  if (abs(x) > TRIG_REDUCE_MAX) { return sin(x); }
+  let rk = halfPiReduce(x);
+  let q = quadrant(rk.y);
+  let s = select(sinPoly(rk.x), cosPoly(rk.x), (q & 1) == 1);
+  return select(s, -s, q >= 2);
+}
+fn cos_(x: f32) -> f32 {
+  if (isnan32(x) || abs(x) == f32inf()) { return f32nan(); }
+  if (abs(x) > TRIG_REDUCE_MAX) { return cos(x); }
+  let rk = halfPiReduce(x);
+  let q = quadrant(rk.y);
+  let c = select(cosPoly(rk.x), sinPoly(rk.x), (q & 1) == 1);
+  return select(c, -c, q == 1 || q == 2);
+}
+fn tan_(x: f32) -> f32 {
+  if (isnan32(x) || abs(x) == f32inf()) { return f32nan(); }
+  if (abs(x) > TRIG_REDUCE_MAX) { return tan(x); }
+  let rk = halfPiReduce(x);
+  let s = sinPoly(rk.x);
+  let c = cosPoly(rk.x);
+  return select(s / c, -c / s, (quadrant(rk.y) & 1) == 1);
+}
+fn atan_(x: f32) -> f32 {
+  if (isnan32(x)) { return x; }
+  let a = abs(x);
+  var y0 = 0.0;
+  var t = a;
+  if (a > 2.414213562373095) { y0 = 1.5707963267948966; t = -1.0 / a; }
+  else if (a > 0.41421356237309503) { y0 = 0.7853981633974483; t = (a - 1.0) / (a + 1.0); }
+  let z = t * t;
+  let y = y0 + ((((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * t + t);
+  return select(y, -y, x < 0.0);
+}
+// asin of 0 <= a <= 1: near 1 through asin(a) = pi/2 - 2 asin(sqrt((1 - a) / 2)), which keeps its digits.
+fn asinPos(a: f32) -> f32 {
+  let big = a > 0.5;
+  let z = select(a * a, 0.5 * (1.0 - a), big);
+  let t = select(a, sqrt(z), big);
+  let y = ((((4.2163199048e-2 * z + 2.4181311049e-2) * z + 4.5470025998e-2) * z + 7.4953002686e-2) * z + 1.6666752422e-1) * z * t + t;
+  return select(y, 1.5707963267948966 - 2.0 * y, big);
+}
+fn asin_(x: f32) -> f32 {
+  if (isnan32(x) || abs(x) > 1.0) { return f32nan(); }
+  let y = asinPos(abs(x));
+  return select(y, -y, x < 0.0);
+}
+// acos near +-1 from asin of the half-angle, so small results keep their relative precision.
+fn acos_(x: f32) -> f32 {
+  if (isnan32(x) || abs(x) > 1.0) { return f32nan(); }
+  if (x > 0.5) { return 2.0 * asinPos(sqrt(0.5 * (1.0 - x))); }
+  if (x < -0.5) { return 3.141592653589793 - 2.0 * asinPos(sqrt(0.5 * (1.0 + x))); }
+  return 1.5707963267948966 - asin_(x);
+}
 // erfc for z >= 0 (Numerical Recipes erfcc: fractional error < 1.2e-7).
 fn erfcPos(z: f32) -> f32 {
   let t = 1.0 / (1.0 + 0.5 * z);
@@ -215,6 +291,12 @@ export const UNARY_WGSL: Record<UnaryKernel, string> = {
   powScalar: 'pow_(x, p)',
   scale: 'x * p',
   addScalar: 'x + p',
+  sin: 'sin_(x)',
+  cos: 'cos_(x)',
+  tan: 'tan_(x)',
+  asin: 'asin_(x)',
+  acos: 'acos_(x)',
+  atan: 'atan_(x)',
 };
 
 /** WGSL expression of each binary kernel in a, b and p. */

@@ -1,5 +1,5 @@
 /** Constants and casts: Constant, ConstantOfShape, Range, OneHot, EyeLike, Cast, CastLike. */
-import { Tensor } from '../../tensor';
+import { Tensor, TensorOnDeviceError } from '../../tensor';
 import { FloatDType, isFloat } from '../../dtype';
 import { formatShape, sizeOf } from '../../shape';
 import { OpContext, computedConstant, filledConstant, makeConstant } from '../context';
@@ -20,11 +20,12 @@ function kindForType(ctx: OpContext, dataType: number): Kind {
 /**
  * Float values rounded onto a narrower type's grid (float16, bfloat16, float8...), kept in the run's float
  * dtype; the gradient passes straight through where both sides are finite (as PyTorch's dtype casts).
- * The rounding is a host step: a tensor computed on a device keeps its unrounded values (at most half a
- * unit in the last place of the target type away).
+ * The rounding is a host step (no device kernel rounds onto these grids): on a device-only tensor it throws
+ * TensorOnDeviceError, so a WebGPU run repeats on the host backend and says why (webview/runWithFallback.ts)
+ * instead of showing values up to half a unit in the target's last place away from PyTorch's.
  */
 function roundFloat(x: Tensor, fn: (v: number) => number): Tensor {
-  if (!x.hasHostData) return x;
+  if (!x.hasHostData) throw new TensorOnDeviceError(x, 'Cast onto a narrower float type (rounded on the host)');
   const rounded = mapValues(x, x.dtype as Kind, fn, 'Cast result');
   if (!x.requiresGrad) return rounded;
   const finite = new Uint8Array(x.size);

@@ -290,6 +290,8 @@ function pool(ctx: OpContext, x: Tensor, op: string, kind: PoolKind, includePad 
 /**
  * MaxPool's Indices output, on the host: the flat index into X of each window's first maximum, counted
  * over N and C too, the spatial part row-major (storage_order 0) or column-major (1), as the reference.
+ * Only asked for when a node uses the output; on a device-only X it throws TensorOnDeviceError and a WebGPU
+ * run repeats on the host backend (the pooled values themselves run on the device kernels).
  */
 function maxPoolIndices(ctx: OpContext, x: Tensor, outSpatial: readonly number[]): Tensor {
   const n = x.rank - 2;

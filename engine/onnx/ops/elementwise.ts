@@ -147,17 +147,22 @@ export const ELEMENTWISE_OPS: Readonly<Record<string, OpHandler>> = {
     },
   },
   Mod: {
-    nonDiff: 'all',
     run(ctx, inputs) {
       const a = need(ctx, inputs, 0, 'A');
       const b = need(ctx, inputs, 1, 'B');
-      if (a.requiresGrad) ctx.fail('UNSUPPORTED_FEATURE', 'Mod has no gradient in the engine, and its input depends on trainable parameters');
       const fmod = ctx.attrs.flag('fmod', false);
       const int = !isF(a);
-      return broadcastMap([a, b], kindOf(a), (x, y) => {
-        if (int && y === 0) throw new RangeError('integer modulo by zero');
-        return fmod ? x % y : x - Math.floor(x / y) * y;
+      const y = broadcastMap([a, b], kindOf(a), (x, v) => {
+        if (int && v === 0) throw new RangeError('integer modulo by zero');
+        return fmod ? x % v : x - Math.floor(x / v) * v;
       });
+      if (int || (!a.requiresGrad && !b.requiresGrad)) return y;
+      // Gradients as PyTorch's remainder / fmod: 1 for A, -q for B with q = floor(A / B) (trunc for fmod),
+      // through a - b q; the values stay the exact ones: y + (a - b q) - detach(a - b q) adds exactly 0.
+      // The quotient is taken on the host (a device-computed input throws TensorOnDeviceError: host path).
+      const q = broadcastMap([a, b], kindOf(a), (x, v) => (fmod ? Math.trunc(x / v) : Math.floor(x / v)));
+      const through = E.sub(a, E.mul(b, q));
+      return E.add(y, E.sub(through, through.detach()));
     },
   },
   BitShift: {
@@ -251,12 +256,12 @@ export const ELEMENTWISE_OPS: Readonly<Record<string, OpHandler>> = {
   Ceil: nonDiffUnary(Math.ceil),
   Round: nonDiffUnary(roundHalfEven),
   Sign: nonDiffUnary(Math.sign),
-  Sin: nonDiffUnary(Math.sin),
-  Cos: nonDiffUnary(Math.cos),
-  Tan: nonDiffUnary(Math.tan),
-  Atan: nonDiffUnary(Math.atan),
-  Asin: nonDiffUnary(Math.asin),
-  Acos: nonDiffUnary(Math.acos),
+  Sin: unary((x) => E.sin(x)),
+  Cos: unary((x) => E.cos(x)),
+  Tan: unary((x) => E.tan(x)),
+  Asin: unary((x) => E.asin(x)),
+  Acos: unary((x) => E.acos(x)),
+  Atan: unary((x) => E.atan(x)),
   Sinh: unary(sinh),
   Cosh: unary(cosh),
   Asinh: unary(asinh),

@@ -11,7 +11,7 @@ import * as E from '../../ops';
 import type { AxisTaps } from '../../ops';
 import { OpContext, makeConstant } from '../context';
 import { layout } from '../helpers';
-import { OpHandler, axisOf, isF, need, shapeValues } from './common';
+import { OpHandler, axisOf, floatIn, isF, need, shapeValues } from './common';
 
 type Coeffs = (ratio: number, scale: number) => number[];
 
@@ -200,7 +200,28 @@ function resize(ctx: OpContext, x: Tensor, scalesIn: number[] | null, sizesIn: n
   return y;
 }
 
+const GRID_MODES: Record<string, E.GridSampleMode> = { bilinear: 'linear', linear: 'linear', nearest: 'nearest', bicubic: 'cubic', cubic: 'cubic' };
+
 export const RESIZE_OPS: Readonly<Record<string, OpHandler>> = {
+  GridSample: {
+    run(ctx, inputs) {
+      const x = need(ctx, inputs, 0, 'X');
+      const grid = floatIn(ctx, need(ctx, inputs, 1, 'grid'), 'GridSample grid');
+      if (!isF(x)) ctx.fail('UNSUPPORTED_DTYPE', `GridSample on a ${x.dtype} input is not supported (float inputs only)`);
+      const modeName = ctx.attrs.string('mode', 'bilinear');
+      const mode = GRID_MODES[modeName];
+      // Opset 16 names the modes bilinear/bicubic, opset 20 linear/cubic; both are accepted.
+      if (!mode) ctx.fail('INVALID_MODEL', `unknown GridSample mode '${modeName}'`);
+      const padding = ctx.attrs.string('padding_mode', 'zeros') as E.GridSamplePadding;
+      if (padding !== 'zeros' && padding !== 'border' && padding !== 'reflection') ctx.fail('INVALID_MODEL', `unknown GridSample padding_mode '${padding}'`);
+      if (x.rank < 3) ctx.fail('INVALID_MODEL', `GridSample input must be [N, C, spatial...], got ${formatShape(x.shape)}`);
+      if (mode === 'cubic' && x.rank !== 4) ctx.fail('UNSUPPORTED_FEATURE', `GridSample cubic mode on ${x.rank - 2}-D data is not supported (2-D only, as the ONNX spec)`);
+      if (grid.rank !== x.rank || grid.shape[0] !== x.shape[0] || grid.shape[grid.rank - 1] !== x.rank - 2) {
+        ctx.fail('INVALID_MODEL', `GridSample grid ${formatShape(grid.shape)} does not fit input ${formatShape(x.shape)}: want [N, out..., ${x.rank - 2}]`);
+      }
+      return E.gridSample(x, grid, { mode, padding, alignCorners: ctx.attrs.int('align_corners', 0) !== 0 });
+    },
+  },
   Resize: {
     nonDiff: [1, 2, 3],
     run(ctx, inputs) {

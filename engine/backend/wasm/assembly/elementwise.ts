@@ -84,10 +84,69 @@ const IDX = memory.data(64 * 4);
 @final class Scale { @inline v(x: v128, p: v128): v128 { return f32x4.mul(x, p); } @inline s(x: f32, p: f32): f32 { return x * p; } }
 @final class AddScalar { @inline v(x: v128, p: v128): v128 { return f32x4.add(x, p); } @inline s(x: f32, p: f32): f32 { return x + p; } }
 
+
+// Trigonometric functions lane by lane in float64 (AssemblyScript's Math, correctly range-reduced), rounded
+// once to float32: no SIMD, but exact to the float32 result for every argument, as the reference backend.
+@final class Sin {
+  @inline v(x: v128, p: v128): v128 {
+    let r = f32x4.splat(<f32>Math.sin(<f64>f32x4.extract_lane(x, 0)));
+    r = f32x4.replace_lane(r, 1, <f32>Math.sin(<f64>f32x4.extract_lane(x, 1)));
+    r = f32x4.replace_lane(r, 2, <f32>Math.sin(<f64>f32x4.extract_lane(x, 2)));
+    return f32x4.replace_lane(r, 3, <f32>Math.sin(<f64>f32x4.extract_lane(x, 3)));
+  }
+  @inline s(x: f32, p: f32): f32 { return <f32>Math.sin(<f64>x); }
+}
+@final class Cos {
+  @inline v(x: v128, p: v128): v128 {
+    let r = f32x4.splat(<f32>Math.cos(<f64>f32x4.extract_lane(x, 0)));
+    r = f32x4.replace_lane(r, 1, <f32>Math.cos(<f64>f32x4.extract_lane(x, 1)));
+    r = f32x4.replace_lane(r, 2, <f32>Math.cos(<f64>f32x4.extract_lane(x, 2)));
+    return f32x4.replace_lane(r, 3, <f32>Math.cos(<f64>f32x4.extract_lane(x, 3)));
+  }
+  @inline s(x: f32, p: f32): f32 { return <f32>Math.cos(<f64>x); }
+}
+@final class Tan {
+  @inline v(x: v128, p: v128): v128 {
+    let r = f32x4.splat(<f32>Math.tan(<f64>f32x4.extract_lane(x, 0)));
+    r = f32x4.replace_lane(r, 1, <f32>Math.tan(<f64>f32x4.extract_lane(x, 1)));
+    r = f32x4.replace_lane(r, 2, <f32>Math.tan(<f64>f32x4.extract_lane(x, 2)));
+    return f32x4.replace_lane(r, 3, <f32>Math.tan(<f64>f32x4.extract_lane(x, 3)));
+  }
+  @inline s(x: f32, p: f32): f32 { return <f32>Math.tan(<f64>x); }
+}
+@final class Asin {
+  @inline v(x: v128, p: v128): v128 {
+    let r = f32x4.splat(<f32>Math.asin(<f64>f32x4.extract_lane(x, 0)));
+    r = f32x4.replace_lane(r, 1, <f32>Math.asin(<f64>f32x4.extract_lane(x, 1)));
+    r = f32x4.replace_lane(r, 2, <f32>Math.asin(<f64>f32x4.extract_lane(x, 2)));
+    return f32x4.replace_lane(r, 3, <f32>Math.asin(<f64>f32x4.extract_lane(x, 3)));
+  }
+  @inline s(x: f32, p: f32): f32 { return <f32>Math.asin(<f64>x); }
+}
+@final class Acos {
+  @inline v(x: v128, p: v128): v128 {
+    let r = f32x4.splat(<f32>Math.acos(<f64>f32x4.extract_lane(x, 0)));
+    r = f32x4.replace_lane(r, 1, <f32>Math.acos(<f64>f32x4.extract_lane(x, 1)));
+    r = f32x4.replace_lane(r, 2, <f32>Math.acos(<f64>f32x4.extract_lane(x, 2)));
+    return f32x4.replace_lane(r, 3, <f32>Math.acos(<f64>f32x4.extract_lane(x, 3)));
+  }
+  @inline s(x: f32, p: f32): f32 { return <f32>Math.acos(<f64>x); }
+}
+@final class Atan {
+  @inline v(x: v128, p: v128): v128 {
+    let r = f32x4.splat(<f32>Math.atan(<f64>f32x4.extract_lane(x, 0)));
+    r = f32x4.replace_lane(r, 1, <f32>Math.atan(<f64>f32x4.extract_lane(x, 1)));
+    r = f32x4.replace_lane(r, 2, <f32>Math.atan(<f64>f32x4.extract_lane(x, 2)));
+    return f32x4.replace_lane(r, 3, <f32>Math.atan(<f64>f32x4.extract_lane(x, 3)));
+  }
+  @inline s(x: f32, p: f32): f32 { return <f32>Math.atan(<f64>x); }
+}
+
 const NEG = new Neg(); const EXP = new Exp(); const LOG = new Log(); const SQRT = new Sqrt(); const RSQRT = new Rsqrt();
 const ABS = new Abs(); const SIGN = new Sign(); const SQUARE = new Square(); const RECIPROCAL = new Reciprocal();
 const TANH = new Tanh(); const SIGMOID = new Sigmoid(); const RELU = new Relu(); const ERF = new Erf(); const GELU = new Gelu();
 const GELU_TANH = new GeluTanh(); const LEAKY_RELU = new LeakyRelu(); const SCALE = new Scale(); const ADD_SCALAR = new AddScalar();
+const SIN = new Sin(); const COS = new Cos(); const TAN = new Tan(); const ASIN = new Asin(); const ACOS = new Acos(); const ATAN = new Atan();
 
 @inline function unaryLoop<Op>(op: Op, x: usize, out: usize, n: i32, param: f32): void {
   const pv = f32x4.splat(param);
@@ -130,6 +189,12 @@ export function unary(op: i32, x: usize, out: usize, n: i32, param: f32): void {
     case 15: unaryLoop<LeakyRelu>(LEAKY_RELU, x, out, n, param); break;
     case 17: unaryLoop<Scale>(SCALE, x, out, n, param); break;
     case 18: unaryLoop<AddScalar>(ADD_SCALAR, x, out, n, param); break;
+    case 19: unaryLoop<Sin>(SIN, x, out, n, param); break;
+    case 20: unaryLoop<Cos>(COS, x, out, n, param); break;
+    case 21: unaryLoop<Tan>(TAN, x, out, n, param); break;
+    case 22: unaryLoop<Asin>(ASIN, x, out, n, param); break;
+    case 23: unaryLoop<Acos>(ACOS, x, out, n, param); break;
+    case 24: unaryLoop<Atan>(ATAN, x, out, n, param); break;
     default: unreachable();
   }
 }
