@@ -144,7 +144,7 @@ describe('webview messages are checked against the protocol', () => {
     for (const [raw, re] of refused) assert.throws(() => parseWebviewMessage(raw), (e: Error) => e instanceof ReportFormatError && re.test(e.message), JSON.stringify(raw));
     // Verify's capture of a run (negative run ids are its repeat runs): checked tensor by tensor.
     const tensor = (name: string, shape: number[], n = shape.reduce((a, b) => a * b, 1)) => ({ name, dtype: 'float32', shape, data: new Float32Array(n) });
-    const capture = { dtype: 'float32', inputs: [tensor('x', [2, 3])], outputs: ['y'], loss: { kind: 'mse', value: 0.5, targets: null }, values: [tensor('w', [3])], gradients: [tensor('w', [3])], dropout: [], dropoutNodes: [{ name: '/drop/Dropout', dropped: false }] };
+    const capture = { dtype: 'float32', mode: 'train', inputs: [tensor('x', [2, 3])], outputs: ['y'], loss: { kind: 'mse', value: 0.5, targets: null }, values: [tensor('w', [3])], gradients: [tensor('w', [3])], dropout: [], dropoutNodes: [{ name: '/drop/Dropout', dropped: false }] };
     const captured = parseWebviewMessage({ type: 'capture', runId: -3, capture });
     assert.ok(captured.type === 'capture' && captured.runId === -3 && captured.capture.gradients[0].shape[0] === 3);
     assert.throws(() => parseWebviewMessage({ type: 'capture', runId: -3, capture: { ...capture, gradients: [tensor('w', [3], 2)] } }), /message\.capture\.gradients\[0\]\.data: expected 3 values/);

@@ -66,6 +66,7 @@ async function inspect(request: RunRequest) {
     sequenceLength: request.settings.sequenceLength,
     loss: request.settings.loss,
     dtype: request.settings.dtype,
+    mode: request.settings.mode,
     watches: request.watches,
     attentionSample: Math.min(request.settings.attentionSample ?? 0, Math.max(0, request.settings.batch - 1)),
     memoryBudget: request.memoryBudgetMB !== undefined ? request.memoryBudgetMB * 2 ** 20 : undefined,

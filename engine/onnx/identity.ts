@@ -23,11 +23,13 @@
 import { AttributeProto, DataType, GraphProto, ModelProto, NodeProto, StringEntry, TensorProto } from './proto';
 import { parsePythonStringList } from './modules';
 
+export const EXPORT_NOTE_KINDS = ['merged', 'transposed', 'bn-folded', 'bn-fused-weight', 'folded', 'dropped', 'bn-inference', 'metadata-lost', 'eval-export', 'dropout-removed'] as const;
+
 /** What an export did to a module's parameters. */
 export interface ExportNote {
   /** Module the note belongs on (dotted path, '' = the model). */
   modulePath: string;
-  kind: 'merged' | 'transposed' | 'bn-folded' | 'bn-fused-weight' | 'folded' | 'dropped' | 'bn-inference' | 'metadata-lost';
+  kind: typeof EXPORT_NOTE_KINDS[number];
   /** PyTorch parameter names concerned. */
   parameters: string[];
   /** True when the engine undid the change, so the numbers shown are PyTorch's. */
@@ -51,6 +53,7 @@ const KIND = 'pkg.torch.export.graph_signature.InputSpec.kind';
 const FOLDED_FROM = /\.optimizer\.folded_from$/;
 const FX_NODE = 'pkg.torch.onnx.fx_node';
 const SCOPES = 'pkg.torch.onnx.name_scopes';
+const CLASSES = 'pkg.torch.onnx.class_hierarchy';
 const AVOID = 'export with torch.onnx.export(..., optimize=False) to keep every parameter';
 
 function meta(entries: readonly StringEntry[]): Record<string, string> {
@@ -131,6 +134,34 @@ function intAttribute(name: string, value: number): AttributeProto {
 
 function intsAttribute(name: string, values: number[]): AttributeProto {
   return attribute(name, 7, 0, values);
+}
+
+/**
+ * An export made in eval mode (model.eval()): BatchNorm was traced as inference (`_no_training`) and each Dropout
+ * became an identity (`aten.clone`, its rate gone; with optimize=True even that node is removed). The engine runs
+ * BatchNorm with batch statistics in train mode all the same, but it cannot drop where the export kept no
+ * Dropout: each Dropout the metadata still shows gets a warning, the model an informational note.
+ */
+function evalExportNotes(nodes: readonly NodeProto[], calls: readonly (FxCall | null)[]): ExportNote[] {
+  const evalBn = calls.some((c) => c?.bnTraining === false);
+  const dropouts = new Set<string>();
+  for (const n of nodes) {
+    const m = meta(n.metadataProps);
+    const classes = parsePythonStringList(m[CLASSES] ?? '') ?? [];
+    const scopes = parsePythonStringList(m[SCOPES] ?? '') ?? [];
+    const at = classes.findIndex((c) => /^torch\.nn\.modules\.dropout\.\w*Dropout\w*$/.test(c));
+    if (at >= 0 && n.opType !== 'Dropout' && /aten\.(clone|alias)/.test(classes[classes.length - 1] ?? '') && scopes[at] !== undefined) dropouts.add(scopes[at]);
+  }
+  if (!evalBn && dropouts.size === 0) return [];
+  const notes: ExportNote[] = [...dropouts].map((d) => ({
+    modulePath: d, kind: 'dropout-removed', parameters: [], restored: false,
+    message: `the model was exported in eval mode, which turned this Dropout into an identity (its rate is not in the export): no run drops here, where PyTorch in train mode would, so the gradients shown are eval-mode dropout's; export after model.train() to keep it`,
+  }));
+  notes.push({
+    modulePath: '', kind: 'eval-export', parameters: [], restored: true,
+    message: `the model was exported in eval mode (model.eval()): BatchNorm runs with batch statistics in train mode all the same, but Dropout layers the export left out cannot drop${dropouts.size ? ` (${[...dropouts].join(', ')})` : ''}; export after model.train() to keep them`,
+  });
+  return notes;
 }
 
 /** Undoes what the dynamo exporter's optimizer did to parameters, where the metadata allows; see the file comment. */
@@ -220,6 +251,7 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
       merged.set(name, [...(merged.get(name) ?? [name]), own]);
     });
   });
+  notes.push(...evalExportNotes(nodes, calls));
   for (const [name, all] of merged) {
     const unique = [...new Set(all)];
     for (const p of unique) {
