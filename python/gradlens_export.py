@@ -825,6 +825,8 @@ def verify(built, request, torch, notes):
         calls = [next(dropped) if n["dropped"] else (n["name"], None) for n in meta["dropoutNodes"]]
     else:
         calls = masks
+    if not model.training:
+        calls = []  # eval mode: neither the engine nor PyTorch drops (the engine's Dropout nodes all passed through)
     loss = meta["loss"]
     progress("running PyTorch forward and backward")
     model.zero_grad(set_to_none=True)

@@ -27,6 +27,8 @@ interface Gold {
   parameters: Record<string, { numel: number; grad32: number | null; grad64: number | null }>;
   aliases: Record<string, string>;
   exports: string[];
+  /** PyTorch in eval mode (fixtures exported after model.eval()). */
+  eval?: { loss: { float32: number; float64: number }; parameters: Record<string, { grad32: number | null; grad64: number | null }> };
 }
 
 const nodeFs: ModelFileSystem = {
@@ -44,13 +46,21 @@ function norm(t: Tensor | null): number | null {
   return Math.sqrt(s);
 }
 
-/** Loss and per-parameter gradient norms of one engine run with the fixture's inputs and targets. */
-function run(model: OnnxModel, gold: Gold): { loss: number; grads: Map<string, number | null> } {
+function feedsOf(gold: Gold): Record<string, number[]> {
   const feeds: Record<string, number[]> = {};
   for (const [k, v] of Object.entries(gold.inputs)) feeds[k] = v.data;
+  return feeds;
+}
+
+/**
+ * Loss and per-parameter gradient norms of one engine run with the fixture's inputs and targets, in train mode
+ * (what an inspection does by default: batch statistics, dropout as in training) or eval mode.
+ */
+function run(model: OnnxModel, gold: Gold, mode: 'train' | 'eval' = 'train'): { loss: number; grads: Map<string, number | null> } {
   const output = model.outputs[0].name;
   const targets = new Tensor(Int32Array.from(gold.targets.data), [gold.targets.data.length]);
-  const r = model.run(feeds, {
+  const r = model.run(feedsOf(gold), {
+    training: mode === 'train',
     loss: (ctx) => {
       const y = ctx.outputs.get(output)!;
       return crossEntropy(reshape(y, [-1, y.shape[y.rank - 1]]), targets);
@@ -75,8 +85,9 @@ describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note 
           const modelWide = model.exportNotes.some((n) => !n.restored && n.modulePath === '');
           const names = new Map<string, string>(); // engine name -> PyTorch name (first of tied names)
           for (const n of grads.keys()) names.set(n, gold.aliases[n] ?? n);
-          // Nothing trainable that PyTorch does not have (anonymous constants such as val_24, expand, embedding_1).
-          for (const [engineName, torchName] of names) assert.ok(gold.parameters[torchName], `${file}: '${engineName}' is trainable but is not a PyTorch parameter`);
+          // Nothing trainable that PyTorch does not have (anonymous constants such as val_24, expand, embedding_1), except
+          // a layer's weights the exporter folded under an anonymous name, which a note names as not PyTorch's.
+          for (const [engineName, torchName] of names) assert.ok(gold.parameters[torchName] || lost.has(engineName), `${file}: '${engineName}' is trainable but is not a PyTorch parameter`);
           const maxNorm = Math.max(...Object.values(gold.parameters).map((p) => p.grad64 ?? 0));
           const checked: string[] = [];
           for (const [name, p] of Object.entries(gold.parameters)) {
@@ -102,6 +113,78 @@ describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note 
       }
     }
   }
+
+  // A Conv-BN + Dropout model exported after model.eval(), with both exporters: the inspection runs it as PyTorch
+  // trains it by default (batch statistics) and as model.eval() runs it with mode 'eval'.
+  const evalGold = golds.find((g) => g.model === 'cnn_bn_drop')!;
+  const gradsOf = async (file: string, mode: 'train' | 'eval' | undefined, dtype: FloatDType) => {
+    const files = await readModelFiles(path.join(DIR, file), nodeFs);
+    const gradients = new Map<string, ArrayLike<number>>();
+    const targets = new Tensor(Int32Array.from(evalGold.targets.data), [evalGold.targets.data.length]);
+    const report = await inspectOnnx(files.bytes, file, {
+      externalData: files.externalData, dtype, attentionSample: -1, feeds: feedsOf(evalGold), gradients,
+      lossSpec: { kind: 'crossEntropy', targets }, ...(mode ? { mode } : {}),
+    });
+    const norms = new Map([...gradients].map(([n, g]) => [n, Math.sqrt(Array.from(g).reduce((s, x) => s + x * x, 0))]));
+    return { report, norms };
+  };
+  for (const file of evalGold.exports) {
+    for (const dtype of ['float32', 'float64'] as FloatDType[]) {
+      test(`${file} (exported in eval mode, ${dtype}): train-mode gradients by default, eval-mode gradients in eval mode`, async () => {
+        const notes = loadOnnx(fs.readFileSync(path.join(DIR, file)), { externalData: fs.existsSync(path.join(DIR, `${file}.data`)) ? { [`${file}.data`]: fs.readFileSync(path.join(DIR, `${file}.data`)) } : undefined }).exportNotes;
+        // BatchNorm folded into the convolution (dynamo's optimize=True, the TorchScript exporter's constant folding):
+        // train mode cannot be PyTorch's, and the model says so.
+        const folded = notes.some((n) => n.kind === 'bn-folded' && n.modulePath === '' && !n.restored);
+        assert.equal(folded, /_(dynamo|legacy)_eval/.test(file), `${file}: ${notes.map((n) => n.kind)}`);
+        const lost = new Set(notes.filter((n) => !n.restored).flatMap((n) => n.parameters));
+        const tol = (want: number) => dtype === 'float32' ? Math.max(1e-4 * want, 1e-7) : Math.max(1e-6 * want, 1e-12);
+        for (const mode of [undefined, 'eval'] as const) {
+          const { report, norms } = await gradsOf(file, mode, dtype);
+          assert.equal(report.mode, mode ?? 'train');
+          const gold = mode === 'eval' ? evalGold.eval! : evalGold;
+          if (folded && mode !== 'eval') {
+            // The loss is not PyTorch's train-mode loss: the run could not use batch statistics.
+            assert.ok(Math.abs(report.loss.value - gold.loss[dtype]) > 1e-3, `${file}: a folded BatchNorm gave the train-mode loss`);
+            continue;
+          }
+          // Folded weights were computed by the exporter in float32: a float64 run of them is float32-exact only.
+          const lossTol = (dtype === 'float32' || folded ? 1e-5 : 1e-10) * Math.max(1, gold.loss[dtype]);
+          assert.ok(Math.abs(report.loss.value - gold.loss[dtype]) <= lossTol, `${file} ${mode ?? 'train'}: loss ${report.loss.value}, PyTorch ${gold.loss[dtype]}`);
+          let checked = 0;
+          for (const [name, p] of Object.entries(gold.parameters)) {
+            const want = dtype === 'float32' ? p.grad32! : p.grad64!;
+            const got = norms.get(name);
+            if (got === undefined) {
+              // Parameters the fold removed (the BatchNorm's) or renamed (the fused convolution weights) are named by a note.
+              assert.ok(folded, `${file}: ${name} has no gradient`);
+              continue;
+            }
+            if (lost.has(name)) continue;
+            assert.ok(Math.abs(got - want) <= (folded ? Math.max(tol(want), 1e-5 * want) : tol(want)), `${file} ${mode ?? 'train'} ${dtype}: ‖∇${name}‖ = ${got}, PyTorch ${want}`);
+            checked++;
+          }
+          assert.ok(checked >= (folded ? 2 : Object.keys(gold.parameters).length), `${file}: only ${checked} parameters checked`);
+        }
+      });
+    }
+  }
+
+  test('an eval-mode export says what train mode cannot undo: Dropout turned into an identity, BatchNorm folded', () => {
+    const notes = (file: string) => {
+      const data = path.join(DIR, `${file}.data`);
+      return loadOnnx(fs.readFileSync(path.join(DIR, file)), { externalData: fs.existsSync(data) ? { [`${file}.data`]: fs.readFileSync(data) } : undefined }).exportNotes;
+    };
+    const noopt = notes('cnn_bn_drop_perturbed_noopt_eval.onnx');
+    assert.ok(noopt.some((n) => n.kind === 'dropout-removed' && n.modulePath === 'drop' && !n.restored && /model\.train\(\)/.test(n.message)));
+    assert.ok(noopt.some((n) => n.kind === 'eval-export' && n.modulePath === '' && n.restored && /drop/.test(n.message)));
+    // optimize=True removes the identity too: only the model-wide note is left.
+    assert.ok(notes('cnn_bn_drop_perturbed_dynamo_eval.onnx').some((n) => n.kind === 'eval-export'));
+    // The TorchScript exporter's eval default: BatchNorm multiplied into anonymous convolution weights.
+    const legacy = notes('cnn_bn_drop_perturbed_legacy_eval.onnx');
+    assert.ok(legacy.some((n) => n.kind === 'bn-fused-weight' && n.modulePath === 'conv1' && n.parameters.every((p) => p.startsWith('onnx::Conv_')) && /do_constant_folding=False/.test(n.message)));
+    // Without folding, nothing is lost (and the TorchScript export carries no metadata to tell its mode).
+    assert.deepEqual(notes('cnn_bn_drop_perturbed_legacy_nofold_eval.onnx'), []);
+  });
 
   test('what the default export loses is named on the modules that lost it', () => {
     const notes = (file: string) => {

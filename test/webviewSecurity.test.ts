@@ -89,6 +89,25 @@ describe('webview messages are checked against the protocol', () => {
     assert.equal(back.report.timings.backwardMs, -Infinity);
     assert.equal(back.report.modules.length, report.modules.length);
     assert.deepEqual(back.report.modules.map((m) => [m.path, m.gradNorm]), report.modules.map((m) => [m.path, m.gradNorm]));
+    assert.equal(back.report.mode, 'train');
+  });
+
+  test('the export notes and the run mode cross from the webview (the extension puts the export warnings on module lines from them)', async () => {
+    const dir = path.join(repoRoot, 'test', 'fixtures', 'exports');
+    const file = 'cnn_bn_perturbed_dynamo.onnx';
+    const r = await inspectOnnx(new Uint8Array(fs.readFileSync(path.join(dir, file))), file, {
+      externalData: { [`${file}.data`]: new Uint8Array(fs.readFileSync(path.join(dir, `${file}.data`))) }, batch: 2, mode: 'eval',
+    });
+    assert.ok((r.exportNotes ?? []).some((n) => n.kind === 'bn-folded'));
+    const back = parseReport(serializeReport(r));
+    assert.deepEqual(back.exportNotes, r.exportNotes);
+    assert.equal(back.mode, 'eval');
+    const o = JSON.parse(serializeReport(r));
+    o.exportNotes[0].kind = 'whatever';
+    assert.throws(() => parseReport(JSON.stringify(o)), /exportNotes\[0\]\.kind/);
+    o.exportNotes = undefined;
+    o.mode = 'training';
+    assert.throws(() => parseReport(JSON.stringify(o)), /\.mode: expected "train" or "eval"/);
   });
 
   test('a report that is not the protocol is refused, naming the field', () => {

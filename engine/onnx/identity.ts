@@ -137,6 +137,34 @@ function intsAttribute(name: string, values: number[]): AttributeProto {
 }
 
 /**
+ * The TorchScript exporter (dynamo=False) in eval mode with constant folding (its defaults) multiplies each
+ * BatchNorm into the convolution before it and stores the result under an anonymous name (`onnx::Conv_16`):
+ * the BatchNorm is gone without a trace, so the run cannot use batch statistics. A Conv whose weight is such
+ * an initializer is the sign; the weight stays trainable (it is the layer's) but is named as not PyTorch's.
+ */
+function legacyFoldedConvNotes(model: ModelProto): ExportNote[] {
+  const g = model.graph;
+  if (!g || !/^pytorch$/i.test(model.producerName)) return [];
+  const inits = new Set(g.initializer.map((t) => t.name));
+  const folded = g.node.filter((n) => n.opType === 'Conv' && /^onnx::Conv_\d+$/.test(n.input[1] ?? '') && inits.has(n.input[1]));
+  if (folded.length === 0) return [];
+  const AVOID_LEGACY = 'export with torch.onnx.export(..., training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False) (or dynamo=True, optimize=False) to keep them';
+  const notes: ExportNote[] = folded.map((n) => {
+    const modulePath = n.name.split('/').filter(Boolean).slice(0, -1).join('.');
+    const anonymous = n.input.slice(1).filter((i) => inits.has(i) && /^onnx::/.test(i));
+    return {
+      modulePath, kind: 'bn-fused-weight', parameters: anonymous, restored: false,
+      message: `this convolution's weights have no PyTorch name (${anonymous.join(', ')}): the exporter folded them in eval mode, most likely multiplying in the BatchNorm after it, so they are not PyTorch's values and their gradients are not PyTorch's; ${AVOID_LEGACY}`,
+    };
+  });
+  notes.push({
+    modulePath: '', kind: 'bn-folded', parameters: [], restored: false,
+    message: `${folded.length} convolution${folded.length === 1 ? '' : 's'} read${folded.length === 1 ? 's' : ''} weights the exporter folded in eval mode (BatchNorm multiplied into the convolution, the TorchScript exporter's default): the BatchNorm cannot run with batch statistics, so the gradients shown are not PyTorch's train-mode gradients; ${AVOID_LEGACY}`,
+  });
+  return notes;
+}
+
+/**
  * An export made in eval mode (model.eval()): BatchNorm was traced as inference (`_no_training`) and each Dropout
  * became an identity (`aten.clone`, its rate gone; with optimize=True even that node is removed). The engine runs
  * BatchNorm with batch statistics in train mode all the same, but it cannot drop where the export kept no
@@ -176,7 +204,7 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
   // node's metadata and the graph signature: module names, classes and source lines are gone.
   const stripped = !withMetadata && /^pytorch$/i.test(model.producerName) && Number.parseInt(model.producerVersion, 10) >= 2 &&
     g.node.length > 0 && g.node.every((n) => n.metadataProps.length === 0) && [...infos.values()].some((m) => Object.keys(m).some((k) => FOLDED_FROM.test(k)));
-  if (!withMetadata && !stripped) return none;
+  if (!withMetadata && !stripped) return { ...none, notes: legacyFoldedConvNotes(model) };
   const dynamo = true;
 
   const inits = new Map(g.initializer.map((t) => [t.name, t] as [string, TensorProto]));

@@ -12,6 +12,10 @@ Exporters: 'dynamo' = torch.onnx.export(model, (), f, kwargs=inputs) with today'
 (dynamo=True, optimize=True, external_data=True); 'noopt' = the same with optimize=False; 'op17' = the
 default with opset_version=17 (converted to 17, which strips the node metadata);
 'legacy' = dynamo=False, training=TRAINING, do_constant_folding=False.
+A '_eval' suffix exports after model.eval() ('legacy_eval' = dynamo=False with its defaults, which fold
+BatchNorm into the convolution; 'legacy_nofold_eval' = dynamo=False, do_constant_folding=False); the
+record then also holds PyTorch's eval-mode loss and gradients ("eval"), since the inspection runs in train
+mode by default and in eval mode on request.
 """
 import json
 import os
@@ -34,6 +38,7 @@ PLAN = [
     ("gpt2", "init", ["dynamo"]),
     ("bert", "init", ["dynamo"]),
     ("cnn_bn", "perturbed", ["dynamo", "noopt"]),
+    ("cnn_bn_drop", "perturbed", ["dynamo_eval", "noopt_eval", "legacy_eval", "legacy_nofold_eval"]),
 ]
 
 
@@ -41,9 +46,9 @@ def logits_of(out):
     return out.logits if hasattr(out, "logits") else out
 
 
-def gold(name, variant, dtype):
+def gold(name, variant, dtype, train=True):
     model, inputs, targets, _ = zoo.build(name, variant)
-    model = model.to(dtype)
+    model = model.to(dtype).train(train)
     inputs = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in inputs.items()}
     logits = logits_of(model(**inputs))
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
@@ -54,6 +59,9 @@ def gold(name, variant, dtype):
 def export(name, variant, exporter):
     model, inputs, _, _ = zoo.build(name, variant)
     path = os.path.join(OUT, f"{name}_{variant}_{exporter}.onnx")
+    if exporter.endswith("_eval"):
+        model.eval()
+        exporter = exporter[:-len("_eval")]
     for f in (path, path + ".data"):
         if os.path.exists(f):
             os.remove(f)
@@ -65,6 +73,10 @@ def export(name, variant, exporter):
             torch.onnx.export(model, (), path, kwargs=inputs, opset_version=17)
         elif exporter == "noopt":
             torch.onnx.export(model, (), path, kwargs=inputs, optimize=False)
+        elif exporter == "legacy" and not model.training:
+            torch.onnx.export(model, tuple(inputs.values()), path, input_names=list(inputs), dynamo=False)
+        elif exporter == "legacy_nofold":
+            torch.onnx.export(model, tuple(inputs.values()), path, input_names=list(inputs), dynamo=False, do_constant_folding=False)
         else:
             torch.onnx.export(model, tuple(inputs.values()), path, input_names=list(inputs), dynamo=False,
                               training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
@@ -90,6 +102,11 @@ def main():
             "aliases": aliases,
             "exports": [export(name, variant, e) for e in exporters],
         }
+        if any(e.endswith("_eval") for e in exporters):
+            _, _, _, eloss32, egrads32 = gold(name, variant, torch.float32, train=False)
+            _, _, _, eloss64, egrads64 = gold(name, variant, torch.float64, train=False)
+            record["eval"] = {"loss": {"float32": eloss32, "float64": eloss64},
+                              "parameters": {n: {"grad32": egrads32[n], "grad64": egrads64[n]} for n in egrads32}}
         with open(os.path.join(OUT, f"{name}_{variant}.json"), "w") as f:
             json.dump(record, f)
         print(name, variant, record["exports"])

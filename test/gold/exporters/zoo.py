@@ -236,6 +236,24 @@ class ConvBN(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+class ConvBNDrop(ConvBN):
+    """ConvBN with a Dropout before the head (p=0: PyTorch's train-mode gradients stay deterministic)."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.0)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return self.head(self.drop(x.mean(dim=(2, 3))))
+
+
+def cnn_bn_drop(gen):
+    inputs, labels = _image(gen, 8)
+    return ConvBNDrop(), {"x": inputs["pixel_values"]}, labels, "labels"
+
+
 def cnn_bn(gen):
     inputs, labels = _image(gen, 8)
     return ConvBN(), {"x": inputs["pixel_values"]}, labels, "labels"
@@ -249,6 +267,7 @@ def vit(gen):
 MODELS = {
     "vit": vit,
     "cnn_bn": cnn_bn,
+    "cnn_bn_drop": cnn_bn_drop,
     "gpt2": gpt2,
     "bert": bert,
     "llama": llama,
