@@ -15,6 +15,10 @@ import * as path from 'node:path';
 import { backward, crossEntropy, diagnose, FloatDType, inspectOnnx, loadOnnx, OnnxModel, reshape, Tensor } from '../engine';
 import { ModelFileSystem, readModelFiles } from '../extension/modelFiles';
 import { repoRoot } from './helpers';
+import { withModuleKinds } from '../engine/inspect/report';
+import { createPythonParser, indexPythonSource } from '../extension/sourceMap';
+import { documentMapping } from '../extension/sourceMapper';
+import { sourceKinds } from '../extension/sourceAnchors';
 
 const DIR = path.join(repoRoot, 'test', 'fixtures', 'exports');
 
@@ -216,6 +220,37 @@ describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note 
     assert.ok(op17.some((n) => n.kind === 'transposed' && n.restored && n.parameters[0] === 'blocks.0.attn.qkv.weight'));
     // The legacy exporter carries no such metadata: no notes.
     assert.deepEqual(loadOnnx(fs.readFileSync(path.join(DIR, 'vit_init_legacy.onnx'))).exportNotes, []);
+  });
+
+  test('an export that lost its metadata (opset 17): classes from the source, leaves their ops back from their parameters', async () => {
+    const inspect = async (file: string) => {
+      const files = await readModelFiles(path.join(DIR, file), nodeFs);
+      return inspectOnnx(files.bytes, file, { externalData: files.externalData, attentionSample: -1, batch: 2 });
+    };
+    const [op17, full] = await Promise.all([inspect('vit_init_op17.onnx'), inspect('vit_init_dynamo.onnx')]);
+    // Class names: what the source constructs (`self.attn = Attention(dim, heads)`), as the extension names them.
+    const src = path.join(repoRoot, 'test', 'gold', 'exporters', 'zoo.py');
+    const text = fs.readFileSync(src, 'utf8');
+    const mapping = documentMapping(indexPythonSource(await createPythonParser(), text, src), op17, src, text);
+    const named = withModuleKinds(op17, sourceKinds(op17.modules, mapping.classOf));
+    const kind = (p: string) => named.modules.find((m) => m.path === p)?.kind;
+    assert.equal(kind(''), 'TinyViT');
+    assert.equal(kind('blocks.1'), 'Block');
+    assert.equal(kind('blocks.1.attn'), 'Attention');
+    assert.equal(kind('blocks.2.mlp'), 'Mlp');
+    assert.equal(kind('patch_embed'), 'PatchEmbed');
+    // Output shapes and forward order of the layers, as the export with metadata has them.
+    const leaves = ['patch_embed.proj', 'blocks.0.attn.qkv', 'blocks.0.attn.proj', 'blocks.0.mlp.fc1', 'blocks.1.mlp.fc2', 'blocks.2.attn.qkv', 'head'];
+    for (const p of leaves) {
+      const a = op17.modules.find((m) => m.path === p);
+      const b = full.modules.find((m) => m.path === p)!;
+      assert.deepEqual(a?.outputShape, b.outputShape, `${p}: output shape`);
+      assert.ok(a!.activation && a!.outputGrad, `${p}: activation and its gradient`);
+    }
+    const depth = (r: typeof op17, p: string) => r.modules.find((m) => m.path === p)!.depth;
+    const order = (r: typeof op17) => [...leaves].sort((x, y) => depth(r, x) - depth(r, y));
+    assert.deepEqual(order(op17), order(full));
+    assert.deepEqual(order(op17), leaves);
   });
 
   test('the inspection report carries the notes, and the diagnosis puts a warning on each module that lost a parameter', async () => {

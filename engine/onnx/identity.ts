@@ -41,6 +41,8 @@ export interface IdentityResult {
   model: ModelProto;
   /** True when the model carries the dynamo exporter's metadata. */
   dynamo: boolean;
+  /** A dynamo export whose node metadata was stripped (converted to an opset below 18): nodes have no module scopes. */
+  stripped?: boolean;
   /** Initializers that are not PyTorch parameters (never trainable), with why. */
   constants: Map<string, string>;
   /** Initializers stored transposed (2-D) relative to the parameter they hold: transpose on load. */
@@ -366,8 +368,22 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
       if (readers.length < 2) continue;
       notes.push({ modulePath: parentOf(name), kind: 'merged', parameters: [name], restored: false, message: `${name} is read by ${readers.length} ${[...new Set(readers.map((n) => n.opType))].join('/')} nodes: the export probably merged equal parameters of several layers into it (its gradient is their sum, their own are not shown), or the model shares it; ${AVOID}` });
     }
-    notes.push({ modulePath: '', kind: 'metadata-lost', parameters: [], restored: false, message: `this export lost PyTorch's node metadata (the dynamo exporter converts to an opset_version below 18 and drops it): modules are known only from parameter names, without class, source line, order or output shape, and parameters the optimizer merged cannot be told apart; export without opset_version (or with 18 or higher) and optimize=False` });
+    notes.push({ modulePath: '', kind: 'metadata-lost', parameters: [], restored: false, message: `this export lost PyTorch's node metadata (the dynamo exporter converts to an opset_version below 18 and drops it): modules are known only from parameter names, without class (the source names what it constructs) or source line, a layer's output shape and order are those of the ops that read its parameters (a container's, its last layer's), and parameters the optimizer merged cannot be told apart; export without opset_version (or with 18 or higher) and optimize=False` });
   }
-  const graph: GraphProto = { ...g, node: [...addedNodes, ...nodes], initializer: initializers };
-  return { model: { ...model, graph }, dynamo, constants, transposed, notes };
+  // Each restored Transpose just before the first node that reads it: the graph's order is the forward order the
+  // panel shows (a module's first op), and a weight's Transpose belongs with its layer, not at the graph's start.
+  const ordered: NodeProto[] = [];
+  const pending = new Map(addedNodes.map((n) => [n.output[0], n]));
+  for (const n of nodes) {
+    for (const i of n.input) {
+      const t = pending.get(i);
+      if (t) {
+        ordered.push(t);
+        pending.delete(i);
+      }
+    }
+    ordered.push(n);
+  }
+  const graph: GraphProto = { ...g, node: [...pending.values(), ...ordered], initializer: initializers };
+  return { model: { ...model, graph }, dynamo, stripped, constants, transposed, notes };
 }

@@ -17,7 +17,7 @@ import { ExternalData, engineDtype, isFloatType, tensorFromProto } from './tenso
 import { OnnxGraph, OnnxNode, OnnxValueSpec, buildGraph } from './graph';
 import { OPSET, OpHandler, isDifferentiableSlot } from './opset';
 import { OpContext, makeConstant } from './context';
-import { ModuleNode, buildModuleTree } from './modules';
+import { ModuleNode, buildModuleTree, scopesFromParameters } from './modules';
 import { checkSize, convert } from './helpers';
 import { ExportNote, restoreParameterIdentity } from './identity';
 import { OnnxWarning, validateGraph } from './validate';
@@ -384,6 +384,14 @@ export class OnnxModel {
       }
     }
 
+    if (identity.stripped) {
+      // No node metadata: leaves get back the nodes that read their parameters (output shapes, order, activations).
+      const scopes = scopesFromParameters(this.graph.nodes, (n) => this.parameters.has(n));
+      for (const n of this.graph.nodes) {
+        const path = scopes.get(n.name);
+        if (path !== undefined) (n as { modulePath: string }).modulePath = path;
+      }
+    }
     const tree = buildModuleTree(this.graph.nodes, this.graph.initializerNames);
     this.moduleTree = tree.root;
     this.modules = tree.byPath;
