@@ -25,9 +25,12 @@ const DIR = path.join(repoRoot, 'test', 'fixtures', 'exports');
 interface Gold {
   model: string;
   variant: string;
-  inputs: Record<string, { shape: number[]; dtype: string; data: number[] }>;
+  /** Values as numbers, or (large float32 inputs) base64 of their little-endian float32 bytes. */
+  inputs: Record<string, { shape: number[]; dtype: string; data?: number[]; float32?: string }>;
   targets: { shape: number[]; data: number[] };
   loss: { float32: number; float64: number };
+  /** Ops PyTorch's float64 forward computes in float32 anyway (T5's LayerNorm variance): its float64 loss is no better. */
+  float32OpsInFloat64?: string[];
   parameters: Record<string, { numel: number; grad32: number | null; grad64: number | null }>;
   aliases: Record<string, string>;
   exports: string[];
@@ -50,9 +53,15 @@ function norm(t: Tensor | null): number | null {
   return Math.sqrt(s);
 }
 
-function feedsOf(gold: Gold): Record<string, number[]> {
-  const feeds: Record<string, number[]> = {};
-  for (const [k, v] of Object.entries(gold.inputs)) feeds[k] = v.data;
+function feedsOf(gold: Gold): Record<string, ArrayLike<number>> {
+  const feeds: Record<string, ArrayLike<number>> = {};
+  for (const [k, v] of Object.entries(gold.inputs)) {
+    if (v.data) feeds[k] = v.data;
+    else {
+      const bytes = Buffer.from(v.float32!, 'base64');
+      feeds[k] = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    }
+  }
   return feeds;
 }
 
@@ -110,7 +119,9 @@ describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note 
             checked.push(name);
           }
           if (!modelWide) {
-            assert.ok(Math.abs(loss - gold.loss[dtype]) <= (dtype === 'float32' ? 1e-5 : 1e-9) * Math.max(1, gold.loss[dtype]), `${file} ${dtype}: loss ${loss}, PyTorch ${gold.loss[dtype]}`);
+            // float64: 1e-9, or the issue's 1e-6 where PyTorch's own float64 run computes some ops in float32.
+            const lossTol = dtype === 'float32' ? 1e-5 : gold.float32OpsInFloat64?.length ? 1e-6 : 1e-9;
+            assert.ok(Math.abs(loss - gold.loss[dtype]) <= lossTol * Math.max(1, gold.loss[dtype]), `${file} ${dtype}: loss ${loss}, PyTorch ${gold.loss[dtype]}`);
             assert.ok(checked.length >= Object.keys(gold.parameters).length / 2, `${file}: only ${checked.length} parameters checked`);
           }
         });
