@@ -192,6 +192,9 @@ describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note 
     const noopt = notes('cnn_bn_drop_perturbed_noopt_eval.onnx');
     assert.ok(noopt.some((n) => n.kind === 'dropout-removed' && n.modulePath === 'drop' && !n.restored && /model\.train\(\)/.test(n.message)));
     assert.ok(noopt.some((n) => n.kind === 'eval-export' && n.modulePath === '' && n.restored && /drop/.test(n.message)));
+    // A train-mode export of a Dropout with p=0 is an identity too: without a BatchNorm to tell the mode, only said.
+    const t5 = notes('t5_init_noopt.onnx');
+    assert.ok(t5.length > 0 && t5.every((n) => n.kind === 'dropout-removed' && n.restored && /p is 0/.test(n.message)), JSON.stringify(t5.slice(0, 2)));
     // optimize=True removes the identity too: only the model-wide note is left.
     assert.ok(notes('cnn_bn_drop_perturbed_dynamo_eval.onnx').some((n) => n.kind === 'eval-export'));
     // The TorchScript exporter's eval default: BatchNorm multiplied into anonymous convolution weights.

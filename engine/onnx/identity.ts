@@ -171,6 +171,8 @@ function legacyFoldedConvNotes(model: ModelProto): ExportNote[] {
  * became an identity (`aten.clone`, its rate gone; with optimize=True even that node is removed). The engine runs
  * BatchNorm with batch statistics in train mode all the same, but it cannot drop where the export kept no
  * Dropout: each Dropout the metadata still shows gets a warning, the model an informational note.
+ * A Dropout with p=0 exported in train mode is an identity too: without a BatchNorm to tell the mode, the
+ * Dropout gets an informational note that says both.
  */
 function evalExportNotes(nodes: readonly NodeProto[], calls: readonly (FxCall | null)[]): ExportNote[] {
   const evalBn = calls.some((c) => c?.bnTraining === false);
@@ -183,6 +185,12 @@ function evalExportNotes(nodes: readonly NodeProto[], calls: readonly (FxCall | 
     if (at >= 0 && n.opType !== 'Dropout' && /aten\.(clone|alias)/.test(classes[classes.length - 1] ?? '') && scopes[at] !== undefined) dropouts.add(scopes[at]);
   }
   if (!evalBn && dropouts.size === 0) return [];
+  if (!evalBn) {
+    return [...dropouts].map((d) => ({
+      modulePath: d, kind: 'dropout-removed', parameters: [], restored: true,
+      message: `this Dropout is an identity in the export: its p is 0, or the model was exported in eval mode (then PyTorch in train mode drops here and no run can); export after model.train() to keep a dropout that drops`,
+    }));
+  }
   const notes: ExportNote[] = [...dropouts].map((d) => ({
     modulePath: d, kind: 'dropout-removed', parameters: [], restored: false,
     message: `the model was exported in eval mode, which turned this Dropout into an identity (its rate is not in the export): no run drops here, where PyTorch in train mode would, so the gradients shown are eval-mode dropout's; export after model.train() to keep it`,
