@@ -737,8 +737,9 @@ export class OnnxModel {
       const outs = Array.isArray(result) ? (result as (Tensor | null)[]) : [result as Tensor | null];
       if (ctx.dtype === 'float64' && this.declaredFloat === 'float32' && this.integerBound.has(node.index)) {
         // A float path that only computes an integer (T5's position buckets): float32 as the export declared it.
+        // No gradient crosses the integer it ends in, so the rounded copy needs none.
         outs.forEach((t, i) => {
-          if (t && t.dtype === 'float64' && !t.requiresGrad && t.hasHostData) outs[i] = mapValues(t, 'float64', Math.fround, `${describeNode(node)} output`);
+          if (t && t.dtype === 'float64' && t.hasHostData) outs[i] = mapValues(t, 'float64', Math.fround, `${describeNode(node)} output`);
         });
       }
       let allFolded = true;
