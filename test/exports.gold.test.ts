@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backward, crossEntropy, diagnose, FloatDType, inspectOnnx, loadOnnx, OnnxModel, reshape, Tensor } from '../engine';
+import { OnnxTrainer } from '../engine/train';
 import { ModelFileSystem, readModelFiles } from '../extension/modelFiles';
 import { repoRoot } from './helpers';
 import { withModuleKinds } from '../engine/inspect/report';
@@ -183,6 +184,20 @@ describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note 
       });
     }
   }
+
+  test('Train N Steps follows the run mode too: its first step has PyTorch\'s train-mode loss on an eval-mode export (eval-mode loss in eval mode)', async () => {
+    const file = 'cnn_bn_drop_perturbed_noopt_eval.onnx';
+    const targets = new Tensor(Int32Array.from(evalGold.targets.data), [evalGold.targets.data.length]);
+    for (const [training, want] of [[true, evalGold.loss.float64], [false, evalGold.eval!.loss.float64]] as const) {
+      const files = await readModelFiles(path.join(DIR, file), nodeFs);
+      const model = loadOnnx(files.bytes, { externalData: files.externalData, dtype: 'float64' });
+      const trainer = new OnnxTrainer(model, {
+        optimizer: { kind: 'sgd', lr: 0.1 }, feeds: feedsOf(evalGold), loss: { kind: 'crossEntropy', targets }, training, modelName: file, anomaly: false,
+      });
+      const step = trainer.step();
+      assert.ok(Math.abs(step.loss - want) <= 1e-10 * want, `training ${training}: first-step loss ${step.loss}, PyTorch ${want}`);
+    }
+  });
 
   test('an eval-mode export says what train mode cannot undo: Dropout turned into an identity, BatchNorm folded', () => {
     const notes = (file: string) => {

@@ -146,6 +146,8 @@ async function trainSteps(request: TrainRequest, model: OnnxModel, feeds: ((step
     sequenceLength: s.sequenceLength,
     loss: LOSS[s.loss] ?? 'auto',
     dtype: s.dtype,
+    // The run mode the inspection uses (default train): an export made in eval mode still trains with batch statistics.
+    training: (s.mode ?? 'train') === 'train',
     data: t.data,
     feeds,
     modelName: request.modelName,
