@@ -19,6 +19,7 @@ export function runSettings(scope?: vscode.Uri): RunSettings {
     backend: c.get('run.backend', DEFAULT_RUN_SETTINGS.backend),
     dtype: c.get('run.precision', DEFAULT_RUN_SETTINGS.dtype),
     attentionSample: c.get('run.attentionSample', DEFAULT_RUN_SETTINGS.attentionSample),
+    mode: c.get('run.mode', DEFAULT_RUN_SETTINGS.mode) === 'eval' ? 'eval' : 'train',
   };
 }
 

@@ -33,9 +33,16 @@ export interface RunSettings {
   dtype: 'float32' | 'float64';
   /** Which sample of the batch the attention maps show. */
   attentionSample: number;
+  /**
+   * How Dropout and BatchNorm run: 'train' (the default: batch statistics, dropout drops, as PyTorch trains,
+   * whatever mode the export was made in) or 'eval' (running statistics, no dropout).
+   */
+  mode: RunMode;
 }
 
-export const DEFAULT_RUN_SETTINGS: RunSettings = { seed: 0, batch: 8, sequenceLength: 16, loss: 'auto', backend: 'auto', dtype: 'float32', attentionSample: 0 };
+export type RunMode = 'train' | 'eval';
+
+export const DEFAULT_RUN_SETTINGS: RunSettings = { seed: 0, batch: 8, sequenceLength: 16, loss: 'auto', backend: 'auto', dtype: 'float32', attentionSample: 0, mode: 'train' };
 
 /** A value whose gradient the user asked to log (`# gradlens: watch`, `register_hook`). */
 export interface WatchSpec {

@@ -126,7 +126,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.running?.cancel();
     const cts = (this.running = new vscode.CancellationTokenSource());
     this.updateStatus(`$(sync~spin) ${modelName}`);
-    this.output.appendLine(`[${new Date().toLocaleTimeString()}] inspecting ${vscode.workspace.asRelativePath(modelUri)} (seed ${runSettingsNow.seed}, batch ${runSettingsNow.batch}, loss ${runSettingsNow.loss}, backend ${runSettingsNow.backend}, ${runSettingsNow.dtype})`);
+    this.output.appendLine(`[${new Date().toLocaleTimeString()}] inspecting ${vscode.workspace.asRelativePath(modelUri)} (seed ${runSettingsNow.seed}, batch ${runSettingsNow.batch}, loss ${runSettingsNow.loss}, backend ${runSettingsNow.backend}, ${runSettingsNow.dtype}, ${runSettingsNow.mode} mode)`);
     try {
       const { report, phases, readyMs, roundTripMs } = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Gradient Lens: ${modelName}`, cancellable: true },
@@ -202,7 +202,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     GradientLensPanel.existing?.showFindings(run.runId, run.findings, run.kinds);
     const r = run.report;
     this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.uri.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
-    this.output.appendLine(`  ${r.backend} (${r.dtype}): loss ${r.loss.kind} = ${r.loss.value.toPrecision(6)}, forward ${r.timings.forwardMs.toFixed(1)} ms, backward ${r.timings.backwardMs.toFixed(1)} ms; ${run.findings.length} findings; ${run.mapping.anchors.length} source anchors, ${run.mapping.unmapped.length} modules not found in the source`);
+    this.output.appendLine(`  ${r.backend} (${r.dtype}${r.mode ? `, ${r.mode} mode` : ''}): loss ${r.loss.kind} = ${r.loss.value.toPrecision(6)}, forward ${r.timings.forwardMs.toFixed(1)} ms, backward ${r.timings.backwardMs.toFixed(1)} ms; ${run.findings.length} findings; ${run.mapping.anchors.length} source anchors, ${run.mapping.unmapped.length} modules not found in the source`);
     for (const u of run.mapping.unmapped.slice(0, 20)) this.output.appendLine(`    unmapped ${u.path}: ${u.reason}`);
     for (const h of r.hookLogs) {
       const g = h.grad;

@@ -55,6 +55,8 @@ export function parseRunSettings(v: unknown, where = 'settings'): RunSettings {
     backend: oneOf(o.backend, BACKENDS, `${where}.backend`),
     dtype: oneOf(o.dtype, ['float32', 'float64'] as const, `${where}.dtype`),
     attentionSample: int(o.attentionSample, `${where}.attentionSample`, 0),
+    // Settings saved by a panel from before the setting existed have none: the default.
+    mode: o.mode === undefined ? 'train' : oneOf(o.mode, ['train', 'eval'] as const, `${where}.mode`),
   };
 }
 
@@ -173,6 +175,7 @@ function runCapture(v: unknown, where: string): RunCapture {
   return {
     ...(o as unknown as RunCapture),
     dtype: oneOf(o.dtype, ['float32', 'float64'] as const, `${where}.dtype`),
+    mode: oneOf(o.mode, ['train', 'eval'] as const, `${where}.mode`),
     inputs: tensors(o.inputs, `${where}.inputs`),
     outputs: Array.isArray(o.outputs) ? o.outputs.map((x, i) => str(x, `${where}.outputs[${i}]`)) : fail(`${where}.outputs`, 'expected an array'),
     loss: { ...(loss as unknown as RunCapture['loss']), value: num(loss.value, `${where}.loss.value`), targets: loss.targets === null ? null : capturedTensor(loss.targets, `${where}.loss.targets`) },

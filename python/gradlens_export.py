@@ -792,7 +792,8 @@ def verify(built, request, torch, notes):
     meta, tensor = read_bundle(request["bundle"], torch)
     dtype = torch.float64 if meta["dtype"] == "float64" else torch.float32
     model.to(dtype)
-    model.train()
+    # The engine's run mode (gradientLens.run.mode): BatchNorm statistics and dropout as it ran them.
+    model.train(meta.get("mode", "train") != "eval")
     params = dict(model.named_parameters(remove_duplicate=False)) if "remove_duplicate" in inspect.signature(model.named_parameters).parameters else dict(model.named_parameters())
     buffers = dict(model.named_buffers())
     by_name = {t["name"]: t for t in meta["tensors"]}
@@ -824,6 +825,8 @@ def verify(built, request, torch, notes):
         calls = [next(dropped) if n["dropped"] else (n["name"], None) for n in meta["dropoutNodes"]]
     else:
         calls = masks
+    if not model.training:
+        calls = []  # eval mode: neither the engine nor PyTorch drops (the engine's Dropout nodes all passed through)
     loss = meta["loss"]
     progress("running PyTorch forward and backward")
     model.zero_grad(set_to_none=True)

@@ -13,20 +13,30 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backward, crossEntropy, diagnose, FloatDType, inspectOnnx, loadOnnx, OnnxModel, reshape, Tensor } from '../engine';
+import { OnnxTrainer } from '../engine/train';
 import { ModelFileSystem, readModelFiles } from '../extension/modelFiles';
 import { repoRoot } from './helpers';
+import { withModuleKinds } from '../engine/inspect/report';
+import { createPythonParser, indexPythonSource } from '../extension/sourceMap';
+import { documentMapping } from '../extension/sourceMapper';
+import { sourceKinds } from '../extension/sourceAnchors';
 
 const DIR = path.join(repoRoot, 'test', 'fixtures', 'exports');
 
 interface Gold {
   model: string;
   variant: string;
-  inputs: Record<string, { shape: number[]; dtype: string; data: number[] }>;
+  /** Values as numbers, or (large float32 inputs) base64 of their little-endian float32 bytes. */
+  inputs: Record<string, { shape: number[]; dtype: string; data?: number[]; float32?: string }>;
   targets: { shape: number[]; data: number[] };
   loss: { float32: number; float64: number };
+  /** Ops PyTorch's float64 forward computes in float32 anyway (T5's LayerNorm variance): its float64 loss is no better. */
+  float32OpsInFloat64?: string[];
   parameters: Record<string, { numel: number; grad32: number | null; grad64: number | null }>;
   aliases: Record<string, string>;
   exports: string[];
+  /** PyTorch in eval mode (fixtures exported after model.eval()). */
+  eval?: { loss: { float32: number; float64: number }; parameters: Record<string, { grad32: number | null; grad64: number | null }> };
 }
 
 const nodeFs: ModelFileSystem = {
@@ -44,13 +54,27 @@ function norm(t: Tensor | null): number | null {
   return Math.sqrt(s);
 }
 
-/** Loss and per-parameter gradient norms of one engine run with the fixture's inputs and targets. */
-function run(model: OnnxModel, gold: Gold): { loss: number; grads: Map<string, number | null> } {
-  const feeds: Record<string, number[]> = {};
-  for (const [k, v] of Object.entries(gold.inputs)) feeds[k] = v.data;
+function feedsOf(gold: Gold): Record<string, ArrayLike<number>> {
+  const feeds: Record<string, ArrayLike<number>> = {};
+  for (const [k, v] of Object.entries(gold.inputs)) {
+    if (v.data) feeds[k] = v.data;
+    else {
+      const bytes = Buffer.from(v.float32!, 'base64');
+      feeds[k] = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    }
+  }
+  return feeds;
+}
+
+/**
+ * Loss and per-parameter gradient norms of one engine run with the fixture's inputs and targets, in train mode
+ * (what an inspection does by default: batch statistics, dropout as in training) or eval mode.
+ */
+function run(model: OnnxModel, gold: Gold, mode: 'train' | 'eval' = 'train'): { loss: number; grads: Map<string, number | null> } {
   const output = model.outputs[0].name;
   const targets = new Tensor(Int32Array.from(gold.targets.data), [gold.targets.data.length]);
-  const r = model.run(feeds, {
+  const r = model.run(feedsOf(gold), {
+    training: mode === 'train',
     loss: (ctx) => {
       const y = ctx.outputs.get(output)!;
       return crossEntropy(reshape(y, [-1, y.shape[y.rank - 1]]), targets);
@@ -75,8 +99,9 @@ describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note 
           const modelWide = model.exportNotes.some((n) => !n.restored && n.modulePath === '');
           const names = new Map<string, string>(); // engine name -> PyTorch name (first of tied names)
           for (const n of grads.keys()) names.set(n, gold.aliases[n] ?? n);
-          // Nothing trainable that PyTorch does not have (anonymous constants such as val_24, expand, embedding_1).
-          for (const [engineName, torchName] of names) assert.ok(gold.parameters[torchName], `${file}: '${engineName}' is trainable but is not a PyTorch parameter`);
+          // Nothing trainable that PyTorch does not have (anonymous constants such as val_24, expand, embedding_1), except
+          // a layer's weights the exporter folded under an anonymous name, which a note names as not PyTorch's.
+          for (const [engineName, torchName] of names) assert.ok(gold.parameters[torchName] || lost.has(engineName), `${file}: '${engineName}' is trainable but is not a PyTorch parameter`);
           const maxNorm = Math.max(...Object.values(gold.parameters).map((p) => p.grad64 ?? 0));
           const checked: string[] = [];
           for (const [name, p] of Object.entries(gold.parameters)) {
@@ -95,13 +120,104 @@ describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note 
             checked.push(name);
           }
           if (!modelWide) {
-            assert.ok(Math.abs(loss - gold.loss[dtype]) <= (dtype === 'float32' ? 1e-5 : 1e-9) * Math.max(1, gold.loss[dtype]), `${file} ${dtype}: loss ${loss}, PyTorch ${gold.loss[dtype]}`);
+            // float64: 1e-9, or the issue's 1e-6 where PyTorch's own float64 run computes some ops in float32.
+            const lossTol = dtype === 'float32' ? 1e-5 : gold.float32OpsInFloat64?.length ? 1e-6 : 1e-9;
+            assert.ok(Math.abs(loss - gold.loss[dtype]) <= lossTol * Math.max(1, gold.loss[dtype]), `${file} ${dtype}: loss ${loss}, PyTorch ${gold.loss[dtype]}`);
             assert.ok(checked.length >= Object.keys(gold.parameters).length / 2, `${file}: only ${checked.length} parameters checked`);
           }
         });
       }
     }
   }
+
+  // A Conv-BN + Dropout model exported after model.eval(), with both exporters: the inspection runs it as PyTorch
+  // trains it by default (batch statistics) and as model.eval() runs it with mode 'eval'.
+  const evalGold = golds.find((g) => g.model === 'cnn_bn_drop')!;
+  const gradsOf = async (file: string, mode: 'train' | 'eval' | undefined, dtype: FloatDType) => {
+    const files = await readModelFiles(path.join(DIR, file), nodeFs);
+    const gradients = new Map<string, ArrayLike<number>>();
+    const targets = new Tensor(Int32Array.from(evalGold.targets.data), [evalGold.targets.data.length]);
+    const report = await inspectOnnx(files.bytes, file, {
+      externalData: files.externalData, dtype, attentionSample: -1, feeds: feedsOf(evalGold), gradients,
+      lossSpec: { kind: 'crossEntropy', targets }, ...(mode ? { mode } : {}),
+    });
+    const norms = new Map([...gradients].map(([n, g]) => [n, Math.sqrt(Array.from(g).reduce((s, x) => s + x * x, 0))]));
+    return { report, norms };
+  };
+  for (const file of evalGold.exports) {
+    for (const dtype of ['float32', 'float64'] as FloatDType[]) {
+      test(`${file} (exported in eval mode, ${dtype}): train-mode gradients by default, eval-mode gradients in eval mode`, async () => {
+        const notes = loadOnnx(fs.readFileSync(path.join(DIR, file)), { externalData: fs.existsSync(path.join(DIR, `${file}.data`)) ? { [`${file}.data`]: fs.readFileSync(path.join(DIR, `${file}.data`)) } : undefined }).exportNotes;
+        // BatchNorm folded into the convolution (dynamo's optimize=True, the TorchScript exporter's constant folding):
+        // train mode cannot be PyTorch's, and the model says so.
+        const folded = notes.some((n) => n.kind === 'bn-folded' && n.modulePath === '' && !n.restored);
+        assert.equal(folded, /_(dynamo|legacy)_eval/.test(file), `${file}: ${notes.map((n) => n.kind)}`);
+        const lost = new Set(notes.filter((n) => !n.restored).flatMap((n) => n.parameters));
+        const tol = (want: number) => dtype === 'float32' ? Math.max(1e-4 * want, 1e-7) : Math.max(1e-6 * want, 1e-12);
+        for (const mode of [undefined, 'eval'] as const) {
+          const { report, norms } = await gradsOf(file, mode, dtype);
+          assert.equal(report.mode, mode ?? 'train');
+          const gold = mode === 'eval' ? evalGold.eval! : evalGold;
+          if (folded && mode !== 'eval') {
+            // The loss is not PyTorch's train-mode loss: the run could not use batch statistics.
+            assert.ok(Math.abs(report.loss.value - gold.loss[dtype]) > 1e-3, `${file}: a folded BatchNorm gave the train-mode loss`);
+            continue;
+          }
+          // Folded weights were computed by the exporter in float32: a float64 run of them is float32-exact only.
+          const lossTol = (dtype === 'float32' || folded ? 1e-5 : 1e-10) * Math.max(1, gold.loss[dtype]);
+          assert.ok(Math.abs(report.loss.value - gold.loss[dtype]) <= lossTol, `${file} ${mode ?? 'train'}: loss ${report.loss.value}, PyTorch ${gold.loss[dtype]}`);
+          let checked = 0;
+          for (const [name, p] of Object.entries(gold.parameters)) {
+            const want = dtype === 'float32' ? p.grad32! : p.grad64!;
+            const got = norms.get(name);
+            if (got === undefined) {
+              // Parameters the fold removed (the BatchNorm's) or renamed (the fused convolution weights) are named by a note.
+              assert.ok(folded, `${file}: ${name} has no gradient`);
+              continue;
+            }
+            if (lost.has(name)) continue;
+            assert.ok(Math.abs(got - want) <= (folded ? Math.max(tol(want), 1e-5 * want) : tol(want)), `${file} ${mode ?? 'train'} ${dtype}: ‖∇${name}‖ = ${got}, PyTorch ${want}`);
+            checked++;
+          }
+          assert.ok(checked >= (folded ? 2 : Object.keys(gold.parameters).length), `${file}: only ${checked} parameters checked`);
+        }
+      });
+    }
+  }
+
+  test('Train N Steps follows the run mode too: its first step has PyTorch\'s train-mode loss on an eval-mode export (eval-mode loss in eval mode)', async () => {
+    const file = 'cnn_bn_drop_perturbed_noopt_eval.onnx';
+    const targets = new Tensor(Int32Array.from(evalGold.targets.data), [evalGold.targets.data.length]);
+    for (const [training, want] of [[true, evalGold.loss.float64], [false, evalGold.eval!.loss.float64]] as const) {
+      const files = await readModelFiles(path.join(DIR, file), nodeFs);
+      const model = loadOnnx(files.bytes, { externalData: files.externalData, dtype: 'float64' });
+      const trainer = new OnnxTrainer(model, {
+        optimizer: { kind: 'sgd', lr: 0.1 }, feeds: feedsOf(evalGold), loss: { kind: 'crossEntropy', targets }, training, modelName: file, anomaly: false,
+      });
+      const step = trainer.step();
+      assert.ok(Math.abs(step.loss - want) <= 1e-10 * want, `training ${training}: first-step loss ${step.loss}, PyTorch ${want}`);
+    }
+  });
+
+  test('an eval-mode export says what train mode cannot undo: Dropout turned into an identity, BatchNorm folded', () => {
+    const notes = (file: string) => {
+      const data = path.join(DIR, `${file}.data`);
+      return loadOnnx(fs.readFileSync(path.join(DIR, file)), { externalData: fs.existsSync(data) ? { [`${file}.data`]: fs.readFileSync(data) } : undefined }).exportNotes;
+    };
+    const noopt = notes('cnn_bn_drop_perturbed_noopt_eval.onnx');
+    assert.ok(noopt.some((n) => n.kind === 'dropout-removed' && n.modulePath === 'drop' && !n.restored && /model\.train\(\)/.test(n.message)));
+    assert.ok(noopt.some((n) => n.kind === 'eval-export' && n.modulePath === '' && n.restored && /drop/.test(n.message)));
+    // A train-mode export of a Dropout with p=0 is an identity too: without a BatchNorm to tell the mode, only said.
+    const t5 = notes('t5_init_noopt.onnx');
+    assert.ok(t5.length > 0 && t5.every((n) => n.kind === 'dropout-removed' && n.restored && /p is 0/.test(n.message)), JSON.stringify(t5.slice(0, 2)));
+    // optimize=True removes the identity too: only the model-wide note is left.
+    assert.ok(notes('cnn_bn_drop_perturbed_dynamo_eval.onnx').some((n) => n.kind === 'eval-export'));
+    // The TorchScript exporter's eval default: BatchNorm multiplied into anonymous convolution weights.
+    const legacy = notes('cnn_bn_drop_perturbed_legacy_eval.onnx');
+    assert.ok(legacy.some((n) => n.kind === 'bn-fused-weight' && n.modulePath === 'conv1' && n.parameters.every((p) => p.startsWith('onnx::Conv_')) && /do_constant_folding=False/.test(n.message)));
+    // Without folding, nothing is lost (and the TorchScript export carries no metadata to tell its mode).
+    assert.deepEqual(notes('cnn_bn_drop_perturbed_legacy_nofold_eval.onnx'), []);
+  });
 
   test('what the default export loses is named on the modules that lost it', () => {
     const notes = (file: string) => {
@@ -133,6 +249,37 @@ describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note 
     assert.ok(op17.some((n) => n.kind === 'transposed' && n.restored && n.parameters[0] === 'blocks.0.attn.qkv.weight'));
     // The legacy exporter carries no such metadata: no notes.
     assert.deepEqual(loadOnnx(fs.readFileSync(path.join(DIR, 'vit_init_legacy.onnx'))).exportNotes, []);
+  });
+
+  test('an export that lost its metadata (opset 17): classes from the source, leaves their ops back from their parameters', async () => {
+    const inspect = async (file: string) => {
+      const files = await readModelFiles(path.join(DIR, file), nodeFs);
+      return inspectOnnx(files.bytes, file, { externalData: files.externalData, attentionSample: -1, batch: 2 });
+    };
+    const [op17, full] = await Promise.all([inspect('vit_init_op17.onnx'), inspect('vit_init_dynamo.onnx')]);
+    // Class names: what the source constructs (`self.attn = Attention(dim, heads)`), as the extension names them.
+    const src = path.join(repoRoot, 'test', 'gold', 'exporters', 'zoo.py');
+    const text = fs.readFileSync(src, 'utf8');
+    const mapping = documentMapping(indexPythonSource(await createPythonParser(), text, src), op17, src, text);
+    const named = withModuleKinds(op17, sourceKinds(op17.modules, mapping.classOf));
+    const kind = (p: string) => named.modules.find((m) => m.path === p)?.kind;
+    assert.equal(kind(''), 'TinyViT');
+    assert.equal(kind('blocks.1'), 'Block');
+    assert.equal(kind('blocks.1.attn'), 'Attention');
+    assert.equal(kind('blocks.2.mlp'), 'Mlp');
+    assert.equal(kind('patch_embed'), 'PatchEmbed');
+    // Output shapes and forward order of the layers, as the export with metadata has them.
+    const leaves = ['patch_embed.proj', 'blocks.0.attn.qkv', 'blocks.0.attn.proj', 'blocks.0.mlp.fc1', 'blocks.1.mlp.fc2', 'blocks.2.attn.qkv', 'head'];
+    for (const p of leaves) {
+      const a = op17.modules.find((m) => m.path === p);
+      const b = full.modules.find((m) => m.path === p)!;
+      assert.deepEqual(a?.outputShape, b.outputShape, `${p}: output shape`);
+      assert.ok(a!.activation && a!.outputGrad, `${p}: activation and its gradient`);
+    }
+    const depth = (r: typeof op17, p: string) => r.modules.find((m) => m.path === p)!.depth;
+    const order = (r: typeof op17) => [...leaves].sort((x, y) => depth(r, x) - depth(r, y));
+    assert.deepEqual(order(op17), order(full));
+    assert.deepEqual(order(op17), leaves);
   });
 
   test('the inspection report carries the notes, and the diagnosis puts a warning on each module that lost a parameter', async () => {

@@ -214,10 +214,10 @@ describe('export helper: errors', { concurrency: 4, ...skipWithoutTorch() }, () 
 });
 
 /** Exports `file`, runs the engine on it with a capture, and verifies the capture in PyTorch. */
-async function exportInspectVerify(file: string, options: { dtype?: 'float32' | 'float64'; tamper?: (c: RunCapture) => void; batch?: number } = {}): Promise<Verification> {
+async function exportInspectVerify(file: string, options: { dtype?: 'float32' | 'float64'; tamper?: (c: RunCapture) => void; batch?: number; mode?: 'train' | 'eval' } = {}): Promise<Verification> {
   const exported = ok(await helper(file));
   let capture: RunCapture | undefined;
-  const report = await inspectOnnx(new Uint8Array(fs.readFileSync(String(exported.onnx))), path.basename(file), { batch: options.batch ?? 6, dtype: options.dtype, onCapture: (c) => (capture = c) });
+  const report = await inspectOnnx(new Uint8Array(fs.readFileSync(String(exported.onnx))), path.basename(file), { batch: options.batch ?? 6, dtype: options.dtype, mode: options.mode, onCapture: (c) => (capture = c) });
   assert.ok(capture, 'the engine sent a capture');
   options.tamper?.(capture);
   const bundle = path.join(fs.mkdtempSync(path.join(scratch, 'verify-')), 'run.json');
@@ -253,13 +253,22 @@ describe('Verify against PyTorch: the engine\'s run repeated in PyTorch', { conc
     assert.ok(gpt.compared > 20);
   });
 
-  test('attention dropout inside scaled_dot_product_attention (exported in inference form): PyTorch follows the engine', async () => {
+  test('eval mode (gradientLens.run.mode): running statistics, no dropout, and PyTorch repeats it in model.eval()', async () => {
+    const v = await exportInspectVerify(path.join(FIXTURES, 'dropout_net.py'), { mode: 'eval' });
+    assert.equal(v.status, 'match', JSON.stringify(v));
+    assert.deepEqual(v.modules.map((m) => m.path).sort(), ['fc1', 'fc2', 'norm']);
+    assert.ok(v.maxRelative < 1e-4, `max ${v.maxRelative}`);
+    assert.deepEqual(v.notes, []);
+  });
+
+  test('attention dropout inside scaled_dot_product_attention (exported in inference form): the engine drops there in train mode, and PyTorch replays its mask', async () => {
     const v = await exportInspectVerify(path.join(FIXTURES, 'sdpa_dropout.py'), { batch: 3 });
     assert.equal(v.status, 'match', JSON.stringify(v));
     assert.deepEqual(v.modules.map((m) => m.path).sort(), ['emb', 'head', 'proj', 'qkv']);
     assert.ok(v.maxRelative < 1e-4, `max ${v.maxRelative}`);
-    // Said, not hidden: the engine's run had no attention dropout.
-    assert.deepEqual(v.notes, ["1 dropout PyTorch applies in training did nothing in the engine's run (the export has it in inference form: /Dropout); PyTorch repeated the run without it"]);
+    // The inspection runs in train mode by default: the Dropout node drops (an inference-form export no longer
+    // turns it off), so PyTorch had nothing to repeat without it.
+    assert.deepEqual(v.notes, []);
   });
 
   test('an engine gradient that is wrong is caught and its module named', async () => {

@@ -89,6 +89,25 @@ describe('webview messages are checked against the protocol', () => {
     assert.equal(back.report.timings.backwardMs, -Infinity);
     assert.equal(back.report.modules.length, report.modules.length);
     assert.deepEqual(back.report.modules.map((m) => [m.path, m.gradNorm]), report.modules.map((m) => [m.path, m.gradNorm]));
+    assert.equal(back.report.mode, 'train');
+  });
+
+  test('the export notes and the run mode cross from the webview (the extension puts the export warnings on module lines from them)', async () => {
+    const dir = path.join(repoRoot, 'test', 'fixtures', 'exports');
+    const file = 'cnn_bn_perturbed_dynamo.onnx';
+    const r = await inspectOnnx(new Uint8Array(fs.readFileSync(path.join(dir, file))), file, {
+      externalData: { [`${file}.data`]: new Uint8Array(fs.readFileSync(path.join(dir, `${file}.data`))) }, batch: 2, mode: 'eval',
+    });
+    assert.ok((r.exportNotes ?? []).some((n) => n.kind === 'bn-folded'));
+    const back = parseReport(serializeReport(r));
+    assert.deepEqual(back.exportNotes, r.exportNotes);
+    assert.equal(back.mode, 'eval');
+    const o = JSON.parse(serializeReport(r));
+    o.exportNotes[0].kind = 'whatever';
+    assert.throws(() => parseReport(JSON.stringify(o)), /exportNotes\[0\]\.kind/);
+    o.exportNotes = undefined;
+    o.mode = 'training';
+    assert.throws(() => parseReport(JSON.stringify(o)), /\.mode: expected "train" or "eval"/);
   });
 
   test('a report that is not the protocol is refused, naming the field', () => {
@@ -144,7 +163,7 @@ describe('webview messages are checked against the protocol', () => {
     for (const [raw, re] of refused) assert.throws(() => parseWebviewMessage(raw), (e: Error) => e instanceof ReportFormatError && re.test(e.message), JSON.stringify(raw));
     // Verify's capture of a run (negative run ids are its repeat runs): checked tensor by tensor.
     const tensor = (name: string, shape: number[], n = shape.reduce((a, b) => a * b, 1)) => ({ name, dtype: 'float32', shape, data: new Float32Array(n) });
-    const capture = { dtype: 'float32', inputs: [tensor('x', [2, 3])], outputs: ['y'], loss: { kind: 'mse', value: 0.5, targets: null }, values: [tensor('w', [3])], gradients: [tensor('w', [3])], dropout: [], dropoutNodes: [{ name: '/drop/Dropout', dropped: false }] };
+    const capture = { dtype: 'float32', mode: 'train', inputs: [tensor('x', [2, 3])], outputs: ['y'], loss: { kind: 'mse', value: 0.5, targets: null }, values: [tensor('w', [3])], gradients: [tensor('w', [3])], dropout: [], dropoutNodes: [{ name: '/drop/Dropout', dropped: false }] };
     const captured = parseWebviewMessage({ type: 'capture', runId: -3, capture });
     assert.ok(captured.type === 'capture' && captured.runId === -3 && captured.capture.gradients[0].shape[0] === 3);
     assert.throws(() => parseWebviewMessage({ type: 'capture', runId: -3, capture: { ...capture, gradients: [tensor('w', [3], 2)] } }), /message\.capture\.gradients\[0\]\.data: expected 3 values/);

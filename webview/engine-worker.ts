@@ -66,6 +66,7 @@ async function inspect(request: RunRequest) {
     sequenceLength: request.settings.sequenceLength,
     loss: request.settings.loss,
     dtype: request.settings.dtype,
+    mode: request.settings.mode,
     watches: request.watches,
     attentionSample: Math.min(request.settings.attentionSample ?? 0, Math.max(0, request.settings.batch - 1)),
     memoryBudget: request.memoryBudgetMB !== undefined ? request.memoryBudgetMB * 2 ** 20 : undefined,
@@ -145,6 +146,8 @@ async function trainSteps(request: TrainRequest, model: OnnxModel, feeds: ((step
     sequenceLength: s.sequenceLength,
     loss: LOSS[s.loss] ?? 'auto',
     dtype: s.dtype,
+    // The run mode the inspection uses (default train): an export made in eval mode still trains with batch statistics.
+    training: (s.mode ?? 'train') === 'train',
     data: t.data,
     feeds,
     modelName: request.modelName,

@@ -177,7 +177,7 @@ function renderReport(): void {
   const comparison = baseline && !isPinnedRun(baseline, r) ? compareRuns(r, baseline) : undefined;
   app.querySelector<HTMLElement>('[data-testid="summary"]')!.textContent =
     `${r.model.name} · loss ${r.loss.kind} = ${r.loss.value.toPrecision(5)} · ${r.model.parameterCount.toLocaleString('en-US')} parameters · ` +
-    `forward ${r.timings.forwardMs.toFixed(0)} ms, backward ${r.timings.backwardMs.toFixed(0)} ms on ${r.backend} (${r.dtype})`;
+    `forward ${r.timings.forwardMs.toFixed(0)} ms, backward ${r.timings.backwardMs.toFixed(0)} ms on ${r.backend} (${r.dtype}${r.mode ? `, ${r.mode} mode` : ''})`;
   renderRunDetails(app.querySelector<HTMLElement>('#run-details')!, r);
   const health = healthByModule(state.findings);
   renderFindings(state.findings);

@@ -1,4 +1,4 @@
-/** Run settings (seed, batch, sequence length, loss, backend, precision) as a compact toolbar form. */
+/** Run settings (seed, batch, sequence length, loss, backend, precision, train/eval mode) as a compact toolbar form. */
 import type { RunSettings } from '../extension/protocol';
 
 interface Field {
@@ -15,6 +15,7 @@ const FIELDS: Field[] = [
   { key: 'backend', label: 'Backend', options: [['auto', 'auto'], ['webgpu', 'WebGPU'], ['wasm', 'WebAssembly'], ['typescript', 'TypeScript']] },
   { key: 'dtype', label: 'Precision', options: [['float32', 'float32'], ['float64', 'float64']] },
   { key: 'attentionSample', label: 'Attn sample' },
+  { key: 'mode', label: 'Mode', options: [['train', 'train (batch statistics, dropout)'], ['eval', 'eval (running statistics, no dropout)']] },
 ];
 
 /** onChange sees every accepted edit (the Training section trains with the settings as shown, before any Re-run). */

@@ -19,6 +19,8 @@ export interface CapturedTensor {
 
 export interface RunCapture {
   dtype: FloatDType;
+  /** How Dropout and BatchNorm ran: PyTorch repeats the run in model.train() or model.eval(). */
+  mode: 'train' | 'eval';
   /** Graph inputs as fed, in graph order. */
   inputs: CapturedTensor[];
   /** Graph output names, in graph order (the order of the flattened outputs of the PyTorch forward). */
@@ -55,13 +57,14 @@ export class RunCaptureRecorder {
   };
 
   /** Call after backward: reads device tensors back and copies everything. */
-  async collect(model: OnnxModel, run: OnnxRunResult, dtype: FloatDType): Promise<RunCapture> {
+  async collect(model: OnnxModel, run: OnnxRunResult, dtype: FloatDType, mode: 'train' | 'eval'): Promise<RunCapture> {
     const params = [...model.parameters];
     const buffers = [...model.buffers].filter(([, t]) => isFloat(t.dtype));
     await readTensors([...params.map(([, t]) => t), ...params.map(([, t]) => t.grad), ...buffers.map(([, t]) => t), run.loss]);
     const { kind, output, classAxis, ignoreIndex } = run.lossInfo;
     return {
       dtype,
+      mode,
       inputs: [...run.inputs].map(([name, t]) => copy(name, t)),
       outputs: model.outputs.map((o) => o.name),
       loss: { kind, output, classAxis, ignoreIndex, value: run.loss ? run.loss.item() : NaN, targets: run.targets ? copy('targets', run.targets) : null },

@@ -32,6 +32,11 @@ export interface InspectOptions {
   /** 'auto' | 'model' | 'cross-entropy' | 'next-token' | 'mse' */
   loss?: string;
   dtype?: 'float32' | 'float64';
+  /**
+   * How Dropout and BatchNormalization run: 'train' (default: batch statistics and dropping, as PyTorch
+   * trains, whatever mode the export was made in) or 'eval' (running statistics, no dropout).
+   */
+  mode?: 'train' | 'eval';
   /** Values whose gradient to log: matched by source file basename and 1-based line, else by module. */
   watches?: { target: string; file: string; line: number; modulePath?: string }[];
   /** Initializers to keep frozen (e.g. LoRA base weights). Default: names containing 'base_layer' or '.base.'. */
@@ -151,6 +156,7 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
     seq: options.sequenceLength,
     loss: options.lossSpec ?? lossSpec(options.loss),
     dtype,
+    training: (options.mode ?? 'train') === 'train',
   };
 
   // Before anything is allocated: the memory estimate (a shape-only dry run, which also checks the
@@ -210,7 +216,7 @@ async function inspectRun(model: OnnxModel, modelName: string, options: InspectO
   await readTensors([run.loss, ...recorder.tensorsToRead(), ...(attention?.tensors() ?? [])]);
   const captured = attention?.collect() ?? [];
   if (options.gradients) for (const p of params) if (p.trainable && p.tensor.grad) options.gradients.set(p.name, p.tensor.grad.data);
-  if (capture) options.onCapture!(await capture.collect(model, run, dtype));
+  if (capture) options.onCapture!(await capture.collect(model, run, dtype, runOptions.training === false ? 'eval' : 'train'));
 
   progress('summarising');
   // Explain gradients that are zero or far below the median parameter's (rounding of a structural zero).
@@ -228,6 +234,7 @@ async function inspectRun(model: OnnxModel, modelName: string, options: InspectO
     model: { name: modelName, producer: `${model.producer.name} ${model.producer.version}`.trim(), opset: model.opsetVersion, parameterCount: [...model.parameters.values()].reduce((n, t) => n + t.size, 0) },
     backend: backendName(dtype),
     dtype,
+    mode: runOptions.training === false ? 'eval' : 'train',
     settings: { seed: options.seed ?? 0, batch: shapes[0]?.shape[0] ?? 0, sequenceLength: options.sequenceLength, loss: run.lossInfo.description },
     loss: { kind: run.lossInfo.kind, value: lossValue, note: Number.isFinite(lossValue) ? undefined : explainNonFiniteLoss(lossValue, model, run, watch.first?.node) },
     noGradient,

@@ -83,6 +83,11 @@ export interface InspectionReport {
   model: { name: string; producer?: string; opset?: number; parameterCount: number };
   backend: string;
   dtype: 'float32' | 'float64';
+  /**
+   * How Dropout and BatchNormalization ran: 'train' (batch statistics, dropping) or 'eval' (running statistics,
+   * no dropout). Absent in reports from before the setting (they followed the export's own mode).
+   */
+  mode?: 'train' | 'eval';
   settings: { seed: number; batch: number; sequenceLength?: number; loss: string };
   /** The loss; `note` says why it is NaN or ±Inf when it is (its value is then not a number to read). */
   loss: { kind: string; value: number; note?: string };

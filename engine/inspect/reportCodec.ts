@@ -10,6 +10,7 @@ import type { HookLogEntry, InspectionReport, ModuleReport, ParameterReport, Sou
 import { REPORT_SCHEMA } from './report';
 import type { TensorStats } from './stats';
 import type { AttentionCapture } from './attention';
+import { EXPORT_NOTE_KINDS, type ExportNote } from '../onnx/identity';
 
 export class ReportFormatError extends Error {
   constructor(message: string) {
@@ -163,6 +164,18 @@ function hookLog(v: unknown, where: string): HookLogEntry {
 }
 
 /** Attention captures without their matrices (empty arrays on the host). */
+function exportNote(v: unknown, where: string): ExportNote {
+  const o = obj(v, where);
+  const kind = EXPORT_NOTE_KINDS.find((k) => k === o.kind) ?? fail(`${where}.kind`, `expected one of ${EXPORT_NOTE_KINDS.join(', ')}`);
+  return {
+    modulePath: str(o.modulePath, `${where}.modulePath`),
+    kind,
+    parameters: list(o.parameters, `${where}.parameters`, str),
+    restored: bool(o.restored, `${where}.restored`),
+    message: str(o.message, `${where}.message`),
+  };
+}
+
 function attentionMeta(v: unknown, where: string): AttentionCapture {
   const o = obj(v, where);
   return {
@@ -217,6 +230,7 @@ export function parseReport(text: unknown, origin = 'report'): InspectionReport 
     },
     backend: str(o.backend, `${origin}.backend`),
     dtype,
+    mode: o.mode === undefined ? undefined : o.mode === 'train' || o.mode === 'eval' ? o.mode : fail(`${origin}.mode`, 'expected "train" or "eval"'),
     settings: {
       seed: num(settings.seed, `${origin}.settings.seed`),
       batch: count(settings.batch, `${origin}.settings.batch`),
@@ -237,6 +251,8 @@ export function parseReport(text: unknown, origin = 'report'): InspectionReport 
     modules: list(o.modules, `${origin}.modules`, moduleReport),
     hookLogs: list(o.hookLogs, `${origin}.hookLogs`, hookLog),
     attention: o.attention === undefined ? undefined : list(o.attention, `${origin}.attention`, attentionMeta),
+    // What the export did to parameters: the warnings on module lines are made from these on the extension's side.
+    exportNotes: o.exportNotes === undefined ? undefined : list(o.exportNotes, `${origin}.exportNotes`, exportNote),
     tokens: tokens && {
       ids: list(tokens.ids, `${origin}.tokens.ids`, num),
       labels: tokens.labels === undefined ? undefined : list(tokens.labels, `${origin}.tokens.labels`, str),

@@ -23,11 +23,13 @@
 import { AttributeProto, DataType, GraphProto, ModelProto, NodeProto, StringEntry, TensorProto } from './proto';
 import { parsePythonStringList } from './modules';
 
+export const EXPORT_NOTE_KINDS = ['merged', 'transposed', 'bn-folded', 'bn-fused-weight', 'folded', 'dropped', 'bn-inference', 'metadata-lost', 'eval-export', 'dropout-removed'] as const;
+
 /** What an export did to a module's parameters. */
 export interface ExportNote {
   /** Module the note belongs on (dotted path, '' = the model). */
   modulePath: string;
-  kind: 'merged' | 'transposed' | 'bn-folded' | 'bn-fused-weight' | 'folded' | 'dropped' | 'bn-inference' | 'metadata-lost';
+  kind: typeof EXPORT_NOTE_KINDS[number];
   /** PyTorch parameter names concerned. */
   parameters: string[];
   /** True when the engine undid the change, so the numbers shown are PyTorch's. */
@@ -39,6 +41,8 @@ export interface IdentityResult {
   model: ModelProto;
   /** True when the model carries the dynamo exporter's metadata. */
   dynamo: boolean;
+  /** A dynamo export whose node metadata was stripped (converted to an opset below 18): nodes have no module scopes. */
+  stripped?: boolean;
   /** Initializers that are not PyTorch parameters (never trainable), with why. */
   constants: Map<string, string>;
   /** Initializers stored transposed (2-D) relative to the parameter they hold: transpose on load. */
@@ -51,6 +55,7 @@ const KIND = 'pkg.torch.export.graph_signature.InputSpec.kind';
 const FOLDED_FROM = /\.optimizer\.folded_from$/;
 const FX_NODE = 'pkg.torch.onnx.fx_node';
 const SCOPES = 'pkg.torch.onnx.name_scopes';
+const CLASSES = 'pkg.torch.onnx.class_hierarchy';
 const AVOID = 'export with torch.onnx.export(..., optimize=False) to keep every parameter';
 
 function meta(entries: readonly StringEntry[]): Record<string, string> {
@@ -133,6 +138,70 @@ function intsAttribute(name: string, values: number[]): AttributeProto {
   return attribute(name, 7, 0, values);
 }
 
+/**
+ * The TorchScript exporter (dynamo=False) in eval mode with constant folding (its defaults) multiplies each
+ * BatchNorm into the convolution before it and stores the result under an anonymous name (`onnx::Conv_16`):
+ * the BatchNorm is gone without a trace, so the run cannot use batch statistics. A Conv whose weight is such
+ * an initializer is the sign; the weight stays trainable (it is the layer's) but is named as not PyTorch's.
+ */
+function legacyFoldedConvNotes(model: ModelProto): ExportNote[] {
+  const g = model.graph;
+  if (!g || !/^pytorch$/i.test(model.producerName)) return [];
+  const inits = new Set(g.initializer.map((t) => t.name));
+  const folded = g.node.filter((n) => n.opType === 'Conv' && /^onnx::Conv_\d+$/.test(n.input[1] ?? '') && inits.has(n.input[1]));
+  if (folded.length === 0) return [];
+  const AVOID_LEGACY = 'export with torch.onnx.export(..., training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False) (or dynamo=True, optimize=False) to keep them';
+  const notes: ExportNote[] = folded.map((n) => {
+    const modulePath = n.name.split('/').filter(Boolean).slice(0, -1).join('.');
+    const anonymous = n.input.slice(1).filter((i) => inits.has(i) && /^onnx::/.test(i));
+    return {
+      modulePath, kind: 'bn-fused-weight', parameters: anonymous, restored: false,
+      message: `this convolution's weights have no PyTorch name (${anonymous.join(', ')}): the exporter folded them in eval mode, most likely multiplying in the BatchNorm after it, so they are not PyTorch's values and their gradients are not PyTorch's; ${AVOID_LEGACY}`,
+    };
+  });
+  notes.push({
+    modulePath: '', kind: 'bn-folded', parameters: [], restored: false,
+    message: `${folded.length} convolution${folded.length === 1 ? '' : 's'} read${folded.length === 1 ? 's' : ''} weights the exporter folded in eval mode (BatchNorm multiplied into the convolution, the TorchScript exporter's default): the BatchNorm cannot run with batch statistics, so the gradients shown are not PyTorch's train-mode gradients; ${AVOID_LEGACY}`,
+  });
+  return notes;
+}
+
+/**
+ * An export made in eval mode (model.eval()): BatchNorm was traced as inference (`_no_training`) and each Dropout
+ * became an identity (`aten.clone`, its rate gone; with optimize=True even that node is removed). The engine runs
+ * BatchNorm with batch statistics in train mode all the same, but it cannot drop where the export kept no
+ * Dropout: each Dropout the metadata still shows gets a warning, the model an informational note.
+ * A Dropout with p=0 exported in train mode is an identity too: without a BatchNorm to tell the mode, the
+ * Dropout gets an informational note that says both.
+ */
+function evalExportNotes(nodes: readonly NodeProto[], calls: readonly (FxCall | null)[]): ExportNote[] {
+  const evalBn = calls.some((c) => c?.bnTraining === false);
+  const dropouts = new Set<string>();
+  for (const n of nodes) {
+    const m = meta(n.metadataProps);
+    const classes = parsePythonStringList(m[CLASSES] ?? '') ?? [];
+    const scopes = parsePythonStringList(m[SCOPES] ?? '') ?? [];
+    const at = classes.findIndex((c) => /^torch\.nn\.modules\.dropout\.\w*Dropout\w*$/.test(c));
+    if (at >= 0 && n.opType !== 'Dropout' && /aten\.(clone|alias)/.test(classes[classes.length - 1] ?? '') && scopes[at] !== undefined) dropouts.add(scopes[at]);
+  }
+  if (!evalBn && dropouts.size === 0) return [];
+  if (!evalBn) {
+    return [...dropouts].map((d) => ({
+      modulePath: d, kind: 'dropout-removed', parameters: [], restored: true,
+      message: `this Dropout is an identity in the export: its p is 0, or the model was exported in eval mode (then PyTorch in train mode drops here and no run can); export after model.train() to keep a dropout that drops`,
+    }));
+  }
+  const notes: ExportNote[] = [...dropouts].map((d) => ({
+    modulePath: d, kind: 'dropout-removed', parameters: [], restored: false,
+    message: `the model was exported in eval mode, which turned this Dropout into an identity (its rate is not in the export): no run drops here, where PyTorch in train mode would, so the gradients shown are eval-mode dropout's; export after model.train() to keep it`,
+  }));
+  notes.push({
+    modulePath: '', kind: 'eval-export', parameters: [], restored: true,
+    message: `the model was exported in eval mode (model.eval()): BatchNorm runs with batch statistics in train mode all the same, but Dropout layers the export left out cannot drop${dropouts.size ? ` (${[...dropouts].join(', ')})` : ''}; export after model.train() to keep them`,
+  });
+  return notes;
+}
+
 /** Undoes what the dynamo exporter's optimizer did to parameters, where the metadata allows; see the file comment. */
 export function restoreParameterIdentity(model: ModelProto): IdentityResult {
   const g = model.graph;
@@ -145,7 +214,7 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
   // node's metadata and the graph signature: module names, classes and source lines are gone.
   const stripped = !withMetadata && /^pytorch$/i.test(model.producerName) && Number.parseInt(model.producerVersion, 10) >= 2 &&
     g.node.length > 0 && g.node.every((n) => n.metadataProps.length === 0) && [...infos.values()].some((m) => Object.keys(m).some((k) => FOLDED_FROM.test(k)));
-  if (!withMetadata && !stripped) return none;
+  if (!withMetadata && !stripped) return { ...none, notes: legacyFoldedConvNotes(model) };
   const dynamo = true;
 
   const inits = new Map(g.initializer.map((t) => [t.name, t] as [string, TensorProto]));
@@ -220,6 +289,7 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
       merged.set(name, [...(merged.get(name) ?? [name]), own]);
     });
   });
+  notes.push(...evalExportNotes(nodes, calls));
   for (const [name, all] of merged) {
     const unique = [...new Set(all)];
     for (const p of unique) {
@@ -306,8 +376,22 @@ export function restoreParameterIdentity(model: ModelProto): IdentityResult {
       if (readers.length < 2) continue;
       notes.push({ modulePath: parentOf(name), kind: 'merged', parameters: [name], restored: false, message: `${name} is read by ${readers.length} ${[...new Set(readers.map((n) => n.opType))].join('/')} nodes: the export probably merged equal parameters of several layers into it (its gradient is their sum, their own are not shown), or the model shares it; ${AVOID}` });
     }
-    notes.push({ modulePath: '', kind: 'metadata-lost', parameters: [], restored: false, message: `this export lost PyTorch's node metadata (the dynamo exporter converts to an opset_version below 18 and drops it): modules are known only from parameter names, without class, source line, order or output shape, and parameters the optimizer merged cannot be told apart; export without opset_version (or with 18 or higher) and optimize=False` });
+    notes.push({ modulePath: '', kind: 'metadata-lost', parameters: [], restored: false, message: `this export lost PyTorch's node metadata (the dynamo exporter converts to an opset_version below 18 and drops it): modules are known only from parameter names, without class (the source names what it constructs) or source line, a layer's output shape and order are those of the ops that read its parameters (a container's, its last layer's), and parameters the optimizer merged cannot be told apart; export without opset_version (or with 18 or higher) and optimize=False` });
   }
-  const graph: GraphProto = { ...g, node: [...addedNodes, ...nodes], initializer: initializers };
-  return { model: { ...model, graph }, dynamo, constants, transposed, notes };
+  // Each restored Transpose just before the first node that reads it: the graph's order is the forward order the
+  // panel shows (a module's first op), and a weight's Transpose belongs with its layer, not at the graph's start.
+  const ordered: NodeProto[] = [];
+  const pending = new Map(addedNodes.map((n) => [n.output[0], n]));
+  for (const n of nodes) {
+    for (const i of n.input) {
+      const t = pending.get(i);
+      if (t) {
+        ordered.push(t);
+        pending.delete(i);
+      }
+    }
+    ordered.push(n);
+  }
+  const graph: GraphProto = { ...g, node: [...pending.values(), ...ordered], initializer: initializers };
+  return { model: { ...model, graph }, dynamo, stripped, constants, transposed, notes };
 }

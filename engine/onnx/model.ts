@@ -17,8 +17,9 @@ import { ExternalData, checkTensorValue, engineDtype, isFloatType, tensorFromPro
 import { OnnxGraph, OnnxNode, OnnxValueSpec, buildGraph } from './graph';
 import { OPSET, OpHandler, isDifferentiableSlot } from './opset';
 import { OpContext, makeConstant } from './context';
-import { ModuleNode, buildModuleTree } from './modules';
-import { checkSize, convert } from './helpers';
+import { ModuleNode, buildModuleTree, scopesFromParameters } from './modules';
+import { checkSize, convert, mapValues } from './helpers';
+import { integerBoundNodes } from './integerPaths';
 import { ExportNote, restoreParameterIdentity } from './identity';
 import { OnnxWarning, validateGraph } from './validate';
 import { BUDGET_HINT, MemoryEstimate, checkInitializerMemory, estimateRunMemory } from './memory';
@@ -275,12 +276,17 @@ export class OnnxModel {
   /** Harmless oddities found while loading (an attribute the op does not define...), in words. */
   readonly warnings: OnnxWarning[];
   private readonly declaredTypes = new Map<string, number>();
+  /** The float precision the export declares (a float64 run still computes integer-bound paths in it). */
+  private readonly declaredFloat: FloatDType;
+  /** Nodes whose float results only feed integer casts and comparisons (integerPaths.ts). */
+  private readonly integerBound: Set<number>;
 
   constructor(exported: ModelProto, options: LoadOptions = {}) {
     const identity = restoreParameterIdentity(exported);
     const proto = identity.model;
     this.exportNotes = identity.notes;
-    this.floatDtype = options.dtype ?? defaultDtype(proto);
+    this.declaredFloat = defaultDtype(proto);
+    this.floatDtype = options.dtype ?? this.declaredFloat;
     this.functions = proto.functions;
     this.graph = buildGraph(proto);
     // Declared ONNX element types (inputs, initializers, value_info, outputs): CastLike's target type.
@@ -326,6 +332,7 @@ export class OnnxModel {
     this.outputNames = outputSet;
     this.liveNodes = nodes.filter((n) => live[n.index] === 1);
     this.liveIndex = live;
+    this.integerBound = integerBoundNodes(this.graph);
 
     // Unsupported ops in the live graph.
     const bad = new Map<string, { opType: string; domain: string; nodes: string[] }>();
@@ -395,6 +402,14 @@ export class OnnxModel {
       }
     }
 
+    if (identity.stripped) {
+      // No node metadata: leaves get back the nodes that read their parameters (output shapes, order, activations).
+      const scopes = scopesFromParameters(this.graph.nodes, (n) => this.parameters.has(n));
+      for (const n of this.graph.nodes) {
+        const path = scopes.get(n.name);
+        if (path !== undefined) (n as { modulePath: string }).modulePath = path;
+      }
+    }
     const tree = buildModuleTree(this.graph.nodes, this.graph.initializerNames);
     this.moduleTree = tree.root;
     this.modules = tree.byPath;
@@ -732,6 +747,13 @@ export class OnnxModel {
         throw new OnnxImportError('NODE_FAILED', `${describeNode(node)} failed: ${(e as Error).message} (inputs ${shapes})`, { node, cause: e });
       }
       const outs = Array.isArray(result) ? (result as (Tensor | null)[]) : [result as Tensor | null];
+      if (ctx.dtype === 'float64' && this.declaredFloat === 'float32' && this.integerBound.has(node.index)) {
+        // A float path that only computes an integer (T5's position buckets): float32 as the export declared it.
+        // No gradient crosses the integer it ends in, so the rounded copy needs none.
+        outs.forEach((t, i) => {
+          if (t && t.dtype === 'float64' && t.hasHostData) outs[i] = mapValues(t, 'float64', Math.fround, `${describeNode(node)} output`);
+        });
+      }
       let allFolded = true;
       node.outputs.forEach((o, i) => {
         if (o === '') return;

@@ -141,6 +141,47 @@ export function nodeScope(name: string, docString: string, metadata: Record<stri
 }
 
 /**
+ * Module paths for nodes that have none (a dynamo export whose metadata an opset conversion stripped), from the
+ * parameters they read: a node reading `blocks.0.fc.bias`, or a value computed from `blocks.0.fc.weight` alone
+ * (the output of the Transpose that restores a transposed weight), is in `blocks.0.fc`. Only parameters that one node reads
+ * count: a weight several layers read (merged equal LayerNorm weights, tied embeddings) tells no single module.
+ * Gives leaves their ops back, hence output shapes, activations and their forward order; containers stay
+ * without nodes.
+ */
+export function scopesFromParameters(
+  nodes: readonly { name: string; modulePath: string; inputs: readonly string[]; outputs: readonly string[] }[],
+  isParameter: (name: string) => boolean,
+): Map<string, string> {
+  const owner = (p: string) => (/^[A-Za-z_]\w*(\.\w+)+$/.test(p) ? p.slice(0, p.lastIndexOf('.')) : null);
+  const readers = new Map<string, number>();
+  for (const n of nodes) for (const i of n.inputs) if (isParameter(i)) readers.set(i, (readers.get(i) ?? 0) + 1);
+  const derived = new Map<string, string>(); // value computed from one module's parameters alone -> module
+  const scopes = new Map<string, string>();
+  for (const n of nodes) {
+    if (n.modulePath !== '') continue;
+    const from = new Set<string>();
+    let onlyParameters = n.inputs.length > 0;
+    for (const i of n.inputs) {
+      if (i === '') continue;
+      const d = derived.get(i);
+      if (d !== undefined) from.add(d);
+      else if (isParameter(i) && readers.get(i) === 1 && owner(i) !== null) from.add(owner(i)!);
+      else onlyParameters = false;
+    }
+    if (from.size !== 1) continue;
+    const path = [...from][0];
+    // A node of the parameters alone (a restored Transpose, at the graph's start) prepares a weight: it passes the
+    // module on to the node that reads its output and stays out of the module's forward order itself.
+    if (onlyParameters) {
+      for (const o of n.outputs) if (o !== '') derived.set(o, path);
+    } else {
+      scopes.set(n.name, path);
+    }
+  }
+  return scopes;
+}
+
+/**
  * Builds the module tree from node scopes and initializer names (`blocks.0.fc.weight` -> `blocks.0.fc`).
  * Linear in the number of nodes and path components: children are found through a map, the tree is
  * walked without recursion (a hostile name can nest thousands of scopes).

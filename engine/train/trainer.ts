@@ -28,6 +28,11 @@ export interface TrainOptions {
   loss?: LossSpec;
   dtype?: FloatDType;
   /**
+   * Train/eval mode of Dropout and BatchNormalization (gradientLens.run.mode): true runs them as PyTorch trains
+   * whatever mode the export was made in, false as model.eval(); absent: as the export says.
+   */
+  training?: boolean;
+  /**
    * 'fixed' (default): the same seeded batch every step; 'fresh': seed + step - 1 at each step; 'text':
    * the feeds function supplies the data (only recorded as the data label).
    */
@@ -134,6 +139,7 @@ export class OnnxTrainer {
       batch: o.batch,
       seq: o.sequenceLength,
       loss: o.loss ?? 'auto',
+      training: o.training,
       updateBuffers: true,
       onValue: anomalyMode ? this.watch.onValue : undefined,
     });

@@ -75,6 +75,7 @@ export async function writeCaptureBundle(path: string, capture: RunCapture): Pro
   const { targets, ...loss } = capture.loss;
   await writeBundle(path, tensors, {
     dtype: capture.dtype,
+    mode: capture.mode,
     outputs: capture.outputs,
     loss,
     values: capture.values.map((t) => t.name),

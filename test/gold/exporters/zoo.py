@@ -102,14 +102,14 @@ class TinyViT(nn.Module):
 
 
 # ---------------------------------------------------------------- builders
-def _tokens(gen, attention_mask=True):
-    ids = torch.randint(0, VOCAB, (BATCH, SEQ), generator=gen)
-    targets = torch.randint(0, VOCAB, (BATCH, SEQ), generator=gen)
+def _tokens(gen, attention_mask=True, seq=SEQ):
+    ids = torch.randint(0, VOCAB, (BATCH, seq), generator=gen)
+    targets = torch.randint(0, VOCAB, (BATCH, seq), generator=gen)
     inputs = {"input_ids": ids}
     if attention_mask:
         # A padded second sequence: the mask path (transformers' mask construction) is exercised.
-        mask = torch.ones(BATCH, SEQ, dtype=torch.int64)
-        mask[1, SEQ - 2:] = 0
+        mask = torch.ones(BATCH, seq, dtype=torch.int64)
+        mask[1, seq - 2:] = 0
         inputs["attention_mask"] = mask
     return inputs, targets
 
@@ -152,14 +152,16 @@ def qwen2(gen):
 
 def t5(gen):
     from transformers import T5Config, T5ForConditionalGeneration
-    cfg = T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+    # One layer each way, 16 positions: the decoder's relative distance 8 falls on a bucket boundary (4 + log(8/4) /
+    # log(16/4) * 4 = 6 exactly in float32), where a float64 computation of the buckets lands one lower.
+    cfg = T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=4,
                    relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0,
                    use_cache=False, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
                    # The dynamo exporter fails on T5's SDPA attention (torch 2.13: "Cannot view a tensor with shape
                    # [2, 8, 4, 8] ... as [2, 8, 32]" in decomposition); eager attention exports.
                    attn_implementation="eager")
-    inputs, targets = _tokens(gen)
-    inputs["decoder_input_ids"] = torch.randint(0, VOCAB, (BATCH, SEQ), generator=gen)
+    inputs, targets = _tokens(gen, seq=16)
+    inputs["decoder_input_ids"] = torch.randint(0, VOCAB, (BATCH, 16), generator=gen)
     return T5ForConditionalGeneration(cfg), inputs, targets, "next-token"
 
 
@@ -178,9 +180,14 @@ def tv_resnet18(gen):
 
 
 def tv_mobilenet_v3(gen):
-    import torchvision
-    inputs, labels = _image(gen, 32)
-    return torchvision.models.mobilenet_v3_small(width_mult=0.25, num_classes=10, dropout=0.0), {"x": inputs["pixel_values"]}, labels, "labels"
+    # mobilenet_v3_small at width 0.25 with the reduced tail: 61k parameters (a small committed fixture).
+    from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
+    setting, last = _mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.25, reduced_tail=True)
+    # 64x64: the last stages are 2x2, so each BatchNorm normalises over 8 values. At 32x32 they are 1x1 and a batch
+    # of 2 makes every BatchNorm there nearly constant (x̂ = ±1): gradients ill-conditioned enough that PyTorch's
+    # own float32 and float64 differ by 1e-4 and the export's float32 epsilon moves float64 by 4e-6.
+    inputs, labels = _image(gen, 64)
+    return MobileNetV3(setting, last, num_classes=10, dropout=0.0), {"x": inputs["pixel_values"]}, labels, "labels"
 
 
 def tv_efficientnet_b0(gen):
@@ -236,6 +243,24 @@ class ConvBN(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+class ConvBNDrop(ConvBN):
+    """ConvBN with a Dropout before the head (p=0: PyTorch's train-mode gradients stay deterministic)."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.0)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return self.head(self.drop(x.mean(dim=(2, 3))))
+
+
+def cnn_bn_drop(gen):
+    inputs, labels = _image(gen, 8)
+    return ConvBNDrop(), {"x": inputs["pixel_values"]}, labels, "labels"
+
+
 def cnn_bn(gen):
     inputs, labels = _image(gen, 8)
     return ConvBN(), {"x": inputs["pixel_values"]}, labels, "labels"
@@ -249,6 +274,7 @@ def vit(gen):
 MODELS = {
     "vit": vit,
     "cnn_bn": cnn_bn,
+    "cnn_bn_drop": cnn_bn_drop,
     "gpt2": gpt2,
     "bert": bert,
     "llama": llama,
