@@ -63,11 +63,26 @@ function matmul2d(a: Tensor, b: Tensor, transA = false, transB = false): Tensor 
 }
 
 /**
+ * The 2-D tensor `b` is the transpose of, when autograd recorded it as one and nothing watches `b`'s own gradient
+ * (no hook, no retained grad): exporters write a Linear on [B, T, D] as MatMul(x, Transpose(W)). matmul then reads
+ * W transposed in place, so backward computes dW directly instead of dW^T and a transpose copy of it (for a
+ * ConvNeXt or a ViT that transpose moved every weight gradient through memory twice).
+ */
+function transposeSource(b: Tensor): Tensor | null {
+  const fn = b.gradFn;
+  if (b.rank !== 2 || !fn || fn.op !== 'permute' || b.hooks.length > 0 || b.retainsGrad) return null;
+  const src = fn.inputs[0];
+  return src.rank === 2 && src.shape[0] === b.shape[1] && src.shape[1] === b.shape[0] ? src : null;
+}
+
+/**
  * torch.matmul / numpy semantics: 1-D operands are promoted (a row vector on the left, a column
  * on the right) and the added dimension removed from the result; batch dimensions broadcast.
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 0 || b.rank === 0) throw new RangeError('matmul: both operands need at least one dimension');
+  const bT = transposeSource(b);
+  if (bT && a.rank >= 2) return matmul2d(a, bT, false, true);
   const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]]) : a;
   const b2 = b.rank === 1 ? reshape(b, [b.shape[0], 1]) : b;
   let out = matmul2d(a2, b2);
