@@ -4,7 +4,7 @@ import { matmulK } from '../backend/dispatch';
 import { MatmulPlan } from '../backend/backend';
 import { broadcastShapes, formatShape, sizeOf, stridesOf } from '../shape';
 import { floatDtype } from './util';
-import { reshape, transpose } from './layout';
+import { permute, reshape, transpose } from './layout';
 import { add, mulScalar, unbroadcast } from './elementwise';
 
 /** Offsets of every broadcast batch's matrix in an operand with batch dims `own` read as `target`. */
@@ -57,9 +57,38 @@ function matmul2d(a: Tensor, b: Tensor, transA = false, transB = false): Tensor 
   const out = matmulK(a, b, plan, [...batch, m, n]);
   // C = A'B': dA' = g B'^T and dB' = A'^T g, transposed back when the operand was read transposed.
   return record('matmul', [a, b], out, (g) => [
-    a.requiresGrad ? unbroadcast(transA ? matmul2d(b, g, transB, true) : matmul2d(g, b, false, !transB), a.shape) : null,
+    a.requiresGrad ? (transA ? null : sharedAGrad(g, a, b, transB)) ?? unbroadcast(transA ? matmul2d(b, g, transB, true) : matmul2d(g, b, false, !transB), a.shape) : null,
     b.requiresGrad ? unbroadcast(transB ? matmul2d(g, a, true, transA) : matmul2d(a, g, !transA, false), b.shape) : null,
   ]);
+}
+
+/**
+ * dA of C = A B' where A is shared by the leading batch dims of B (a convolution's weight across the images):
+ * the sum over those dims of g_i B_i'^T as one product with them folded into the inner size, instead of one
+ * product per batch element (`batch` copies of dA) and a sum over them. Null where the permutes this needs would
+ * move more data than the per-batch products write, or where the layout does not fit (then the caller sums).
+ */
+function sharedAGrad(g: Tensor, a: Tensor, b: Tensor, transB: boolean): Tensor | null {
+  const nb = g.rank - 2;
+  if (transB) return null; // (no caller shares A with a transposed batched B)
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  if (nb < 1 || bBatch.length !== nb || aBatch.length > nb) return null;
+  const aPad = [...new Array<number>(nb - aBatch.length).fill(1), ...aBatch];
+  let r = 0;
+  while (r < nb && aPad[r] === 1) r++;
+  for (let d = 0; d < nb; d++) if (bBatch[d] !== g.shape[d] || (d >= r && aPad[d] !== g.shape[d])) return null;
+  const shared = sizeOf(g.shape.slice(0, r));
+  if (shared <= 1) return null;
+  const [m, n] = g.shape.slice(-2);
+  const k = a.shape[a.rank - 1];
+  const kept = sizeOf(g.shape.slice(r, nb));
+  if (g.size + b.size >= shared * kept * m * k) return null;
+  // g [shared, kept, m, n] -> [kept, m, shared * n]
+  const g2 = reshape(permute(reshape(g, [shared, kept, m, n]), [1, 2, 0, 3]), [kept, m, shared * n]);
+  // b [shared, kept, k, n] -> [kept, k, shared * n], read transposed
+  const b2 = reshape(permute(reshape(b, [shared, kept, k, n]), [1, 2, 0, 3]), [kept, k, shared * n]);
+  return reshape(matmul2d(g2, b2, false, true), a.shape);
 }
 
 /**
