@@ -95,7 +95,9 @@ function sharedAGrad(g: Tensor, a: Tensor, b: Tensor, transB: boolean): Tensor |
  * The 2-D tensor `b` is the transpose of, when autograd recorded it as one and nothing watches `b`'s own gradient
  * (no hook, no retained grad): exporters write a Linear on [B, T, D] as MatMul(x, Transpose(W)). matmul then reads
  * W transposed in place, so backward computes dW directly instead of dW^T and a transpose copy of it (for a
- * ConvNeXt or a ViT that transpose moved every weight gradient through memory twice).
+ * ConvNeXt or a ViT that transpose moved every weight gradient through memory twice). The transposed tensor then
+ * gets no gradient of its own: a hook registered on it after this forward never fires (the inspector hooks module
+ * outputs, and an exporter's Transpose(W) is never the last op of its module).
  */
 function transposeSource(b: Tensor): Tensor | null {
   const fn = b.gradFn;
