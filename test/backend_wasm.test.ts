@@ -270,6 +270,9 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     const geos = [
       geometry(2, 3, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1), geometry(1, 5, 9, 11, 5, 5, 2, 2, 2, 2, 1, 1),
       geometry(2, 2, 9, 7, 3, 3, 1, 2, 2, 2, 2, 2), geometry(1, 4, 5, 13, 7, 7, 1, 1, 3, 3, 1, 1), geometry(1, 1, 4, 4, 5, 5, 1, 1, 2, 2, 1, 1),
+      // ConvNeXt's 7x7 filters on small planes, no padding, asymmetric padding, padding past kernel - 1 (the loop path)
+      geometry(2, 6, 4, 4, 7, 7, 1, 1, 3, 3, 1, 1), geometry(1, 3, 2, 2, 7, 7, 1, 1, 3, 3, 1, 1), geometry(2, 2, 9, 10, 3, 3, 1, 1, 0, 0, 1, 1),
+      geometry(1, 3, 6, 7, 3, 5, 1, 1, 2, 0, 1, 1), geometry(1, 2, 5, 6, 3, 3, 1, 1, 3, 1, 1, 1),
     ];
     for (const geo of geos) {
       const x = rand(geo.n * geo.c * geo.h * geo.w);

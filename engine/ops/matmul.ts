@@ -4,7 +4,7 @@ import { matmulK } from '../backend/dispatch';
 import { MatmulPlan } from '../backend/backend';
 import { broadcastShapes, formatShape, sizeOf, stridesOf } from '../shape';
 import { floatDtype } from './util';
-import { reshape, transpose } from './layout';
+import { permute, reshape, transpose } from './layout';
 import { add, mulScalar, unbroadcast } from './elementwise';
 
 /** Offsets of every broadcast batch's matrix in an operand with batch dims `own` read as `target`. */
@@ -57,9 +57,53 @@ function matmul2d(a: Tensor, b: Tensor, transA = false, transB = false): Tensor 
   const out = matmulK(a, b, plan, [...batch, m, n]);
   // C = A'B': dA' = g B'^T and dB' = A'^T g, transposed back when the operand was read transposed.
   return record('matmul', [a, b], out, (g) => [
-    a.requiresGrad ? unbroadcast(transA ? matmul2d(b, g, transB, true) : matmul2d(g, b, false, !transB), a.shape) : null,
+    a.requiresGrad ? (transA ? null : sharedAGrad(g, a, b, transB)) ?? unbroadcast(transA ? matmul2d(b, g, transB, true) : matmul2d(g, b, false, !transB), a.shape) : null,
     b.requiresGrad ? unbroadcast(transB ? matmul2d(g, a, true, transA) : matmul2d(a, g, !transA, false), b.shape) : null,
   ]);
+}
+
+/**
+ * dA of C = A B' where A is shared by the leading batch dims of B (a convolution's weight across the images):
+ * the sum over those dims of g_i B_i'^T as one product with them folded into the inner size, instead of one
+ * product per batch element (`batch` copies of dA) and a sum over them. Null where the permutes this needs would
+ * move more data than the per-batch products write, or where the layout does not fit (then the caller sums).
+ */
+function sharedAGrad(g: Tensor, a: Tensor, b: Tensor, transB: boolean): Tensor | null {
+  const nb = g.rank - 2;
+  if (transB) return null; // (no caller shares A with a transposed batched B)
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  if (nb < 1 || bBatch.length !== nb || aBatch.length > nb) return null;
+  const aPad = [...new Array<number>(nb - aBatch.length).fill(1), ...aBatch];
+  let r = 0;
+  while (r < nb && aPad[r] === 1) r++;
+  for (let d = 0; d < nb; d++) if (bBatch[d] !== g.shape[d] || (d >= r && aPad[d] !== g.shape[d])) return null;
+  const shared = sizeOf(g.shape.slice(0, r));
+  if (shared <= 1) return null;
+  const [m, n] = g.shape.slice(-2);
+  const k = a.shape[a.rank - 1];
+  const kept = sizeOf(g.shape.slice(r, nb));
+  if (g.size + b.size >= shared * kept * m * k) return null;
+  // g [shared, kept, m, n] -> [kept, m, shared * n]
+  const g2 = reshape(permute(reshape(g, [shared, kept, m, n]), [1, 2, 0, 3]), [kept, m, shared * n]);
+  // b [shared, kept, k, n] -> [kept, k, shared * n], read transposed
+  const b2 = reshape(permute(reshape(b, [shared, kept, k, n]), [1, 2, 0, 3]), [kept, k, shared * n]);
+  return reshape(matmul2d(g2, b2, false, true), a.shape);
+}
+
+/**
+ * The 2-D tensor `b` is the transpose of, when autograd recorded it as one and nothing watches `b`'s own gradient
+ * (no hook, no retained grad): exporters write a Linear on [B, T, D] as MatMul(x, Transpose(W)). matmul then reads
+ * W transposed in place, so backward computes dW directly instead of dW^T and a transpose copy of it (for a
+ * ConvNeXt or a ViT that transpose moved every weight gradient through memory twice). The transposed tensor then
+ * gets no gradient of its own: a hook registered on it after this forward never fires (the inspector hooks module
+ * outputs, and an exporter's Transpose(W) is never the last op of its module).
+ */
+function transposeSource(b: Tensor): Tensor | null {
+  const fn = b.gradFn;
+  if (b.rank !== 2 || !fn || fn.op !== 'permute' || b.hooks.length > 0 || b.retainsGrad) return null;
+  const src = fn.inputs[0];
+  return src.rank === 2 && src.shape[0] === b.shape[1] && src.shape[1] === b.shape[0] ? src : null;
 }
 
 /**
@@ -68,6 +112,8 @@ function matmul2d(a: Tensor, b: Tensor, transA = false, transB = false): Tensor 
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 0 || b.rank === 0) throw new RangeError('matmul: both operands need at least one dimension');
+  const bT = transposeSource(b);
+  if (bT && a.rank >= 2) return matmul2d(a, bT, false, true);
   const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]]) : a;
   const b2 = b.rank === 1 ? reshape(b, [b.shape[0], 1]) : b;
   let out = matmul2d(a2, b2);

@@ -44,7 +44,10 @@ interface Kernels {
   scatterAdd(g: number, out: number, outer: number, axisLen: number, inner: number, indices: number, k: number): void;
   im2col(x: number, cols: number, ...geo: number[]): void;
   col2im(cols: number, img: number, ...geo: number[]): void;
-  depthwiseConv2d(mode: number, a: number, b: number, out: number, acc: number, n: number, c: number, ...geo: number[]): void;
+  /** The trailing argument is scratch for the padded-plane path (0: the tap-at-a-time loop). */
+  depthwiseConv2d(mode: number, a: number, b: number, out: number, acc: number, n: number, c: number, ...geoAndScratch: number[]): void;
+  depthwisePaddedFits(kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, dh: number, dw: number): number;
+  depthwisePaddedScratchBytes(mode: number, h: number, w: number, kh: number, kw: number, oh: number, ow: number): number;
   maxPool2d(x: number, y: number, argmax: number, planes: number, ...geo: number[]): void;
   avgPool2d(x: number, y: number, planes: number, ...geoAndCip: number[]): void;
   avgPool2dBackward(g: number, out: number, planes: number, ...geoAndCip: number[]): void;
@@ -414,10 +417,12 @@ class WasmSimdBackend implements Backend {
     const pb = this.reserve(b.length * 4);
     const po = this.reserve(size * 4);
     const acc = this.reserve(mode === 'weightGrad' ? geo.c * taps * 8 : 0);
+    const padded = this.k.depthwisePaddedFits(geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh, geo.dw) === 1;
+    const scratch = padded ? this.reserve(this.k.depthwisePaddedScratchBytes(DEPTHWISE_CODES[mode], geo.h, geo.w, geo.kh, geo.kw, geo.oh, geo.ow)) : 0;
     this.commit();
     this.put(pa, a);
     this.put(pb, b);
-    this.k.depthwiseConv2d(DEPTHWISE_CODES[mode], pa, pb, po, acc, geo.n, geo.c, ...geoArgs(geo));
+    this.k.depthwiseConv2d(DEPTHWISE_CODES[mode], pa, pb, po, acc, geo.n, geo.c, ...geoArgs(geo), scratch);
     return this.take(po, size);
   }
 

@@ -254,7 +254,116 @@ export function col2im(cols: usize, img: usize, n: i32, c: i32, h: i32, w: i32, 
  * mode 2: the weight gradient gw[c,kh,kw] = sum over n and positions of g x, accumulated in float64 in `acc`
  * (c*kh*kw doubles). `a` is x (modes 0, 2) or g (mode 1), `b` the filters (modes 0, 1) or g (mode 2).
  */
-export function depthwiseConv2d(mode: i32, a: usize, b: usize, out: usize, acc: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32): void {
+/**
+ * Stride-1, dilation-1 depthwise convolution through a zero-padded copy of each plane, for the small planes of
+ * ConvNeXt (7x7 filters on 16x16 ... 2x2 planes) where the tap-at-a-time loop above spends its time on bounds:
+ * every output row is computed in 4-wide chunks (rows padded to a multiple of 4) that sum all kh*kw taps in
+ * registers, with no bounds checks. The input gradient is the same correlation of the padded gradient with the
+ * flipped filter (padding kh-1-ph); the weight gradient sums g times the shifted padded input per tap.
+ * `scratch` holds the padded plane, the padded gradient plane (mode 2) and the filter splats (see
+ * depthwisePaddedScratchBytes). Taps accumulate in the same order as the loop above (ki, then kj).
+ */
+@inline function ceil4(v: i32): i32 {
+  return (v + 3) & ~3;
+}
+
+/** Copies the [sh, sw] plane `src` into the zeroed [hp, wp] buffer `dst` at row `top`, column `left`. */
+function padPlane(src: usize, sh: i32, sw: i32, dst: usize, hp: i32, wp: i32, top: i32, left: i32): void {
+  memory.fill(dst, 0, <usize>(hp * wp) << 2);
+  for (let r = 0; r < sh; r++) memory.copy(dst + (<usize>((r + top) * wp + left) << 2), src + (<usize>(r * sw) << 2), <usize>sw << 2);
+}
+
+export function depthwisePaddedScratchBytes(mode: i32, h: i32, w: i32, kh: i32, kw: i32, oh: i32, ow: i32): i32 {
+  const outH = mode == 1 ? h : oh;
+  const outW = mode == 1 ? w : ow;
+  const plane = (outH + kh - 1) * (ceil4(outW) + kw - 1);
+  const grid = mode == 2 ? oh * ceil4(ow) : 4;
+  return (plane + grid + kh * kw * 4) * 4 + 64;
+}
+
+function depthwisePadded(mode: i32, a: usize, b: usize, out: usize, acc: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, ph: i32, pw: i32, oh: i32, ow: i32, scratch: usize): void {
+  const taps = kh * kw;
+  const outH = mode == 1 ? h : oh;
+  const outW = mode == 1 ? w : ow;
+  const owp = ceil4(outW);
+  const hp = outH + kh - 1;
+  const wp = owp + kw - 1;
+  const srcH = mode == 1 ? oh : h;
+  const srcW = mode == 1 ? ow : w;
+  const top = mode == 1 ? kh - 1 - ph : ph;
+  const left = mode == 1 ? kw - 1 - pw : pw;
+  const padded = (scratch + 15) & ~(<usize>15);
+  const grid = padded + (<usize>(hp * wp) << 2);
+  const splats = grid + (<usize>(mode == 2 ? oh * owp : 4) << 2);
+  const wpb = <usize>wp << 2;
+  if (mode == 2) memory.fill(acc, 0, <usize>(c * taps) << 3);
+  for (let bi = 0; bi < n; bi++) {
+    for (let ch = 0; ch < c; ch++) {
+      const p = bi * c + ch;
+      const srcPlane = a + (<usize>(p * srcH * srcW) << 2);
+      padPlane(srcPlane, srcH, srcW, padded, hp, wp, top, left);
+      if (mode == 2) {
+        // g padded to whole chunks; the lanes past ow are masked out of the products (0 * inf would be NaN).
+        padPlane(b + (<usize>(p * oh * ow) << 2), oh, ow, grid, oh, owp, 0, 0);
+        const lastMask = i32x4.lt_s(i32x4(0, 1, 2, 3), i32x4.splat(ow - (owp - 4)));
+        for (let ki = 0; ki < kh; ki++) {
+          for (let kj = 0; kj < kw; kj++) {
+            let sum = f32x4.splat(0);
+            for (let oy = 0; oy < oh; oy++) {
+              const gr = grid + (<usize>(oy * owp) << 2);
+              const xr = padded + (<usize>(oy + ki) * wpb) + (<usize>kj << 2);
+              let ox = 0;
+              for (; ox + 4 < owp; ox += 4) sum = f32x4.add(sum, f32x4.mul(v128.load(gr + (<usize>ox << 2)), v128.load(xr + (<usize>ox << 2))));
+              sum = f32x4.add(sum, v128.and(f32x4.mul(v128.load(gr + (<usize>ox << 2)), v128.load(xr + (<usize>ox << 2))), lastMask));
+            }
+            const q = acc + (<usize>(ch * taps + ki * kw + kj) << 3);
+            store<f64>(q, load<f64>(q) + <f64>f32x4.extract_lane(sum, 0) + <f64>f32x4.extract_lane(sum, 1) + <f64>f32x4.extract_lane(sum, 2) + <f64>f32x4.extract_lane(sum, 3));
+          }
+        }
+        continue;
+      }
+      // Filter splats, flipped for the input gradient.
+      for (let t = 0; t < taps; t++) {
+        const src = mode == 1 ? ch * taps + (taps - 1 - t) : ch * taps + t;
+        v128.store(splats + (<usize>t << 4), f32x4.splat(load<f32>(b + (<usize>src << 2))));
+      }
+      const dst = out + (<usize>(p * outH * outW) << 2);
+      for (let oy = 0; oy < outH; oy++) {
+        const orow = dst + (<usize>(oy * outW) << 2);
+        for (let ox = 0; ox < owp; ox += 4) {
+          let sum = f32x4.splat(0);
+          let xr = padded + (<usize>oy * wpb) + (<usize>ox << 2);
+          let wt = splats;
+          for (let ki = 0; ki < kh; ki++) {
+            for (let kj = 0; kj < kw; kj++) {
+              sum = f32x4.add(sum, f32x4.mul(v128.load(wt), v128.load(xr + (<usize>kj << 2))));
+              wt += 16;
+            }
+            xr += wpb;
+          }
+          if (ox + 4 <= outW) {
+            v128.store(orow + (<usize>ox << 2), sum);
+          } else {
+            v128.store(grid, sum);
+            for (let l = ox; l < outW; l++) store<f32>(orow + (<usize>l << 2), load<f32>(grid + (<usize>(l - ox) << 2)));
+          }
+        }
+      }
+    }
+  }
+  if (mode == 2) for (let i = 0; i < c * taps; i++) store<f32>(out + (<usize>i << 2), <f32>load<f64>(acc + (<usize>i << 3)));
+}
+
+/** True when depthwisePadded handles the geometry (stride 1, dilation 1, padding at most kernel - 1). */
+export function depthwisePaddedFits(kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32): i32 {
+  return sh == 1 && sw == 1 && dh == 1 && dw == 1 && ph >= 0 && pw >= 0 && ph <= kh - 1 && pw <= kw - 1 ? 1 : 0;
+}
+
+export function depthwiseConv2d(mode: i32, a: usize, b: usize, out: usize, acc: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32, scratchPadded: usize): void {
+  if (scratchPadded != 0) {
+    depthwisePadded(mode, a, b, out, acc, n, c, h, w, kh, kw, ph, pw, oh, ow, scratchPadded);
+    return;
+  }
   const plane = h * w, oplane = oh * ow, taps = kh * kw;
   if (mode == 0) memory.fill(out, 0, <usize>(n * c * oplane) << 2);
   else if (mode == 1) memory.fill(out, 0, <usize>(n * c * plane) << 2);

@@ -55,31 +55,53 @@
 // ---- float64 scalar special functions (same algorithms as engine/backend/special.ts) ----
 
 const TWO_OVER_SQRT_PI: f64 = 1.1283791670955126;
-const INV_SQRT_PI: f64 = 0.5641895835477563;
 const SQRT_HALF: f64 = 0.7071067811865476;
 const INV_SQRT_2PI: f64 = 0.3989422804014327;
 const GELU_TANH_C: f64 = 0.7978845608028654;
 
+// erf64 / erfc64: fdlibm's s_erf.c, as engine/backend/special.ts (error below 1 ulp of float64).
+const ERX: f64 = 8.45062911510467529297e-1;
+const EFX: f64 = 1.28379167095512586316e-1;
+
+@inline function erfSmall(x: f64): f64 {
+  const z = x * x;
+  const r = 1.28379167095512558561e-1 + z * (-3.25042107247001499370e-1 + z * (-2.84817495755985104766e-2 + z * (-5.77027029648944159157e-3 + z * -2.37630166566501626084e-5)));
+  const s = 1 + z * (3.97917223959155352819e-1 + z * (6.50222499887672944485e-2 + z * (5.08130628187576562776e-3 + z * (1.32494738004321644526e-4 + z * -3.96022827877536812320e-6))));
+  return r / s;
+}
+
+@inline function erfNearOne(s: f64): f64 {
+  const p = -2.36211856075265944077e-3 + s * (4.14856118683748331666e-1 + s * (-3.72207876035701323847e-1 + s * (3.18346619901161753674e-1 + s * (-1.10894694282396677476e-1 + s * (3.54783043256182359371e-2 + s * -2.16637559486879084300e-3)))));
+  const q = 1 + s * (1.06420880400844228286e-1 + s * (5.40397917702171048937e-1 + s * (7.18286544141962662868e-2 + s * (1.26171219808761642112e-1 + s * (1.36370839120290507362e-2 + s * 1.19844998467991074170e-2)))));
+  return p / q;
+}
+
+function erfcTail(ax: f64): f64 {
+  const s = 1 / (ax * ax);
+  let r: f64;
+  let q: f64;
+  if (ax < 1 / 0.35) {
+    r = -9.86494403484714822705e-3 + s * (-6.93858572707181764372e-1 + s * (-1.05586262253232909814e1 + s * (-6.23753324503260060396e1 + s * (-1.62396669462573470355e2 + s * (-1.84605092906711035994e2 + s * (-8.12874355063065934246e1 + s * -9.81432934416914548592e0))))));
+    q = 1 + s * (1.96512716674392571292e1 + s * (1.37657754143519042600e2 + s * (4.34565877475229228821e2 + s * (6.45387271733267880336e2 + s * (4.29008140027567833386e2 + s * (1.08635005541779435134e2 + s * (6.57024977031928170135e0 + s * -6.04244152148580987438e-2)))))));
+  } else {
+    r = -9.86494292470009928597e-3 + s * (-7.99283237680523006574e-1 + s * (-1.77579549177547519889e1 + s * (-1.60636384855821916062e2 + s * (-6.37566443368389627722e2 + s * (-1.02509513161107724954e3 + s * -4.83519191608651397019e2)))));
+    q = 1 + s * (3.03380607434824582924e1 + s * (3.25792512996573918826e2 + s * (1.53672958608443695994e3 + s * (3.19985821950859553908e3 + s * (2.55305040643316442583e3 + s * (4.74528541206955367215e2 + s * -2.24409524465858183362e1))))));
+  }
+  const z = reinterpret<f64>(reinterpret<u64>(ax) & 0xFFFFFFFF00000000);
+  return (Math.exp(-z * z - 0.5625) * Math.exp((z - ax) * (z + ax) + r / q)) / ax;
+}
+
 export function erf64(x: f64): f64 {
   if (isNaN(x)) return NaN;
   const ax = Math.abs(x);
-  if (ax < 2.5) {
-    const x2 = x * x;
-    let term = x;
-    let sum = x;
-    for (let n = 1; n < 80; n++) {
-      term *= -x2 / <f64>n;
-      const add = term / <f64>(2 * n + 1);
-      sum += add;
-      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-    }
-    return TWO_OVER_SQRT_PI * sum;
+  if (ax < 0.84375) return ax < 3.725290298461914e-9 ? x + EFX * x : x + x * erfSmall(x);
+  if (ax < 1.25) {
+    const e = ERX + erfNearOne(ax - 1);
+    return x >= 0 ? e : -e;
   }
-  if (ax > 6) return x > 0 ? 1.0 : -1.0;
-  let f = ax;
-  for (let k = 60; k >= 1; k--) f = ax + (<f64>k / 2) / f;
-  const erfc = (Math.exp(-ax * ax) * INV_SQRT_PI) / f;
-  return x > 0 ? 1 - erfc : erfc - 1;
+  if (ax >= 6) return x >= 0 ? 1.0 : -1.0;
+  const e = 1 - erfcTail(ax);
+  return x >= 0 ? e : -e;
 }
 
 @inline export function erfGrad64(x: f64): f64 {
@@ -89,12 +111,22 @@ export function erf64(x: f64): f64 {
 /** erfc without cancellation in the far tails (as engine/backend/special.ts). */
 export function erfc64(x: f64): f64 {
   if (isNaN(x)) return NaN;
-  if (x < 0) return 2 - erfc64(-x);
-  if (x < 2.5) return 1 - erf64(x);
-  if (x > 27) return 0;
-  let f = x;
-  for (let k = 60; k >= 1; k--) f = x + (<f64>k / 2) / f;
-  return (Math.exp(-x * x) * INV_SQRT_PI) / f;
+  const ax = Math.abs(x);
+  if (ax < 0.84375) {
+    if (ax < 1.3877787807814457e-17) return 1 - x;
+    const y = x * erfSmall(x);
+    return x < 0.25 ? 1 - (x + y) : 0.5 - (y + (x - 0.5));
+  }
+  if (ax < 1.25) {
+    const p = erfNearOne(ax - 1);
+    return x >= 0 ? 1 - ERX - p : 1 + (ERX + p);
+  }
+  if (ax < 28) {
+    if (x < -6) return 2;
+    const t = erfcTail(ax);
+    return x > 0 ? t : 2 - t;
+  }
+  return x > 0 ? 0 : 2;
 }
 
 @inline function sigmoid64(x: f64): f64 {
