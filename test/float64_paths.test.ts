@@ -6,7 +6,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadOnnx } from '../engine';
-import { onnxModel } from './onnx_builder';
+import { buildModel, ModelSpec } from './onnx_builder';
+
+/** Opset 23 and IR version 10, as this test's models were written for. */
+const onnxModel = (spec: ModelSpec) => buildModel({ opset: 23, irVersion: 10, ...spec });
 
 const FLOAT = 1;
 const INT64 = 7;
