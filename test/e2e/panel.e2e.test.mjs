@@ -127,7 +127,7 @@ describe('Gradient Lens in code-server', () => {
       assert.equal(backend.trim(), 'webgpu', `the WebGPU backend should run; the panel says: ${detail}`);
       assert.match(detail, /WebGPU adapter: google swiftshader/i, detail);
       const summary = await wb.webviewText('summary', { ok: (t) => /vanishing_mlp\.onnx/.test(t), what: 'the run summary' });
-      assert.match(summary, /on webgpu \(float32\)/, summary);
+      assert.match(summary, /on webgpu \(float32, train mode\)/, summary);
       assert.match(summary, /loss crossEntropy = \d/, summary);
       assert.ok((await paintedPixels(panel, '#flow')) > 1000, 'the gradient-flow chart is drawn');
       const rows = await panel.evaluate(() => document.querySelectorAll('[data-testid="module-table"] tbody tr').length);
