@@ -13,6 +13,7 @@ seeded noise to every parameter and float buffer so no two are equal and none is
 import sys
 import types
 import zlib
+from pathlib import Path
 
 # torchvision's wheels on this machine's mirror are CUDA builds; its fake-op registrations fail with
 # the CPU torch. The model definitions do not need them.
@@ -226,21 +227,10 @@ def timm_convnext(gen):
     return m, {"x": inputs["pixel_values"]}, labels, "labels"
 
 
-class ConvBN(nn.Module):
-    """Conv -> BatchNorm -> ReLU twice, then a Linear head: what optimize=True folds (BN into conv)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(8)
-        self.head = nn.Linear(8, 10)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
-        return self.head(x.mean(dim=(2, 3)))
+# ConvBN is the e2e workspace's source file itself (test/fixtures/python/conv_bn.py), so the model the dynamo e2e
+# inspects and the one exported here cannot drift apart.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures" / "python"))
+from conv_bn import ConvBN  # noqa: E402
 
 
 class ConvBNDrop(ConvBN):
