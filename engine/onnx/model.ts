@@ -683,6 +683,10 @@ export class OnnxModel {
     const buffers = env.buffers ?? this.buffers;
     const values = new Map<string, OnnxValue>();
     const foldable = new Set<string>();
+    // Values whose shapes follow from the plan's key (the input shapes) and constants alone: a shape-only op
+    // (Shape, Size) on one of them is folded. A value shaped by a graph input's data (Slice up to a fed index,
+    // Reshape to a fed shape) is not, or a later run with other data would reuse the first run's shape.
+    const shapeKnown = new Set<string>();
     const rng = new Rng((options.seed ?? 0) ^ 0x0d0e);
     const bufferUpdates = new Map<string, Tensor>();
     const retain = options.retainGrad === true ? null : new Set(options.retainGrad || []);
@@ -704,12 +708,14 @@ export class OnnxModel {
       put({ name, tensor: t, kind: 'buffer', node: null, outputIndex: 0, modulePath: moduleOf(name), folded: !isFloat(t.dtype) });
       if (!isFloat(t.dtype)) foldable.add(name);
     }
+    for (const name of values.keys()) shapeKnown.add(name); // inputs (shapes in the plan's key), parameters, buffers
 
     for (const node of this.liveNodes) {
       if (plan.foldedNodes.has(node.index)) {
         node.outputs.forEach((o, i) => {
           if (o === '') return;
           foldable.add(o);
+          shapeKnown.add(o);
           put({ name: o, tensor: plan.folded.get(o)!, kind: 'node', node, outputIndex: i, modulePath: node.modulePath, folded: true });
         });
         continue;
@@ -723,7 +729,9 @@ export class OnnxModel {
         return v.tensor;
       });
       const ctx = this.context(node, options, rng, env.dtype ?? this.floatDtype);
-      const isFolded = !handler.stochastic && (handler.shapeOnly || node.inputs.every((n) => n === '' || foldable.has(n)));
+      const shapeFrom = handler.shapeFrom;
+      const outputShapesKnown = node.inputs.every((n, i) => n === '' || foldable.has(n) || (shapeKnown.has(n) && !(shapeFrom === 'all' || shapeFrom?.includes(i))));
+      const isFolded = !handler.stochastic && ((handler.shapeOnly && outputShapesKnown) || node.inputs.every((n) => n === '' || foldable.has(n)));
       // Constant subgraphs (shapes, indices, masks) run on the host even under a device backend:
       // handlers read their values synchronously, and they are cached as host constants.
       const attempt = (inputs: (Tensor | null)[]) => (isFolded ? onHost(() => handler.run(ctx, inputs)) : handler.run(ctx, inputs));
@@ -765,6 +773,7 @@ export class OnnxModel {
           return;
         }
         const folded = isFolded && !t.requiresGrad;
+        if (outputShapesKnown || folded) shapeKnown.add(o);
         if (folded) {
           foldable.add(o);
           plan.folded.set(o, t);

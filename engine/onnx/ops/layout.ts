@@ -110,6 +110,7 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
   Identity: { run: (ctx, inputs) => need(ctx, inputs, 0, 'input') },
   Reshape: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'data');
       const shape = ctx.opset >= 5 ? shapeValues(ctx, need(ctx, inputs, 1, 'shape'), 'shape') : ctx.attrs.ints('shape');
@@ -127,10 +128,12 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
   },
   Squeeze: {
     nonDiff: [1],
+    shapeFrom: [1],
     run: (ctx, inputs) => squeezeAxes(ctx, need(ctx, inputs, 0, 'data'), axesArg(ctx, inputs, 13)),
   },
   Unsqueeze: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const axes = axesArg(ctx, inputs, 13);
       if (!axes) return ctx.fail('INVALID_MODEL', 'Unsqueeze needs axes');
@@ -159,6 +162,7 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
   },
   Split: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'input');
       const axis = axisOf(ctx, ctx.attrs.int('axis', 0), x.rank);
@@ -188,6 +192,7 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
   },
   Slice: {
     nonDiff: [1, 2, 3, 4],
+    shapeFrom: [1, 2, 3, 4],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'data');
       let starts: number[];
@@ -210,6 +215,7 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
   },
   Expand: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'input');
       const shape = shapeValues(ctx, need(ctx, inputs, 1, 'shape'), 'shape');
@@ -221,6 +227,7 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
   },
   Tile: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'input');
       const reps = shapeValues(ctx, need(ctx, inputs, 1, 'repeats'), 'repeats');
@@ -237,6 +244,7 @@ export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
   },
   Pad: {
     nonDiff: [1, 2, 3],
+    shapeFrom: [1, 3],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'data');
       const mode = ctx.attrs.string('mode', 'constant');
