@@ -236,7 +236,10 @@ test('nested scopes: an If inside a Loop body reads the body\'s values and the g
 
 test('liveness: a node whose value only a body reads runs; a parameter read only there is trainable', () => {
   const body: GraphSpec = {
-    nodes: [{ op: 'Add', inputs: ['h', 'w2'], outputs: ['h_new'] }, { op: 'Identity', inputs: ['c'], outputs: ['c_out'] }],
+    nodes: [
+      { op: 'Add', inputs: ['h', 'w2'], outputs: ['h_new'], metadata: { 'pkg.torch.onnx.name_scopes': "['', 'enc', 'add']", 'pkg.torch.onnx.class_hierarchy': "['__main__.Net', '__main__.Enc', 'aten.add.Tensor']" } },
+      { op: 'Identity', inputs: ['c'], outputs: ['c_out'] },
+    ],
     inputs: [{ name: 'i', type: DataType.INT64, dims: [] }, { name: 'c', type: DataType.BOOL, dims: [] }, { name: 'h', type: D }],
     outputs: [{ name: 'c_out', type: DataType.BOOL, dims: [] }, { name: 'h_new', type: D }],
   };
@@ -251,6 +254,9 @@ test('liveness: a node whose value only a body reads runs; a parameter read only
     initializers: [{ name: 'M', type: DataType.INT64, dims: [], values: [3] }, { name: 'w', type: D, dims: [2], values: [0.5, -2] }],
   }));
   assert.ok(model.liveNodes.some((n) => n.name === 'square'));
+  // Body nodes name modules and classes (dynamo metadata), though their per-iteration values belong to no module.
+  assert.equal(model.modules.get('enc')?.className, '__main__.Enc');
+  assert.deepEqual(model.modules.get('enc')?.nodes, []);
   assert.deepEqual([...model.parameters.keys()], ['w']);
   const run = model.run({ x: f64([1, 1], [2]) });
   backward(run.loss!);

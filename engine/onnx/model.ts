@@ -215,6 +215,13 @@ export interface ExecEnv {
   hostValues?: (t: Tensor) => Tensor;
 }
 
+/** Every node of the nodes' If / Loop / Scan bodies, nested ones included. */
+function bodyNodes(nodes: readonly OnnxNode[]): OnnxNode[] {
+  const out: OnnxNode[] = [];
+  for (const n of nodes) for (const sub of n.subgraphs ?? []) out.push(...sub.nodes, ...bodyNodes(sub.nodes));
+  return out;
+}
+
 /** What one run's nodes share (top-level and body nodes alike). */
 interface RunState {
   options: RunOptions;
@@ -433,7 +440,7 @@ export class OnnxModel {
         if (path !== undefined) (n as { modulePath: string }).modulePath = path;
       }
     }
-    const tree = buildModuleTree(this.graph.nodes, this.graph.initializerNames);
+    const tree = buildModuleTree(this.graph.nodes, this.graph.initializerNames, bodyNodes(this.liveNodes));
     this.moduleTree = tree.root;
     this.modules = tree.byPath;
     this.inputs = this.graph.inputs.map((spec) => this.inputSpec(spec));

@@ -65,7 +65,7 @@ result['cond_dynamo'] = [gold(cond, positive), gold(cond, negative)]
 
 loop = LoopNet()
 torch.onnx.export(torch.jit.script(loop), (x,), os.path.join(OUT, 'loop_legacy.onnx'), dynamo=False, opset_version=17,
-                  input_names=['x'], dynamic_axes={'x': {0: 'steps'}}, training=torch.onnx.TrainingMode.TRAINING,
+                  input_names=['x'], dynamic_axes={'x': {0: 'seq'}}, training=torch.onnx.TrainingMode.TRAINING,
                   do_constant_folding=False)
 result['loop_legacy'] = [gold(loop, x), gold(loop, torch.randn(6, 3))]
 
