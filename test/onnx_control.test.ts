@@ -200,38 +200,41 @@ test('If: the branch follows data; the gradient reaches only what the taken bran
   assert.ok(!g || g.data.every((v) => v === 0), 'the branch not taken gets no gradient');
 });
 
-test('nested scopes: an If inside a Loop body reads the body\'s values and the graph\'s; inner names shadow outer ones', () => {
-  // Loop 4 times: acc += (i is odd) ? x * k : x, where k is a graph initializer and the inner branch
-  // defines its own 'x2' (the outer graph has a different 'x2').
-  const odd: GraphSpec = { nodes: [{ op: 'Mul', inputs: ['x', 'k'], outputs: ['x2'] }, { op: 'Identity', inputs: ['x2'], outputs: ['r'] }], inputs: [], outputs: [{ name: 'r', type: D }] };
+test('nested scopes: an If inside a Loop body reads the body\'s values and the graph\'s; a body input shadows an outer name, a body node may not redefine one', () => {
+  // Loop 4 times: acc += (i is odd) ? x * k : x, where k is a graph initializer. The body's accumulator input
+  // is named 'x2' like the graph's own x2 = x * x: inside the body 'x2' is the accumulator (the innermost
+  // definition), outside it is x * x.
+  const odd = (out: string): GraphSpec => ({ nodes: [{ op: 'Mul', inputs: ['x', 'k'], outputs: [out] }, { op: 'Identity', inputs: [out], outputs: ['r'] }], inputs: [], outputs: [{ name: 'r', type: D }] });
   const even: GraphSpec = { nodes: [{ op: 'Identity', inputs: ['x'], outputs: ['r'] }], inputs: [], outputs: [{ name: 'r', type: D }] };
-  const body: GraphSpec = {
+  const body = (oddOut: string): GraphSpec => ({
     nodes: [
       { op: 'Mod', inputs: ['i', 'two'], outputs: ['m'] },
       { op: 'Equal', inputs: ['m', 'one'], outputs: ['is_odd'] },
-      { op: 'If', inputs: ['is_odd'], outputs: ['term'], attrs: { then_branch: { graph: odd }, else_branch: { graph: even } } },
-      { op: 'Add', inputs: ['acc', 'term'], outputs: ['acc_new'] },
+      { op: 'If', inputs: ['is_odd'], outputs: ['term'], attrs: { then_branch: { graph: odd(oddOut) }, else_branch: { graph: even } } },
+      { op: 'Add', inputs: ['x2', 'term'], outputs: ['acc_new'] },
       { op: 'Identity', inputs: ['c'], outputs: ['c_out'] },
     ],
-    inputs: [{ name: 'i', type: DataType.INT64, dims: [] }, { name: 'c', type: DataType.BOOL, dims: [] }, { name: 'acc', type: D }],
+    inputs: [{ name: 'i', type: DataType.INT64, dims: [] }, { name: 'c', type: DataType.BOOL, dims: [] }, { name: 'x2', type: D }],
     outputs: [{ name: 'c_out', type: DataType.BOOL, dims: [] }, { name: 'acc_new', type: D }],
     initializers: [{ name: 'two', type: DataType.INT64, dims: [], values: [2] }, { name: 'one', type: DataType.INT64, dims: [], values: [1] }],
-  };
-  const spec: ModelSpec = {
+  });
+  const spec = (oddOut: string): ModelSpec => ({
     nodes: [
       { op: 'Mul', inputs: ['x', 'x'], outputs: ['x2'] },
-      { op: 'Loop', inputs: ['M', '', 'zero'], outputs: ['acc'], attrs: { body: { graph: body } } },
+      { op: 'Loop', inputs: ['M', '', 'zero'], outputs: ['acc'], attrs: { body: { graph: body(oddOut) } } },
       { op: 'Add', inputs: ['acc', 'x2'], outputs: ['y'] },
     ],
     inputs: [{ name: 'x', type: D, dims: [2] }],
     outputs: [{ name: 'y', type: D }],
     initializers: [{ name: 'M', type: DataType.INT64, dims: [], values: [4] }, { name: 'zero', type: D, dims: [2], values: [0, 0] }, { name: 'k', type: D, dims: [2], values: [10, 100] }],
-  };
-  const model = loadOnnx(buildModel(spec));
+  });
+  const model = loadOnnx(buildModel(spec('xk')));
   assert.ok(model.parameters.has('k'), 'k, read only inside the nested branch, is trainable');
   const run = model.run({ x: f64([1, 2], [2]) }, { loss: 'none' });
   // i = 0..3: x + xk + x + xk = 2x + 2xk; plus the outer x2 = x*x
   assert.deepEqual([...run.value('y').data], [2 + 20 + 1, 4 + 400 + 4]);
+  // The inner branch's Mul writing 'x2' would assign a value of an enclosing graph again.
+  throwsCode(() => loadOnnx(buildModel(spec('x2'))), 'INVALID_MODEL', /node 'Mul_0' \(Mul\) in the then_branch of If node 'Loop_1\/body\/If_2' redefines 'x2'/);
 });
 
 test('liveness: a node whose value only a body reads runs; a parameter read only there is trainable', () => {

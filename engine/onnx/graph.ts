@@ -220,6 +220,7 @@ export function buildGraph(model: ModelProto): OnnxGraph {
   const implicit = protos.map(implicitReads);
   const reads = implicit.some((r) => r.length > 0) ? protos.map((p, i) => (implicit[i].length ? [...p.input, ...implicit[i]] : p.input)) : undefined;
   const order = topologicalOrder(protos, defined, producerOf, reads);
+  const scope: Scope = { has: (v) => defined.has(v) || producerOf.has(v) };
   const rank = new Int32Array(protos.length);
   order.forEach((protoIndex, index) => (rank[protoIndex] = index));
 
@@ -237,7 +238,7 @@ export function buildGraph(model: ModelProto): OnnxGraph {
     let name = p.name || `${p.opType}_${index}`;
     if (usedNames.has(name)) name = `${name}__${index}`;
     usedNames.add(name);
-    const node = makeNode(p, index, name, name, '');
+    const node = makeNode(p, index, name, name, '', undefined, scope);
     nodes[index] = node;
     // Implicit reads are uses too, in slots past the real inputs (so a parameter read only inside a body is live and trainable).
     const uses = node.implicitInputs ? [...p.input, ...node.implicitInputs] : p.input;
@@ -289,7 +290,12 @@ function implicitReads(p: NodeProto): string[] {
   return [...reads];
 }
 
-function makeNode(p: NodeProto, index: number, name: string, scopeName: string, outerPath: string, enclosing?: string): OnnxNode {
+/** The names visible where a node sits (its graph's and every enclosing graph's). */
+interface Scope {
+  has(name: string): boolean;
+}
+
+function makeNode(p: NodeProto, index: number, name: string, scopeName: string, outerPath: string, enclosing: string | undefined, visible: Scope): OnnxNode {
   const metadata: Record<string, string> = p.metadataProps.length ? Object.create(null) : NO_METADATA;
   for (const e of p.metadataProps) metadata[e.key] = e.value;
   const scope = nodeScope(scopeName, p.docString, metadata);
@@ -302,7 +308,7 @@ function makeNode(p: NodeProto, index: number, name: string, scopeName: string, 
   if (enclosing) node.enclosing = enclosing;
   const graphs = graphAttributes(p);
   if (graphs.length) {
-    node.subgraphs = graphs.map(({ attribute, graph }) => buildSubgraph(graph, attribute, node));
+    node.subgraphs = graphs.map(({ attribute, graph }) => buildSubgraph(graph, attribute, node, visible));
     const reads = new Set<string>();
     for (const sub of node.subgraphs) for (const v of sub.reads) reads.add(v);
     node.implicitInputs = [...reads];
@@ -313,9 +319,11 @@ function makeNode(p: NodeProto, index: number, name: string, scopeName: string, 
 /**
  * A body's view: its nodes in execution order, named `<owner>/<attribute>/<node>` so that every message
  * about one names the control-flow node around it. Names it reads but does not define come from the
- * enclosing scopes at run time (ONNX scoping: the innermost definition wins).
+ * enclosing scopes at run time. ONNX scoping (as onnx.checker applies it): a body's inputs and initializers
+ * may shadow an outer name (the innermost definition wins), its nodes' outputs may not (single assignment
+ * across nested graphs).
  */
-function buildSubgraph(g: GraphProto, attribute: string, owner: OnnxNode): OnnxSubgraph {
+function buildSubgraph(g: GraphProto, attribute: string, owner: OnnxNode, outer: Scope): OnnxSubgraph {
   const where = `the ${attribute} of ${owner.opType} node '${owner.name}'`;
   const local = new Set<string>();
   for (const name of [...g.input.map((v) => v.name), ...g.initializer.map((t) => t.name)]) {
@@ -328,6 +336,7 @@ function buildSubgraph(g: GraphProto, attribute: string, owner: OnnxNode): OnnxS
     for (const o of p.output) {
       if (o === '') continue;
       if (producerOf.has(o) || local.has(o)) throw invalid(`value '${o}' is defined twice in ${where}`);
+      if (outer.has(o)) throw invalid(`node '${g.node[i].name || g.node[i].opType}' (${g.node[i].opType}) in ${where} redefines '${o}', a value of an enclosing graph (ONNX values are assigned once, nested graphs included)`);
       producerOf.set(o, i);
     }
   });
@@ -337,13 +346,14 @@ function buildSubgraph(g: GraphProto, attribute: string, owner: OnnxNode): OnnxS
     for (const v of [...p.input, ...implicit[i]]) if (v !== '' && !local.has(v) && !producerOf.has(v)) reads.add(v);
   });
   const order = topologicalOrder(g.node, new Set([...local, ...reads]), producerOf, g.node.map((p, i) => [...p.input, ...implicit[i]]));
+  const innerScope: Scope = { has: (v) => local.has(v) || producerOf.has(v) || outer.has(v) };
   const used = new Set<string>();
   const nodes = order.map((protoIndex, index) => {
     const p = g.node[protoIndex];
     let inner = p.name || `${p.opType}_${index}`;
     if (used.has(inner)) inner = `${inner}__${index}`;
     used.add(inner);
-    return makeNode(p, index, `${owner.name}/${attribute}/${inner}`, inner, owner.modulePath, owner.enclosing ? `${where}, in ${owner.enclosing}` : where);
+    return makeNode(p, index, `${owner.name}/${attribute}/${inner}`, inner, owner.modulePath, owner.enclosing ? `${where}, in ${owner.enclosing}` : where, innerScope);
   });
   return { attribute, name: g.name, nodes, inputs: g.input.map(valueSpec), outputs: g.output.map(valueSpec), initializers: g.initializer, reads: [...reads] };
 }
