@@ -8,6 +8,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { loadOnnx, OnnxImportError, Tensor, backward, gradcheck } from '../engine';
+import { TensorOnDeviceError, readTensors } from '../engine/tensor';
+import { deviceScope } from '../engine/backend/dispatch';
+import { device, onDevice } from './fakeDevice';
 import { DataType } from '../engine/onnx/proto';
 import { LOOP_ITERATION_CAP } from '../engine/onnx/ops/control';
 import { GraphSpec, ModelSpec, NodeSpec, buildModel } from './onnx_builder';
@@ -375,4 +378,36 @@ describe('torch 2.13 exports with control flow: loss and gradients match PyTorch
       }
     });
   }
+});
+
+describe('control flow on a device backend (test/fakeDevice.ts, as under WebGPU)', () => {
+  test('a Loop whose body reads device-only values runs on the device and matches the host', async () => {
+    const model = loadOnnx(rnnModel(false));
+    const host = model.run({ x: f64(X, [2, 3]) }, { loss: 'none', dtype: 'float32' }).value('hs');
+    const hs = await deviceScope(async () => {
+      const x = Tensor.onDevice(device.device.upload(Float32Array.from(X)), device.device, [2, 3], 'float32');
+      const out = onDevice(() => model.run({ x }, { loss: 'none', dtype: 'float32' }).value('hs'));
+      assert.equal(out.hasHostData, false, 'the stacked scan output stays on the device');
+      await readTensors([out]);
+      return Float32Array.from(out.data);
+    });
+    assert.ok(maxAbsDiff(hs, host.data) < 1e-6);
+  });
+  test('an If whose condition lives on the device fails naming the If, with TensorOnDeviceError as cause (WebGPU reruns on the host)', async () => {
+    const branch = (op: string): GraphSpec => ({ nodes: [{ op, inputs: ['x'], outputs: ['r'] }], inputs: [], outputs: [{ name: 'r', type: DataType.FLOAT }] });
+    const model = loadOnnx(buildModel({
+      nodes: [{ op: 'If', inputs: ['c'], outputs: ['y'], name: 'choose', attrs: { then_branch: { graph: branch('Neg') }, else_branch: { graph: branch('Abs') } } }],
+      inputs: [{ name: 'c', type: DataType.BOOL, dims: [] }, { name: 'x', type: DataType.FLOAT, dims: [2] }],
+      outputs: [{ name: 'y', type: DataType.FLOAT }],
+    }));
+    await deviceScope(async () => {
+      const c = Tensor.onDevice(device.device.upload(Float32Array.from([1])), device.device, [], 'bool');
+      assert.throws(() => onDevice(() => model.run({ c, x: new Tensor(Float32Array.from([1, -2]), [2]) }, { loss: 'none' })), (e: unknown) => {
+        assert.ok(e instanceof OnnxImportError, String(e));
+        assert.equal(e.node?.name, 'choose');
+        assert.ok(e.cause instanceof TensorOnDeviceError, String(e.cause));
+        return true;
+      });
+    });
+  });
 });
