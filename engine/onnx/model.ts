@@ -12,7 +12,7 @@ import { formatShape, sizeOf } from '../shape';
 import { noGrad } from '../autograd';
 import * as E from '../ops';
 import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
-import { DataType, ModelProto, dataTypeName, decodeModel } from './proto';
+import { DataType, ModelProto, TensorProto, dataTypeName, decodeModel } from './proto';
 import { ExternalData, checkTensorValue, engineDtype, isFloatType, tensorFromProto } from './tensors';
 import { OnnxGraph, OnnxNode, OnnxSubgraph, OnnxValueSpec, buildGraph } from './graph';
 import { OPSET, OpHandler, isDifferentiableSlot } from './opset';
@@ -285,6 +285,7 @@ export class OnnxModel {
   /** 1 for a live node (by index), else 0. */
   private readonly liveIndex: Uint8Array;
   private readonly plans = new Map<string, Plan>();
+  private readonly bodyConstants = new Map<FloatDType, WeakMap<TensorProto, Tensor>>();
   private readonly nodeByName = new Map<string, OnnxNode>();
   private readonly inputSpecs = new Map<string, OnnxInputSpec>();
   private readonly outputNames: ReadonlySet<string>;
@@ -823,6 +824,15 @@ export class OnnxModel {
     return Array.isArray(result) ? (result as (Tensor | null)[]) : [result as Tensor | null];
   }
 
+  /** A body's initializer as a constant (no gradient: ONNX bodies hold constants, not parameters), decoded once per dtype. */
+  private bodyConstant(t: TensorProto, dtype: FloatDType, where: string): Tensor {
+    let byProto = this.bodyConstants.get(dtype);
+    if (!byProto) this.bodyConstants.set(dtype, (byProto = new WeakMap()));
+    let c = byProto.get(t);
+    if (!c) byProto.set(t, (c = tensorFromProto(t, dtype, `initializer '${t.name}' of ${where}`)));
+    return c;
+  }
+
   /** Whether any node of the node's bodies (nested ones included) is random: such a node is never folded. */
   private bodiesAreStochastic(node: OnnxNode): boolean {
     return (node.subgraphs ?? []).some((sub) => sub.nodes.some((n) => this.handler(n)?.stochastic || this.bodiesAreStochastic(n)));
@@ -843,7 +853,7 @@ export class OnnxModel {
       const t = inputs[i];
       if (t) local.set(v.name, t);
     });
-    for (const t of sub.initializers) local.set(t.name, tensorFromProto(t, state.dtype, `initializer '${t.name}' of ${where}`));
+    for (const t of sub.initializers) local.set(t.name, this.bodyConstant(t, state.dtype, where));
     const lookup = (name: string) => local.get(name) ?? outer(name);
     for (const node of sub.nodes) {
       const handler = this.handler(node);
