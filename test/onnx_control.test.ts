@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
-import { loadOnnx, OnnxImportError, Tensor, backward, gradcheck } from '../engine';
+import { loadOnnx, inspectOnnx, OnnxImportError, Tensor, backward, gradcheck } from '../engine';
 import { TensorOnDeviceError, readTensors } from '../engine/tensor';
 import { deviceScope } from '../engine/backend/dispatch';
 import { device, onDevice } from './fakeDevice';
@@ -410,4 +410,19 @@ describe('control flow on a device backend (test/fakeDevice.ts, as under WebGPU)
       });
     });
   });
+});
+
+test('inspection: a parameter of the branch not taken shows no gradient and says why', async () => {
+  const dir = path.join(repoRoot, 'test', 'fixtures', 'onnx');
+  const gold = JSON.parse(fs.readFileSync(path.join(dir, 'control_gold.json'), 'utf8')) as Record<string, { x: number[]; shape: number[] }[]>;
+  const positive = gold.cond_dynamo[0];
+  const report = await inspectOnnx(new Uint8Array(fs.readFileSync(path.join(dir, 'cond_dynamo.onnx'))), 'cond_dynamo.onnx', { dtype: 'float64', feeds: { x: f64(positive.x, positive.shape) } });
+  const params = new Map(report.modules.flatMap((m) => m.parameters).map((p) => [p.name, p]));
+  assert.ok(params.get('a.weight')!.grad!.norm > 0, 'the taken branch (sum(x) > 0: then) has gradients');
+  for (const name of ['b.weight', 'b.bias']) {
+    const p = params.get(name)!;
+    assert.ok(!p.grad || p.grad.norm === 0, `${name}: ${JSON.stringify(p.grad)}`);
+    assert.match(p.zeroReason ?? '', /read only inside the else_branch of If node 'node_cond__0': a run that takes the other branch/);
+  }
+  assert.equal(params.get('a.weight')!.zeroReason, undefined);
 });
