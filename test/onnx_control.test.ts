@@ -323,6 +323,10 @@ test('bodies: an unsupported op is named with the node that encloses it, at load
     assert.match(e.message, /in the body of Loop node 'the_loop'/);
     return true;
   });
+  // Body nodes are validated against the ONNX schemas like top-level ones.
+  const mistyped: GraphSpec = { ...passThrough, nodes: [passThrough.nodes[0], { op: 'Softmax', inputs: ['h'], outputs: ['h_new'], attrs: { axis: 0.5 } }] };
+  throwsCode(() => loadOnnx(loopModel(mistyped, ['M', '', 'x'], [{ name: 'M', type: DataType.INT64, dims: [], values: [1] }])), 'INVALID_MODEL',
+    /node 'the_loop\/body\/Softmax_1' \(Softmax\) in module <root> \(in the body of Loop node 'the_loop'\): attribute 'axis' must be an int/);
   const scanOut: GraphSpec = { ...passThrough, nodes: [...passThrough.nodes, { op: 'Identity', inputs: ['h'], outputs: ['y'] }], outputs: [...passThrough.outputs, { name: 'y', type: D, dims: null }] };
   const zero = loadOnnx(buildModel({
     nodes: [{ op: 'Loop', inputs: ['M', '', 'x'], outputs: ['h', 'ys'], name: 'the_loop', attrs: { body: { graph: scanOut } } }],
