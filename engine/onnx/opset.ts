@@ -23,12 +23,13 @@ import { LOSS_OPS } from './ops/loss';
 import { CONSTANT_OPS } from './ops/constants';
 import { ATTENTION_OPS } from './ops/attention';
 import { RESIZE_OPS } from './ops/resize';
+import { CONTROL_OPS } from './ops/control';
 
 export type { OpHandler, OpResult } from './ops/common';
 
 /** Every handler, by ONNX op type; each family lives in ops/<family>.ts, next to engine/ops/<family>.ts. */
 export const OPSET: Readonly<Record<string, OpHandler>> = Object.freeze(Object.assign(Object.create(null) as Record<string, OpHandler>,
-  ELEMENTWISE_OPS, MATMUL_OPS, LAYOUT_OPS, INDEXING_OPS, CONV_OPS, REDUCE_OPS, SOFTMAX_OPS, NORM_OPS, DROPOUT_OPS, LOSS_OPS, CONSTANT_OPS, ATTENTION_OPS, RESIZE_OPS));
+  ELEMENTWISE_OPS, MATMUL_OPS, LAYOUT_OPS, INDEXING_OPS, CONV_OPS, REDUCE_OPS, SOFTMAX_OPS, NORM_OPS, DROPOUT_OPS, LOSS_OPS, CONSTANT_OPS, ATTENTION_OPS, RESIZE_OPS, CONTROL_OPS));
 
 /** Op types of the default domain the importer maps (sorted). */
 export function supportedOps(): string[] {
