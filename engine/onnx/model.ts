@@ -787,7 +787,8 @@ export class OnnxModel {
   private context(node: OnnxNode, options: RunOptions, rng: Rng, dtype: FloatDType): OpContext {
     return {
       node,
-      attrs: node.attrs,
+      // float64: float attributes (eps, alpha) as the decimals PyTorch had, not float32-rounded (context.ts).
+      attrs: dtype === 'float64' ? node.attrs.asWritten() : node.attrs,
       opset: this.opsets[node.domain] ?? this.opsetVersion,
       producer: this.producer.name,
       dtype,
