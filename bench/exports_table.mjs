@@ -6,8 +6,11 @@
 //
 // Columns: loads; worst per-parameter relative gradient error against PyTorch float32 (engine float32) and against
 // PyTorch float64 (engine float64), over the parameters compared (those no note names as lost); parameters and
-// modules compared / named lost / wrong; the notes the export carries, by kind (r = restored, the numbers shown
-// are PyTorch's; ! = lost, a warning on the module's line). Not a test: it prints, it asserts nothing.
+// modules compared / named lost / wrong (both float32 and float64 runs; the test fails on any); the export-lost
+// warnings and export-restored infos the diagnosis shows; the notes the export carries, by kind (r = restored, the
+// numbers shown are PyTorch's; ! = lost). '(model-wide)': a note on the whole model (BatchNorm folded, metadata
+// lost) says no number is PyTorch's, so nothing is compared. Worst error: |got - want| / max(want, 1e-3 of the
+// largest PyTorch gradient norm). Not a test: it prints, it asserts nothing.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -41,17 +44,17 @@ for (const gold of loadGolds()) {
       lossErr64: c64.loss === undefined ? null : Math.abs(c64.loss - c64.wantLoss) / c64.wantLoss,
       params: `${count(c32, 'parameters', 'ok')}/${c32.parameters.length}`, lostParams: count(c32, 'parameters', 'lost'),
       modules: `${count(c32, 'modules', 'ok')}/${c32.modules.length}`, lostModules: count(c32, 'modules', 'lost'),
-      wrong: bad, modelWide: c32.modelWide,
+      wrong: bad, modelWide: c32.modelWide, warnings: c32.warnings, infos: c32.infos,
       notes: [...kinds].map(([k, n]) => `${k}×${n}`).join(', ') || '—',
     });
   }
 }
 
-const header = ['model', 'variant', 'exporter', 'loads', 'worst ∇ err f32', 'worst ∇ err f64', 'loss err f32', 'loss err f64', 'params ok', 'params lost', 'modules ok', 'modules lost', 'wrong', 'notes (kind × count; r restored, ! warning)'];
+const header = ['model', 'variant', 'exporter', 'loads', 'worst ∇ err f32', 'worst ∇ err f64', 'loss err f32', 'loss err f64', 'params ok', 'params lost', 'modules ok', 'modules lost', 'wrong', 'warnings / infos shown', 'notes (kind × count; r restored, ! lost)'];
 const lines = [header, header.map(() => '---')];
 for (const r of rows) {
   lines.push([r.model, r.variant, r.exporter, r.loads, fmt(r.worst32), fmt(r.worst64), fmt(r.lossErr32), fmt(r.lossErr64), r.params, String(r.lostParams),
-    r.modules, String(r.lostModules), String(r.wrong), (r.modelWide ? '(model-wide) ' : '') + r.notes]);
+    r.modules, String(r.lostModules), String(r.wrong), `${r.warnings} / ${r.infos}`, (r.modelWide ? '(model-wide) ' : '') + r.notes]);
 }
 console.log(lines.map((l) => `| ${l.join(' | ')} |`).join('\n'));
 const json = flag('json');

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FloatDType, inspectOnnx, loadOnnx, Tensor } from '../engine';
+import { diagnose, FloatDType, inspectOnnx, loadOnnx, Tensor } from '../engine';
 import type { ExportNote } from '../engine/onnx/identity';
 import { ModelFileSystem, readModelFiles } from '../extension/modelFiles';
 import { repoRoot } from './helpers';
@@ -74,7 +74,10 @@ export interface ModuleCheck {
   gradNorm: number | null;
   wantGradNorm: number;
   relError: number;
-  /** 'ok' equal; 'lost' a note names a parameter under it as lost (or the model-wide note); 'wrong' otherwise. */
+  /**
+   * 'ok' equal; 'lost' equal to PyTorch's less exactly the parameters the notes name as lost, or under the
+   * model-wide note; 'wrong' otherwise.
+   */
   status: 'ok' | 'lost' | 'wrong';
 }
 
@@ -93,6 +96,9 @@ export interface ExportCheck {
   modelWide: boolean;
   /** Trainable names that are not PyTorch parameters and no note names. */
   strangers: string[];
+  /** What the product shows for the export's notes: the diagnosis's warnings (lost) and infos (restored). */
+  warnings: number;
+  infos: number;
 }
 
 function l2(values: ArrayLike<number>): number {
@@ -111,7 +117,7 @@ const under = (name: string, modulePath: string) => modulePath === '' || name.st
 export async function checkExport(gold: Gold, file: string, dtype: FloatDType): Promise<ExportCheck> {
   const wantLoss = gold.loss[dtype];
   const lossTolerance = (dtype === 'float32' ? 1e-5 : gold.float32OpsInFloat64?.length ? 1e-6 : 1e-9) * Math.max(1, wantLoss);
-  const check: ExportCheck = { file, dtype, loads: false, wantLoss, lossTolerance, parameters: [], modules: [], notes: [], modelWide: false, strangers: [] };
+  const check: ExportCheck = { file, dtype, loads: false, wantLoss, lossTolerance, parameters: [], modules: [], notes: [], modelWide: false, strangers: [], warnings: 0, infos: 0 };
   let report;
   const gradients = new Map<string, ArrayLike<number>>();
   try {
@@ -129,6 +135,9 @@ export async function checkExport(gold: Gold, file: string, dtype: FloatDType): 
     return check;
   }
   check.loss = report.loss.value;
+  const findings = diagnose(report);
+  check.warnings = findings.filter((f) => f.kind === 'export-lost' && f.severity === 'warning').length;
+  check.infos = findings.filter((f) => f.kind === 'export-restored').length;
   const notes = check.notes.filter((n) => !n.restored);
   const lost = new Set(notes.flatMap((n) => n.parameters));
   // A note on the whole model naming no parameter (BatchNorm folded, metadata lost): no number is PyTorch's.
@@ -161,22 +170,22 @@ export async function checkExport(gold: Gold, file: string, dtype: FloatDType): 
   // Per module: PyTorch's sum(p.numel() for p in module.parameters()) and the norm of their gradients (tied
   // parameters once per module, under whichever name the module holds them).
   const torchNames = [...Object.keys(gold.parameters), ...Object.keys(gold.aliases)];
+  const gradOf = (n: string) => (dtype === 'float32' ? gold.parameters[n].grad32 : gold.parameters[n].grad64) ?? 0;
+  const toleranceOf = new Map(check.parameters.map((c) => [c.name, c.tolerance]));
   for (const m of report.modules) {
     const mine = new Set(torchNames.filter((n) => under(n, m.path)).map(torchName));
-    let wantCount = 0;
-    let wantSq = 0;
-    for (const n of mine) {
-      wantCount += gold.parameters[n].numel;
-      wantSq += ((dtype === 'float32' ? gold.parameters[n].grad32 : gold.parameters[n].grad64) ?? 0) ** 2;
-    }
-    const wantGradNorm = Math.sqrt(wantSq);
+    const kept = [...mine].filter((n) => !lost.has(n));
+    const count = (names: string[]) => names.reduce((s, n) => s + gold.parameters[n].numel, 0);
+    const norm = (names: string[]) => Math.sqrt(names.reduce((s, n) => s + gradOf(n) ** 2, 0));
+    const wantCount = count([...mine]);
+    const wantGradNorm = norm([...mine]);
     const gradNorm = m.gradNorm;
     const relError = wantGradNorm === 0 ? (gradNorm ?? 0) === 0 ? 0 : Infinity : Math.abs((gradNorm ?? 0) - wantGradNorm) / wantGradNorm;
     // The module's tolerance: its parameters' tolerances combined (each parameter's error adds at most its own).
-    const tolerance = Math.sqrt([...mine].reduce((s, n) => s + (check.parameters.find((c) => c.name === n)!.tolerance) ** 2, 0)) + 1e-12;
-    const namesLost = check.modelWide || [...lost].some((n) => under(n, m.path)) || notes.some((n) => n.modulePath === m.path || under(n.modulePath, m.path) && n.modulePath !== '');
-    const equal = m.parameterCount === wantCount && Math.abs((gradNorm ?? 0) - wantGradNorm) <= tolerance;
-    check.modules.push({ path: m.path, count: m.parameterCount, wantCount, gradNorm, wantGradNorm, relError, status: equal ? 'ok' : namesLost ? 'lost' : 'wrong' });
+    const tolerance = Math.sqrt([...mine].reduce((s, n) => s + toleranceOf.get(n)! ** 2, 0)) + 1e-12;
+    const matches = (names: string[]) => m.parameterCount === count(names) && Math.abs((gradNorm ?? 0) - norm(names)) <= tolerance;
+    const status = matches([...mine]) ? 'ok' : check.modelWide || (kept.length < mine.size && matches(kept)) ? 'lost' : 'wrong';
+    check.modules.push({ path: m.path, count: m.parameterCount, wantCount, gradNorm, wantGradNorm, relError, status });
   }
   return check;
 }
