@@ -183,6 +183,7 @@ export class InspectionRecorder {
       list.push(r);
       paramReports.set(path, list);
     };
+    const names = new Set(this.params.map((p) => p.name));
     for (const p of this.params) {
       const r = parameterReport(p);
       listIn(p.modulePath, r);
@@ -190,7 +191,8 @@ export class InspectionRecorder {
       // it counts once in every module above any of them, as PyTorch's module.parameters() does.
       const holders = new Set(ancestors(p.modulePath));
       for (const m of p.tiedIn ?? []) {
-        listIn(m, { ...r, name: `${m}.${p.name.slice(p.name.lastIndexOf('.') + 1)}`, tiedTo: p.name });
+        const alias = `${m}.${p.name.slice(p.name.lastIndexOf('.') + 1)}`;
+        listIn(m, { ...r, name: names.has(alias) ? p.name : alias, tiedTo: p.name });
         for (const a of ancestors(m)) holders.add(a);
       }
       for (const a of holders) {
