@@ -2,7 +2,7 @@
 // inspected in float32 and float64 and compared with PyTorch per parameter and per module, by the same checks as
 // test/exports.gold.test.ts (test/exportMatrix.ts).
 //
-//   npx tsc -p tsconfig.json && node bench/exports_table.mjs [--json=out.json] [--only=gpt2,t5]
+//   npx tsc -p tsconfig.json && node bench/exports_table.mjs [--json=out.json] [--only=gpt2,t5] [--backend=wasm]
 //
 // Columns: loads; worst per-parameter relative gradient error against PyTorch float32 (engine float32) and against
 // PyTorch float64 (engine float64), over the parameters compared (those no note names as lost); parameters and
@@ -21,6 +21,13 @@ const { loadGolds, checkExport, worstError } = require(join(root, 'build', 'test
 
 const flag = (name) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const only = (flag('only') ?? '').split(',').filter(Boolean);
+// --backend=wasm: the WebAssembly SIMD kernels the extension runs (default: the TypeScript reference backend).
+if (flag('backend') === 'wasm') {
+  const { setBackend } = require(join(root, 'build', 'engine', 'index.js'));
+  const { WASM_KERNEL_FILES } = require(join(root, 'build', 'engine', 'backend', 'wasm', 'index.js'));
+  const { loadWasmBackendNode } = require(join(root, 'build', 'engine', 'backend', 'wasm', 'node.js'));
+  setBackend(await loadWasmBackendNode(WASM_KERNEL_FILES.simd));
+}
 
 const fmt = (x) => (x === null ? '—' : x === 0 ? '0' : x.toExponential(1));
 const rows = [];

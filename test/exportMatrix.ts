@@ -96,6 +96,8 @@ export interface ExportCheck {
   modelWide: boolean;
   /** Trainable names that are not PyTorch parameters and no note names. */
   strangers: string[];
+  /** The backend the inspection ran on. */
+  backend?: string;
   /** What the product shows for the export's notes: the diagnosis's warnings (lost) and infos (restored). */
   warnings: number;
   infos: number;
@@ -135,6 +137,7 @@ export async function checkExport(gold: Gold, file: string, dtype: FloatDType): 
     return check;
   }
   check.loss = report.loss.value;
+  check.backend = report.backend;
   const findings = diagnose(report);
   check.warnings = findings.filter((f) => f.kind === 'export-lost' && f.severity === 'warning').length;
   check.infos = findings.filter((f) => f.kind === 'export-restored').length;

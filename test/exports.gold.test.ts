@@ -10,11 +10,14 @@
  * says, in a note that is not marked restored, what the export did to it. No anonymous exporter constant is
  * trainable. bench/exports_table.mjs prints the same checks as a table.
  */
-import { test, describe } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { diagnose, FloatDType, inspectOnnx, loadOnnx, Tensor } from '../engine';
+import { diagnose, FloatDType, getBackend, inspectOnnx, loadOnnx, setBackend, Tensor } from '../engine';
+import type { Backend } from '../engine/backend/backend';
+import { WASM_KERNEL_FILES } from '../engine/backend/wasm';
+import { loadWasmBackendNode } from '../engine/backend/wasm/node';
 import { OnnxTrainer } from '../engine/train';
 import { readModelFiles } from '../extension/modelFiles';
 import { repoRoot } from './helpers';
@@ -22,9 +25,36 @@ import { withModuleKinds } from '../engine/inspect/report';
 import { createPythonParser, indexPythonSource } from '../extension/sourceMap';
 import { documentMapping } from '../extension/sourceMapper';
 import { sourceKinds } from '../extension/sourceAnchors';
-import { checkExport, EXPORTS_DIR as DIR, feedsOf, loadGolds, nodeFs } from './exportMatrix';
+import { checkExport, EXPORTS_DIR as DIR, feedsOf, Gold, loadGolds, nodeFs } from './exportMatrix';
 
 const golds = loadGolds();
+
+/** Every PyTorch parameter and every module shown has PyTorch's gradient and count, or differs by what a note names. */
+async function assertLikePyTorch(gold: Gold, file: string, dtype: FloatDType, backend?: string): Promise<void> {
+  const c = await checkExport(gold, file, dtype);
+  const what = `${file} ${dtype}${backend ? ` ${backend}` : ''}`;
+  assert.ok(c.loads, `${file}: ${c.error}`);
+  if (backend) assert.equal(c.backend, backend);
+  // Nothing trainable that PyTorch does not have (anonymous constants such as val_24, expand, embedding_1), except
+  // a layer's weights the exporter folded under an anonymous name, which a note names as not PyTorch's.
+  assert.deepEqual(c.strangers, [], `${file}: trainable but not PyTorch parameters`);
+  for (const p of c.parameters) {
+    assert.notEqual(p.status, 'missing', `${file}: PyTorch parameter ${p.name} is missing and no note names it`);
+    assert.notEqual(p.status, 'wrong', `${what}: ‖∇${p.name}‖ = ${p.got}, PyTorch ${p.want} (tolerance ${p.tolerance})`);
+  }
+  for (const m of c.modules) {
+    assert.notEqual(m.status, 'wrong', `${what}: module '${m.path}' shows ${m.count} parameters, ‖∇‖ ${m.gradNorm}; PyTorch ${m.wantCount}, ${m.wantGradNorm}`);
+  }
+  if (!c.modelWide) {
+    assert.ok(Math.abs(c.loss! - c.wantLoss) <= c.lossTolerance, `${what}: loss ${c.loss}, PyTorch ${c.wantLoss}`);
+    const checked = c.parameters.filter((p) => p.status === 'ok').length;
+    assert.ok(checked >= c.parameters.length / 2, `${file}: only ${checked} parameters checked`);
+    // The whole model's count is PyTorch's less what the notes name as lost.
+    const lost = new Set(c.notes.filter((n) => !n.restored).flatMap((n) => n.parameters));
+    const root = c.modules.find((m) => m.path === '');
+    if (root) assert.equal(root.count, Object.entries(gold.parameters).filter(([n]) => !lost.has(n)).reduce((s, [, p]) => s + p.numel, 0));
+  }
+}
 
 describe('torch 2.13 exports: every parameter and module has PyTorch\'s gradient and count, or a note saying what the export lost', () => {
   test('the matrix: every model through the three exporters, the text models at library init and perturbed', () => {
@@ -37,33 +67,20 @@ describe('torch 2.13 exports: every parameter and module has PyTorch\'s gradient
 
   for (const gold of golds) {
     for (const file of gold.exports) {
-      for (const dtype of ['float32', 'float64'] as FloatDType[]) {
-        test(`${file} (${dtype})`, async () => {
-          const c = await checkExport(gold, file, dtype);
-          assert.ok(c.loads, `${file}: ${c.error}`);
-          // Nothing trainable that PyTorch does not have (anonymous constants such as val_24, expand, embedding_1), except
-          // a layer's weights the exporter folded under an anonymous name, which a note names as not PyTorch's.
-          assert.deepEqual(c.strangers, [], `${file}: trainable but not PyTorch parameters`);
-          for (const p of c.parameters) {
-            assert.notEqual(p.status, 'missing', `${file}: PyTorch parameter ${p.name} is missing and no note names it`);
-            assert.notEqual(p.status, 'wrong', `${file} ${dtype}: ‖∇${p.name}‖ = ${p.got}, PyTorch ${p.want} (tolerance ${p.tolerance})`);
-          }
-          for (const m of c.modules) {
-            assert.notEqual(m.status, 'wrong', `${file} ${dtype}: module '${m.path}' shows ${m.count} parameters, ‖∇‖ ${m.gradNorm}; PyTorch ${m.wantCount}, ${m.wantGradNorm}`);
-          }
-          if (!c.modelWide) {
-            assert.ok(Math.abs(c.loss! - c.wantLoss) <= c.lossTolerance, `${file} ${dtype}: loss ${c.loss}, PyTorch ${c.wantLoss}`);
-            const checked = c.parameters.filter((p) => p.status === 'ok').length;
-            assert.ok(checked >= c.parameters.length / 2, `${file}: only ${checked} parameters checked`);
-            // The whole model's count is PyTorch's less what the notes name as lost.
-            const lost = new Set(c.notes.filter((n) => !n.restored).flatMap((n) => n.parameters));
-            const root = c.modules.find((m) => m.path === '');
-            if (root) assert.equal(root.count, Object.entries(gold.parameters).filter(([n]) => !lost.has(n)).reduce((s, [, p]) => s + p.numel, 0));
-          }
-        });
-      }
+      for (const dtype of ['float32', 'float64'] as FloatDType[]) test(`${file} (${dtype})`, () => assertLikePyTorch(gold, file, dtype));
     }
   }
+
+  // The WebAssembly SIMD kernels the extension runs, float32.
+  describe('on the wasm-simd backend', () => {
+    let previous: Backend;
+    before(async () => {
+      previous = getBackend();
+      setBackend(await loadWasmBackendNode(WASM_KERNEL_FILES.simd));
+    });
+    after(() => setBackend(previous));
+    for (const gold of golds) for (const file of gold.exports) test(`${file} (float32, wasm-simd)`, () => assertLikePyTorch(gold, file, 'float32', 'wasm-simd'));
+  });
 
   // A Conv-BN + Dropout model exported after model.eval(), with both exporters: the inspection runs it as PyTorch
   // trains it by default (batch statistics) and as model.eval() runs it with mode 'eval'.
