@@ -1,134 +1,87 @@
 /**
- * Models exported the way torch 2.13 exports them (test/gold/exporters/export_zoo.py: a hand-written
- * ViT, GPT-2 and BERT from transformers' configs with an attention mask, a Conv-BatchNorm net; the
- * dynamo exporter with its defaults — optimize=True, weights in model.onnx.data — and with
- * optimize=False, and the legacy exporter) are read the way the extension reads them (with their
- * external data), run and differentiated, and every PyTorch parameter is checked: its gradient norm
- * equals PyTorch's (float32: 1e-4 relative, or PyTorch's own float32-vs-float64 difference where larger;
- * float64: 1e-6 relative), or the model says, in a note that is not marked restored, what the export
- * did to it. No anonymous exporter constant is trainable.
+ * Models exported the way torch 2.13 exports them (test/gold/exporters/export_zoo.py: a hand-written ViT,
+ * GPT-2, BERT, LLaMA, Qwen2 and T5 from transformers' configs with an attention mask, timm's ViT,
+ * torchvision's MobileNetV3, a Conv-BatchNorm net; each through the dynamo exporter with its defaults —
+ * optimize=True, weights in model.onnx.data — and with optimize=False, and through the legacy exporter; at
+ * library init, where optimize=True merges equal initializers, and perturbed) are read the way the extension
+ * reads them (with their external data) and inspected, and every PyTorch parameter and every module the report
+ * shows is checked (test/exportMatrix.ts): gradient norm and parameter count equal PyTorch's (float32: 1e-4
+ * relative, or PyTorch's own float32-vs-float64 difference where larger; float64: 1e-6 relative), or the model
+ * says, in a note that is not marked restored, what the export did to it. No anonymous exporter constant is
+ * trainable. bench/exports_table.mjs prints the same checks as a table.
  */
-import { test, describe } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { backward, crossEntropy, diagnose, FloatDType, inspectOnnx, loadOnnx, OnnxModel, reshape, Tensor } from '../engine';
+import { diagnose, FloatDType, getBackend, inspectOnnx, loadOnnx, setBackend, Tensor } from '../engine';
+import type { Backend } from '../engine/backend/backend';
+import { WASM_KERNEL_FILES } from '../engine/backend/wasm';
+import { loadWasmBackendNode } from '../engine/backend/wasm/node';
 import { OnnxTrainer } from '../engine/train';
-import { ModelFileSystem, readModelFiles } from '../extension/modelFiles';
+import { readModelFiles } from '../extension/modelFiles';
 import { repoRoot } from './helpers';
 import { withModuleKinds } from '../engine/inspect/report';
 import { createPythonParser, indexPythonSource } from '../extension/sourceMap';
 import { documentMapping } from '../extension/sourceMapper';
 import { sourceKinds } from '../extension/sourceAnchors';
+import { checkExport, EXPORTS_DIR as DIR, feedsOf, Gold, loadGolds, nodeFs } from './exportMatrix';
 
-const DIR = path.join(repoRoot, 'test', 'fixtures', 'exports');
+const golds = loadGolds();
 
-interface Gold {
-  model: string;
-  variant: string;
-  /** Values as numbers, or (large float32 inputs) base64 of their little-endian float32 bytes. */
-  inputs: Record<string, { shape: number[]; dtype: string; data?: number[]; float32?: string }>;
-  targets: { shape: number[]; data: number[] };
-  loss: { float32: number; float64: number };
-  /** Ops PyTorch's float64 forward computes in float32 anyway (T5's LayerNorm variance): its float64 loss is no better. */
-  float32OpsInFloat64?: string[];
-  parameters: Record<string, { numel: number; grad32: number | null; grad64: number | null }>;
-  aliases: Record<string, string>;
-  exports: string[];
-  /** PyTorch in eval mode (fixtures exported after model.eval()). */
-  eval?: { loss: { float32: number; float64: number }; parameters: Record<string, { grad32: number | null; grad64: number | null }> };
-}
-
-const nodeFs: ModelFileSystem = {
-  async stat(p) {
-    const s = await fs.promises.lstat(p);
-    return { type: s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : s.isDirectory() ? 'directory' : 'other', size: s.size };
-  },
-  read: async (p) => new Uint8Array(await fs.promises.readFile(p)),
-};
-
-function norm(t: Tensor | null): number | null {
-  if (!t) return null;
-  let s = 0;
-  for (let i = 0; i < t.size; i++) s += t.data[i] * t.data[i];
-  return Math.sqrt(s);
-}
-
-function feedsOf(gold: Gold): Record<string, ArrayLike<number>> {
-  const feeds: Record<string, ArrayLike<number>> = {};
-  for (const [k, v] of Object.entries(gold.inputs)) {
-    if (v.data) feeds[k] = v.data;
-    else {
-      const bytes = Buffer.from(v.float32!, 'base64');
-      feeds[k] = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-    }
+/** Every PyTorch parameter and every module shown has PyTorch's gradient and count, or differs by what a note names. */
+async function assertLikePyTorch(gold: Gold, file: string, dtype: FloatDType, backend?: string): Promise<void> {
+  const c = await checkExport(gold, file, dtype);
+  const what = `${file} ${dtype}${backend ? ` ${backend}` : ''}`;
+  assert.ok(c.loads, `${file}: ${c.error}`);
+  if (backend) assert.equal(c.backend, backend);
+  // Nothing trainable that PyTorch does not have (anonymous constants such as val_24, expand, embedding_1), except
+  // a layer's weights the exporter folded under an anonymous name, which a note names as not PyTorch's.
+  assert.deepEqual(c.strangers, [], `${file}: trainable but not PyTorch parameters`);
+  for (const p of c.parameters) {
+    assert.notEqual(p.status, 'missing', `${file}: PyTorch parameter ${p.name} is missing and no note names it`);
+    assert.notEqual(p.status, 'wrong', `${what}: ‖∇${p.name}‖ = ${p.got}, PyTorch ${p.want} (tolerance ${p.tolerance})`);
   }
-  return feeds;
+  for (const m of c.modules) {
+    assert.notEqual(m.status, 'wrong', `${what}: module '${m.path}' shows ${m.count} parameters, ‖∇‖ ${m.gradNorm}; PyTorch ${m.wantCount}, ${m.wantGradNorm}`);
+  }
+  if (!c.modelWide) {
+    assert.ok(Math.abs(c.loss! - c.wantLoss) <= c.lossTolerance, `${what}: loss ${c.loss}, PyTorch ${c.wantLoss}`);
+    const checked = c.parameters.filter((p) => p.status === 'ok').length;
+    assert.ok(checked >= c.parameters.length / 2, `${file}: only ${checked} parameters checked`);
+    // The whole model's count is PyTorch's less what the notes name as lost (with the metadata lost, merged parameters
+    // cannot be told apart, and that note is on the model).
+    const lost = new Set(c.notes.filter((n) => !n.restored).flatMap((n) => n.parameters));
+    const root = c.modules.find((m) => m.path === '');
+    if (root && !c.metadataLost) assert.equal(root.count, Object.entries(gold.parameters).filter(([n]) => !lost.has(n)).reduce((s, [, p]) => s + p.numel, 0));
+  }
 }
 
-/**
- * Loss and per-parameter gradient norms of one engine run with the fixture's inputs and targets, in train mode
- * (what an inspection does by default: batch statistics, dropout as in training) or eval mode.
- */
-function run(model: OnnxModel, gold: Gold, mode: 'train' | 'eval' = 'train'): { loss: number; grads: Map<string, number | null> } {
-  const output = model.outputs[0].name;
-  const targets = new Tensor(Int32Array.from(gold.targets.data), [gold.targets.data.length]);
-  const r = model.run(feedsOf(gold), {
-    training: mode === 'train',
-    loss: (ctx) => {
-      const y = ctx.outputs.get(output)!;
-      return crossEntropy(reshape(y, [-1, y.shape[y.rank - 1]]), targets);
-    },
+describe('torch 2.13 exports: every parameter and module has PyTorch\'s gradient and count, or a note saying what the export lost', () => {
+  test('the matrix: every model through the three exporters, the text models at library init and perturbed', () => {
+    const has = (model: string, variant: string, exporter: string) => golds.some((g) => g.model === model && g.variant === variant && g.exports.includes(`${model}_${variant}_${exporter}.onnx`));
+    for (const model of ['vit', 'gpt2', 'bert', 'llama', 'qwen2', 't5', 'timm_vit', 'tv_mobilenet_v3', 'cnn_bn']) {
+      for (const exporter of ['dynamo', 'noopt', 'legacy']) assert.ok(['init', 'perturbed'].some((v) => has(model, v, exporter)), `${model}: no ${exporter} export`);
+    }
+    for (const model of ['gpt2', 'bert', 'llama', 'qwen2', 't5']) for (const v of ['init', 'perturbed']) assert.ok(has(model, v, 'dynamo'), `${model} ${v}: no dynamo export`);
   });
-  backward(r.loss!);
-  return { loss: r.loss!.item(), grads: new Map([...model.parameters].map(([n, p]) => [n, norm(p.grad)])) };
-}
 
-const golds = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(fs.readFileSync(path.join(DIR, f), 'utf8')) as Gold);
-
-describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note saying what the export lost', () => {
   for (const gold of golds) {
     for (const file of gold.exports) {
-      for (const dtype of ['float32', 'float64'] as FloatDType[]) {
-        test(`${file} (${dtype})`, async () => {
-          const files = await readModelFiles(path.join(DIR, file), nodeFs);
-          const model = loadOnnx(files.bytes, { externalData: files.externalData, dtype });
-          const { loss, grads } = run(model, gold);
-          const lost = new Set(model.exportNotes.filter((n) => !n.restored).flatMap((n) => n.parameters));
-          // A note on the whole model (BatchNorm folded into convolutions, metadata lost) says the numbers are not PyTorch's.
-          const modelWide = model.exportNotes.some((n) => !n.restored && n.modulePath === '');
-          const names = new Map<string, string>(); // engine name -> PyTorch name (first of tied names)
-          for (const n of grads.keys()) names.set(n, gold.aliases[n] ?? n);
-          // Nothing trainable that PyTorch does not have (anonymous constants such as val_24, expand, embedding_1), except
-          // a layer's weights the exporter folded under an anonymous name, which a note names as not PyTorch's.
-          for (const [engineName, torchName] of names) assert.ok(gold.parameters[torchName] || lost.has(engineName), `${file}: '${engineName}' is trainable but is not a PyTorch parameter`);
-          const maxNorm = Math.max(...Object.values(gold.parameters).map((p) => p.grad64 ?? 0));
-          const checked: string[] = [];
-          for (const [name, p] of Object.entries(gold.parameters)) {
-            const engineName = [...names].find(([, t]) => t === name)?.[0];
-            if (engineName === undefined) {
-              assert.ok(lost.has(name) || modelWide || (p.grad64 ?? 0) === 0, `${file}: PyTorch parameter ${name} is missing and no note names it`);
-              continue;
-            }
-            if (lost.has(name) || modelWide) continue;
-            const want = dtype === 'float32' ? p.grad32! : p.grad64!;
-            const got = grads.get(engineName)!;
-            const tol = dtype === 'float32'
-              ? Math.max(1e-4 * want, 2 * Math.abs(p.grad32! - p.grad64!), 1e-6 * maxNorm)
-              : Math.max(1e-6 * want, 1e-9 * maxNorm);
-            assert.ok(got !== null && Math.abs(got - want) <= tol, `${file} ${dtype}: ‖∇${name}‖ = ${got}, PyTorch ${want} (tolerance ${tol})`);
-            checked.push(name);
-          }
-          if (!modelWide) {
-            // float64: 1e-9, or the issue's 1e-6 where PyTorch's own float64 run computes some ops in float32.
-            const lossTol = dtype === 'float32' ? 1e-5 : gold.float32OpsInFloat64?.length ? 1e-6 : 1e-9;
-            assert.ok(Math.abs(loss - gold.loss[dtype]) <= lossTol * Math.max(1, gold.loss[dtype]), `${file} ${dtype}: loss ${loss}, PyTorch ${gold.loss[dtype]}`);
-            assert.ok(checked.length >= Object.keys(gold.parameters).length / 2, `${file}: only ${checked.length} parameters checked`);
-          }
-        });
-      }
+      for (const dtype of ['float32', 'float64'] as FloatDType[]) test(`${file} (${dtype})`, () => assertLikePyTorch(gold, file, dtype));
     }
   }
+
+  // The WebAssembly SIMD kernels the extension runs, float32.
+  describe('on the wasm-simd backend', () => {
+    let previous: Backend;
+    before(async () => {
+      previous = getBackend();
+      setBackend(await loadWasmBackendNode(WASM_KERNEL_FILES.simd));
+    });
+    after(() => setBackend(previous));
+    for (const gold of golds) for (const file of gold.exports) test(`${file} (float32, wasm-simd)`, () => assertLikePyTorch(gold, file, 'float32', 'wasm-simd'));
+  });
 
   // A Conv-BN + Dropout model exported after model.eval(), with both exporters: the inspection runs it as PyTorch
   // trains it by default (batch statistics) and as model.eval() runs it with mode 'eval'.
@@ -292,10 +245,16 @@ describe('torch 2.13 exports: every parameter has PyTorch\'s gradient or a note 
     // wpe has no node left (folded into a constant): its warning goes to the nearest module the report has.
     assert.ok(lost.some((f) => /transformer\.wpe\.weight/.test(f.message) && report.modules.some((m) => m.path === f.modulePath)));
     assert.ok(lost.some((f) => f.modulePath === 'transformer.h.0.attn.c_attn' && /dropped/.test(f.message)));
+    // The tied weight (PyTorch's lm_head.weight is transformer.wte.weight) is on both modules, with its one gradient.
+    const tied = (p: string) => report.modules.find((m) => m.path === p)!;
+    assert.deepEqual(tied('transformer.wte').parameters.map((p) => [p.name, p.tiedTo]), [['transformer.wte.weight', 'lm_head.weight']]);
+    assert.deepEqual(tied('lm_head').parameters.map((p) => [p.name, p.tiedTo]), [['lm_head.weight', undefined]]);
+    assert.equal(tied('transformer.wte').parameterCount, 64 * 16);
+    assert.equal(tied('transformer.wte').gradNorm, tied('lm_head').gradNorm);
     const restored = findings.filter((f) => f.kind === 'export-restored');
     assert.ok(restored.length > 0 && restored.every((f) => f.severity === 'info'));
     // No exporter constant in the parameter count: PyTorch's count minus what the notes say was lost.
-    const torch = golds.find((g) => g.model === 'gpt2')!;
+    const torch = golds.find((g) => g.model === 'gpt2' && g.variant === 'init')!;
     const lostNames = new Set((report.exportNotes ?? []).filter((n) => !n.restored).flatMap((n) => n.parameters));
     const expected = Object.entries(torch.parameters).filter(([n]) => !lostNames.has(n)).reduce((s, [, p]) => s + p.numel, 0);
     assert.equal(report.model.parameterCount, expected);

@@ -66,3 +66,34 @@ test('a value that is also used as a float (here a graph output) keeps float64',
   assert.ok(log.some((v) => v !== Math.fround(v)), 'log(n/4) is computed in float64');
   assert.equal(log[distances.indexOf(8)], Math.log(2));
 });
+
+/** x -> LayerNormalization(eps) and LeakyRelu(alpha) outputs, run in `dtype`. */
+function attributeRun(dtype: 'float32' | 'float64') {
+  const bytes = onnxModel({
+    nodes: [
+      { op: 'LayerNormalization', inputs: ['x', 'scale'], outputs: ['ln'], attrs: { axis: -1, epsilon: 1e-5 } },
+      { op: 'LeakyRelu', inputs: ['x'], outputs: ['leaky'], attrs: { alpha: 0.01 } },
+    ],
+    inputs: [{ name: 'x', type: FLOAT, dims: [4] }],
+    outputs: [{ name: 'ln', type: FLOAT, dims: [4] }, { name: 'leaky', type: FLOAT, dims: [4] }],
+    initializers: [{ name: 'scale', type: FLOAT, dims: [4], values: [1, 1, 1, 1] }],
+  });
+  const r = loadOnnx(bytes, { dtype }).run({ x: [0, 1e-3, -2e-3, -3] }, { loss: 'none' });
+  const value = (name: string) => Array.from(r.tensorsByName.get(name)!.tensor.data as ArrayLike<number>);
+  return { ln: value('ln'), leaky: value('leaky') };
+}
+
+test('float64 run: float attributes are the decimals PyTorch had (eps 1e-5, alpha 0.01), not their float32 roundings', () => {
+  // The file holds float32 attributes: 1e-5 is stored as 9.99999974737875e-6, 0.01 as 0.009999999776482582.
+  assert.notEqual(Math.fround(1e-5), 1e-5);
+  const x = [0, 1e-3, -2e-3, -3];
+  const mean = x.reduce((s, v) => s + v, 0) / 4;
+  const variance = x.reduce((s, v) => s + (v - mean) ** 2, 0) / 4;
+  const normalized = (eps: number) => x.map((v) => (v - mean) / Math.sqrt(variance + eps));
+  const { ln, leaky } = attributeRun('float64');
+  ln.forEach((v, i) => assert.ok(Math.abs(v - normalized(1e-5)[i]) <= 1e-15 * Math.abs(normalized(1e-5)[i]) + 1e-16, `ln[${i}] ${v}`));
+  assert.equal(leaky[3], -3 * 0.01);
+  assert.notEqual(leaky[3], -3 * Math.fround(0.01));
+  // float32 runs keep the ONNX (float32) values.
+  assert.equal(attributeRun('float32').leaky[3], Math.fround(-3 * Math.fround(0.01)));
+});

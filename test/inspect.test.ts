@@ -124,3 +124,38 @@ test('diagnose reports zero, absent and non-finite gradients and dead units', ()
   assert.equal(zero.severity, 'info');
   assert.match(zero.message, /exactly zero: a constant added before softmax/);
 });
+
+test('report: a tied weight counts in every module that holds it, once in the modules above them (PyTorch\'s module.parameters())', () => {
+  // emb (owner) and head read one weight; head also has a bias of its own; head.extra holds a 'weight' of its own
+  // and also reads the tied one, so there the tied entry keeps its own name.
+  const w = tensorFrom([1, 2, 3, 4, 5, 6], [3, 2], 'float32', { requiresGrad: true });
+  const b = tensorFrom([0.5, -0.5, 1], [3], 'float32', { requiresGrad: true });
+  const v = tensorFrom([2, 2], [2], 'float32', { requiresGrad: true });
+  const x = tensorFrom([1, -1], [1, 2]);
+  const ops: TracedOp[] = [];
+  const traced = (node: string, modulePath: string, output: E.Tensor) => (ops.push({ node, opType: 'MatMul', modulePath, output }), output);
+  const e = traced('/emb/Gather', 'emb', E.mul(w, w));
+  const h = traced('/head/Gemm', 'head', E.linear(x, w, b));
+  const g = traced('/head.extra/Mul', 'head.extra', E.mul(E.sum(E.mul(w, w)), v));
+  backward(E.add(E.add(E.sum(e), E.sum(h)), E.sum(g)));
+  const params: TracedParameter[] = [
+    { name: 'emb.weight', modulePath: 'emb', tensor: w, trainable: true, tiedIn: ['head', 'head.extra'] },
+    { name: 'head.bias', modulePath: 'head', tensor: b, trainable: true },
+    { name: 'head.extra.weight', modulePath: 'head.extra', tensor: v, trainable: true },
+  ];
+  const report = new InspectionRecorder(params, ops).report({
+    model: { name: 'tied', parameterCount: 11 }, backend: 'typescript', dtype: 'float32', settings: { seed: 0, batch: 1, loss: 'sum' },
+    loss: { kind: 'sum', value: 0 }, timings: { forwardMs: 0, backwardMs: 0 },
+  });
+  const m = (p: string) => report.modules.find((x) => x.path === p)!;
+  const norm = (t: E.Tensor) => tensorStats(t.grad!.data).norm;
+  assert.deepEqual(m('head').parameters.map((p) => [p.name, p.tiedTo]), [['head.weight', 'emb.weight'], ['head.bias', undefined]]);
+  assert.deepEqual(m('head.extra').parameters.map((p) => [p.name, p.tiedTo]), [['emb.weight', 'emb.weight'], ['head.extra.weight', undefined]]);
+  assert.equal(m('emb').parameterCount, 6);
+  assert.equal(m('head.extra').parameterCount, 6 + 2);
+  assert.equal(m('head').parameterCount, 6 + 3 + 2);
+  assert.equal(m('').parameterCount, 6 + 3 + 2);
+  assert.ok(Math.abs(m('head').gradNorm! - Math.hypot(norm(w), norm(b), norm(v))) <= 1e-6 * m('head').gradNorm!);
+  assert.ok(Math.abs(m('').gradNorm! - Math.hypot(norm(w), norm(b), norm(v))) <= 1e-6 * m('').gradNorm!);
+  assert.equal(m('emb').gradNorm, norm(w));
+});

@@ -16,6 +16,8 @@ export interface TracedParameter {
   trainable: boolean;
   /** Why this parameter's gradient is structurally zero, when the graph shows it. */
   zeroReason?: string;
+  /** Other modules holding this same tensor as their own parameter (tied weights), outside the owner's line. */
+  tiedIn?: string[];
 }
 
 export interface TracedOp {
@@ -176,12 +178,24 @@ export class InspectionRecorder {
     // Each parameter's statistics are computed once and summed into every ancestor module.
     const paramReports = new Map<string, ParameterReport[]>();
     const totals = new Map<string, { count: number; gradSq: number; weightSq: number; withGrad: number; trainableCount: number }>();
+    const listIn = (path: string, r: ParameterReport) => {
+      const list = paramReports.get(path) ?? [];
+      list.push(r);
+      paramReports.set(path, list);
+    };
+    const names = new Set(this.params.map((p) => p.name));
     for (const p of this.params) {
       const r = parameterReport(p);
-      const list = paramReports.get(p.modulePath) ?? [];
-      list.push(r);
-      paramReports.set(p.modulePath, list);
-      for (const a of ancestors(p.modulePath)) {
+      listIn(p.modulePath, r);
+      // A tied parameter is listed under each module that holds it, as that module's attribute (lm_head.weight);
+      // it counts once in every module above any of them, as PyTorch's module.parameters() does.
+      const holders = new Set(ancestors(p.modulePath));
+      for (const m of p.tiedIn ?? []) {
+        const alias = `${m}.${p.name.slice(p.name.lastIndexOf('.') + 1)}`;
+        listIn(m, { ...r, name: names.has(alias) ? p.name : alias, tiedTo: p.name });
+        for (const a of ancestors(m)) holders.add(a);
+      }
+      for (const a of holders) {
         const t = totals.get(a) ?? { count: 0, gradSq: 0, weightSq: 0, withGrad: 0, trainableCount: 0 };
         t.count += p.tensor.size;
         if (r.grad) {

@@ -300,11 +300,33 @@ export function traceRun(model: OnnxModel, values: Map<string, OnnxValue>): { no
   const owner = new Map<string, string>();
   for (const [path, m] of model.modules) for (const p of m.parameters) owner.set(p, path);
   const frozenWeights = model.initializers.filter((i) => i.role === 'buffer' && /frozen/.test(i.reason));
+  const traced = (name: string, tensor: Tensor, trainable: boolean): TracedParameter => {
+    const modulePath = owner.get(name) ?? parentPath(name);
+    const tiedIn = tiedModules(model, name, modulePath);
+    return { name, modulePath, tensor, trainable, ...(tiedIn.length ? { tiedIn } : {}) };
+  };
   const params: TracedParameter[] = [
-    ...[...model.parameters].map(([name, tensor]) => ({ name, modulePath: owner.get(name) ?? parentPath(name), tensor, trainable: true })),
-    ...frozenWeights.map((i) => ({ name: i.name, modulePath: owner.get(i.name) ?? parentPath(i.name), tensor: model.buffers.get(i.name)!, trainable: false })),
+    ...[...model.parameters].map(([name, tensor]) => traced(name, tensor, true)),
+    ...frozenWeights.map((i) => traced(i.name, model.buffers.get(i.name)!, false)),
   ];
   return { nodeValues, ops, params };
+}
+
+/**
+ * Modules other than the owner and the modules enclosing it whose own ops read the parameter: tied weights
+ * (GPT-2's lm_head reads transformer.wte.weight, T5's encoder.embed_tokens and lm_head read shared.weight,
+ * BERT's cls.predictions.decoder reads its parent's cls.predictions.bias). In PyTorch the parameter belongs
+ * to each of them (module.parameters() lists it, its .grad is the one shared gradient), so the report counts
+ * it in each, once per subtree. (An enclosing module's op reading a submodule's parameter owns it anyway.)
+ */
+function tiedModules(model: OnnxModel, name: string, ownerPath: string): string[] {
+  const encloses = (outer: string, inner: string) => outer === inner || outer === '' || inner.startsWith(`${outer}.`);
+  const out = new Set<string>();
+  for (const c of model.graph.consumers.get(name) ?? []) {
+    const path = model.graph.nodes[c.node].modulePath;
+    if (!encloses(path, ownerPath)) out.add(path);
+  }
+  return [...out];
 }
 
 function rms(t: Tensor): number {

@@ -26,6 +26,8 @@ export interface ParameterReport {
   gradToWeight: number | null;
   /** Why the gradient is zero or absent, when the engine can tell (e.g. key bias under softmax). */
   zeroReason?: string;
+  /** Set when this module holds another module's parameter (tied weights): that parameter's name; same tensor, same gradient. */
+  tiedTo?: string;
 }
 
 export interface ModuleReport {

@@ -127,6 +127,7 @@ function parameter(v: unknown, where: string): ParameterReport {
     valueNorm: num(o.valueNorm, `${where}.valueNorm`),
     gradToWeight: nullableNum(o.gradToWeight, `${where}.gradToWeight`),
     zeroReason: optStr(o.zeroReason, `${where}.zeroReason`),
+    tiedTo: optStr(o.tiedTo, `${where}.tiedTo`),
   };
 }
 

@@ -7,9 +7,38 @@ import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
 import { AttrType, AttributeProto, TensorProto, utf8 } from './proto';
 import type { OnnxNode, OnnxSubgraph } from './graph';
 
+/**
+ * The decimal a float32 attribute was written as: the shortest decimal that rounds to it (1e-5 for the
+ * float32 9.99999974737875e-6 an exporter stores for LayerNorm's eps=1e-5). ONNX float attributes are
+ * float32, while PyTorch's eps, alpha and scale arguments are Python floats (float64): a float64 run uses
+ * the decimal, so it computes PyTorch's float64 model rather than one with float32-rounded constants.
+ * For a value computed in double (1/6 stored as 0.16666667) the decimal is as near as the float32 value.
+ */
+export function writtenDecimal(f: number): number {
+  if (!Number.isFinite(f) || f === 0 || Math.fround(f) !== f) return f;
+  for (let digits = 1; digits <= 9; digits++) {
+    const d = Number(f.toPrecision(digits));
+    if (Math.fround(d) === f) return d;
+  }
+  return f;
+}
+
 /** Typed access to a node's attributes; missing required ones throw INVALID_MODEL naming the node. */
 export class Attrs {
-  constructor(private readonly node: OnnxNode, private readonly attributes: readonly AttributeProto[]) {}
+  private written?: Attrs;
+
+  constructor(
+    private readonly node: OnnxNode,
+    private readonly attributes: readonly AttributeProto[],
+    /** Float attributes as the decimals they were written as (float64 runs). */
+    private readonly decimals = false,
+  ) {}
+
+  /** The same attributes with float values read as written (writtenDecimal): what a float64 run uses. */
+  asWritten(): Attrs {
+    if (this.decimals) return this;
+    return (this.written ??= new Attrs(this.node, this.attributes, true));
+  }
 
   /** The attribute named `name` (the last one if repeated; validation rejects repeats). A scan: nodes have few. */
   private find(name: string): AttributeProto | undefined {
@@ -56,7 +85,7 @@ export class Attrs {
   float(name: string, fallback?: number): number {
     const a = this.get(name, [AttrType.FLOAT], 'a float');
     if (!a) return fallback ?? this.fail(`required attribute '${name}' is missing`);
-    return a.f;
+    return this.decimals ? writtenDecimal(a.f) : a.f;
   }
 
   string(name: string, fallback?: string): string {
@@ -74,7 +103,7 @@ export class Attrs {
   floats(name: string, fallback?: number[]): number[] {
     const a = this.get(name, [AttrType.FLOATS], 'a list of floats');
     if (!a) return fallback ?? this.fail(`required attribute '${name}' is missing`);
-    return [...a.floats];
+    return this.decimals ? a.floats.map(writtenDecimal) : [...a.floats];
   }
 
   tensor(name: string): TensorProto | undefined {

@@ -21,6 +21,7 @@ import { ModuleNode, buildModuleTree, scopesFromParameters } from './modules';
 import { checkSize, convert, mapValues } from './helpers';
 import { integerBoundNodes } from './integerPaths';
 import { ExportNote, restoreParameterIdentity } from './identity';
+import { lowerSequenceSplits } from './sequences';
 import { OnnxWarning, validateGraph } from './validate';
 import { BUDGET_HINT, MemoryEstimate, checkInitializerMemory, estimateRunMemory } from './memory';
 
@@ -299,7 +300,7 @@ export class OnnxModel {
 
   constructor(exported: ModelProto, options: LoadOptions = {}) {
     const identity = restoreParameterIdentity(exported);
-    const proto = identity.model;
+    const proto = lowerSequenceSplits(identity.model);
     this.exportNotes = identity.notes;
     this.declaredFloat = defaultDtype(proto);
     this.floatDtype = options.dtype ?? this.declaredFloat;
@@ -891,7 +892,8 @@ export class OnnxModel {
     const { options, rng, dtype } = state;
     return {
       node,
-      attrs: node.attrs,
+      // float64: float attributes (eps, alpha) as the decimals PyTorch had, not float32-rounded (context.ts).
+      attrs: dtype === 'float64' ? node.attrs.asWritten() : node.attrs,
       opset: this.opsets[node.domain] ?? this.opsetVersion,
       producer: this.producer.name,
       dtype,

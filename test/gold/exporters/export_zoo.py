@@ -11,7 +11,8 @@ weights: PyTorch reports them once, under the first name).
 Exporters: 'dynamo' = torch.onnx.export(model, (), f, kwargs=inputs) with today's defaults
 (dynamo=True, optimize=True, external_data=True); 'noopt' = the same with optimize=False; 'op17' = the
 default with opset_version=17 (converted to 17, which strips the node metadata);
-'legacy' = dynamo=False, training=TRAINING, do_constant_folding=False.
+'legacy' = dynamo=False, training=TRAINING, do_constant_folding=False, the inputs positional to a forward narrowed
+to them (see positional()). test/exports.gold.test.ts checks the whole PLAN; bench/exports_table.mjs prints it.
 A '_eval' suffix exports after model.eval() ('legacy_eval' = dynamo=False with its defaults, which fold
 BatchNorm into the convolution; 'legacy_nofold_eval' = dynamo=False, do_constant_folding=False); the
 record then also holds PyTorch's eval-mode loss and gradients ("eval"), since the inspection runs in train
@@ -31,18 +32,27 @@ import zoo  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "..", "fixtures", "exports")
 
-# (model, variant, exporters): small models; 'init' keeps the library init (equal LayerNorms, zero biases).
+# (model, variant, exporters): small models; 'init' keeps the library init (equal LayerNorms, zero biases: what
+# optimize=True merges and drops), 'perturbed' makes every parameter distinct and nonzero. Every model goes through
+# the three exporters users have (dynamo defaults, optimize=False, legacy); the text models in both variants.
+ALL = ["dynamo", "noopt", "legacy"]
 PLAN = [
-    ("vit", "init", ["dynamo", "noopt", "legacy", "op17"]),
+    ("vit", "init", ALL + ["op17"]),
     ("vit", "perturbed", ["dynamo"]),
-    ("gpt2", "init", ["dynamo"]),
+    ("gpt2", "init", ALL),
+    ("gpt2", "perturbed", ["dynamo"]),
     ("bert", "init", ["dynamo"]),
-    ("cnn_bn", "perturbed", ["dynamo", "noopt"]),
-    ("llama", "init", ["dynamo"]),
-    ("qwen2", "perturbed", ["dynamo"]),
-    ("t5", "init", ["dynamo", "noopt"]),
-    ("timm_vit", "perturbed", ["dynamo"]),
-    ("tv_mobilenet_v3", "perturbed", ["noopt"]),
+    ("bert", "perturbed", ALL),
+    ("llama", "init", ALL),
+    ("llama", "perturbed", ["dynamo"]),
+    ("qwen2", "init", ["dynamo"]),
+    ("qwen2", "perturbed", ALL),
+    ("t5", "init", ALL),
+    ("t5", "perturbed", ["dynamo"]),
+    ("timm_vit", "perturbed", ALL),
+    ("tv_mobilenet_v3", "perturbed", ALL),
+    ("cnn_bn", "init", ["dynamo"]),
+    ("cnn_bn", "perturbed", ALL),
     ("cnn_bn_drop", "perturbed", ["dynamo_eval", "noopt_eval", "legacy_eval", "legacy_nofold_eval"]),
 ]
 
@@ -96,14 +106,35 @@ def export(name, variant, exporter):
         elif exporter == "noopt":
             torch.onnx.export(model, (), path, kwargs=inputs, optimize=False)
         elif exporter == "legacy" and not model.training:
-            torch.onnx.export(model, tuple(inputs.values()), path, input_names=list(inputs), dynamo=False)
+            torch.onnx.export(model, positional(model, inputs), path, input_names=list(inputs), dynamo=False)
         elif exporter == "legacy_nofold":
-            torch.onnx.export(model, tuple(inputs.values()), path, input_names=list(inputs), dynamo=False, do_constant_folding=False)
-        else:
-            torch.onnx.export(model, tuple(inputs.values()), path, input_names=list(inputs), dynamo=False,
+            torch.onnx.export(model, positional(model, inputs), path, input_names=list(inputs), dynamo=False, do_constant_folding=False)
+        elif exporter == "legacy":
+            torch.onnx.export(model, positional(model, inputs), path, input_names=list(inputs), dynamo=False,
                               training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
+        else:
+            raise ValueError(f"unknown exporter {exporter}")
     slim(path)
     return os.path.basename(path)
+
+
+def positional(model, inputs):
+    """The inputs as the legacy exporter should get them: positionally, to a forward that takes just them.
+
+    The legacy exporter makes every forward parameter with a default that follows the given ones a graph input
+    (torch.onnx's _decide_input_format), whether the inputs come positionally or as keyword arguments: transformers'
+    `logits_to_keep=0` becomes an int64 input that a Gather reads, and the export computes the logits of one
+    position instead of all. So the model's forward is narrowed to the inputs given (same module, same parameter
+    names), as a user has to for these models."""
+    import inspect
+    forward = model.forward
+
+    def narrowed(*args):
+        return forward(**dict(zip(inputs, args)))
+
+    narrowed.__signature__ = inspect.Signature([inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in inputs])
+    model.forward = narrowed
+    return tuple(inputs.values())
 
 
 def slim(path):
