@@ -99,6 +99,7 @@ function dim(w: Writer, d: DimProto): void {
 function type(w: Writer, t: TypeProto): void {
   const field = t.kind === 'sparse_tensor' ? 8 : t.kind === 'sequence' ? 4 : t.kind === 'map' ? 5 : t.kind === 'optional' ? 9 : 1;
   message(w, field, (m) => {
+    if ((field === 4 || field === 9) && t.elem) message(m, 1, (e) => type(e, t.elem!));
     if (field !== 1 && field !== 8) return;
     if (t.elemType) m.uint32(1 << 3).int32(t.elemType);
     if (t.shape) message(m, 2, (s) => t.shape!.forEach((d) => message(s, 1, (x) => dim(x, d))));
@@ -264,6 +265,8 @@ export interface ValueSpec {
   dims?: (number | string | null)[] | null;
   /** metadata_props (the dynamo exporter's parameter signature on value_info). */
   metadata?: Record<string, string>;
+  /** A sequence / optional of tensors of `type` and `dims`, or a map (default: the tensor itself). */
+  kind?: 'sequence' | 'optional' | 'map';
 }
 
 export interface GraphSpec {
@@ -293,8 +296,12 @@ function valueInfoOf(v: ValueSpec): ValueInfoProto {
     name: v.name,
     docString: '',
     metadataProps: Object.entries(v.metadata ?? {}).map(([key, value]) => ({ key, value })),
-    type: { kind: 'tensor', elemType: v.type ?? DataType.FLOAT, shape: v.dims === undefined || v.dims === null ? null : v.dims.map((d) => ({ value: typeof d === 'number' ? d : null, param: typeof d === 'string' ? d : null })) },
+    type: v.kind ? { kind: v.kind, elemType: 0, shape: null, elem: v.kind === 'map' ? null : tensorType(v) } : tensorType(v),
   };
+}
+
+function tensorType(v: ValueSpec): TypeProto {
+  return { kind: 'tensor', elemType: v.type ?? DataType.FLOAT, shape: v.dims === undefined || v.dims === null ? null : v.dims.map((d) => ({ value: typeof d === 'number' ? d : null, param: typeof d === 'string' ? d : null })), elem: null };
 }
 
 export function graphProto(spec: GraphSpec): GraphProto {
