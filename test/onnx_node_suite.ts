@@ -32,6 +32,8 @@ export interface NodeCaseResult {
   ops: string[];
   /** Graph inputs and outputs whose type the importer does not claim (string tensors, sequences, optionals...). */
   unclaimedTypes: string[];
+  /** Value kinds of the graph inputs and outputs that are not engine tensors: 'sequence', 'optional', 'string'. */
+  valueKinds: string[];
   detail: string;
   ms: number;
 }
@@ -136,7 +138,8 @@ function prepareCase(dir: string): PreparedCase {
   const bytes = new Uint8Array(fs.readFileSync(path.join(dir, 'model.onnx')));
   let ops: string[] = [];
   let unclaimedTypes: string[] = [];
-  const result = (status: NodeStatus, detail: string): NodeCaseResult => ({ name, status, ops, unclaimedTypes, detail, ms: performance.now() - started });
+  let valueKinds: string[] = [];
+  const result = (status: NodeStatus, detail: string): NodeCaseResult => ({ name, status, ops, unclaimedTypes, valueKinds, detail, ms: performance.now() - started });
   const done = (status: NodeStatus, detail: string) => ({ done: result(status, detail) });
   try {
     const proto = decodeOnnxModel(bytes);
@@ -144,6 +147,11 @@ function prepareCase(dir: string): PreparedCase {
     unclaimedTypes = [...proto.graph!.input, ...proto.graph!.output]
       .filter((v) => v.type && !isClaimedOnnxValueType(v.type))
       .map((v) => v.name);
+    valueKinds = [...new Set([...proto.graph!.input, ...proto.graph!.output].flatMap((v) => {
+      const kind = v.type?.kind ?? 'unknown';
+      if (kind === 'tensor' || kind === 'unknown') return v.type?.elemType === STRING ? ['string'] : [];
+      return [kind];
+    }))].sort();
   } catch (e) {
     return done('crash', `decode: ${(e as Error).message}`);
   }

@@ -44,7 +44,9 @@ export class OnnxSequence {
   readonly kind = 'sequence' as const;
   readonly items: readonly SequenceElement[];
   readonly elemKind: ElementKind | null;
-  constructor(items: readonly SequenceElement[], elemKind: ElementKind | null = items.length ? elementKind(items[0]) : null) {
+  /** `elemKind` null: the kind of the first element (or unknown for an empty sequence). */
+  constructor(items: readonly SequenceElement[], elemKind: ElementKind | null = null) {
+    elemKind ??= items.length ? elementKind(items[0]) : null;
     for (const [i, t] of items.entries()) {
       if (elementKind(t) !== elemKind) throw new OnnxImportError('INVALID_MODEL', `a sequence of ${elemKind} tensors cannot hold element ${i}, a ${elementKind(t)} tensor (a sequence has one element type)`);
     }
