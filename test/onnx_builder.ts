@@ -76,6 +76,7 @@ function attribute(w: Writer, a: AttributeProto): void {
   for (const s of a.strings) bytes(w, 9, s);
   for (const t of a.tensors) message(w, 10, (m) => tensor(m, t));
   for (const g of a.graphs) message(w, 11, (m) => graph(m, g));
+  if (a.tp) message(w, 14, (m) => type(m, a.tp!));
   if (a.type) w.uint32(20 << 3).int32(a.type);
   str(w, 21, a.refAttrName);
 }
@@ -159,7 +160,7 @@ export interface TensorSpec {
 
 export type AttrValue =
   | number | number[] | string | { floats: number[] } | { float: number }
-  | { tensor: TensorProto | TensorSpec } | { graph: GraphProto | GraphSpec };
+  | { tensor: TensorProto | TensorSpec } | { graph: GraphProto | GraphSpec } | { typeProto: ValueSpec };
 
 /** `float`: write a number (or numbers) as FLOAT(S) even when integral (NodeSpec.floatAttrs). */
 export function attr(name: string, value: AttrValue, float = false): AttributeProto {
@@ -192,6 +193,9 @@ export function attr(name: string, value: AttrValue, float = false): AttributePr
   } else if ('tensor' in value) {
     a.type = AttrType.TENSOR;
     a.t = tensorOf(value.tensor);
+  } else if ('typeProto' in value) {
+    a.type = AttrType.TYPE_PROTO;
+    a.tp = valueInfoOf(value.typeProto).type;
   } else {
     a.type = AttrType.GRAPH;
     a.g = 'nodes' in value.graph ? graphProto(value.graph) : value.graph;

@@ -53,3 +53,14 @@ test('ONNX backend data from PyTorch modules and operators (incl. 3-D conv and p
     assert.ok(s.results.length > 30, `${dir}: only ${s.results.length} cases found`);
   }
 });
+
+const SIMPLE_DIR = sharedDir('onnx-backend-data', 'simple');
+
+test('ONNX simple models: the eight sequence models pass; the rest pass or are unsupported ops', { skip: SIMPLE_DIR ? false : 'no shared/onnx-backend-data/simple' }, (t) => {
+  const s = runNodeSuite(SIMPLE_DIR!);
+  t.diagnostic(`${s.results.length} cases: ${Object.entries(s.counts).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+  const sequences = s.results.filter((r) => r.name.startsWith('test_sequence_model'));
+  assert.equal(sequences.length, 8);
+  for (const r of sequences) assert.equal(r.status, 'pass', `${r.name}: ${r.detail}`);
+  for (const r of s.results.filter((x) => x.status !== 'pass')) assert.match(r.detail, /^UNSUPPORTED_OP: /, r.name);
+});

@@ -236,3 +236,47 @@ test('the default loss of a model whose only output is a sequence says there is 
   assert.deepEqual(s.items.map((t) => [...t.shape]), [[2, 2], [2, 2]]);
   assert.ok(s.items.every((t) => t instanceof Tensor));
 });
+
+test('Optional wraps a value or, without input, makes an empty optional of its type attribute', () => {
+  const model = loadOnnx(buildModel({
+    opset: 18,
+    inputs: [{ name: 'x', type: FLOAT, dims: [2] }],
+    outputs: [{ name: 'full', type: 9, dims: [] }, { name: 'empty', type: 9, dims: [] }, { name: 'back', type: FLOAT, dims: [2] }, { name: 'none', kind: 'optional', type: FLOAT, dims: [2] }],
+    nodes: [
+      { op: 'Optional', inputs: ['x'], outputs: ['ox'] },
+      { op: 'OptionalHasElement', inputs: ['ox'], outputs: ['full'] },
+      { op: 'OptionalGetElement', inputs: ['ox'], outputs: ['back'] },
+      { op: 'Optional', inputs: [], outputs: ['none'], attrs: { type: { typeProto: { name: '', type: FLOAT, dims: [2] } } } },
+      { op: 'OptionalHasElement', inputs: ['none'], outputs: ['empty'] },
+    ],
+  }));
+  assert.deepEqual(model.warnings, []);
+  const run = model.run({ x: [3, 4] }, { loss: 'none' });
+  assert.deepEqual(Array.from(run.outputs.get('full')!.data), [1]);
+  assert.deepEqual(Array.from(run.outputs.get('empty')!.data), [0]);
+  assert.deepEqual(Array.from(run.outputs.get('back')!.data), [3, 4]);
+  assert.equal((run.otherValues.get('none')!.value as OnnxOptional).value, null);
+  const untyped = loadOnnx(buildModel({
+    opset: 18,
+    inputs: [],
+    outputs: [{ name: 'has', type: 9, dims: [] }],
+    nodes: [{ op: 'Optional', name: 'opt', inputs: [], outputs: ['o'] }, { op: 'OptionalHasElement', inputs: ['o'], outputs: ['has'] }],
+  }));
+  expectError(() => untyped.run(undefined, { loss: 'none' }), 'INVALID_MODEL', /node 'opt' \(Optional\).*an Optional without input needs its type attribute/);
+});
+
+test('SequenceEmpty takes its dtype: inserting another type fails, inserting the same type builds up', () => {
+  const build = (dtype: number) => loadOnnx(buildModel({
+    opset: 17,
+    inputs: [{ name: 'x', type: FLOAT, dims: [2] }],
+    outputs: [{ name: 'n', type: INT64, dims: [] }],
+    nodes: [
+      { op: 'SequenceEmpty', inputs: [], outputs: ['e'], attrs: { dtype } },
+      { op: 'SequenceInsert', name: 'ins', inputs: ['e', 'x'], outputs: ['s1'] },
+      { op: 'SequenceInsert', inputs: ['s1', 'x'], outputs: ['s2'] },
+      { op: 'SequenceLength', inputs: ['s2'], outputs: ['n'] },
+    ],
+  }));
+  assert.deepEqual(Array.from(build(FLOAT).run({ x: [1, 2] }, { loss: 'none' }).outputs.get('n')!.data), [2]);
+  expectError(() => build(INT64).run({ x: [1, 2] }, { loss: 'none' }), 'INVALID_MODEL', /node 'ins' \(SequenceInsert\).*a sequence of int32 tensors cannot hold element 0, a float32 tensor/);
+});
