@@ -280,3 +280,20 @@ test('SequenceEmpty takes its dtype: inserting another type fails, inserting the
   assert.deepEqual(Array.from(build(FLOAT).run({ x: [1, 2] }, { loss: 'none' }).outputs.get('n')!.data), [2]);
   expectError(() => build(INT64).run({ x: [1, 2] }, { loss: 'none' }), 'INVALID_MODEL', /node 'ins' \(SequenceInsert\).*a sequence of int32 tensors cannot hold element 0, a float32 tensor/);
 });
+
+test('a Shape of a fed sequence element follows the sequence fed to each run (not a cached first one)', () => {
+  const model = loadOnnx(buildModel({
+    opset: 17,
+    inputs: [{ name: 'seq', kind: 'sequence', type: FLOAT, dims: null }],
+    outputs: [{ name: 'shape', type: INT64, dims: [null] }],
+    initializers: [{ name: 'zero', type: INT64, dims: [], values: [0] }],
+    nodes: [
+      { op: 'SequenceAt', inputs: ['seq', 'zero'], outputs: ['first'] },
+      { op: 'Shape', inputs: ['first'], outputs: ['shape'] },
+    ],
+  }));
+  const shapeOf = (dims: number[]) => Array.from(model.run({ seq: new OnnxSequence([tensorFrom(new Array(dims.reduce((p, q) => p * q, 1)).fill(1), dims)]) }, { loss: 'none' }).outputs.get('shape')!.data);
+  assert.deepEqual(shapeOf([2, 3]), [2, 3]);
+  assert.deepEqual(shapeOf([4]), [4]);
+  assert.deepEqual(shapeOf([2, 3]), [2, 3]);
+});

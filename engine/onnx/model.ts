@@ -14,7 +14,7 @@ import * as E from '../ops';
 import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
 import { DataType, ModelProto, dataTypeName, decodeModel } from './proto';
 import { ExternalData, checkClaimedValueType, engineDtype, isFloatType, tensorFromProto } from './tensors';
-import { OnnxOptional, OnnxSequence, OtherValue, RunValue, StringTensor, describeValue, isOtherValue } from './values';
+import { OnnxOptional, OnnxSequence, OtherValue, RunValue, SequenceElement, StringTensor, describeValue, isOtherValue } from './values';
 import { OnnxGraph, OnnxNode, OnnxValueSpec, buildGraph } from './graph';
 import { AnyOpHandler, OPSET, ValueOpResult, isDifferentiableSlot } from './opset';
 import { OpContext, makeConstant } from './context';
@@ -715,8 +715,10 @@ export class OnnxModel {
 
   // ---------------------------------------------------------------- running
 
-  private plan(inputs: Map<string, Tensor>): Plan {
-    const key = `${this.floatDtype}|${[...inputs].map(([k, t]) => `${k}:${t.dtype}${formatShape(t.shape)}`).sort().join(';')}`;
+  private plan(inputs: Map<string, Tensor>, valueInputs: ReadonlyMap<string, OtherValue> = new Map()): Plan {
+    // Fed sequences / optionals / strings are part of the signature: a Shape of an element they hold is folded too.
+    const others = [...valueInputs].map(([k, v]) => `${k}:${valueSignature(v)}`).sort().join(';');
+    const key = `${this.floatDtype}|${[...inputs].map(([k, t]) => `${k}:${t.dtype}${formatShape(t.shape)}`).sort().join(';')}${others ? `|${others}` : ''}`;
     let plan = this.plans.get(key);
     if (!plan) {
       plan = { folded: new Map(), foldedNodes: new Set(), ranges: new Map() };
@@ -733,7 +735,7 @@ export class OnnxModel {
    * are not engine tensors (prepareValueFeeds); such values of the run come back in `others`.
    */
   execute(inputs: Map<string, Tensor>, options: RunOptions, env: ExecEnv = {}, valueInputs: ReadonlyMap<string, OtherValue> = new Map()): { values: Map<string, OnnxValue>; others: Map<string, OnnxOtherValue>; bufferUpdates: Map<string, Tensor> } {
-    const plan = env.plan ?? this.plan(inputs);
+    const plan = env.plan ?? this.plan(inputs, valueInputs);
     const parameters = env.parameters ?? this.parameters;
     const buffers = env.buffers ?? this.buffers;
     const values = new Map<string, OnnxValue>();
@@ -1043,6 +1045,15 @@ function asImportError(e: unknown, what: string): OnnxImportError {
 /** An own property of a plain options object (never one inherited from Object.prototype, such as 'constructor'). */
 function own<T>(record: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
   return record !== undefined && Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined;
+}
+
+/** The kinds and shapes of a sequence / optional / string value (its part of a plan's signature). */
+function valueSignature(v: OtherValue | SequenceElement | null): string {
+  if (v === null) return 'none';
+  if (v instanceof Tensor) return `${v.dtype}${formatShape(v.shape)}`;
+  if (v instanceof StringTensor) return `string${formatShape(v.shape)}`;
+  if (v instanceof OnnxSequence) return `seq(${v.items.map(valueSignature).join(',')})`;
+  return `opt(${valueSignature(v.value)})`;
 }
 
 /**
