@@ -126,7 +126,7 @@ export interface RunOptions extends SampleOptions {
   updateBuffers?: boolean;
   /** retainGrad() on intermediate values that require grad: true for all, or a list of value names. */
   retainGrad?: boolean | readonly string[];
-  /** Forward hook, called for every value as it is produced; may return a replacement tensor. */
+  /** Forward hook, called for every tensor value as it is produced; may return a replacement tensor. */
   onValue?: (value: OnnxValue) => Tensor | void;
   /**
    * Bytes of tensor memory the run (forward and the backward that follows) may take. When set, run()
@@ -139,7 +139,7 @@ export interface RunOptions extends SampleOptions {
 /** Feeds by input name: tensors (or plain numbers), and OnnxSequence / OnnxOptional / StringTensor for inputs of those types. */
 export type Feeds = Record<string, Tensor | ArrayLike<number> | OtherValue>;
 
-/** A value of a run: what the ONNX name holds, who produced it and where it sits in the model. */
+/** A tensor value of a run: what the ONNX name holds, who produced it and where it sits in the model (other values: OnnxOtherValue). */
 export interface OnnxValue {
   name: string;
   tensor: Tensor;

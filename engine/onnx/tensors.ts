@@ -181,7 +181,7 @@ function externalBytes(t: TensorProto, what: string, external: ExternalData | un
 export function protoValues(t: TensorProto, what: string, external?: ExternalData): number[] | Float32Array | Float64Array {
   const n = sizeOf(t.dims);
   const dt = t.dataType;
-  if (dt === DataType.STRING) throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} is a string tensor (${t.stringData.length} strings); the engine has no string type`);
+  if (dt === DataType.STRING) throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} is a string tensor (${t.stringData.length} strings); the importer takes strings as graph inputs only (StringTensor feeds), not as initializers or constants`);
   const bytesPer = ELEMENT_BYTES[dt];
   const bits = packedBits(dt);
   if (bytesPer === undefined && bits === undefined) engineDtype(dt, 'float32', what); // throws UNSUPPORTED_DTYPE
