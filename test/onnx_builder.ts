@@ -269,8 +269,8 @@ export interface ValueSpec {
   dims?: (number | string | null)[] | null;
   /** metadata_props (the dynamo exporter's parameter signature on value_info). */
   metadata?: Record<string, string>;
-  /** A sequence / optional of tensors of `type` and `dims`, or a map (default: the tensor itself). */
-  kind?: 'sequence' | 'optional' | 'map';
+  /** A sequence / optional of tensors of `type` and `dims`, a sparse tensor, or a map (default: the tensor itself). */
+  kind?: 'sequence' | 'optional' | 'map' | 'sparse_tensor';
 }
 
 export interface GraphSpec {
@@ -300,7 +300,7 @@ function valueInfoOf(v: ValueSpec): ValueInfoProto {
     name: v.name,
     docString: '',
     metadataProps: Object.entries(v.metadata ?? {}).map(([key, value]) => ({ key, value })),
-    type: v.kind ? { kind: v.kind, elemType: 0, shape: null, elem: v.kind === 'map' ? null : tensorType(v) } : tensorType(v),
+    type: v.kind === 'sparse_tensor' ? { ...tensorType(v), kind: v.kind } : v.kind ? { kind: v.kind, elemType: 0, shape: null, elem: v.kind === 'map' ? null : tensorType(v) } : tensorType(v),
   };
 }
 

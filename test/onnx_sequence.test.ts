@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import {
   backward, gradcheck, inspectOnnx, sum, loadOnnx, OnnxErrorCode, OnnxImportError, OnnxOptional, OnnxSequence, StringTensor, Tensor, tensorFrom,
 } from '../engine';
-import { buildModel } from './onnx_builder';
+import { buildModel, encodeModel, modelProto } from './onnx_builder';
 
 const FLOAT = 1;
 const INT64 = 7;
@@ -176,6 +176,19 @@ test('map and sparse graph inputs fail at load with UNSUPPORTED_DTYPE naming the
     nodes: [{ op: 'Identity', inputs: ['q'], outputs: ['y'] }],
   });
   expectError(() => loadOnnx(seqOfComplex), 'UNSUPPORTED_DTYPE', /graph input 'q' is a sequence of tensors of element type complex64/);
+  const sparseIn = buildModel({
+    inputs: [{ name: 'sp', kind: 'sparse_tensor', type: FLOAT, dims: [4, 4] }],
+    outputs: [{ name: 'y', kind: 'sparse_tensor', type: FLOAT, dims: [4, 4] }],
+    nodes: [{ op: 'Identity', inputs: ['sp'], outputs: ['y'] }],
+  });
+  expectError(() => loadOnnx(sparseIn), 'UNSUPPORTED_DTYPE', /graph input 'sp' is a sparse tensor value/);
+  const proto = modelProto({
+    inputs: [{ name: 'sm', kind: 'sequence' }],
+    outputs: [{ name: 'y', kind: 'sequence' }],
+    nodes: [{ op: 'Identity', inputs: ['sm'], outputs: ['y'] }],
+  });
+  proto.graph!.input[0].type!.elem = { kind: 'map', elemType: 0, shape: null, elem: null };
+  expectError(() => loadOnnx(encodeModel(proto)), 'UNSUPPORTED_DTYPE', /graph input 'sm' is a sequence of map values/);
 });
 
 test('Equal on strings broadcasts; Identity and OptionalGetElement pass values through', () => {
