@@ -310,3 +310,30 @@ test('a Shape of a fed sequence element follows the sequence fed to each run (no
   assert.deepEqual(shapeOf([4]), [4]);
   assert.deepEqual(shapeOf([2, 3]), [2, 3]);
 });
+
+test('labels for a loss on scores taken out of a fed sequence are sampled in the class range', () => {
+  const model = loadOnnx(buildModel({
+    opset: 17,
+    inputs: [{ name: 'seq', kind: 'sequence', type: FLOAT, dims: [4, 5] }, { name: 'labels', type: INT64, dims: [4] }],
+    outputs: [{ name: 'loss', type: FLOAT, dims: [] }],
+    initializers: [{ name: 'zero', type: INT64, dims: [], values: [0] }],
+    nodes: [
+      { op: 'SequenceAt', inputs: ['seq', 'zero'], outputs: ['scores'] },
+      { op: 'SoftmaxCrossEntropyLoss', inputs: ['scores', 'labels'], outputs: ['loss'] },
+    ],
+  }));
+  assert.equal(model.inputs.find((s) => s.name === 'labels')!.role, 'labels');
+  const scores = tensorFrom(Array.from({ length: 20 }, (_, i) => Math.sin(i)), [4, 5], 'float32', { requiresGrad: true });
+  const run = model.run({ seq: new OnnxSequence([scores]) }, { seed: 3 });
+  const labels = Array.from(run.inputs.get('labels')!.data);
+  assert.ok(labels.every((l) => Number.isInteger(l) && l >= 0 && l < 5), `labels ${labels}`);
+  // The graph's own loss: mean over rows of logsumexp(s) - s[label].
+  const expected = labels.reduce((acc, l, r) => {
+    const row = Array.from(scores.data.slice(r * 5, r * 5 + 5));
+    const m = Math.max(...row);
+    return acc + (m + Math.log(row.reduce((p, v) => p + Math.exp(v - m), 0)) - row[l]) / 4;
+  }, 0);
+  close([run.loss!.data[0]], [expected], 1e-6);
+  backward(run.loss!);
+  assert.ok(scores.grad && Array.from(scores.grad.data).some((g) => g !== 0), 'the fed scores get a gradient');
+});

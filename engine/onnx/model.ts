@@ -536,15 +536,16 @@ export class OnnxModel {
   }
 
   /**
-   * Seeded sample inputs for every graph input not in `feeds`: normal floats, ids in range for
-   * embedding lookups and loss labels, all-true bools.
+   * Seeded sample inputs for every tensor graph input not in `feeds`: normal floats, ids in range for
+   * embedding lookups and loss labels, all-true bools. `valueFeeds` (sequences, optionals, strings: never
+   * sampled) take part in the probe run that finds an id range computed from them.
    */
-  sampleInputs(options: SampleOptions = {}, feeds: Map<string, Tensor> = new Map()): Map<string, Tensor> {
+  sampleInputs(options: SampleOptions = {}, feeds: Map<string, Tensor> = new Map(), valueFeeds: ReadonlyMap<string, OtherValue> = new Map()): Map<string, Tensor> {
     const rng = new Rng(options.seed ?? 0);
     const known = this.boundDims(feeds);
     const out = new Map(feeds);
     const ranges = this.inputs.some((s) => !feeds.has(s.name) && (s.role === 'tokens' || s.role === 'labels'))
-      ? this.idRanges(options, feeds, known)
+      ? this.idRanges(options, feeds, known, valueFeeds)
       : new Map<string, number>();
     for (const spec of this.inputs) {
       if (out.has(spec.name) || spec.role === 'value') continue;
@@ -602,7 +603,7 @@ export class OnnxModel {
   }
 
   /** Id ranges of token / label inputs: the size of the table or class dim they index. */
-  private idRanges(options: SampleOptions, feeds: Map<string, Tensor>, known: ReadonlyMap<string, number>): Map<string, number> {
+  private idRanges(options: SampleOptions, feeds: Map<string, Tensor>, known: ReadonlyMap<string, number>, valueFeeds: ReadonlyMap<string, OtherValue>): Map<string, number> {
     const ranges = new Map<string, number>();
     const pending: OnnxInputSpec[] = [];
     for (const spec of this.inputs) {
@@ -624,10 +625,10 @@ export class OnnxModel {
       zeros.set(spec.name, isFloatType(spec.dataType) ? new Tensor(allocate(this.floatDtype, n), shape)
         : spec.dataType === DataType.BOOL ? new Tensor(allocate('bool', n).fill(1), shape) : new Tensor(allocate('int32', n), shape));
     }
-    const plan = this.plan(zeros);
+    const plan = this.plan(zeros, valueFeeds);
     const missing = pending.filter((s) => !plan.ranges.has(s.name));
     if (missing.length) {
-      const values = noGrad(() => this.execute(zeros, {}).values);
+      const values = noGrad(() => this.execute(zeros, {}, {}, valueFeeds).values);
       for (const spec of missing) {
         const node = this.nodeByName.get(spec.rangeFrom!.node)!;
         const v = values.get(node.inputs[spec.rangeFrom!.input]);
@@ -905,7 +906,7 @@ export class OnnxModel {
     if (options.dtype) this.setDtype(options.dtype);
     const fed = this.prepareFeeds(feeds, options);
     const valueFeeds = this.prepareValueFeeds(feeds);
-    const inputs = this.sampleInputs(options, fed);
+    const inputs = this.sampleInputs(options, fed, valueFeeds);
     const { values, others, bufferUpdates } = this.execute(inputs, options, {}, valueFeeds);
     const outputs = new Map<string, Tensor>();
     for (const o of this.graph.outputs) {
