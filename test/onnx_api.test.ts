@@ -10,6 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backward, gradcheck, loadOnnx, LoadOptions, mean, OnnxModel, supportedOnnxOps, tensorFrom } from '../engine';
 import { repoRoot } from './helpers';
+import { buildModel } from './onnx_builder';
+import { DataType } from '../engine/onnx/proto';
 
 const FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'onnx');
 
@@ -87,6 +89,30 @@ describe('running', () => {
     const c = model.run(undefined, { batch: 3, seq: 5 });
     assert.deepEqual(c.outputs.get('logits')!.shape, [3, 5, 16]);
     assert.deepEqual(c.tensorsByName.get(mask.name)!.tensor.shape, [1, 1, 5, 5]);
+  });
+
+  test('a shape set by a fed value is not folded: Shape of x[:e] follows e from run to run, Shape of x stays folded', () => {
+    const model = loadOnnx(buildModel({
+      opset: 17,
+      inputs: [{ name: 'x', dims: [6] }, { name: 'e', type: DataType.INT64, dims: [1] }],
+      outputs: [{ name: 'cut_shape', type: DataType.INT64 }, { name: 'x_shape', type: DataType.INT64 }, { name: 'n', type: DataType.INT64 }],
+      initializers: [{ name: 'zero', dims: [1], type: DataType.INT64, values: [0] }],
+      nodes: [
+        { op: 'Slice', inputs: ['x', 'zero', 'e'], outputs: ['cut'] },
+        { op: 'Shape', inputs: ['cut'], outputs: ['cut_shape'] },
+        { op: 'Shape', inputs: ['x'], outputs: ['x_shape'] },
+        { op: 'ReduceSum', inputs: ['cut_shape'], outputs: ['n'], attrs: { keepdims: 0 } },
+      ],
+    }));
+    const x = tensorFrom([1, 2, 3, 4, 5, 6], [6]);
+    const runWith = (end: number) => model.run({ x, e: tensorFrom([end], [1], 'int32') }, { loss: 'none' });
+    for (const end of [2, 4, 6, 3]) {
+      const r = runWith(end);
+      assert.deepEqual(r.outputs.get('cut_shape')!.toArray(), [end], `Shape of x[:${end}]`);
+      assert.deepEqual(r.outputs.get('n')!.toArray(), [end], 'what is computed from that shape follows it too');
+      assert.equal(r.tensorsByName.get('cut_shape')!.folded, false);
+      assert.equal(r.tensorsByName.get('x_shape')!.folded, true, 'the shape of a fed input is folded per input signature');
+    }
   });
 
   test('sample inputs: token ids and labels in range, seeded', () => {

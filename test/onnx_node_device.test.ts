@@ -30,8 +30,11 @@ const HOST_VALUE_OPS = new Set([
   'Cast', 'CastLike', 'Ceil', 'Floor', 'Round', 'Sign', 'IsNaN', 'Equal', 'Less', 'Shrink', 'ThresholdedRelu', 'MaxPool', 'Pow',
   'ReduceLogSumExp', 'ReduceProd', 'TopK', 'GridSample', 'Mod',
 ]);
-/** Cases that need host values today: a ceiling that only moves down. */
-const MAX_HOST_VALUE_CASES = 238;
+/**
+ * Cases that need host values today: a ceiling that only moves down as host paths get kernels (it rose by 5
+ * when control flow let the expanded Range cases (Ceil) and linear_attention_fp16 (CastLike) run at all).
+ */
+const MAX_HOST_VALUE_CASES = 243;
 
 test('ONNX node suite on a device backend: no wrong number; the new ops run on device kernels', { skip: NODE_DIR ? false : 'no shared/onnx-backend-data/node' }, async (t) => {
   const results = await runNodeSuiteOnDevice(NODE_DIR!, device);
@@ -55,7 +58,7 @@ test('ONNX node suite on a device backend: no wrong number; the new ops run on d
     }
   }
   // Passes on the host are not lost on the device: every host pass is a device run or a host-values case.
-  assert.ok((counts.device ?? 0) + hostValues.length >= 1480, `${counts.device} device + ${hostValues.length} host-values cases`);
+  assert.ok((counts.device ?? 0) + hostValues.length >= 1508, `${counts.device} device + ${hostValues.length} host-values cases`);
 });
 
 const SIMPLE_DIR = sharedDir('onnx-backend-data', 'simple');

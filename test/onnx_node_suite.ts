@@ -22,6 +22,7 @@ import { DeviceBackend } from '../engine/backend/device';
 import { deviceScope, dispatchCounts } from '../engine/backend/dispatch';
 import { getBackend, setBackend } from '../engine/backend/registry';
 import { isDifferentiableSlot } from '../engine/onnx/opset';
+import type { NodeProto as OnnxNodeProto } from '../engine/onnx/proto';
 
 export type NodeStatus = 'pass' | 'unsupported' | 'wrong' | 'crash' | 'not-comparable';
 
@@ -70,6 +71,14 @@ function firstMismatch(actual: ArrayLike<number>, expected: ArrayLike<number>, r
     if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) return `element ${i}: ${a} vs expected ${e}`;
   }
   return null;
+}
+
+/** Op types of the nodes, those of If / Loop / Scan bodies included (a case claims every op that may run). */
+function opTypes(nodes: readonly OnnxNodeProto[]): string[] {
+  return nodes.flatMap((n) => [
+    n.domain && n.domain !== 'ai.onnx' ? `${n.domain}:${n.opType}` : n.opType,
+    ...n.attribute.flatMap((a) => [...(a.g ? [a.g] : []), ...a.graphs]).flatMap((g) => opTypes(g.node)),
+  ]);
 }
 
 function dataFiles(dir: string, prefix: string): string[] {
@@ -143,7 +152,7 @@ function prepareCase(dir: string): PreparedCase {
   const done = (status: NodeStatus, detail: string) => ({ done: result(status, detail) });
   try {
     const proto = decodeOnnxModel(bytes);
-    ops = [...new Set(proto.graph!.node.map((n) => (n.domain && n.domain !== 'ai.onnx' ? `${n.domain}:${n.opType}` : n.opType)))];
+    ops = [...new Set(opTypes(proto.graph!.node))];
     unclaimedTypes = [...proto.graph!.input, ...proto.graph!.output]
       .filter((v) => v.type && !isClaimedOnnxValueType(v.type))
       .map((v) => v.name);

@@ -75,6 +75,21 @@ function multipliedByZeros(graph: OnnxGraph, param: string, valueOf: (name: stri
   return `every path to the loss multiplies by '${zero}', which is all zeros (as LoRA's B is at initialisation)`;
 }
 
+/**
+ * Read only inside If branches or Loop / Scan bodies (implicit uses: slots past the node's inputs): a run that
+ * takes the other branch, or a loop that runs zero times, records no op on it.
+ */
+function onlyInsideBodies(graph: OnnxGraph, param: string): string | null {
+  const uses = graph.consumers.get(param) ?? [];
+  if (uses.length === 0 || uses.some((c) => c.slot < graph.nodes[c.node].inputs.length)) return null;
+  const where = [...new Set(uses.map((c) => c.node))].map((i) => {
+    const n = graph.nodes[i];
+    const subs = (n.subgraphs ?? []).filter((s) => s.reads.includes(param)).map((s) => s.attribute);
+    return `the ${subs.join(' and ')} of ${n.opType} node '${n.name}'`;
+  });
+  return `it is read only inside ${where.join(', ')}: a run that takes the other branch, or a loop that runs zero times, gives it no gradient`;
+}
+
 export function explainZeroGradient(graph: OnnxGraph, param: string, valueOf: (name: string) => Tensor | undefined): string | undefined {
-  return keyBiasUnderSoftmax(graph, param) ?? biasBeforeBatchNorm(graph, param) ?? multipliedByZeros(graph, param, valueOf) ?? undefined;
+  return keyBiasUnderSoftmax(graph, param) ?? biasBeforeBatchNorm(graph, param) ?? multipliedByZeros(graph, param, valueOf) ?? onlyInsideBodies(graph, param) ?? undefined;
 }

@@ -5,7 +5,7 @@ import { Rng } from '../random';
 import { Shape, assertValidShape, sizeOf } from '../shape';
 import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
 import { AttrType, AttributeProto, TensorProto, utf8 } from './proto';
-import type { OnnxNode } from './graph';
+import type { OnnxNode, OnnxSubgraph } from './graph';
 
 /** Typed access to a node's attributes; missing required ones throw INVALID_MODEL naming the node. */
 export class Attrs {
@@ -112,6 +112,19 @@ export interface OpContext {
   fail(code: OnnxErrorCode, message: string): never;
   /** A constant (no grad) tensor; floats get this run's float dtype. */
   constant(values: ArrayLike<number>, shape: Shape, kind: 'float' | 'int32' | 'bool'): Tensor;
+  /** The node's graph attribute `attribute` (an If branch, a Loop / Scan body), runnable in this node's scope. */
+  body(attribute: string): Body;
+}
+
+/** A subgraph bound to the scope of the node that owns it. */
+export interface Body {
+  readonly graph: OnnxSubgraph;
+  /**
+   * Runs the subgraph once on values for its inputs (in order) and returns its outputs. Names it does not
+   * define are read from the enclosing scopes. Engine ops record the tape as usual, so gradients reach
+   * whatever outer values and parameters the body read.
+   */
+  run(inputs: readonly (Tensor | null)[]): Tensor[];
 }
 
 /** A constant from (small) values already at hand. Build large constants with filledConstant / computedConstant. */

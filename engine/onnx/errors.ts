@@ -37,6 +37,8 @@ export interface OnnxErrorNode {
   opType: string;
   domain: string;
   modulePath: string;
+  /** For a node inside an If branch or a Loop / Scan body: which one, in words. */
+  enclosing?: string;
 }
 
 /** The one error type the ONNX importer throws; `code` says what kind of problem it is. */
@@ -51,7 +53,7 @@ export class OnnxImportError extends Error {
     this.code = code;
     // A plain summary (the full node holds attributes and back-references).
     const n = options.node;
-    this.node = n ? { name: n.name, opType: n.opType, domain: n.domain, modulePath: n.modulePath } : undefined;
+    this.node = n ? { name: n.name, opType: n.opType, domain: n.domain, modulePath: n.modulePath, ...(n.enclosing ? { enclosing: n.enclosing } : {}) } : undefined;
     this.cause = options.cause;
   }
 }
@@ -59,5 +61,6 @@ export class OnnxImportError extends Error {
 /** "node '/blocks.0/attn/MatMul' (MatMul) in module blocks.0.attn" */
 export function describeNode(node: OnnxErrorNode): string {
   const op = node.domain && node.domain !== 'ai.onnx' ? `${node.domain}:${node.opType}` : node.opType;
-  return `node '${node.name}' (${op}) in module ${node.modulePath === '' ? '<root>' : node.modulePath}`;
+  const where = node.enclosing ? ` (in ${node.enclosing})` : '';
+  return `node '${node.name}' (${op}) in module ${node.modulePath === '' ? '<root>' : node.modulePath}${where}`;
 }

@@ -1,6 +1,6 @@
 /** The importer's view of an ONNX graph: nodes with module paths and sources, value specs, uses. */
 import { OnnxImportError } from './errors';
-import { AttributeProto, ModelProto, NodeProto, TypeProto, ValueInfoProto, dataTypeName } from './proto';
+import { AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto, dataTypeName } from './proto';
 import { Attrs } from './context';
 import { SourceLocation, nodeScope } from './modules';
 
@@ -30,6 +30,28 @@ export interface OnnxNode {
   attrs: Attrs;
   /** Classes along the module path (dynamo metadata), for the module tree. */
   classes?: { path: string; className: string }[];
+  /** Graph-valued attributes (If branches, Loop / Scan bodies), when the node has any. */
+  subgraphs?: OnnxSubgraph[];
+  /**
+   * Outer-scope values its subgraphs read by name (ONNX lets a body see every value of the enclosing
+   * scopes): dependencies as real as `inputs` for ordering, liveness and folding, though no input slot names them.
+   */
+  implicitInputs?: string[];
+  /** For a node of a subgraph: the enclosing node and attribute, in words ("the body of Loop node 'Loop_0'"). */
+  enclosing?: string;
+}
+
+/** A graph attribute of a node (an If branch, a Loop or Scan body), with its nodes in execution order. */
+export interface OnnxSubgraph {
+  /** The attribute holding it: 'then_branch', 'else_branch', 'body'. */
+  attribute: string;
+  name: string;
+  nodes: OnnxNode[];
+  inputs: OnnxValueSpec[];
+  outputs: OnnxValueSpec[];
+  initializers: TensorProto[];
+  /** Values of enclosing scopes its nodes (and their own subgraphs) read. */
+  reads: string[];
 }
 
 /** Shape and type of a graph input or output as declared in the model. */
@@ -121,14 +143,14 @@ function invalid(message: string): OnnxImportError {
  * Node indices in execution order: Kahn's algorithm over the values each node reads, O(nodes + edges)
  * whatever order the file lists them in (exporters emit a sorted graph; others need not).
  */
-function topologicalOrder(protos: readonly NodeProto[], defined: ReadonlySet<string>, producerOf: ReadonlyMap<string, number>): number[] {
+function topologicalOrder(protos: readonly NodeProto[], defined: ReadonlySet<string>, producerOf: ReadonlyMap<string, number>, reads: readonly (readonly string[])[] = protos.map((p) => p.input)): number[] {
   const n = protos.length;
   // Edges producer -> reader (one per distinct value read), in compressed rows: no per-node allocation.
   const waiting = new Int32Array(n);
   const edgeFrom: number[] = [];
   const edgeTo: number[] = [];
   for (let i = 0; i < n; i++) {
-    const inputs = protos[i].input;
+    const inputs = reads[i];
     for (let k = 0; k < inputs.length; k++) {
       const v = inputs[k];
       if (v === '' || defined.has(v)) continue;
@@ -196,7 +218,11 @@ export function buildGraph(model: ModelProto): OnnxGraph {
       producerOf.set(o, i);
     }
   });
-  const order = topologicalOrder(protos, defined, producerOf);
+  // A control-flow node depends on the outer values its bodies read, as on its inputs.
+  const implicit = protos.map(implicitReads);
+  const reads = implicit.some((r) => r.length > 0) ? protos.map((p, i) => (implicit[i].length ? [...p.input, ...implicit[i]] : p.input)) : undefined;
+  const order = topologicalOrder(protos, defined, producerOf, reads);
+  const scope: Scope = { has: (v) => defined.has(v) || producerOf.has(v) };
   const rank = new Int32Array(protos.length);
   order.forEach((protoIndex, index) => (rank[protoIndex] = index));
 
@@ -214,19 +240,13 @@ export function buildGraph(model: ModelProto): OnnxGraph {
     let name = p.name || `${p.opType}_${index}`;
     if (usedNames.has(name)) name = `${name}__${index}`;
     usedNames.add(name);
-    const metadata: Record<string, string> = p.metadataProps.length ? Object.create(null) : NO_METADATA;
-    for (const e of p.metadataProps) metadata[e.key] = e.value;
-    const scope = nodeScope(name, p.docString, metadata);
-    const node = {
-      index, name, opType: p.opType, domain: normalizeDomain(p.domain), inputs: p.input, outputs: p.output,
-      modulePath: scope.modulePath, moduleClass: scope.moduleClass, source: scope.source, stack: scope.stack,
-      docString: p.docString, metadata, attributes: p.attribute, classes: scope.classes,
-    } as OnnxNode;
-    node.attrs = new Attrs(node, p.attribute);
+    const node = makeNode(p, index, name, name, '', undefined, scope);
     nodes[index] = node;
+    // Implicit reads are uses too, in slots past the real inputs (so a parameter read only inside a body is live and trainable).
+    const uses = node.implicitInputs ? [...p.input, ...node.implicitInputs] : p.input;
     for (const o of p.output) if (o !== '') producers.set(o, index);
-    for (let slot = 0; slot < p.input.length; slot++) {
-      const v = p.input[slot];
+    for (let slot = 0; slot < uses.length; slot++) {
+      const v = uses[slot];
       if (v === '') continue;
       const list = consumers.get(v);
       if (!list) consumers.set(v, [{ node: index, slot }]);
@@ -241,4 +261,101 @@ export function buildGraph(model: ModelProto): OnnxGraph {
 
   const valueInfo = new Map(g.valueInfo.map((v) => [v.name, valueSpec(v)] as [string, OnnxValueSpec]));
   return { name: g.name, nodes, inputs, outputs: g.output.map(valueSpec), initializerNames, producers, consumers, valueInfo };
+}
+
+// ---------------------------------------------------------------- subgraphs (If / Loop / Scan bodies)
+
+/** The graph-valued attributes of a node, by attribute name (a GRAPHS attribute gives `name[i]`). */
+function graphAttributes(p: NodeProto): { attribute: string; graph: GraphProto }[] {
+  const out: { attribute: string; graph: GraphProto }[] = [];
+  for (const a of p.attribute) {
+    if (a.g) out.push({ attribute: a.name, graph: a.g });
+    a.graphs.forEach((g, i) => out.push({ attribute: `${a.name}[${i}]`, graph: g }));
+  }
+  return out;
+}
+
+/** Names a graph's nodes (and nested graphs) read that the graph itself does not define. */
+function graphReads(g: GraphProto): string[] {
+  const local = new Set<string>([...g.input.map((v) => v.name), ...g.initializer.map((t) => t.name)]);
+  for (const p of g.node) for (const o of p.output) if (o !== '') local.add(o);
+  const reads = new Set<string>();
+  for (const p of g.node) for (const v of [...p.input, ...implicitReads(p)]) if (v !== '' && !local.has(v)) reads.add(v);
+  return [...reads];
+}
+
+/** Outer values a node's subgraphs read (empty for a node without graph attributes). */
+function implicitReads(p: NodeProto): string[] {
+  if (!p.attribute.some((a) => a.g || a.graphs.length)) return [];
+  const reads = new Set<string>();
+  for (const { graph } of graphAttributes(p)) for (const v of graphReads(graph)) reads.add(v);
+  return [...reads];
+}
+
+/** The names visible where a node sits (its graph's and every enclosing graph's). */
+interface Scope {
+  has(name: string): boolean;
+}
+
+function makeNode(p: NodeProto, index: number, name: string, scopeName: string, outerPath: string, enclosing: string | undefined, visible: Scope): OnnxNode {
+  const metadata: Record<string, string> = p.metadataProps.length ? Object.create(null) : NO_METADATA;
+  for (const e of p.metadataProps) metadata[e.key] = e.value;
+  const scope = nodeScope(scopeName, p.docString, metadata);
+  const node = {
+    index, name, opType: p.opType, domain: normalizeDomain(p.domain), inputs: p.input, outputs: p.output,
+    modulePath: scope.modulePath || outerPath, moduleClass: scope.moduleClass, source: scope.source, stack: scope.stack,
+    docString: p.docString, metadata, attributes: p.attribute, classes: scope.classes,
+  } as OnnxNode;
+  node.attrs = new Attrs(node, p.attribute);
+  if (enclosing) node.enclosing = enclosing;
+  const graphs = graphAttributes(p);
+  if (graphs.length) {
+    node.subgraphs = graphs.map(({ attribute, graph }) => buildSubgraph(graph, attribute, node, visible));
+    const reads = new Set<string>();
+    for (const sub of node.subgraphs) for (const v of sub.reads) reads.add(v);
+    node.implicitInputs = [...reads];
+  }
+  return node;
+}
+
+/**
+ * A body's view: its nodes in execution order, named `<owner>/<attribute>/<node>` so that every message
+ * about one names the control-flow node around it. Names it reads but does not define come from the
+ * enclosing scopes at run time. ONNX scoping (as onnx.checker applies it): a body's inputs and initializers
+ * may shadow an outer name (the innermost definition wins), its nodes' outputs may not (single assignment
+ * across nested graphs).
+ */
+function buildSubgraph(g: GraphProto, attribute: string, owner: OnnxNode, outer: Scope): OnnxSubgraph {
+  const where = `the ${attribute} of ${owner.opType} node '${owner.name}'`;
+  const local = new Set<string>();
+  for (const name of [...g.input.map((v) => v.name), ...g.initializer.map((t) => t.name)]) {
+    if (local.has(name)) throw invalid(`value '${name}' is defined twice in ${where}`);
+    local.add(name);
+  }
+  if (g.sparseInitializerCount) throw new OnnxImportError('UNSUPPORTED_FEATURE', `${where} has sparse initializers, which the importer does not support`);
+  const producerOf = new Map<string, number>();
+  g.node.forEach((p, i) => {
+    for (const o of p.output) {
+      if (o === '') continue;
+      if (producerOf.has(o) || local.has(o)) throw invalid(`value '${o}' is defined twice in ${where}`);
+      if (outer.has(o)) throw invalid(`node '${g.node[i].name || g.node[i].opType}' (${g.node[i].opType}) in ${where} redefines '${o}', a value of an enclosing graph (ONNX values are assigned once, nested graphs included)`);
+      producerOf.set(o, i);
+    }
+  });
+  const implicit = g.node.map(implicitReads);
+  const reads = new Set<string>();
+  g.node.forEach((p, i) => {
+    for (const v of [...p.input, ...implicit[i]]) if (v !== '' && !local.has(v) && !producerOf.has(v)) reads.add(v);
+  });
+  const order = topologicalOrder(g.node, new Set([...local, ...reads]), producerOf, g.node.map((p, i) => [...p.input, ...implicit[i]]));
+  const innerScope: Scope = { has: (v) => local.has(v) || producerOf.has(v) || outer.has(v) };
+  const used = new Set<string>();
+  const nodes = order.map((protoIndex, index) => {
+    const p = g.node[protoIndex];
+    let inner = p.name || `${p.opType}_${index}`;
+    if (used.has(inner)) inner = `${inner}__${index}`;
+    used.add(inner);
+    return makeNode(p, index, `${owner.name}/${attribute}/${inner}`, inner, owner.modulePath, owner.enclosing ? `${where}, in ${owner.enclosing}` : where, innerScope);
+  });
+  return { attribute, name: g.name, nodes, inputs: g.input.map(valueSpec), outputs: g.output.map(valueSpec), initializers: g.initializer, reads: [...reads] };
 }

@@ -12,12 +12,12 @@ import { formatShape, sizeOf } from '../shape';
 import { noGrad } from '../autograd';
 import * as E from '../ops';
 import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
-import { DataType, ModelProto, dataTypeName, decodeModel } from './proto';
+import { DataType, ModelProto, TensorProto, dataTypeName, decodeModel } from './proto';
 import { ExternalData, checkClaimedValueType, engineDtype, isFloatType, tensorFromProto } from './tensors';
 import { OnnxOptional, OnnxSequence, OtherValue, RunValue, SequenceElement, StringTensor, describeValue, isOtherValue } from './values';
-import { OnnxGraph, OnnxNode, OnnxValueSpec, buildGraph } from './graph';
+import { OnnxGraph, OnnxNode, OnnxSubgraph, OnnxValueSpec, buildGraph } from './graph';
 import { AnyOpHandler, OPSET, ValueOpResult, isDifferentiableSlot } from './opset';
-import { OpContext, makeConstant } from './context';
+import { Body, OpContext, makeConstant } from './context';
 import { ModuleNode, buildModuleTree, scopesFromParameters } from './modules';
 import { checkSize, convert, mapValues } from './helpers';
 import { integerBoundNodes } from './integerPaths';
@@ -235,6 +235,21 @@ export interface ExecEnv {
   hostValues?: (t: Tensor) => Tensor;
 }
 
+/** Every node of the nodes' If / Loop / Scan bodies, nested ones included. */
+function bodyNodes(nodes: readonly OnnxNode[]): OnnxNode[] {
+  const out: OnnxNode[] = [];
+  for (const n of nodes) for (const sub of n.subgraphs ?? []) out.push(...sub.nodes, ...bodyNodes(sub.nodes));
+  return out;
+}
+
+/** What one run's nodes share (top-level and body nodes alike). */
+interface RunState {
+  options: RunOptions;
+  rng: Rng;
+  dtype: FloatDType;
+  env: ExecEnv;
+}
+
 /** Ops whose output is the (reshaped/retyped) input: followed when looking for an int input's use. */
 const PASS_THROUGH = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Cast', 'Transpose', 'Expand', 'Slice', 'Concat', 'Tile']);
 
@@ -290,6 +305,7 @@ export class OnnxModel {
   /** 1 for a live node (by index), else 0. */
   private readonly liveIndex: Uint8Array;
   private readonly plans = new Map<string, Plan>();
+  private readonly bodyConstants = new Map<FloatDType, WeakMap<TensorProto, Tensor>>();
   private readonly nodeByName = new Map<string, OnnxNode>();
   private readonly inputSpecs = new Map<string, OnnxInputSpec>();
   private readonly outputNames: ReadonlySet<string>;
@@ -338,7 +354,12 @@ export class OnnxModel {
       }
     };
     for (const o of this.graph.outputs) reach(o.name);
-    while (stack.length) for (const i of nodes[stack.pop()!].inputs) if (i !== '') reach(i);
+    while (stack.length) {
+      const n = nodes[stack.pop()!];
+      for (const i of n.inputs) if (i !== '') reach(i);
+      // An outer value read only inside a live node's body is live too.
+      if (n.implicitInputs) for (const i of n.implicitInputs) reach(i);
+    }
     const initializerSet = new Set(this.graph.initializerNames);
     const inputSet = new Set(this.graph.inputs.map((i) => i.name));
     const outputSet = new Set<string>();
@@ -356,18 +377,22 @@ export class OnnxModel {
 
     // Unsupported ops in the live graph.
     const bad = new Map<string, { opType: string; domain: string; nodes: string[] }>();
-    for (const n of this.liveNodes) {
-      if (this.handler(n)) continue;
-      const key = `${n.domain}:${n.opType}`;
-      const entry = bad.get(key) ?? { opType: n.opType, domain: n.domain, nodes: [] };
-      entry.nodes.push(n.name);
-      bad.set(key, entry);
-    }
+    let firstBad: OnnxNode | undefined;
+    const check = (list: readonly OnnxNode[]) => {
+      for (const n of list) {
+        // Every node of a live node's bodies may run (which branch, how many iterations: known at run time).
+        if (n.subgraphs) for (const sub of n.subgraphs) check(sub.nodes);
+        if (this.handler(n)) continue;
+        firstBad ??= n;
+        const key = `${n.domain}:${n.opType}`;
+        const entry = bad.get(key) ?? { opType: n.opType, domain: n.domain, nodes: [] };
+        entry.nodes.push(n.name);
+        bad.set(key, entry);
+      }
+    };
+    check(this.liveNodes);
     this.unsupported = [...bad.values()];
-    if (this.unsupported.length && options.strict !== false) {
-      const first = this.liveNodes.find((n) => !this.handler(n))!;
-      throw this.unsupportedError(first);
-    }
+    if (firstBad && options.strict !== false) throw this.unsupportedError(firstBad);
 
     // Initializers: parameters (trainable) vs buffers. Their memory is known from the dims before any is decoded.
     if (options.memoryBudget !== undefined) checkInitializerMemory(proto, this.floatDtype, options.memoryBudget);
@@ -381,13 +406,17 @@ export class OnnxModel {
       const consumers: InitializerInfo['consumers'] = [];
       let anyLive = false;
       let diffUse: InitializerInfo['consumers'][number] | undefined;
+      let diffImplicit = false;
       for (const c of this.graph.consumers.get(t.name) ?? []) {
         const n = nodes[c.node];
         const use = { node: n.name, opType: n.opType, slot: c.slot };
         consumers.push(use);
         if (live[c.node] !== 1) continue;
         anyLive = true;
-        if (!diffUse && isDifferentiableSlot(n.opType, c.slot)) diffUse = use;
+        if (!diffUse && isDifferentiableSlot(n.opType, c.slot)) {
+          diffUse = use;
+          diffImplicit = c.slot >= n.inputs.length;
+        }
       }
       const float = isFloatType(t.dataType);
       let role: 'parameter' | 'buffer' = 'buffer';
@@ -400,7 +429,9 @@ export class OnnxModel {
       else if (isFrozen(t.name)) reason = 'frozen by the load options';
       else {
         role = 'parameter';
-        reason = `read by ${diffUse.opType} node '${diffUse.node}' (input ${diffUse.slot})`;
+        reason = diffImplicit
+          ? `read inside the subgraphs of ${diffUse.opType} node '${diffUse.node}'`
+          : `read by ${diffUse.opType} node '${diffUse.node}' (input ${diffUse.slot})`;
       }
       const info: InitializerInfo = { name: t.name, elemType: dataTypeName(t.dataType), shape: [...t.dims], role, reason, consumers };
       if (options.trainable) {
@@ -430,7 +461,7 @@ export class OnnxModel {
         if (path !== undefined) (n as { modulePath: string }).modulePath = path;
       }
     }
-    const tree = buildModuleTree(this.graph.nodes, this.graph.initializerNames);
+    const tree = buildModuleTree(this.graph.nodes, this.graph.initializerNames, bodyNodes(this.liveNodes));
     this.moduleTree = tree.root;
     this.modules = tree.byPath;
     this.inputs = this.graph.inputs.map((spec) => this.inputSpec(spec));
@@ -741,7 +772,12 @@ export class OnnxModel {
     const buffers = env.buffers ?? this.buffers;
     const values = new Map<string, OnnxValue>();
     const foldable = new Set<string>();
+    // Values whose shapes follow from the plan's key (the input shapes) and constants alone: a shape-only op
+    // (Shape, Size) on one of them is folded. A value shaped by a graph input's data (Slice up to a fed index,
+    // Reshape to a fed shape) is not, or a later run with other data would reuse the first run's shape.
+    const shapeKnown = new Set<string>();
     const rng = new Rng((options.seed ?? 0) ^ 0x0d0e);
+    const state: RunState = { options, rng, dtype: env.dtype ?? this.floatDtype, env };
     const bufferUpdates = new Map<string, Tensor>();
     const retain = options.retainGrad === true ? null : new Set(options.retainGrad || []);
     const moduleOf = (name: string) => {
@@ -765,12 +801,14 @@ export class OnnxModel {
       put({ name, tensor: t, kind: 'buffer', node: null, outputIndex: 0, modulePath: moduleOf(name), folded: !isFloat(t.dtype) });
       if (!isFloat(t.dtype)) foldable.add(name);
     }
+    for (const name of values.keys()) shapeKnown.add(name); // inputs (shapes in the plan's key), parameters, buffers
 
     for (const node of this.liveNodes) {
       if (plan.foldedNodes.has(node.index)) {
         node.outputs.forEach((o, i) => {
           if (o === '') return;
           foldable.add(o);
+          shapeKnown.add(o);
           put({ name: o, tensor: plan.folded.get(o)!, kind: 'node', node, outputIndex: i, modulePath: node.modulePath, folded: true });
         });
         continue;
@@ -783,32 +821,14 @@ export class OnnxModel {
         if (!v) throw new OnnxImportError('INVALID_MODEL', `${describeNode(node)} reads '${n}', which has no value (a graph input was not provided?)`, { node });
         return 'tensor' in v ? v.tensor : v.value;
       });
-      const run = runnerOf(node, handler, ins);
-      const ctx = this.context(node, options, rng, env.dtype ?? this.floatDtype);
-      const isFolded = !handler.stochastic && (handler.shapeOnly || node.inputs.every((n) => n === '' || foldable.has(n)));
-      // Constant subgraphs (shapes, indices, masks) run on the host even under a device backend:
-      // handlers read their values synchronously, and they are cached as host constants.
-      const attempt = (inputs: (RunValue | null)[]) => (isFolded ? onHost(() => run(ctx, inputs)) : run(ctx, inputs));
-      let result;
-      try {
-        try {
-          result = attempt(ins);
-        } catch (e) {
-          // A dry run has no values: an op that reads them runs on zeros of the same shapes instead.
-          if (!(env.hostValues && e instanceof TensorOnDeviceError)) throw e;
-          const zeros = ins.map((t) => (t instanceof Tensor && t.isOnDevice ? env.hostValues!(t) : t));
-          result = onHost(() => run(ctx, zeros));
-        }
-      } catch (e) {
-        if (e instanceof MemoryLimitError) throw e;
-        if (e instanceof OnnxImportError) {
-          if (e.node) throw e;
-          throw new OnnxImportError(e.code, `${describeNode(node)}: ${e.message}`, { node, cause: e });
-        }
-        const shapes = ins.map((t, i) => `${node.inputs[i] || '∅'}: ${t instanceof Tensor ? `${t.dtype}${formatShape(t.shape)}` : t ? describeValue(t) : 'none'}`).join(', ');
-        throw new OnnxImportError('NODE_FAILED', `${describeNode(node)} failed: ${(e as Error).message} (inputs ${shapes})`, { node, cause: e });
-      }
-      const outs = Array.isArray(result) ? (result as (RunValue | null)[]) : [result as RunValue | null];
+      const ctx = this.context(node, state, (n) => { const v = values.get(n) ?? others.get(n); return v && ('tensor' in v ? v.tensor : v.value); });
+      const shapeFrom = handler.shapeFrom;
+      const outputShapesKnown = node.inputs.every((n, i) => n === '' || foldable.has(n) || (shapeKnown.has(n) && !(shapeFrom === 'all' || shapeFrom?.includes(i))))
+        && (!node.implicitInputs || node.implicitInputs.every((n) => foldable.has(n)));
+      // A control-flow node is constant only when the outer values its bodies read are, and its bodies draw no random numbers.
+      const isFolded = !handler.stochastic && ((handler.shapeOnly && outputShapesKnown) || (node.inputs.every((n) => n === '' || foldable.has(n))
+        && (!node.implicitInputs || (node.implicitInputs.every((n) => foldable.has(n)) && !this.bodiesAreStochastic(node)))));
+      const outs = this.runNode(node, handler, ctx, ins, isFolded, env);
       if (ctx.dtype === 'float64' && this.declaredFloat === 'float32' && this.integerBound.has(node.index)) {
         // A float path that only computes an integer (T5's position buckets): float32 as the export declared it.
         // No gradient crosses the integer it ends in, so the rounded copy needs none.
@@ -832,6 +852,7 @@ export class OnnxModel {
           return;
         }
         const folded = isFolded && !t.requiresGrad;
+        if (outputShapesKnown || folded) shapeKnown.add(o);
         if (folded) {
           foldable.add(o);
           plan.folded.set(o, t);
@@ -850,7 +871,91 @@ export class OnnxModel {
     return { values, others, bufferUpdates };
   }
 
-  private context(node: OnnxNode, options: RunOptions, rng: Rng, dtype: FloatDType): OpContext {
+  /**
+   * Runs one node's handler (a graph node or a body node). `isFolded`: constant inputs, so it runs on the
+   * host even under a device backend (handlers read their values synchronously; results are cached as host
+   * constants). Failures become OnnxImportErrors naming the node.
+   */
+  private runNode(node: OnnxNode, handler: AnyOpHandler, ctx: OpContext, ins: (RunValue | null)[], isFolded: boolean, env: ExecEnv): (RunValue | null)[] {
+    const run = runnerOf(node, handler, ins);
+    const attempt = (inputs: (RunValue | null)[]) => (isFolded ? onHost(() => run(ctx, inputs)) : run(ctx, inputs));
+    let result;
+    try {
+      try {
+        result = attempt(ins);
+      } catch (e) {
+        // A dry run has no values: an op that reads them runs on zeros of the same shapes instead.
+        if (!(env.hostValues && e instanceof TensorOnDeviceError)) throw e;
+        const zeros = ins.map((t) => (t instanceof Tensor && t.isOnDevice ? env.hostValues!(t) : t));
+        result = onHost(() => run(ctx, zeros));
+      }
+    } catch (e) {
+      if (e instanceof MemoryLimitError) throw e;
+      if (e instanceof OnnxImportError) {
+        if (e.node) throw e;
+        throw new OnnxImportError(e.code, `${describeNode(node)}: ${e.message}`, { node, cause: e });
+      }
+      const shapes = ins.map((t, i) => `${node.inputs[i] || '∅'}: ${t instanceof Tensor ? `${t.dtype}${formatShape(t.shape)}` : t ? describeValue(t) : 'none'}`).join(', ');
+      throw new OnnxImportError('NODE_FAILED', `${describeNode(node)} failed: ${(e as Error).message} (inputs ${shapes})`, { node, cause: e });
+    }
+    return Array.isArray(result) ? (result as (RunValue | null)[]) : [result as RunValue | null];
+  }
+
+  /** A body's initializer as a constant (no gradient: ONNX bodies hold constants, not parameters), decoded once per dtype. */
+  private bodyConstant(t: TensorProto, dtype: FloatDType, where: string): Tensor {
+    let byProto = this.bodyConstants.get(dtype);
+    if (!byProto) this.bodyConstants.set(dtype, (byProto = new WeakMap()));
+    let c = byProto.get(t);
+    if (!c) byProto.set(t, (c = tensorFromProto(t, dtype, `initializer '${t.name}' of ${where}`)));
+    return c;
+  }
+
+  /** Whether any node of the node's bodies (nested ones included) is random: such a node is never folded. */
+  private bodiesAreStochastic(node: OnnxNode): boolean {
+    return (node.subgraphs ?? []).some((sub) => sub.nodes.some((n) => this.handler(n)?.stochastic || this.bodiesAreStochastic(n)));
+  }
+
+  /**
+   * Runs a subgraph of `owner` once: its inputs bound to `inputs`, its initializers as constants, every
+   * other name looked up in `outer` (the enclosing scopes), its nodes eagerly in order. Body values are
+   * per iteration and not folded (the owner folds as a whole when it may).
+   */
+  private runBody(owner: OnnxNode, sub: OnnxSubgraph, inputs: readonly (RunValue | null)[], outer: (name: string) => RunValue | undefined, state: RunState): RunValue[] {
+    const where = `the ${sub.attribute} of ${describeNode(owner)}`;
+    if (inputs.length !== sub.inputs.length) {
+      throw new OnnxImportError('INVALID_MODEL', `${where} declares ${sub.inputs.length} inputs, but ${owner.opType} passes it ${inputs.length}`, { node: owner });
+    }
+    const local = new Map<string, RunValue>();
+    sub.inputs.forEach((v, i) => {
+      const t = inputs[i];
+      if (t) local.set(v.name, t);
+    });
+    for (const t of sub.initializers) local.set(t.name, this.bodyConstant(t, state.dtype, where));
+    const lookup = (name: string) => local.get(name) ?? outer(name);
+    for (const node of sub.nodes) {
+      const handler = this.handler(node);
+      if (!handler) throw this.unsupportedError(node);
+      const ins = node.inputs.map((n) => {
+        if (n === '') return null;
+        const t = lookup(n);
+        if (!t) throw new OnnxImportError('INVALID_MODEL', `${describeNode(node)} reads '${n}', which has no value in its scope`, { node });
+        return t;
+      });
+      const outs = this.runNode(node, handler, this.context(node, state, lookup), ins, false, state.env);
+      node.outputs.forEach((o, i) => {
+        const t = outs[i];
+        if (o !== '' && t) local.set(o, t);
+      });
+    }
+    return sub.outputs.map((o) => {
+      const t = lookup(o.name);
+      if (!t) throw new OnnxImportError('INVALID_MODEL', `${where}: its output '${o.name}' has no value`, { node: owner });
+      return t;
+    });
+  }
+
+  private context(node: OnnxNode, state: RunState, scope: (name: string) => RunValue | undefined): OpContext {
+    const { options, rng, dtype } = state;
     return {
       node,
       attrs: node.attrs,
@@ -866,6 +971,17 @@ export class OnnxModel {
         throw new OnnxImportError(code, `${describeNode(node)}: ${message}`, { node });
       },
       constant: (values, shape, kind) => makeConstant(values, shape, kind === 'float' ? dtype : kind),
+      body: (attribute: string): Body => {
+        const sub = node.subgraphs?.find((g) => g.attribute === attribute);
+        if (!sub) throw new OnnxImportError('INVALID_MODEL', `${describeNode(node)}: required graph attribute '${attribute}' is missing`, { node });
+        return {
+          graph: sub,
+          run: (inputs) => this.runBody(node, sub, inputs, scope, state).map((v, i) => {
+            if (v instanceof Tensor) return v;
+            throw new OnnxImportError('UNSUPPORTED_FEATURE', `${describeNode(node)}: output ${i} of its ${attribute} is ${describeValue(v)}; only tensor values cross a body's boundary`, { node });
+          }),
+        };
+      },
     };
   }
 

@@ -189,6 +189,7 @@ export function scopesFromParameters(
 export function buildModuleTree(
   nodes: readonly { name: string; modulePath: string; classes?: { path: string; className: string }[]; source?: SourceLocation }[],
   initializers: readonly string[],
+  bodyNodes: readonly { modulePath: string; classes?: { path: string; className: string }[]; source?: SourceLocation }[] = [],
 ): { root: ModuleNode; byPath: Map<string, ModuleNode> } {
   const root: ModuleNode = { path: '', name: '', children: [], nodes: [], parameters: [] };
   const byPath = new Map<string, ModuleNode>([['', root]]);
@@ -215,6 +216,16 @@ export function buildModuleTree(
   for (const n of nodes) {
     const m = ensureDeep(n.modulePath);
     m.nodes.push(n.name);
+    if (!m.source && n.source) m.source = n.source;
+    for (const c of n.classes ?? []) {
+      const cm = ensureDeep(c.path);
+      if (!cm.className) cm.className = c.className;
+    }
+  }
+  // Nodes of If / Loop / Scan bodies (torch.cond branches) name modules, classes and sources too; their values are per
+  // run of a body, so they are not a module's nodes.
+  for (const n of bodyNodes) {
+    const m = ensureDeep(n.modulePath);
     if (!m.source && n.source) m.source = n.source;
     for (const c of n.classes ?? []) {
       const cm = ensureDeep(c.path);

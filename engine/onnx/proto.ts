@@ -395,7 +395,7 @@ function valueInfo(r: Reader, end: number): ValueInfoProto {
 
 function graph(r: Reader, end: number, depth: number): GraphProto {
   if (depth > MAX_SUBGRAPH_DEPTH) {
-    throw new MalformedModel(`control-flow subgraphs (If/Loop/Scan bodies) are nested more than ${MAX_SUBGRAPH_DEPTH} deep; the importer does not run control flow, and no exporter nests graphs this deep`, 'UNSUPPORTED_FEATURE');
+    throw new MalformedModel(`control-flow subgraphs (If/Loop/Scan bodies) are nested more than ${MAX_SUBGRAPH_DEPTH} deep; no exporter nests graphs this deep`, 'UNSUPPORTED_FEATURE');
   }
   const g: GraphProto = { name: '', node: [], initializer: [], sparseInitializerCount: 0, input: [], output: [], valueInfo: [], docString: '', metadataProps: [] };
   message(r, end, (no, wire) => {

@@ -165,15 +165,20 @@ export function validateGraph(proto: ModelProto, graph: OnnxGraph, opsets: Reado
   for (const o of proto.opsetImport) {
     if (!(Number.isSafeInteger(o.version) && o.version >= 1)) throw new OnnxImportError('INVALID_MODEL', `invalid ONNX graph: opset_import of domain '${o.domain}' has version ${o.version}`);
   }
-  for (const n of graph.nodes) {
-    const opset = opsets.get(n.domain);
-    if (opset === undefined) {
-      if (n.domain !== '') throw new OnnxImportError('INVALID_MODEL', `invalid ONNX graph: ${describeNode(n)} uses domain '${n.domain}', which the model does not import (opset_import)`, { node: n });
-      checkNode(n, 1, warnings);
-    } else if (n.domain === '') {
-      checkNode(n, opset, warnings);
+  // Nodes of If / Loop / Scan bodies are checked as the top-level ones.
+  const checkNodes = (nodes: readonly OnnxNode[]): void => {
+    for (const n of nodes) {
+      const opset = opsets.get(n.domain);
+      if (opset === undefined) {
+        if (n.domain !== '') throw new OnnxImportError('INVALID_MODEL', `invalid ONNX graph: ${describeNode(n)} uses domain '${n.domain}', which the model does not import (opset_import)`, { node: n });
+        checkNode(n, 1, warnings);
+      } else if (n.domain === '') {
+        checkNode(n, opset, warnings);
+      }
+      if (n.subgraphs) for (const sub of n.subgraphs) checkNodes(sub.nodes);
     }
-  }
+  };
+  checkNodes(graph.nodes);
   for (const v of graph.inputs) checkDims(v, 'graph input');
   for (const v of graph.outputs) checkDims(v, 'graph output');
   for (const v of graph.valueInfo.values()) checkDims(v, 'value_info entry');

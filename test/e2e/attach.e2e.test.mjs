@@ -5,12 +5,12 @@
 // A second job's stream is reached only through a FileSystemProvider on a custom scheme (`gradlens-test:`,
 // test/e2e/fs-provider-extension, standing in for Remote-SSH or a container): the overlay follows it the same way,
 // so the extension reads streams through vscode.workspace.fs and not from the host's disk.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { E2E_DIR, ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench, packageVsix, run, startCodeServer, timed, writeTimings } from './harness.mjs';
+import { E2E_DIR, ROOT, log, run, timed, workbenchSuite } from './harness.mjs';
 import { readPythonEnv } from '../../scripts/python-env.mjs';
 
 const TEST_TIMEOUT = { timeout: 6 * 60_000 };
@@ -23,39 +23,33 @@ const noPython = python ? false : 'no Python test environment with torch (node s
 if (noPython && process.env.GRADLENS_REQUIRE_TORCH === '1') throw new Error(`GRADLENS_REQUIRE_TORCH=1 but ${noPython}`);
 
 describe('Attach to a running training job in code-server', { skip: noPython }, () => {
-  let server;
-  let chrome;
   let wb;
   let workspace;
   let job;
   let jobOutput = '';
   let remoteDisk;
-  const started = Date.now();
-
-  before(async () => {
-    const codeServer = await timed('ensure code-server', () => ensureCodeServer());
-    const vsix = await packageVsix();
-    const fsVsix = join(E2E_DIR, 'gradlens-fs-test.vsix');
-    await timed('package the gradlens-test: file system extension', () =>
-      run(join(ROOT, 'node_modules', '.bin', 'vsce'), ['package', '--allow-missing-repository', '--skip-license', '--no-dependencies', '--out', fsVsix], { cwd: join(ROOT, 'test', 'e2e', 'fs-provider-extension'), quiet: true }));
-    const scratch = makeScratch('attach');
-    workspace = join(scratch, 'job');
-    // Outside the workspace: the editor sees this folder only as gradlens-test:/.
-    remoteDisk = join(scratch, 'remote-disk');
-    mkdirSync(join(workspace, 'runs'), { recursive: true });
-    mkdirSync(remoteDisk, { recursive: true });
-    for (const f of ['nan_model.py', 'live_job.py']) cpSync(join(ROOT, 'test', 'fixtures', 'recorder', f), join(workspace, f));
-    cpSync(join(ROOT, 'python', 'gradlens_recorder.py'), join(workspace, 'gradlens_recorder.py'));
-    server = await startCodeServer({ workspace, vsix: [vsix, fsVsix], codeServer, scratch, name: 'attach', settings: { 'gradlensTest.root': remoteDisk, 'gradlensTest.stream': '/run.gradlens.jsonl' } });
-    chrome = await launchChromium({ webgpu: false, name: 'chromium-attach' });
-    wb = await openWorkbench(chrome, server, { name: 'attach' });
-  }, { timeout: 30 * 60_000 });
-
-  after(async () => {
-    if (job && job.exitCode === null) job.kill('SIGKILL');
-    await chrome?.close();
-    await server?.stop();
-    writeTimings({ suite: 'attach.e2e', totalMs: Date.now() - started });
+  workbenchSuite('attach', {
+    async extraVsix() {
+      const fsVsix = join(E2E_DIR, 'gradlens-fs-test.vsix');
+      await timed('package the gradlens-test: file system extension', () =>
+        run(join(ROOT, 'node_modules', '.bin', 'vsce'), ['package', '--allow-missing-repository', '--skip-license', '--no-dependencies', '--out', fsVsix], { cwd: join(ROOT, 'test', 'e2e', 'fs-provider-extension'), quiet: true }));
+      return [fsVsix];
+    },
+    prepare(scratch) {
+      workspace = join(scratch, 'job');
+      // Outside the workspace: the editor sees this folder only as gradlens-test:/.
+      remoteDisk = join(scratch, 'remote-disk');
+      mkdirSync(join(workspace, 'runs'), { recursive: true });
+      mkdirSync(remoteDisk, { recursive: true });
+      for (const f of ['nan_model.py', 'live_job.py']) cpSync(join(ROOT, 'test', 'fixtures', 'recorder', f), join(workspace, f));
+      cpSync(join(ROOT, 'python', 'gradlens_recorder.py'), join(workspace, 'gradlens_recorder.py'));
+      return workspace;
+    },
+    settings: () => ({ 'gradlensTest.root': remoteDisk, 'gradlensTest.stream': '/run.gradlens.jsonl' }),
+    ready: (suite) => { wb = suite.wb; },
+    cleanup: () => {
+      if (job && job.exitCode === null) job.kill('SIGKILL');
+    },
   });
 
   test('the overlay follows the job step by step, and an injected NaN becomes a Problem at once', () => wb.explainingFailures('attach', async () => {

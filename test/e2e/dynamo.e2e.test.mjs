@@ -2,11 +2,11 @@
 // model.onnx.data beside it) inspected in a real VS Code: the extension reads the external data file, the panel
 // says the run mode, and what the exporter lost (BatchNorm folded into the convolutions) is a warning in Problems
 // on the BatchNorm's line.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
+import { ROOT, log, timed, workbenchSuite } from './harness.mjs';
 
 const TEST_TIMEOUT = { timeout: 6 * 60_000 };
 const on = (decorations, code) => decorations.find((d) => (d.text ?? '').replace(/\u00a0/g, ' ').includes(code));
@@ -14,31 +14,19 @@ const SOURCE = join(ROOT, 'test', 'fixtures', 'python', 'conv_bn.py');
 const EXPORTS = join(ROOT, 'test', 'fixtures', 'exports');
 
 describe('Inspect a dynamo export with its .onnx.data in code-server', () => {
-  let server;
-  let chrome;
   let wb;
-  const started = Date.now();
-
-  before(async () => {
-    const codeServer = await timed('ensure code-server', () => ensureCodeServer());
-    const vsix = await packageVsix();
-    const scratch = makeScratch('dynamo');
-    const workspace = join(scratch, 'dynamo');
-    mkdirSync(workspace, { recursive: true });
-    // The source first, then its export (newer: up to date), paired by stem; the data file keeps the name the
-    // model gives it (its external_data location).
-    cpSync(SOURCE, join(workspace, 'conv_bn.py'));
-    cpSync(join(EXPORTS, 'cnn_bn_perturbed_dynamo.onnx'), join(workspace, 'conv_bn.onnx'));
-    cpSync(join(EXPORTS, 'cnn_bn_perturbed_dynamo.onnx.data'), join(workspace, 'cnn_bn_perturbed_dynamo.onnx.data'));
-    server = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'dynamo' });
-    chrome = await launchChromium({ webgpu: false, name: 'chromium-dynamo' });
-    wb = await openWorkbench(chrome, server, { name: 'dynamo' });
-  }, { timeout: 30 * 60_000 });
-
-  after(async () => {
-    await chrome?.close();
-    await server?.stop();
-    writeTimings({ suite: 'dynamo.e2e', totalMs: Date.now() - started });
+  workbenchSuite('dynamo', {
+    prepare(scratch) {
+      const workspace = join(scratch, 'dynamo');
+      mkdirSync(workspace, { recursive: true });
+      // The source first, then its export (newer: up to date), paired by stem; the data file keeps the name the
+      // model gives it (its external_data location).
+      cpSync(SOURCE, join(workspace, 'conv_bn.py'));
+      cpSync(join(EXPORTS, 'cnn_bn_perturbed_dynamo.onnx'), join(workspace, 'conv_bn.onnx'));
+      cpSync(join(EXPORTS, 'cnn_bn_perturbed_dynamo.onnx.data'), join(workspace, 'cnn_bn_perturbed_dynamo.onnx.data'));
+      return workspace;
+    },
+    ready: (suite) => { wb = suite.wb; },
   });
 
   test('the weights come from conv_bn.onnx.data; the summary says train mode; the folded BatchNorms are warnings on their lines', TEST_TIMEOUT, () => wb.explainingFailures('dynamo', async () => {

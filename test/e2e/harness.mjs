@@ -10,11 +10,13 @@
 //   launchChromium({webgpu})                            Debian Chromium, connected over CDP
 //   openWorkbench(browser, server) -> Workbench: openFile, runCommand, readDecorations, readCodeLenses, hover,
 //                                     readProblems, webviewFrame, screenshot
+//   workbenchSuite(name, {prepare})   all of the above as one suite's before/after hooks
 //
 // Every wait is bounded and fails with a message saying what was awaited. Every process started here is started
 // in its own process group and killed by that PID on stop(), on test failure and on process exit.
 
 import { chromiumFlags } from '../chromium-flags.mjs';
+import { after, before } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, appendFileSync, openSync, closeSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -533,6 +535,36 @@ export async function openWorkbench(chrome, server, { name = 'workbench' } = {})
     await wb.waitFor(page.locator('.explorer-folders-view .monaco-list, .explorer-viewlet .explorer-folders-view').first(), 'the explorer view', 60_000);
   });
   return wb;
+}
+
+/**
+ * One e2e suite's set-up and tear-down, registered as the enclosing describe()'s before/after hooks: packages the
+ * extension (plus `extraVsix()`), fills a scratch folder (`prepare(scratch)` returns the workspace to open),
+ * serves it in code-server with `settings` (or `settings(suite)`), opens the workbench in Chromium, and on the
+ * way out runs `cleanup()`, closes both and records the suite's time. The returned object's fields (`wb`,
+ * `server`, `chrome`, `scratch`, `workspace`) are set once the before hook has run; `ready(suite)` is called then.
+ */
+export function workbenchSuite(name, { prepare, settings = {}, trusted = true, extraVsix, webgpu = false, ready, cleanup } = {}) {
+  const suite = { wb: undefined, server: undefined, chrome: undefined, scratch: undefined, workspace: undefined };
+  const started = Date.now();
+  before(async () => {
+    const codeServer = await timed('ensure code-server', () => ensureCodeServer());
+    const vsix = [await packageVsix(), ...(extraVsix ? await extraVsix() : [])];
+    suite.scratch = makeScratch(name);
+    suite.workspace = await prepare(suite.scratch);
+    const serverSettings = typeof settings === 'function' ? settings(suite) : settings;
+    suite.server = await startCodeServer({ workspace: suite.workspace, vsix: vsix.length === 1 ? vsix[0] : vsix, codeServer, scratch: suite.scratch, name, settings: serverSettings, trusted });
+    suite.chrome = await launchChromium({ webgpu, name: `chromium-${name}` });
+    suite.wb = await openWorkbench(suite.chrome, suite.server, { name });
+    ready?.(suite);
+  }, { timeout: 30 * 60_000 }); // a cold code-server install takes 2-3 minutes, more on a busy machine
+  after(async () => {
+    await cleanup?.();
+    await suite.chrome?.close();
+    await suite.server?.stop();
+    writeTimings({ suite: `${name}.e2e`, totalMs: Date.now() - started });
+  });
+  return suite;
 }
 
 export class Workbench {

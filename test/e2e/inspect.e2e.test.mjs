@@ -1,11 +1,11 @@
 // End to end: inspect the examples in a real VS Code (code-server + Chromium) and check what a user sees:
 // decorations on mapped lines, a hover, Problems for the vanishing MLP and none for the healthy one, the
 // gradient-flow chart and the attention heatmaps in the panel. Screenshots go to .e2e/screenshots.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, ensureCodeServer, paintedPixels, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
+import { ROOT, paintedPixels, log, timed, workbenchSuite } from './harness.mjs';
 
 const TEST_TIMEOUT = { timeout: 6 * 60_000 };
 /** The decoration on the line whose source contains `code` (the editor renders spaces as no-break spaces). */
@@ -37,26 +37,14 @@ function workspaceCopy(scratch) {
 
 
 describe('Inspect the examples in code-server', () => {
-  let server;
-  let chrome;
   let wb;
-  const started = Date.now();
-
-  before(async () => {
-    const codeServer = await timed('ensure code-server', () => ensureCodeServer());
-    const vsix = await packageVsix();
-    const scratch = makeScratch('inspect');
-    const workspace = workspaceCopy(scratch);
-    log(`workspace: ${readdirSync(workspace).join(', ')}`);
-    server = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'inspect' });
-    chrome = await launchChromium({ webgpu: false, name: 'chromium-inspect' });
-    wb = await openWorkbench(chrome, server, { name: 'inspect' });
-  }, { timeout: 30 * 60_000 });
-
-  after(async () => {
-    await chrome?.close();
-    await server?.stop();
-    writeTimings({ suite: 'inspect.e2e', totalMs: Date.now() - started });
+  const suite = workbenchSuite('inspect', {
+    prepare(scratch) {
+      const workspace = workspaceCopy(scratch);
+      log(`workspace: ${readdirSync(workspace).join(', ')}`);
+      return workspace;
+    },
+    ready: (suite) => { wb = suite.wb; },
   });
 
   /** Focuses the editor group (a click in the panel moved the focus to the panel's group). */
@@ -91,7 +79,7 @@ describe('Inspect the examples in code-server', () => {
   }
 
   test('the installed extension holds the built extension, its media, the export helper and the training recorder, nothing else', () => {
-    const exts = join(server.scratch, 'extensions');
+    const exts = join(suite.server.scratch, 'extensions');
     const dir = readdirSync(exts).find((d) => d.startsWith('gradient-lens.gradient-lens-'));
     assert.ok(dir, `installed extensions: ${readdirSync(exts).join(', ')}`);
     const files = (function walk(rel) {

@@ -3,12 +3,12 @@
 // gradientLens.python setting) → overlays and the vanishing Problem; change the depth and save with inspect on
 // save → the overlays follow; Verify → the "matches PyTorch" badge. In an untrusted workspace no Python starts
 // (the interpreter is a wrapper that logs every start) and Inspect says why, but still inspects an existing .onnx.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { ROOT, ensureCodeServer, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
+import { ROOT, log, timed, workbenchSuite } from './harness.mjs';
 
 const TEST_TIMEOUT = { timeout: 8 * 60_000 };
 /** Exporting imports torch in a fresh process: seconds alone, a minute or more on a busy machine. */
@@ -50,27 +50,15 @@ async function inspect(wb, file, ok = (ds) => ds.some((d) => NORM.test(d.after ?
 }
 
 describe('Inspect straight from the Python file (trusted workspace)', () => {
-  let server;
-  let chrome;
   let wb;
   let python;
-  const started = Date.now();
-
-  before(async () => {
-    const codeServer = await timed('ensure code-server', () => ensureCodeServer());
-    const vsix = await packageVsix();
-    const scratch = makeScratch('python');
-    const workspace = workspaceCopy(scratch, /./);
-    python = loggingPython(scratch);
-    server = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'python', settings: { 'gradientLens.python': python.wrapper, 'gradientLens.inspectOnSave': true } });
-    chrome = await launchChromium({ webgpu: false, name: 'chromium-python' });
-    wb = await openWorkbench(chrome, server, { name: 'python' });
-  }, { timeout: 30 * 60_000 });
-
-  after(async () => {
-    await chrome?.close();
-    await server?.stop();
-    writeTimings({ suite: 'python.e2e', totalMs: Date.now() - started });
+  workbenchSuite('python', {
+    prepare(scratch) {
+      python = loggingPython(scratch);
+      return workspaceCopy(scratch, /./);
+    },
+    settings: () => ({ 'gradientLens.python': python.wrapper, 'gradientLens.inspectOnSave': true }),
+    ready: (s) => { wb = s.wb; },
   });
 
   test('no .onnx: Inspect exports vanishing_mlp.py with the user\'s Python, then overlays and the vanishing Problem', () => wb.explainingFailures('python-export', async () => {
@@ -116,28 +104,16 @@ describe('Inspect straight from the Python file (trusted workspace)', () => {
 });
 
 describe('Untrusted workspace: no Python runs', () => {
-  let server;
-  let chrome;
   let wb;
   let python;
-
-  before(async () => {
-    const codeServer = await ensureCodeServer();
-    const vsix = await packageVsix();
-    const scratch = makeScratch('python-untrusted');
-    const workspace = workspaceCopy(scratch, /vanishing_mlp/);
-    python = loggingPython(scratch);
-    server = await startCodeServer({
-      workspace, vsix, codeServer, scratch, name: 'python-untrusted', trusted: false,
-      settings: { 'gradientLens.python': python.wrapper, 'gradientLens.inspectOnSave': true, 'security.workspace.trust.banner': 'never' },
-    });
-    chrome = await launchChromium({ webgpu: false, name: 'chromium-untrust' });
-    wb = await openWorkbench(chrome, server, { name: 'python-untrusted' });
-  }, { timeout: 30 * 60_000 });
-
-  after(async () => {
-    await chrome?.close();
-    await server?.stop();
+  workbenchSuite('python-untrusted', {
+    prepare(scratch) {
+      python = loggingPython(scratch);
+      return workspaceCopy(scratch, /vanishing_mlp/);
+    },
+    trusted: false,
+    settings: () => ({ 'gradientLens.python': python.wrapper, 'gradientLens.inspectOnSave': true, 'security.workspace.trust.banner': 'never' }),
+    ready: (s) => { wb = s.wb; },
   });
 
   test('Inspect on a file without an export says why and starts no Python; an existing .onnx is still inspected', () => wb.explainingFailures('python-untrusted', async () => {

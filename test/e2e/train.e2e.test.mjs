@@ -1,11 +1,11 @@
 // End to end: Train N Steps in a real VS Code (code-server + Chromium). The panel trains the vanishing MLP
 // and draws the heat strip and the loss curve; each mapped source line gets a gradient-norm sparkline; a model
 // made to produce an infinite gradient stops training with a Problem on the line that made it.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, ensureCodeServer, paintedPixels, launchChromium, log, makeScratch, openWorkbench, packageVsix, startCodeServer, timed, writeTimings } from './harness.mjs';
+import { ROOT, paintedPixels, log, timed, workbenchSuite } from './harness.mjs';
 
 const TEST_TIMEOUT = { timeout: 6 * 60_000 };
 const SPARK = /^∇ [▁▂▃▄▅▆▇█ !]+ \d\.\de[+-]\d\d/;
@@ -13,32 +13,20 @@ const on = (decorations, code) => decorations.find((d) => (d.text ?? '').replace
 
 
 describe('Train N steps in code-server', () => {
-  let server;
-  let chrome;
   let wb;
   let workspace;
-  const started = Date.now();
-
-  before(async () => {
-    const codeServer = await timed('ensure code-server', () => ensureCodeServer());
-    const vsix = await packageVsix();
-    const scratch = makeScratch('train');
-    workspace = join(scratch, 'examples');
-    cpSync(join(ROOT, 'examples'), workspace, { recursive: true, filter: (src) => !/__pycache__/.test(src) });
-    // A model made to produce an infinite gradient (sqrt at 0), next to its source: the locator pairs them by stem.
-    cpSync(join(ROOT, 'test', 'fixtures', 'python', 'nan_model.py'), join(workspace, 'nan_model.py'));
-    cpSync(join(ROOT, 'test', 'fixtures', 'onnx', 'nan_backward.onnx'), join(workspace, 'nan_model.onnx'));
-    // Statistics recorded by python/gradlens_recorder.py from a PyTorch run of examples/tiny_gpt.py.
-    cpSync(join(ROOT, 'test', 'fixtures', 'recorder', 'tiny_gpt.training.json'), join(workspace, 'tiny_gpt.training.json'));
-    server = await startCodeServer({ workspace, vsix, codeServer, scratch, name: 'train' });
-    chrome = await launchChromium({ webgpu: false, name: 'chromium-train' });
-    wb = await openWorkbench(chrome, server, { name: 'train' });
-  }, { timeout: 30 * 60_000 });
-
-  after(async () => {
-    await chrome?.close();
-    await server?.stop();
-    writeTimings({ suite: 'train.e2e', totalMs: Date.now() - started });
+  workbenchSuite('train', {
+    prepare(scratch) {
+      workspace = join(scratch, 'examples');
+      cpSync(join(ROOT, 'examples'), workspace, { recursive: true, filter: (src) => !/__pycache__/.test(src) });
+      // A model made to produce an infinite gradient (sqrt at 0), next to its source: the locator pairs them by stem.
+      cpSync(join(ROOT, 'test', 'fixtures', 'python', 'nan_model.py'), join(workspace, 'nan_model.py'));
+      cpSync(join(ROOT, 'test', 'fixtures', 'onnx', 'nan_backward.onnx'), join(workspace, 'nan_model.onnx'));
+      // Statistics recorded by python/gradlens_recorder.py from a PyTorch run of examples/tiny_gpt.py.
+      cpSync(join(ROOT, 'test', 'fixtures', 'recorder', 'tiny_gpt.training.json'), join(workspace, 'tiny_gpt.training.json'));
+      return workspace;
+    },
+    ready: (suite) => { wb = suite.wb; },
   });
 
   test('vanishing MLP: sparklines on the source, heat strip and loss curve in the panel', () => wb.explainingFailures('train-vanishing', async () => {

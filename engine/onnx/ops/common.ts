@@ -16,6 +16,12 @@ interface HandlerTraits {
   readonly nonDiff?: readonly number[] | 'all';
   /** The outputs depend only on the input shapes (Shape, Size): foldable once the shapes are known. */
   readonly shapeOnly?: boolean;
+  /**
+   * Input slots whose values, not only their shapes, set the output shapes (Reshape's target, Slice's bounds,
+   * Range's limits); 'all' when any may. A Shape downstream is folded per input-shape signature only while no
+   * such slot reads a value that changes between runs (a graph input's data): see `execute` in model.ts.
+   */
+  readonly shapeFrom?: readonly number[] | 'all';
   /** Random: never constant-folded. */
   readonly stochastic?: boolean;
 }

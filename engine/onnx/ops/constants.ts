@@ -75,6 +75,7 @@ export const CONSTANT_OPS: Readonly<Record<string, OpHandler>> = {
   Constant: { run: (ctx) => constantValue(ctx) },
   ConstantOfShape: {
     nonDiff: 'all',
+    shapeFrom: 'all',
     run(ctx, inputs) {
       const shape = shapeValues(ctx, need(ctx, inputs, 0, 'input'), 'shape');
       if (shape.some((d) => !Number.isInteger(d) || d < 0)) ctx.fail('INVALID_MODEL', `invalid shape ${formatShape(shape)}: dims must be non-negative integers`);
@@ -87,6 +88,7 @@ export const CONSTANT_OPS: Readonly<Record<string, OpHandler>> = {
   },
   Range: {
     nonDiff: 'all',
+    shapeFrom: 'all',
     run(ctx, inputs) {
       const start = need(ctx, inputs, 0, 'start');
       const s = scalarOf(ctx, start, 'start');
@@ -103,6 +105,7 @@ export const CONSTANT_OPS: Readonly<Record<string, OpHandler>> = {
   },
   OneHot: {
     nonDiff: 'all',
+    shapeFrom: [1],
     run(ctx, inputs) {
       const idx = need(ctx, inputs, 0, 'indices');
       const depthValue = scalarOf(ctx, need(ctx, inputs, 1, 'depth'), 'depth');

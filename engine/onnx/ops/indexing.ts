@@ -61,6 +61,7 @@ export const INDEXING_OPS: Readonly<Record<string, OpHandler>> = {
   },
   TopK: {
     nonDiff: [1],
+    shapeFrom: [1],
     // Values are a gather of X at the selected flat positions (differentiable); indices are chosen on the
     // host: largest (or smallest) first, equal values by lower index, as the ONNX reference. No device
     // kernel sorts: on a device-only X this throws TensorOnDeviceError and a WebGPU run repeats on the host

@@ -111,6 +111,7 @@ export const LAYOUT_OPS: Readonly<Record<string, AnyOpHandler>> = {
   Identity: { runValues: (ctx, inputs) => inputs[0] ?? ctx.fail('INVALID_MODEL', 'required input 0 (input) is missing') },
   Reshape: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'data');
       const shape = ctx.opset >= 5 ? shapeValues(ctx, need(ctx, inputs, 1, 'shape'), 'shape') : ctx.attrs.ints('shape');
@@ -128,10 +129,12 @@ export const LAYOUT_OPS: Readonly<Record<string, AnyOpHandler>> = {
   },
   Squeeze: {
     nonDiff: [1],
+    shapeFrom: [1],
     run: (ctx, inputs) => squeezeAxes(ctx, need(ctx, inputs, 0, 'data'), axesArg(ctx, inputs, 13)),
   },
   Unsqueeze: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const axes = axesArg(ctx, inputs, 13);
       if (!axes) return ctx.fail('INVALID_MODEL', 'Unsqueeze needs axes');
@@ -160,6 +163,7 @@ export const LAYOUT_OPS: Readonly<Record<string, AnyOpHandler>> = {
   },
   Split: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'input');
       const axis = axisOf(ctx, ctx.attrs.int('axis', 0), x.rank);
@@ -189,6 +193,7 @@ export const LAYOUT_OPS: Readonly<Record<string, AnyOpHandler>> = {
   },
   Slice: {
     nonDiff: [1, 2, 3, 4],
+    shapeFrom: [1, 2, 3, 4],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'data');
       let starts: number[];
@@ -211,6 +216,7 @@ export const LAYOUT_OPS: Readonly<Record<string, AnyOpHandler>> = {
   },
   Expand: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'input');
       const shape = shapeValues(ctx, need(ctx, inputs, 1, 'shape'), 'shape');
@@ -222,6 +228,7 @@ export const LAYOUT_OPS: Readonly<Record<string, AnyOpHandler>> = {
   },
   Tile: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'input');
       const reps = shapeValues(ctx, need(ctx, inputs, 1, 'repeats'), 'repeats');
@@ -238,6 +245,7 @@ export const LAYOUT_OPS: Readonly<Record<string, AnyOpHandler>> = {
   },
   Pad: {
     nonDiff: [1, 2, 3],
+    shapeFrom: [1, 3],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'data');
       const mode = ctx.attrs.string('mode', 'constant');

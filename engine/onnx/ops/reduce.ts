@@ -13,6 +13,7 @@ import { allocate } from '../../dtype';
 function reduceHandler(since: number, fn: (x: Tensor, axes: number[] | null, keep: boolean) => Tensor, intOk = true): OpHandler {
   return {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'data');
       let axes = axesArg(ctx, inputs, since);

@@ -224,6 +224,7 @@ export const RESIZE_OPS: Readonly<Record<string, OpHandler>> = {
   },
   Resize: {
     nonDiff: [1, 2, 3],
+    shapeFrom: [1, 2, 3],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'X');
       if (ctx.opset < 11) {
@@ -238,6 +239,7 @@ export const RESIZE_OPS: Readonly<Record<string, OpHandler>> = {
   },
   Upsample: {
     nonDiff: [1],
+    shapeFrom: [1],
     run(ctx, inputs) {
       const x = need(ctx, inputs, 0, 'X');
       const scales = ctx.opset >= 9 ? Array.from(need(ctx, inputs, 1, 'scales').data) : ctx.attrs.floats('scales');

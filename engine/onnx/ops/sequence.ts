@@ -3,7 +3,9 @@
  * optionals. Only the tensors inside carry gradients, and these ops move them without copying: SequenceAt
  * returns the very tensor SequenceConstruct received, so its gradient reaches the producer. SplitToSequence
  * and ConcatFromSequence are engine slices / concats (their VJPs). SequenceMap needs subgraph execution
- * (control flow) and is not here.
+ * (control flow) and is not here. A sequence or optional is never folded nor counted as of known shape
+ * (model.ts `execute`), so a Shape of anything read out of one is computed per run; `shapeFrom` still says
+ * which slots' values choose shapes.
  */
 import { Tensor } from '../../tensor';
 import { formatShape } from '../../shape';
@@ -91,6 +93,7 @@ export const SEQUENCE_OPS: Readonly<Record<string, ValueOpHandler>> = {
   },
   SequenceAt: {
     nonDiff: [1],
+    shapeFrom: [1], // the position picks the element, and so its shape
     runValues(ctx, inputs) {
       const seq = sequenceIn(ctx, inputs, 0, 'input_sequence');
       if (!inputs[1]) ctx.fail('INVALID_MODEL', 'required input 1 (position) is missing');
@@ -99,6 +102,7 @@ export const SEQUENCE_OPS: Readonly<Record<string, ValueOpHandler>> = {
   },
   SequenceInsert: {
     nonDiff: [2],
+    shapeFrom: [2], // the position sets where the tensor goes
     runValues(ctx, inputs) {
       const seq = sequenceIn(ctx, inputs, 0, 'input_sequence');
       const t = elementIn(ctx, inputs, 1, 'tensor');
@@ -108,6 +112,7 @@ export const SEQUENCE_OPS: Readonly<Record<string, ValueOpHandler>> = {
   },
   SequenceErase: {
     nonDiff: [1],
+    shapeFrom: [1], // the position sets which element goes
     runValues(ctx, inputs) {
       const seq = sequenceIn(ctx, inputs, 0, 'input_sequence');
       if (seq.length === 0) ctx.fail('INVALID_MODEL', 'cannot erase from an empty sequence');
@@ -121,6 +126,7 @@ export const SEQUENCE_OPS: Readonly<Record<string, ValueOpHandler>> = {
   },
   SplitToSequence: {
     nonDiff: [1],
+    shapeFrom: [1], // the split sizes set the pieces' shapes
     runValues(ctx, inputs) {
       const x = numericIn(ctx, elementIn(ctx, inputs, 0, 'input'), 'input');
       const axis = axisOf(ctx, ctx.attrs.int('axis', 0), x.rank);

@@ -1,0 +1,210 @@
+/**
+ * Control flow: If, Loop and Scan, run eagerly. The condition, trip count and scan length are read on the
+ * host when the node runs (they are data of this run), and the chosen branch or each iteration's body runs
+ * its nodes as engine ops: the tape records exactly what ran, so gradients reach the loop-carried values,
+ * the scanned inputs and every outer value or parameter a body reads. No VJP of its own is needed.
+ *
+ * Reading a condition or trip count computed on a WebGPU device throws TensorOnDeviceError (`.data` of a
+ * device-only tensor): the node fails with that cause and the run repeats on the host backend
+ * (webview/runWithFallback.ts), as for every op that reads values.
+ *
+ * Tensor values only: a body that builds sequences or optionals fails on that op (UNSUPPORTED_OP).
+ */
+import { Tensor } from '../../tensor';
+import * as E from '../../ops';
+import { formatShape, normalizeAxis } from '../../shape';
+import { allocate } from '../../dtype';
+import { Body, OpContext } from '../context';
+import type { OnnxValueSpec } from '../graph';
+import { isFloatType } from '../tensors';
+import { DataType } from '../proto';
+import { layout } from '../helpers';
+import { OpHandler } from './common';
+
+/**
+ * Iterations a Loop may run. A loop still going after that many (a condition that never turns false, an
+ * exporter's INT64_MAX trip count) is refused rather than left to hang; the run's memory budget applies
+ * on top, since every iteration's values stay on the tape.
+ */
+export const LOOP_ITERATION_CAP = 100_000;
+
+/** A scalar read on the host (a device-only value throws TensorOnDeviceError: the run repeats on the host). */
+function hostScalar(ctx: OpContext, t: Tensor, what: string): number {
+  if (t.size !== 1) ctx.fail('INVALID_MODEL', `${what} must hold one value, got shape ${formatShape(t.shape)}`);
+  return t.data[0];
+}
+
+/** Per-iteration values stacked along a new `axis` (ints and bools too). */
+function stack(list: readonly Tensor[], axis: number): Tensor {
+  return layout(list, (xs) => E.concat(xs.map((x) => E.unsqueeze(x, axis)), axis));
+}
+
+/** Index `i` of `x` along `axis`, that axis removed. */
+function take(x: Tensor, axis: number, i: number): Tensor {
+  return layout([x], ([v]) => E.squeeze(E.slice(v, { starts: [i], ends: [i + 1], axes: [axis] }), axis));
+}
+
+/**
+ * A scan output of zero iterations: empty along `axis`, the rest of its shape as the body declares it (no
+ * iteration ran to show it).
+ */
+function emptyScanOutput(ctx: OpContext, spec: OnnxValueSpec, axis: number, which: string): Tensor {
+  const dims = spec.dims;
+  if (!dims || dims.some((d) => typeof d !== 'number')) {
+    ctx.fail('UNSUPPORTED_FEATURE', `ran zero iterations, and the body does not declare the shape of ${which} '${spec.name}' (${dims ? `[${dims.map((d) => d ?? '?').join(', ')}]` : 'unknown rank'}), so its empty result has no known shape`);
+  }
+  const shape = [...(dims as number[])];
+  shape.splice(normalizeAxis(axis, shape.length + 1), 0, 0);
+  const dtype = isFloatType(spec.dataType) ? ctx.dtype : spec.dataType === DataType.BOOL ? 'bool' : 'int32';
+  return new Tensor(allocate(dtype, 0), shape);
+}
+
+function present(ctx: OpContext, inputs: readonly (Tensor | null)[], what: string): Tensor[] {
+  return inputs.map((t, i) => t ?? ctx.fail('UNSUPPORTED_FEATURE', `${what} ${i} is empty (an optional without a value); only tensor values are supported`));
+}
+
+function checkOutputs(ctx: OpContext, body: Body, outs: readonly Tensor[], want: number): void {
+  if (outs.length !== want) ctx.fail('INVALID_MODEL', `its ${body.graph.attribute} has ${outs.length} outputs, but the node needs ${want}`);
+}
+
+// ---------------------------------------------------------------- If
+
+const ifOp: OpHandler = {
+  nonDiff: [0],
+  shapeFrom: 'all', // the branch taken (and so its output shapes) is the condition's value
+  run(ctx, inputs) {
+    const cond = inputs[0] ?? ctx.fail('INVALID_MODEL', 'required input 0 (cond) is missing');
+    const body = ctx.body(hostScalar(ctx, cond, 'cond') !== 0 ? 'then_branch' : 'else_branch');
+    const outs = body.run([]);
+    checkOutputs(ctx, body, outs, ctx.node.outputs.length);
+    return outs;
+  },
+};
+
+// ---------------------------------------------------------------- Loop
+
+const loopOp: OpHandler = {
+  nonDiff: [0, 1],
+  shapeFrom: 'all', // the trip count and condition set how many iterations are stacked
+  run(ctx, inputs) {
+    const body = ctx.body('body');
+    const g = body.graph;
+    const [tripInput, condInput] = inputs;
+    let carried = present(ctx, inputs.slice(2), 'loop-carried input');
+    const scanCount = g.outputs.length - 1 - carried.length;
+    if (g.inputs.length !== carried.length + 2 || scanCount < 0) {
+      ctx.fail('INVALID_MODEL', `its body takes ${g.inputs.length} inputs and gives ${g.outputs.length} outputs; with ${carried.length} loop-carried values it must take ${carried.length + 2} (iteration number, condition, values) and give at least ${carried.length + 1}`);
+    }
+    if (ctx.node.outputs.length > carried.length + scanCount) ctx.fail('INVALID_MODEL', `has ${ctx.node.outputs.length} outputs; its body gives ${carried.length} loop-carried values and ${scanCount} scan outputs`);
+    const trips = tripInput ? hostScalar(ctx, tripInput, 'trip count M') : Infinity;
+    // Without a cond input the loop is a plain for loop: the body's condition output is ignored (ONNX spec).
+    let cond = condInput ? hostScalar(ctx, condInput, 'cond') !== 0 : true;
+    if (!condInput && trips > LOOP_ITERATION_CAP) {
+      ctx.fail('UNSUPPORTED_FEATURE', `${tripInput ? `its trip count is ${trips}` : 'it has neither a trip count nor a condition'}, more than the ${LOOP_ITERATION_CAP} iterations the importer runs`);
+    }
+    const scans: Tensor[][] = Array.from({ length: scanCount }, () => []);
+    for (let i = 0; i < trips && cond; i++) {
+      if (i === LOOP_ITERATION_CAP) {
+        ctx.fail('UNSUPPORTED_FEATURE', `its condition is still true after ${LOOP_ITERATION_CAP} iterations${tripInput ? ` (trip count ${trips})` : ''}: the importer stops loops there rather than run on`);
+      }
+      const outs = body.run([ctx.constant([i], [], 'int32'), ctx.constant([cond ? 1 : 0], [], 'bool'), ...carried]);
+      if (condInput) cond = hostScalar(ctx, outs[0], "the body's condition output") !== 0;
+      carried = outs.slice(1, 1 + carried.length);
+      outs.slice(1 + carried.length).forEach((t, k) => scans[k].push(t));
+    }
+    const stacked = scans.map((list, k) => (list.length ? stack(list, 0) : emptyScanOutput(ctx, g.outputs[1 + carried.length + k], 0, `scan output ${k}`)));
+    return [...carried, ...stacked];
+  },
+};
+
+// ---------------------------------------------------------------- Scan
+
+/** Axes and directions of one side of a Scan (inputs or outputs): attribute lists, defaults 0. */
+function perSlot(ctx: OpContext, name: string, count: number): number[] {
+  const v = ctx.attrs.ints(name, []);
+  if (v.length === 0) return new Array<number>(count).fill(0);
+  if (v.length !== count) ctx.fail('INVALID_MODEL', `attribute '${name}' has ${v.length} entries for ${count} ${name.includes('input') ? 'scan inputs' : 'scan outputs'}`);
+  return v;
+}
+
+/**
+ * Scan (opset 9+ semantics): `states` carried from step to step; each step sees slice t of every scan
+ * input (along its axis, from the end for direction 1); per-step scan outputs stacked along their axes
+ * (in reverse for direction 1).
+ */
+function scan(ctx: OpContext, body: Body, states: Tensor[], scanned: Tensor[], inAxes: number[], inDirs: number[], outAxes: number[], outDirs: number[]): Tensor[] {
+  const g = body.graph;
+  const outCount = g.outputs.length - states.length;
+  if (g.inputs.length !== states.length + scanned.length || outCount < 0) {
+    ctx.fail('INVALID_MODEL', `its body takes ${g.inputs.length} inputs and gives ${g.outputs.length} outputs, for ${states.length} state values and ${scanned.length} scan inputs`);
+  }
+  const axes = scanned.map((x, j) => {
+    try {
+      return normalizeAxis(inAxes[j], x.rank, 'scan input axis');
+    } catch (e) {
+      return ctx.fail('INVALID_MODEL', `scan input ${j} ${formatShape(x.shape)}: ${(e as Error).message}`);
+    }
+  });
+  if (scanned.length === 0) ctx.fail('INVALID_MODEL', 'has no scan inputs (num_scan_inputs must be at least 1)');
+  const length = scanned[0].shape[axes[0]];
+  scanned.forEach((x, j) => {
+    if (x.shape[axes[j]] !== length) ctx.fail('INVALID_MODEL', `scan input ${j} ${formatShape(x.shape)} has ${x.shape[axes[j]]} steps along axis ${axes[j]}, scan input 0 has ${length}`);
+  });
+  const per: Tensor[][] = Array.from({ length: outCount }, () => []);
+  for (let t = 0; t < length; t++) {
+    const slices = scanned.map((x, j) => take(x, axes[j], inDirs[j] ? length - 1 - t : t));
+    const outs = body.run([...states, ...slices]);
+    states = outs.slice(0, states.length);
+    outs.slice(states.length).forEach((y, k) => per[k].push(y));
+  }
+  const outputs = per.map((list, k) => {
+    if (list.length === 0) return emptyScanOutput(ctx, g.outputs[states.length + k], outAxes[k], `scan output ${k}`);
+    const ordered = outDirs[k] ? [...list].reverse() : list;
+    let axis: number;
+    try {
+      axis = normalizeAxis(outAxes[k], list[0].rank + 1, 'scan output axis');
+    } catch (e) {
+      return ctx.fail('INVALID_MODEL', `scan output ${k}: ${(e as Error).message}`);
+    }
+    return stack(ordered, axis);
+  });
+  return [...states, ...outputs];
+}
+
+const scanOp: OpHandler = {
+  shapeFrom: 'all', // a body may shape its outputs by the values it scans
+  run(ctx, inputs) {
+    const body = ctx.body('body');
+    const m = ctx.attrs.int('num_scan_inputs');
+    if (ctx.opset >= 9) {
+      const all = present(ctx, inputs, 'input');
+      const n = all.length - m;
+      if (m < 1 || n < 0) ctx.fail('INVALID_MODEL', `num_scan_inputs is ${m}, but the node has ${all.length} inputs`);
+      const k = body.graph.outputs.length - n;
+      return scan(ctx, body, all.slice(0, n), all.slice(n), perSlot(ctx, 'scan_input_axes', m), perSlot(ctx, 'scan_input_directions', m),
+        perSlot(ctx, 'scan_output_axes', Math.max(0, k)), perSlot(ctx, 'scan_output_directions', Math.max(0, k)));
+    }
+    // Opset 8: every value has a leading batch axis and is scanned along axis 1; the body sees one batch entry.
+    const lens = inputs[0];
+    const all = present(ctx, inputs.slice(1), 'input');
+    const n = all.length - m;
+    if (m < 1 || n < 0) ctx.fail('INVALID_MODEL', `num_scan_inputs is ${m}, but the node has ${all.length} state and scan inputs`);
+    const batch = all[0].shape[0];
+    if (all.some((x) => x.rank < 1 || x.shape[0] !== batch)) ctx.fail('INVALID_MODEL', `inputs must share the batch dimension ${batch}: ${all.map((x) => formatShape(x.shape)).join(', ')}`);
+    const steps = m > 0 && all[n].rank > 1 ? all[n].shape[1] : 0;
+    if (lens && Array.from(lens.data).some((l) => l !== steps)) {
+      ctx.fail('UNSUPPORTED_FEATURE', `sequence_lens [${Array.from(lens.data).join(', ')}] differ from the scan length ${steps}; per-batch lengths are not supported`);
+    }
+    const dirs = perSlot(ctx, 'directions', m);
+    const k = body.graph.outputs.length - n;
+    const perBatch: Tensor[][] = [];
+    for (let b = 0; b < batch; b++) {
+      const entries = all.map((x) => take(x, 0, b));
+      perBatch.push(scan(ctx, body, entries.slice(0, n), entries.slice(n), new Array<number>(m).fill(0), dirs, new Array<number>(Math.max(0, k)).fill(0), new Array<number>(Math.max(0, k)).fill(0)));
+    }
+    if (batch === 0) ctx.fail('UNSUPPORTED_FEATURE', 'has a batch of zero entries');
+    return perBatch[0].map((_, i) => stack(perBatch.map((outs) => outs[i]), 0));
+  },
+};
+
+export const CONTROL_OPS: Record<string, OpHandler> = { If: ifOp, Loop: loopOp, Scan: scanOp };
