@@ -974,13 +974,7 @@ export class OnnxModel {
       body: (attribute: string): Body => {
         const sub = node.subgraphs?.find((g) => g.attribute === attribute);
         if (!sub) throw new OnnxImportError('INVALID_MODEL', `${describeNode(node)}: required graph attribute '${attribute}' is missing`, { node });
-        return {
-          graph: sub,
-          run: (inputs) => this.runBody(node, sub, inputs, scope, state).map((v, i) => {
-            if (v instanceof Tensor) return v;
-            throw new OnnxImportError('UNSUPPORTED_FEATURE', `${describeNode(node)}: output ${i} of its ${attribute} is ${describeValue(v)}; only tensor values cross a body's boundary`, { node });
-          }),
-        };
+        return { graph: sub, run: (inputs) => this.runBody(node, sub, inputs, scope, state) };
       },
     };
   }

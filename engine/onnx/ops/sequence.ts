@@ -2,8 +2,8 @@
  * Sequence and optional ONNX ops (values.ts): building, reading and editing sequences of tensors, and
  * optionals. Only the tensors inside carry gradients, and these ops move them without copying: SequenceAt
  * returns the very tensor SequenceConstruct received, so its gradient reaches the producer. SplitToSequence
- * and ConcatFromSequence are engine slices / concats (their VJPs). SequenceMap needs subgraph execution
- * (control flow) and is not here. A sequence or optional is never folded nor counted as of known shape
+ * and ConcatFromSequence are engine slices / concats (their VJPs). SequenceMap runs a body, so it lives
+ * with the other body runners in ops/control.ts. A sequence or optional is never folded nor counted as of known shape
  * (model.ts `execute`), so a Shape of anything read out of one is computed per run; `shapeFrom` still says
  * which slots' values choose shapes.
  */
