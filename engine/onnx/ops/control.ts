@@ -18,12 +18,11 @@ import { formatShape, normalizeAxis } from '../../shape';
 import { allocate } from '../../dtype';
 import { Body, OpContext } from '../context';
 import type { OnnxValueSpec } from '../graph';
-import { isFloatType } from '../tensors';
+import { engineDtype, isFloatType } from '../tensors';
 import { DataType } from '../proto';
 import { layout } from '../helpers';
 import { OpHandler, ValueOpHandler } from './common';
 import { ElementKind, OnnxSequence, RunValue, SequenceElement, StringTensor, describeValue } from '../values';
-import { engineDtype } from '../tensors';
 
 /**
  * Iterations a Loop may run. A loop still going after that many (a condition that never turns false, an
@@ -251,10 +250,10 @@ const sequenceMapOp: ValueOpHandler = {
       if (!(v instanceof OnnxSequence || v instanceof Tensor || v instanceof StringTensor)) ctx.fail('INVALID_MODEL', `input ${i} must be a sequence or a tensor, got ${describeValue(v)}`);
     });
     if (g.inputs.length !== all.length) ctx.fail('INVALID_MODEL', `its body takes ${g.inputs.length} inputs, but the node passes ${all.length}`);
+    if (ctx.node.outputs.length > g.outputs.length) ctx.fail('INVALID_MODEL', `has ${ctx.node.outputs.length} outputs; its body gives ${g.outputs.length}`);
     const per: SequenceElement[][] = g.outputs.map(() => []);
     for (let i = 0; i < n; i++) {
       const outs = body.run(all.map((v) => (v instanceof OnnxSequence ? v.items[i] : v)));
-      checkOutputs(ctx, body, outs, g.outputs.length);
       outs.forEach((v, k) => {
         if (v instanceof Tensor || v instanceof StringTensor) per[k].push(v);
         else ctx.fail('UNSUPPORTED_FEATURE', `body output ${k} is ${describeValue(v)}; SequenceMap collects tensors`);
