@@ -7,6 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backward, loadOnnx, mul, OnnxErrorCode, OnnxImportError, OnnxSequence, sum, tensorFrom } from '../engine';
 import { DataType } from '../engine/onnx/proto';
+import { Tensor, readTensors } from '../engine/tensor';
+import { deviceScope } from '../engine/backend/dispatch';
+import { device, onDevice } from './fakeDevice';
 import { GraphSpec, buildModel } from './onnx_builder';
 
 const D = DataType.DOUBLE;
@@ -140,6 +143,20 @@ test('SequenceMap: the body runs once per element; W (read inside the body) and 
   const dx = y.map((yr) => [0, 1, 2].map((k) => 2 * (yr[0] * Wv[k * 2] + yr[1] * Wv[k * 2 + 1])));
   close(e0.grad!.data, dx[0]);
   close(e1.grad!.data, [...dx[1], ...dx[2]]);
+});
+
+test('SequenceMap over a fed sequence of device-only tensors stays on the device (test/fakeDevice.ts) and matches the host', async () => {
+  const model = loadOnnx(mapModel);
+  const rows = [[1, 2, -1], [0.5, 0, 3], [-2, 1, 1]];
+  const host = model.run({ xs: new OnnxSequence([tensorFrom(rows[0], [1, 3]), tensorFrom([...rows[1], ...rows[2]], [2, 3])]) }, { loss: 'none', dtype: 'float32' }).outputs.get('y')!;
+  const y = await deviceScope(async () => {
+    const up = (v: number[], shape: number[]) => Tensor.onDevice(device.device.upload(Float32Array.from(v)), device.device, shape, 'float32');
+    const out = onDevice(() => model.run({ xs: new OnnxSequence([up(rows[0], [1, 3]), up([...rows[1], ...rows[2]], [2, 3])]) }, { loss: 'none', dtype: 'float32' }).outputs.get('y')!);
+    assert.equal(out.hasHostData, false, 'the concatenated result stays on the device');
+    await readTensors([out]);
+    return Float32Array.from(out.data);
+  });
+  assert.deepEqual(Array.from(y), Array.from(host.data));
 });
 
 test('SequenceMap with an extra sequence and an extra tensor; sequences of different lengths fail naming the node', () => {
