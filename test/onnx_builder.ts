@@ -76,6 +76,7 @@ function attribute(w: Writer, a: AttributeProto): void {
   for (const s of a.strings) bytes(w, 9, s);
   for (const t of a.tensors) message(w, 10, (m) => tensor(m, t));
   for (const g of a.graphs) message(w, 11, (m) => graph(m, g));
+  if (a.tp) message(w, 14, (m) => type(m, a.tp!));
   if (a.type) w.uint32(20 << 3).int32(a.type);
   str(w, 21, a.refAttrName);
 }
@@ -99,6 +100,7 @@ function dim(w: Writer, d: DimProto): void {
 function type(w: Writer, t: TypeProto): void {
   const field = t.kind === 'sparse_tensor' ? 8 : t.kind === 'sequence' ? 4 : t.kind === 'map' ? 5 : t.kind === 'optional' ? 9 : 1;
   message(w, field, (m) => {
+    if ((field === 4 || field === 9) && t.elem) message(m, 1, (e) => type(e, t.elem!));
     if (field !== 1 && field !== 8) return;
     if (t.elemType) m.uint32(1 << 3).int32(t.elemType);
     if (t.shape) message(m, 2, (s) => t.shape!.forEach((d) => message(s, 1, (x) => dim(x, d))));
@@ -158,7 +160,7 @@ export interface TensorSpec {
 
 export type AttrValue =
   | number | number[] | string | { floats: number[] } | { float: number }
-  | { tensor: TensorProto | TensorSpec } | { graph: GraphProto | GraphSpec };
+  | { tensor: TensorProto | TensorSpec } | { graph: GraphProto | GraphSpec } | { typeProto: ValueSpec };
 
 /** `float`: write a number (or numbers) as FLOAT(S) even when integral (NodeSpec.floatAttrs). */
 export function attr(name: string, value: AttrValue, float = false): AttributeProto {
@@ -191,6 +193,9 @@ export function attr(name: string, value: AttrValue, float = false): AttributePr
   } else if ('tensor' in value) {
     a.type = AttrType.TENSOR;
     a.t = tensorOf(value.tensor);
+  } else if ('typeProto' in value) {
+    a.type = AttrType.TYPE_PROTO;
+    a.tp = valueInfoOf(value.typeProto).type;
   } else {
     a.type = AttrType.GRAPH;
     a.g = 'nodes' in value.graph ? graphProto(value.graph) : value.graph;
@@ -264,6 +269,8 @@ export interface ValueSpec {
   dims?: (number | string | null)[] | null;
   /** metadata_props (the dynamo exporter's parameter signature on value_info). */
   metadata?: Record<string, string>;
+  /** A sequence / optional of tensors of `type` and `dims`, a sparse tensor, or a map (default: the tensor itself). */
+  kind?: 'sequence' | 'optional' | 'map' | 'sparse_tensor';
 }
 
 export interface GraphSpec {
@@ -293,8 +300,12 @@ function valueInfoOf(v: ValueSpec): ValueInfoProto {
     name: v.name,
     docString: '',
     metadataProps: Object.entries(v.metadata ?? {}).map(([key, value]) => ({ key, value })),
-    type: { kind: 'tensor', elemType: v.type ?? DataType.FLOAT, shape: v.dims === undefined || v.dims === null ? null : v.dims.map((d) => ({ value: typeof d === 'number' ? d : null, param: typeof d === 'string' ? d : null })) },
+    type: v.kind === 'sparse_tensor' ? { ...tensorType(v), kind: v.kind } : v.kind ? { kind: v.kind, elemType: 0, shape: null, elem: v.kind === 'map' ? null : tensorType(v) } : tensorType(v),
   };
+}
+
+function tensorType(v: ValueSpec): TypeProto {
+  return { kind: 'tensor', elemType: v.type ?? DataType.FLOAT, shape: v.dims === undefined || v.dims === null ? null : v.dims.map((d) => ({ value: typeof d === 'number' ? d : null, param: typeof d === 'string' ? d : null })), elem: null };
 }
 
 export function graphProto(spec: GraphSpec): GraphProto {

@@ -115,8 +115,10 @@ describe('models the engine cannot run', () => {
     const x = tensorFrom([-1, 2, -3, 4, 5, -6, 7, -8], [2, 4]);
     assert.deepEqual(model.run({ x }, { loss: 'none' }).outputs.get('y')!.toArray(), [0, 2, 0, 4, 5, 0, 7, 0]);
   });
-  test('unsupported dtype (string input)', () => {
-    expectError(() => load(bytesOf('errors', 'string_input.onnx')), 'UNSUPPORTED_DTYPE', /graph input 's'/, /string/);
+  test('unsupported dtype (complex input); a string input loads and must be fed', () => {
+    const complexIn = buildModel({ nodes: [{ op: 'Identity', inputs: ['c'], outputs: ['y'] }], inputs: [{ name: 'c', type: 14, dims: [2] }], outputs: [{ name: 'y', type: 14, dims: [2] }] });
+    expectError(() => load(complexIn), 'UNSUPPORTED_DTYPE', /graph input 'c'/, /complex64/);
+    expectError(() => load(bytesOf('errors', 'string_input.onnx')).run(), 'BAD_INPUT', /input 's' is a string tensor/, /feed it \(as a StringTensor\)/);
   });
   test('windows of 4 or more spatial dims', () => {
     const conv4d = buildModel({

@@ -58,5 +58,16 @@ test('ONNX node suite on a device backend: no wrong number; the new ops run on d
     }
   }
   // Passes on the host are not lost on the device: every host pass is a device run or a host-values case.
-  assert.ok((counts.device ?? 0) + hostValues.length >= 1488, `${counts.device} device + ${hostValues.length} host-values cases`);
+  assert.ok((counts.device ?? 0) + hostValues.length >= 1524, `${counts.device} device + ${hostValues.length} host-values cases`);
+});
+
+const SIMPLE_DIR = sharedDir('onnx-backend-data', 'simple');
+
+test('ONNX simple sequence models on a device backend: sequences hold device tensors, every kernel on the device', { skip: SIMPLE_DIR ? false : 'no shared/onnx-backend-data/simple' }, async () => {
+  const results = await runNodeSuiteOnDevice(SIMPLE_DIR!, device, (name) => name.startsWith('test_sequence_model'));
+  assert.equal(results.length, 8);
+  for (const r of results) {
+    assert.equal(r.status, 'device', `${r.name}: ${r.detail}`);
+    assert.equal(r.kernels.host, 0, `${r.name}: kernels ${JSON.stringify(r.kernels)}`);
+  }
 });

@@ -13,7 +13,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadOnnx, OnnxImportError, decodeOnnxTensor, onnxTensorToEngine, OnnxTensorProto, Tensor, supportedOnnxOps, decodeOnnxModel, isClaimedOnnxValueType, OnnxModel } from '../engine';
+import {
+  loadOnnx, OnnxImportError, decodeOnnxTensor, onnxTensorToEngine, OnnxTensorProto, Tensor, supportedOnnxOps, decodeOnnxModel, isClaimedOnnxValueType, OnnxModel,
+  OnnxValueProto, OnnxRunValue, OnnxSequence, OnnxOptional, StringTensor, decodeOnnxValue, onnxStringTensor, onnxValueToEngine, describeOnnxValue, OnnxValueSpec, OnnxRunResult,
+} from '../engine';
 import { TensorOnDeviceError, readTensors } from '../engine/tensor';
 import { DeviceBackend } from '../engine/backend/device';
 import { deviceScope, dispatchCounts } from '../engine/backend/dispatch';
@@ -30,6 +33,8 @@ export interface NodeCaseResult {
   ops: string[];
   /** Graph inputs and outputs whose type the importer does not claim (string tensors, sequences, optionals...). */
   unclaimedTypes: string[];
+  /** Value kinds of the graph inputs and outputs that are not engine tensors: 'sequence', 'optional', 'string'. */
+  valueKinds: string[];
   detail: string;
   ms: number;
 }
@@ -46,6 +51,7 @@ const UNSUPPORTED_CODES = new Set(['UNSUPPORTED_OP', 'UNSUPPORTED_FEATURE', 'UNS
 const FLOAT_TYPES = new Set([1, 10, 11, 16, 17, 18, 19, 20, 23, 24]);
 const BFLOAT16 = 16;
 const BOOL = 9;
+const STRING = 8;
 
 /** The engine kind an ONNX element type must come back as. */
 function kindOfType(dataType: number): 'float' | 'int' | 'bool' {
@@ -83,6 +89,41 @@ function readProto(file: string): OnnxTensorProto {
   return decodeOnnxTensor(new Uint8Array(fs.readFileSync(file)));
 }
 
+/**
+ * A stored value as ONNX's runner reads it (onnx/backend/test/runner: the file's message type follows the
+ * graph's declared type): a TensorProto (numbers or strings), a SequenceProto or an OptionalProto.
+ */
+type Expected =
+  | { kind: 'tensor'; proto: OnnxTensorProto; tensor: Tensor }
+  | { kind: 'string'; value: StringTensor }
+  | { kind: 'sequence'; items: Expected[] }
+  | { kind: 'optional'; value: Expected | null };
+
+function expectedTensor(proto: OnnxTensorProto, what: string): Expected {
+  return proto.dataType === STRING ? { kind: 'string', value: onnxStringTensor(proto, what) } : { kind: 'tensor', proto, tensor: onnxTensorToEngine(proto, 'float64', what) };
+}
+
+function expectedValue(v: OnnxValueProto, what: string): Expected {
+  if (v.otherCount || v.optionals.length || (v.kind === 'sequence' && v.sequences.length)) throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what}: a ${v.kind} of maps, sparse tensors or nested values`);
+  const items = [...v.tensors.map((t, i) => expectedTensor(t, `${what} element ${i}`)), ...v.sequences.map((q) => expectedValue(q, what))];
+  return v.kind === 'sequence' ? { kind: 'sequence', items } : { kind: 'optional', value: items[0] ?? null };
+}
+
+/** Reads a stored input or output of the declared type `spec`. */
+function readStored(file: string, spec: OnnxValueSpec, what: string): Expected {
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  if (spec.valueKind === 'sequence' || spec.valueKind === 'optional') return expectedValue(decodeOnnxValue(bytes, spec.valueKind), what);
+  return expectedTensor(decodeOnnxTensor(bytes), what);
+}
+
+/** A stored input as a feed (floats in the model's dtype). */
+function feedOf(file: string, spec: OnnxValueSpec, model: OnnxModel, what: string): OnnxRunValue {
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  if (spec.valueKind === 'sequence' || spec.valueKind === 'optional') return onnxValueToEngine(decodeOnnxValue(bytes, spec.valueKind), model.dtype, what);
+  const p = decodeOnnxTensor(bytes);
+  return p.dataType === STRING ? onnxStringTensor(p, what) : onnxTensorToEngine(p, model.dtype, what);
+}
+
 function errorResult(e: unknown, where: string): { status: NodeStatus; detail: string } {
   if (e instanceof OnnxImportError && UNSUPPORTED_CODES.has(e.code)) return { status: 'unsupported', detail: `${e.code}: ${e.message}` };
   const code = e instanceof OnnxImportError ? `${e.code}: ` : '';
@@ -91,8 +132,8 @@ function errorResult(e: unknown, where: string): { status: NodeStatus; detail: s
 
 interface DataSet {
   name: string;
-  feeds: Record<string, Tensor>;
-  expected: { proto: OnnxTensorProto; tensor: Tensor }[];
+  feeds: Record<string, OnnxRunValue>;
+  expected: Expected[];
 }
 
 /** A case loaded and its data sets read, or the result that ends it early (decode, load or data failure). */
@@ -106,14 +147,20 @@ function prepareCase(dir: string): PreparedCase {
   const bytes = new Uint8Array(fs.readFileSync(path.join(dir, 'model.onnx')));
   let ops: string[] = [];
   let unclaimedTypes: string[] = [];
-  const result = (status: NodeStatus, detail: string): NodeCaseResult => ({ name, status, ops, unclaimedTypes, detail, ms: performance.now() - started });
+  let valueKinds: string[] = [];
+  const result = (status: NodeStatus, detail: string): NodeCaseResult => ({ name, status, ops, unclaimedTypes, valueKinds, detail, ms: performance.now() - started });
   const done = (status: NodeStatus, detail: string) => ({ done: result(status, detail) });
   try {
     const proto = decodeOnnxModel(bytes);
     ops = [...new Set(opTypes(proto.graph!.node))];
     unclaimedTypes = [...proto.graph!.input, ...proto.graph!.output]
-      .filter((v) => v.type && !isClaimedOnnxValueType(v.type.kind === 'unknown' ? 'tensor' : v.type.kind, v.type.elemType))
+      .filter((v) => v.type && !isClaimedOnnxValueType(v.type))
       .map((v) => v.name);
+    valueKinds = [...new Set([...proto.graph!.input, ...proto.graph!.output].flatMap((v) => {
+      const kind = v.type?.kind ?? 'unknown';
+      if (kind === 'tensor' || kind === 'unknown') return v.type?.elemType === STRING ? ['string'] : [];
+      return [kind];
+    }))].sort();
   } catch (e) {
     return done('crash', `decode: ${(e as Error).message}`);
   }
@@ -128,18 +175,22 @@ function prepareCase(dir: string): PreparedCase {
   const sets: DataSet[] = [];
   for (const set of fs.readdirSync(dir).filter((d) => d.startsWith('test_data_set_')).sort()) {
     const setDir = path.join(dir, set);
-    const feeds: Record<string, Tensor> = {};
+    const feeds: Record<string, OnnxRunValue> = {};
     try {
       // Inputs bind by name when the file names one of the graph inputs, else by position.
       dataFiles(setDir, 'input_').forEach((f, i) => {
-        const p = readProto(path.join(setDir, f));
-        const spec = p.name && model.inputs.some((s) => s.name === p.name) ? model.inputs.find((s) => s.name === p.name)! : model.inputs[i];
+        const file = path.join(setDir, f);
+        // (A sequence or optional input's file is not a TensorProto: it binds by position.)
+        const positional = model.inputs[i];
+        const name = positional && positional.valueKind !== 'tensor' ? '' : readProto(file).name;
+        const spec = (name && model.inputs.find((s) => s.name === name)) || positional;
         if (!spec) throw new Error(`${set}/${f} has no matching graph input`);
-        feeds[spec.name] = onnxTensorToEngine(p, model.dtype, `${set}/${f}`);
+        feeds[spec.name] = feedOf(file, spec, model, `${set}/${f}`);
       });
-      const expected = dataFiles(setDir, 'output_').map((f) => {
-        const proto = readProto(path.join(setDir, f));
-        return { proto, tensor: onnxTensorToEngine(proto, 'float64', `${set}/${f}`) };
+      const expected = dataFiles(setDir, 'output_').map((f, i) => {
+        const spec = model.outputs[i];
+        if (!spec) throw new Error(`${set}/${f} has no matching graph output`);
+        return readStored(path.join(setDir, f), spec, `${set}/${f}`);
       });
       sets.push({ name: set, feeds, expected });
     } catch (e) {
@@ -151,21 +202,48 @@ function prepareCase(dir: string): PreparedCase {
 }
 
 /** The first output of a data set that does not match (ONNX's comparison rule), or null. */
-function compareOutputs(model: OnnxModel, set: DataSet, outputs: Map<string, Tensor>): { status: NodeStatus; detail: string } | null {
+function compareOutputs(model: OnnxModel, set: DataSet, run: Pick<OnnxRunResult, 'outputs' | 'otherValues'>): { status: NodeStatus; detail: string } | null {
   for (let i = 0; i < model.outputs.length; i++) {
     const outName = model.outputs[i].name;
-    const mine = outputs.get(outName)!;
+    const mine = run.outputs.get(outName) ?? run.otherValues.get(outName)?.value ?? null;
     const want = set.expected[i];
     if (!want) return { status: 'crash', detail: `${set.name}: no stored value for output ${i} '${outName}'` };
-    const where = `${set.name} output ${i} '${outName}'`;
-    if (mine.shape.join() !== want.tensor.shape.join()) return { status: 'wrong', detail: `${where}: shape [${mine.shape}] vs expected [${want.tensor.shape}]` };
-    const kind = kindOfType(want.proto.dataType);
-    if (kindOfTensor(mine) !== kind) return { status: 'wrong', detail: `${where}: ${mine.dtype} vs an expected ${kind} tensor` };
-    const rtol = want.proto.dataType === BFLOAT16 ? 2 ** -6 : 1e-3;
-    const bad = firstMismatch(mine.data, want.tensor.data, rtol, 1e-7);
-    if (bad) return { status: 'wrong', detail: `${where}: ${bad}` };
+    const bad = compareValue(mine, want, `${set.name} output ${i} '${outName}'`);
+    if (bad) return { status: 'wrong', detail: bad };
   }
   return null;
+}
+
+/** Where `mine` differs from the stored value (kind, shape, element kind, values), or null. */
+function compareValue(mine: OnnxRunValue | null, want: Expected, where: string): string | null {
+  if (want.kind === 'sequence') {
+    if (!(mine instanceof OnnxSequence)) return `${where}: ${describeOnnxValue(mine)} vs an expected sequence`;
+    if (mine.length !== want.items.length) return `${where}: a sequence of ${mine.length} vs ${want.items.length} expected`;
+    for (let k = 0; k < want.items.length; k++) {
+      const bad = compareValue(mine.items[k], want.items[k], `${where} element ${k}`);
+      if (bad) return bad;
+    }
+    return null;
+  }
+  if (want.kind === 'optional') {
+    if (!(mine instanceof OnnxOptional)) return `${where}: ${describeOnnxValue(mine)} vs an expected optional`;
+    if ((mine.value === null) !== (want.value === null)) return `${where}: ${describeOnnxValue(mine)} vs an expected ${want.value ? 'non-empty' : 'empty'} optional`;
+    return want.value ? compareValue(mine.value, want.value, `${where} value`) : null;
+  }
+  const shape = want.kind === 'string' ? want.value.shape : want.tensor.shape;
+  if (!(mine instanceof Tensor || mine instanceof StringTensor)) return `${where}: ${describeOnnxValue(mine)} vs an expected tensor`;
+  if (mine.shape.join() !== shape.join()) return `${where}: shape [${mine.shape}] vs expected [${shape}]`;
+  if (want.kind === 'string') {
+    if (!(mine instanceof StringTensor)) return `${where}: ${describeOnnxValue(mine)} vs an expected string tensor`;
+    const k = want.value.data.findIndex((v, j) => v !== mine.data[j]);
+    return k < 0 ? null : `${where}: element ${k}: ${JSON.stringify(mine.data[k])} vs expected ${JSON.stringify(want.value.data[k])}`;
+  }
+  if (!(mine instanceof Tensor)) return `${where}: a string tensor vs an expected ${kindOfType(want.proto.dataType)} tensor`;
+  const kind = kindOfType(want.proto.dataType);
+  if (kindOfTensor(mine) !== kind) return `${where}: ${mine.dtype} vs an expected ${kind} tensor`;
+  const rtol = want.proto.dataType === BFLOAT16 ? 2 ** -6 : 1e-3;
+  const bad = firstMismatch(mine.data, want.tensor.data, rtol, 1e-7);
+  return bad ? `${where}: ${bad}` : null;
 }
 
 /** Runs one node-suite case directory. */
@@ -173,9 +251,9 @@ export function runNodeCase(dir: string): NodeCaseResult {
   const c = prepareCase(dir);
   if ('done' in c) return c.done;
   for (const set of c.sets) {
-    let outputs: Map<string, Tensor>;
+    let outputs: OnnxRunResult;
     try {
-      outputs = c.model.run(set.feeds, { loss: 'none' }).outputs;
+      outputs = c.model.run(set.feeds, { loss: 'none' });
     } catch (e) {
       const r = errorResult(e, `${set.name} run`);
       return c.result(r.status, r.detail);
@@ -218,15 +296,19 @@ export async function runNodeCaseOnDevice(dir: string, device: DeviceBackend): P
   for (const set of c.sets) {
     try {
       const bad = await deviceScope(async () => {
-        const feeds: Record<string, Tensor> = {};
+        const feeds: Record<string, OnnxRunValue> = {};
         for (const [name, t] of Object.entries(set.feeds)) {
+          if (!(t instanceof Tensor)) {
+            feeds[name] = t; // sequences, optionals, strings: host values, as a WebGPU run gets them fed
+            continue;
+          }
           const slots = c.model.graph.nodes.flatMap((n) => n.inputs.map((x, slot) => (x === name ? isDifferentiableSlot(n.opType, slot) : false)));
           const float = t.dtype === 'float32' || t.dtype === 'float64';
           feeds[name] = float && slots.some(Boolean) ? Tensor.onDevice(device.device.upload(Float32Array.from(t.data)), device.device, t.shape, 'float32') : t;
         }
-        const outputs = c.model.run(feeds, { loss: 'none', dtype: 'float32' }).outputs;
-        await readTensors(outputs.values());
-        return compareOutputs(c.model, set, outputs);
+        const run = c.model.run(feeds, { loss: 'none', dtype: 'float32' });
+        await readTensors([...run.outputs.values(), ...[...run.otherValues.values()].flatMap((v) => tensorsIn(v.value))]);
+        return compareOutputs(c.model, set, run);
       });
       if (bad) return withKernels(c.result(bad.status, bad.detail));
     } catch (e) {
@@ -238,6 +320,14 @@ export async function runNodeCaseOnDevice(dir: string, device: DeviceBackend): P
     }
   }
   return withKernels(c.result('pass', `${c.sets.length} data set(s) match${double ? ' (a double model, run in float32)' : ''}`), 'device');
+}
+
+/** The engine tensors inside a sequence or optional (to read them back from a device). */
+function tensorsIn(v: OnnxRunValue | null): Tensor[] {
+  if (v instanceof Tensor) return [v];
+  if (v instanceof OnnxSequence) return v.items.flatMap(tensorsIn);
+  if (v instanceof OnnxOptional) return tensorsIn(v.value);
+  return [];
 }
 
 /** Case directories of the suite, sorted. */

@@ -87,7 +87,7 @@ function onlyInsideBodies(graph: OnnxGraph, param: string): string | null {
     const subs = (n.subgraphs ?? []).filter((s) => s.reads.includes(param)).map((s) => s.attribute);
     return `the ${subs.join(' and ')} of ${n.opType} node '${n.name}'`;
   });
-  return `it is read only inside ${where.join(', ')}: a run that takes the other branch, or a loop that runs zero times, gives it no gradient`;
+  return `it is read only inside ${where.join(', ')}: a run that takes the other branch, or a loop that runs zero times (a SequenceMap over an empty sequence), gives it no gradient`;
 }
 
 export function explainZeroGradient(graph: OnnxGraph, param: string, valueOf: (name: string) => Tensor | undefined): string | undefined {

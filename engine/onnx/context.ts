@@ -6,6 +6,7 @@ import { Shape, assertValidShape, sizeOf } from '../shape';
 import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
 import { AttrType, AttributeProto, TensorProto, utf8 } from './proto';
 import type { OnnxNode, OnnxSubgraph } from './graph';
+import type { RunValue } from './values';
 
 /**
  * The decimal a float32 attribute was written as: the shortest decimal that rounds to it (1e-5 for the
@@ -151,9 +152,10 @@ export interface Body {
   /**
    * Runs the subgraph once on values for its inputs (in order) and returns its outputs. Names it does not
    * define are read from the enclosing scopes. Engine ops record the tape as usual, so gradients reach
-   * whatever outer values and parameters the body read.
+   * whatever outer values and parameters the body read. Values are any run values: tensors, and the
+   * sequences, optionals and string tensors of values.ts (whose tensors keep their autograd).
    */
-  run(inputs: readonly (Tensor | null)[]): Tensor[];
+  run(inputs: readonly (RunValue | null)[]): RunValue[];
 }
 
 /** A constant from (small) values already at hand. Build large constants with filledConstant / computedConstant. */

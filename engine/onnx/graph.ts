@@ -1,6 +1,6 @@
 /** The importer's view of an ONNX graph: nodes with module paths and sources, value specs, uses. */
 import { OnnxImportError } from './errors';
-import { AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto, dataTypeName } from './proto';
+import { AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TypeProto, ValueInfoProto, dataTypeName } from './proto';
 import { Attrs } from './context';
 import { SourceLocation, nodeScope } from './modules';
 
@@ -65,6 +65,8 @@ export interface OnnxValueSpec {
   dims: (number | string | null)[] | null;
   /** 'tensor' (also for a value without a declared type), or the non-tensor kind: 'sequence', 'map', 'optional', 'sparse_tensor'. */
   valueKind: string;
+  /** The declared element type of a sequence or optional (null when undeclared, and for other kinds). */
+  elem: TypeProto | null;
 }
 
 export interface OnnxGraph {
@@ -86,7 +88,7 @@ export function valueSpec(v: ValueInfoProto): OnnxValueSpec {
   const t = v.type;
   const dims = t?.shape ? t.shape.map((d) => (d.value !== null ? d.value : d.param ? d.param : null)) : null;
   const valueKind = !t || t.kind === 'unknown' ? 'tensor' : t.kind;
-  return { name: v.name, elemType: dataTypeName(t?.elemType ?? 0), dataType: t?.elemType ?? 0, dims, valueKind };
+  return { name: v.name, elemType: dataTypeName(t?.elemType ?? 0), dataType: t?.elemType ?? 0, dims, valueKind, elem: t?.elem ?? null };
 }
 
 const NO_METADATA: Record<string, string> = Object.freeze(Object.create(null));

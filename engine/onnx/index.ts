@@ -2,8 +2,11 @@
 export { loadOnnx, OnnxModel } from './model';
 export type {
   LoadOptions, InitializerInfo, OnnxInputSpec, SampleOptions, LossSpec, LossContext, RunOptions, Feeds, OnnxValue,
-  LossInfo, OnnxRunResult,
+  LossInfo, OnnxRunResult, OnnxOtherValue,
 } from './model';
+export { StringTensor, OnnxSequence, OnnxOptional, describeValue as describeOnnxValue } from './values';
+export type { OtherValue as OnnxNonTensor, RunValue as OnnxRunValue, SequenceElement as OnnxSequenceElement } from './values';
+export { stringTensorFromProto as onnxStringTensor, valueFromProto as onnxValueToEngine } from './values';
 export { OnnxImportError } from './errors';
 export type { OnnxWarning } from './validate';
 export { describeEstimate, type MemoryEstimate } from './memory';
@@ -16,5 +19,6 @@ export type { ExternalFileNeed } from './external';
 export { supportedOps as supportedOnnxOps } from './opset';
 export { decodeModel as decodeOnnxModel } from './proto';
 export { decodeTensor as decodeOnnxTensor } from './proto';
-export type { TensorProto as OnnxTensorProto } from './proto';
+export { decodeValue as decodeOnnxValue } from './proto';
+export type { TensorProto as OnnxTensorProto, ValueProto as OnnxValueProto } from './proto';
 export { tensorFromProto as onnxTensorToEngine, isClaimedValueType as isClaimedOnnxValueType } from './tensors';

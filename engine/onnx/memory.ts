@@ -164,10 +164,13 @@ export function estimateRunMemory(model: OnnxModel, feeds: Feeds | undefined, op
       // Inputs: fed values as given (their float data stands in), the rest by their resolved shapes;
       // integer inputs are zeros (valid ids for any table), which is all the shapes depend on.
       const fed = model.prepareFeeds(feeds, options);
+      // Sequences, optionals and string tensors are fed (never sampled) and run as given.
+      const valueFeeds = model.prepareValueFeeds(feeds);
       const shapes = model.inputShapes(options, fed);
       const runInputs = new Map<string, Tensor>();
       let inputsAsDeclared = true;
       for (const spec of model.inputs) {
+        if (spec.role === 'value') continue;
         const given = fed.get(spec.name);
         const shape = given ? [...given.shape] : shapes.get(spec.name)!;
         if (spec.dims && spec.dims.some((d, i) => typeof d !== 'number' || d !== shape[i])) inputsAsDeclared = false;
@@ -210,10 +213,13 @@ export function estimateRunMemory(model: OnnxModel, feeds: Feeds | undefined, op
           complete = false;
           return zeros(t);
         },
-      });
+      }, valueFeeds);
       warnings = checkDeclaredShapes(model, values, inputsAsDeclared);
       const outputs = new Map<string, Tensor>();
-      for (const o of model.graph.outputs) outputs.set(o.name, values.get(o.name)!.tensor);
+      for (const o of model.graph.outputs) {
+        const v = values.get(o.name);
+        if (v) outputs.set(o.name, v.tensor);
+      }
       const { loss } = model.buildLoss(options.loss ?? 'auto', { outputs, values, inputs: runInputs }, options);
       activations = meter.used - before;
       for (const v of values.values()) {

@@ -13,9 +13,10 @@ import { noGrad } from '../autograd';
 import * as E from '../ops';
 import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
 import { DataType, ModelProto, TensorProto, dataTypeName, decodeModel } from './proto';
-import { ExternalData, checkTensorValue, engineDtype, isFloatType, tensorFromProto } from './tensors';
+import { ExternalData, checkClaimedValueType, engineDtype, isFloatType, tensorFromProto } from './tensors';
+import { OnnxOptional, OnnxSequence, OtherValue, RunValue, SequenceElement, StringTensor, describeValue, isOtherValue } from './values';
 import { OnnxGraph, OnnxNode, OnnxSubgraph, OnnxValueSpec, buildGraph } from './graph';
-import { OPSET, OpHandler, isDifferentiableSlot } from './opset';
+import { AnyOpHandler, OPSET, ValueOpResult, isDifferentiableSlot } from './opset';
 import { Body, OpContext, makeConstant } from './context';
 import { ModuleNode, buildModuleTree, scopesFromParameters } from './modules';
 import { checkSize, convert, mapValues } from './helpers';
@@ -71,9 +72,10 @@ export interface InitializerInfo {
 export interface OnnxInputSpec extends OnnxValueSpec {
   /**
    * 'float': random normal data; 'tokens': ids for a Gather (embedding) table; 'labels': class ids
-   * for a loss node; 'int': other integers (values in [0, intRange)); 'bool': all true.
+   * for a loss node; 'int': other integers (values in [0, intRange)); 'bool': all true; 'value': a sequence,
+   * optional or string tensor (values.ts), which must be fed: no sample data is made up for it.
    */
-  role: 'float' | 'tokens' | 'labels' | 'int' | 'bool';
+  role: 'float' | 'tokens' | 'labels' | 'int' | 'bool' | 'value';
   /** For tokens / labels: where the id range comes from. */
   rangeFrom?: { node: string; input: number; dim: number };
 }
@@ -125,7 +127,7 @@ export interface RunOptions extends SampleOptions {
   updateBuffers?: boolean;
   /** retainGrad() on intermediate values that require grad: true for all, or a list of value names. */
   retainGrad?: boolean | readonly string[];
-  /** Forward hook, called for every value as it is produced; may return a replacement tensor. */
+  /** Forward hook, called for every tensor value as it is produced; may return a replacement tensor. */
   onValue?: (value: OnnxValue) => Tensor | void;
   /**
    * Bytes of tensor memory the run (forward and the backward that follows) may take. When set, run()
@@ -135,9 +137,10 @@ export interface RunOptions extends SampleOptions {
   memoryBudget?: number;
 }
 
-export type Feeds = Record<string, Tensor | ArrayLike<number>>;
+/** Feeds by input name: tensors (or plain numbers), and OnnxSequence / OnnxOptional / StringTensor for inputs of those types. */
+export type Feeds = Record<string, Tensor | ArrayLike<number> | OtherValue>;
 
-/** A value of a run: what the ONNX name holds, who produced it and where it sits in the model. */
+/** A tensor value of a run: what the ONNX name holds, who produced it and where it sits in the model (other values: OnnxOtherValue). */
 export interface OnnxValue {
   name: string;
   tensor: Tensor;
@@ -150,6 +153,21 @@ export interface OnnxValue {
   modulePath: string;
   /** True when the value does not depend on input data or trainable parameters (constant-folded). */
   folded: boolean;
+}
+
+/**
+ * A value of a run that is not an engine tensor (values.ts: a sequence, an optional or a string tensor), with
+ * the same provenance as OnnxValue. Kept apart from the tensors (tensorsByName, onValue, the inspection
+ * report, the overlays see tensors only): such a value carries no gradient of its own; the tensors inside a
+ * sequence or optional are the tensors of the values that produced them.
+ */
+export interface OnnxOtherValue {
+  name: string;
+  value: OtherValue;
+  kind: 'input' | 'node';
+  node: OnnxNode | null;
+  outputIndex: number;
+  modulePath: string;
 }
 
 export interface LossInfo {
@@ -172,8 +190,10 @@ export interface OnnxRunResult {
   inputs: Map<string, Tensor>;
   /** Targets the importer made for an added loss (random labels, next tokens), if any. */
   targets: Tensor | null;
-  /** Every value of the run by ONNX name: inputs, initializers and node outputs. */
+  /** Every tensor value of the run by ONNX name: inputs, initializers and node outputs. */
   tensorsByName: Map<string, OnnxValue>;
+  /** Every other value of the run (sequences, optionals, string tensors) by ONNX name, graph outputs included. */
+  otherValues: Map<string, OnnxOtherValue>;
   /** The memory estimate made before the run (with options.memoryBudget). */
   memory?: MemoryEstimate;
   /** New BatchNormalization running statistics by buffer name (training runs). */
@@ -477,7 +497,7 @@ export class OnnxModel {
     for (const p of this.parameters.values()) p.zeroGrad();
   }
 
-  private handler(n: OnnxNode): OpHandler | undefined {
+  private handler(n: OnnxNode): AnyOpHandler | undefined {
     if (n.domain !== '') return undefined;
     return Object.prototype.hasOwnProperty.call(OPSET, n.opType) ? OPSET[n.opType] : undefined;
   }
@@ -494,7 +514,8 @@ export class OnnxModel {
   // ---------------------------------------------------------------- inputs
 
   private inputSpec(spec: OnnxValueSpec): OnnxInputSpec {
-    checkTensorValue(spec.valueKind, `graph input '${spec.name}'`);
+    checkClaimedValueType({ kind: spec.valueKind, elemType: spec.dataType, elem: spec.elem }, `graph input '${spec.name}'`);
+    if (spec.valueKind !== 'tensor' || spec.dataType === DataType.STRING) return { ...spec, role: 'value' };
     const float = isFloatType(spec.dataType);
     if (!float && spec.dataType !== DataType.BOOL) engineDtype(spec.dataType, this.floatDtype, `graph input '${spec.name}'`);
     if (float) return { ...spec, role: 'float' };
@@ -547,18 +568,19 @@ export class OnnxModel {
   }
 
   /**
-   * Seeded sample inputs for every graph input not in `feeds`: normal floats, ids in range for
-   * embedding lookups and loss labels, all-true bools.
+   * Seeded sample inputs for every tensor graph input not in `feeds`: normal floats, ids in range for
+   * embedding lookups and loss labels, all-true bools. `valueFeeds` (sequences, optionals, strings: never
+   * sampled) take part in the probe run that finds an id range computed from them.
    */
-  sampleInputs(options: SampleOptions = {}, feeds: Map<string, Tensor> = new Map()): Map<string, Tensor> {
+  sampleInputs(options: SampleOptions = {}, feeds: Map<string, Tensor> = new Map(), valueFeeds: ReadonlyMap<string, OtherValue> = new Map()): Map<string, Tensor> {
     const rng = new Rng(options.seed ?? 0);
     const known = this.boundDims(feeds);
     const out = new Map(feeds);
     const ranges = this.inputs.some((s) => !feeds.has(s.name) && (s.role === 'tokens' || s.role === 'labels'))
-      ? this.idRanges(options, feeds, known)
+      ? this.idRanges(options, feeds, known, valueFeeds)
       : new Map<string, number>();
     for (const spec of this.inputs) {
-      if (out.has(spec.name)) continue;
+      if (out.has(spec.name) || spec.role === 'value') continue;
       const shape = this.sampleShape(spec, options, known);
       const n = sizeOf(shape);
       let t: Tensor;
@@ -608,12 +630,12 @@ export class OnnxModel {
   inputShapes(options: SampleOptions, feeds: Map<string, Tensor>): Map<string, number[]> {
     const known = this.boundDims(feeds);
     const out = new Map<string, number[]>();
-    for (const spec of this.inputs) if (!feeds.has(spec.name)) out.set(spec.name, this.sampleShape(spec, options, known));
+    for (const spec of this.inputs) if (!feeds.has(spec.name) && spec.role !== 'value') out.set(spec.name, this.sampleShape(spec, options, known));
     return out;
   }
 
   /** Id ranges of token / label inputs: the size of the table or class dim they index. */
-  private idRanges(options: SampleOptions, feeds: Map<string, Tensor>, known: ReadonlyMap<string, number>): Map<string, number> {
+  private idRanges(options: SampleOptions, feeds: Map<string, Tensor>, known: ReadonlyMap<string, number>, valueFeeds: ReadonlyMap<string, OtherValue>): Map<string, number> {
     const ranges = new Map<string, number>();
     const pending: OnnxInputSpec[] = [];
     for (const spec of this.inputs) {
@@ -629,16 +651,16 @@ export class OnnxModel {
     // on zero ids (valid for any table), without gradients. Cached per input signature.
     const zeros = new Map(feeds);
     for (const spec of this.inputs) {
-      if (zeros.has(spec.name)) continue;
+      if (zeros.has(spec.name) || spec.role === 'value') continue;
       const shape = this.sampleShape(spec, options, known);
       const n = sizeOf(shape);
       zeros.set(spec.name, isFloatType(spec.dataType) ? new Tensor(allocate(this.floatDtype, n), shape)
         : spec.dataType === DataType.BOOL ? new Tensor(allocate('bool', n).fill(1), shape) : new Tensor(allocate('int32', n), shape));
     }
-    const plan = this.plan(zeros);
+    const plan = this.plan(zeros, valueFeeds);
     const missing = pending.filter((s) => !plan.ranges.has(s.name));
     if (missing.length) {
-      const values = noGrad(() => this.execute(zeros, {}).values);
+      const values = noGrad(() => this.execute(zeros, {}, {}, valueFeeds).values);
       for (const spec of missing) {
         const node = this.nodeByName.get(spec.rangeFrom!.node)!;
         const v = values.get(node.inputs[spec.rangeFrom!.input]);
@@ -664,6 +686,8 @@ export class OnnxModel {
         if (this.parameters.has(name) || this.buffers.has(name)) throw new OnnxImportError('BAD_INPUT', `'${name}' is an initializer, not a graph input; change model.parameters / model.buffers instead of feeding it`);
         throw new OnnxImportError('BAD_INPUT', `unknown input '${name}'; the model's inputs are ${this.inputs.map((s) => `'${s.name}'`).join(', ') || '(none)'}`);
       }
+      if (spec.role === 'value') continue; // prepareValueFeeds
+      if (isOtherValue(raw)) throw new OnnxImportError('BAD_INPUT', `input '${name}' is a ${spec.elemType} tensor, got ${describeValue(raw)}`);
       let t: Tensor;
       if (raw instanceof Tensor) t = raw;
       else t = makeConstant(raw, this.resolveShape(spec, options), 'float64');
@@ -691,10 +715,43 @@ export class OnnxModel {
     return out;
   }
 
+  /**
+   * @internal The feeds of the inputs that are not engine tensors (role 'value': sequences, optionals, string
+   * tensors), checked against the declared kind, with float elements in this run's dtype. Every such input
+   * must be fed: nothing says how long a sample sequence would be or what strings mean.
+   */
+  prepareValueFeeds(feeds: Feeds | undefined): Map<string, OtherValue> {
+    const out = new Map<string, OtherValue>();
+    for (const spec of this.inputs) {
+      if (spec.role !== 'value') continue;
+      const what = spec.valueKind === 'tensor' ? 'a string tensor' : `${spec.valueKind === 'optional' ? 'an' : 'a'} ${spec.valueKind}`;
+      const raw = own(feeds, spec.name);
+      if (raw === undefined) throw new OnnxImportError('BAD_INPUT', `input '${spec.name}' is ${what}; no sample data can be made up for it: feed it (as ${spec.valueKind === 'tensor' ? 'a StringTensor' : spec.valueKind === 'optional' ? 'an OnnxOptional' : 'an OnnxSequence'})`);
+      const fits = spec.valueKind === 'sequence' ? raw instanceof OnnxSequence : spec.valueKind === 'optional' ? raw instanceof OnnxOptional : raw instanceof StringTensor;
+      if (!fits) throw new OnnxImportError('BAD_INPUT', `input '${spec.name}' is ${what}, got ${raw instanceof Tensor || isOtherValue(raw) ? describeValue(raw) : 'plain numbers'}`);
+      out.set(spec.name, this.conformValue(raw as OtherValue, spec.name));
+    }
+    return out;
+  }
+
+  /** A fed sequence / optional with its float tensors in this run's dtype (as prepareFeeds does for tensors). */
+  private conformValue(v: OtherValue, name: string): OtherValue {
+    const element = <T extends RunValue>(t: T, what: string): T => {
+      if (!(t instanceof Tensor) || !isFloat(t.dtype) || t.dtype === this.floatDtype) return t;
+      if (t.requiresGrad) throw new OnnxImportError('BAD_INPUT', `${what} requires grad but is ${t.dtype}; this run is ${this.floatDtype}: feed it as ${this.floatDtype}`);
+      return convert(t, this.floatDtype, what) as T;
+    };
+    if (v instanceof OnnxSequence) return new OnnxSequence(v.items.map((t, i) => element(t, `input '${name}' element ${i}`)), v.elemKind === 'float32' || v.elemKind === 'float64' ? this.floatDtype : v.elemKind);
+    if (v instanceof OnnxOptional && v.value !== null) return new OnnxOptional(element(v.value instanceof OnnxSequence ? (this.conformValue(v.value, name) as OnnxSequence) : v.value, `input '${name}'`));
+    return v;
+  }
+
   // ---------------------------------------------------------------- running
 
-  private plan(inputs: Map<string, Tensor>): Plan {
-    const key = `${this.floatDtype}|${[...inputs].map(([k, t]) => `${k}:${t.dtype}${formatShape(t.shape)}`).sort().join(';')}`;
+  private plan(inputs: Map<string, Tensor>, valueInputs: ReadonlyMap<string, OtherValue> = new Map()): Plan {
+    // Fed sequences / optionals / strings are part of the signature: a Shape of an element they hold is folded too.
+    const others = [...valueInputs].map(([k, v]) => `${k}:${valueSignature(v)}`).sort().join(';');
+    const key = `${this.floatDtype}|${[...inputs].map(([k, t]) => `${k}:${t.dtype}${formatShape(t.shape)}`).sort().join(';')}${others ? `|${others}` : ''}`;
     let plan = this.plans.get(key);
     if (!plan) {
       plan = { folded: new Map(), foldedNodes: new Set(), ranges: new Map() };
@@ -707,10 +764,11 @@ export class OnnxModel {
   /**
    * Evaluates the live graph on `inputs` (all graph inputs present, in the model's dtypes). `env`
    * replaces the model's state for a shape-only dry run (memory.ts): its own plan, float dtype and
-   * stand-ins for the initializers, so nothing the real run uses is touched.
+   * stand-ins for the initializers, so nothing the real run uses is touched. `valueInputs` are the inputs that
+   * are not engine tensors (prepareValueFeeds); such values of the run come back in `others`.
    */
-  execute(inputs: Map<string, Tensor>, options: RunOptions, env: ExecEnv = {}): { values: Map<string, OnnxValue>; bufferUpdates: Map<string, Tensor> } {
-    const plan = env.plan ?? this.plan(inputs);
+  execute(inputs: Map<string, Tensor>, options: RunOptions, env: ExecEnv = {}, valueInputs: ReadonlyMap<string, OtherValue> = new Map()): { values: Map<string, OnnxValue>; others: Map<string, OnnxOtherValue>; bufferUpdates: Map<string, Tensor> } {
+    const plan = env.plan ?? this.plan(inputs, valueInputs);
     const parameters = env.parameters ?? this.parameters;
     const buffers = env.buffers ?? this.buffers;
     const values = new Map<string, OnnxValue>();
@@ -735,6 +793,9 @@ export class OnnxModel {
       }
       values.set(v.name, v);
     };
+    // Sequences, optionals and string tensors: beside the tensors, never folded, never seen by onValue.
+    const others = new Map<string, OnnxOtherValue>();
+    for (const [name, value] of valueInputs) others.set(name, { name, value, kind: 'input', node: null, outputIndex: 0, modulePath: '' });
     for (const [name, t] of inputs) put({ name, tensor: t, kind: 'input', node: null, outputIndex: 0, modulePath: '', folded: false });
     for (const [name, t] of parameters) put({ name, tensor: t, kind: 'parameter', node: null, outputIndex: 0, modulePath: moduleOf(name), folded: false });
     for (const [name, t] of buffers) {
@@ -755,13 +816,13 @@ export class OnnxModel {
       }
       const handler = this.handler(node);
       if (!handler) throw this.unsupportedError(node);
-      const ins = node.inputs.map((n) => {
+      const ins = node.inputs.map((n): RunValue | null => {
         if (n === '') return null;
-        const v = values.get(n);
+        const v = values.get(n) ?? others.get(n);
         if (!v) throw new OnnxImportError('INVALID_MODEL', `${describeNode(node)} reads '${n}', which has no value (a graph input was not provided?)`, { node });
-        return v.tensor;
+        return 'tensor' in v ? v.tensor : v.value;
       });
-      const ctx = this.context(node, state, (n) => values.get(n)?.tensor);
+      const ctx = this.context(node, state, (n) => { const v = values.get(n) ?? others.get(n); return v && ('tensor' in v ? v.tensor : v.value); });
       const shapeFrom = handler.shapeFrom;
       const outputShapesKnown = node.inputs.every((n, i) => n === '' || foldable.has(n) || (shapeKnown.has(n) && !(shapeFrom === 'all' || shapeFrom?.includes(i))))
         && (!node.implicitInputs || node.implicitInputs.every((n) => foldable.has(n)));
@@ -773,7 +834,7 @@ export class OnnxModel {
         // A float path that only computes an integer (T5's position buckets): float32 as the export declared it.
         // No gradient crosses the integer it ends in, so the rounded copy needs none.
         outs.forEach((t, i) => {
-          if (t && t.dtype === 'float64' && t.hasHostData) outs[i] = mapValues(t, 'float64', Math.fround, `${describeNode(node)} output`);
+          if (t instanceof Tensor && t.dtype === 'float64' && t.hasHostData) outs[i] = mapValues(t, 'float64', Math.fround, `${describeNode(node)} output`);
         });
       }
       let allFolded = true;
@@ -783,6 +844,11 @@ export class OnnxModel {
         if (!t) {
           const used = (this.graph.consumers.get(o) ?? []).some((c) => this.liveIndex[c.node] === 1) || this.outputNames.has(o);
           if (used) throw new OnnxImportError('NODE_FAILED', `${describeNode(node)} did not produce its output ${i} ('${o}'), which the graph uses`, { node });
+          allFolded = false;
+          return;
+        }
+        if (!(t instanceof Tensor)) {
+          others.set(o, { name: o, value: t, kind: 'node', node, outputIndex: i, modulePath: node.modulePath });
           allFolded = false;
           return;
         }
@@ -803,7 +869,7 @@ export class OnnxModel {
       });
       if (allFolded && isFolded) plan.foldedNodes.add(node.index);
     }
-    return { values, bufferUpdates };
+    return { values, others, bufferUpdates };
   }
 
   /**
@@ -811,8 +877,9 @@ export class OnnxModel {
    * host even under a device backend (handlers read their values synchronously; results are cached as host
    * constants). Failures become OnnxImportErrors naming the node.
    */
-  private runNode(node: OnnxNode, handler: OpHandler, ctx: OpContext, ins: (Tensor | null)[], isFolded: boolean, env: ExecEnv): (Tensor | null)[] {
-    const attempt = (inputs: (Tensor | null)[]) => (isFolded ? onHost(() => handler.run(ctx, inputs)) : handler.run(ctx, inputs));
+  private runNode(node: OnnxNode, handler: AnyOpHandler, ctx: OpContext, ins: (RunValue | null)[], isFolded: boolean, env: ExecEnv): (RunValue | null)[] {
+    const run = runnerOf(node, handler, ins);
+    const attempt = (inputs: (RunValue | null)[]) => (isFolded ? onHost(() => run(ctx, inputs)) : run(ctx, inputs));
     let result;
     try {
       try {
@@ -820,8 +887,8 @@ export class OnnxModel {
       } catch (e) {
         // A dry run has no values: an op that reads them runs on zeros of the same shapes instead.
         if (!(env.hostValues && e instanceof TensorOnDeviceError)) throw e;
-        const zeros = ins.map((t) => (t && t.isOnDevice ? env.hostValues!(t) : t));
-        result = onHost(() => handler.run(ctx, zeros));
+        const zeros = ins.map((t) => (t instanceof Tensor && t.isOnDevice ? env.hostValues!(t) : t));
+        result = onHost(() => run(ctx, zeros));
       }
     } catch (e) {
       if (e instanceof MemoryLimitError) throw e;
@@ -829,10 +896,10 @@ export class OnnxModel {
         if (e.node) throw e;
         throw new OnnxImportError(e.code, `${describeNode(node)}: ${e.message}`, { node, cause: e });
       }
-      const shapes = ins.map((t, i) => `${node.inputs[i] || '∅'}: ${t ? `${t.dtype}${formatShape(t.shape)}` : 'none'}`).join(', ');
+      const shapes = ins.map((t, i) => `${node.inputs[i] || '∅'}: ${t instanceof Tensor ? `${t.dtype}${formatShape(t.shape)}` : t ? describeValue(t) : 'none'}`).join(', ');
       throw new OnnxImportError('NODE_FAILED', `${describeNode(node)} failed: ${(e as Error).message} (inputs ${shapes})`, { node, cause: e });
     }
-    return Array.isArray(result) ? (result as (Tensor | null)[]) : [result as Tensor | null];
+    return Array.isArray(result) ? (result as (RunValue | null)[]) : [result as RunValue | null];
   }
 
   /** A body's initializer as a constant (no gradient: ONNX bodies hold constants, not parameters), decoded once per dtype. */
@@ -854,12 +921,12 @@ export class OnnxModel {
    * other name looked up in `outer` (the enclosing scopes), its nodes eagerly in order. Body values are
    * per iteration and not folded (the owner folds as a whole when it may).
    */
-  private runBody(owner: OnnxNode, sub: OnnxSubgraph, inputs: readonly (Tensor | null)[], outer: (name: string) => Tensor | undefined, state: RunState): Tensor[] {
+  private runBody(owner: OnnxNode, sub: OnnxSubgraph, inputs: readonly (RunValue | null)[], outer: (name: string) => RunValue | undefined, state: RunState): RunValue[] {
     const where = `the ${sub.attribute} of ${describeNode(owner)}`;
     if (inputs.length !== sub.inputs.length) {
       throw new OnnxImportError('INVALID_MODEL', `${where} declares ${sub.inputs.length} inputs, but ${owner.opType} passes it ${inputs.length}`, { node: owner });
     }
-    const local = new Map<string, Tensor>();
+    const local = new Map<string, RunValue>();
     sub.inputs.forEach((v, i) => {
       const t = inputs[i];
       if (t) local.set(v.name, t);
@@ -888,7 +955,7 @@ export class OnnxModel {
     });
   }
 
-  private context(node: OnnxNode, state: RunState, scope: (name: string) => Tensor | undefined): OpContext {
+  private context(node: OnnxNode, state: RunState, scope: (name: string) => RunValue | undefined): OpContext {
     const { options, rng, dtype } = state;
     return {
       node,
@@ -950,13 +1017,18 @@ export class OnnxModel {
   private runUnchecked(feeds: Feeds | undefined, options: RunOptions): OnnxRunResult {
     if (options.dtype) this.setDtype(options.dtype);
     const fed = this.prepareFeeds(feeds, options);
-    const inputs = this.sampleInputs(options, fed);
-    const { values, bufferUpdates } = this.execute(inputs, options);
+    const valueFeeds = this.prepareValueFeeds(feeds);
+    const inputs = this.sampleInputs(options, fed, valueFeeds);
+    const { values, others, bufferUpdates } = this.execute(inputs, options, {}, valueFeeds);
     const outputs = new Map<string, Tensor>();
-    for (const o of this.graph.outputs) outputs.set(o.name, values.get(o.name)!.tensor);
+    for (const o of this.graph.outputs) {
+      const v = values.get(o.name);
+      if (v) outputs.set(o.name, v.tensor);
+      else if (!others.has(o.name)) throw new OnnxImportError('INVALID_MODEL', `graph output '${o.name}' has no value after the run`);
+    }
     const { loss, info, targets } = this.buildLoss(options.loss ?? 'auto', { outputs, values, inputs }, options);
     return {
-      outputs, loss, lossInfo: info, inputs, targets, tensorsByName: values, bufferUpdates,
+      outputs, loss, lossInfo: info, inputs, targets, tensorsByName: values, otherValues: others, bufferUpdates,
       value(name: string): Tensor {
         const v = values.get(name);
         if (!v) throw new OnnxImportError('BAD_INPUT', `no value named '${name}' in this run`);
@@ -1086,4 +1158,28 @@ function asImportError(e: unknown, what: string): OnnxImportError {
 /** An own property of a plain options object (never one inherited from Object.prototype, such as 'constructor'). */
 function own<T>(record: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
   return record !== undefined && Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined;
+}
+
+/** The kinds and shapes of a sequence / optional / string value (its part of a plan's signature). */
+function valueSignature(v: OtherValue | SequenceElement | null): string {
+  if (v === null) return 'none';
+  if (v instanceof Tensor) return `${v.dtype}${formatShape(v.shape)}`;
+  if (v instanceof StringTensor) return `string${formatShape(v.shape)}`;
+  if (v instanceof OnnxSequence) return `seq(${v.items.map(valueSignature).join(',')})`;
+  return `opt(${valueSignature(v.value)})`;
+}
+
+/**
+ * How the executor calls a node's handler: a value handler (ValueOpHandler) gets any run value; a tensor
+ * handler gets engine tensors only, and a sequence, optional or string tensor input is refused with
+ * UNSUPPORTED_DTYPE naming the node and the input.
+ */
+function runnerOf(node: OnnxNode, handler: AnyOpHandler, ins: readonly (RunValue | null)[]): (ctx: OpContext, inputs: readonly (RunValue | null)[]) => ValueOpResult {
+  if (handler.runValues) return (ctx, inputs) => handler.runValues!(ctx, inputs);
+  ins.forEach((v, i) => {
+    if (v !== null && !(v instanceof Tensor)) {
+      throw new OnnxImportError('UNSUPPORTED_DTYPE', `${describeNode(node)}: input ${i} '${node.inputs[i]}' is ${describeValue(v)}; ${node.opType} runs on tensors of numbers and bool only`, { node });
+    }
+  });
+  return (ctx, inputs) => handler.run!(ctx, inputs as readonly (Tensor | null)[]);
 }

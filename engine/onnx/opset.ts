@@ -9,7 +9,7 @@
  * BatchNormalization's is_test (<7), output-count (7-13) and training_mode (14+) train flags,
  * Dropout's ratio/training_mode inputs (12+), Split's num_outputs (18), legacy broadcast attrs (<7).
  */
-import { OpHandler } from './ops/common';
+import { AnyOpHandler } from './ops/common';
 import { ELEMENTWISE_OPS } from './ops/elementwise';
 import { MATMUL_OPS } from './ops/matmul';
 import { LAYOUT_OPS } from './ops/layout';
@@ -23,13 +23,15 @@ import { LOSS_OPS } from './ops/loss';
 import { CONSTANT_OPS } from './ops/constants';
 import { ATTENTION_OPS } from './ops/attention';
 import { RESIZE_OPS } from './ops/resize';
+import { SEQUENCE_OPS } from './ops/sequence';
 import { CONTROL_OPS } from './ops/control';
 
-export type { OpHandler, OpResult } from './ops/common';
+export type { AnyOpHandler, OpHandler, OpResult, ValueOpHandler, ValueOpResult } from './ops/common';
 
 /** Every handler, by ONNX op type; each family lives in ops/<family>.ts, next to engine/ops/<family>.ts. */
-export const OPSET: Readonly<Record<string, OpHandler>> = Object.freeze(Object.assign(Object.create(null) as Record<string, OpHandler>,
-  ELEMENTWISE_OPS, MATMUL_OPS, LAYOUT_OPS, INDEXING_OPS, CONV_OPS, REDUCE_OPS, SOFTMAX_OPS, NORM_OPS, DROPOUT_OPS, LOSS_OPS, CONSTANT_OPS, ATTENTION_OPS, RESIZE_OPS, CONTROL_OPS));
+export const OPSET: Readonly<Record<string, AnyOpHandler>> = Object.freeze(Object.assign(Object.create(null) as Record<string, AnyOpHandler>,
+  ELEMENTWISE_OPS, MATMUL_OPS, LAYOUT_OPS, INDEXING_OPS, CONV_OPS, REDUCE_OPS, SOFTMAX_OPS, NORM_OPS, DROPOUT_OPS, LOSS_OPS, CONSTANT_OPS, ATTENTION_OPS, RESIZE_OPS,
+  SEQUENCE_OPS, CONTROL_OPS));
 
 /** Op types of the default domain the importer maps (sorted). */
 export function supportedOps(): string[] {

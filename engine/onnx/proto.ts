@@ -73,6 +73,8 @@ export interface AttributeProto {
   tensors: TensorProto[];
   graphs: GraphProto[];
   refAttrName: string;
+  /** A TYPE_PROTO attribute's value (Optional's `type`). */
+  tp?: TypeProto | null;
   /** Which fields were present (to tell an explicit 0 from a missing value in untyped old models). */
   present: Set<number>;
 }
@@ -100,6 +102,8 @@ export interface TypeProto {
   elemType: number;
   /** null for an unknown rank. */
   shape: DimProto[] | null;
+  /** The element type of a sequence or optional (null when not declared, and for the other kinds). */
+  elem: TypeProto | null;
 }
 
 export interface ValueInfoProto {
@@ -213,6 +217,8 @@ function skip(r: Reader, wire: number): void {
 
 /** If/Loop/Scan bodies nested deeper than this are not a real model (and would exhaust the decoder's stack). */
 const MAX_SUBGRAPH_DEPTH = 64;
+/** Sequences of optionals of sequences...: deeper than any model needs, shallow enough for the stack. */
+const MAX_TYPE_DEPTH = 32;
 
 /** Runs `field` for every field of the message ending at `end`. */
 export function message(r: Reader, end: number, field: (no: number, wire: number) => void): void {
@@ -272,7 +278,7 @@ function tensor(r: Reader, end: number): TensorProto {
 function attribute(r: Reader, end: number, depth: number): AttributeProto {
   const a: AttributeProto = {
     name: '', type: 0, f: 0, i: 0, s: null, t: null, g: null, floats: [], ints: [], strings: [], tensors: [], graphs: [],
-    refAttrName: '', present: new Set(),
+    refAttrName: '', tp: null, present: new Set(),
   };
   message(r, end, (no, wire) => {
     a.present.add(no);
@@ -288,6 +294,7 @@ function attribute(r: Reader, end: number, depth: number): AttributeProto {
       case 9: a.strings.push(r.bytes()); break;
       case 10: a.tensors.push(tensor(r, lengthEnd(r))); break;
       case 11: a.graphs.push(graph(r, lengthEnd(r), depth + 1)); break;
+      case 14: expectWire(no, wire, 2, 'AttributeProto.tp'); a.tp = type(r, lengthEnd(r)); break;
       case 20: a.type = r.int32(); break;
       case 21: a.refAttrName = r.string(); break;
       default: skip(r, wire);
@@ -341,8 +348,19 @@ function tensorType(r: Reader, end: number, t: TypeProto): void {
   });
 }
 
-function type(r: Reader, end: number): TypeProto {
-  const t: TypeProto = { kind: 'unknown', elemType: 0, shape: null };
+/** The element type of TypeProto.Sequence / TypeProto.Optional (field 1). */
+function elemType(r: Reader, end: number, depth: number): TypeProto | null {
+  let elem: TypeProto | null = null;
+  message(r, end, (no, wire) => {
+    if (no === 1 && wire === 2) elem = type(r, lengthEnd(r), depth + 1);
+    else skip(r, wire);
+  });
+  return elem;
+}
+
+function type(r: Reader, end: number, depth = 0): TypeProto {
+  if (depth > MAX_TYPE_DEPTH) throw new MalformedModel(`a value type nests sequences / optionals more than ${MAX_TYPE_DEPTH} deep`, 'UNSUPPORTED_FEATURE');
+  const t: TypeProto = { kind: 'unknown', elemType: 0, shape: null, elem: null };
   message(r, end, (no, wire) => {
     if (no === 1 && wire === 2) {
       t.kind = 'tensor';
@@ -350,8 +368,11 @@ function type(r: Reader, end: number): TypeProto {
     } else if (no === 8 && wire === 2) {
       t.kind = 'sparse_tensor';
       tensorType(r, lengthEnd(r), t);
-    } else if ((no === 4 || no === 5 || no === 9) && wire === 2) {
-      t.kind = no === 4 ? 'sequence' : no === 5 ? 'map' : 'optional';
+    } else if ((no === 4 || no === 9) && wire === 2) {
+      t.kind = no === 4 ? 'sequence' : 'optional';
+      t.elem = elemType(r, lengthEnd(r), depth);
+    } else if (no === 5 && wire === 2) {
+      t.kind = 'map';
       skip(r, wire);
     } else {
       skip(r, wire);
@@ -520,5 +541,53 @@ export function decodeTensor(bytes: Uint8Array): TensorProto {
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new OnnxImportError(/index out of range/.test(msg) ? 'TRUNCATED' : 'CORRUPT', `invalid TensorProto data (${bytes.length} bytes; ${msg})`, { cause: e });
+  }
+}
+
+/**
+ * A SequenceProto or OptionalProto (the input_N.pb / output_N.pb files of ONNX test data for sequence and
+ * optional values). `elemType` is the proto's enum: 0 undefined, 1 tensor, 2 sparse tensor, 3 sequence,
+ * 4 map, 5 optional. A sequence lists its elements; an optional holds one element or none.
+ */
+export interface ValueProto {
+  kind: 'sequence' | 'optional';
+  name: string;
+  elemType: number;
+  tensors: TensorProto[];
+  /** Nested sequences (a sequence of sequences, or an optional holding a sequence). */
+  sequences: ValueProto[];
+  optionals: ValueProto[];
+  /** Elements of a kind the importer does not read (sparse tensors, maps), counted. */
+  otherCount: number;
+}
+
+export const VALUE_ELEM = { UNDEFINED: 0, TENSOR: 1, SPARSE_TENSOR: 2, SEQUENCE: 3, MAP: 4, OPTIONAL: 5 } as const;
+
+function valueProto(r: Reader, end: number, kind: 'sequence' | 'optional', depth: number): ValueProto {
+  if (depth > MAX_TYPE_DEPTH) throw new MalformedModel(`a sequence / optional value nests more than ${MAX_TYPE_DEPTH} deep`);
+  const v: ValueProto = { kind, name: '', elemType: 0, tensors: [], sequences: [], optionals: [], otherCount: 0 };
+  // SequenceProto: 3 tensor_values, 4 sparse_tensor_values, 5 sequence_values, 6 map_values, 7 optional_values;
+  // OptionalProto: the same numbers for its single value.
+  message(r, end, (no, wire) => {
+    if (no === 1 && wire === 2) v.name = r.string();
+    else if (no === 2 && wire === 0) v.elemType = r.int32();
+    else if (no === 3 && wire === 2) v.tensors.push(tensor(r, lengthEnd(r)));
+    else if (no === 5 && wire === 2) v.sequences.push(valueProto(r, lengthEnd(r), 'sequence', depth + 1));
+    else if (no === 7 && wire === 2) v.optionals.push(valueProto(r, lengthEnd(r), 'optional', depth + 1));
+    else if ((no === 4 || no === 6) && wire === 2) {
+      v.otherCount++;
+      skip(r, wire);
+    } else skip(r, wire);
+  });
+  return v;
+}
+
+/** Decodes a serialized SequenceProto or OptionalProto (test data of sequence / optional values). */
+export function decodeValue(bytes: Uint8Array, kind: 'sequence' | 'optional'): ValueProto {
+  try {
+    return valueProto(Reader.create(bytes), bytes.length, kind, 0);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new OnnxImportError(/index out of range/.test(msg) ? 'TRUNCATED' : 'CORRUPT', `invalid ${kind === 'sequence' ? 'SequenceProto' : 'OptionalProto'} data (${bytes.length} bytes; ${msg})`, { cause: e });
   }
 }

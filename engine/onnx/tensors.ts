@@ -6,8 +6,8 @@
  *   ends (|v| >= 2^62, e.g. INT64_MAX), which saturate to the int32 range;
  * - the narrow types (float8 variants, float4e2m1, float8e8m0 as floats; int4/uint4/int2/uint2 as int32)
  *   are unpacked exactly (narrow.ts);
- * - bool stays bool; string and complex types are rejected (UNSUPPORTED_DTYPE), as are non-tensor values
- *   (isClaimedValueType).
+ * - bool stays bool; string tensors are not engine tensors (values.ts reads them as StringTensor); complex
+ *   types are rejected (UNSUPPORTED_DTYPE); which value types the importer claims: isClaimedValueType.
  */
 import { Tensor } from '../tensor';
 import { DType, FloatDType, allocate, allocateFrom } from '../dtype';
@@ -30,21 +30,49 @@ export function engineDtype(dataType: number, floatDtype: FloatDType, what: stri
   throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} has ${dataType === DataType.UNDEFINED ? 'no element type (data_type 0)' : `element type ${dataTypeName(dataType)}`}, which the engine cannot represent (supported: floating types as ${floatDtype}, integer types as int32, bool)`);
 }
 
-/**
- * The value types the importer claims its ops on (supportedOnnxOps): tensors whose element type the engine
- * represents (floats, integers, bool). String and complex tensors, sequences, maps, optionals and sparse
- * tensors are claimed by no op: a graph input of such a type fails with UNSUPPORTED_DTYPE naming it. Why not
- * carry them opaquely: every value of a run is an engine tensor (OnnxValue.tensor, the inspection report's
- * statistics, the overlays), and such values never carry a gradient.
- */
-export function isClaimedValueType(valueKind: string, dataType: number): boolean {
-  return valueKind === 'tensor' && engineDtypeOrNull(dataType, 'float32') !== null;
+/** A declared value type: ONNX TypeProto's kind, element type and, for a sequence or optional, its element. */
+export interface DeclaredType {
+  /** 'tensor' (also 'unknown': no declared type), 'sequence', 'optional', 'map', 'sparse_tensor'. */
+  kind: string;
+  elemType: number;
+  elem: DeclaredType | null;
 }
 
-/** A graph input's value kind when it is not a tensor, as an UNSUPPORTED_DTYPE error; nothing for a tensor. */
-export function checkTensorValue(valueKind: string, what: string): void {
-  if (valueKind === 'tensor') return;
-  throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} is ${valueKind === 'optional' ? 'an' : 'a'} ${valueKind.replace('_', ' ')} value, not a tensor; the engine runs on tensors only (sequence, map, optional and sparse values are not supported)`);
+/**
+ * The value types the importer claims its ops on (supportedOnnxOps): tensors whose element type the engine
+ * represents (floats, integers, bool) and string tensors; sequences of such tensors; optionals of a tensor
+ * or of such a sequence (values.ts). An undeclared element type is taken as claimed (the run checks each
+ * value). Maps, sparse tensors, complex tensors and sequences of sequences / optionals are claimed by no op:
+ * a graph input of such a type fails with UNSUPPORTED_DTYPE naming it (checkClaimedValueType).
+ */
+export function isClaimedValueType(type: DeclaredType): boolean {
+  return unclaimedPart(type) === null;
+}
+
+/** The part of a declared type the importer does not run, in words (null when it runs all of it). */
+function unclaimedPart(type: DeclaredType, inside = ''): string | null {
+  const kind = type.kind === 'unknown' ? 'tensor' : type.kind;
+  if (kind === 'tensor') {
+    if (type.elemType === DataType.UNDEFINED || type.elemType === DataType.STRING || engineDtypeOrNull(type.elemType, 'float32') !== null) return null;
+    return `${inside}tensors of element type ${dataTypeName(type.elemType)}`;
+  }
+  if (kind === 'sequence' || kind === 'optional') {
+    if (!type.elem) return null;
+    const inner = type.elem.kind === 'unknown' ? 'tensor' : type.elem.kind;
+    if (inner !== 'tensor' && !(kind === 'optional' && inner === 'sequence')) return `${inside}${kind === 'optional' ? 'an optional' : 'a sequence'} of ${inner.replace('_', ' ')} values`;
+    return unclaimedPart(type.elem, `${inside}${kind === 'optional' ? 'an optional' : 'a sequence'} of `);
+  }
+  return `${inside}${kind === 'map' ? 'a map' : kind === 'sparse_tensor' ? 'a sparse tensor' : `a ${kind}`} value`;
+}
+
+/**
+ * A graph input whose declared type the importer does not run, as an UNSUPPORTED_DTYPE error naming it;
+ * nothing for a claimed type.
+ */
+export function checkClaimedValueType(type: DeclaredType, what: string): void {
+  const part = unclaimedPart(type);
+  if (part === null) return;
+  throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} is ${/^(a|an|tensors) /.test(part) ? part : `a value holding ${part}`}; the importer runs tensors of numbers, bool or strings, sequences of them and optionals of a tensor or a sequence (not maps, sparse or complex tensors)`);
 }
 
 function engineDtypeOrNull(dataType: number, floatDtype: FloatDType): DType | null {
@@ -153,7 +181,7 @@ function externalBytes(t: TensorProto, what: string, external: ExternalData | un
 export function protoValues(t: TensorProto, what: string, external?: ExternalData): number[] | Float32Array | Float64Array {
   const n = sizeOf(t.dims);
   const dt = t.dataType;
-  if (dt === DataType.STRING) throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} is a string tensor (${t.stringData.length} strings); the engine has no string type`);
+  if (dt === DataType.STRING) throw new OnnxImportError('UNSUPPORTED_DTYPE', `${what} is a string tensor (${t.stringData.length} strings); the importer takes strings as graph inputs only (StringTensor feeds), not as initializers or constants`);
   const bytesPer = ELEMENT_BYTES[dt];
   const bits = packedBits(dt);
   if (bytesPer === undefined && bits === undefined) engineDtype(dt, 'float32', what); // throws UNSUPPORTED_DTYPE

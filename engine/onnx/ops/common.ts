@@ -5,10 +5,13 @@ import { Shape, formatShape, normalizeAxis } from '../../shape';
 import * as E from '../../ops';
 import { OpContext, makeConstant } from '../context';
 import { Kind, numbers } from '../helpers';
+import { RunValue } from '../values';
 
 export type OpResult = Tensor | null | readonly (Tensor | null)[];
+/** What a handler of any run value returns: engine tensors, sequences, optionals or string tensors. */
+export type ValueOpResult = RunValue | null | readonly (RunValue | null)[];
 
-export interface OpHandler {
+interface HandlerTraits {
   /** Input slots that never carry gradients (shapes, indices, masks, running statistics...). 'all' for none. */
   readonly nonDiff?: readonly number[] | 'all';
   /** The outputs depend only on the input shapes (Shape, Size): foldable once the shapes are known. */
@@ -21,8 +24,22 @@ export interface OpHandler {
   readonly shapeFrom?: readonly number[] | 'all';
   /** Random: never constant-folded. */
   readonly stochastic?: boolean;
-  run(ctx: OpContext, inputs: readonly (Tensor | null)[]): OpResult;
 }
+
+/** An op on engine tensors: the executor refuses a sequence, optional or string input (UNSUPPORTED_DTYPE). */
+export interface OpHandler extends HandlerTraits {
+  run(ctx: OpContext, inputs: readonly (Tensor | null)[]): OpResult;
+  readonly runValues?: undefined;
+}
+
+/** An op that takes any run value (values.ts): Identity, Equal on strings, the sequence and optional ops. */
+export interface ValueOpHandler extends HandlerTraits {
+  runValues(ctx: OpContext, inputs: readonly (RunValue | null)[]): ValueOpResult;
+  readonly run?: undefined;
+}
+
+/** Any entry of the op registry. */
+export type AnyOpHandler = OpHandler | ValueOpHandler;
 
 
 export function isF(t: Tensor): boolean {

@@ -8,7 +8,9 @@
  * device-only tensor): the node fails with that cause and the run repeats on the host backend
  * (webview/runWithFallback.ts), as for every op that reads values.
  *
- * Tensor values only: a body that builds sequences or optionals fails on that op (UNSUPPORTED_OP).
+ * If branches and Loop-carried values may be any run value (values.ts): a sequence or optional crosses the
+ * body boundary as it is, its tensors keeping their autograd. Trip counts, conditions, Loop scan outputs
+ * and Scan's values are tensors. SequenceMap runs its body once per element through the same body runner.
  */
 import { Tensor } from '../../tensor';
 import * as E from '../../ops';
@@ -16,10 +18,11 @@ import { formatShape, normalizeAxis } from '../../shape';
 import { allocate } from '../../dtype';
 import { Body, OpContext } from '../context';
 import type { OnnxValueSpec } from '../graph';
-import { isFloatType } from '../tensors';
+import { engineDtype, isFloatType } from '../tensors';
 import { DataType } from '../proto';
 import { layout } from '../helpers';
-import { OpHandler } from './common';
+import { OpHandler, ValueOpHandler } from './common';
+import { ElementKind, OnnxSequence, RunValue, SequenceElement, StringTensor, describeValue } from '../values';
 
 /**
  * Iterations a Loop may run. A loop still going after that many (a condition that never turns false, an
@@ -59,21 +62,27 @@ function emptyScanOutput(ctx: OpContext, spec: OnnxValueSpec, axis: number, whic
   return new Tensor(allocate(dtype, 0), shape);
 }
 
-function present(ctx: OpContext, inputs: readonly (Tensor | null)[], what: string): Tensor[] {
-  return inputs.map((t, i) => t ?? ctx.fail('UNSUPPORTED_FEATURE', `${what} ${i} is empty (an optional without a value); only tensor values are supported`));
+function present<T extends RunValue>(ctx: OpContext, inputs: readonly (T | null)[], what: string): T[] {
+  return inputs.map((t, i) => t ?? ctx.fail('UNSUPPORTED_FEATURE', `${what} ${i} is missing (an empty input name); pass an Optional to carry "no value"`));
 }
 
-function checkOutputs(ctx: OpContext, body: Body, outs: readonly Tensor[], want: number): void {
+/** `v` as a tensor of numbers or bool, or a clear error naming `what` (Scan's values, Loop's scan outputs, conditions). */
+function tensorOf(ctx: OpContext, v: RunValue | null | undefined, what: string): Tensor {
+  if (v instanceof Tensor) return v;
+  return ctx.fail('UNSUPPORTED_FEATURE', `${what} is ${describeValue(v ?? null)}; it must be a tensor of numbers or bool`);
+}
+
+function checkOutputs(ctx: OpContext, body: Body, outs: readonly RunValue[], want: number): void {
   if (outs.length !== want) ctx.fail('INVALID_MODEL', `its ${body.graph.attribute} has ${outs.length} outputs, but the node needs ${want}`);
 }
 
 // ---------------------------------------------------------------- If
 
-const ifOp: OpHandler = {
+const ifOp: ValueOpHandler = {
   nonDiff: [0],
   shapeFrom: 'all', // the branch taken (and so its output shapes) is the condition's value
-  run(ctx, inputs) {
-    const cond = inputs[0] ?? ctx.fail('INVALID_MODEL', 'required input 0 (cond) is missing');
+  runValues(ctx, inputs) {
+    const cond = tensorOf(ctx, inputs[0] ?? ctx.fail('INVALID_MODEL', 'required input 0 (cond) is missing'), 'cond');
     const body = ctx.body(hostScalar(ctx, cond, 'cond') !== 0 ? 'then_branch' : 'else_branch');
     const outs = body.run([]);
     checkOutputs(ctx, body, outs, ctx.node.outputs.length);
@@ -83,13 +92,14 @@ const ifOp: OpHandler = {
 
 // ---------------------------------------------------------------- Loop
 
-const loopOp: OpHandler = {
+const loopOp: ValueOpHandler = {
   nonDiff: [0, 1],
   shapeFrom: 'all', // the trip count and condition set how many iterations are stacked
-  run(ctx, inputs) {
+  runValues(ctx, inputs) {
     const body = ctx.body('body');
     const g = body.graph;
-    const [tripInput, condInput] = inputs;
+    const tripInput = inputs[0] ? tensorOf(ctx, inputs[0], 'trip count M') : null;
+    const condInput = inputs[1] ? tensorOf(ctx, inputs[1], 'cond') : null;
     let carried = present(ctx, inputs.slice(2), 'loop-carried input');
     const scanCount = g.outputs.length - 1 - carried.length;
     if (g.inputs.length !== carried.length + 2 || scanCount < 0) {
@@ -108,9 +118,9 @@ const loopOp: OpHandler = {
         ctx.fail('UNSUPPORTED_FEATURE', `its condition is still true after ${LOOP_ITERATION_CAP} iterations${tripInput ? ` (trip count ${trips})` : ''}: the importer stops loops there rather than run on`);
       }
       const outs = body.run([ctx.constant([i], [], 'int32'), ctx.constant([cond ? 1 : 0], [], 'bool'), ...carried]);
-      if (condInput) cond = hostScalar(ctx, outs[0], "the body's condition output") !== 0;
+      if (condInput) cond = hostScalar(ctx, tensorOf(ctx, outs[0], "the body's condition output"), "the body's condition output") !== 0;
       carried = outs.slice(1, 1 + carried.length);
-      outs.slice(1 + carried.length).forEach((t, k) => scans[k].push(t));
+      outs.slice(1 + carried.length).forEach((t, k) => scans[k].push(tensorOf(ctx, t, `scan output ${k}`)));
     }
     const stacked = scans.map((list, k) => (list.length ? stack(list, 0) : emptyScanOutput(ctx, g.outputs[1 + carried.length + k], 0, `scan output ${k}`)));
     return [...carried, ...stacked];
@@ -153,7 +163,7 @@ function scan(ctx: OpContext, body: Body, states: Tensor[], scanned: Tensor[], i
   const per: Tensor[][] = Array.from({ length: outCount }, () => []);
   for (let t = 0; t < length; t++) {
     const slices = scanned.map((x, j) => take(x, axes[j], inDirs[j] ? length - 1 - t : t));
-    const outs = body.run([...states, ...slices]);
+    const outs = body.run([...states, ...slices]).map((v, i) => tensorOf(ctx, v, `Scan body output ${i}`));
     states = outs.slice(0, states.length);
     outs.slice(states.length).forEach((y, k) => per[k].push(y));
   }
@@ -207,4 +217,56 @@ const scanOp: OpHandler = {
   },
 };
 
-export const CONTROL_OPS: Record<string, OpHandler> = { If: ifOp, Loop: loopOp, Scan: scanOp };
+// ---------------------------------------------------------------- SequenceMap
+
+/** The element kind a body output declares (floats as this run's dtype), for an empty result sequence. */
+function declaredKind(ctx: OpContext, spec: OnnxValueSpec): ElementKind | null {
+  const t = spec.dataType;
+  if (!t) return null;
+  if (t === DataType.STRING) return 'string';
+  try {
+    return engineDtype(t, ctx.dtype, `SequenceMap output '${spec.name}'`);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * SequenceMap: the body runs once per element of input_sequence; each additional input is passed whole if
+ * it is a tensor, or element by element if it is a sequence (of the same length). Output k is the
+ * sequence of the body's output k over the iterations. Gradients flow through the elements' own tensors.
+ */
+const sequenceMapOp: ValueOpHandler = {
+  shapeFrom: 'all', // a body may shape its outputs by the values it reads
+  runValues(ctx, inputs) {
+    const body = ctx.body('body');
+    const g = body.graph;
+    const all = present(ctx, inputs, 'input');
+    const first = all[0];
+    if (!(first instanceof OnnxSequence)) return ctx.fail('INVALID_MODEL', `input 0 (input_sequence) must be a sequence, got ${describeValue(first ?? null)}`);
+    const n = first.length;
+    all.forEach((v, i) => {
+      if (v instanceof OnnxSequence && v.length !== n) ctx.fail('INVALID_MODEL', `input ${i} is a sequence of ${v.length} elements, input_sequence has ${n}`);
+      if (!(v instanceof OnnxSequence || v instanceof Tensor || v instanceof StringTensor)) ctx.fail('INVALID_MODEL', `input ${i} must be a sequence or a tensor, got ${describeValue(v)}`);
+    });
+    if (g.inputs.length !== all.length) ctx.fail('INVALID_MODEL', `its body takes ${g.inputs.length} inputs, but the node passes ${all.length}`);
+    if (ctx.node.outputs.length > g.outputs.length) ctx.fail('INVALID_MODEL', `has ${ctx.node.outputs.length} outputs; its body gives ${g.outputs.length}`);
+    const per: SequenceElement[][] = g.outputs.map(() => []);
+    for (let i = 0; i < n; i++) {
+      const outs = body.run(all.map((v) => (v instanceof OnnxSequence ? v.items[i] : v)));
+      outs.forEach((v, k) => {
+        if (v instanceof Tensor || v instanceof StringTensor) per[k].push(v);
+        else ctx.fail('UNSUPPORTED_FEATURE', `body output ${k} is ${describeValue(v)}; SequenceMap collects tensors`);
+      });
+    }
+    return per.map((items, k) => {
+      try {
+        return new OnnxSequence(items, items.length ? null : declaredKind(ctx, g.outputs[k]));
+      } catch (e) {
+        return ctx.fail('INVALID_MODEL', `output ${k}: ${(e as Error).message}`);
+      }
+    });
+  },
+};
+
+export const CONTROL_OPS: Record<string, OpHandler | ValueOpHandler> = { If: ifOp, Loop: loopOp, Scan: scanOp, SequenceMap: sequenceMapOp };

@@ -5,7 +5,8 @@ import * as E from '../../ops';
 import { noGrad } from '../../autograd';
 import { OpContext } from '../context';
 import { broadcastMap, convert, mapValues } from '../helpers';
-import { OpHandler, floatIn, isF, kindOf, legacyBroadcast, need, scalarOf } from './common';
+import { AnyOpHandler, OpHandler, ValueOpHandler, floatIn, isF, kindOf, legacyBroadcast, need, scalarOf } from './common';
+import { StringTensor, describeValue, stringEqual } from '../values';
 
 
 type FloatBinary = (a: Tensor, b: Tensor) => Tensor;
@@ -127,7 +128,21 @@ function compare(fn: (x: number, y: number) => boolean): OpHandler {
   };
 }
 
-export const ELEMENTWISE_OPS: Readonly<Record<string, OpHandler>> = {
+const equalNumbers = compare((x, y) => x === y);
+
+/** Equal on numbers and bool (compare), and on string tensors (values.ts: host strings, no gradient). */
+const equal: ValueOpHandler = {
+  nonDiff: 'all',
+  runValues(ctx, inputs) {
+    const a = inputs[0];
+    const b = inputs[1];
+    if (a instanceof StringTensor && b instanceof StringTensor) return stringEqual(a, b);
+    if ((a === null || a instanceof Tensor) && (b === null || b instanceof Tensor)) return equalNumbers.run(ctx, [a, b]);
+    return ctx.fail(a instanceof StringTensor || b instanceof StringTensor ? 'INVALID_MODEL' : 'UNSUPPORTED_DTYPE', `compares ${describeValue(a)} with ${describeValue(b)}; Equal takes two string tensors or two tensors of numbers / bool`);
+  },
+};
+
+export const ELEMENTWISE_OPS: Readonly<Record<string, AnyOpHandler>> = {
   Add: binary(E.add, (x, y) => x + y),
   Sub: binary(E.sub, (x, y) => x - y),
   Mul: binary(E.mul, (x, y) => x * y),
@@ -276,7 +291,7 @@ export const ELEMENTWISE_OPS: Readonly<Record<string, OpHandler>> = {
       return maskOf(need(ctx, inputs, 0, 'X'), (v) => (v === Infinity && pos) || (v === -Infinity && neg));
     },
   },
-  Equal: compare((x, y) => x === y),
+  Equal: equal,
   Less: compare((x, y) => x < y),
   LessOrEqual: compare((x, y) => x <= y),
   Greater: compare((x, y) => x > y),

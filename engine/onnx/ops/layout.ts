@@ -4,7 +4,7 @@ import { broadcastShapes, formatShape, sizeOf } from '../../shape';
 import * as E from '../../ops';
 import { OpContext, computedConstant, filledConstant, makeConstant } from '../context';
 import { broadcastMap, checkSize, convert, layout } from '../helpers';
-import { OpHandler, axesArg, axisOf, distinctAxes, isF, kindOf, need, scalarOf, shapeValues } from './common';
+import { AnyOpHandler, axesArg, axisOf, distinctAxes, isF, kindOf, need, scalarOf, shapeValues } from './common';
 
 function reshapeTo(ctx: OpContext, x: Tensor, shape: number[], allowZero: boolean): Tensor {
   const target = shape.map((d, i) => (d === 0 && !allowZero ? (i < x.rank ? x.shape[i] : ctx.fail('INVALID_MODEL', `Reshape: shape ${formatShape(shape)} copies dim ${i} (0), which input ${formatShape(x.shape)} lacks`)) : d));
@@ -104,10 +104,11 @@ function blockMove(ctx: OpContext, x: Tensor, toSpace: boolean): Tensor {
   return layout([x], ([t]) => E.reshape(E.permute(E.reshape(t, [n, c, h / b, b, w / b, b]), [0, 3, 5, 1, 2, 4]), [n, c * b * b, h / b, w / b]));
 }
 
-export const LAYOUT_OPS: Readonly<Record<string, OpHandler>> = {
+export const LAYOUT_OPS: Readonly<Record<string, AnyOpHandler>> = {
   DepthToSpace: { run: (ctx, inputs) => blockMove(ctx, need(ctx, inputs, 0, 'input'), true) },
   SpaceToDepth: { run: (ctx, inputs) => blockMove(ctx, need(ctx, inputs, 0, 'input'), false) },
-  Identity: { run: (ctx, inputs) => need(ctx, inputs, 0, 'input') },
+  // Any value passes through: tensors (with their autograd), sequences, optionals, string tensors.
+  Identity: { runValues: (ctx, inputs) => inputs[0] ?? ctx.fail('INVALID_MODEL', 'required input 0 (input) is missing') },
   Reshape: {
     nonDiff: [1],
     shapeFrom: [1],
