@@ -1,10 +1,11 @@
 /**
- * SplitToSequence read by SequenceAt at constant positions (the dynamo exporter's torch.split with optimize=False,
- * GPT-2's query/key/value) runs as slices: the same values and gradients as the Split it stands for.
+ * SplitToSequence read by SequenceAt (the dynamo exporter's torch.split with optimize=False, GPT-2's
+ * query/key/value) gives the same values and gradients as the Split it stands for, at constant positions and at
+ * positions known only at run time.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backward, loadOnnx, OnnxImportError } from '../engine';
+import { backward, loadOnnx } from '../engine';
 import { buildModel, NodeSpec } from './onnx_builder';
 
 const INT64 = 7;
@@ -75,10 +76,15 @@ test('no split and keepdims=0: chunks of one, the axis squeezed out', () => {
   assert.deepEqual(got.grad, want.grad);
 });
 
-test('a position known only at run time: the import names the sequence ops it cannot run', () => {
+test('a position known only at run time: chunk k, as Split gives it, whatever k each run feeds', () => {
+  const want = run(model([{ op: 'Split', inputs: ['y', 'sizes'], outputs: ['a', 'b', 'c'], attrs: { axis: 2 } }], 2, [], [{ name: 'sizes', type: INT64, dims: [3], values: [2, 2, 1] }]));
   const bytes = model([
     { op: 'SplitToSequence', inputs: ['y', 'two'], outputs: ['seq'], attrs: { axis: 2 } },
     at('k', 'a'), at('p1', 'b'), at('p2', 'c'),
   ], 2, [{ name: 'k', type: INT64, dims: [] }], [{ name: 'two', type: INT64, dims: [], values: [2] }, ...positions]);
-  assert.throws(() => run(bytes, { k: [0] }), (e: unknown) => e instanceof OnnxImportError && e.code === 'UNSUPPORTED_OP' && /SplitToSequence/.test(e.message));
+  const got = run(bytes, { k: [0] });
+  assert.deepEqual(got.z, want.z);
+  assert.deepEqual(got.grad, want.grad);
+  // k = 2 picks the last chunk (width 1) as a: z = [c, b, a] is 1 + 2 + 1 wide, where k = 0 gave 1 + 2 + 2.
+  assert.deepEqual(run(bytes, { k: [2] }).shape, [2, 3, 4]);
 });

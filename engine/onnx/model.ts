@@ -22,7 +22,6 @@ import { ModuleNode, buildModuleTree, scopesFromParameters } from './modules';
 import { checkSize, convert, mapValues } from './helpers';
 import { integerBoundNodes } from './integerPaths';
 import { ExportNote, restoreParameterIdentity } from './identity';
-import { lowerSequenceSplits } from './sequences';
 import { OnnxWarning, validateGraph } from './validate';
 import { BUDGET_HINT, MemoryEstimate, checkInitializerMemory, estimateRunMemory } from './memory';
 
@@ -320,7 +319,7 @@ export class OnnxModel {
 
   constructor(exported: ModelProto, options: LoadOptions = {}) {
     const identity = restoreParameterIdentity(exported);
-    const proto = lowerSequenceSplits(identity.model);
+    const proto = identity.model;
     this.exportNotes = identity.notes;
     this.declaredFloat = defaultDtype(proto);
     this.floatDtype = options.dtype ?? this.declaredFloat;
