@@ -23,7 +23,7 @@
 import { AttributeProto, DataType, GraphProto, ModelProto, NodeProto, StringEntry, TensorProto } from './proto';
 import { parsePythonStringList } from './modules';
 
-export const EXPORT_NOTE_KINDS = ['merged', 'transposed', 'bn-folded', 'bn-fused-weight', 'folded', 'dropped', 'bn-inference', 'metadata-lost', 'eval-export', 'dropout-removed'] as const;
+export const EXPORT_NOTE_KINDS = ['merged', 'transposed', 'bn-folded', 'bn-fused-weight', 'folded', 'dropped', 'bn-inference', 'metadata-lost', 'eval-export', 'dropout-removed', 'traced-argument'] as const;
 
 /** What an export did to a module's parameters. */
 export interface ExportNote {
@@ -204,6 +204,37 @@ function evalExportNotes(nodes: readonly NodeProto[], calls: readonly (FxCall | 
 
 /** Undoes what the dynamo exporter's optimizer did to parameters, where the metadata allows; see the file comment. */
 export function restoreParameterIdentity(model: ModelProto): IdentityResult {
+  const result = restoreIdentity(model);
+  const traced = model.graph ? tracedArgumentNotes(model.graph) : [];
+  return traced.length === 0 ? result : { ...result, notes: [...result.notes, ...traced] };
+}
+
+/** Forward arguments of Hugging Face models whose default (0: every position) a traced graph input replaces. */
+const LOGITS_TO_KEEP = new Set(['logits_to_keep', 'num_logits_to_keep']);
+
+/**
+ * transformers' `logits_to_keep` made a graph input: the TorchScript exporter turns every forward argument with a
+ * default that follows the given ones into an input (torch.onnx's _decide_input_format), named `onnx::Gather_N`
+ * unless the user names it, and the graph then takes the logits at the position that scalar selects, where
+ * PyTorch's forward with its default computes every position. Nothing in the graph can undo that, so the loss and
+ * every gradient differ from the model's. Found by name, or as an anonymous integer scalar input a Gather indexes
+ * with (a scalar a user passed on purpose has the name they gave it).
+ */
+function tracedArgumentNotes(g: GraphProto): ExportNote[] {
+  const initialized = new Set(g.initializer.map((t) => t.name));
+  const gatherIndex = new Set(g.node.filter((n) => n.opType === 'Gather' && n.domain === '').map((n) => n.input[1]));
+  const isIntScalar = (v: GraphProto['input'][number]) => v.type?.kind === 'tensor' && v.type.shape?.length === 0 && INTEGER_TYPES.has(v.type.elemType);
+  return g.input
+    .filter((v) => !initialized.has(v.name) && isIntScalar(v) && (LOGITS_TO_KEEP.has(v.name) || (v.name.startsWith('onnx::') && gatherIndex.has(v.name))))
+    .map((v) => ({
+      modulePath: '', kind: 'traced-argument' as const, parameters: [], restored: false,
+      message: `graph input '${v.name}' is a forward argument with a default that the export turned into an input (transformers' logits_to_keep, whose default 0 means every position): this graph computes the logits at the position it selects, not at every position as PyTorch's forward does, so the loss and gradients shown are that graph's. Export with the inputs given positionally to a forward that takes only them, or with the dynamo exporter (torch 2.9+)`,
+    }));
+}
+
+const INTEGER_TYPES: ReadonlySet<number> = new Set([DataType.INT64, DataType.INT32, DataType.INT16, DataType.INT8, DataType.UINT64, DataType.UINT32, DataType.UINT16, DataType.UINT8]);
+
+function restoreIdentity(model: ModelProto): IdentityResult {
   const g = model.graph;
   const none: IdentityResult = { model, dynamo: false, constants: new Map(), transposed: new Set(), notes: [] };
   if (!g) return none;
