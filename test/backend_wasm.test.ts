@@ -168,6 +168,29 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     assertRel(wasm.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, 'batched matmul');
     const empty: MatmulPlan = { batch: 2, m: 3, k: 0, n: 4, aOffsets: new Int32Array(2), bOffsets: new Int32Array(2), transA: false, transB: false };
     assert.deepEqual(Array.from(wasm.matmul(new Float32Array(0), new Float32Array(0), empty, 'float32')), new Array(24).fill(0));
+    const emptyNarrow: MatmulPlan = { ...empty, m: 40 };
+    assert.deepEqual(Array.from(wasm.matmul(new Float32Array(0), new Float32Array(0), emptyNarrow, 'float32')), new Array(320).fill(0));
+  });
+
+  test('matmul: narrow outputs (n <= 4, computed transposed) match the reference, batched and at offsets', () => {
+    for (const [m, k, n] of [[32, 5, 4], [40, 300, 4], [97, 70, 1], [33, 9, 3], [260, 600, 2], [1153, 37, 4], [31, 8, 4]]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = rand(m * k);
+          const b = rand(k * n);
+          const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: new Int32Array([0]), bOffsets: new Int32Array([0]), transA, transB };
+          assertRel(wasm.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, `matmul ${m}x${k}x${n} tA=${transA} tB=${transB}`);
+        }
+      }
+    }
+    // A conv weight shared by 3 images (all A offsets 0), each image's columns at its own offset.
+    const [m, k, n] = [64, 72, 4];
+    const a = rand(m * k);
+    const b = rand(3 * k * n);
+    for (const transB of [false, true]) {
+      const plan: MatmulPlan = { batch: 3, m, k, n, aOffsets: new Int32Array(3), bOffsets: Int32Array.from([2, 0, 1], (i) => i * k * n), transA: false, transB };
+      assertRel(wasm.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, `batched narrow matmul tB=${transB}`);
+    }
   });
 
   test('strided copies (permute, transpose, slice, negative steps, expand) and their scatter-add', () => {

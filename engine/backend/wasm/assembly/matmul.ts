@@ -22,11 +22,30 @@ const MC: i32 = 96;
 /** Column block: bounds the packed B panel (KC x NC floats = 512 KiB, about half of a typical L2). */
 const NC: i32 = 512;
 
-/** Bytes of scratch matmul needs for inner size k and output width n. */
-export function matmulScratchBytes(k: i32, n: i32): i32 {
+/** Bytes of scratch gemm needs for inner size k and output width n. */
+function gemmScratchBytes(k: i32, n: i32): i32 {
   const kc = min(KC, k);
   const nPad = ((min(NC, n) + NR - 1) / NR) * NR;
   return (kc * nPad + MC * kc + MR * NR) * 4 + 64;
+}
+
+/**
+ * Outputs at most this wide are computed transposed (C^T = B^T A^T, then copied into C): an n < NR output
+ * makes every tile a partial edge tile (half of each 4x8 tile wasted at n = 4, plus the scalar edge copy) and
+ * packs the tall A into MR panels that only n columns use. Convolutions on 2x2 feature maps (n = 4 output
+ * positions per image) and their gradients hit this on every late layer. Transposed, the n rows become
+ * one MR panel and the m columns full NR panels.
+ */
+const NARROW: i32 = 4;
+
+@inline function transposedPays(m: i32, n: i32): bool {
+  return n <= NARROW && m >= 4 * NR;
+}
+
+/** Bytes of scratch matmul needs for an [m, k] x [k, n] product. */
+export function matmulScratchBytes(m: i32, k: i32, n: i32): i32 {
+  if (transposedPays(m, n)) return gemmScratchBytes(k, m) + n * m * 4 + 64;
+  return gemmScratchBytes(k, n);
 }
 
 @inline function madd(a: v128, b: v128, c: v128): v128 {
@@ -232,9 +251,22 @@ export function matmul(a: usize, b: usize, c: usize, batch: i32, m: i32, k: i32,
   const acs = transA ? m : 1;
   const brs = transB ? 1 : n;
   const bcs = transB ? k : 1;
+  const narrow = transposedPays(m, n);
+  // Narrow outputs: C^T [n, m] lands in scratch past gemm's own, then is copied into C (n * m values, small
+  // next to the k * m * n multiply-adds).
+  const ct = work + ((<usize>gemmScratchBytes(k, m) + 63) & ~63);
   for (let p = 0; p < batch; p++) {
     const ao = a + (<usize>load<i32>(aOffsets + (<usize>p << 2)) << 2);
     const bo = b + (<usize>load<i32>(bOffsets + (<usize>p << 2)) << 2);
-    gemm(ao, ars, acs, bo, brs, bcs, c + (<usize>(p * m * n) << 2), m, k, n, work);
+    const cp = c + (<usize>(p * m * n) << 2);
+    if (narrow) {
+      // B^T(i, p) = B(p, i) and A^T(p, j) = A(j, p): the strides swap roles.
+      gemm(bo, bcs, brs, ao, acs, ars, ct, n, k, m, work);
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) store<f32>(cp + (<usize>(i * n + j) << 2), load<f32>(ct + (<usize>(j * m + i) << 2)));
+      }
+    } else {
+      gemm(ao, ars, acs, bo, brs, bcs, cp, m, k, n, work);
+    }
   }
 }
