@@ -183,13 +183,20 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
         }
       }
     }
-    // A conv weight shared by 3 images (all A offsets 0), each image's columns at its own offset.
-    const [m, k, n] = [64, 72, 4];
-    const a = rand(m * k);
-    const b = rand(3 * k * n);
-    for (const transB of [false, true]) {
-      const plan: MatmulPlan = { batch: 3, m, k, n, aOffsets: new Int32Array(3), bOffsets: Int32Array.from([2, 0, 1], (i) => i * k * n), transA: false, transB };
-      assertRel(wasm.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, `batched narrow matmul tB=${transB}`);
+  });
+
+  test('matmul: batches sharing one A (folded into one product) match the reference', () => {
+    // A conv weight shared by 3 images (every A offset the same), each image's columns at its own offset; the
+    // output widths cover the narrow path after folding (3 x 1), plain folding (3 x 4, 3 x 20) and none (3 x 65).
+    for (const [m, k, n] of [[64, 72, 4], [40, 33, 1], [37, 300, 20], [9, 5, 65]]) {
+      const a = rand(2 * m * k);
+      const b = rand(3 * k * n);
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const plan: MatmulPlan = { batch: 3, m, k, n, aOffsets: new Int32Array(3).fill(m * k), bOffsets: Int32Array.from([2, 0, 1], (i) => i * k * n), transA, transB };
+          assertRel(wasm.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, `shared-A matmul ${m}x${k}x${n} tA=${transA} tB=${transB}`);
+        }
+      }
     }
   });
 

@@ -26,7 +26,7 @@ interface Kernels {
   memory: WebAssembly.Memory;
   heapBase(): number;
   relaxedSimd(): number;
-  matmulScratchBytes(m: number, k: number, n: number): number;
+  matmulScratchBytes(batch: number, m: number, k: number, n: number): number;
   matmul(a: number, b: number, c: number, batch: number, m: number, k: number, n: number, aOff: number, bOff: number, transA: number, transB: number, work: number): void;
   unary(op: number, x: number, out: number, n: number, param: number): void;
   powScalar(x: number, out: number, n: number, e: number): void;
@@ -270,7 +270,7 @@ class WasmSimdBackend implements Backend {
     const pc = this.reserve(size * 4);
     const pao = this.reserve(batch * 4);
     const pbo = this.reserve(batch * 4);
-    const work = this.reserve(this.k.matmulScratchBytes(m, k, n));
+    const work = this.reserve(this.k.matmulScratchBytes(batch, m, k, n));
     this.commit();
     this.put(pa, a);
     this.put(pb, b);
