@@ -282,6 +282,28 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     }
   });
 
+  test('training batch norm forward and backward (channels strided between images)', () => {
+    for (const [outer, c, inner] of [[2, 3, 7], [1, 5, 16], [4, 2, 1], [3, 4, 33]]) {
+      for (const affine of [false, true]) {
+        const x = rand(outer * c * inner, -3, 3);
+        const w = affine ? rand(c) : null;
+        const b = affine ? rand(c) : null;
+        const what = `batch norm [${outer}, ${c}, ${inner}] affine=${affine}`;
+        const got = wasm.batchNorm(x, w, b, outer, c, inner, 1e-5, 'float32');
+        const want = referenceBackend.batchNorm(x, w, b, outer, c, inner, 1e-5, 'float32');
+        assertClose(got.y, want.y, 2e-5, 2e-6, `${what} y`);
+        assertClose(got.mean, want.mean, 1e-6, 1e-7, `${what} mean`);
+        assertClose(got.rstd, want.rstd, 1e-6, 1e-7, `${what} rstd`);
+        const g = rand(outer * c * inner);
+        const gb = wasm.batchNormBackward(x, w, g, want.mean, want.rstd, outer, c, inner, 'float32');
+        const gr = referenceBackend.batchNormBackward(x, w, g, want.mean, want.rstd, outer, c, inner, 'float32');
+        assertRel(gb.gx, gr.gx, 1e-5, `${what} gx`);
+        assertRel(gb.gw, gr.gw, 1e-5, `${what} gw`);
+        assertRel(gb.gb, gr.gb, 1e-5, `${what} gb`);
+      }
+    }
+  });
+
   test('im2col / col2im (padding, stride, dilation, odd sizes)', () => {
     const geos = [
       geometry(2, 3, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1), geometry(1, 2, 7, 9, 3, 2, 2, 3, 1, 0, 1, 1),

@@ -39,6 +39,8 @@ interface Kernels {
   softmaxBackward(y: number, g: number, out: number, outer: number, n: number, inner: number, log: number, work: number): void;
   layerNorm(x: number, w: number, b: number, y: number, mean: number, rstd: number, rows: number, n: number, eps: number, rms: number): void;
   layerNormBackward(x: number, w: number, g: number, mean: number, rstd: number, gx: number, gw: number, gb: number, rows: number, n: number, rms: number, work: number): void;
+  batchNorm(x: number, w: number, b: number, y: number, mean: number, rstd: number, outer: number, c: number, inner: number, eps: number): void;
+  batchNormBackward(x: number, w: number, g: number, mean: number, rstd: number, gx: number, gw: number, gb: number, outer: number, c: number, inner: number): void;
   strided(x: number, out: number, desc: number, offset: number): void;
   stridedScatterAdd(g: number, out: number, desc: number, offset: number, size: number): void;
   scatterAdd(g: number, out: number, outer: number, axisLen: number, inner: number, indices: number, k: number): void;
@@ -382,6 +384,48 @@ class WasmSimdBackend implements Backend {
     new Float64Array(this.memory.buffer, pr, rows).set(rstd);
     this.k.layerNormBackward(px, pw, pg, pm, pr, pgx, pgw, pgb, rows, n, rms ? 1 : 0, work);
     return { gx: this.take(pgx, x.length), gw: this.take(pgw, n), gb: this.take(pgb, n) };
+  }
+
+  batchNorm(x: FloatArray, weight: FloatArray | null, bias: FloatArray | null, outer: number, c: number, inner: number, eps: number, dtype: FloatDType) {
+    if (dtype === 'float64' || x.length === 0) return referenceBackend.batchNorm(x, weight, bias, outer, c, inner, eps, dtype);
+    this.reset();
+    const px = this.reserve(x.length * 4);
+    const pw = weight ? this.reserve(c * 4) : 0;
+    const pb = bias ? this.reserve(c * 4) : 0;
+    const py = this.reserve(x.length * 4);
+    const pm = this.reserve(c * 8);
+    const pr = this.reserve(c * 8);
+    this.commit();
+    this.put(px, x);
+    if (weight) this.put(pw, weight);
+    if (bias) this.put(pb, bias);
+    this.k.batchNorm(px, pw, pb, py, pm, pr, outer, c, inner, eps);
+    return {
+      y: this.take(py, x.length),
+      mean: new Float64Array(this.memory.buffer, pm, c).slice(),
+      rstd: new Float64Array(this.memory.buffer, pr, c).slice(),
+    };
+  }
+
+  batchNormBackward(x: FloatArray, weight: FloatArray | null, g: FloatArray, mean: Float64Array, rstd: Float64Array, outer: number, c: number, inner: number, dtype: FloatDType) {
+    if (dtype === 'float64' || x.length === 0) return referenceBackend.batchNormBackward(x, weight, g, mean, rstd, outer, c, inner, dtype);
+    this.reset();
+    const px = this.reserve(x.length * 4);
+    const pw = weight ? this.reserve(c * 4) : 0;
+    const pg = this.reserve(g.length * 4);
+    const pm = this.reserve(c * 8);
+    const pr = this.reserve(c * 8);
+    const pgx = this.reserve(x.length * 4);
+    const pgw = this.reserve(c * 4);
+    const pgb = this.reserve(c * 4);
+    this.commit();
+    this.put(px, x);
+    if (weight) this.put(pw, weight);
+    this.put(pg, g);
+    new Float64Array(this.memory.buffer, pm, c).set(mean);
+    new Float64Array(this.memory.buffer, pr, c).set(rstd);
+    this.k.batchNormBackward(px, pw, pg, pm, pr, pgx, pgw, pgb, outer, c, inner);
+    return { gx: this.take(pgx, x.length), gw: this.take(pgw, c), gb: this.take(pgb, c) };
   }
 
   im2col(x: FloatArray, geo: Conv2dGeometry, dtype: FloatDType): FloatArray {
