@@ -16,6 +16,18 @@ export interface GradFn {
 
 let nextId = 1;
 
+/**
+ * Host arrays of parameters (leaf tensors that require gradients). Their values never change in place: an
+ * optimiser step replaces the array through the `data` setter. A backend may therefore keep its own copy of
+ * such an array between calls, keyed by the array (the wasm backend keeps weights in WebAssembly memory).
+ */
+const parameterArrays = new WeakSet<TypedArray>();
+
+/** True when `values` is the host array of a parameter (see parameterArrays). */
+export function isParameterData(values: TypedArray): boolean {
+  return parameterArrays.has(values);
+}
+
 /** Constructor argument for a device-only tensor (see Tensor.onDevice). */
 class DeviceInit {
   constructor(readonly storage: DeviceStorage, readonly owner: object, readonly dtype: DType) {}
@@ -140,6 +152,7 @@ export class Tensor {
   set data(values: TypedArray) {
     if (values.length !== this.size || dtypeOf(values) !== this.dtype) throw new RangeError(`data of ${this.dtype}[${this.size}] cannot be replaced by ${dtypeOf(values)}[${values.length}]`);
     this.host = values;
+    if (this.requiresGrad && this.isLeaf) parameterArrays.add(values);
     this.pending = undefined;
     this.transposeOf = undefined;
     this.device = undefined;
@@ -215,6 +228,7 @@ export class Tensor {
     if (flag && !isFloat(this.dtype)) throw new TypeError(`only float tensors can require gradients, not ${this.dtype}`);
     if (!flag && this.gradFn) throw new Error('cannot clear requiresGrad on a non-leaf tensor; use detach()');
     this.requiresGrad = flag;
+    if (flag && this.host && this.isLeaf) parameterArrays.add(this.host);
     return this;
   }
 

@@ -185,6 +185,26 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     }
   });
 
+  test('matmul keeps parameter arrays in wasm memory, and only those: replaced or mutated values are always used', () => {
+    const pinnedBytes = () => (wasm as unknown as { pinnedBytes: number }).pinnedBytes;
+    const [m, k, n] = [9, 48, 40];
+    const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: false, transB: true };
+    const w = new Tensor(rand(n * k), [n, k], { requiresGrad: true });
+    const x = rand(m * k);
+    const before = pinnedBytes();
+    const check = (what: string) => assertRel(wasm.matmul(x, w.data as Float32Array, plan, 'float32'), referenceBackend.matmul(x, w.data as Float32Array, plan, 'float32'), 2e-6, what);
+    check('first call');
+    assert.ok(pinnedBytes() >= before + n * k * 4, 'the weight is pinned');
+    check('second call (pinned copy)');
+    w.data = rand(n * k); // an optimiser step: a new array
+    check('after the weight was replaced');
+    // x is not a parameter's array: writing it in place between calls must show in the result.
+    const pinned = pinnedBytes();
+    x.fill(0.5);
+    check('after an input was written in place');
+    assert.equal(pinnedBytes(), pinned, 'inputs are not pinned');
+  });
+
   test('matmul: batches sharing one A (folded into one product) match the reference', () => {
     // A conv weight shared by 3 images (every A offset the same), each image's columns at its own offset; the
     // output widths cover the narrow path after folding (3 x 1), plain folding (3 x 4, 3 x 20) and none (3 x 65).

@@ -9,7 +9,11 @@
  * Memory: the module's linear memory is a scratch arena. Each kernel call lays out its inputs,
  * outputs and scratch past heapBase(), growing memory when a call needs more (it never shrinks),
  * copies the inputs in, runs, and copies the outputs out into fresh typed arrays, as the Backend
- * interface requires. Nothing stays in wasm memory between calls.
+ * interface requires. The one exception: matmul operands that are parameters' host arrays (weights;
+ * isParameterData: never mutated in place) are copied in once and kept in a pinned heap below the arena,
+ * freed when the array is garbage-collected, up to PIN_BUDGET bytes (weights were half the bytes copied in
+ * per training step of the real-model set). Keeping every tensor resident instead would need tensors to
+ * hold wasm pointers rather than typed arrays: memory.grow detaches every view of the old buffer.
  *
  * float64: the kernels are float32 only. Calls with dtype 'float64' (the gradient-check path) go
  * to the TypeScript reference backend unchanged, so float64 results are the reference's exactly.
@@ -20,6 +24,10 @@ import { FloatArray, FloatDType } from '../../dtype';
 import { Shape, broadcastStrides, mergeDims, mergeReduce, sizeOf, stridesOf } from '../../shape';
 import { Backend, BinaryKernel, Conv2dGeometry, DepthwiseMode, MatmulPlan, ReduceKernel, UnaryKernel } from '../backend';
 import { referenceBackend } from '../reference';
+import { isParameterData } from '../../tensor';
+
+/** Most bytes of parameter arrays kept in wasm memory between calls (beyond it, weights are copied per call). */
+export const PIN_BUDGET = 64 * 1024 * 1024;
 
 /** Raw exports of the kernel module (pointers are byte offsets into `memory`). */
 interface Kernels {
@@ -125,18 +133,82 @@ class WasmSimdBackend implements Backend {
   private readonly memory: WebAssembly.Memory;
   private readonly base: number;
   private top = 0;
+  /** End of the pinned heap [base, pinTop); the per-call arena starts there. */
+  private pinTop: number;
+  /** Free blocks inside the pinned heap, sorted by address, never adjacent. */
+  private readonly freeBlocks: { ptr: number; bytes: number }[] = [];
+  private readonly pins = new WeakMap<FloatArray, number>();
+  private pinned = 0;
+  private readonly unpinOnCollect = new FinalizationRegistry<{ ptr: number; bytes: number }>((block) => this.unpin(block));
 
   constructor(k: Kernels) {
     this.k = k;
     this.memory = k.memory;
     this.base = k.heapBase();
+    this.pinTop = this.base;
     this.relaxedSimd = k.relaxedSimd() === 1;
+  }
+
+  /** Bytes of parameter arrays currently kept in wasm memory. */
+  get pinnedBytes(): number {
+    return this.pinned;
+  }
+
+  // -- pinned heap: parameters' arrays copied in once (first fit over the free blocks, else at the top).
+
+  /** Where `x` lives in wasm memory if it is (or now becomes) pinned, else -1 (copy it per call). */
+  private pin(x: FloatArray): number {
+    const have = this.pins.get(x);
+    if (have !== undefined) return have;
+    if (!(x instanceof Float32Array) || x.length === 0 || !isParameterData(x)) return -1;
+    const bytes = (x.length * 4 + 63) & ~63;
+    if (this.pinned + bytes > PIN_BUDGET) return -1;
+    let ptr = -1;
+    const i = this.freeBlocks.findIndex((b) => b.bytes >= bytes);
+    if (i >= 0) {
+      const b = this.freeBlocks[i];
+      ptr = b.ptr;
+      b.ptr += bytes;
+      b.bytes -= bytes;
+      if (b.bytes === 0) this.freeBlocks.splice(i, 1);
+    } else {
+      ptr = this.pinTop;
+      this.pinTop += bytes;
+      this.ensure(this.pinTop);
+    }
+    this.f32(ptr, x.length).set(x);
+    this.pins.set(x, ptr);
+    this.pinned += bytes;
+    this.unpinOnCollect.register(x, { ptr, bytes });
+    return ptr;
+  }
+
+  private unpin(block: { ptr: number; bytes: number }): void {
+    this.pinned -= block.bytes;
+    const list = this.freeBlocks;
+    let i = list.findIndex((b) => b.ptr > block.ptr);
+    if (i < 0) i = list.length;
+    list.splice(i, 0, { ...block });
+    // Merge with the next and the previous block, then give a free tail back to the arena.
+    if (i + 1 < list.length && list[i].ptr + list[i].bytes === list[i + 1].ptr) {
+      list[i].bytes += list[i + 1].bytes;
+      list.splice(i + 1, 1);
+    }
+    if (i > 0 && list[i - 1].ptr + list[i - 1].bytes === list[i].ptr) {
+      list[i - 1].bytes += list[i].bytes;
+      list.splice(i, 1);
+      i--;
+    }
+    if (list[i].ptr + list[i].bytes === this.pinTop) {
+      this.pinTop = list[i].ptr;
+      list.splice(i, 1);
+    }
   }
 
   // -- arena: reserve() lays out a call's buffers, commit() grows memory once, then views are stable.
 
   private reset(): void {
-    this.top = this.base;
+    this.top = this.pinTop;
   }
 
   private reserve(bytes: number): number {
@@ -146,9 +218,14 @@ class WasmSimdBackend implements Backend {
   }
 
   private commit(): void {
+    this.ensure(this.top);
+  }
+
+  /** Grows memory to at least `end` bytes. */
+  private ensure(end: number): void {
     const have = this.memory.buffer.byteLength;
-    if (this.top <= have) return;
-    const need = Math.ceil((this.top - have) / 65536);
+    if (end <= have) return;
+    const need = Math.ceil((end - have) / 65536);
     // Grow by at least half the current size so a sequence of growing calls stays cheap.
     const pages = Math.max(need, Math.ceil(have / 65536 / 2));
     try {
@@ -266,16 +343,18 @@ class WasmSimdBackend implements Backend {
     const size = batch * m * n;
     if (dtype === 'float64') return referenceBackend.matmul(a, b, plan, dtype);
     if (size === 0) return new Float32Array(0);
+    const pinA = this.pin(a);
+    const pinB = this.pin(b);
     this.reset();
-    const pa = this.reserve(a.length * 4);
-    const pb = this.reserve(b.length * 4);
+    const pa = pinA >= 0 ? pinA : this.reserve(a.length * 4);
+    const pb = pinB >= 0 ? pinB : this.reserve(b.length * 4);
     const pc = this.reserve(size * 4);
     const pao = this.reserve(batch * 4);
     const pbo = this.reserve(batch * 4);
     const work = this.reserve(this.k.matmulScratchBytes(batch, m, k, n));
     this.commit();
-    this.put(pa, a);
-    this.put(pb, b);
+    if (pinA < 0) this.put(pa, a);
+    if (pinB < 0) this.put(pb, b);
     this.putI32(pao, plan.aOffsets);
     this.putI32(pbo, plan.bOffsets);
     this.k.matmul(pa, pb, pc, batch, m, k, n, pao, pbo, plan.transA ? 1 : 0, plan.transB ? 1 : 0, work);
