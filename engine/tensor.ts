@@ -17,15 +17,27 @@ export interface GradFn {
 let nextId = 1;
 
 /**
- * Host arrays of parameters (leaf tensors that require gradients). Their values never change in place: an
- * optimiser step replaces the array through the `data` setter. A backend may therefore keep its own copy of
- * such an array between calls, keyed by the array (the wasm backend keeps weights in WebAssembly memory).
+ * Host arrays of model parameters (markParameter). Their values never change in place: an optimiser step
+ * replaces the array through the `data` setter. A backend may therefore keep its own copy of such an array
+ * between calls, keyed by the array (the wasm backend keeps weights in WebAssembly memory). Only tensors the
+ * model owns are marked, not every leaf that requires gradients: a caller's input buffer may be refilled.
  */
 const parameterArrays = new WeakSet<TypedArray>();
+const parameterTensors = new WeakSet<Tensor>();
 
 /** True when `values` is the host array of a parameter (see parameterArrays). */
 export function isParameterData(values: TypedArray): boolean {
   return parameterArrays.has(values);
+}
+
+/**
+ * Marks `t` as a model parameter: its host arrays (now and after every `data` replacement) are never written in
+ * place, so backends may cache copies of them.
+ */
+export function markParameter(t: Tensor): Tensor {
+  parameterTensors.add(t);
+  if (t.hasHostData) parameterArrays.add(t.data);
+  return t;
 }
 
 /** Constructor argument for a device-only tensor (see Tensor.onDevice). */
@@ -152,7 +164,7 @@ export class Tensor {
   set data(values: TypedArray) {
     if (values.length !== this.size || dtypeOf(values) !== this.dtype) throw new RangeError(`data of ${this.dtype}[${this.size}] cannot be replaced by ${dtypeOf(values)}[${values.length}]`);
     this.host = values;
-    if (this.requiresGrad && this.isLeaf) parameterArrays.add(values);
+    if (parameterTensors.has(this)) parameterArrays.add(values);
     this.pending = undefined;
     this.transposeOf = undefined;
     this.device = undefined;
@@ -228,7 +240,6 @@ export class Tensor {
     if (flag && !isFloat(this.dtype)) throw new TypeError(`only float tensors can require gradients, not ${this.dtype}`);
     if (!flag && this.gradFn) throw new Error('cannot clear requiresGrad on a non-leaf tensor; use detach()');
     this.requiresGrad = flag;
-    if (flag && this.host && this.isLeaf) parameterArrays.add(this.host);
     return this;
   }
 

@@ -8,7 +8,7 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { backward, Rng, Tensor, withBackend } from '../engine';
+import { backward, markParameter, Rng, Tensor, withBackend } from '../engine';
 import { Backend, BinaryKernel, Conv2dGeometry, MatmulPlan, UnaryKernel } from '../engine/backend/backend';
 import { referenceBackend } from '../engine/backend/reference';
 import { createWasmBackend, selectBackend, wasmRelaxedSimdSupported, WASM_KERNEL_FILES } from '../engine/backend/wasm';
@@ -189,7 +189,7 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     const pinnedBytes = () => (wasm as unknown as { pinnedBytes: number }).pinnedBytes;
     const [m, k, n] = [9, 48, 40];
     const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: false, transB: true };
-    const w = new Tensor(rand(n * k), [n, k], { requiresGrad: true });
+    const w = markParameter(new Tensor(rand(n * k), [n, k], { requiresGrad: true }));
     const x = rand(m * k);
     const before = pinnedBytes();
     const check = (what: string) => assertRel(wasm.matmul(x, w.data as Float32Array, plan, 'float32'), referenceBackend.matmul(x, w.data as Float32Array, plan, 'float32'), 2e-6, what);
@@ -198,8 +198,10 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     check('second call (pinned copy)');
     w.data = rand(n * k); // an optimiser step: a new array
     check('after the weight was replaced');
-    // x is not a parameter's array: writing it in place between calls must show in the result.
+    // x is not a parameter's array (not even as a leaf that requires gradients): writing it in place between
+    // calls must show in the result.
     const pinned = pinnedBytes();
+    new Tensor(x, [m, k], { requiresGrad: true });
     x.fill(0.5);
     check('after an input was written in place');
     assert.equal(pinnedBytes(), pinned, 'inputs are not pinned');
