@@ -40,9 +40,19 @@ if (process.argv.includes('--kernels')) {
   }
 }
 
+// Bytes copied into (put) and out of (take) wasm memory, when the backend has those helpers.
+const copied = { put: 0, take: 0 };
+if (process.argv.includes('--kernels')) {
+  const b = E.getBackend();
+  const put = b.put, take = b.take;
+  if (typeof put === 'function') b.put = (ptr, data) => ((copied.put += data.length * 4), put(ptr, data));
+  if (typeof take === 'function') b.take = (ptr, n) => ((copied.take += n * 4), take(ptr, n));
+}
+
 const p = prepare(id);
 for (let i = 0; i < 5; i++) p.step();
 kernels.clear();
+copied.put = copied.take = 0;
 const t0 = process.cpuUsage();
 const w0 = performance.now();
 for (let i = 0; i < steps; i++) p.step();
@@ -50,6 +60,7 @@ const cpu = process.cpuUsage(t0);
 const perStep = (cpu.user + cpu.system) / 1000 / steps;
 console.log(`${id}: ${perStep.toFixed(1)} ms CPU / step, ${((performance.now() - w0) / steps).toFixed(1)} ms wall / step, loss ${p.loss()} (PyTorch ${p.meta.loss})`);
 if (kernels.size) {
+  console.log(`  copied into wasm memory ${(copied.put / steps / 1e6).toFixed(1)} MB/step, out ${(copied.take / steps / 1e6).toFixed(1)} MB/step`);
   const rows = [...kernels].sort((a, b) => b[1].ms - a[1].ms);
   for (const [name, k] of rows) console.log(`  ${name.padEnd(20)} ${String(k.calls / steps).padStart(6)} calls ${(k.ms / steps).toFixed(2).padStart(8)} ms/step`);
 }
