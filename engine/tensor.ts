@@ -16,9 +16,38 @@ export interface GradFn {
 
 let nextId = 1;
 
+/**
+ * Host arrays of model parameters (markParameter). Their values never change in place: an optimiser step
+ * replaces the array through the `data` setter. A backend may therefore keep its own copy of such an array
+ * between calls, keyed by the array (the wasm backend keeps weights in WebAssembly memory). Only tensors the
+ * model owns are marked, not every leaf that requires gradients: a caller's input buffer may be refilled.
+ */
+const parameterArrays = new WeakSet<TypedArray>();
+const parameterTensors = new WeakSet<Tensor>();
+
+/** True when `values` is the host array of a parameter (see parameterArrays). */
+export function isParameterData(values: TypedArray): boolean {
+  return parameterArrays.has(values);
+}
+
+/**
+ * Marks `t` as a model parameter: its host arrays (now and after every `data` replacement) are never written in
+ * place, so backends may cache copies of them.
+ */
+export function markParameter(t: Tensor): Tensor {
+  parameterTensors.add(t);
+  if (t.hasHostData) parameterArrays.add(t.data);
+  return t;
+}
+
 /** Constructor argument for a device-only tensor (see Tensor.onDevice). */
 class DeviceInit {
   constructor(readonly storage: DeviceStorage, readonly owner: object, readonly dtype: DType) {}
+}
+
+/** Constructor argument for a tensor whose host values are computed on first read (see Tensor.transposed). */
+class LazyInit {
+  constructor(readonly length: number, readonly dtype: DType, readonly compute: () => TypedArray, readonly transposeOf: Tensor) {}
 }
 
 /**
@@ -54,8 +83,15 @@ export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly size: number;
-  /** Host values; undefined while the tensor lives only on the device. */
+  /** Host values; undefined while the tensor lives only on the device, or until `pending` computes them. */
   private host: TypedArray | undefined;
+  /** Computes the host values on first read (a transpose nobody may read: see Tensor.transposed). */
+  private pending: (() => TypedArray) | undefined;
+  /**
+   * Set when this 2-D tensor's values are exactly the transpose of this (immutable) one: matmul reads it with
+   * its transposed flag instead of materialising the copy (Linear weights exported as MatMul(x, Transpose(W))).
+   */
+  transposeOf: Tensor | undefined;
   /** Device copy: primary for device-computed tensors, a cached mirror of host values otherwise. */
   private device: DeviceStorage | undefined;
   /** Which device backend owns `device` (mirrors are cached per backend). */
@@ -68,7 +104,7 @@ export class Tensor {
   readonly hooks: GradHook[] = [];
   retainsGrad = false;
 
-  constructor(data: TypedArray | DeviceInit, shape: Shape, options: { requiresGrad?: boolean; name?: string } = {}) {
+  constructor(data: TypedArray | DeviceInit | LazyInit, shape: Shape, options: { requiresGrad?: boolean; name?: string } = {}) {
     assertValidShape(shape);
     const length = data instanceof DeviceInit ? data.storage.length : data.length;
     if (sizeOf(shape) !== length) {
@@ -78,6 +114,10 @@ export class Tensor {
     if (data instanceof DeviceInit) {
       this.device = data.storage;
       this.deviceOwner = data.owner;
+      this.dtype = data.dtype;
+    } else if (data instanceof LazyInit) {
+      this.pending = data.compute;
+      this.transposeOf = data.transposeOf;
       this.dtype = data.dtype;
     } else {
       this.host = data;
@@ -96,9 +136,27 @@ export class Tensor {
     return new Tensor(new DeviceInit(storage, owner, dtype), shape);
   }
 
+  /**
+   * The transpose of 2-D `source`, computed by `compute` only when its values are read: a matmul consuming it
+   * reads `source` transposed instead (see `transposeOf`). `source` must be a snapshot whose values never change
+   * (a view of the host array at this moment), so a later optimiser step cannot change what this tensor holds.
+   */
+  static transposed(source: Tensor, compute: () => TypedArray): Tensor {
+    if (source.rank !== 2) throw new Error('internal: Tensor.transposed needs a 2-D source');
+    return new Tensor(new LazyInit(source.size, source.dtype, compute, source), [source.shape[1], source.shape[0]]);
+  }
+
   /** Host values. Throws TensorOnDeviceError while the tensor lives only on the device. */
   get data(): TypedArray {
     if (this.host) return this.host;
+    if (this.pending) {
+      const values = this.pending();
+      if (values.length !== this.size || dtypeOf(values) !== this.dtype) throw new Error(`internal: lazy values of ${this.dtype}[${this.size}] came back as ${dtypeOf(values)}[${values.length}]`);
+      this.host = values;
+      this.pending = undefined;
+      if (metering()) noteBuffer(values.buffer);
+      return values;
+    }
     throw new TensorOnDeviceError(this);
   }
 
@@ -106,6 +164,9 @@ export class Tensor {
   set data(values: TypedArray) {
     if (values.length !== this.size || dtypeOf(values) !== this.dtype) throw new RangeError(`data of ${this.dtype}[${this.size}] cannot be replaced by ${dtypeOf(values)}[${values.length}]`);
     this.host = values;
+    if (parameterTensors.has(this)) parameterArrays.add(values);
+    this.pending = undefined;
+    this.transposeOf = undefined;
     this.device = undefined;
     this.deviceOwner = undefined;
   }
@@ -116,18 +177,20 @@ export class Tensor {
    */
   assign(src: Tensor): void {
     if (src.size !== this.size || src.dtype !== this.dtype) throw new RangeError(`cannot assign ${src.dtype}[${src.size}] to ${this.dtype}[${this.size}]`);
-    this.host = src.host;
+    this.host = src.hasHostData ? src.data : undefined;
+    this.pending = undefined;
+    this.transposeOf = undefined;
     this.device = src.device;
     this.deviceOwner = src.deviceOwner;
   }
 
   /** True when the values are not on the host (read them with `await t.read()`). */
   get isOnDevice(): boolean {
-    return this.host === undefined;
+    return this.host === undefined && this.pending === undefined;
   }
 
   get hasHostData(): boolean {
-    return this.host !== undefined;
+    return this.host !== undefined || this.pending !== undefined;
   }
 
   /** Name of the device backend holding this tensor, if any. */
@@ -146,14 +209,14 @@ export class Tensor {
 
   /** Caches a device mirror of host values (the tensor keeps its host copy). */
   setDeviceCopy(owner: object, storage: DeviceStorage): void {
-    if (!this.host) throw new Error('internal: setDeviceCopy on a device-only tensor');
+    if (!this.hasHostData) throw new Error('internal: setDeviceCopy on a device-only tensor');
     this.device = storage;
     this.deviceOwner = owner;
   }
 
   /** Host values, downloading them once if needed (tensors are immutable, so the copy stays valid). */
   async read(): Promise<TypedArray> {
-    if (this.host) return this.host;
+    if (this.hasHostData) return this.data;
     if (!this.device || this.device.released) throw new TensorOnDeviceError(this, 'read');
     this.host = await this.device.read();
     return this.host;
@@ -202,7 +265,7 @@ export class Tensor {
 
   /** A tensor sharing this tensor's storage (host or device) with another shape of the same size. */
   view(shape: Shape, name?: string): Tensor {
-    if (this.host) return new Tensor(this.host, shape, { name });
+    if (this.hasHostData) return new Tensor(this.data, shape, { name });
     if (!this.device || this.device.released) throw new TensorOnDeviceError(this, 'view');
     const t = Tensor.onDevice(this.device, this.deviceOwner as { name: string }, shape, this.dtype);
     t.name = name;

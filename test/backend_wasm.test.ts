@@ -8,7 +8,7 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { backward, Rng, Tensor, withBackend } from '../engine';
+import { backward, markParameter, Rng, Tensor, withBackend } from '../engine';
 import { Backend, BinaryKernel, Conv2dGeometry, MatmulPlan, UnaryKernel } from '../engine/backend/backend';
 import { referenceBackend } from '../engine/backend/reference';
 import { createWasmBackend, selectBackend, wasmRelaxedSimdSupported, WASM_KERNEL_FILES } from '../engine/backend/wasm';
@@ -168,6 +168,58 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     assertRel(wasm.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, 'batched matmul');
     const empty: MatmulPlan = { batch: 2, m: 3, k: 0, n: 4, aOffsets: new Int32Array(2), bOffsets: new Int32Array(2), transA: false, transB: false };
     assert.deepEqual(Array.from(wasm.matmul(new Float32Array(0), new Float32Array(0), empty, 'float32')), new Array(24).fill(0));
+    const emptyNarrow: MatmulPlan = { ...empty, m: 40 };
+    assert.deepEqual(Array.from(wasm.matmul(new Float32Array(0), new Float32Array(0), emptyNarrow, 'float32')), new Array(320).fill(0));
+  });
+
+  test('matmul: narrow outputs (n <= 4, computed transposed) match the reference, batched and at offsets', () => {
+    for (const [m, k, n] of [[32, 5, 4], [40, 300, 4], [97, 70, 1], [33, 9, 3], [260, 600, 2], [1153, 37, 4], [31, 8, 4]]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = rand(m * k);
+          const b = rand(k * n);
+          const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: new Int32Array([0]), bOffsets: new Int32Array([0]), transA, transB };
+          assertRel(wasm.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, `matmul ${m}x${k}x${n} tA=${transA} tB=${transB}`);
+        }
+      }
+    }
+  });
+
+  test('matmul keeps parameter arrays in wasm memory, and only those: replaced or mutated values are always used', () => {
+    const pinnedBytes = () => (wasm as unknown as { pinnedBytes: number }).pinnedBytes;
+    const [m, k, n] = [9, 48, 40];
+    const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: false, transB: true };
+    const w = markParameter(new Tensor(rand(n * k), [n, k], { requiresGrad: true }));
+    const x = rand(m * k);
+    const before = pinnedBytes();
+    const check = (what: string) => assertRel(wasm.matmul(x, w.data as Float32Array, plan, 'float32'), referenceBackend.matmul(x, w.data as Float32Array, plan, 'float32'), 2e-6, what);
+    check('first call');
+    assert.ok(pinnedBytes() >= before + n * k * 4, 'the weight is pinned');
+    check('second call (pinned copy)');
+    w.data = rand(n * k); // an optimiser step: a new array
+    check('after the weight was replaced');
+    // x is not a parameter's array (not even as a leaf that requires gradients): writing it in place between
+    // calls must show in the result.
+    const pinned = pinnedBytes();
+    new Tensor(x, [m, k], { requiresGrad: true });
+    x.fill(0.5);
+    check('after an input was written in place');
+    assert.equal(pinnedBytes(), pinned, 'inputs are not pinned');
+  });
+
+  test('matmul: batches sharing one A (folded into one product) match the reference', () => {
+    // A conv weight shared by 3 images (every A offset the same), each image's columns at its own offset; the
+    // output widths cover the narrow path after folding (3 x 1), plain folding (3 x 4, 3 x 20) and none (3 x 65).
+    for (const [m, k, n] of [[64, 72, 4], [40, 33, 1], [37, 300, 20], [9, 5, 65]]) {
+      const a = rand(2 * m * k);
+      const b = rand(3 * k * n);
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const plan: MatmulPlan = { batch: 3, m, k, n, aOffsets: new Int32Array(3).fill(m * k), bOffsets: Int32Array.from([2, 0, 1], (i) => i * k * n), transA, transB };
+          assertRel(wasm.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, `shared-A matmul ${m}x${k}x${n} tA=${transA} tB=${transB}`);
+        }
+      }
+    }
   });
 
   test('strided copies (permute, transpose, slice, negative steps, expand) and their scatter-add', () => {
@@ -248,6 +300,28 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
           assertRel(gb.gw, gr.gw, 1e-5, `${what} gw`);
           assertRel(gb.gb, gr.gb, 1e-5, `${what} gb`);
         }
+      }
+    }
+  });
+
+  test('training batch norm forward and backward (channels strided between images)', () => {
+    for (const [outer, c, inner] of [[2, 3, 7], [1, 5, 16], [4, 2, 1], [3, 4, 33]]) {
+      for (const affine of [false, true]) {
+        const x = rand(outer * c * inner, -3, 3);
+        const w = affine ? rand(c) : null;
+        const b = affine ? rand(c) : null;
+        const what = `batch norm [${outer}, ${c}, ${inner}] affine=${affine}`;
+        const got = wasm.batchNorm(x, w, b, outer, c, inner, 1e-5, 'float32');
+        const want = referenceBackend.batchNorm(x, w, b, outer, c, inner, 1e-5, 'float32');
+        assertClose(got.y, want.y, 2e-5, 2e-6, `${what} y`);
+        assertClose(got.mean, want.mean, 1e-6, 1e-7, `${what} mean`);
+        assertClose(got.rstd, want.rstd, 1e-6, 1e-7, `${what} rstd`);
+        const g = rand(outer * c * inner);
+        const gb = wasm.batchNormBackward(x, w, g, want.mean, want.rstd, outer, c, inner, 'float32');
+        const gr = referenceBackend.batchNormBackward(x, w, g, want.mean, want.rstd, outer, c, inner, 'float32');
+        assertRel(gb.gx, gr.gx, 1e-5, `${what} gx`);
+        assertRel(gb.gw, gr.gw, 1e-5, `${what} gw`);
+        assertRel(gb.gb, gr.gb, 1e-5, `${what} gb`);
       }
     }
   });

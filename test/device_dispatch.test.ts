@@ -129,9 +129,31 @@ test('deviceScope releases every buffer of the run; released device tensors thro
   assert.deepEqual(Array.from(await b.read()), Array.from(await a.read()));
 });
 
-const models: [string, object][] = [
+/**
+ * Deep equality where numbers may differ by `rtol` relative (plus `atol`): for models whose host run uses a
+ * fused kernel the device composes from several (training-mode BatchNorm: host statistics in float64, device
+ * ones from float32 reductions), so the two agree to float32 rounding rather than bit for bit.
+ */
+function assertDeepClose(got: unknown, want: unknown, rtol: number, atol: number, at: string): void {
+  if (typeof want === 'number' && typeof got === 'number') {
+    if (Number.isNaN(want) || !Number.isFinite(want)) return assert.ok(Object.is(got, want), `${at}: ${got} vs ${want}`);
+    return assert.ok(Math.abs(got - want) <= rtol * Math.abs(want) + atol, `${at}: ${got} vs ${want}`);
+  }
+  if (want === null || typeof want !== 'object') return assert.deepEqual(got, want, at);
+  assert.ok(got !== null && typeof got === 'object', `${at}: ${String(got)} is not an object`);
+  const w = want as Record<string, unknown>;
+  const g = got as Record<string, unknown>;
+  assert.deepEqual(Object.keys(g).sort(), Object.keys(w).sort(), `${at}: keys`);
+  // Histograms are discrete (a value near a bin edge, or a noise-level gradient's decade, may land either side);
+  // the gradients they count are compared value by value.
+  for (const k of Object.keys(w)) if (k !== 'histogram') assertDeepClose(g[k], w[k], rtol, atol, `${at}.${k}`);
+}
+
+// [file, inspect options, tolerance (exact when absent)]
+const models: [string, object, number?][] = [
   ['test/fixtures/onnx/mlp_residual_op17_loss.onnx', {}],
-  ['test/fixtures/onnx/cnn_op13.onnx', {}],
+  // Training-mode BatchNorm: fused on the host, composed on the device.
+  ['test/fixtures/onnx/cnn_op13.onnx', {}, 2e-5],
   ['test/fixtures/onnx/gpt_op13_loss.onnx', {}],
   ['test/fixtures/onnx/lora_op14_loss.onnx', {}],
   ['examples/tiny_gpt.onnx', { batch: 2, sequenceLength: 16 }],
@@ -142,8 +164,8 @@ const models: [string, object][] = [
   ['test/fixtures/onnx/new_ops_op23.onnx', {}],
 ];
 
-for (const [file, options] of models) {
-  test(`inspect ${path.basename(file)} through the device path: same report numbers as the host run, no float32 kernel on the host`, async () => {
+for (const [file, options, tolerance] of models) {
+  test(`inspect ${path.basename(file)} through the device path: same report numbers as the host run${tolerance ? ` (to ${tolerance} relative)` : ''}, no float32 kernel on the host`, async () => {
     const bytes = new Uint8Array(fs.readFileSync(path.join(repoRoot, file)));
     const hostGrads = new Map<string, ArrayLike<number>>();
     const host = await inspectOnnx(bytes, file, { ...options, gradients: hostGrads });
@@ -155,11 +177,20 @@ for (const [file, options] of models) {
     assert.equal(counts.host, 0);
     assert.ok(counts.device > 20, `device kernels ${counts.device}`);
     assert.equal(dev.backend, 'fake-device');
-    assert.equal(dev.loss.value, host.loss.value);
     assert.deepEqual([...devGrads.keys()].sort(), [...hostGrads.keys()].sort());
-    for (const [name, g] of hostGrads) assert.deepEqual(Array.from(devGrads.get(name)!), Array.from(g), name);
-    // Everything derived from values: module statistics, hook logs, anomalies, attention.
-    assert.deepEqual({ ...dev, backend: '', timings: null }, { ...host, backend: '', timings: null });
+    if (tolerance) {
+      assertDeepClose(dev.loss.value, host.loss.value, tolerance, 0, 'loss');
+      // Absolute slack on the scale of the largest gradient: a conv bias before a BatchNorm has a gradient that is
+      // exactly 0 in exact arithmetic, so both runs show rounding noise there (1e-9 against 1e-10).
+      const scale = Math.max(...[...hostGrads.values()].map((g) => Math.max(...Array.from(g, Math.abs))));
+      for (const [name, g] of hostGrads) assertDeepClose(Array.from(devGrads.get(name)!), Array.from(g), tolerance, tolerance * scale, name);
+      assertDeepClose({ ...dev, backend: '', timings: null }, { ...host, backend: '', timings: null }, tolerance, tolerance * scale, 'report');
+    } else {
+      assert.equal(dev.loss.value, host.loss.value);
+      for (const [name, g] of hostGrads) assert.deepEqual(Array.from(devGrads.get(name)!), Array.from(g), name);
+      // Everything derived from values: module statistics, hook logs, anomalies, attention.
+      assert.deepEqual({ ...dev, backend: '', timings: null }, { ...host, backend: '', timings: null });
+    }
     assert.ok(live.size > 0 && [...live].every((b) => b.released), 'the run released its device buffers');
   });
 }

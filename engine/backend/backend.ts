@@ -68,6 +68,14 @@ export interface Backend {
   /** Layer norm (or RMS norm when `rms`) of each row of [rows, n]; returns per-row mean and 1/std for the VJP. */
   layerNorm(x: FloatArray, weight: FloatArray | null, bias: FloatArray | null, rows: number, n: number, eps: number, rms: boolean, dtype: FloatDType): { y: FloatArray; mean: Float64Array; rstd: Float64Array };
   layerNormBackward(x: FloatArray, weight: FloatArray | null, g: FloatArray, mean: Float64Array, rstd: Float64Array, rows: number, n: number, rms: boolean, dtype: FloatDType): { gx: FloatArray; gw: FloatArray; gb: FloatArray };
+  /**
+   * Training-mode batch norm of x viewed as [outer, c, inner] (N, C, spatial): per channel, the mean and 1/std
+   * (biased variance) over outer and inner, y = (x - mean) * rstd * weight + bias. One kernel instead of the
+   * nine-op composite (and its backward of about twenty), whose passes and fresh arrays dominated conv nets.
+   */
+  batchNorm(x: FloatArray, weight: FloatArray | null, bias: FloatArray | null, outer: number, c: number, inner: number, eps: number, dtype: FloatDType): { y: FloatArray; mean: Float64Array; rstd: Float64Array };
+  /** VJP of batchNorm with the batch statistics as variables: gx [outer, c, inner], gw and gb [c]. */
+  batchNormBackward(x: FloatArray, weight: FloatArray | null, g: FloatArray, mean: Float64Array, rstd: Float64Array, outer: number, c: number, inner: number, dtype: FloatDType): { gx: FloatArray; gw: FloatArray; gb: FloatArray };
   /** [n, c, h, w] -> columns [n, c*kh*kw, oh*ow]. */
   im2col(x: FloatArray, geo: Conv2dGeometry, dtype: FloatDType): FloatArray;
   /** VJP of im2col: columns -> [n, c, h, w], summing overlaps. */

@@ -223,6 +223,29 @@ export function layerNormK(
   };
 }
 
+/**
+ * Training-mode batch norm of x [outer, c, inner] on a host backend: y, the per-channel batch statistics
+ * (float64) and the VJP. Null when a device backend would run it: the caller composes device ops instead.
+ */
+export function batchNormK(
+  x: Tensor, weight: Tensor | null, bias: Tensor | null, outer: number, c: number, inner: number, eps: number, dtype: FloatDType,
+): { y: Tensor; mean: Float64Array; rstd: Float64Array; backward: (g: Tensor) => NormGrads } | null {
+  if (!hostKernelsRun()) return null;
+  const backend = getBackend();
+  const xd = dataAs(x, dtype);
+  const wd = weight ? dataAs(weight, dtype) : null;
+  const { y, mean, rstd } = backend.batchNorm(xd, wd, bias ? dataAs(bias, dtype) : null, outer, c, inner, eps, dtype);
+  return {
+    y: new Tensor(y, x.shape),
+    mean,
+    rstd,
+    backward: (g) => {
+      const b = backend.batchNormBackward(xd, wd, dataAs(g, dtype), mean, rstd, outer, c, inner, dtype);
+      return { gx: new Tensor(b.gx, x.shape), gw: new Tensor(b.gw, [c]), gb: new Tensor(b.gb, [c]) };
+    },
+  };
+}
+
 export function im2colK(x: Tensor, geo: Conv2dGeometry, outShape: Shape): Tensor {
   const dtype = floatDtype('conv2d', x);
   const d = deviceFor([x]);

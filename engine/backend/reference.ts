@@ -266,6 +266,61 @@ function layerNorm(x: FloatArray, weight: FloatArray | null, bias: FloatArray | 
   return { y, mean, rstd };
 }
 
+function batchNorm(x: FloatArray, weight: FloatArray | null, bias: FloatArray | null, outer: number, c: number, inner: number, eps: number, dtype: FloatDType) {
+  const y = allocateFloat(dtype, x.length);
+  const mean = new Float64Array(c);
+  const rstd = new Float64Array(c);
+  const count = outer * inner;
+  for (let ch = 0; ch < c; ch++) {
+    let mu = 0;
+    for (let o = 0; o < outer; o++) for (let i = 0, j = (o * c + ch) * inner; i < inner; i++, j++) mu += x[j];
+    mu /= count;
+    let v = 0;
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0, j = (o * c + ch) * inner; i < inner; i++, j++) {
+        const d = x[j] - mu;
+        v += d * d;
+      }
+    }
+    const rs = 1 / Math.sqrt(v / count + eps);
+    mean[ch] = mu;
+    rstd[ch] = rs;
+    const w = weight ? weight[ch] : 1;
+    const b = bias ? bias[ch] : 0;
+    for (let o = 0; o < outer; o++) for (let i = 0, j = (o * c + ch) * inner; i < inner; i++, j++) y[j] = (x[j] - mu) * rs * w + b;
+  }
+  return { y, mean, rstd };
+}
+
+function batchNormBackward(x: FloatArray, weight: FloatArray | null, g: FloatArray, mean: Float64Array, rstd: Float64Array, outer: number, c: number, inner: number, dtype: FloatDType) {
+  const gx = allocateFloat(dtype, x.length);
+  const gw = allocateFloat(dtype, c);
+  const gb = allocateFloat(dtype, c);
+  const count = outer * inner;
+  for (let ch = 0; ch < c; ch++) {
+    const mu = mean[ch];
+    const rs = rstd[ch];
+    let sumG = 0;
+    let sumGX = 0;
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0, j = (o * c + ch) * inner; i < inner; i++, j++) {
+        sumG += g[j];
+        sumGX += g[j] * (x[j] - mu) * rs;
+      }
+    }
+    gw[ch] = sumGX;
+    gb[ch] = sumG;
+    // gx = w * rs * (g - mean(g) - xhat * mean(g * xhat)): the batch mean and variance depend on x too.
+    const scale = (weight ? weight[ch] : 1) * rs;
+    const meanG = sumG / count;
+    const meanGX = sumGX / count;
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0, j = (o * c + ch) * inner; i < inner; i++, j++) gx[j] = scale * (g[j] - meanG - (x[j] - mu) * rs * meanGX);
+    }
+  }
+  return { gx, gw, gb };
+}
+
 function layerNormBackward(x: FloatArray, weight: FloatArray | null, g: FloatArray, mean: Float64Array, rstd: Float64Array, rows: number, n: number, rms: boolean, dtype: FloatDType) {
   const gx = allocateFloat(dtype, x.length);
   const gw = new Float64Array(n);
@@ -480,6 +535,8 @@ export const referenceBackend: Backend = {
   softmaxBackward,
   layerNorm,
   layerNormBackward,
+  batchNorm,
+  batchNormBackward,
   im2col,
   col2im,
   depthwiseConv2d,

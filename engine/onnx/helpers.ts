@@ -26,6 +26,19 @@ export function broadcastMap(inputs: readonly Tensor[], out: Kind, fn: (...v: nu
   const n = sizeOf(shape);
   checkSize(n, `${what} tensor ${JSON.stringify(shape)}`);
   const data = allocate(out, n);
+  const store = (i: number, v: number) => (data[i] = out === 'int32' ? toInt32(v, what) : out === 'bool' ? (v ? 1 : 0) : v);
+  // Inputs of the output's size need no index walk (masks of HardSwish/Clip run this per step on whole activations).
+  if (inputs.length === 1 && inputs[0].size === n) {
+    const a = inputs[0].data;
+    for (let i = 0; i < n; i++) store(i, fn(a[i]));
+    return new Tensor(data, shape);
+  }
+  if (inputs.length === 2 && inputs[0].size === n && inputs[1].size === n) {
+    const a = inputs[0].data;
+    const b = inputs[1].data;
+    for (let i = 0; i < n; i++) store(i, fn(a[i], b[i]));
+    return new Tensor(data, shape);
+  }
   const strides = inputs.map((t) => broadcastStrides(t.shape, shape));
   const rank = shape.length;
   const idx = new Array<number>(rank).fill(0);
@@ -33,8 +46,7 @@ export function broadcastMap(inputs: readonly Tensor[], out: Kind, fn: (...v: nu
   const args = new Array<number>(inputs.length);
   for (let i = 0; i < n; i++) {
     for (let k = 0; k < inputs.length; k++) args[k] = inputs[k].data[offs[k]];
-    const v = fn(...args);
-    data[i] = out === 'int32' ? toInt32(v, what) : out === 'bool' ? (v ? 1 : 0) : v;
+    store(i, fn(...args));
     for (let d = rank - 1; d >= 0; d--) {
       idx[d]++;
       for (let k = 0; k < inputs.length; k++) offs[k] += strides[k][d];

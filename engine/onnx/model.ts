@@ -4,7 +4,7 @@
  * value name (with the node and module path that produced it).
  */
 import { onHost } from '../backend/dispatch';
-import { Tensor, TensorOnDeviceError } from '../tensor';
+import { Tensor, TensorOnDeviceError, markParameter } from '../tensor';
 import { FloatDType, allocate, isFloat } from '../dtype';
 import { MemoryLimitError, openMeter } from '../memory';
 import { Rng } from '../random';
@@ -446,7 +446,7 @@ export class OnnxModel {
       if (identity.transposed.has(t.name)) tensor = transposed2d(tensor);
       tensor.name = t.name;
       if (info.role === 'parameter') {
-        tensor.setRequiresGrad(true);
+        markParameter(tensor.setRequiresGrad(true));
         this.parameters.set(t.name, tensor);
       } else {
         this.buffers.set(t.name, tensor);

@@ -1,6 +1,7 @@
 import { Tensor } from '../tensor';
 import { record } from '../autograd';
-import { concatK, stridedK, stridedScatterAddK } from '../backend/dispatch';
+import { concatK, hostKernelsRun, onHost, stridedK, stridedScatterAddK } from '../backend/dispatch';
+import { isFloat } from '../dtype';
 import { Shape, broadcastShapes, broadcastStrides, formatShape, normalizeAxis, shapeEquals, sizeOf, stridesOf } from '../shape';
 import { floatDtype } from './util';
 import { unbroadcast } from './elementwise';
@@ -51,10 +52,23 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   if (new Set(p).size !== p.length) throw new RangeError(`permute: ${formatShape(perm)} repeats a dimension`);
   if (p.every((a, i) => a === i)) return x;
   const own = stridesOf(x.shape);
-  const out = stridedCopy(x, p.map((a) => x.shape[a]), p.map((a) => own[a]), 0);
+  const out = x.rank === 2 ? transpose2d(x) : stridedCopy(x, p.map((a) => x.shape[a]), p.map((a) => own[a]), 0);
   const inverse = new Array<number>(p.length);
   p.forEach((a, i) => (inverse[a] = i));
   return record('permute', [x], out, (g) => [permute(g, inverse)]);
+}
+
+/**
+ * The transpose of 2-D `x` as data: on host backends a lazy tensor tagged `transposeOf` (matmul reads the source
+ * transposed and the values are only computed if something else reads them), the transpose of a tagged tensor
+ * is its source's values (no copy), and on device backends the strided copy.
+ */
+function transpose2d(x: Tensor): Tensor {
+  const shape = [x.shape[1], x.shape[0]];
+  if (!hostKernelsRun() || !x.hasHostData || !isFloat(x.dtype)) return stridedCopy(x, shape, [1, x.shape[1]], 0);
+  if (x.transposeOf) return x.transposeOf.view(shape);
+  const source = x.view(x.shape); // a snapshot: the host array x holds now
+  return Tensor.transposed(source, () => onHost(() => stridedCopy(source, shape, [1, source.shape[1]], 0)).data);
 }
 
 export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {

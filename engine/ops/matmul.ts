@@ -47,6 +47,7 @@ function matmul2d(a: Tensor, b: Tensor, transA = false, transB = false): Tensor 
     const b2 = b.rank === 2 ? b : reshape(b, b.shape.slice(-2));
     return reshape(matmul2d(rows, b2, false, transB), [...aBatch, m, n]);
   }
+  if (a.rank === 2 && b.rank === 2 && b.transposeOf) return matmulTransposedB(a, b, b.transposeOf, transA, transB);
   const batch = broadcastShapes(aBatch, bBatch);
   const plan: MatmulPlan = {
     batch: sizeOf(batch), m, k, n,
@@ -60,6 +61,31 @@ function matmul2d(a: Tensor, b: Tensor, transA = false, transB = false): Tensor 
     a.requiresGrad ? (transA ? null : sharedAGrad(g, a, b, transB)) ?? unbroadcast(transA ? matmul2d(b, g, transB, true) : matmul2d(g, b, false, !transB), a.shape) : null,
     b.requiresGrad ? unbroadcast(transB ? matmul2d(g, a, true, transA) : matmul2d(a, g, !transA, false), b.shape) : null,
   ]);
+}
+
+/**
+ * A' B' for 2-D `b` whose values are the transpose of `source` (a lazy transpose, see Tensor.transposed): the
+ * kernel reads `source` with the transposed flag flipped, so the transpose is never copied. b's gradient
+ * (A'^T g, or its transpose when transB) is returned as the lazy transpose of the product that has source's
+ * layout, so the transpose's own VJP hands that product to source without a copy either.
+ */
+function matmulTransposedB(a: Tensor, b: Tensor, source: Tensor, transA: boolean, transB: boolean): Tensor {
+  const [m, n] = [transA ? a.shape[1] : a.shape[0], transB ? b.shape[0] : b.shape[1]];
+  const k = transA ? a.shape[0] : a.shape[1];
+  const one = new Int32Array(1);
+  const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: one, bOffsets: one, transA, transB: !transB };
+  const out = matmulK(a, source, plan, [m, n]);
+  return record('matmul', [a, b], out, (g) => [
+    a.requiresGrad ? (transA ? matmul2d(source, g, !transB, true) : matmul2d(g, source, false, transB)) : null,
+    // dB' = A'^T g is [k, n]; source holds B' transposed ([n, k]) unless transB: build the product in source's
+    // layout (g^T A', or A'^T g when transB) and hand b the lazy transpose of it.
+    b.requiresGrad ? transposedOf(transB ? matmul2d(a, g, !transA, false) : matmul2d(g, a, true, transA)) : null,
+  ]);
+}
+
+/** The lazy transpose of 2-D `t` (tagged, so transposing it back costs nothing). */
+function transposedOf(t: Tensor): Tensor {
+  return transpose(t);
 }
 
 /**

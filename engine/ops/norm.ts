@@ -1,6 +1,6 @@
 import { Tensor } from '../tensor';
 import { record, noGrad } from '../autograd';
-import { layerNormK } from '../backend/dispatch';
+import { batchNormK, layerNormK } from '../backend/dispatch';
 import { formatShape, shapeEquals, sizeOf } from '../shape';
 import { dataAs, floatDtype, fromData } from './util';
 import { reshape } from './layout';
@@ -71,6 +71,39 @@ export interface BatchNormOptions {
 }
 
 /**
+ * Training-mode batch norm on the fused host kernels (statistics, normalisation and affine in one pass over the
+ * channel's values, and an explicit VJP), or null where the composite must run: on a device backend, or with
+ * running statistics that live on the device.
+ */
+function fusedTrainingBatchNorm(
+  x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null,
+  c: number, momentum: number, eps: number, unbiasedRunningVar: boolean,
+): Tensor | null {
+  if ((runningMean && !runningMean.hasHostData) || (runningVar && !runningVar.hasHostData)) return null;
+  const params = [weight, bias].filter((t): t is Tensor => t !== null);
+  const dtype = floatDtype('batch_norm', x, ...params);
+  const outer = x.shape[0];
+  const inner = outer * c === 0 ? 0 : x.size / (outer * c);
+  const r = batchNormK(x, weight, bias, outer, c, inner, eps, dtype);
+  if (!r) return null;
+  const count = outer * inner;
+  const unbiased = unbiasedRunningVar ? count / (count - 1) : 1;
+  for (let ch = 0; ch < c; ch++) {
+    // The biased batch variance, recovered in float64 from rstd = 1 / sqrt(var + eps).
+    const variance = 1 / (r.rstd[ch] * r.rstd[ch]) - eps;
+    if (runningMean) runningMean.data[ch] = (1 - momentum) * runningMean.data[ch] + momentum * r.mean[ch];
+    if (runningVar) runningVar.data[ch] = (1 - momentum) * runningVar.data[ch] + momentum * variance * unbiased;
+  }
+  return record('batch_norm', [x, ...params], r.y, (g) => {
+    const { gx, gw, gb } = r.backward(g);
+    const grads: (Tensor | null)[] = [x.requiresGrad ? gx : null];
+    if (weight) grads.push(weight.requiresGrad ? reshape(gw, weight.shape) : null);
+    if (bias) grads.push(bias.requiresGrad ? reshape(gb, bias.shape) : null);
+    return grads;
+  });
+}
+
+/**
  * Batch norm over x [N, C] or [N, C, *], as torch.nn.functional.batch_norm: statistics per channel
  * (axis 1) over every other axis.
  * - training: normalise with the batch mean and biased variance, and update runningMean /
@@ -79,8 +112,9 @@ export interface BatchNormOptions {
  *   UNBIASED batch variance for runningVar (PyTorch; `unbiasedRunningVar: false` gives the population one).
  * - eval: normalise with the running statistics, which are constants (no gradient reaches them).
  *
- * Composite: built from mean, sub, square, addScalar, rsqrt, mul, add and reshape, so autograd
- * derives the VJP (including the terms through the batch mean and variance in training).
+ * Training on host backends runs the fused kernels (fusedTrainingBatchNorm). Otherwise composite: built from
+ * mean, sub, square, addScalar, rsqrt, mul, add and reshape, so autograd derives the VJP (including the terms
+ * through the batch mean and variance in training).
  */
 export function batchNorm(
   x: Tensor, weight: Tensor | null, bias: Tensor | null, runningMean: Tensor | null, runningVar: Tensor | null, options: BatchNormOptions = {},
@@ -109,6 +143,8 @@ export function batchNorm(
   let y: Tensor;
   if (training) {
     if (count <= 1) throw new RangeError(`${op}: expected more than 1 value per channel when training, got input ${formatShape(x.shape)}`);
+    const fused = fusedTrainingBatchNorm(x, weight, bias, runningMean, runningVar, c, momentum, eps, unbiasedRunningVar);
+    if (fused) return fused;
     const mu = mean(x, axes, true);
     const centered = sub(x, mu);
     const variance = mean(square(centered), axes, true);

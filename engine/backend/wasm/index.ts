@@ -9,7 +9,11 @@
  * Memory: the module's linear memory is a scratch arena. Each kernel call lays out its inputs,
  * outputs and scratch past heapBase(), growing memory when a call needs more (it never shrinks),
  * copies the inputs in, runs, and copies the outputs out into fresh typed arrays, as the Backend
- * interface requires. Nothing stays in wasm memory between calls.
+ * interface requires. The one exception: matmul operands that are parameters' host arrays (weights;
+ * isParameterData: never mutated in place) are copied in once and kept in a pinned heap below the arena,
+ * freed when the array is garbage-collected, up to PIN_BUDGET bytes (weights were half the bytes copied in
+ * per training step of the real-model set). Keeping every tensor resident instead would need tensors to
+ * hold wasm pointers rather than typed arrays: memory.grow detaches every view of the old buffer.
  *
  * float64: the kernels are float32 only. Calls with dtype 'float64' (the gradient-check path) go
  * to the TypeScript reference backend unchanged, so float64 results are the reference's exactly.
@@ -20,13 +24,17 @@ import { FloatArray, FloatDType } from '../../dtype';
 import { Shape, broadcastStrides, mergeDims, mergeReduce, sizeOf, stridesOf } from '../../shape';
 import { Backend, BinaryKernel, Conv2dGeometry, DepthwiseMode, MatmulPlan, ReduceKernel, UnaryKernel } from '../backend';
 import { referenceBackend } from '../reference';
+import { isParameterData } from '../../tensor';
+
+/** Most bytes of parameter arrays kept in wasm memory between calls (beyond it, weights are copied per call). */
+export const PIN_BUDGET = 64 * 1024 * 1024;
 
 /** Raw exports of the kernel module (pointers are byte offsets into `memory`). */
 interface Kernels {
   memory: WebAssembly.Memory;
   heapBase(): number;
   relaxedSimd(): number;
-  matmulScratchBytes(k: number, n: number): number;
+  matmulScratchBytes(batch: number, m: number, k: number, n: number): number;
   matmul(a: number, b: number, c: number, batch: number, m: number, k: number, n: number, aOff: number, bOff: number, transA: number, transB: number, work: number): void;
   unary(op: number, x: number, out: number, n: number, param: number): void;
   powScalar(x: number, out: number, n: number, e: number): void;
@@ -39,6 +47,8 @@ interface Kernels {
   softmaxBackward(y: number, g: number, out: number, outer: number, n: number, inner: number, log: number, work: number): void;
   layerNorm(x: number, w: number, b: number, y: number, mean: number, rstd: number, rows: number, n: number, eps: number, rms: number): void;
   layerNormBackward(x: number, w: number, g: number, mean: number, rstd: number, gx: number, gw: number, gb: number, rows: number, n: number, rms: number, work: number): void;
+  batchNorm(x: number, w: number, b: number, y: number, mean: number, rstd: number, outer: number, c: number, inner: number, eps: number): void;
+  batchNormBackward(x: number, w: number, g: number, mean: number, rstd: number, gx: number, gw: number, gb: number, outer: number, c: number, inner: number): void;
   strided(x: number, out: number, desc: number, offset: number): void;
   stridedScatterAdd(g: number, out: number, desc: number, offset: number, size: number): void;
   scatterAdd(g: number, out: number, outer: number, axisLen: number, inner: number, indices: number, k: number): void;
@@ -123,18 +133,82 @@ class WasmSimdBackend implements Backend {
   private readonly memory: WebAssembly.Memory;
   private readonly base: number;
   private top = 0;
+  /** End of the pinned heap [base, pinTop); the per-call arena starts there. */
+  private pinTop: number;
+  /** Free blocks inside the pinned heap, sorted by address, never adjacent. */
+  private readonly freeBlocks: { ptr: number; bytes: number }[] = [];
+  private readonly pins = new WeakMap<FloatArray, number>();
+  private pinned = 0;
+  private readonly unpinOnCollect = new FinalizationRegistry<{ ptr: number; bytes: number }>((block) => this.unpin(block));
 
   constructor(k: Kernels) {
     this.k = k;
     this.memory = k.memory;
     this.base = k.heapBase();
+    this.pinTop = this.base;
     this.relaxedSimd = k.relaxedSimd() === 1;
+  }
+
+  /** Bytes of parameter arrays currently kept in wasm memory. */
+  get pinnedBytes(): number {
+    return this.pinned;
+  }
+
+  // -- pinned heap: parameters' arrays copied in once (first fit over the free blocks, else at the top).
+
+  /** Where `x` lives in wasm memory if it is (or now becomes) pinned, else -1 (copy it per call). */
+  private pin(x: FloatArray): number {
+    const have = this.pins.get(x);
+    if (have !== undefined) return have;
+    if (!(x instanceof Float32Array) || x.length === 0 || !isParameterData(x)) return -1;
+    const bytes = (x.length * 4 + 63) & ~63;
+    if (this.pinned + bytes > PIN_BUDGET) return -1;
+    let ptr = -1;
+    const i = this.freeBlocks.findIndex((b) => b.bytes >= bytes);
+    if (i >= 0) {
+      const b = this.freeBlocks[i];
+      ptr = b.ptr;
+      b.ptr += bytes;
+      b.bytes -= bytes;
+      if (b.bytes === 0) this.freeBlocks.splice(i, 1);
+    } else {
+      ptr = this.pinTop;
+      this.pinTop += bytes;
+      this.ensure(this.pinTop);
+    }
+    this.f32(ptr, x.length).set(x);
+    this.pins.set(x, ptr);
+    this.pinned += bytes;
+    this.unpinOnCollect.register(x, { ptr, bytes });
+    return ptr;
+  }
+
+  private unpin(block: { ptr: number; bytes: number }): void {
+    this.pinned -= block.bytes;
+    const list = this.freeBlocks;
+    let i = list.findIndex((b) => b.ptr > block.ptr);
+    if (i < 0) i = list.length;
+    list.splice(i, 0, { ...block });
+    // Merge with the next and the previous block, then give a free tail back to the arena.
+    if (i + 1 < list.length && list[i].ptr + list[i].bytes === list[i + 1].ptr) {
+      list[i].bytes += list[i + 1].bytes;
+      list.splice(i + 1, 1);
+    }
+    if (i > 0 && list[i - 1].ptr + list[i - 1].bytes === list[i].ptr) {
+      list[i - 1].bytes += list[i].bytes;
+      list.splice(i, 1);
+      i--;
+    }
+    if (list[i].ptr + list[i].bytes === this.pinTop) {
+      this.pinTop = list[i].ptr;
+      list.splice(i, 1);
+    }
   }
 
   // -- arena: reserve() lays out a call's buffers, commit() grows memory once, then views are stable.
 
   private reset(): void {
-    this.top = this.base;
+    this.top = this.pinTop;
   }
 
   private reserve(bytes: number): number {
@@ -144,9 +218,14 @@ class WasmSimdBackend implements Backend {
   }
 
   private commit(): void {
+    this.ensure(this.top);
+  }
+
+  /** Grows memory to at least `end` bytes. */
+  private ensure(end: number): void {
     const have = this.memory.buffer.byteLength;
-    if (this.top <= have) return;
-    const need = Math.ceil((this.top - have) / 65536);
+    if (end <= have) return;
+    const need = Math.ceil((end - have) / 65536);
     // Grow by at least half the current size so a sequence of growing calls stays cheap.
     const pages = Math.max(need, Math.ceil(have / 65536 / 2));
     try {
@@ -264,16 +343,18 @@ class WasmSimdBackend implements Backend {
     const size = batch * m * n;
     if (dtype === 'float64') return referenceBackend.matmul(a, b, plan, dtype);
     if (size === 0) return new Float32Array(0);
+    const pinA = this.pin(a);
+    const pinB = this.pin(b);
     this.reset();
-    const pa = this.reserve(a.length * 4);
-    const pb = this.reserve(b.length * 4);
+    const pa = pinA >= 0 ? pinA : this.reserve(a.length * 4);
+    const pb = pinB >= 0 ? pinB : this.reserve(b.length * 4);
     const pc = this.reserve(size * 4);
     const pao = this.reserve(batch * 4);
     const pbo = this.reserve(batch * 4);
-    const work = this.reserve(this.k.matmulScratchBytes(k, n));
+    const work = this.reserve(this.k.matmulScratchBytes(batch, m, k, n));
     this.commit();
-    this.put(pa, a);
-    this.put(pb, b);
+    if (pinA < 0) this.put(pa, a);
+    if (pinB < 0) this.put(pb, b);
     this.putI32(pao, plan.aOffsets);
     this.putI32(pbo, plan.bOffsets);
     this.k.matmul(pa, pb, pc, batch, m, k, n, pao, pbo, plan.transA ? 1 : 0, plan.transB ? 1 : 0, work);
@@ -382,6 +463,48 @@ class WasmSimdBackend implements Backend {
     new Float64Array(this.memory.buffer, pr, rows).set(rstd);
     this.k.layerNormBackward(px, pw, pg, pm, pr, pgx, pgw, pgb, rows, n, rms ? 1 : 0, work);
     return { gx: this.take(pgx, x.length), gw: this.take(pgw, n), gb: this.take(pgb, n) };
+  }
+
+  batchNorm(x: FloatArray, weight: FloatArray | null, bias: FloatArray | null, outer: number, c: number, inner: number, eps: number, dtype: FloatDType) {
+    if (dtype === 'float64' || x.length === 0) return referenceBackend.batchNorm(x, weight, bias, outer, c, inner, eps, dtype);
+    this.reset();
+    const px = this.reserve(x.length * 4);
+    const pw = weight ? this.reserve(c * 4) : 0;
+    const pb = bias ? this.reserve(c * 4) : 0;
+    const py = this.reserve(x.length * 4);
+    const pm = this.reserve(c * 8);
+    const pr = this.reserve(c * 8);
+    this.commit();
+    this.put(px, x);
+    if (weight) this.put(pw, weight);
+    if (bias) this.put(pb, bias);
+    this.k.batchNorm(px, pw, pb, py, pm, pr, outer, c, inner, eps);
+    return {
+      y: this.take(py, x.length),
+      mean: new Float64Array(this.memory.buffer, pm, c).slice(),
+      rstd: new Float64Array(this.memory.buffer, pr, c).slice(),
+    };
+  }
+
+  batchNormBackward(x: FloatArray, weight: FloatArray | null, g: FloatArray, mean: Float64Array, rstd: Float64Array, outer: number, c: number, inner: number, dtype: FloatDType) {
+    if (dtype === 'float64' || x.length === 0) return referenceBackend.batchNormBackward(x, weight, g, mean, rstd, outer, c, inner, dtype);
+    this.reset();
+    const px = this.reserve(x.length * 4);
+    const pw = weight ? this.reserve(c * 4) : 0;
+    const pg = this.reserve(g.length * 4);
+    const pm = this.reserve(c * 8);
+    const pr = this.reserve(c * 8);
+    const pgx = this.reserve(x.length * 4);
+    const pgw = this.reserve(c * 4);
+    const pgb = this.reserve(c * 4);
+    this.commit();
+    this.put(px, x);
+    if (weight) this.put(pw, weight);
+    this.put(pg, g);
+    new Float64Array(this.memory.buffer, pm, c).set(mean);
+    new Float64Array(this.memory.buffer, pr, c).set(rstd);
+    this.k.batchNormBackward(px, pw, pg, pm, pr, pgx, pgw, pgb, outer, c, inner);
+    return { gx: this.take(pgx, x.length), gw: this.take(pgw, c), gb: this.take(pgb, c) };
   }
 
   im2col(x: FloatArray, geo: Conv2dGeometry, dtype: FloatDType): FloatArray {

@@ -103,9 +103,22 @@ function clipFloat(x: Tensor, lo: number, hi: number): Tensor {
   // min(max(x, lo), hi): hi everywhere when lo > hi (numpy, onnxruntime, torch.clamp). Gradient 1 inside
   // [lo, hi] (bounds included, like torch.clamp), 0 outside.
   let y = x;
-  if (lo > -Infinity) y = E.where(maskOf(y, (v) => v < lo), lo, y);
-  if (hi < Infinity) y = E.where(maskOf(y, (v) => v > hi), hi, y);
+  if (lo > -Infinity) y = E.where(boundMask(y, lo, true), lo, y);
+  if (hi < Infinity) y = E.where(boundMask(y, hi, false), hi, y);
   return y;
+}
+
+/**
+ * x < bound (below) or x > bound as a bool mask (NaN: 0), in one plain loop: Clip, HardSigmoid and HardSwish
+ * build these on whole activations every step, where a generic map's per-element callbacks cost as much as
+ * the model's kernels.
+ */
+function boundMask(x: Tensor, bound: number, below: boolean): Tensor {
+  const d = x.data;
+  const m = new Uint8Array(x.size);
+  if (below) for (let i = 0; i < m.length; i++) m[i] = d[i] < bound ? 1 : 0;
+  else for (let i = 0; i < m.length; i++) m[i] = d[i] > bound ? 1 : 0;
+  return new Tensor(m, x.shape);
 }
 
 function variadic(ctx: OpContext, inputs: readonly (Tensor | null)[], floatOp: FloatBinary, intOp: (x: number, y: number) => number): Tensor {

@@ -22,11 +22,49 @@ const MC: i32 = 96;
 /** Column block: bounds the packed B panel (KC x NC floats = 512 KiB, about half of a typical L2). */
 const NC: i32 = 512;
 
-/** Bytes of scratch matmul needs for inner size k and output width n. */
-export function matmulScratchBytes(k: i32, n: i32): i32 {
+/** Bytes of scratch gemm needs for inner size k and output width n. */
+function gemmScratchBytes(k: i32, n: i32): i32 {
   const kc = min(KC, k);
   const nPad = ((min(NC, n) + NR - 1) / NR) * NR;
   return (kc * nPad + MC * kc + MR * NR) * 4 + 64;
+}
+
+/**
+ * Outputs at most this wide are computed transposed (C^T = B^T A^T, then copied into C): an n < NR output
+ * makes every tile a partial edge tile (half of each 4x8 tile wasted at n = 4, plus the scalar edge copy) and
+ * packs the tall A into MR panels that only n columns use. Convolutions on 2x2 feature maps (n = 4 output
+ * positions per image) and their gradients hit this on every late layer. Transposed, the n rows become
+ * one MR panel and the m columns full NR panels.
+ */
+const NARROW: i32 = 4;
+
+@inline function transposedPays(m: i32, n: i32): bool {
+  return n <= NARROW && m >= 4 * NR;
+}
+
+/** Bytes of scratch `product` needs for an [m, k] x [k, n] product. */
+function productScratchBytes(m: i32, k: i32, n: i32): i32 {
+  if (transposedPays(m, n)) return gemmScratchBytes(k, m) + n * m * 4 + 128;
+  return gemmScratchBytes(k, n);
+}
+
+/**
+ * Batches whose products share one A (a convolution's weight across the images) and have outputs at most this
+ * wide are folded into one product A [B_0 .. B_batch-1] (the B blocks side by side): A is packed once instead of
+ * once per image, and the output gets batch times wider (2x2 maps of 2 images: 8 columns, one full NR panel).
+ */
+const FOLD_N: i32 = 64;
+
+@inline function align64(bytes: i32): i32 {
+  return (bytes + 63) & ~63;
+}
+
+/** Bytes of scratch matmul needs for a batch of [m, k] x [k, n] products. */
+export function matmulScratchBytes(batch: i32, m: i32, k: i32, n: i32): i32 {
+  const own = productScratchBytes(m, k, n);
+  if (batch <= 1 || n > FOLD_N) return own;
+  const bn = batch * n;
+  return max(own, align64(k * bn * 4) + align64(m * bn * 4) + productScratchBytes(m, k, bn));
 }
 
 @inline function madd(a: v128, b: v128, c: v128): v128 {
@@ -223,6 +261,21 @@ function gemm(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usi
   }
 }
 
+/** C[m, n] = A B (strides as gemm), computing C^T = B^T A^T when the output is narrow. */
+function product(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, m: i32, k: i32, n: i32, work: usize): void {
+  if (!transposedPays(m, n)) {
+    gemm(a, ars, acs, b, brs, bcs, c, m, k, n, work);
+    return;
+  }
+  // C^T [n, m] lands in scratch past gemm's own, then is copied into C (n * m values, small next to the
+  // k * m * n multiply-adds). B^T(i, p) = B(p, i) and A^T(p, j) = A(j, p): the strides swap roles.
+  const ct = work + <usize>align64(gemmScratchBytes(k, m));
+  gemm(b, bcs, brs, a, acs, ars, ct, n, k, m, work);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) store<f32>(c + (<usize>(i * n + j) << 2), load<f32>(ct + (<usize>(j * m + i) << 2)));
+  }
+}
+
 /**
  * Batched matmul of MatmulPlan: product p multiplies A at element offset aOffsets[p] by B at
  * bOffsets[p] into C's p-th [m, n] block. transA: A stored [k, m]; transB: B stored [n, k].
@@ -232,9 +285,34 @@ export function matmul(a: usize, b: usize, c: usize, batch: i32, m: i32, k: i32,
   const acs = transA ? m : 1;
   const brs = transB ? 1 : n;
   const bcs = transB ? k : 1;
+  if (batch > 1 && n <= FOLD_N && m > 0 && k > 0 && n > 0) {
+    const a0 = load<i32>(aOffsets);
+    let shared = true;
+    for (let p = 1; p < batch; p++) shared = shared && load<i32>(aOffsets + (<usize>p << 2)) == a0;
+    if (shared) {
+      // Gather the B blocks side by side into Bf [k, batch * n], one product, scatter the columns back.
+      const bn = batch * n;
+      const bf = work;
+      const cf = bf + <usize>align64(k * bn * 4);
+      const rest = cf + <usize>align64(m * bn * 4);
+      for (let q = 0; q < batch; q++) {
+        const bo = b + (<usize>load<i32>(bOffsets + (<usize>q << 2)) << 2);
+        for (let p = 0; p < k; p++) {
+          const dst = bf + (<usize>(p * bn + q * n) << 2);
+          for (let j = 0; j < n; j++) store<f32>(dst + (<usize>j << 2), load<f32>(bo + (<usize>(p * brs + j * bcs) << 2)));
+        }
+      }
+      product(a + (<usize>a0 << 2), ars, acs, bf, bn, 1, cf, m, k, bn, rest);
+      for (let q = 0; q < batch; q++) {
+        const cq = c + (<usize>(q * m * n) << 2);
+        for (let i = 0; i < m; i++) memory.copy(cq + (<usize>(i * n) << 2), cf + (<usize>(i * bn + q * n) << 2), <usize>n << 2);
+      }
+      return;
+    }
+  }
   for (let p = 0; p < batch; p++) {
     const ao = a + (<usize>load<i32>(aOffsets + (<usize>p << 2)) << 2);
     const bo = b + (<usize>load<i32>(bOffsets + (<usize>p << 2)) << 2);
-    gemm(ao, ars, acs, bo, brs, bcs, c + (<usize>(p * m * n) << 2), m, k, n, work);
+    product(ao, ars, acs, bo, brs, bcs, c + (<usize>(p * m * n) << 2), m, k, n, work);
   }
 }

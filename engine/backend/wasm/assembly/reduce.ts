@@ -556,3 +556,124 @@ export function layerNormBackward(x: usize, weight: usize, g: usize, mean: usize
     store<f32>(gb + (<usize>i << 2), <f32>load<f64>(accB + (<usize>i << 3)));
   }
 }
+
+/** Float64 sum of (x - mu)^2 over n floats at x. */
+function rowSquaredDeviation(x: usize, n: i32, mu: f64): f64 {
+  const m2 = f64x2.splat(mu);
+  let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v = v128.load(x + (<usize>i << 2));
+    const d0 = f64x2.sub(f64x2.promote_low_f32x4(v), m2);
+    const d1 = f64x2.sub(f64x2.promote_low_f32x4(hi(v)), m2);
+    a0 = f64x2.add(a0, f64x2.mul(d0, d0));
+    a1 = f64x2.add(a1, f64x2.mul(d1, d1));
+  }
+  let s: f64 = hsum64(f64x2.add(a0, a1));
+  for (; i < n; i++) {
+    const d = <f64>load<f32>(x + (<usize>i << 2)) - mu;
+    s += d * d;
+  }
+  return s;
+}
+
+/**
+ * Training-mode batch norm of x [outer, c, inner]: per channel, mean and 1/std (biased variance, float64) over
+ * the outer x inner values, y = (x - mean) * rstd * weight + bias. Channel ch's values are `outer` runs of
+ * `inner` contiguous floats, `c * inner` apart. weight / bias may be 0 (absent).
+ */
+export function batchNorm(x: usize, weight: usize, bias: usize, y: usize, mean: usize, rstd: usize, outer: i32, c: i32, inner: i32, eps: f64): void {
+  const count = <f64>outer * <f64>inner;
+  const stride = <usize>(c * inner) << 2;
+  for (let ch = 0; ch < c; ch++) {
+    const first = <usize>(ch * inner) << 2;
+    let s: f64 = 0;
+    for (let o = 0; o < outer; o++) s += rowSum(x + first + <usize>o * stride, inner);
+    const mu = s / count;
+    let v: f64 = 0;
+    for (let o = 0; o < outer; o++) v += rowSquaredDeviation(x + first + <usize>o * stride, inner, mu);
+    const rs: f64 = 1 / Math.sqrt(v / count + eps);
+    store<f64>(mean + (<usize>ch << 3), mu);
+    store<f64>(rstd + (<usize>ch << 3), rs);
+    // y = x * scale + shift with scale = rstd * w, shift = b - mean * scale (float64, then float32).
+    const w: f64 = weight ? <f64>load<f32>(weight + (<usize>ch << 2)) : 1;
+    const b: f64 = bias ? <f64>load<f32>(bias + (<usize>ch << 2)) : 0;
+    const scale = <f32>(rs * w);
+    const mu32 = <f32>mu;
+    const sc4 = f32x4.splat(scale), mu4 = f32x4.splat(mu32), b4 = f32x4.splat(<f32>b), b32 = <f32>b;
+    for (let o = 0; o < outer; o++) {
+      const xb = x + first + <usize>o * stride;
+      const yb = y + first + <usize>o * stride;
+      let i = 0;
+      for (; i + 4 <= inner; i += 4) {
+        const q = <usize>i << 2;
+        v128.store(yb + q, f32x4.add(f32x4.mul(f32x4.sub(v128.load(xb + q), mu4), sc4), b4));
+      }
+      for (; i < inner; i++) {
+        const q = <usize>i << 2;
+        store<f32>(yb + q, (load<f32>(xb + q) - mu32) * scale + b32);
+      }
+    }
+  }
+}
+
+/**
+ * VJP of batchNorm (batch statistics as functions of x): gw = sum g * xhat, gb = sum g (float64 sums), and
+ * gx = w * rstd * (g - gb / count - xhat * gw / count).
+ */
+export function batchNormBackward(x: usize, weight: usize, g: usize, mean: usize, rstd: usize, gx: usize, gw: usize, gb: usize, outer: i32, c: i32, inner: i32): void {
+  const count = <f64>outer * <f64>inner;
+  const stride = <usize>(c * inner) << 2;
+  for (let ch = 0; ch < c; ch++) {
+    const first = <usize>(ch * inner) << 2;
+    const mu = <f32>load<f64>(mean + (<usize>ch << 3));
+    const rs = <f32>load<f64>(rstd + (<usize>ch << 3));
+    const mu4 = f32x4.splat(mu), rs4 = f32x4.splat(rs);
+    let sumG: f64 = 0, sumGX: f64 = 0;
+    for (let o = 0; o < outer; o++) {
+      const xb = x + first + <usize>o * stride;
+      const gr = g + first + <usize>o * stride;
+      let ag0 = f64x2.splat(0), ag1 = f64x2.splat(0), ax0 = f64x2.splat(0), ax1 = f64x2.splat(0);
+      let i = 0;
+      for (; i + 4 <= inner; i += 4) {
+        const q = <usize>i << 2;
+        const gi = v128.load(gr + q);
+        const gxh = f32x4.mul(gi, f32x4.mul(f32x4.sub(v128.load(xb + q), mu4), rs4));
+        ag0 = f64x2.add(ag0, f64x2.promote_low_f32x4(gi));
+        ag1 = f64x2.add(ag1, f64x2.promote_low_f32x4(hi(gi)));
+        ax0 = f64x2.add(ax0, f64x2.promote_low_f32x4(gxh));
+        ax1 = f64x2.add(ax1, f64x2.promote_low_f32x4(hi(gxh)));
+      }
+      sumG += hsum64(f64x2.add(ag0, ag1));
+      sumGX += hsum64(f64x2.add(ax0, ax1));
+      for (; i < inner; i++) {
+        const q = <usize>i << 2;
+        const gi = load<f32>(gr + q);
+        sumG += <f64>gi;
+        sumGX += <f64>(gi * ((load<f32>(xb + q) - mu) * rs));
+      }
+    }
+    store<f32>(gw + (<usize>ch << 2), <f32>sumGX);
+    store<f32>(gb + (<usize>ch << 2), <f32>sumG);
+    const w: f32 = weight ? load<f32>(weight + (<usize>ch << 2)) : 1;
+    const scale = w * rs;
+    const meanG = <f32>(sumG / count), meanGX = <f32>(sumGX / count);
+    const sc4 = f32x4.splat(scale), mg4 = f32x4.splat(meanG), mgx4 = f32x4.splat(meanGX);
+    for (let o = 0; o < outer; o++) {
+      const xb = x + first + <usize>o * stride;
+      const gr = g + first + <usize>o * stride;
+      const gxb = gx + first + <usize>o * stride;
+      let i = 0;
+      for (; i + 4 <= inner; i += 4) {
+        const q = <usize>i << 2;
+        const xhat = f32x4.mul(f32x4.sub(v128.load(xb + q), mu4), rs4);
+        v128.store(gxb + q, f32x4.mul(sc4, f32x4.sub(f32x4.sub(v128.load(gr + q), mg4), f32x4.mul(xhat, mgx4))));
+      }
+      for (; i < inner; i++) {
+        const q = <usize>i << 2;
+        const xhat = (load<f32>(xb + q) - mu) * rs;
+        store<f32>(gxb + q, scale * (load<f32>(gr + q) - meanG - xhat * meanGX));
+      }
+    }
+  }
+}
