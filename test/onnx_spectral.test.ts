@@ -2,13 +2,17 @@
  * Spectral ops (engine/onnx/ops/spectral.ts) on built models: DFT against the direct formula (every form the
  * node suite leaves out: complex input on another axis, zero-padding, truncation, odd lengths), round trips,
  * gradients through DFT and STFT (gradcheck in float64), the window generators' edge cases, clear errors,
- * and the same values on the WebAssembly kernels.
+ * the same values on the WebAssembly kernels, and a torch 2.13 export's loss and gradients against PyTorch.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { backward, gradcheck, loadOnnx, OnnxImportError, referenceBackend, Rng, sum, Tensor, tensorFrom, withBackend } from '../engine';
 import { loadWasmBackendNode } from '../engine/backend/wasm/node';
 import { buildModel, ModelSpec } from './onnx_builder';
+import { repoRoot } from './helpers';
+import { relativeError } from './metrics';
 
 const F = 1;
 const D = 11;
@@ -251,4 +255,22 @@ test('DFT and STFT on the wasm kernels: float32 values and gradients as the refe
   assertClose(results[1].g, results[0].g, 1e-5, 'gradients');
   // and both against the float64 formula
   assertClose(results[0].y, direct(xs, 3, 16, 1, 16, 9, false), 1e-5, 'reference vs formula');
+});
+
+test('a spectrogram model exported by torch 2.13 (dynamo: STFT and rfft / irfft as DFT): loss and gradients match PyTorch', () => {
+  // test/gold/export_spectral.py: PyTorch's float64 loss and gradients from the same float32 weights.
+  const dir = path.join(repoRoot, 'test', 'fixtures', 'onnx');
+  const gold = JSON.parse(fs.readFileSync(path.join(dir, 'spectro_gold.json'), 'utf8')) as { x: number[]; shape: number[]; loss: number; gx: number[]; grads: Record<string, number[]> };
+  const model = loadOnnx(new Uint8Array(fs.readFileSync(path.join(dir, 'spectro_dynamo.onnx'))), { dtype: 'float64' });
+  const x = tensorFrom(gold.x, gold.shape, 'float64', { requiresGrad: true });
+  const r = model.run({ [model.inputs[0].name]: x });
+  assert.equal(r.lossInfo.kind, 'graph');
+  backward(r.loss!);
+  assert.ok(Math.abs(r.loss!.data[0] - gold.loss) < 1e-12 * Math.abs(gold.loss), `loss ${r.loss!.data[0]} vs ${gold.loss}`);
+  assert.ok(relativeError(x.grad!.data, gold.gx) < 1e-10, `dL/dx off by ${relativeError(x.grad!.data, gold.gx)}`);
+  assert.deepEqual([...model.parameters.keys()].sort(), Object.keys(gold.grads).sort());
+  for (const [param, g] of Object.entries(gold.grads)) {
+    const err = relativeError(model.parameters.get(param)!.grad!.data, g);
+    assert.ok(err < 1e-10, `dL/d${param} off by ${err}`);
+  }
 });
