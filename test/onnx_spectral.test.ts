@@ -229,6 +229,9 @@ describe('bad input: clear errors naming the fault', () => {
   test('DFT of a signal whose last dim is neither 1 nor 2', () => {
     expectError(() => run(dftSpec([2, 4, 3], 1), { x: randn([2, 4, 3], 1, false) }), /last dim of 1 \(real\) or 2 \(complex\)/);
   });
+  test('irfft of a one-bin spectrum without dft_length (default length 0)', () => {
+    expectError(() => run(dftSpec([1, 1, 2], 1, { inverse: 1, onesided: 1 }), { x: randn([1, 1, 2], 1, false) }), /give a positive dft_length/);
+  });
   test('STFT frames longer than the signal', () => {
     const spec: ModelSpec = {
       opset: 17,

@@ -120,7 +120,7 @@ function dftOp(ctx: OpContext, inputs: readonly (Tensor | null)[]): Tensor {
   const n = x.shape[axis];
   const fallback = inverse && onesided ? 2 * (n - 1) : n;
   const length = inputs[1] ? lengthArg(ctx, inputs[1], 'dft_length') : fallback;
-  if (length < 1) ctx.fail('INVALID_MODEL', `DFT of an empty axis (${formatShape(x.shape)}, axis ${axis})`);
+  if (length < 1) ctx.fail('INVALID_MODEL', `a DFT of length ${length} (the default for ${formatShape(x.shape)} along axis ${axis}${inverse && onesided ? ', irfft: 2 (bins - 1)' : ''}): give a positive dft_length`);
   return dft(x, axis, { length, inverse, onesided });
 }
 
