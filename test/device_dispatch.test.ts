@@ -162,6 +162,8 @@ const models: [string, object, number?][] = [
   ['test/fixtures/onnx/video_dynamo.onnx', {}],
   ['test/fixtures/onnx/interp_dynamo.onnx', {}],
   ['test/fixtures/onnx/new_ops_op23.onnx', {}],
+  // STFT and rfft / irfft (DFT) as matmuls with constant bases (test/gold/export_spectral.py).
+  ['test/fixtures/onnx/spectro_dynamo.onnx', {}],
 ];
 
 for (const [file, options, tolerance] of models) {

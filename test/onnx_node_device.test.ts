@@ -18,7 +18,7 @@ const NODE_DIR = sharedDir('onnx-backend-data', 'node');
 const DEVICE_OPS = [
   'Attention', 'RotaryEmbedding', 'Resize', 'Upsample', 'Conv', 'ConvTranspose', 'AveragePool', 'LpPool', 'LRN',
   'DepthToSpace', 'SpaceToDepth', 'Einsum', 'CumSum', 'CumProd', 'RMSNormalization', 'LpNormalization',
-  'Sin', 'Cos', 'Tan', 'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh',
+  'Sin', 'Cos', 'Tan', 'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh', 'DFT', 'STFT',
 ];
 
 /**
@@ -58,7 +58,7 @@ test('ONNX node suite on a device backend: no wrong number; the new ops run on d
     }
   }
   // Passes on the host are not lost on the device: every host pass is a device run or a host-values case.
-  assert.ok((counts.device ?? 0) + hostValues.length >= 1524, `${counts.device} device + ${hostValues.length} host-values cases`);
+  assert.ok((counts.device ?? 0) + hostValues.length >= 1543, `${counts.device} device + ${hostValues.length} host-values cases`);
 });
 
 const SIMPLE_DIR = sharedDir('onnx-backend-data', 'simple');

@@ -2,7 +2,8 @@
  * The ONNX project's backend node test suite (../shared/onnx-backend-data/node: 1,802 one-op models with
  * inputs and expected outputs) run through the importer, with ONNX's own comparison rule
  * (onnx/backend/test/runner: same shape, same element kind, allclose with rtol 1e-3 and atol 1e-7, rtol
- * 2^-6 for bfloat16 outputs). Each case ends in one status:
+ * 2^-6 for bfloat16 outputs; LOOSER_ATOL names the few cases given a looser atol, and why). Each case ends
+ * in one status:
  * - pass: every output of every data set matches;
  * - unsupported: the importer refuses it with an UNSUPPORTED_* error (the message names the op, dtype or
  *   feature);
@@ -44,6 +45,16 @@ export interface NodeCaseResult {
  * zero-ratio ones keep everything and are compared.
  */
 const NOT_COMPARABLE = /^test_training_dropout(_default|_default_mask|_mask)?$/;
+
+/**
+ * Cases compared with a looser absolute tolerance than ONNX's default 1e-7, and why. The DFT cases' expected
+ * outputs come from a float32 FFT, whose rounding error scales with the largest output (tens to thousands
+ * here), not with each element: where the exact value is 0, test_dft_inverse stores 1.9e-7 (the float64
+ * transform of the same inputs gives 7e-16). onnxruntime fails these cases at 1e-7 too (onnx/onnx#4798) and
+ * runs its DFT tests with per-test tolerances (microsoft/onnxruntime#11775). rtol stays 1e-3.
+ */
+const LOOSER_ATOL: readonly (readonly [RegExp, number])[] = [[/^test_dft_inverse(_opset19)?$/, 1e-5]];
+const DEFAULT_ATOL = 1e-7;
 
 const UNSUPPORTED_CODES = new Set(['UNSUPPORTED_OP', 'UNSUPPORTED_FEATURE', 'UNSUPPORTED_DTYPE']);
 
@@ -134,6 +145,8 @@ interface DataSet {
   name: string;
   feeds: Record<string, OnnxRunValue>;
   expected: Expected[];
+  /** Absolute tolerance of the comparison (DEFAULT_ATOL unless LOOSER_ATOL names the case). */
+  atol: number;
 }
 
 /** A case loaded and its data sets read, or the result that ends it early (decode, load or data failure). */
@@ -192,7 +205,7 @@ function prepareCase(dir: string): PreparedCase {
         if (!spec) throw new Error(`${set}/${f} has no matching graph output`);
         return readStored(path.join(setDir, f), spec, `${set}/${f}`);
       });
-      sets.push({ name: set, feeds, expected });
+      sets.push({ name: set, feeds, expected, atol: LOOSER_ATOL.find(([re]) => re.test(name))?.[1] ?? DEFAULT_ATOL });
     } catch (e) {
       const r = errorResult(e, `${set} data`);
       return done(r.status, r.detail);
@@ -208,19 +221,19 @@ function compareOutputs(model: OnnxModel, set: DataSet, run: Pick<OnnxRunResult,
     const mine = run.outputs.get(outName) ?? run.otherValues.get(outName)?.value ?? null;
     const want = set.expected[i];
     if (!want) return { status: 'crash', detail: `${set.name}: no stored value for output ${i} '${outName}'` };
-    const bad = compareValue(mine, want, `${set.name} output ${i} '${outName}'`);
+    const bad = compareValue(mine, want, `${set.name} output ${i} '${outName}'`, set.atol);
     if (bad) return { status: 'wrong', detail: bad };
   }
   return null;
 }
 
 /** Where `mine` differs from the stored value (kind, shape, element kind, values), or null. */
-function compareValue(mine: OnnxRunValue | null, want: Expected, where: string): string | null {
+function compareValue(mine: OnnxRunValue | null, want: Expected, where: string, atol: number): string | null {
   if (want.kind === 'sequence') {
     if (!(mine instanceof OnnxSequence)) return `${where}: ${describeOnnxValue(mine)} vs an expected sequence`;
     if (mine.length !== want.items.length) return `${where}: a sequence of ${mine.length} vs ${want.items.length} expected`;
     for (let k = 0; k < want.items.length; k++) {
-      const bad = compareValue(mine.items[k], want.items[k], `${where} element ${k}`);
+      const bad = compareValue(mine.items[k], want.items[k], `${where} element ${k}`, atol);
       if (bad) return bad;
     }
     return null;
@@ -228,7 +241,7 @@ function compareValue(mine: OnnxRunValue | null, want: Expected, where: string):
   if (want.kind === 'optional') {
     if (!(mine instanceof OnnxOptional)) return `${where}: ${describeOnnxValue(mine)} vs an expected optional`;
     if ((mine.value === null) !== (want.value === null)) return `${where}: ${describeOnnxValue(mine)} vs an expected ${want.value ? 'non-empty' : 'empty'} optional`;
-    return want.value ? compareValue(mine.value, want.value, `${where} value`) : null;
+    return want.value ? compareValue(mine.value, want.value, `${where} value`, atol) : null;
   }
   const shape = want.kind === 'string' ? want.value.shape : want.tensor.shape;
   if (!(mine instanceof Tensor || mine instanceof StringTensor)) return `${where}: ${describeOnnxValue(mine)} vs an expected tensor`;
@@ -242,8 +255,13 @@ function compareValue(mine: OnnxRunValue | null, want: Expected, where: string):
   const kind = kindOfType(want.proto.dataType);
   if (kindOfTensor(mine) !== kind) return `${where}: ${mine.dtype} vs an expected ${kind} tensor`;
   const rtol = want.proto.dataType === BFLOAT16 ? 2 ** -6 : 1e-3;
-  const bad = firstMismatch(mine.data, want.tensor.data, rtol, 1e-7);
+  const bad = firstMismatch(mine.data, want.tensor.data, rtol, atol);
   return bad ? `${where}: ${bad}` : null;
+}
+
+function atolNote(sets: readonly DataSet[]): string {
+  const atol = sets[0]?.atol ?? DEFAULT_ATOL;
+  return atol === DEFAULT_ATOL ? '' : ` at atol ${atol} (LOOSER_ATOL)`;
 }
 
 /** Runs one node-suite case directory. */
@@ -261,7 +279,7 @@ export function runNodeCase(dir: string): NodeCaseResult {
     const bad = compareOutputs(c.model, set, outputs);
     if (bad) return c.result(bad.status, bad.detail);
   }
-  return c.result('pass', `${c.sets.length} data set(s) match`);
+  return c.result('pass', `${c.sets.length} data set(s) match${atolNote(c.sets)}`);
 }
 
 /**
@@ -319,7 +337,7 @@ export async function runNodeCaseOnDevice(dir: string, device: DeviceBackend): P
       return withKernels(c.result(r.status, r.detail));
     }
   }
-  return withKernels(c.result('pass', `${c.sets.length} data set(s) match${double ? ' (a double model, run in float32)' : ''}`), 'device');
+  return withKernels(c.result('pass', `${c.sets.length} data set(s) match${atolNote(c.sets)}${double ? ' (a double model, run in float32)' : ''}`), 'device');
 }
 
 /** The engine tensors inside a sequence or optional (to read them back from a device). */

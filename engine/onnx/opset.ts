@@ -25,13 +25,14 @@ import { ATTENTION_OPS } from './ops/attention';
 import { RESIZE_OPS } from './ops/resize';
 import { SEQUENCE_OPS } from './ops/sequence';
 import { CONTROL_OPS } from './ops/control';
+import { SPECTRAL_OPS } from './ops/spectral';
 
 export type { AnyOpHandler, OpHandler, OpResult, ValueOpHandler, ValueOpResult } from './ops/common';
 
 /** Every handler, by ONNX op type; each family lives in ops/<family>.ts, next to engine/ops/<family>.ts. */
 export const OPSET: Readonly<Record<string, AnyOpHandler>> = Object.freeze(Object.assign(Object.create(null) as Record<string, AnyOpHandler>,
   ELEMENTWISE_OPS, MATMUL_OPS, LAYOUT_OPS, INDEXING_OPS, CONV_OPS, REDUCE_OPS, SOFTMAX_OPS, NORM_OPS, DROPOUT_OPS, LOSS_OPS, CONSTANT_OPS, ATTENTION_OPS, RESIZE_OPS,
-  SEQUENCE_OPS, CONTROL_OPS));
+  SEQUENCE_OPS, CONTROL_OPS, SPECTRAL_OPS));
 
 /** Op types of the default domain the importer maps (sorted). */
 export function supportedOps(): string[] {

@@ -67,6 +67,8 @@ const MODELS = [
   { name: 'video_dynamo', file: 'test/fixtures/onnx/video_dynamo.onnx' },
   { name: 'interp_dynamo', file: 'test/fixtures/onnx/interp_dynamo.onnx' },
   { name: 'new_ops_op23', file: 'test/fixtures/onnx/new_ops_op23.onnx' },
+  // STFT and rfft / irfft (DFT) as matmuls with constant bases (test/gold/export_spectral.py).
+  { name: 'spectro_dynamo', file: 'test/fixtures/onnx/spectro_dynamo.onnx' },
 ];
 const RUN_MODELS = !ONLY.length || ONLY.includes('models');
 /** The op gold cases (PyTorch) on the WebGPU backend: 'ops' in GL_WEBGPU_ONLY. */
