@@ -72,7 +72,9 @@ async function clickLens(wb, text) {
   await lens.click();
 }
 
-const NORM = /‖∇‖ \d/;
+// The first overlay the run paints: a gradient norm, or on a frozen layer "frozen · N modules" (LoRA's base: once
+// the panel opens below the editor, lora.py's LoRAClassifier lines are out of view and only the frozen line shows).
+const NORM = /‖∇‖\s\d|frozen\s·\s/; // \s: the overlay text may hold non-breaking spaces
 const SPARK = /^"?∇ [▁▂▃▄▅▆▇█ !]+/;
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
