@@ -5,30 +5,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backward, loadOnnx, mul, OnnxErrorCode, OnnxImportError, OnnxSequence, sum, tensorFrom } from '../engine';
+import { backward, loadOnnx, mul, OnnxSequence, sum, tensorFrom } from '../engine';
 import { DataType } from '../engine/onnx/proto';
 import { Tensor, readTensors } from '../engine/tensor';
 import { deviceScope } from '../engine/backend/dispatch';
 import { device, onDevice } from './fakeDevice';
 import { GraphSpec, buildModel } from './onnx_builder';
+import { assertCloseTo, expectOnnxError } from './pytorchGold';
 
 const D = DataType.DOUBLE;
 const I64 = DataType.INT64;
 const BOOL = DataType.BOOL;
 
-function expectError(fn: () => unknown, code: OnnxErrorCode, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof OnnxImportError, `not an OnnxImportError: ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-12): void {
-  assert.equal(actual.length, expected.length);
-  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= tol * (1 + Math.abs(expected[i])), `element ${i}: ${actual[i]} vs ${expected[i]}`);
-}
 
 const X = [0.5, -1.5];
 const W = [2, -0.25];
@@ -69,15 +58,15 @@ test('Loop carries a sequence: elements appended per iteration, gradients throug
   const x = tensorFrom(X, [2], 'float64', { requiresGrad: true });
   const run = model.run({ x }, { loss: (ctx) => sum(mul(ctx.outputs.get('z')!, ctx.outputs.get('z')!)) });
   const xw = X.map((v, j) => v * W[j]);
-  close(run.outputs.get('z')!.data, [1, 2, 3].flatMap((k) => xw.map((v) => v * k)));
-  close(run.outputs.get('sums')!.data, [1, 2, 3].map((k) => k * (xw[0] + xw[1])));
+  assertCloseTo(run.outputs.get('z')!.data, [1, 2, 3].flatMap((k) => xw.map((v) => v * k)), 1e-12);
+  assertCloseTo(run.outputs.get('sums')!.data, [1, 2, 3].map((k) => k * (xw[0] + xw[1])), 1e-12);
   const seq = run.otherValues.get('seq')!;
   assert.ok(seq.value instanceof OnnxSequence && seq.value.length === 3);
   assert.equal(seq.node?.opType, 'Loop');
   // L = sum_k k^2 sum_j (x_j w_j)^2 = 14 sum_j (x_j w_j)^2: dL/dw_j = 28 x_j^2 w_j, dL/dx_j = 28 w_j^2 x_j.
   backward(run.loss!);
-  close(model.parameters.get('w')!.grad!.data, X.map((v, j) => 28 * v * v * W[j]));
-  close(x.grad!.data, X.map((v, j) => 28 * W[j] * W[j] * v));
+  assertCloseTo(model.parameters.get('w')!.grad!.data, X.map((v, j) => 28 * v * v * W[j]), 1e-12);
+  assertCloseTo(x.grad!.data, X.map((v, j) => 28 * W[j] * W[j] * v), 1e-12);
 });
 
 test('If returns a sequence chosen by the data: the gradient reaches only the weight of the branch taken', () => {
@@ -103,9 +92,9 @@ test('If returns a sequence chosen by the data: the gradient reaches only the we
     for (const p of model.parameters.values()) p.grad = null;
     const run = model.run({ x: X, cond: tensorFrom([cond ? 1 : 0], [], 'bool') }, { loss: (ctx) => sum(ctx.outputs.get('y')!) });
     const wt = model.parameters.get(taken)!;
-    close(run.outputs.get('y')!.data, X.map((v, j) => v * wt.data[j]));
+    assertCloseTo(run.outputs.get('y')!.data, X.map((v, j) => v * wt.data[j]), 1e-12);
     backward(run.loss!);
-    close(wt.grad!.data, X);
+    assertCloseTo(wt.grad!.data, X, 1e-12);
     const g = model.parameters.get(other)!.grad;
     assert.ok(g === null || Array.from(g.data).every((v) => v === 0), `${other} is in the branch not taken`);
   }
@@ -136,13 +125,13 @@ test('SequenceMap: the body runs once per element; W (read inside the body) and 
   const e1 = tensorFrom([...rows[1], ...rows[2]], [2, 3], 'float64', { requiresGrad: true });
   const run = model.run({ xs: new OnnxSequence([e0, e1]) }, { loss: (ctx) => sum(mul(ctx.outputs.get('y')!, ctx.outputs.get('y')!)) });
   const y = rows.map((r) => [0, 1].map((c) => r.reduce((acc, v, k) => acc + v * Wv[k * 2 + c], 0)));
-  close(run.outputs.get('y')!.data, y.flat());
+  assertCloseTo(run.outputs.get('y')!.data, y.flat(), 1e-12);
   backward(run.loss!);
   // L = sum (X W)^2: dL/dW = 2 X^T (X W), dL/dX = 2 (X W) W^T.
-  close(model.parameters.get('W')!.grad!.data, [0, 1, 2].flatMap((k) => [0, 1].map((c) => rows.reduce((acc, r, i) => acc + 2 * r[k] * y[i][c], 0))));
+  assertCloseTo(model.parameters.get('W')!.grad!.data, [0, 1, 2].flatMap((k) => [0, 1].map((c) => rows.reduce((acc, r, i) => acc + 2 * r[k] * y[i][c], 0))), 1e-12);
   const dx = y.map((yr) => [0, 1, 2].map((k) => 2 * (yr[0] * Wv[k * 2] + yr[1] * Wv[k * 2 + 1])));
-  close(e0.grad!.data, dx[0]);
-  close(e1.grad!.data, [...dx[1], ...dx[2]]);
+  assertCloseTo(e0.grad!.data, dx[0], 1e-12);
+  assertCloseTo(e1.grad!.data, [...dx[1], ...dx[2]], 1e-12);
 });
 
 test('SequenceMap over a fed sequence of device-only tensors stays on the device (test/fakeDevice.ts) and matches the host', async () => {
@@ -188,7 +177,7 @@ test('SequenceMap with an extra sequence and an extra tensor; sequences of diffe
   const emptyShapes = empty.otherValues.get('shapes')!.value as OnnxSequence;
   assert.deepEqual([emptySums.length, emptySums.elemKind], [0, 'float64']);
   assert.deepEqual([emptyShapes.length, emptyShapes.elemKind], [0, shapes.elemKind]);
-  expectError(() => model.run({ a: new OnnxSequence([f([1, 2])]), b: new OnnxSequence([f([10, 20]), f([30, 40])]), t: [0, 0] }, { loss: 'none' }),
+  expectOnnxError(() => model.run({ a: new OnnxSequence([f([1, 2])]), b: new OnnxSequence([f([10, 20]), f([30, 40])]), t: [0, 0] }, { loss: 'none' }),
     'INVALID_MODEL', /node 'map' \(SequenceMap\).*input 1 is a sequence of 2 elements, input_sequence has 1/);
 });
 
@@ -218,11 +207,11 @@ test('a Loop body reads an outer sequence by name (SequenceAt at the iteration n
     const x = tensorFrom(xs, [6], 'float64', { requiresGrad: true });
     const run = model.run({ x, M: tensorFrom([m], [], 'int32') }, { loss: (ctx) => sum(ctx.outputs.get('h')!) });
     const h = [0, 1].map((j) => Array.from({ length: m }, (_, i) => xs[2 * i + j] ** 2).reduce((p, q) => p + q, 0));
-    close(run.outputs.get('h')!.data, h);
+    assertCloseTo(run.outputs.get('h')!.data, h, 1e-12);
     backward(run.loss!);
-    close(x.grad!.data, xs.map((v, k) => (k < 2 * m ? 2 * v : 0)));
+    assertCloseTo(x.grad!.data, xs.map((v, k) => (k < 2 * m ? 2 * v : 0)), 1e-12);
   }
-  expectError(() => model.run({ x: xs, M: tensorFrom([4], [], 'int32') }, { loss: 'none' }), 'INVALID_MODEL', /SequenceAt.*\(in the body of Loop node 'loop'\).*position 3 is outside \[-3, 2\]/);
+  expectOnnxError(() => model.run({ x: xs, M: tensorFrom([4], [], 'int32') }, { loss: 'none' }), 'INVALID_MODEL', /SequenceAt.*\(in the body of Loop node 'loop'\).*position 3 is outside \[-3, 2\]/);
 });
 
 test('a Loop scan output must be a tensor: a sequence there fails naming the Loop', () => {
@@ -238,7 +227,7 @@ test('a Loop scan output must be a tensor: a sequence there fails naming the Loo
     initializers: [{ name: 'M', type: I64, dims: [], values: [2] }],
     nodes: [{ op: 'Loop', name: 'loop', inputs: ['M', ''], outputs: ['y'], attrs: { body: { graph: body } } }],
   }));
-  expectError(() => model.run({ x: X }, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /node 'loop' \(Loop\).*scan output 0 is a sequence of 1 float64 tensor; it must be a tensor/);
+  expectOnnxError(() => model.run({ x: X }, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /node 'loop' \(Loop\).*scan output 0 is a sequence of 1 float64 tensor; it must be a tensor/);
 });
 
 test('a Shape of the element a fed position picks out of a sequence follows each run (not folded by input shapes)', () => {

@@ -8,54 +8,44 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadOnnx, LoadOptions, OnnxErrorCode, OnnxImportError, Rng, tensorFrom } from '../engine';
+import { loadOnnx, LoadOptions, OnnxImportError, Rng, tensorFrom } from '../engine';
 import { repoRoot } from './helpers';
 import { buildModel } from './onnx_builder';
+import { expectOnnxError } from './pytorchGold';
 
 const FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'onnx');
 const bytesOf = (...parts: string[]) => new Uint8Array(fs.readFileSync(path.join(FIXTURES, ...parts)));
 
 /** Asserts that fn throws an OnnxImportError with `code` and a message matching every pattern. */
-function expectError(fn: () => unknown, code: OnnxErrorCode, ...patterns: RegExp[]): OnnxImportError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof OnnxImportError, `expected OnnxImportError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
-    assert.equal(e.code, code, `code ${e.code}: ${e.message}`);
-    for (const p of patterns) assert.match(e.message, p);
-    return e;
-  }
-  assert.fail(`expected an OnnxImportError ${code}`);
-}
 
 const load = (bytes: Uint8Array, options?: LoadOptions) => loadOnnx(bytes, options);
 
 describe('not a model', () => {
   test('empty file', () => {
-    expectError(() => load(new Uint8Array(0)), 'EMPTY', /empty/);
+    expectOnnxError(() => load(new Uint8Array(0)), 'EMPTY', /empty/);
   });
   test('a PNG image', () => {
     const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]);
-    expectError(() => load(png), 'NOT_ONNX', /not an ONNX model/, /PNG image/);
+    expectOnnxError(() => load(png), 'NOT_ONNX', /not an ONNX model/, /PNG image/);
   });
   test('text and JSON', () => {
-    const e = expectError(() => load(new TextEncoder().encode('import torch\nmodel = torch.nn.Linear(2, 3)\n')), 'NOT_ONNX', /text/);
+    const e = expectOnnxError(() => load(new TextEncoder().encode('import torch\nmodel = torch.nn.Linear(2, 3)\n')), 'NOT_ONNX', /text/);
     // The path may name any file (a key, a token): nothing of its content is echoed.
     assert.doesNotMatch(e.message, /import|torch|Linear/);
-    const json = expectError(() => load(new TextEncoder().encode('{"name": "gpt", "secret": "s3cr3t"}')), 'NOT_ONNX', /JSON/);
+    const json = expectOnnxError(() => load(new TextEncoder().encode('{"name": "gpt", "secret": "s3cr3t"}')), 'NOT_ONNX', /JSON/);
     assert.doesNotMatch(json.message, /gpt|secret|s3cr3t/);
   });
   test('a zip archive (a PyTorch checkpoint)', () => {
-    expectError(() => load(new Uint8Array([0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 8, 0])), 'NOT_ONNX', /ZIP archive/, /\.pt/);
+    expectOnnxError(() => load(new Uint8Array([0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 8, 0])), 'NOT_ONNX', /ZIP archive/, /\.pt/);
   });
   test('valid protobuf that is not a ModelProto (a TensorProto)', () => {
     const tensor = bytesOf('errors', 'tensor_proto.pb');
-    expectError(() => load(tensor), 'CORRUPT', /not an ONNX model/, /invalid protobuf data/);
+    expectOnnxError(() => load(tensor), 'CORRUPT', /not an ONNX model/, /invalid protobuf data/);
     // A protobuf with no graph at all
-    expectError(() => load(new Uint8Array([0x08, 0x07, 0x12, 0x02, 0x68, 0x69])), 'NOT_ONNX', /no graph/);
+    expectOnnxError(() => load(new Uint8Array([0x08, 0x07, 0x12, 0x02, 0x68, 0x69])), 'NOT_ONNX', /no graph/);
   });
   test('non-Uint8Array input', () => {
-    expectError(() => load('model.onnx' as unknown as Uint8Array), 'NOT_ONNX', /Uint8Array/);
+    expectOnnxError(() => load('model.onnx' as unknown as Uint8Array), 'NOT_ONNX', /Uint8Array/);
   });
 });
 
@@ -63,13 +53,13 @@ describe('damaged bytes', () => {
   test('truncated file', () => {
     const bytes = bytesOf('mlp_sigmoid_op13_loss.onnx');
     for (const keep of [10, 100, 1000, bytes.length >> 1, bytes.length - 3]) {
-      expectError(() => load(bytes.subarray(0, keep)), 'TRUNCATED', /truncated/, /ends in the middle of a field/);
+      expectOnnxError(() => load(bytes.subarray(0, keep)), 'TRUNCATED', /truncated/, /ends in the middle of a field/);
     }
   });
   test('corrupt protobuf (invalid wire type)', () => {
     const bytes = bytesOf('lora_op17.onnx').slice();
     bytes[0] = 0x0f; // field 1 with wire type 7, which does not exist
-    expectError(() => load(bytes), 'CORRUPT', /corrupt/, /wire type/);
+    expectOnnxError(() => load(bytes), 'CORRUPT', /corrupt/, /wire type/);
   });
   test('random damage never crashes or hangs', () => {
     const original = bytesOf('cnn_op17_loss.onnx');
@@ -98,7 +88,7 @@ describe('damaged bytes', () => {
 
 describe('models the engine cannot run', () => {
   test('unsupported op names its type, node and module path', () => {
-    const e = expectError(() => load(bytesOf('errors', 'unsupported_op.onnx')), 'UNSUPPORTED_OP',
+    const e = expectOnnxError(() => load(bytesOf('errors', 'unsupported_op.onnx')), 'UNSUPPORTED_OP',
       /Unique/, /node '\/encoder\/layers\.0\/attn\/Unique'/, /module encoder\.layers\.0\.attn/);
     assert.equal(e.node?.opType, 'Unique');
     assert.equal(e.node?.modulePath, 'encoder.layers.0.attn');
@@ -106,7 +96,7 @@ describe('models the engine cannot run', () => {
     const model = load(bytesOf('errors', 'unsupported_op.onnx'), { strict: false });
     assert.deepEqual(model.unsupported.map((u) => u.opType), ['Unique']);
     assert.ok(model.modules.has('encoder.layers.0.attn'));
-    expectError(() => model.run(undefined, { loss: 'none' }), 'UNSUPPORTED_OP', /Unique/);
+    expectOnnxError(() => model.run(undefined, { loss: 'none' }), 'UNSUPPORTED_OP', /Unique/);
   });
   test('unsupported ops in unused parts of the graph are tolerated', () => {
     const model = load(bytesOf('errors', 'dead_branch.onnx'));
@@ -117,8 +107,8 @@ describe('models the engine cannot run', () => {
   });
   test('unsupported dtype (complex input); a string input loads and must be fed', () => {
     const complexIn = buildModel({ nodes: [{ op: 'Identity', inputs: ['c'], outputs: ['y'] }], inputs: [{ name: 'c', type: 14, dims: [2] }], outputs: [{ name: 'y', type: 14, dims: [2] }] });
-    expectError(() => load(complexIn), 'UNSUPPORTED_DTYPE', /graph input 'c'/, /complex64/);
-    expectError(() => load(bytesOf('errors', 'string_input.onnx')).run(), 'BAD_INPUT', /input 's' is a string tensor/, /feed it \(as a StringTensor\)/);
+    expectOnnxError(() => load(complexIn), 'UNSUPPORTED_DTYPE', /graph input 'c'/, /complex64/);
+    expectOnnxError(() => load(bytesOf('errors', 'string_input.onnx')).run(), 'BAD_INPUT', /input 's' is a string tensor/, /feed it \(as a StringTensor\)/);
   });
   test('windows of 4 or more spatial dims', () => {
     const conv4d = buildModel({
@@ -129,54 +119,54 @@ describe('models the engine cannot run', () => {
       outputs: [{ name: 'y', type: 1, dims: null }],
       initializers: [{ name: 'w', type: 1, dims: [1, 1, 1, 1, 1, 1], values: [1] }],
     });
-    expectError(() => load(conv4d).run(undefined, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /4-D Conv/, /1-D to 3-D windows/);
+    expectOnnxError(() => load(conv4d).run(undefined, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /4-D Conv/, /1-D to 3-D windows/);
   });
   test('external data missing, then provided', () => {
-    expectError(() => load(bytesOf('errors', 'external_data.onnx')), 'EXTERNAL_DATA', /initializer 'fc\.weight'/, /"weights\.bin"/, /externalData/);
+    expectOnnxError(() => load(bytesOf('errors', 'external_data.onnx')), 'EXTERNAL_DATA', /initializer 'fc\.weight'/, /"weights\.bin"/, /externalData/);
     const model = load(bytesOf('errors', 'external_data.onnx'), { externalData: { 'weights.bin': bytesOf('errors', 'weights.bin') } });
     assert.deepEqual(model.parameters.get('fc.weight')!.toArray().map((v) => Math.round(v * 10)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-    expectError(() => load(bytesOf('errors', 'external_data.onnx'), { externalData: { 'weights.bin': new Uint8Array(8) } }), 'EXTERNAL_DATA', /has 8 bytes/);
+    expectOnnxError(() => load(bytesOf('errors', 'external_data.onnx'), { externalData: { 'weights.bin': new Uint8Array(8) } }), 'EXTERNAL_DATA', /has 8 bytes/);
   });
   test('a dimension that cannot be resolved', () => {
     const model = load(bytesOf('errors', 'unresolved_dim.onnx'));
-    expectError(() => model.run(), 'UNRESOLVED_DIM', /input 'x'/, /'n_heads'/, /options\.dims/);
+    expectOnnxError(() => model.run(), 'UNRESOLVED_DIM', /input 'x'/, /'n_heads'/, /options\.dims/);
   });
   test('an int64 value that does not fit int32', () => {
     const model = load(bytesOf('errors', 'int64_overflow.onnx'));
-    expectError(() => model.run(undefined, { loss: 'none' }), 'VALUE_OUT_OF_RANGE', /1099511627776/, /int32/, /Constant/);
+    expectOnnxError(() => model.run(undefined, { loss: 'none' }), 'VALUE_OUT_OF_RANGE', /1099511627776/, /int32/, /Constant/);
   });
   test('a value nobody defines', () => {
-    expectError(() => load(bytesOf('errors', 'undefined_value.onnx')), 'INVALID_MODEL', /'ghost'/);
+    expectOnnxError(() => load(bytesOf('errors', 'undefined_value.onnx')), 'INVALID_MODEL', /'ghost'/);
   });
 });
 
 describe('bad feeds and failing nodes', () => {
   test('unknown input, wrong shape, wrong values, initializer fed', () => {
     const model = load(bytesOf('mlp_sigmoid_op13_loss.onnx'));
-    expectError(() => model.run({ image: tensorFrom([1], [1]) }), 'BAD_INPUT', /unknown input 'image'/, /'x', 'targets'/);
-    expectError(() => model.run({ x: tensorFrom(new Array(12).fill(0), [3, 4]) }), 'BAD_INPUT', /input 'x' must have shape \[8, 16\]/);
-    expectError(() => model.run({ targets: tensorFrom(new Array(8).fill(0.5), [8]) }), 'BAD_INPUT', /integers/);
-    expectError(() => model.run({ 'layers.0.weight': tensorFrom([1], [1]) }), 'BAD_INPUT', /initializer/);
+    expectOnnxError(() => model.run({ image: tensorFrom([1], [1]) }), 'BAD_INPUT', /unknown input 'image'/, /'x', 'targets'/);
+    expectOnnxError(() => model.run({ x: tensorFrom(new Array(12).fill(0), [3, 4]) }), 'BAD_INPUT', /input 'x' must have shape \[8, 16\]/);
+    expectOnnxError(() => model.run({ targets: tensorFrom(new Array(8).fill(0.5), [8]) }), 'BAD_INPUT', /integers/);
+    expectOnnxError(() => model.run({ 'layers.0.weight': tensorFrom([1], [1]) }), 'BAD_INPUT', /initializer/);
   });
   test('inconsistent symbolic dims between inputs', () => {
     const model = load(bytesOf('gpt_op13_loss.onnx'));
-    expectError(() => model.run({ idx: tensorFrom(new Array(8).fill(1), [2, 4], 'int32'), targets: tensorFrom(new Array(9).fill(1), [3, 3], 'int32') }),
+    expectOnnxError(() => model.run({ idx: tensorFrom(new Array(8).fill(1), [2, 4], 'int32'), targets: tensorFrom(new Array(9).fill(1), [3, 3], 'int32') }),
       'BAD_INPUT', /symbolic dim 'batch'/);
   });
   test('a node that fails names itself, its module and its inputs', () => {
     // Sequence 9 > block_size 8: the position-embedding Gather reads past its table.
     const model = load(bytesOf('gpt_dynamo_op17.onnx'));
-    const e = expectError(() => model.run(undefined, { seq: 9 }), 'NODE_FAILED', /module pos_emb/, /Gather/, /out of range/, /pos_emb\.weight: float32\[8, 32\]/);
+    const e = expectOnnxError(() => model.run(undefined, { seq: 9 }), 'NODE_FAILED', /module pos_emb/, /Gather/, /out of range/, /pos_emb\.weight: float32\[8, 32\]/);
     assert.equal(e.node?.modulePath, 'pos_emb');
   });
   test('a label out of range in the graph loss', () => {
     const model = load(bytesOf('mlp_sigmoid_op13_loss.onnx'));
-    expectError(() => model.run({ targets: tensorFrom([0, 1, 2, 3, 4, 5, 6, 12], [8], 'int32') }), 'NODE_FAILED', /SoftmaxCrossEntropyLoss/, /target 12/);
+    expectOnnxError(() => model.run({ targets: tensorFrom([0, 1, 2, 3, 4, 5, 6, 12], [8], 'int32') }), 'NODE_FAILED', /SoftmaxCrossEntropyLoss/, /target 12/);
   });
   test('bad loss options', () => {
     const model = load(bytesOf('cnn_op13.onnx'));
-    expectError(() => model.run(undefined, { loss: 'graph' }), 'BAD_LOSS', /no scalar float output/);
-    expectError(() => model.run(undefined, { loss: { kind: 'output', name: 'nope' } }), 'BAD_LOSS', /no value named 'nope'/);
-    expectError(() => model.run(undefined, { loss: { kind: 'mse', target: tensorFrom([1, 2], [2]) } }), 'BAD_LOSS', /shape/);
+    expectOnnxError(() => model.run(undefined, { loss: 'graph' }), 'BAD_LOSS', /no scalar float output/);
+    expectOnnxError(() => model.run(undefined, { loss: { kind: 'output', name: 'nope' } }), 'BAD_LOSS', /no value named 'nope'/);
+    expectOnnxError(() => model.run(undefined, { loss: { kind: 'mse', target: tensorFrom([1, 2], [2]) } }), 'BAD_LOSS', /shape/);
   });
 });

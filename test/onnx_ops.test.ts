@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { backward, gradcheck, loadOnnx, referenceBackend, Rng, sum, Tensor, tensorFrom, withBackend } from '../engine';
 import { loadWasmBackendNode } from '../engine/backend/wasm/node';
 import { buildModel, ModelSpec } from './onnx_builder';
+import { checkGraphLossGold, GraphLossGold } from './pytorchGold';
 import { repoRoot } from './helpers';
 
 /** These tests' models: opset 23 and IR version 10 unless a spec says otherwise. */
@@ -196,21 +197,10 @@ describe('models exported by torch 2.13 (both exporters): loss and gradients mat
   // float64 loss and gradients from the same float32 weights.
   const dir = path.join(repoRoot, 'test', 'fixtures', 'onnx');
   for (const name of ['interp', 'video']) {
-    const gold = JSON.parse(fs.readFileSync(path.join(dir, `${name}_gold.json`), 'utf8')) as { x: number[]; shape: number[]; loss: number; gx: number[]; grads: Record<string, number[]> };
+    const gold = JSON.parse(fs.readFileSync(path.join(dir, `${name}_gold.json`), 'utf8')) as GraphLossGold;
     for (const exporter of ['dynamo', 'legacy']) {
       test(`${name} (${exporter})`, () => {
-        const model = loadOnnx(new Uint8Array(fs.readFileSync(path.join(dir, `${name}_${exporter}.onnx`))), { dtype: 'float64' });
-        const x = tensorFrom(gold.x, gold.shape, 'float64', { requiresGrad: true });
-        const r = model.run({ [model.inputs[0].name]: x });
-        assert.equal(r.lossInfo.kind, 'graph');
-        backward(r.loss!);
-        assert.ok(Math.abs(r.loss!.data[0] - gold.loss) < 1e-12 * Math.abs(gold.loss), `loss ${r.loss!.data[0]} vs ${gold.loss}`);
-        assert.ok(relativeError(x.grad!.data, gold.gx) < 1e-10, `dL/dx off by ${relativeError(x.grad!.data, gold.gx)}`);
-        assert.deepEqual([...model.parameters.keys()].sort(), Object.keys(gold.grads).sort());
-        for (const [param, g] of Object.entries(gold.grads)) {
-          const err = relativeError(model.parameters.get(param)!.grad!.data, g);
-          assert.ok(err < 1e-10, `dL/d${param} off by ${err}`);
-        }
+        checkGraphLossGold(loadOnnx(new Uint8Array(fs.readFileSync(path.join(dir, `${name}_${exporter}.onnx`))), { dtype: 'float64' }), gold);
       });
     }
   }

@@ -6,28 +6,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  backward, gradcheck, inspectOnnx, sum, loadOnnx, OnnxErrorCode, OnnxImportError, OnnxOptional, OnnxSequence, StringTensor, Tensor, tensorFrom,
+  backward, gradcheck, inspectOnnx, sum, loadOnnx, OnnxOptional, OnnxSequence, StringTensor, Tensor, tensorFrom,
 } from '../engine';
 import { buildModel, encodeModel, modelProto } from './onnx_builder';
+import { assertCloseTo, expectOnnxError } from './pytorchGold';
 
 const FLOAT = 1;
 const INT64 = 7;
 const STRING = 8;
 const DOUBLE = 11;
 
-function expectError(fn: () => unknown, code: OnnxErrorCode, pattern: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof OnnxImportError, `not an OnnxImportError: ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, pattern);
-    return true;
-  });
-}
 
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-9): void {
-  assert.equal(actual.length, expected.length);
-  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= tol * (1 + Math.abs(expected[i])), `element ${i}: ${actual[i]} vs ${expected[i]}`);
-}
 
 const X = [0.5, -1, 2, 1.5, -0.25, 3];
 const A = [1, 2, 3, 4, 5, 6];
@@ -56,10 +45,10 @@ test('SequenceConstruct -> SequenceAt -> loss: the gradient reaches the weight o
   assert.deepEqual([...model.parameters.keys()].sort(), ['a.weight', 'b.weight']);
   const run = model.run({ x: X }, { loss: 'meanSquare' });
   const y = run.outputs.get('y')!;
-  close(y.data, X.map((x, i) => x * B[i]));
+  assertCloseTo(y.data, X.map((x, i) => x * B[i]), 1e-9);
   backward(run.loss!);
   // L = mean((x b)^2) over 6 elements: dL/db = 2 x^2 b / 6.
-  close(model.parameters.get('b.weight')!.grad!.data, X.map((x, i) => (2 * x * x * B[i]) / 6));
+  assertCloseTo(model.parameters.get('b.weight')!.grad!.data, X.map((x, i) => (2 * x * x * B[i]) / 6), 1e-9);
   const ga = model.parameters.get('a.weight')!.grad;
   assert.ok(ga === null || Array.from(ga.data).every((v) => v === 0), 'a.weight does not reach the loss');
   const s = run.otherValues.get('s')!;
@@ -101,7 +90,7 @@ test('SplitToSequence -> SequenceErase -> ConcatFromSequence: values, and gradie
   const run = model.run({ x: X }, { loss: 'none' });
   // Columns 1 and 2 of x*w ([2, 3]), stacked on a new axis 0: y[j][i] = (x w)[i][j + 1].
   const xw = X.map((x, i) => x * A[i]);
-  close(run.outputs.get('y')!.data, [xw[1], xw[4], xw[2], xw[5]]);
+  assertCloseTo(run.outputs.get('y')!.data, [xw[1], xw[4], xw[2], xw[5]], 1e-9);
   assert.deepEqual(Array.from(run.outputs.get('n')!.data), [2]);
   const w = model.parameters.get('w')!;
   const x = tensorFrom(X, [2, 3], 'float64', { requiresGrad: true });
@@ -139,28 +128,28 @@ test('a fed sequence: its tensors get gradients, and a float64 feed is converted
   assert.deepEqual(Array.from(e0.grad!.data), [2, -3]);
   assert.deepEqual(Array.from(model.parameters.get('w')!.grad!.data), [1 + 7, 2 + 8]);
   const converted = model.run({ seq: new OnnxSequence([e1]), x: [0, 0] }, { loss: 'none' });
-  close(converted.outputs.get('y')!.data, [0, 0, 6, -12, 10, -18]);
+  assertCloseTo(converted.outputs.get('y')!.data, [0, 0, 6, -12, 10, -18], 1e-9);
   // The memory estimate runs the same graph shape-only, with the fed sequence.
   assert.ok(model.estimateMemory({ seq: new OnnxSequence([e0]), x: [7, 8] }, { loss: 'none' }).peak > 0);
 });
 
 test('sequence, optional and string inputs must be fed as such; tensor ops refuse them by name', () => {
   const model = loadOnnx(sequenceInput);
-  expectError(() => model.run({ x: [1, 2] }), 'BAD_INPUT', /input 'seq' is a sequence; no sample data can be made up for it: feed it \(as an OnnxSequence\)/);
-  expectError(() => model.run({ seq: tensorFrom([1, 2], [1, 2]), x: [1, 2] }), 'BAD_INPUT', /input 'seq' is a sequence, got a float32 tensor \[1, 2\]/);
-  expectError(() => model.run({ seq: new OnnxSequence([]), x: new OnnxSequence([]) }), 'BAD_INPUT', /input 'x' is a float32 tensor, got a sequence of 0 tensors/);
+  expectOnnxError(() => model.run({ x: [1, 2] }), 'BAD_INPUT', /input 'seq' is a sequence; no sample data can be made up for it: feed it \(as an OnnxSequence\)/);
+  expectOnnxError(() => model.run({ seq: tensorFrom([1, 2], [1, 2]), x: [1, 2] }), 'BAD_INPUT', /input 'seq' is a sequence, got a float32 tensor \[1, 2\]/);
+  expectOnnxError(() => model.run({ seq: new OnnxSequence([]), x: new OnnxSequence([]) }), 'BAD_INPUT', /input 'x' is a float32 tensor, got a sequence of 0 tensors/);
   const addSeq = buildModel({
     inputs: [{ name: 'seq', kind: 'sequence', type: FLOAT, dims: [2] }],
     outputs: [{ name: 'y', type: FLOAT, dims: [2] }],
     nodes: [{ op: 'Add', name: 'add', inputs: ['seq', 'seq'], outputs: ['y'] }],
   });
-  expectError(() => loadOnnx(addSeq).run({ seq: new OnnxSequence([tensorFrom([1, 2], [2])]) }), 'UNSUPPORTED_DTYPE', /node 'add' \(Add\).*input 0 'seq' is a sequence of 1 float32 tensor; Add runs on tensors of numbers and bool only/);
+  expectOnnxError(() => loadOnnx(addSeq).run({ seq: new OnnxSequence([tensorFrom([1, 2], [2])]) }), 'UNSUPPORTED_DTYPE', /node 'add' \(Add\).*input 0 'seq' is a sequence of 1 float32 tensor; Add runs on tensors of numbers and bool only/);
   const stringAbs = buildModel({
     inputs: [{ name: 's', type: STRING, dims: [2] }],
     outputs: [{ name: 'y', type: STRING, dims: [2] }],
     nodes: [{ op: 'Abs', name: 'abs', inputs: ['s'], outputs: ['y'] }],
   });
-  expectError(() => loadOnnx(stringAbs).run({ s: new StringTensor(['a', 'b'], [2]) }), 'UNSUPPORTED_DTYPE', /input 0 's' is a string tensor \[2\]; Abs runs on tensors/);
+  expectOnnxError(() => loadOnnx(stringAbs).run({ s: new StringTensor(['a', 'b'], [2]) }), 'UNSUPPORTED_DTYPE', /input 0 's' is a string tensor \[2\]; Abs runs on tensors/);
 });
 
 test('map and sparse graph inputs fail at load with UNSUPPORTED_DTYPE naming the input', () => {
@@ -169,26 +158,26 @@ test('map and sparse graph inputs fail at load with UNSUPPORTED_DTYPE naming the
     outputs: [{ name: 'y', kind: 'map' }],
     nodes: [{ op: 'Identity', inputs: ['m'], outputs: ['y'] }],
   });
-  expectError(() => loadOnnx(mapIn), 'UNSUPPORTED_DTYPE', /graph input 'm' is a map value/);
+  expectOnnxError(() => loadOnnx(mapIn), 'UNSUPPORTED_DTYPE', /graph input 'm' is a map value/);
   const seqOfComplex = buildModel({
     inputs: [{ name: 'q', kind: 'sequence', type: 14, dims: [2] }],
     outputs: [{ name: 'y', kind: 'sequence', type: 14, dims: [2] }],
     nodes: [{ op: 'Identity', inputs: ['q'], outputs: ['y'] }],
   });
-  expectError(() => loadOnnx(seqOfComplex), 'UNSUPPORTED_DTYPE', /graph input 'q' is a sequence of tensors of element type complex64/);
+  expectOnnxError(() => loadOnnx(seqOfComplex), 'UNSUPPORTED_DTYPE', /graph input 'q' is a sequence of tensors of element type complex64/);
   const sparseIn = buildModel({
     inputs: [{ name: 'sp', kind: 'sparse_tensor', type: FLOAT, dims: [4, 4] }],
     outputs: [{ name: 'y', kind: 'sparse_tensor', type: FLOAT, dims: [4, 4] }],
     nodes: [{ op: 'Identity', inputs: ['sp'], outputs: ['y'] }],
   });
-  expectError(() => loadOnnx(sparseIn), 'UNSUPPORTED_DTYPE', /graph input 'sp' is a sparse tensor value/);
+  expectOnnxError(() => loadOnnx(sparseIn), 'UNSUPPORTED_DTYPE', /graph input 'sp' is a sparse tensor value/);
   const proto = modelProto({
     inputs: [{ name: 'sm', kind: 'sequence' }],
     outputs: [{ name: 'y', kind: 'sequence' }],
     nodes: [{ op: 'Identity', inputs: ['sm'], outputs: ['y'] }],
   });
   proto.graph!.input[0].type!.elem = { kind: 'map', elemType: 0, shape: null, elem: null };
-  expectError(() => loadOnnx(encodeModel(proto)), 'UNSUPPORTED_DTYPE', /graph input 'sm' is a sequence of map values/);
+  expectOnnxError(() => loadOnnx(encodeModel(proto)), 'UNSUPPORTED_DTYPE', /graph input 'sm' is a sequence of map values/);
 });
 
 test('Equal on strings broadcasts; Identity and OptionalGetElement pass values through', () => {
@@ -209,8 +198,8 @@ test('Equal on strings broadcasts; Identity and OptionalGetElement pass values t
   assert.deepEqual(Array.from(run.outputs.get('eq')!.data), [1, 0, 1, 1]);
   assert.equal(run.otherValues.get('same')!.value, b);
   assert.deepEqual(Array.from(run.outputs.get('has')!.data), [1]);
-  expectError(() => model.run({ a, b, o: new OnnxOptional(null) }, { loss: 'none' }), 'INVALID_MODEL', /OptionalGetElement.*the optional is empty/);
-  expectError(() => model.run({ a, b: tensorFrom([1, 2], [2]) as unknown as StringTensor, o: new OnnxOptional(b) }), 'BAD_INPUT', /input 'b' is a string tensor, got a float32 tensor \[2\]/);
+  expectOnnxError(() => model.run({ a, b, o: new OnnxOptional(null) }, { loss: 'none' }), 'INVALID_MODEL', /OptionalGetElement.*the optional is empty/);
+  expectOnnxError(() => model.run({ a, b: tensorFrom([1, 2], [2]) as unknown as StringTensor, o: new OnnxOptional(b) }), 'BAD_INPUT', /input 'b' is a string tensor, got a float32 tensor \[2\]/);
 });
 
 test('sequence positions out of range and mixed element types fail naming the node', () => {
@@ -224,15 +213,15 @@ test('sequence positions out of range and mixed element types fail naming the no
       { op: 'SequenceAt', name: 'at', inputs: ['s', 'p'], outputs: ['y'] },
     ],
   }));
-  close(at(-1).run({ x: [1, 2] }, { loss: 'none' }).outputs.get('y')!.data, [1, 2]);
-  expectError(() => at(2).run({ x: [1, 2] }, { loss: 'none' }), 'INVALID_MODEL', /node 'at' \(SequenceAt\).*position 2 is outside \[-2, 1\] for a sequence of 2 tensors/);
+  assertCloseTo(at(-1).run({ x: [1, 2] }, { loss: 'none' }).outputs.get('y')!.data, [1, 2], 1e-9);
+  expectOnnxError(() => at(2).run({ x: [1, 2] }, { loss: 'none' }), 'INVALID_MODEL', /node 'at' \(SequenceAt\).*position 2 is outside \[-2, 1\] for a sequence of 2 tensors/);
   const mixed = loadOnnx(buildModel({
     opset: 17,
     inputs: [{ name: 'x', type: FLOAT, dims: [2] }, { name: 'i', type: INT64, dims: [2] }],
     outputs: [{ name: 'y', kind: 'sequence', type: FLOAT, dims: [2] }],
     nodes: [{ op: 'SequenceConstruct', name: 'mix', inputs: ['x', 'i'], outputs: ['y'] }],
   }));
-  expectError(() => mixed.run({ x: [1, 2], i: [1, 2] }, { loss: 'none' }), 'INVALID_MODEL', /node 'mix' \(SequenceConstruct\).*a sequence of float32 tensors cannot hold element 1, a int32 tensor/);
+  expectOnnxError(() => mixed.run({ x: [1, 2], i: [1, 2] }, { loss: 'none' }), 'INVALID_MODEL', /node 'mix' \(SequenceConstruct\).*a sequence of float32 tensors cannot hold element 1, a int32 tensor/);
 });
 
 test('the default loss of a model whose only output is a sequence says there is no float output', () => {
@@ -243,7 +232,7 @@ test('the default loss of a model whose only output is a sequence says there is 
     initializers: [{ name: 'two', type: INT64, dims: [], values: [2] }],
     nodes: [{ op: 'SplitToSequence', inputs: ['x', 'two'], outputs: ['s'], attrs: { axis: 1 } }],
   }));
-  expectError(() => model.run(), 'BAD_LOSS', /the model has no float output/);
+  expectOnnxError(() => model.run(), 'BAD_LOSS', /the model has no float output/);
   const run = model.run(undefined, { loss: 'none' });
   const s = run.otherValues.get('s')!.value as OnnxSequence;
   assert.deepEqual(s.items.map((t) => [...t.shape]), [[2, 2], [2, 2]]);
@@ -275,7 +264,7 @@ test('Optional wraps a value or, without input, makes an empty optional of its t
     outputs: [{ name: 'has', type: 9, dims: [] }],
     nodes: [{ op: 'Optional', name: 'opt', inputs: [], outputs: ['o'] }, { op: 'OptionalHasElement', inputs: ['o'], outputs: ['has'] }],
   }));
-  expectError(() => untyped.run(undefined, { loss: 'none' }), 'INVALID_MODEL', /node 'opt' \(Optional\).*an Optional without input needs its type attribute/);
+  expectOnnxError(() => untyped.run(undefined, { loss: 'none' }), 'INVALID_MODEL', /node 'opt' \(Optional\).*an Optional without input needs its type attribute/);
 });
 
 test('SequenceEmpty takes its dtype: inserting another type fails, inserting the same type builds up', () => {
@@ -291,7 +280,7 @@ test('SequenceEmpty takes its dtype: inserting another type fails, inserting the
     ],
   }));
   assert.deepEqual(Array.from(build(FLOAT).run({ x: [1, 2] }, { loss: 'none' }).outputs.get('n')!.data), [2]);
-  expectError(() => build(INT64).run({ x: [1, 2] }, { loss: 'none' }), 'INVALID_MODEL', /node 'ins' \(SequenceInsert\).*a sequence of int32 tensors cannot hold element 0, a float32 tensor/);
+  expectOnnxError(() => build(INT64).run({ x: [1, 2] }, { loss: 'none' }), 'INVALID_MODEL', /node 'ins' \(SequenceInsert\).*a sequence of int32 tensors cannot hold element 0, a float32 tensor/);
 });
 
 test('a Shape of a fed sequence element follows the sequence fed to each run (not a cached first one)', () => {
@@ -333,7 +322,7 @@ test('labels for a loss on scores taken out of a fed sequence are sampled in the
     const m = Math.max(...row);
     return acc + (m + Math.log(row.reduce((p, v) => p + Math.exp(v - m), 0)) - row[l]) / 4;
   }, 0);
-  close([run.loss!.data[0]], [expected], 1e-6);
+  assertCloseTo([run.loss!.data[0]], [expected], 1e-6);
   backward(run.loss!);
   assert.ok(scores.grad && Array.from(scores.grad.data).some((g) => g !== 0), 'the fed scores get a gradient');
 });
