@@ -12,6 +12,12 @@
  * lookup per tensor when one is: never per element.
  */
 
+/**
+ * Most bytes of parameter arrays a backend keeps its own copy of between calls (the wasm backend's pinned
+ * weights). The memory estimate counts them: they are memory the run takes besides the tensors.
+ */
+export const WEIGHT_CACHE_BYTES = 64 * 1024 * 1024;
+
 /** Thrown when a meter's limit would be exceeded; `needed` is the total the allocation would reach. */
 export class MemoryLimitError extends RangeError {
   constructor(readonly limit: number, readonly needed: number, readonly what: string) {

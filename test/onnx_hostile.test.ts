@@ -59,6 +59,8 @@ describe('memory: estimated before the run, refused above the budget before allo
     const paramBytes = [...model.parameters.values()].reduce((n, t) => n + t.size * 4, 0);
     assert.equal(estimate.parameters, paramBytes + [...model.buffers.values()].reduce((n, t) => n + t.size * (t.dtype === 'float64' ? 8 : t.dtype === 'bool' ? 1 : 4), 0));
     assert.equal(estimate.gradients, paramBytes);
+    // Workspace: kernel scratch (twice the largest value) and the copy of the weights the wasm backend pins.
+    assert.ok(estimate.workspace >= 2 * estimate.largest!.bytes + Math.min(paramBytes, 64 * 2 ** 20), JSON.stringify(estimate));
     // The real run allocates activations, gradients and scratch; parameters were allocated at load.
     assert.ok(estimate.peak >= actual, `estimate ${estimate.peak} < measured ${actual}`);
     assert.ok(estimate.peak <= 4 * (actual + estimate.parameters), `estimate ${estimate.peak} far above measured ${actual} + parameters ${estimate.parameters}`);

@@ -7,7 +7,9 @@
  *
  * peak = parameters (every initializer, as held) + inputs + activations (everything the forward pass
  * allocates, kept for backward and the report) + gradients (one per trainable parameter) + backward
- * (what backward allocates besides them) + workspace (kernel scratch: twice the largest tensor). Nothing
+ * (what backward allocates besides them) + workspace (kernel scratch: twice the largest tensor, plus the
+ * copies of the trainable parameters a backend may keep, at most WEIGHT_CACHE_BYTES: the wasm backend's pinned
+ * weights). Nothing
  * is assumed freed, so it is an upper bound of the tensor memory of an inspection (forward + backward).
  */
 import { backward } from '../autograd';
@@ -15,7 +17,7 @@ import { referenceBackend } from '../backend/reference';
 import { withBackend } from '../backend/registry';
 import { shapeOnlyBackend, ShapeOnlyCounter } from '../backend/meta';
 import { DTYPE_BYTES, FloatDType, allocate, isFloat } from '../dtype';
-import { MemoryLimitError, formatBytes, openMeter } from '../memory';
+import { MemoryLimitError, WEIGHT_CACHE_BYTES, formatBytes, openMeter } from '../memory';
 import { formatShape, sizeOf } from '../shape';
 import { Tensor, TensorOnDeviceError } from '../tensor';
 import { OnnxImportError } from './errors';
@@ -253,7 +255,8 @@ export function estimateRunMemory(model: OnnxModel, feeds: Feeds | undefined, op
   } finally {
     close();
   }
-  const workspace = 2 * Math.max(meter.largest, counter.largest);
+  // Gradients are one per trainable parameter: the same bytes as the parameters a backend may keep a copy of.
+  const workspace = 2 * Math.max(meter.largest, counter.largest) + Math.min(gradients, WEIGHT_CACHE_BYTES);
   const peak = parameters + inputs + activations + gradients + backwardBytes + workspace;
   const estimate: MemoryEstimate = { parameters, gradients, inputs, activations, backward: backwardBytes, workspace, peak, largest, complete, warnings };
   if (peak > budget) throw budgetError(`this run needs an estimated ${describeEstimate(estimate)}`, budget);

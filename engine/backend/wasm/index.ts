@@ -25,9 +25,10 @@ import { Shape, broadcastStrides, mergeDims, mergeReduce, sizeOf, stridesOf } fr
 import { Backend, BinaryKernel, Conv2dGeometry, DepthwiseMode, MatmulPlan, ReduceKernel, UnaryKernel } from '../backend';
 import { referenceBackend } from '../reference';
 import { isParameterData } from '../../tensor';
+import { WEIGHT_CACHE_BYTES } from '../../memory';
 
 /** Most bytes of parameter arrays kept in wasm memory between calls (beyond it, weights are copied per call). */
-export const PIN_BUDGET = 64 * 1024 * 1024;
+export const PIN_BUDGET = WEIGHT_CACHE_BYTES;
 
 /** Raw exports of the kernel module (pointers are byte offsets into `memory`). */
 interface Kernels {
