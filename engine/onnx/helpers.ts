@@ -7,6 +7,7 @@ import { Tensor } from '../tensor';
 import { DType, FloatDType, allocate, allocateFrom, isFloat } from '../dtype';
 import { broadcastShapes, broadcastStrides, sizeOf } from '../shape';
 import { noGrad } from '../autograd';
+import * as E from '../ops';
 import { toInt32 } from './tensors';
 
 /** Largest tensor the importer creates on its own (sample inputs, constants, expands): 2^28 elements. */
@@ -87,6 +88,24 @@ export function layout(inputs: readonly Tensor[], fn: (xs: Tensor[]) => Tensor):
   const dtype = inputs[0].dtype;
   const out = noGrad(() => fn(inputs.map(asFloat64)));
   return convert(out, dtype);
+}
+
+/** Tensors of one dtype (any: floats, ints, bool) stacked along a new `axis`. */
+export function stackAlong(list: readonly Tensor[], axis: number): Tensor {
+  return layout(list, (xs) => E.concat(xs.map((x) => E.unsqueeze(x, axis)), axis));
+}
+
+/** Consecutive pieces of `x` along `axis`, of the given sizes (Split, SplitToSequence); `squeeze` drops the axis. */
+export function chunksAlong(x: Tensor, axis: number, sizes: readonly number[], squeeze = false): Tensor[] {
+  let at = 0;
+  return sizes.map((n) => {
+    const start = at;
+    at += n;
+    return layout([x], ([t]) => {
+      const part = E.slice(t, { starts: [start], ends: [start + n], axes: [axis] });
+      return squeeze ? E.squeeze(part, axis) : part;
+    });
+  });
 }
 
 /** Plain numbers of a (small) tensor: shapes, axes, scalars. */

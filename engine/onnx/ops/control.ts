@@ -20,7 +20,7 @@ import { Body, OpContext } from '../context';
 import type { OnnxValueSpec } from '../graph';
 import { engineDtype, isFloatType } from '../tensors';
 import { DataType } from '../proto';
-import { layout } from '../helpers';
+import { layout, stackAlong } from '../helpers';
 import { OpHandler, ValueOpHandler } from './common';
 import { ElementKind, OnnxSequence, RunValue, SequenceElement, StringTensor, describeValue } from '../values';
 
@@ -35,11 +35,6 @@ export const LOOP_ITERATION_CAP = 100_000;
 function hostScalar(ctx: OpContext, t: Tensor, what: string): number {
   if (t.size !== 1) ctx.fail('INVALID_MODEL', `${what} must hold one value, got shape ${formatShape(t.shape)}`);
   return t.data[0];
-}
-
-/** Per-iteration values stacked along a new `axis` (ints and bools too). */
-function stack(list: readonly Tensor[], axis: number): Tensor {
-  return layout(list, (xs) => E.concat(xs.map((x) => E.unsqueeze(x, axis)), axis));
 }
 
 /** Index `i` of `x` along `axis`, that axis removed. */
@@ -122,7 +117,7 @@ const loopOp: ValueOpHandler = {
       carried = outs.slice(1, 1 + carried.length);
       outs.slice(1 + carried.length).forEach((t, k) => scans[k].push(tensorOf(ctx, t, `scan output ${k}`)));
     }
-    const stacked = scans.map((list, k) => (list.length ? stack(list, 0) : emptyScanOutput(ctx, g.outputs[1 + carried.length + k], 0, `scan output ${k}`)));
+    const stacked = scans.map((list, k) => (list.length ? stackAlong(list, 0) : emptyScanOutput(ctx, g.outputs[1 + carried.length + k], 0, `scan output ${k}`)));
     return [...carried, ...stacked];
   },
 };
@@ -176,7 +171,7 @@ function scan(ctx: OpContext, body: Body, states: Tensor[], scanned: Tensor[], i
     } catch (e) {
       return ctx.fail('INVALID_MODEL', `scan output ${k}: ${(e as Error).message}`);
     }
-    return stack(ordered, axis);
+    return stackAlong(ordered, axis);
   });
   return [...states, ...outputs];
 }
@@ -213,7 +208,7 @@ const scanOp: OpHandler = {
       perBatch.push(scan(ctx, body, entries.slice(0, n), entries.slice(n), new Array<number>(m).fill(0), dirs, new Array<number>(Math.max(0, k)).fill(0), new Array<number>(Math.max(0, k)).fill(0)));
     }
     if (batch === 0) ctx.fail('UNSUPPORTED_FEATURE', 'has a batch of zero entries');
-    return perBatch[0].map((_, i) => stack(perBatch.map((outs) => outs[i]), 0));
+    return perBatch[0].map((_, i) => stackAlong(perBatch.map((outs) => outs[i]), 0));
   },
 };
 

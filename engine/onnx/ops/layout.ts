@@ -3,7 +3,7 @@ import { Tensor } from '../../tensor';
 import { broadcastShapes, formatShape, sizeOf } from '../../shape';
 import * as E from '../../ops';
 import { OpContext, computedConstant, filledConstant, makeConstant } from '../context';
-import { broadcastMap, checkSize, convert, layout } from '../helpers';
+import { broadcastMap, checkSize, chunksAlong, convert, layout } from '../helpers';
 import { AnyOpHandler, axesArg, axisOf, distinctAxes, isF, kindOf, need, scalarOf, shapeValues } from './common';
 
 function reshapeTo(ctx: OpContext, x: Tensor, shape: number[], allowZero: boolean): Tensor {
@@ -183,12 +183,7 @@ export const LAYOUT_OPS: Readonly<Record<string, AnyOpHandler>> = {
         sizes = Array.from({ length: parts }, (_, i) => Math.max(0, Math.min(chunk, dim - i * chunk)));
       }
       if (sizes.reduce((p, q) => p + q, 0) !== dim) ctx.fail('INVALID_MODEL', `split sizes ${formatShape(sizes)} do not add up to dim ${axis} (${dim}) of ${formatShape(x.shape)}`);
-      let at = 0;
-      return sizes.map((n) => {
-        const start = at;
-        at += n;
-        return layout([x], ([t]) => E.slice(t, { starts: [start], ends: [start + n], axes: [axis] }));
-      });
+      return chunksAlong(x, axis, sizes);
     },
   },
   Slice: {

@@ -13,7 +13,7 @@ import * as E from '../../ops';
 import { OpContext } from '../context';
 import { DataType } from '../proto';
 import { engineDtype } from '../tensors';
-import { layout } from '../helpers';
+import { chunksAlong, layout, stackAlong } from '../helpers';
 import { ElementKind, OnnxOptional, OnnxSequence, RunValue, SequenceElement, StringTensor, describeValue } from '../values';
 import { ValueOpHandler, axisOf, scalarOf, shapeValues } from './common';
 
@@ -133,16 +133,7 @@ export const SEQUENCE_OPS: Readonly<Record<string, ValueOpHandler>> = {
       const split = inputs[1] ?? null;
       if (split !== null && !(split instanceof Tensor)) return ctx.fail('INVALID_MODEL', `split must be an integer tensor, got ${describeValue(split)}`);
       const { sizes, squeeze } = splitSizes(ctx, split, x.shape[axis]);
-      let at = 0;
-      const parts = sizes.map((n) => {
-        const start = at;
-        at += n;
-        return layout([x], ([t]) => {
-          const part = E.slice(t, { starts: [start], ends: [start + n], axes: [axis] });
-          return squeeze ? E.squeeze(part, axis) : part;
-        });
-      });
-      return sequenceOf(ctx, parts, x.dtype);
+      return sequenceOf(ctx, chunksAlong(x, axis, sizes, squeeze), x.dtype);
     },
   },
   ConcatFromSequence: {
@@ -157,7 +148,7 @@ export const SEQUENCE_OPS: Readonly<Record<string, ValueOpHandler>> = {
       for (const [i, t] of xs.entries()) {
         if (t.rank !== rank) ctx.fail('INVALID_MODEL', `element ${i} ${formatShape(t.shape)} has rank ${t.rank}, element 0 ${formatShape(xs[0].shape)} rank ${rank}`);
       }
-      return layout(xs, (ps) => E.concat(newAxis ? ps.map((p) => E.unsqueeze(p, axis)) : ps, axis));
+      return newAxis ? stackAlong(xs, axis) : layout(xs, (ps) => E.concat(ps, axis));
     },
   },
   Optional: {
