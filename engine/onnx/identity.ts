@@ -22,6 +22,7 @@
  */
 import { AttributeProto, DataType, GraphProto, ModelProto, NodeProto, StringEntry, TensorProto } from './proto';
 import { parsePythonStringList } from './modules';
+import { isIntegerType } from './tensors';
 
 export const EXPORT_NOTE_KINDS = ['merged', 'transposed', 'bn-folded', 'bn-fused-weight', 'folded', 'dropped', 'bn-inference', 'metadata-lost', 'eval-export', 'dropout-removed', 'traced-argument'] as const;
 
@@ -223,7 +224,7 @@ const LOGITS_TO_KEEP = new Set(['logits_to_keep', 'num_logits_to_keep']);
 function tracedArgumentNotes(g: GraphProto): ExportNote[] {
   const initialized = new Set(g.initializer.map((t) => t.name));
   const gatherIndex = new Set(g.node.filter((n) => n.opType === 'Gather' && n.domain === '').map((n) => n.input[1]));
-  const isIntScalar = (v: GraphProto['input'][number]) => v.type?.kind === 'tensor' && v.type.shape?.length === 0 && INTEGER_TYPES.has(v.type.elemType);
+  const isIntScalar = (v: GraphProto['input'][number]) => v.type?.kind === 'tensor' && v.type.shape?.length === 0 && isIntegerType(v.type.elemType);
   return g.input
     .filter((v) => !initialized.has(v.name) && isIntScalar(v) && (LOGITS_TO_KEEP.has(v.name) || (v.name.startsWith('onnx::') && gatherIndex.has(v.name))))
     .map((v) => ({
@@ -231,8 +232,6 @@ function tracedArgumentNotes(g: GraphProto): ExportNote[] {
       message: `graph input '${v.name}' is a forward argument with a default that the export turned into an input (transformers' logits_to_keep, whose default 0 means every position): this graph computes the logits at the position it selects, not at every position as PyTorch's forward does, so the loss and gradients shown are that graph's. Export with the inputs given positionally to a forward that takes only them, or with the dynamo exporter (torch 2.9+)`,
     }));
 }
-
-const INTEGER_TYPES: ReadonlySet<number> = new Set([DataType.INT64, DataType.INT32, DataType.INT16, DataType.INT8, DataType.UINT64, DataType.UINT32, DataType.UINT16, DataType.UINT8]);
 
 function restoreIdentity(model: ModelProto): IdentityResult {
   const g = model.graph;

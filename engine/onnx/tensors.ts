@@ -108,6 +108,11 @@ function engineDtypeOrNull(dataType: number, floatDtype: FloatDType): DType | nu
   }
 }
 
+/** Integer element types (int2 to int64, unsigned too): the engine holds them as int32. */
+export function isIntegerType(dataType: number): boolean {
+  return engineDtypeOrNull(dataType, 'float32') === 'int32';
+}
+
 export function isFloatType(dataType: number): boolean {
   return dataType === DataType.FLOAT || dataType === DataType.DOUBLE || dataType === DataType.FLOAT16 || dataType === DataType.BFLOAT16 || isNarrowFloat(dataType);
 }
