@@ -7,12 +7,12 @@
  * ops (ops/sequence.ts). Every other op refuses them with UNSUPPORTED_DTYPE naming the op and input.
  */
 import { Tensor } from '../tensor';
-import { DType, FloatDType, allocate } from '../dtype';
-import { broadcastShapes, broadcastStrides, formatShape, sizeOf } from '../shape';
+import { DType, FloatDType } from '../dtype';
+import { formatShape, sizeOf } from '../shape';
 import { OnnxImportError } from './errors';
 import { DataType, TensorProto, ValueProto, VALUE_ELEM, utf8 } from './proto';
 import { tensorFromProto } from './tensors';
-import { checkSize } from './helpers';
+import { broadcastMap } from './helpers';
 
 /** A tensor of strings (row-major), as ONNX's tensor(string). */
 export class StringTensor {
@@ -82,26 +82,16 @@ export function describeValue(v: RunValue | null): string {
   return v.value === null ? 'an empty optional' : `an optional holding ${describeValue(v.value)}`;
 }
 
-/** Equal on string tensors, with ONNX (numpy) broadcasting: a bool tensor. */
+/** Equal on string tensors, with ONNX (numpy) broadcasting: a bool tensor (each distinct string as an id, compared by broadcastMap). */
 export function stringEqual(a: StringTensor, b: StringTensor): Tensor {
-  const shape = broadcastShapes(a.shape, b.shape);
-  const n = sizeOf(shape);
-  checkSize(n, `Equal output ${formatShape(shape)}`);
-  const sa = broadcastStrides(a.shape, shape);
-  const sb = broadcastStrides(b.shape, shape);
-  const out = allocate('bool', n);
-  const idx = new Array<number>(shape.length).fill(0);
-  for (let i = 0; i < n; i++) {
-    let oa = 0;
-    let ob = 0;
-    for (let d = 0; d < shape.length; d++) {
-      oa += idx[d] * sa[d];
-      ob += idx[d] * sb[d];
-    }
-    out[i] = a.data[oa] === b.data[ob] ? 1 : 0;
-    for (let d = shape.length - 1; d >= 0 && ++idx[d] === shape[d]; d--) idx[d] = 0;
-  }
-  return new Tensor(out, shape);
+  const ids = new Map<string, number>();
+  const idOf = (v: string) => {
+    let id = ids.get(v);
+    if (id === undefined) ids.set(v, (id = ids.size));
+    return id;
+  };
+  const idsOf = (t: StringTensor) => new Tensor(Int32Array.from(t.data, idOf), t.shape);
+  return broadcastMap([idsOf(a), idsOf(b)], 'bool', (x, y) => (x === y ? 1 : 0), 'Equal output');
 }
 
 /** A string TensorProto as a StringTensor (UTF-8 decoded). */
