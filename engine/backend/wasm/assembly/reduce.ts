@@ -455,26 +455,11 @@ export function layerNorm(x: usize, weight: usize, bias: usize, y: usize, mean: 
     const xb = x + (<usize>(r * n) << 2);
     const yb = y + (<usize>(r * n) << 2);
     const mu: f64 = rms ? 0 : rowSum(xb, n) / <f64>n;
-    const m2 = f64x2.splat(mu);
-    let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
-    let i = 0;
-    for (; i + 4 <= n; i += 4) {
-      const v = v128.load(xb + (<usize>i << 2));
-      const d0 = f64x2.sub(f64x2.promote_low_f32x4(v), m2);
-      const d1 = f64x2.sub(f64x2.promote_low_f32x4(hi(v)), m2);
-      a0 = f64x2.add(a0, f64x2.mul(d0, d0));
-      a1 = f64x2.add(a1, f64x2.mul(d1, d1));
-    }
-    let v: f64 = hsum64(f64x2.add(a0, a1));
-    for (; i < n; i++) {
-      const d = <f64>load<f32>(xb + (<usize>i << 2)) - mu;
-      v += d * d;
-    }
-    const rs: f64 = 1 / Math.sqrt(v / <f64>n + eps);
+    const rs: f64 = 1 / Math.sqrt(rowSquaredDeviation(xb, n, mu) / <f64>n + eps);
     store<f64>(mean + (<usize>r << 3), mu);
     store<f64>(rstd + (<usize>r << 3), rs);
     const mu4 = f32x4.splat(<f32>mu), rs4 = f32x4.splat(<f32>rs);
-    i = 0;
+    let i = 0;
     for (; i + 4 <= n; i += 4) {
       const q = <usize>i << 2;
       let val = f32x4.mul(f32x4.sub(v128.load(xb + q), mu4), rs4);
