@@ -148,8 +148,8 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     }
   });
 
-  test('matmul: odd sizes, transA/transB, batch offsets, k = 0', () => {
-    const sizes = [[1, 1, 1], [3, 5, 2], [4, 8, 8], [7, 13, 5], [33, 9, 17], [5, 300, 11], [64, 70, 10], [97, 260, 45], [130, 257, 129], [9, 40, 1100]];
+  /** Unbatched m x k x n products, every transA / transB, against the reference. */
+  function singleMatmulsMatch(sizes: readonly number[][]): void {
     for (const [m, k, n] of sizes) {
       for (const transA of [false, true]) {
         for (const transB of [false, true]) {
@@ -160,6 +160,10 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
         }
       }
     }
+  }
+
+  test('matmul: odd sizes, transA/transB, batch offsets, k = 0', () => {
+    singleMatmulsMatch([[1, 1, 1], [3, 5, 2], [4, 8, 8], [7, 13, 5], [33, 9, 17], [5, 300, 11], [64, 70, 10], [97, 260, 45], [130, 257, 129], [9, 40, 1100]]);
     // Batched, with B broadcast over the batch (all offsets 0) and A read at shuffled offsets.
     const [m, k, n] = [6, 11, 9];
     const a = rand(4 * m * k);
@@ -173,16 +177,7 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
   });
 
   test('matmul: narrow outputs (n <= 4, computed transposed) match the reference, batched and at offsets', () => {
-    for (const [m, k, n] of [[32, 5, 4], [40, 300, 4], [97, 70, 1], [33, 9, 3], [260, 600, 2], [1153, 37, 4], [31, 8, 4]]) {
-      for (const transA of [false, true]) {
-        for (const transB of [false, true]) {
-          const a = rand(m * k);
-          const b = rand(k * n);
-          const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: new Int32Array([0]), bOffsets: new Int32Array([0]), transA, transB };
-          assertRel(wasm.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, `matmul ${m}x${k}x${n} tA=${transA} tB=${transB}`);
-        }
-      }
-    }
+    singleMatmulsMatch([[32, 5, 4], [40, 300, 4], [97, 70, 1], [33, 9, 3], [260, 600, 2], [1153, 37, 4], [31, 8, 4]]);
   });
 
   test('matmul keeps parameter arrays in wasm memory, and only those: replaced or mutated values are always used', () => {
