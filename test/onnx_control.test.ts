@@ -14,7 +14,7 @@ import { device, onDevice } from './fakeDevice';
 import { DataType } from '../engine/onnx/proto';
 import { LOOP_ITERATION_CAP } from '../engine/onnx/ops/control';
 import { GraphSpec, ModelSpec, NodeSpec, buildModel } from './onnx_builder';
-import { checkGraphLossGold, GraphLossGold } from './pytorchGold';
+import { checkGraphLossGold, expectOnnxError, GraphLossGold } from './pytorchGold';
 import { maxAbsDiff, repoRoot } from './helpers';
 
 const D = DataType.DOUBLE;
@@ -238,7 +238,7 @@ test('nested scopes: an If inside a Loop body reads the body\'s values and the g
   // i = 0..3: x + xk + x + xk = 2x + 2xk; plus the outer x2 = x*x
   assert.deepEqual([...run.value('y').data], [2 + 20 + 1, 4 + 400 + 4]);
   // The inner branch's Mul writing 'x2' would assign a value of an enclosing graph again.
-  throwsCode(() => loadOnnx(buildModel(spec('x2'))), 'INVALID_MODEL', /node 'Mul_0' \(Mul\) in the then_branch of If node 'Loop_1\/body\/If_2' redefines 'x2'/);
+  expectOnnxError(() => loadOnnx(buildModel(spec('x2'))), 'INVALID_MODEL', /node 'Mul_0' \(Mul\) in the then_branch of If node 'Loop_1\/body\/If_2' redefines 'x2'/);
 });
 
 test('liveness: a node whose value only a body reads runs; a parameter read only there is trainable', () => {
@@ -274,15 +274,6 @@ test('liveness: a node whose value only a body reads runs; a parameter read only
   assert.ok(estimate.peak > 0 && estimate.activations > 0, JSON.stringify(estimate));
 });
 
-function throwsCode(fn: () => unknown, code: string, message: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof OnnxImportError, String(e));
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, message);
-    return true;
-  });
-}
-
 function loopModel(body: GraphSpec, inputs: string[], initializers: ModelSpec['initializers'] = []): Uint8Array {
   return buildModel({
     nodes: [{ op: 'Loop', inputs, outputs: ['h'], name: 'the_loop', attrs: { body: { graph: body } } }],
@@ -301,32 +292,21 @@ const passThrough: GraphSpec = {
 test('Loop without a bound: stopped at the iteration cap with UNSUPPORTED_FEATURE naming the node, never a hang', () => {
   // A condition that stays true and no trip count.
   const forever = loadOnnx(loopModel(passThrough, ['', 'yes', 'x'], [{ name: 'yes', type: DataType.BOOL, dims: [], values: [1] }]));
-  assert.throws(() => forever.run({ x: f64([1, 2], [2]) }, { loss: 'none' }), (e: unknown) => {
-    assert.ok(e instanceof OnnxImportError);
-    assert.equal(e.code, 'UNSUPPORTED_FEATURE');
-    assert.match(e.message, new RegExp(`node 'the_loop' \\(Loop\\).*still true after ${LOOP_ITERATION_CAP} iterations`));
-    return true;
-  });
+  expectOnnxError(() => forever.run({ x: f64([1, 2], [2]) }, { loss: 'none' }), 'UNSUPPORTED_FEATURE', new RegExp(`node 'the_loop' \\(Loop\\).*still true after ${LOOP_ITERATION_CAP} iterations`));
   // A trip count above the cap without a condition is refused before it starts.
   const huge = loadOnnx(loopModel(passThrough, ['M', '', 'x'], [{ name: 'M', type: DataType.INT64, dims: [], values: [200_000] }]));
-  throwsCode(() => huge.run({ x: f64([1, 2], [2]) }, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /trip count is \d+, more than the 100000 iterations/);
+  expectOnnxError(() => huge.run({ x: f64([1, 2], [2]) }, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /trip count is \d+, more than the 100000 iterations/);
   // Neither trip count nor condition: refused as well.
   const none = loadOnnx(loopModel(passThrough, ['', '', 'x']));
-  throwsCode(() => none.run({ x: f64([1, 2], [2]) }, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /neither a trip count nor a condition/);
+  expectOnnxError(() => none.run({ x: f64([1, 2], [2]) }, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /neither a trip count nor a condition/);
 });
 
 test('bodies: an unsupported op is named with the node that encloses it, at load; zero iterations of an undeclared scan output say so', () => {
   const bad: GraphSpec = { ...passThrough, nodes: [passThrough.nodes[0], { op: 'NonZeroish', inputs: ['h'], outputs: ['h_new'] }] };
-  assert.throws(() => loadOnnx(loopModel(bad, ['M', '', 'x'], [{ name: 'M', type: DataType.INT64, dims: [], values: [1] }])), (e: unknown) => {
-    assert.ok(e instanceof OnnxImportError);
-    assert.equal(e.code, 'UNSUPPORTED_OP');
-    assert.match(e.message, /NonZeroish/);
-    assert.match(e.message, /in the body of Loop node 'the_loop'/);
-    return true;
-  });
+  expectOnnxError(() => loadOnnx(loopModel(bad, ['M', '', 'x'], [{ name: 'M', type: DataType.INT64, dims: [], values: [1] }])), 'UNSUPPORTED_OP', /NonZeroish/, /in the body of Loop node 'the_loop'/);
   // Body nodes are validated against the ONNX schemas like top-level ones.
   const mistyped: GraphSpec = { ...passThrough, nodes: [passThrough.nodes[0], { op: 'Softmax', inputs: ['h'], outputs: ['h_new'], attrs: { axis: 0.5 } }] };
-  throwsCode(() => loadOnnx(loopModel(mistyped, ['M', '', 'x'], [{ name: 'M', type: DataType.INT64, dims: [], values: [1] }])), 'INVALID_MODEL',
+  expectOnnxError(() => loadOnnx(loopModel(mistyped, ['M', '', 'x'], [{ name: 'M', type: DataType.INT64, dims: [], values: [1] }])), 'INVALID_MODEL',
     /node 'the_loop\/body\/Softmax_1' \(Softmax\) in module <root> \(in the body of Loop node 'the_loop'\): attribute 'axis' must be an int/);
   const scanOut: GraphSpec = { ...passThrough, nodes: [...passThrough.nodes, { op: 'Identity', inputs: ['h'], outputs: ['y'] }], outputs: [...passThrough.outputs, { name: 'y', type: D, dims: null }] };
   const zero = loadOnnx(buildModel({
@@ -334,7 +314,7 @@ test('bodies: an unsupported op is named with the node that encloses it, at load
     inputs: [{ name: 'x', type: D, dims: [2] }], outputs: [{ name: 'ys', type: D }],
     initializers: [{ name: 'M', type: DataType.INT64, dims: [], values: [0] }],
   }));
-  throwsCode(() => zero.run({ x: f64([1, 2], [2]) }, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /node 'the_loop'.*zero iterations, and the body does not declare the shape of scan output 0 'y'/);
+  expectOnnxError(() => zero.run({ x: f64([1, 2], [2]) }, { loss: 'none' }), 'UNSUPPORTED_FEATURE', /node 'the_loop'.*zero iterations, and the body does not declare the shape of scan output 0 'y'/);
   // With the shape declared, zero iterations give an empty stack.
   const declared: GraphSpec = { ...scanOut, outputs: [...passThrough.outputs, { name: 'y', type: D, dims: [2] }] };
   const empty = loadOnnx(buildModel({
