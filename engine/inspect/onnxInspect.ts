@@ -312,6 +312,11 @@ export function traceRun(model: OnnxModel, values: Map<string, OnnxValue>): { no
   return { nodeValues, ops, params };
 }
 
+/** Whether module path `outer` is `inner` or one of its ancestors ('' is the model). */
+function encloses(outer: string, inner: string): boolean {
+  return outer === inner || outer === '' || inner.startsWith(`${outer}.`);
+}
+
 /**
  * Modules other than the owner and the modules enclosing it whose own ops read the parameter: tied weights
  * (GPT-2's lm_head reads transformer.wte.weight, T5's encoder.embed_tokens and lm_head read shared.weight,
@@ -320,7 +325,6 @@ export function traceRun(model: OnnxModel, values: Map<string, OnnxValue>): { no
  * it in each, once per subtree. (An enclosing module's op reading a submodule's parameter owns it anyway.)
  */
 function tiedModules(model: OnnxModel, name: string, ownerPath: string): string[] {
-  const encloses = (outer: string, inner: string) => outer === inner || outer === '' || inner.startsWith(`${outer}.`);
   const out = new Set<string>();
   for (const c of model.graph.consumers.get(name) ?? []) {
     const path = model.graph.nodes[c.node].modulePath;
@@ -345,7 +349,7 @@ function resolveWatches(watches: NonNullable<InspectOptions['watches']>, values:
       // the last value it computes in each module.
       // Calls to submodules on that line (self.ln1(x)) carry the same source line: keep the outermost modules.
       const paths = [...new Set(atLine.map((v) => v.modulePath))];
-      const outer = new Set(paths.filter((p) => !paths.some((q) => q !== p && (q === '' || p.startsWith(`${q}.`)))));
+      const outer = new Set(paths.filter((p) => !paths.some((q) => q !== p && encloses(q, p))));
       const lastPerModule = new Map<string, OnnxValue>();
       for (const v of atLine) if (outer.has(v.modulePath)) lastPerModule.set(v.modulePath, v);
       for (const hit of lastPerModule.values()) out.push({ target: w.target, tensor: hit.tensor, modulePath: hit.modulePath, source: sourceOf(hit.node) });
