@@ -31,14 +31,15 @@ export function prepare(id) {
   const feeds = {};
   for (const [name, t] of Object.entries(meta.inputs)) feeds[name] = new E.Tensor(decode(t, t.dtype === 'float32' ? 'float32' : 'int32'), t.shape);
   const targets = new E.Tensor(decode(meta.targets, 'int32'), meta.targets.shape);
+  const runOptions = { loss: { kind: 'crossEntropy', targets } };
   let loss = NaN;
   const step = () => {
     model.zeroGrad();
-    const run = model.run(feeds, { loss: { kind: 'crossEntropy', targets } });
+    const run = model.run(feeds, runOptions);
     E.backward(run.loss);
     loss = run.loss.item();
   };
-  return { meta, model, step, loss: () => loss };
+  return { meta, model, feeds, runOptions, step, loss: () => loss };
 }
 
 const ids = only;
