@@ -277,6 +277,22 @@ export function depthwiseConv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry,
   };
 }
 
+/**
+ * Dense (grouped) convolution on a host backend with the im2col columns kept inside the kernel (Backend.conv2d):
+ * the output and the two gradients, as DepthwiseKernels. Null when a device backend would run the convolution.
+ */
+export function conv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry, groups: number, outShape: Shape): DepthwiseKernels | null {
+  if (!hostKernelsRun()) return null;
+  const host = getBackend();
+  const dtype = floatDtype('conv2d', x, weight);
+  const o = weight.shape[0];
+  return {
+    y: new Tensor(host.conv2d('forward', x.floatData, weight.floatData, geo, groups, o, dtype), outShape),
+    inputGrad: (g) => new Tensor(host.conv2d('inputGrad', dataAs(g, dtype), weight.floatData, geo, groups, o, dtype), x.shape),
+    weightGrad: (g) => new Tensor(host.conv2d('weightGrad', dataAs(g, dtype), x.floatData, geo, groups, o, dtype), weight.shape),
+  };
+}
+
 export interface DepthwiseKernels {
   y: Tensor;
   inputGrad(g: Tensor): Tensor;

@@ -22,7 +22,7 @@
  */
 import { FloatArray, FloatDType } from '../../dtype';
 import { Shape, broadcastStrides, mergeDims, mergeReduce, sizeOf, stridesOf } from '../../shape';
-import { Backend, BinaryKernel, Conv2dGeometry, DepthwiseMode, MatmulPlan, ReduceKernel, UnaryKernel } from '../backend';
+import { Backend, BinaryKernel, Conv2dGeometry, Conv2dMode, DepthwiseMode, MatmulPlan, ReduceKernel, UnaryKernel } from '../backend';
 import { referenceBackend } from '../reference';
 import { isParameterData } from '../../tensor';
 import { WEIGHT_CACHE_BYTES } from '../../memory';
@@ -54,6 +54,8 @@ interface Kernels {
   stridedScatterAdd(g: number, out: number, desc: number, offset: number, size: number): void;
   scatterAdd(g: number, out: number, outer: number, axisLen: number, inner: number, indices: number, k: number): void;
   im2col(x: number, cols: number, ...geo: number[]): void;
+  conv2dScratchBytes(mode: number, n: number, c: number, o: number, groups: number, kh: number, kw: number, oh: number, ow: number): number;
+  conv2d(mode: number, a: number, b: number, out: number, n: number, c: number, o: number, groups: number, ...geoAndWork: number[]): void;
   col2im(cols: number, img: number, ...geo: number[]): void;
   /** The trailing argument is scratch for the padded-plane path (0: the tap-at-a-time loop). */
   depthwiseConv2d(mode: number, a: number, b: number, out: number, acc: number, n: number, c: number, ...geoAndScratch: number[]): void;
@@ -529,6 +531,24 @@ class WasmSimdBackend implements Backend {
     this.commit();
     this.put(pc, cols);
     this.k.col2im(pc, po, geo.n, geo.c, ...geoArgs(geo));
+    return this.take(po, size);
+  }
+
+  /** Dense convolution with the im2col columns kept in wasm scratch (assembly/conv.ts); the weight may be pinned. */
+  conv2d(mode: Conv2dMode, a: FloatArray, b: FloatArray, geo: Conv2dGeometry, groups: number, o: number, dtype: FloatDType): FloatArray {
+    const size = mode === 'forward' ? geo.n * o * geo.oh * geo.ow : mode === 'inputGrad' ? geo.n * geo.c * geo.h * geo.w : o * (geo.c / groups) * geo.kh * geo.kw;
+    if (dtype === 'float64' || size === 0 || a.length === 0 || b.length === 0) return referenceBackend.conv2d(mode, a, b, geo, groups, o, dtype);
+    const code = DEPTHWISE_CODES[mode];
+    const pinB = mode === 'weightGrad' ? -1 : this.pin(b);
+    this.reset();
+    const pa = this.reserve(a.length * 4);
+    const pb = pinB >= 0 ? pinB : this.reserve(b.length * 4);
+    const po = this.reserve(size * 4);
+    const work = this.reserve(this.k.conv2dScratchBytes(code, geo.n, geo.c, o, groups, geo.kh, geo.kw, geo.oh, geo.ow));
+    this.commit();
+    this.put(pa, a);
+    if (pinB < 0) this.put(pb, b);
+    this.k.conv2d(code, pa, pb, po, geo.n, geo.c, o, groups, ...geoArgs(geo), work);
     return this.take(po, size);
   }
 
