@@ -353,6 +353,75 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     }
   });
 
+  /** The three conv2d products the im2col way (reference im2col, matmul and col2im): what conv2d composed before. */
+  function im2colConv(mode: 'forward' | 'inputGrad' | 'weightGrad', a: Float32Array, b: Float32Array, geo: Conv2dGeometry, groups: number, o: number): Float32Array {
+    const k = (geo.c / groups) * geo.kh * geo.kw;
+    const l = geo.oh * geo.ow;
+    const og = o / groups;
+    const one = (m: number, kk: number, n: number, transA: boolean, transB: boolean, ao: number, bo: number): MatmulPlan =>
+      ({ batch: 1, m, k: kk, n, aOffsets: Int32Array.of(ao), bOffsets: Int32Array.of(bo), transA, transB });
+    const ref = referenceBackend;
+    if (mode === 'forward') {
+      const cols = ref.im2col(a, geo, 'float32');
+      const y = new Float32Array(geo.n * o * l);
+      for (let i = 0; i < geo.n; i++) for (let gr = 0; gr < groups; gr++) {
+        y.set(ref.matmul(b, cols, one(og, k, l, false, false, gr * og * k, (i * groups + gr) * k * l), 'float32'), (i * o + gr * og) * l);
+      }
+      return y;
+    }
+    if (mode === 'inputGrad') {
+      const cols = new Float32Array(geo.n * geo.c * geo.kh * geo.kw * l);
+      for (let i = 0; i < geo.n; i++) for (let gr = 0; gr < groups; gr++) {
+        cols.set(ref.matmul(b, a, one(k, og, l, true, false, gr * og * k, (i * o + gr * og) * l), 'float32'), (i * groups + gr) * k * l);
+      }
+      return ref.col2im(cols, geo, 'float32') as Float32Array;
+    }
+    const cols = ref.im2col(b, geo, 'float32');
+    const gw = new Float64Array(o * k);
+    for (let i = 0; i < geo.n; i++) for (let gr = 0; gr < groups; gr++) {
+      const part = ref.matmul(a, cols, one(og, l, k, false, true, (i * o + gr * og) * l, (i * groups + gr) * k * l), 'float32');
+      part.forEach((v, j) => (gw[gr * og * k + j] += v));
+    }
+    return Float32Array.from(gw);
+  }
+
+  test('dense conv2d and both its gradients against the im2col path (stride, padding, dilation, groups, 1x1, odd sizes, batches)', () => {
+    const cases: [Conv2dGeometry, number, number][] = [
+      [geometry(2, 3, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1), 1, 5],
+      [geometry(1, 2, 7, 9, 3, 2, 2, 3, 1, 0, 1, 1), 1, 4],
+      [geometry(3, 4, 9, 7, 3, 3, 1, 2, 2, 2, 2, 2), 2, 6],
+      [geometry(2, 6, 5, 5, 1, 1, 1, 1, 0, 0, 1, 1), 3, 9], // 1x1, groups 3
+      [geometry(1, 1, 4, 4, 5, 5, 1, 1, 2, 2, 1, 1), 1, 3],
+      [geometry(2, 3, 11, 6, 7, 7, 2, 2, 3, 3, 1, 1), 1, 70], // ResNet-stem-like, m past one MR panel
+      [geometry(2, 40, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1), 1, 48], // 2x2 maps: 4-wide outputs per image
+      [geometry(1, 37, 3, 5, 2, 2, 2, 2, 0, 0, 1, 1), 1, 33], // ConvNeXt-downsample-like, odd everything
+      [geometry(2, 300, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1), 1, 20], // k past one KC block
+    ];
+    for (const [geo, groups, o] of cases) {
+      const x = rand(geo.n * geo.c * geo.h * geo.w);
+      const w = rand(o * (geo.c / groups) * geo.kh * geo.kw);
+      const g = rand(geo.n * o * geo.oh * geo.ow);
+      for (const [mode, a, b] of [['forward', x, w], ['inputGrad', g, w], ['weightGrad', g, x]] as const) {
+        const what = `${mode} groups ${groups} o ${o} ${JSON.stringify(geo)}`;
+        const expected = im2colConv(mode, a, b, geo, groups, o);
+        assertClose(referenceBackend.conv2d(mode, a, b, geo, groups, o, 'float32'), expected, 1e-5, 1e-5, `reference ${what}`);
+        assertClose(wasm.conv2d(mode, a, b, geo, groups, o, 'float32'), expected, 1e-4, 1e-4, `wasm ${what}`);
+      }
+      const x64 = Float64Array.from(x);
+      const w64 = Float64Array.from(w);
+      assert.deepEqual(Array.from(wasm.conv2d('forward', x64, w64, geo, groups, o, 'float64')), Array.from(referenceBackend.conv2d('forward', x64, w64, geo, groups, o, 'float64')), 'float64 goes to the reference');
+    }
+  });
+
+  test('dense conv2d with a pinned weight sees the weight replaced between calls', () => {
+    const geo = geometry(2, 3, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1);
+    const x = rand(geo.n * geo.c * geo.h * geo.w);
+    for (let round = 0; round < 2; round++) {
+      const w = markParameter(new Tensor(rand(4 * geo.c * 9), [4, geo.c, 3, 3])).floatData;
+      assertClose(wasm.conv2d('forward', x, w, geo, 1, 4, 'float32'), referenceBackend.conv2d('forward', x, w, geo, 1, 4, 'float32'), 1e-5, 1e-5, `round ${round}`);
+    }
+  });
+
   test('max / avg pooling and the avg-pool VJP', () => {
     const geos = [geometry(2, 3, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1), geometry(1, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1), geometry(1, 1, 9, 9, 3, 2, 1, 2, 1, 1, 2, 1)];
     for (const geo of geos) {
