@@ -430,6 +430,17 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     }
   });
 
+  test('hard sigmoid / hard swish and their VJP (bounds, NaN, infinities, odd lengths)', () => {
+    const x = rand(37, -5, 5);
+    x.set([-3, 3, -2.5, 2.5, NaN, Infinity, -Infinity, 0]);
+    const g = rand(37);
+    for (const [alpha, beta, swish] of [[1 / 6, 0.5, true], [0.2, 0.5, false], [1 / 6, 0.5, false]] as const) {
+      const what = `alpha ${alpha} beta ${beta} swish ${swish}`;
+      assertClose(wasm.hardSigmoid(x, null, alpha, beta, swish, 'float32'), referenceBackend.hardSigmoid(x, null, alpha, beta, swish, 'float32'), 1e-6, 1e-7, `forward ${what}`);
+      assertClose(wasm.hardSigmoid(x, g, alpha, beta, swish, 'float32'), referenceBackend.hardSigmoid(x, g, alpha, beta, swish, 'float32'), 1e-6, 1e-7, `backward ${what}`);
+    }
+  });
+
   test('max / avg pooling and the avg-pool VJP', () => {
     const geos = [geometry(2, 3, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1), geometry(1, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1), geometry(1, 1, 9, 9, 3, 2, 1, 2, 1, 1, 2, 1)];
     for (const geo of geos) {

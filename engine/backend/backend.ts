@@ -97,6 +97,12 @@ export interface Backend {
    * [o, c/groups, kh, kw].
    */
   conv2d(mode: Conv2dMode, a: FloatArray, b: FloatArray, geo: Conv2dGeometry, groups: number, o: number, dtype: FloatDType): FloatArray;
+  /**
+   * Hard sigmoid clamp(alpha x + beta, 0, 1), or with `swish` x times it (HardSwish), elementwise; with `g`, the
+   * VJP instead (gradient inside the bounds, bounds included). One kernel each way instead of the dozen a
+   * composite of scale, add, masks and selects ran on MobileNetV3's activations.
+   */
+  hardSigmoid(x: FloatArray, g: FloatArray | null, alpha: number, beta: number, swish: boolean, dtype: FloatDType): FloatArray;
   /** Gather along the middle axis of [outer, axisLen, inner] with indices (checked in range by the caller). */
   gather(x: FloatArray, outer: number, axisLen: number, inner: number, indices: Int32Array, dtype: FloatDType): FloatArray;
   /** VJP of gather: scatter-add [outer, indices.length, inner] back into [outer, axisLen, inner]. */

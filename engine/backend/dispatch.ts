@@ -293,6 +293,21 @@ export function conv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry, groups: 
   };
 }
 
+/**
+ * Hard sigmoid / hard swish on a host backend (Backend.hardSigmoid): the output and its VJP. Null when a device
+ * backend would run it (the caller composes kernels the device has).
+ */
+export function hardSigmoidK(x: Tensor, alpha: number, beta: number, swish: boolean): { y: Tensor; backward: (g: Tensor) => Tensor } | null {
+  if (!hostKernelsRun()) return null;
+  const host = getBackend();
+  const dtype = floatDtype(swish ? 'hard_swish' : 'hard_sigmoid', x);
+  const xd = x.floatData;
+  return {
+    y: new Tensor(host.hardSigmoid(xd, null, alpha, beta, swish, dtype), x.shape),
+    backward: (g) => new Tensor(host.hardSigmoid(xd, dataAs(g, dtype), alpha, beta, swish, dtype), x.shape),
+  };
+}
+
 export interface DepthwiseKernels {
   y: Tensor;
   inputGrad(g: Tensor): Tensor;

@@ -450,6 +450,22 @@ function conv2d(mode: Conv2dMode, a: FloatArray, b: FloatArray, geo: Conv2dGeome
   return out;
 }
 
+/** See Backend.hardSigmoid (float64 arithmetic, rounded once on store). */
+function hardSigmoid(x: FloatArray, g: FloatArray | null, alpha: number, beta: number, swish: boolean, dtype: FloatDType): FloatArray {
+  const out = allocateFloat(dtype, x.length);
+  for (let i = 0; i < x.length; i++) {
+    const ax = alpha * x[i];
+    const s = ax + beta;
+    const t = s < 0 ? 0 : s > 1 ? 1 : s;
+    if (!g) out[i] = swish ? x[i] * t : t;
+    else {
+      const inside = !(s < 0) && !(s > 1);
+      out[i] = swish ? g[i] * (t + (inside ? ax : 0)) : inside ? g[i] * alpha : 0;
+    }
+  }
+  return out;
+}
+
 function gather(x: FloatArray, outer: number, axisLen: number, inner: number, indices: Int32Array, dtype: FloatDType): FloatArray {
   const k = indices.length;
   const out = allocateFloat(dtype, outer * k * inner);
@@ -575,6 +591,7 @@ export const referenceBackend: Backend = {
   col2im,
   depthwiseConv2d,
   conv2d,
+  hardSigmoid,
   gather,
   scatterAdd,
   maxPool2d,

@@ -1,6 +1,6 @@
 import { Tensor, tensorFrom } from '../tensor';
 import { record } from '../autograd';
-import { binaryK, unaryK } from '../backend/dispatch';
+import { binaryK, hardSigmoidK, unaryK } from '../backend/dispatch';
 import { BinaryKernel, UnaryKernel } from '../backend/backend';
 import { Shape, reducedAxesForBroadcast, shapeEquals } from '../shape';
 import { broadcastTo, reshape } from './layout';
@@ -120,6 +120,21 @@ export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   if (hi < Infinity) y = binaryK('min', y, bound(hi), 0, 'clamp');
   const out = y;
   return record('clamp', [x], out, (g) => [mul(g, binaryK('eq', out, x, 0, 'clamp'))]);
+}
+
+/**
+ * Hard sigmoid clamp(alpha x + beta, 0, 1) (ONNX HardSigmoid), or with `swish` x times it (HardSwish: alpha 1/6,
+ * beta 1/2). The gradient passes inside the bounds, bounds included (torch.clamp's). On host backends one kernel
+ * forward and one backward; on device backends a composite of scale, add, clamp and mul.
+ */
+export function hardSigmoid(x: Tensor, alpha: number, beta: number, swish = false): Tensor {
+  const op = swish ? 'hard_swish' : 'hard_sigmoid';
+  const k = hardSigmoidK(x, alpha, beta, swish);
+  if (!k) {
+    const t = clamp(addScalar(mulScalar(x, alpha), beta), 0, 1);
+    return swish ? mul(x, t) : t;
+  }
+  return record(op, [x], k.y, (g) => [k.backward(g)]);
 }
 
 /** 1 where a == b, else 0 (broadcast), as a constant (no gradient): a mask for composites that run on any backend. */

@@ -54,6 +54,7 @@ interface Kernels {
   stridedScatterAdd(g: number, out: number, desc: number, offset: number, size: number): void;
   scatterAdd(g: number, out: number, outer: number, axisLen: number, inner: number, indices: number, k: number): void;
   im2col(x: number, cols: number, ...geo: number[]): void;
+  hardSigmoid(x: number, g: number, out: number, n: number, alpha: number, beta: number, swish: number, backward: number): void;
   conv2dScratchBytes(mode: number, n: number, c: number, o: number, groups: number, kh: number, kw: number, oh: number, ow: number): number;
   conv2d(mode: number, a: number, b: number, out: number, n: number, c: number, o: number, groups: number, ...geoAndWork: number[]): void;
   col2im(cols: number, img: number, ...geo: number[]): void;
@@ -582,6 +583,21 @@ class WasmSimdBackend implements Backend {
     this.put(pb, b);
     this.k.depthwiseConv2d(DEPTHWISE_CODES[mode], pa, pb, po, acc, geo.n, geo.c, ...geoArgs(geo), scratch);
     return this.take(po, size);
+  }
+
+  /** Hard sigmoid / hard swish and their VJP (assembly/activation.ts). */
+  hardSigmoid(x: FloatArray, g: FloatArray | null, alpha: number, beta: number, swish: boolean, dtype: FloatDType): FloatArray {
+    const n = x.length;
+    if (dtype === 'float64' || n === 0) return referenceBackend.hardSigmoid(x, g, alpha, beta, swish, dtype);
+    this.reset();
+    const px = this.reserve(n * 4);
+    const pg = g ? this.reserve(n * 4) : 0;
+    const po = this.reserve(n * 4);
+    this.commit();
+    this.put(px, x);
+    if (g) this.put(pg, g);
+    this.k.hardSigmoid(px, pg, po, n, alpha, beta, swish ? 1 : 0, g ? 1 : 0);
+    return this.take(po, n);
   }
 
   /** depthwiseConv2d through the channels-last kernel (assembly/depthwise.ts). */
