@@ -460,6 +460,26 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     }
   });
 
+  test('max pooling over 8+ channels (the channels-last kernel): ties, NaN, -inf, padding, stride, dilation, odd channel counts', () => {
+    const geos = [
+      geometry(2, 8, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1), geometry(1, 9, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1), geometry(3, 13, 9, 8, 3, 2, 1, 2, 1, 1, 2, 1),
+      geometry(1, 16, 5, 5, 2, 2, 2, 2, 0, 0, 1, 1), geometry(2, 10, 6, 7, 5, 3, 3, 1, 2, 1, 1, 2),
+    ];
+    for (const geo of geos) {
+      const x = rand(geo.n * geo.c * geo.h * geo.w);
+      x[3] = x[4]; // a tie
+      for (let i = 0; i < x.length; i += 7) x[i + 1] = x[i]; // more ties inside windows
+      x[geo.h * geo.w + 5] = NaN;
+      x[2 * geo.h * geo.w + 2] = NaN;
+      x[2 * geo.h * geo.w + 3] = NaN; // two NaNs in one window: the first wins
+      for (let i = 0; i < geo.h * geo.w; i++) x[3 * geo.h * geo.w + i] = -Infinity; // a plane of -inf: argmax is each window's first
+      const got = wasm.maxPool2d(x, geo, 'float32');
+      const want = referenceBackend.maxPool2d(x, geo, 'float32');
+      assert.deepEqual(Array.from(got.y), Array.from(want.y), `values ${JSON.stringify(geo)}`);
+      assert.deepEqual(got.argmax, want.argmax, `argmax ${JSON.stringify(geo)}`);
+    }
+  });
+
   test('where with broadcasting', () => {
     const cases: [Shape, Shape, Shape, Shape][] = [
       [[4, 6], [4, 6], [4, 6], [4, 6]], [[8, 8], [2, 4, 8, 8], [], [2, 4, 8, 8]], [[4, 1], [], [4, 6], [4, 6]], [[1, 5], [3, 5], [3, 1], [3, 5]],

@@ -54,6 +54,8 @@ interface Kernels {
   stridedScatterAdd(g: number, out: number, desc: number, offset: number, size: number): void;
   scatterAdd(g: number, out: number, outer: number, axisLen: number, inner: number, indices: number, k: number): void;
   im2col(x: number, cols: number, ...geo: number[]): void;
+  maxPoolChannelsLast(x: number, y: number, argmax: number, n: number, c: number, ...geoAndScratch: number[]): void;
+  maxPoolChannelsLastScratchBytes(c: number, h: number, w: number, kh: number, kw: number, oh: number, ow: number): number;
   hardSigmoid(x: number, g: number, out: number, n: number, alpha: number, beta: number, swish: number, backward: number): void;
   conv2dScratchBytes(mode: number, n: number, c: number, o: number, groups: number, kh: number, kw: number, oh: number, ow: number): number;
   conv2d(mode: number, a: number, b: number, out: number, n: number, c: number, o: number, groups: number, ...geoAndWork: number[]): void;
@@ -639,9 +641,13 @@ class WasmSimdBackend implements Backend {
     const px = this.reserve(x.length * 4);
     const py = this.reserve(size * 4);
     const pa = this.reserve(size * 4);
+    // 8+ channels: vectorised across channels (assembly/pool.ts), else one window element at a time.
+    const channelsLast = geo.c >= 8;
+    const scratch = channelsLast ? this.reserve(this.k.maxPoolChannelsLastScratchBytes(geo.c, geo.h, geo.w, geo.kh, geo.kw, geo.oh, geo.ow)) : 0;
     this.commit();
     this.put(px, x);
-    this.k.maxPool2d(px, py, pa, geo.n * geo.c, ...geoArgs(geo));
+    if (channelsLast) this.k.maxPoolChannelsLast(px, py, pa, geo.n, geo.c, ...geoArgs(geo), scratch);
+    else this.k.maxPool2d(px, py, pa, geo.n * geo.c, ...geoArgs(geo));
     return { y: this.take(py, size), argmax: new Int32Array(this.memory.buffer, pa, size).slice() };
   }
 

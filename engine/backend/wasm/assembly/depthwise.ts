@@ -20,7 +20,7 @@
 }
 
 /** dst[j * dstStride + i] = src[i * srcStride + j] for i < rows, j < cols: a strided transpose, 4x4 blocks. */
-function transpose(src: usize, srcStride: i32, dst: usize, dstStride: i32, rows: i32, cols: i32): void {
+export function transpose(src: usize, srcStride: i32, dst: usize, dstStride: i32, rows: i32, cols: i32): void {
   const ss = <usize>srcStride << 2;
   const ds = <usize>dstStride << 2;
   const rows4 = rows & ~3;
