@@ -441,6 +441,13 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     }
   });
 
+  test('SiLU VJP (swishBackward) against the reference, tails, NaN, infinities, odd lengths', () => {
+    const x = rand(41, -12, 12);
+    x.set([-90, 90, 0, NaN, Infinity, -Infinity, -1e-8]);
+    const g = rand(41);
+    assertClose(wasm.swishBackward(x, g, 'float32'), referenceBackend.swishBackward(x, g, 'float32'), 2e-6, 1e-7, 'swishBackward');
+  });
+
   test('max / avg pooling and the avg-pool VJP', () => {
     const geos = [geometry(2, 3, 8, 8, 2, 2, 2, 2, 0, 0, 1, 1), geometry(1, 2, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1), geometry(1, 1, 9, 9, 3, 2, 1, 2, 1, 1, 2, 1)];
     for (const geo of geos) {

@@ -141,3 +141,35 @@ test('hard sigmoid / hard swish: values and gradients by hand, gradcheck away fr
   assert.ok(gc.some((v) => v !== 0) && gc.some((v) => v === 0), 'both saturated and live entries');
   Array.from(wf.grad!.toArray()).forEach((v, i) => assert.ok(Math.abs(v - gc[i]) < 1e-12, `gradient ${i}`));
 });
+
+test('x * sigmoid(x) (SiLU as exported): one fused VJP, same gradients as the unfused product, and s keeps its other uses', () => {
+  for (const order of ['x*s', 's*x'] as const) {
+    const r = gradcheck((t) => {
+      const s = E.sigmoid(t);
+      return order === 'x*s' ? E.mul(t, s) : E.mul(s, t);
+    }, [randn([2, 5], 31)]);
+    assert.ok(r.ok, `${order}: ${r.message}`);
+  }
+  // s also feeds another op: its own gradient from there still reaches x through sigmoid's VJP.
+  const run = (watchS: boolean) => {
+    const x = randn([3, 4], 32);
+    const s = E.sigmoid(x);
+    if (watchS) s.retainGrad(); // a watched s turns the fusion off: s.grad must include the product's share
+    const y = E.add(E.mul(x, s), E.mulScalar(E.square(s), 3));
+    E.backward(E.sum(E.mul(y, y)));
+    return { x, s, y };
+  };
+  const fused = run(false);
+  const plain = run(true);
+  assert.equal(fused.y.gradFn?.inputs[0].gradFn?.inputs.length, 1, 'the fused product records x only');
+  assert.equal(plain.y.gradFn?.inputs[0].gradFn?.inputs.length, 2, 'a watched s keeps the plain product');
+  const gf = fused.x.grad!.toArray();
+  const gp = plain.x.grad!.toArray();
+  gp.forEach((v, i) => assert.ok(Math.abs(gf[i] - v) <= 1e-12 * Math.max(1, Math.abs(v)), `x.grad[${i}] ${gf[i]} vs ${v}`));
+  // The watched s got the product's share (x * dL/dy) plus the square's.
+  const xs = plain.x.toArray(), ss = plain.s.toArray(), ys = plain.y.toArray();
+  plain.s.grad!.toArray().forEach((v, i) => {
+    const expected = 2 * ys[i] * (xs[i] + 6 * ss[i]);
+    assert.ok(Math.abs(v - expected) <= 1e-12 * Math.max(1, Math.abs(expected)), `s.grad[${i}] ${v} vs ${expected}`);
+  });
+});

@@ -103,6 +103,11 @@ export interface Backend {
    * composite of scale, add, masks and selects ran on MobileNetV3's activations.
    */
   hardSigmoid(x: FloatArray, g: FloatArray | null, alpha: number, beta: number, swish: boolean, dtype: FloatDType): FloatArray;
+  /**
+   * VJP of SiLU x sigmoid(x) from x and g: g s (1 + x (1 - s)), s = sigmoid(x). Exporters write SiLU as
+   * Mul(x, Sigmoid(x)), whose VJP was four full-size kernels (EfficientNet has 49 of them).
+   */
+  swishBackward(x: FloatArray, g: FloatArray, dtype: FloatDType): FloatArray;
   /** Gather along the middle axis of [outer, axisLen, inner] with indices (checked in range by the caller). */
   gather(x: FloatArray, outer: number, axisLen: number, inner: number, indices: Int32Array, dtype: FloatDType): FloatArray;
   /** VJP of gather: scatter-add [outer, indices.length, inner] back into [outer, axisLen, inner]. */

@@ -308,6 +308,13 @@ export function hardSigmoidK(x: Tensor, alpha: number, beta: number, swish: bool
   };
 }
 
+/** VJP of x sigmoid(x) on a host backend (Backend.swishBackward); null when a device backend would run it. */
+export function swishBackwardK(x: Tensor, g: Tensor): Tensor | null {
+  if (!hostKernelsRun()) return null;
+  const dtype = floatDtype('silu', x, g);
+  return new Tensor(getBackend().swishBackward(dataAs(x, dtype), dataAs(g, dtype), dtype), x.shape);
+}
+
 export interface DepthwiseKernels {
   y: Tensor;
   inputGrad(g: Tensor): Tensor;

@@ -466,6 +466,16 @@ function hardSigmoid(x: FloatArray, g: FloatArray | null, alpha: number, beta: n
   return out;
 }
 
+/** See Backend.swishBackward (float64 arithmetic, rounded once on store). */
+function swishBackward(x: FloatArray, g: FloatArray, dtype: FloatDType): FloatArray {
+  const out = allocateFloat(dtype, x.length);
+  for (let i = 0; i < x.length; i++) {
+    const s = sigmoid(x[i]);
+    out[i] = g[i] * s * (1 + x[i] * (1 - s));
+  }
+  return out;
+}
+
 function gather(x: FloatArray, outer: number, axisLen: number, inner: number, indices: Int32Array, dtype: FloatDType): FloatArray {
   const k = indices.length;
   const out = allocateFloat(dtype, outer * k * inner);
@@ -592,6 +602,7 @@ export const referenceBackend: Backend = {
   depthwiseConv2d,
   conv2d,
   hardSigmoid,
+  swishBackward,
   gather,
   scatterAdd,
   maxPool2d,

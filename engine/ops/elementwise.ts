@@ -1,6 +1,6 @@
 import { Tensor, tensorFrom } from '../tensor';
 import { record } from '../autograd';
-import { binaryK, hardSigmoidK, unaryK } from '../backend/dispatch';
+import { binaryK, hardSigmoidK, hostKernelsRun, swishBackwardK, unaryK } from '../backend/dispatch';
 import { BinaryKernel, UnaryKernel } from '../backend/backend';
 import { Shape, reducedAxesForBroadcast, shapeEquals } from '../shape';
 import { broadcastTo, reshape } from './layout';
@@ -49,7 +49,24 @@ function fusedGrad(kernel: BinaryKernel, g: Tensor, saved: Tensor, param = 0): T
 
 export const add = (a: Operand, b: Operand): Tensor => binaryOp('add', 'add', a, b, (g) => [g, g]);
 export const sub = (a: Operand, b: Operand): Tensor => binaryOp('sub', 'sub', a, b, (g) => [g, neg(g)]);
-export const mul = (a: Operand, b: Operand): Tensor => binaryOp('mul', 'mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
+export const mul = (a: Operand, b: Operand): Tensor =>
+  swish(a, b) ?? swish(b, a) ?? binaryOp('mul', 'mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
+
+/**
+ * x * s where s = sigmoid(x) (SiLU, as exporters write it) on a host backend: the product as usual, but its VJP is
+ * one kernel giving x the whole gradient g s (1 + x (1 - s)), sigmoid's path included, and s none from this
+ * product (its other uses still send it theirs). Only when nothing watches s's own gradient (no hook, no retained
+ * grad; the ONNX runner attaches both when s is produced, before this product): s.grad would miss this share.
+ * Null when the operands are anything else.
+ */
+function swish(x: Operand, s: Operand): Tensor | null {
+  if (!(x instanceof Tensor) || !(s instanceof Tensor)) return null;
+  const fn = s.gradFn;
+  if (!fn || fn.op !== 'sigmoid' || fn.inputs[0] !== x || s.hooks.length > 0 || s.retainsGrad || !hostKernelsRun()) return null;
+  const out = binaryK('mul', x, s, 0, 'mul');
+  // (A device backend by backward time would get the same formula from its own kernels.)
+  return record('mul', [x], out, (g) => [swishBackwardK(x, g) ?? mul(g, mul(s, addScalar(mul(x, addScalar(neg(s), 1)), 1)))]);
+}
 export const div = (a: Operand, b: Operand): Tensor =>
   binaryOp('div', 'div', a, b, (g, _x, y, out) => [div(g, y), neg(div(mul(g, out), y))]);
 

@@ -56,6 +56,7 @@ interface Kernels {
   im2col(x: number, cols: number, ...geo: number[]): void;
   maxPoolChannelsLast(x: number, y: number, argmax: number, n: number, c: number, ...geoAndScratch: number[]): void;
   maxPoolChannelsLastScratchBytes(c: number, h: number, w: number, kh: number, kw: number, oh: number, ow: number): number;
+  swishBackward(x: number, g: number, out: number, n: number): void;
   hardSigmoid(x: number, g: number, out: number, n: number, alpha: number, beta: number, swish: number, backward: number): void;
   conv2dScratchBytes(mode: number, n: number, c: number, o: number, groups: number, kh: number, kw: number, oh: number, ow: number): number;
   conv2d(mode: number, a: number, b: number, out: number, n: number, c: number, o: number, groups: number, ...geoAndWork: number[]): void;
@@ -599,6 +600,21 @@ class WasmSimdBackend implements Backend {
     this.put(px, x);
     if (g) this.put(pg, g);
     this.k.hardSigmoid(px, pg, po, n, alpha, beta, swish ? 1 : 0, g ? 1 : 0);
+    return this.take(po, n);
+  }
+
+  /** VJP of x sigmoid(x) (assembly/activation.ts). */
+  swishBackward(x: FloatArray, g: FloatArray, dtype: FloatDType): FloatArray {
+    const n = x.length;
+    if (dtype === 'float64' || n === 0) return referenceBackend.swishBackward(x, g, dtype);
+    this.reset();
+    const px = this.reserve(n * 4);
+    const pg = this.reserve(n * 4);
+    const po = this.reserve(n * 4);
+    this.commit();
+    this.put(px, x);
+    this.put(pg, g);
+    this.k.swishBackward(px, pg, po, n);
     return this.take(po, n);
   }
 

@@ -7,7 +7,7 @@
 export { matmul, matmulScratchBytes } from './matmul';
 export { conv2d, conv2dScratchBytes } from './conv';
 export { depthwiseChannelsLast, depthwiseChannelsLastScratchBytes } from './depthwise';
-export { hardSigmoid } from './activation';
+export { hardSigmoid, swishBackward } from './activation';
 export { maxPoolChannelsLast, maxPoolChannelsLastScratchBytes } from './pool';
 export { unary, powScalar, binary, where } from './elementwise';
 export { reduce3, reduceGeneral, argReduce, softmax, softmaxBackward, layerNorm, layerNormBackward, batchNorm, batchNormBackward } from './reduce';
