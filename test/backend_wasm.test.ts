@@ -421,6 +421,11 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     }
   });
 
+  test('dense conv2d refuses, by name, columns too large for wasm memory (instead of wrapping its i32 sizes)', () => {
+    const geo = geometry(64, 256, 224, 224, 3, 3, 1, 1, 1, 1, 1, 1); // 64 images: ~26 GiB of columns
+    assert.throws(() => wasm.conv2d('forward', new Float32Array(1), new Float32Array(1), geo, 1, 256, 'float32'), /conv2d: input \[64, 256, 224, 224\] with a 3x3 kernel needs [\d.]+ GiB/);
+  });
+
   test('dense conv2d with a pinned weight sees the weight replaced between calls', () => {
     const geo = geometry(2, 3, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1);
     const x = rand(geo.n * geo.c * geo.h * geo.w);

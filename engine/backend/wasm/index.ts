@@ -138,6 +138,9 @@ function geoArgs(g: Conv2dGeometry): number[] {
  * MobileNetV3, EfficientNet-B0 and ConvNeXt: channels-last 2.5-10x faster on stride-2 layers and planes of at most
  * 16x16, 10-40% slower on 32x32 stride-1 planes), and with fewer than 8 channels, where most of its lanes are empty.
  */
+/** Most bytes one conv2d call may lay out in wasm memory (its kernel computes sizes in i32). */
+const CONV_BYTES_LIMIT = 1.5 * 2 ** 30;
+
 function depthwiseChannelsLastPays(geo: Conv2dGeometry, paddedFits: boolean): boolean {
   if (geo.c < 8) return false;
   return !(paddedFits && geo.oh * geo.ow > 256);
@@ -555,6 +558,12 @@ class WasmSimdBackend implements Backend {
   conv2d(mode: Conv2dMode, a: FloatArray, b: FloatArray, geo: Conv2dGeometry, groups: number, o: number, dtype: FloatDType): FloatArray {
     const size = mode === 'forward' ? geo.n * o * geo.oh * geo.ow : mode === 'inputGrad' ? geo.n * geo.c * geo.h * geo.w : o * (geo.c / groups) * geo.kh * geo.kw;
     if (dtype === 'float64' || size === 0 || a.length === 0 || b.length === 0) return referenceBackend.conv2d(mode, a, b, geo, groups, o, dtype);
+    // The kernel sizes its scratch in i32 bytes: refuse (clearly) what would not fit rather than wrap around.
+    const columnsBytes = geo.c * geo.kh * geo.kw * geo.n * geo.oh * geo.ow * 4;
+    const totalBytes = columnsBytes + (a.length + b.length + 2 * size + o * geo.n * geo.oh * geo.ow) * 4;
+    if (totalBytes > CONV_BYTES_LIMIT) {
+      throw new RangeError(`conv2d: input [${geo.n}, ${geo.c}, ${geo.h}, ${geo.w}] with a ${geo.kh}x${geo.kw} kernel needs ${(totalBytes / 2 ** 30).toFixed(1)} GiB of wasm memory for its im2col columns (at most ${CONV_BYTES_LIMIT / 2 ** 30} GiB); use a smaller batch or input`);
+    }
     const code = DEPTHWISE_CODES[mode];
     const pinB = mode === 'weightGrad' ? -1 : this.pin(b);
     this.reset();
