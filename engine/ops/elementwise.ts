@@ -1,11 +1,12 @@
 import { Tensor, tensorFrom } from '../tensor';
 import { record } from '../autograd';
-import { binaryK, hardSigmoidK, hostKernelsRun, swishBackwardK, unaryK } from '../backend/dispatch';
+import { binaryK, unaryK } from '../backend/dispatch';
 import { BinaryKernel, UnaryKernel } from '../backend/backend';
 import { Shape, reducedAxesForBroadcast, shapeEquals } from '../shape';
 import { broadcastTo, reshape } from './layout';
 import { where } from './indexing';
 import { sum } from './reduce';
+import { swishProduct } from './swish';
 
 /** A tensor or a plain number (taken as a scalar of the other operand's dtype). */
 export type Operand = Tensor | number;
@@ -50,23 +51,7 @@ function fusedGrad(kernel: BinaryKernel, g: Tensor, saved: Tensor, param = 0): T
 export const add = (a: Operand, b: Operand): Tensor => binaryOp('add', 'add', a, b, (g) => [g, g]);
 export const sub = (a: Operand, b: Operand): Tensor => binaryOp('sub', 'sub', a, b, (g) => [g, neg(g)]);
 export const mul = (a: Operand, b: Operand): Tensor =>
-  swish(a, b) ?? swish(b, a) ?? binaryOp('mul', 'mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
-
-/**
- * x * s where s = sigmoid(x) (SiLU, as exporters write it) on a host backend: the product as usual, but its VJP is
- * one kernel giving x the whole gradient g s (1 + x (1 - s)), sigmoid's path included, and s none from this
- * product (its other uses still send it theirs). Only when nothing watches s's own gradient (no hook, no retained
- * grad; the ONNX runner attaches both when s is produced, before this product): s.grad would miss this share.
- * Null when the operands are anything else.
- */
-function swish(x: Operand, s: Operand): Tensor | null {
-  if (!(x instanceof Tensor) || !(s instanceof Tensor)) return null;
-  const fn = s.gradFn;
-  if (!fn || fn.op !== 'sigmoid' || fn.inputs[0] !== x || s.hooks.length > 0 || s.retainsGrad || !hostKernelsRun()) return null;
-  const out = binaryK('mul', x, s, 0, 'mul');
-  // (A device backend by backward time would get the same formula from its own kernels.)
-  return record('mul', [x], out, (g) => [swishBackwardK(x, g) ?? mul(g, mul(s, addScalar(mul(x, addScalar(neg(s), 1)), 1)))]);
-}
+  swishProduct(a, b) ?? swishProduct(b, a) ?? binaryOp('mul', 'mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
 export const div = (a: Operand, b: Operand): Tensor =>
   binaryOp('div', 'div', a, b, (g, _x, y, out) => [div(g, y), neg(div(mul(g, out), y))]);
 
@@ -137,21 +122,6 @@ export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   if (hi < Infinity) y = binaryK('min', y, bound(hi), 0, 'clamp');
   const out = y;
   return record('clamp', [x], out, (g) => [mul(g, binaryK('eq', out, x, 0, 'clamp'))]);
-}
-
-/**
- * Hard sigmoid clamp(alpha x + beta, 0, 1) (ONNX HardSigmoid), or with `swish` x times it (HardSwish: alpha 1/6,
- * beta 1/2). The gradient passes inside the bounds, bounds included (torch.clamp's). On host backends one kernel
- * forward and one backward; on device backends a composite of scale, add, clamp and mul.
- */
-export function hardSigmoid(x: Tensor, alpha: number, beta: number, swish = false): Tensor {
-  const op = swish ? 'hard_swish' : 'hard_sigmoid';
-  const k = hardSigmoidK(x, alpha, beta, swish);
-  if (!k) {
-    const t = clamp(addScalar(mulScalar(x, alpha), beta), 0, 1);
-    return swish ? mul(x, t) : t;
-  }
-  return record(op, [x], k.y, (g) => [k.backward(g)]);
 }
 
 /** 1 where a == b, else 0 (broadcast), as a constant (no gradient): a mask for composites that run on any backend. */
