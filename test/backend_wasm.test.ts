@@ -342,15 +342,115 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
       // ConvNeXt's 7x7 filters on small planes, no padding, asymmetric padding, padding past kernel - 1 (the loop path)
       geometry(2, 6, 4, 4, 7, 7, 1, 1, 3, 3, 1, 1), geometry(1, 3, 2, 2, 7, 7, 1, 1, 3, 3, 1, 1), geometry(2, 2, 9, 10, 3, 3, 1, 1, 0, 0, 1, 1),
       geometry(1, 3, 6, 7, 3, 5, 1, 1, 2, 0, 1, 1), geometry(1, 2, 5, 6, 3, 3, 1, 1, 3, 1, 1, 1),
+      // 8 channels or more: the channels-last kernel (stride 2, dilation, odd channel counts, non-square, 2x2 planes)
+      geometry(2, 16, 9, 9, 3, 3, 2, 2, 1, 1, 1, 1), geometry(1, 10, 8, 11, 5, 5, 2, 2, 2, 2, 1, 1), geometry(3, 12, 7, 6, 3, 3, 1, 2, 2, 1, 2, 2),
+      geometry(2, 9, 2, 2, 7, 7, 1, 1, 3, 3, 1, 1), geometry(1, 8, 4, 4, 5, 5, 1, 1, 2, 2, 1, 1), geometry(2, 13, 10, 9, 3, 2, 3, 1, 0, 1, 1, 3),
+      geometry(1, 24, 5, 5, 1, 1, 2, 2, 0, 0, 1, 1),
+      // a 32x32 stride-1 plane with many channels: the plane kernel again
+      geometry(1, 8, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1),
     ];
     for (const geo of geos) {
       const x = rand(geo.n * geo.c * geo.h * geo.w);
       const w = rand(geo.c * geo.kh * geo.kw);
       const g = rand(geo.n * geo.c * geo.oh * geo.ow);
       for (const [mode, a, b] of [['forward', x, w], ['inputGrad', g, w], ['weightGrad', x, g]] as const) {
-        assertClose(wasm.depthwiseConv2d(mode, a, b, geo, 'float32'), referenceBackend.depthwiseConv2d(mode, a, b, geo, 'float32'), 1e-5, 1e-5, `${mode} ${JSON.stringify(geo)}`);
+        // float32 sums against the reference's float64: absolute slack grows with the number of terms summed.
+        const terms = mode === 'weightGrad' ? geo.n * geo.oh * geo.ow : geo.kh * geo.kw;
+        assertClose(wasm.depthwiseConv2d(mode, a, b, geo, 'float32'), referenceBackend.depthwiseConv2d(mode, a, b, geo, 'float32'), 1e-5, Math.max(1e-5, 1e-7 * terms), `${mode} ${JSON.stringify(geo)}`);
       }
     }
+  });
+
+  /** The three conv2d products the im2col way (reference im2col, matmul and col2im): what conv2d composed before. */
+  function im2colConv(mode: 'forward' | 'inputGrad' | 'weightGrad', a: Float32Array, b: Float32Array, geo: Conv2dGeometry, groups: number, o: number): Float32Array {
+    const k = (geo.c / groups) * geo.kh * geo.kw;
+    const l = geo.oh * geo.ow;
+    const og = o / groups;
+    const one = (m: number, kk: number, n: number, transA: boolean, transB: boolean, ao: number, bo: number): MatmulPlan =>
+      ({ batch: 1, m, k: kk, n, aOffsets: Int32Array.of(ao), bOffsets: Int32Array.of(bo), transA, transB });
+    const ref = referenceBackend;
+    if (mode === 'forward') {
+      const cols = ref.im2col(a, geo, 'float32');
+      const y = new Float32Array(geo.n * o * l);
+      for (let i = 0; i < geo.n; i++) for (let gr = 0; gr < groups; gr++) {
+        y.set(ref.matmul(b, cols, one(og, k, l, false, false, gr * og * k, (i * groups + gr) * k * l), 'float32'), (i * o + gr * og) * l);
+      }
+      return y;
+    }
+    if (mode === 'inputGrad') {
+      const cols = new Float32Array(geo.n * geo.c * geo.kh * geo.kw * l);
+      for (let i = 0; i < geo.n; i++) for (let gr = 0; gr < groups; gr++) {
+        cols.set(ref.matmul(b, a, one(k, og, l, true, false, gr * og * k, (i * o + gr * og) * l), 'float32'), (i * groups + gr) * k * l);
+      }
+      return ref.col2im(cols, geo, 'float32') as Float32Array;
+    }
+    const cols = ref.im2col(b, geo, 'float32');
+    const gw = new Float64Array(o * k);
+    for (let i = 0; i < geo.n; i++) for (let gr = 0; gr < groups; gr++) {
+      const part = ref.matmul(a, cols, one(og, l, k, false, true, (i * o + gr * og) * l, (i * groups + gr) * k * l), 'float32');
+      part.forEach((v, j) => (gw[gr * og * k + j] += v));
+    }
+    return Float32Array.from(gw);
+  }
+
+  test('dense conv2d and both its gradients against the im2col path (stride, padding, dilation, groups, 1x1, odd sizes, batches)', () => {
+    const cases: [Conv2dGeometry, number, number][] = [
+      [geometry(2, 3, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1), 1, 5],
+      [geometry(1, 2, 7, 9, 3, 2, 2, 3, 1, 0, 1, 1), 1, 4],
+      [geometry(3, 4, 9, 7, 3, 3, 1, 2, 2, 2, 2, 2), 2, 6],
+      [geometry(2, 6, 5, 5, 1, 1, 1, 1, 0, 0, 1, 1), 3, 9], // 1x1, groups 3
+      [geometry(1, 1, 4, 4, 5, 5, 1, 1, 2, 2, 1, 1), 1, 3],
+      [geometry(2, 3, 11, 6, 7, 7, 2, 2, 3, 3, 1, 1), 1, 70], // ResNet-stem-like, m past one MR panel
+      [geometry(2, 40, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1), 1, 48], // 2x2 maps: 4-wide outputs per image
+      [geometry(1, 37, 3, 5, 2, 2, 2, 2, 0, 0, 1, 1), 1, 33], // ConvNeXt-downsample-like, odd everything
+      [geometry(2, 300, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1), 1, 20], // k past one KC block
+    ];
+    for (const [geo, groups, o] of cases) {
+      const x = rand(geo.n * geo.c * geo.h * geo.w);
+      const w = rand(o * (geo.c / groups) * geo.kh * geo.kw);
+      const g = rand(geo.n * o * geo.oh * geo.ow);
+      for (const [mode, a, b] of [['forward', x, w], ['inputGrad', g, w], ['weightGrad', g, x]] as const) {
+        const what = `${mode} groups ${groups} o ${o} ${JSON.stringify(geo)}`;
+        const expected = im2colConv(mode, a, b, geo, groups, o);
+        assertClose(referenceBackend.conv2d(mode, a, b, geo, groups, o, 'float32'), expected, 1e-5, 1e-5, `reference ${what}`);
+        assertClose(wasm.conv2d(mode, a, b, geo, groups, o, 'float32'), expected, 1e-4, 1e-4, `wasm ${what}`);
+      }
+      const x64 = Float64Array.from(x);
+      const w64 = Float64Array.from(w);
+      assert.deepEqual(Array.from(wasm.conv2d('forward', x64, w64, geo, groups, o, 'float64')), Array.from(referenceBackend.conv2d('forward', x64, w64, geo, groups, o, 'float64')), 'float64 goes to the reference');
+    }
+  });
+
+  test('dense conv2d refuses, by name, columns too large for wasm memory (instead of wrapping its i32 sizes)', () => {
+    const geo = geometry(64, 256, 224, 224, 3, 3, 1, 1, 1, 1, 1, 1); // 64 images: ~26 GiB of columns
+    assert.throws(() => wasm.conv2d('forward', new Float32Array(1), new Float32Array(1), geo, 1, 256, 'float32'), /conv2d: input \[64, 256, 224, 224\] with a 3x3 kernel needs [\d.]+ GiB/);
+  });
+
+  test('dense conv2d with a pinned weight sees the weight replaced between calls', () => {
+    const geo = geometry(2, 3, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1);
+    const x = rand(geo.n * geo.c * geo.h * geo.w);
+    for (let round = 0; round < 2; round++) {
+      const w = markParameter(new Tensor(rand(4 * geo.c * 9), [4, geo.c, 3, 3])).floatData;
+      assertClose(wasm.conv2d('forward', x, w, geo, 1, 4, 'float32'), referenceBackend.conv2d('forward', x, w, geo, 1, 4, 'float32'), 1e-5, 1e-5, `round ${round}`);
+    }
+  });
+
+  test('hard sigmoid / hard swish and their VJP (bounds, NaN, infinities, odd lengths)', () => {
+    const x = rand(37, -5, 5);
+    x.set([-3, 3, -2.5, 2.5, NaN, Infinity, -Infinity, 0]);
+    const g = rand(37);
+    for (const [alpha, beta, swish] of [[1 / 6, 0.5, true], [0.2, 0.5, false], [1 / 6, 0.5, false]] as const) {
+      const what = `alpha ${alpha} beta ${beta} swish ${swish}`;
+      assertClose(wasm.hardSigmoid(x, null, alpha, beta, swish, 'float32'), referenceBackend.hardSigmoid(x, null, alpha, beta, swish, 'float32'), 1e-6, 1e-7, `forward ${what}`);
+      assertClose(wasm.hardSigmoid(x, g, alpha, beta, swish, 'float32'), referenceBackend.hardSigmoid(x, g, alpha, beta, swish, 'float32'), 1e-6, 1e-7, `backward ${what}`);
+    }
+  });
+
+  test('SiLU VJP (swishBackward) against the reference, tails, NaN, infinities, odd lengths', () => {
+    const x = rand(41, -12, 12);
+    x.set([-90, 90, 0, NaN, Infinity, -Infinity, -1e-8]);
+    const g = rand(41);
+    assertClose(wasm.swishBackward(x, g, 'float32'), referenceBackend.swishBackward(x, g, 'float32'), 2e-6, 1e-7, 'swishBackward');
   });
 
   test('max / avg pooling and the avg-pool VJP', () => {
@@ -369,6 +469,26 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
           assertClose(wasm.avgPool2dBackward(g, geo, cip, 'float32'), referenceBackend.avgPool2dBackward(g, geo, cip, 'float32'), 1e-6, 1e-6, `avg pool backward cip=${cip}`);
         }
       }
+    }
+  });
+
+  test('max pooling over 8+ channels (the channels-last kernel): ties, NaN, -inf, padding, stride, dilation, odd channel counts', () => {
+    const geos = [
+      geometry(2, 8, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1), geometry(1, 9, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1), geometry(3, 13, 9, 8, 3, 2, 1, 2, 1, 1, 2, 1),
+      geometry(1, 16, 5, 5, 2, 2, 2, 2, 0, 0, 1, 1), geometry(2, 10, 6, 7, 5, 3, 3, 1, 2, 1, 1, 2),
+    ];
+    for (const geo of geos) {
+      const x = rand(geo.n * geo.c * geo.h * geo.w);
+      x[3] = x[4]; // a tie
+      for (let i = 0; i < x.length; i += 7) x[i + 1] = x[i]; // more ties inside windows
+      x[geo.h * geo.w + 5] = NaN;
+      x[2 * geo.h * geo.w + 2] = NaN;
+      x[2 * geo.h * geo.w + 3] = NaN; // two NaNs in one window: the first wins
+      for (let i = 0; i < geo.h * geo.w; i++) x[3 * geo.h * geo.w + i] = -Infinity; // a plane of -inf: argmax is each window's first
+      const got = wasm.maxPool2d(x, geo, 'float32');
+      const want = referenceBackend.maxPool2d(x, geo, 'float32');
+      assert.deepEqual(Array.from(got.y), Array.from(want.y), `values ${JSON.stringify(geo)}`);
+      assert.deepEqual(got.argmax, want.argmax, `argmax ${JSON.stringify(geo)}`);
     }
   });
 

@@ -152,16 +152,18 @@ function assertDeepClose(got: unknown, want: unknown, rtol: number, atol: number
 // [file, inspect options, tolerance (exact when absent)]
 const models: [string, object, number?][] = [
   ['test/fixtures/onnx/mlp_residual_op17_loss.onnx', {}],
-  // Training-mode BatchNorm: fused on the host, composed on the device.
+  // Training-mode BatchNorm and convolutions: fused on the host, composed on the device.
   ['test/fixtures/onnx/cnn_op13.onnx', {}, 2e-5],
   ['test/fixtures/onnx/gpt_op13_loss.onnx', {}],
   ['test/fixtures/onnx/lora_op14_loss.onnx', {}],
   ['examples/tiny_gpt.onnx', { batch: 2, sequenceLength: 16 }],
   // Ops added for real architectures: 3-D conv / pooling / ConvTranspose, Resize, and one graph of LRN, Sin,
   // LpPool, DepthToSpace, Resize, Einsum, RotaryEmbedding, Attention, CumSum, Atan (test/gold/make_new_ops_model.py).
-  ['test/fixtures/onnx/video_dynamo.onnx', {}],
+  // Dense convolutions run as one conv2d kernel on the host (weight gradient summed over all images before rounding)
+  // and as im2col + matmul on the device (rounded per image, then summed): the two agree to float32 rounding.
+  ['test/fixtures/onnx/video_dynamo.onnx', {}, 2e-5],
   ['test/fixtures/onnx/interp_dynamo.onnx', {}],
-  ['test/fixtures/onnx/new_ops_op23.onnx', {}],
+  ['test/fixtures/onnx/new_ops_op23.onnx', {}, 2e-5],
   // STFT and rfft / irfft (DFT) as matmuls with constant bases (test/gold/export_spectral.py).
   ['test/fixtures/onnx/spectro_dynamo.onnx', {}],
 ];

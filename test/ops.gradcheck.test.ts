@@ -108,3 +108,68 @@ test('GELU (both forms) keeps full relative precision in the negative tail', () 
     assert.ok(r.ok, `${approximate}: ${r.message}`);
   }
 });
+
+test('hard sigmoid / hard swish: values and gradients by hand, gradcheck away from the kinks, and the device composite agrees', () => {
+  // HardSwish x clamp(x/6 + 1/2, 0, 1): 0 below -3, x below 3 scaled, x above; gradient 0, x/3 + 1/2 (bounds
+  // included, as torch's hardswish_backward), 1.
+  const xs = [-5, -3, -1.5, 0, 2, 3, 4];
+  const x = tensorFrom(xs, [7], 'float64', { requiresGrad: true });
+  const y = E.hardSigmoid(x, 1 / 6, 0.5, true);
+  xs.forEach((v, i) => assert.ok(Math.abs(y.toArray()[i] - v * Math.min(1, Math.max(0, v / 6 + 0.5))) < 1e-15, `y[${i}]`));
+  E.backward(E.sum(y));
+  assert.deepEqual(Array.from(x.grad!.toArray(), (v) => Number(v.toFixed(12))), [0, -0.5, 0, 0.5, 2 / 3 + 0.5, 1.5, 1].map((v) => Number(v.toFixed(12))));
+  // HardSigmoid alpha 0.2, beta 0.5: gradient alpha inside [-2.5, 2.5], bounds included.
+  const z = tensorFrom([-3, -2.5, 0, 2.5, 3], [5], 'float64', { requiresGrad: true });
+  const s = E.hardSigmoid(z, 0.2, 0.5);
+  assert.deepEqual(Array.from(s.toArray()), [0, 0, 0.5, 1, 1]);
+  E.backward(E.sum(s));
+  assert.deepEqual(Array.from(z.grad!.toArray()), [0, 0.2, 0.2, 0.2, 0]);
+  for (const swish of [false, true]) {
+    const r = gradcheck((t) => E.hardSigmoid(t, 1 / 6, 0.5, swish), [tensorFrom([-4.2, -2.9, -0.7, 0.4, 2.8, 3.3], [6], 'float64', { requiresGrad: true })]);
+    assert.ok(r.ok, `swish ${swish}: ${r.message}`);
+  }
+  // The composite a device backend runs (scale, add, clamp, mul): same values and gradients.
+  const wf = randn([3, 5], 23);
+  const wc = randn([3, 5], 23);
+  const fused = E.hardSigmoid(E.mulScalar(wf, 4), 1 / 6, 0.5, true);
+  const u = E.mulScalar(wc, 4);
+  const composite = E.mul(u, E.clamp(E.addScalar(E.mulScalar(u, 1 / 6), 0.5), 0, 1));
+  E.backward(E.sum(E.mul(fused, fused)));
+  E.backward(E.sum(E.mul(composite, composite)));
+  Array.from(fused.toArray()).forEach((v, i) => assert.ok(Math.abs(v - composite.toArray()[i]) < 1e-12, `value ${i}`));
+  const gc = wc.grad!.toArray();
+  assert.ok(gc.some((v) => v !== 0) && gc.some((v) => v === 0), 'both saturated and live entries');
+  Array.from(wf.grad!.toArray()).forEach((v, i) => assert.ok(Math.abs(v - gc[i]) < 1e-12, `gradient ${i}`));
+});
+
+test('x * sigmoid(x) (SiLU as exported): one fused VJP, same gradients as the unfused product, and s keeps its other uses', () => {
+  for (const order of ['x*s', 's*x'] as const) {
+    const r = gradcheck((t) => {
+      const s = E.sigmoid(t);
+      return order === 'x*s' ? E.mul(t, s) : E.mul(s, t);
+    }, [randn([2, 5], 31)]);
+    assert.ok(r.ok, `${order}: ${r.message}`);
+  }
+  // s also feeds another op: its own gradient from there still reaches x through sigmoid's VJP.
+  const run = (watchS: boolean) => {
+    const x = randn([3, 4], 32);
+    const s = E.sigmoid(x);
+    if (watchS) s.retainGrad(); // a watched s turns the fusion off: s.grad must include the product's share
+    const y = E.add(E.mul(x, s), E.mulScalar(E.square(s), 3));
+    E.backward(E.sum(E.mul(y, y)));
+    return { x, s, y };
+  };
+  const fused = run(false);
+  const plain = run(true);
+  assert.equal(fused.y.gradFn?.inputs[0].gradFn?.inputs.length, 1, 'the fused product records x only');
+  assert.equal(plain.y.gradFn?.inputs[0].gradFn?.inputs.length, 2, 'a watched s keeps the plain product');
+  const gf = fused.x.grad!.toArray();
+  const gp = plain.x.grad!.toArray();
+  gp.forEach((v, i) => assert.ok(Math.abs(gf[i] - v) <= 1e-12 * Math.max(1, Math.abs(v)), `x.grad[${i}] ${gf[i]} vs ${v}`));
+  // The watched s got the product's share (x * dL/dy) plus the square's.
+  const xs = plain.x.toArray(), ss = plain.s.toArray(), ys = plain.y.toArray();
+  plain.s.grad!.toArray().forEach((v, i) => {
+    const expected = 2 * ys[i] * (xs[i] + 6 * ss[i]);
+    assert.ok(Math.abs(v - expected) <= 1e-12 * Math.max(1, Math.abs(expected)), `s.grad[${i}] ${v} vs ${expected}`);
+  });
+});

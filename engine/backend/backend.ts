@@ -38,6 +38,9 @@ export interface MatmulPlan {
 
 export type DepthwiseMode = 'forward' | 'inputGrad' | 'weightGrad';
 
+/** The three products of a dense convolution (Backend.conv2d). */
+export type Conv2dMode = DepthwiseMode;
+
 export interface Conv2dGeometry {
   n: number; c: number; h: number; w: number;
   kh: number; kw: number;
@@ -86,6 +89,25 @@ export interface Backend {
    * filters -> [n, c, h, w]; 'weightGrad': g and x -> [c, kh, kw].
    */
   depthwiseConv2d(mode: DepthwiseMode, a: FloatArray, b: FloatArray, geo: Conv2dGeometry, dtype: FloatDType): FloatArray;
+  /**
+   * Dense (grouped) convolution with `o` output channels, the im2col columns kept inside the kernel: composed
+   * from im2col and matmul, every convolution moved its kh*kw-times expanded columns through host memory three
+   * times per step (most of a ResNet step's copies). 'forward': x [n, c, h, w] and weight [o, c/groups, kh, kw]
+   * -> [n, o, oh, ow]; 'inputGrad': g [n, o, oh, ow] and the weight -> [n, c, h, w]; 'weightGrad': g and x ->
+   * [o, c/groups, kh, kw].
+   */
+  conv2d(mode: Conv2dMode, a: FloatArray, b: FloatArray, geo: Conv2dGeometry, groups: number, o: number, dtype: FloatDType): FloatArray;
+  /**
+   * Hard sigmoid clamp(alpha x + beta, 0, 1), or with `swish` x times it (HardSwish), elementwise; with `g`, the
+   * VJP instead (gradient inside the bounds, bounds included). One kernel each way instead of the dozen a
+   * composite of scale, add, masks and selects ran on MobileNetV3's activations.
+   */
+  hardSigmoid(x: FloatArray, g: FloatArray | null, alpha: number, beta: number, swish: boolean, dtype: FloatDType): FloatArray;
+  /**
+   * VJP of SiLU x sigmoid(x) from x and g: g s (1 + x (1 - s)), s = sigmoid(x). Exporters write SiLU as
+   * Mul(x, Sigmoid(x)), whose VJP was four full-size kernels (EfficientNet has 49 of them).
+   */
+  swishBackward(x: FloatArray, g: FloatArray, dtype: FloatDType): FloatArray;
   /** Gather along the middle axis of [outer, axisLen, inner] with indices (checked in range by the caller). */
   gather(x: FloatArray, outer: number, axisLen: number, inner: number, indices: Int32Array, dtype: FloatDType): FloatArray;
   /** VJP of gather: scatter-add [outer, indices.length, inner] back into [outer, axisLen, inner]. */

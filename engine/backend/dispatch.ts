@@ -277,6 +277,44 @@ export function depthwiseConv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry,
   };
 }
 
+/**
+ * Dense (grouped) convolution on a host backend with the im2col columns kept inside the kernel (Backend.conv2d):
+ * the output and the two gradients, as DepthwiseKernels. Null when a device backend would run the convolution.
+ */
+export function conv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry, groups: number, outShape: Shape): DepthwiseKernels | null {
+  if (!hostKernelsRun()) return null;
+  const host = getBackend();
+  const dtype = floatDtype('conv2d', x, weight);
+  const o = weight.shape[0];
+  return {
+    y: new Tensor(host.conv2d('forward', x.floatData, weight.floatData, geo, groups, o, dtype), outShape),
+    inputGrad: (g) => new Tensor(host.conv2d('inputGrad', dataAs(g, dtype), weight.floatData, geo, groups, o, dtype), x.shape),
+    weightGrad: (g) => new Tensor(host.conv2d('weightGrad', dataAs(g, dtype), x.floatData, geo, groups, o, dtype), weight.shape),
+  };
+}
+
+/**
+ * Hard sigmoid / hard swish on a host backend (Backend.hardSigmoid): the output and its VJP. Null when a device
+ * backend would run it (the caller composes kernels the device has).
+ */
+export function hardSigmoidK(x: Tensor, alpha: number, beta: number, swish: boolean): { y: Tensor; backward: (g: Tensor) => Tensor } | null {
+  if (!hostKernelsRun()) return null;
+  const host = getBackend();
+  const dtype = floatDtype(swish ? 'hard_swish' : 'hard_sigmoid', x);
+  const xd = x.floatData;
+  return {
+    y: new Tensor(host.hardSigmoid(xd, null, alpha, beta, swish, dtype), x.shape),
+    backward: (g) => new Tensor(host.hardSigmoid(xd, dataAs(g, dtype), alpha, beta, swish, dtype), x.shape),
+  };
+}
+
+/** VJP of x sigmoid(x) on a host backend (Backend.swishBackward); null when a device backend would run it. */
+export function swishBackwardK(x: Tensor, g: Tensor): Tensor | null {
+  if (!hostKernelsRun()) return null;
+  const dtype = floatDtype('silu', x, g);
+  return new Tensor(getBackend().swishBackward(dataAs(x, dtype), dataAs(g, dtype), dtype), x.shape);
+}
+
 export interface DepthwiseKernels {
   y: Tensor;
   inputGrad(g: Tensor): Tensor;

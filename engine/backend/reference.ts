@@ -1,6 +1,6 @@
 import { FloatArray, FloatDType, allocateFloat } from '../dtype';
 import { Shape, broadcastStrides, shapeEquals, sizeOf, stridesOf } from '../shape';
-import { Backend, BinaryKernel, Conv2dGeometry, DepthwiseMode, MatmulPlan, ReduceKernel, UnaryKernel } from './backend';
+import { Backend, BinaryKernel, Conv2dGeometry, Conv2dMode, DepthwiseMode, MatmulPlan, ReduceKernel, UnaryKernel } from './backend';
 import { erf, erfGrad, gelu, geluGrad, geluTanh, geluTanhGrad, sigmoid } from './special';
 
 /**
@@ -416,6 +416,66 @@ function depthwiseConv2d(mode: DepthwiseMode, a: FloatArray, b: FloatArray, geo:
   return out;
 }
 
+/**
+ * Dense grouped convolution over the im2col walk (see Backend.conv2d), float64 accumulation: each column entry
+ * (image, input channel, tap, position) meets the og filters of its channel's group.
+ */
+function conv2d(mode: Conv2dMode, a: FloatArray, b: FloatArray, geo: Conv2dGeometry, groups: number, o: number, dtype: FloatDType): FloatArray {
+  const { n, c, h, w } = geo;
+  const taps = geo.kh * geo.kw;
+  const l = geo.oh * geo.ow;
+  const cg = c / groups;
+  const og = o / groups;
+  const acc = new Float64Array(mode === 'forward' ? n * o * l : mode === 'inputGrad' ? n * c * h * w : o * cg * taps);
+  forEachIm2col(geo, (col, input) => {
+    if (input < 0) return;
+    const pos = col % l;
+    const rest = Math.floor(col / l);
+    const tap = rest % taps;
+    const plane = Math.floor(rest / taps);
+    const ch = plane % c;
+    const img = Math.floor(plane / c);
+    const o0 = Math.floor(ch / cg) * og;
+    const wAt = (ch % cg) * taps + tap; // weight index past the output channel's block
+    for (let oc = o0; oc < o0 + og; oc++) {
+      const at = (img * o + oc) * l + pos;
+      const wi = oc * cg * taps + wAt;
+      if (mode === 'forward') acc[at] += b[wi] * a[input];
+      else if (mode === 'inputGrad') acc[input] += b[wi] * a[at];
+      else acc[wi] += a[at] * b[input];
+    }
+  });
+  const out = allocateFloat(dtype, acc.length);
+  out.set(acc);
+  return out;
+}
+
+/** See Backend.hardSigmoid (float64 arithmetic, rounded once on store). */
+function hardSigmoid(x: FloatArray, g: FloatArray | null, alpha: number, beta: number, swish: boolean, dtype: FloatDType): FloatArray {
+  const out = allocateFloat(dtype, x.length);
+  for (let i = 0; i < x.length; i++) {
+    const ax = alpha * x[i];
+    const s = ax + beta;
+    const t = s < 0 ? 0 : s > 1 ? 1 : s;
+    if (!g) out[i] = swish ? x[i] * t : t;
+    else {
+      const inside = !(s < 0) && !(s > 1);
+      out[i] = swish ? g[i] * (t + (inside ? ax : 0)) : inside ? g[i] * alpha : 0;
+    }
+  }
+  return out;
+}
+
+/** See Backend.swishBackward (float64 arithmetic, rounded once on store). */
+function swishBackward(x: FloatArray, g: FloatArray, dtype: FloatDType): FloatArray {
+  const out = allocateFloat(dtype, x.length);
+  for (let i = 0; i < x.length; i++) {
+    const s = sigmoid(x[i]);
+    out[i] = g[i] * s * (1 + x[i] * (1 - s));
+  }
+  return out;
+}
+
 function gather(x: FloatArray, outer: number, axisLen: number, inner: number, indices: Int32Array, dtype: FloatDType): FloatArray {
   const k = indices.length;
   const out = allocateFloat(dtype, outer * k * inner);
@@ -540,6 +600,9 @@ export const referenceBackend: Backend = {
   im2col,
   col2im,
   depthwiseConv2d,
+  conv2d,
+  hardSigmoid,
+  swishBackward,
   gather,
   scatterAdd,
   maxPool2d,

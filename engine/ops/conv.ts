@@ -1,6 +1,6 @@
 import { Tensor } from '../tensor';
 import { record } from '../autograd';
-import { avgPool2dBackwardK, avgPool2dK, col2imK, depthwiseConv2dK, im2colK, maxPool2dK } from '../backend/dispatch';
+import { avgPool2dBackwardK, avgPool2dK, col2imK, conv2dK, depthwiseConv2dK, im2colK, maxPool2dK } from '../backend/dispatch';
 import { Conv2dGeometry } from '../backend/backend';
 import { Shape, formatShape } from '../shape';
 import { floatDtype } from './util';
@@ -156,11 +156,25 @@ function depthwise(x: Tensor, weight: Tensor, geo: Conv2dGeometry): Tensor | nul
 }
 
 /**
+ * Dense convolution with the backend's conv2d kernel, which keeps the im2col columns to itself (see Backend.conv2d).
+ * Null on a device backend (which runs the composite below).
+ */
+function direct(x: Tensor, weight: Tensor, geo: Conv2dGeometry, groups: number): Tensor | null {
+  const k = conv2dK(x, weight, geo, groups, [geo.n, weight.shape[0], geo.oh, geo.ow]);
+  if (!k) return null;
+  return record('conv2d', [x, weight], k.y, (g) => [
+    x.requiresGrad ? k.inputGrad(g) : null,
+    weight.requiresGrad ? k.weightGrad(g) : null,
+  ]);
+}
+
+/**
  * 2-D convolution (cross-correlation), as torch.nn.functional.conv2d. x is [N, C, H, W] (or
  * unbatched [C, H, W]), weight [O, C/groups, kh, kw], bias [O]; the output is [N, O, oh, ow].
  *
- * Composite: im2col (explicit VJP = col2im) followed by one batched matmul that covers every
- * group at once, since the columns are channel-major:
+ * On host backends one conv2d kernel per product (forward, input and weight gradients); depthwise ones have
+ * their own kernel. On device backends, a composite: im2col (explicit VJP = col2im) followed by one batched
+ * matmul that covers every group at once, since the columns are channel-major:
  *   cols [N, C*kh*kw, L] = [N, G, K, L] with K = (C/G)*kh*kw,  weight [O, C/G, kh, kw] = [G, O/G, K]
  *   out  = weight @ cols -> [N, G, O/G, L] = [N, O, oh, ow].
  * The weight and input-column gradients come from matmul's VJP (the weight's batch broadcast over N
@@ -177,9 +191,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
       throw new RangeError(`conv2d: bias shape ${formatShape(bias.shape)} does not match weight ${formatShape(weight.shape)} (expected [${o}])`);
     }
     if (groups === geo.c && o === geo.c && groups > 1) {
-      const direct = depthwise(x4, weight, geo);
-      if (direct) return bias ? add(direct, reshape(bias, [o, 1, 1])) : direct;
+      const dw = depthwise(x4, weight, geo);
+      if (dw) return bias ? add(dw, reshape(bias, [o, 1, 1])) : dw;
     }
+    const fused = direct(x4, weight, geo, groups);
+    if (fused) return bias ? add(fused, reshape(bias, [o, 1, 1])) : fused;
     const k = (geo.c / groups) * geo.kh * geo.kw;
     const l = geo.oh * geo.ow;
     const cols = reshape(im2col(x4, geo), [geo.n, groups, k, l]);

@@ -6,6 +6,7 @@ import { Shape, reducedAxesForBroadcast, shapeEquals } from '../shape';
 import { broadcastTo, reshape } from './layout';
 import { where } from './indexing';
 import { sum } from './reduce';
+import { swishProduct } from './swish';
 
 /** A tensor or a plain number (taken as a scalar of the other operand's dtype). */
 export type Operand = Tensor | number;
@@ -49,7 +50,8 @@ function fusedGrad(kernel: BinaryKernel, g: Tensor, saved: Tensor, param = 0): T
 
 export const add = (a: Operand, b: Operand): Tensor => binaryOp('add', 'add', a, b, (g) => [g, g]);
 export const sub = (a: Operand, b: Operand): Tensor => binaryOp('sub', 'sub', a, b, (g) => [g, neg(g)]);
-export const mul = (a: Operand, b: Operand): Tensor => binaryOp('mul', 'mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
+export const mul = (a: Operand, b: Operand): Tensor =>
+  swishProduct(a, b) ?? swishProduct(b, a) ?? binaryOp('mul', 'mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
 export const div = (a: Operand, b: Operand): Tensor =>
   binaryOp('div', 'div', a, b, (g, _x, y, out) => [div(g, y), neg(div(mul(g, out), y))]);
 

@@ -9,3 +9,4 @@ export * from './conv';
 export * from './norm';
 export * from './dropout';
 export * from './resize';
+export * from './activation';

@@ -109,9 +109,9 @@ function clipFloat(x: Tensor, lo: number, hi: number): Tensor {
 }
 
 /**
- * x < bound (below) or x > bound as a bool mask (NaN: 0), in one plain loop: Clip, HardSigmoid and HardSwish
- * build these on whole activations every step, where a generic map's per-element callbacks cost as much as
- * the model's kernels.
+ * x < bound (below) or x > bound as a bool mask (NaN: 0), in one plain loop: Clip builds these on whole
+ * activations every step, where a generic map's per-element callbacks cost as much as the model's kernels.
+ * (HardSigmoid and HardSwish have their own op, E.hardSigmoid.)
  */
 function boundMask(x: Tensor, bound: number, below: boolean): Tensor {
   const d = x.data;
@@ -227,8 +227,8 @@ export const ELEMENTWISE_OPS: Readonly<Record<string, AnyOpHandler>> = {
   Softplus: unary((x) => softplus(x)),
   Softsign: unary((x) => E.div(x, E.addScalar(E.abs(x), 1))),
   Mish: unary((x) => E.mul(x, E.tanh(softplus(x)))),
-  HardSigmoid: unary((x, ctx) => clipFloat(E.addScalar(E.mulScalar(x, ctx.attrs.float('alpha', 0.2)), ctx.attrs.float('beta', 0.5)), 0, 1)),
-  HardSwish: unary((x) => E.mul(x, clipFloat(E.addScalar(E.mulScalar(x, 1 / 6), 0.5), 0, 1))),
+  HardSigmoid: unary((x, ctx) => E.hardSigmoid(x, ctx.attrs.float('alpha', 0.2), ctx.attrs.float('beta', 0.5))),
+  HardSwish: unary((x) => E.hardSigmoid(x, 1 / 6, 0.5, true)),
   ThresholdedRelu: unary((x, ctx) => {
     const alpha = ctx.attrs.float('alpha', 1);
     return E.where(maskOf(x, (v) => v > alpha), x, 0);

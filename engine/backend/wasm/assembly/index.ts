@@ -5,6 +5,10 @@
  * past heapBase(), and the host grows memory and lays out inputs, outputs and scratch per call.
  */
 export { matmul, matmulScratchBytes } from './matmul';
+export { conv2d, conv2dScratchBytes } from './conv';
+export { depthwiseChannelsLast, depthwiseChannelsLastScratchBytes } from './depthwise';
+export { hardSigmoid, swishBackward } from './activation';
+export { maxPoolChannelsLast, maxPoolChannelsLastScratchBytes } from './pool';
 export { unary, powScalar, binary, where } from './elementwise';
 export { reduce3, reduceGeneral, argReduce, softmax, softmaxBackward, layerNorm, layerNormBackward, batchNorm, batchNormBackward } from './reduce';
 export { strided, stridedScatterAdd, scatterAdd, im2col, col2im, depthwiseConv2d, depthwisePaddedFits, depthwisePaddedScratchBytes, maxPool2d, avgPool2d, avgPool2dBackward } from './layout';

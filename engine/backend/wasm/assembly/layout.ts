@@ -180,10 +180,10 @@ export function scatterAdd(g: usize, out: usize, outer: i32, axisLen: i32, inner
 // ---------------------------------------------------------------- im2col / col2im
 
 /** First and one-past-last output column ox with 0 <= ox*s + c0 < w. */
-@inline function validStart(c0: i32, s: i32): i32 {
+@inline export function validStart(c0: i32, s: i32): i32 {
   return c0 >= 0 ? 0 : (-c0 + s - 1) / s;
 }
-@inline function validEnd(c0: i32, s: i32, w: i32, ow: i32): i32 {
+@inline export function validEnd(c0: i32, s: i32, w: i32, ow: i32): i32 {
   if (w - 1 - c0 < 0) return 0;
   return min(ow, (w - 1 - c0) / s + 1);
 }

@@ -43,7 +43,7 @@ const NARROW: i32 = 4;
 }
 
 /** Bytes of scratch `product` needs for an [m, k] x [k, n] product. */
-function productScratchBytes(m: i32, k: i32, n: i32): i32 {
+export function productScratchBytes(m: i32, k: i32, n: i32): i32 {
   if (transposedPays(m, n)) return gemmScratchBytes(k, m) + n * m * 4 + 128;
   return gemmScratchBytes(k, n);
 }
@@ -262,7 +262,7 @@ function gemm(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usi
 }
 
 /** C[m, n] = A B (strides as gemm), computing C^T = B^T A^T when the output is narrow. */
-function product(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, m: i32, k: i32, n: i32, work: usize): void {
+export function product(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, m: i32, k: i32, n: i32, work: usize): void {
   if (!transposedPays(m, n)) {
     gemm(a, ars, acs, b, brs, bcs, c, m, k, n, work);
     return;
