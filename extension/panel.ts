@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { InspectionReport } from '../engine/inspect/report';
+import { serializeReport } from '../engine/inspect/reportCodec';
 import type { Finding } from '../engine/inspect/diagnose';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import type { RunCapture } from '../engine/inspect/capture';
@@ -121,6 +122,12 @@ export class GradientLensPanel implements vscode.Disposable {
       token.onCancellationRequested(() => void this.post({ type: 'cancel', runId: request.runId }));
       void this.post({ type: 'run', ...request, capture: true });
     });
+  }
+
+  /** Shows a report computed elsewhere (the extension host's engine) as this panel's current run. */
+  async showReport(runId: number, report: InspectionReport, settings: RunSettings): Promise<void> {
+    await this.ready;
+    await this.post({ type: 'showReport', runId, report: serializeReport(report), settings });
   }
 
   showVerification(view: VerificationView): void {

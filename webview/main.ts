@@ -12,6 +12,7 @@ import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '..
 import { serializeReport } from '../engine/inspect/reportCodec';
 import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, VerificationView, WebviewToHost } from '../extension/protocol';
 import { EngineClient } from './engineClient';
+import { parseShowReport } from '../extension/webviewMessages';
 import { FlowChart } from './flowChart';
 import { healthByModule } from './health';
 import { renderHookLog } from './hookLog';
@@ -259,6 +260,25 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
         setStatus(message === 'cancelled' ? 'Cancelled.' : `Failed: ${message}`);
         post({ type: 'runError', runId: m.runId, message });
       }
+      break;
+    }
+    case 'showReport': {
+      // A run of the extension host's engine (the first Inspect, or any run that does not need this page's engine).
+      let shown;
+      try {
+        shown = parseShowReport(m);
+      } catch (err) {
+        post({ type: 'error', message: `the panel refused a report from the extension host: ${err instanceof Error ? err.message : String(err)}` });
+        break;
+      }
+      activeRun = shown.runId;
+      state.settings = shown.settings;
+      state.report = shown.report;
+      state.findings = [];
+      state.verification = null;
+      verify.render(null);
+      setStatus('');
+      drawAfterOverlays(shown.runId);
       break;
     }
     case 'train': {
