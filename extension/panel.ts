@@ -130,6 +130,11 @@ export class GradientLensPanel implements vscode.Disposable {
     await this.post({ type: 'showReport', runId, report: serializeReport(report), settings });
   }
 
+  /** Runs `request` in the panel's engine only to warm it up (see RunRequest.warmUp); nothing comes back. */
+  warmUp(request: RunRequest): void {
+    void this.ready.then(() => this.post({ type: 'run', ...request, warmUp: true }));
+  }
+
   showVerification(view: VerificationView): void {
     void this.ready.then(() => this.post({ type: 'verification', view }));
   }

@@ -67,6 +67,11 @@ export interface RunRequest {
   memoryBudgetMB?: number;
   /** Also send what the run fed, used and computed ('capture', for Verify against PyTorch); the panel keeps its report. */
   capture?: boolean;
+  /**
+   * Run only to get the panel's engine going (its JavaScript and WebAssembly compiled and tiered up), after the
+   * extension host's engine made the shown report: the page sends nothing back and shows nothing.
+   */
+  warmUp?: boolean;
 }
 
 /** Default of gradientLens.run.memoryBudgetMB: below what a webview's JS heap can hold. */

@@ -38,6 +38,12 @@ interface LastRun {
 
 const BASELINE_KEY = 'gradientLens.baseline';
 
+/** How long a panel opened for a run of the extension host's engine waits, so the overlays are painted first. */
+const PANEL_AFTER_OVERLAYS_MS = 300;
+
+/** Larger models are not run a second time in the panel just to warm its engine up (memory and CPU). */
+const WARM_UP_MAX_BYTES = 16 * 2 ** 20;
+
 /** A training record shown on a document: from a run in the panel or imported from a file. */
 interface TrainingView {
   document: vscode.Uri;
@@ -69,6 +75,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   private pinned: RunBaseline | null;
   /** The extension host's engine (a worker thread): inspections run there unless they need the panel's. */
   private readonly hostEngine: HostEngine;
+  /** Panels whose engine ran (or was given a warm-up run). */
+  private readonly panelEngineWarm = new WeakSet<GradientLensPanel>();
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper, private readonly python: PythonSupport) {
     this.pinned = parseBaseline(context.workspaceState.get(BASELINE_KEY));
@@ -130,6 +138,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const engine = this.engineFor(runSettingsNow);
     // The panel's engine needs the panel loaded; the host's does not, and the panel opens after the overlays.
     const panel = engine === 'panel' ? await this.showPanel(true) : undefined;
+    if (panel) this.panelEngineWarm.add(panel);
     const runId = ++this.runCounter;
     const modelName = path.basename(modelUri.path);
     const tWatches = performance.now();
@@ -157,7 +166,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       await this.apply(this.last);
       const end = performance.now();
       this.output.appendLine(`  ${formatRunTiming({ readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases, engine)}`);
-      if (engine === 'host') void this.showInPanel(this.last);
+      if (engine === 'host') void this.showInPanel(this.last, request);
       return report;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -191,14 +200,24 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 
   /** Shows a run the extension host's engine made in the panel (opened now if it is not), with its findings. */
-  private async showInPanel(run: LastRun): Promise<void> {
+  private async showInPanel(run: LastRun, request: RunRequest): Promise<void> {
     try {
+      // Creating the panel (a new editor group, the webview) is ~0.5-1 s of the workbench renderer's time: let it
+      // paint the overlays first (bench/click.mjs: opened at once, it delayed the cold overlays' paint).
+      if (!GradientLensPanel.existing) await new Promise((resolve) => setTimeout(resolve, PANEL_AFTER_OVERLAYS_MS));
+      if (this.last !== run) return;
       const panel = await this.showPanel(true);
       if (this.last !== run) return;
       run.inPanel = true;
       await panel.showReport(run.runId, run.report, run.settings);
       // The findings of now (thresholds may have changed while the panel loaded).
       if (this.last === run) panel.showFindings(run.runId, run.findings, run.kinds);
+      // A panel that has not run its engine yet runs this model once, so a Train N Steps right after starts on
+      // compiled code (bench/click.mjs: the first training step took ~2x longer in a cold panel engine).
+      if (!this.panelEngineWarm.has(panel) && request.bytes.length <= WARM_UP_MAX_BYTES) {
+        this.panelEngineWarm.add(panel);
+        panel.warmUp({ ...request, runId: -request.runId });
+      }
     } catch (err) {
       this.output.appendLine(`  the panel could not show the run: ${err instanceof Error ? err.message : String(err)}`);
     }
