@@ -8,6 +8,8 @@ import type { InspectionReport } from '../engine/inspect/report';
 import type { RunPhases } from './protocol';
 
 export interface HostTimes {
+  /** Finding the document and its model file (an export when it needs one). Not logged by older callers. */
+  locateMs?: number;
   /** Reading the model file. */
   readMs: number;
   /** Finding the watched lines (tree-sitter index of the document). */
@@ -46,6 +48,7 @@ export function runTimingParts(host: HostTimes, report: InspectionReport, phases
     : engineParts;
   const pageMs = phases ? phases.pageMs : engineMs;
   const parts: [string, number][] = [
+    ...(host.locateMs !== undefined ? [['locate', host.locateMs] as [string, number]] : []),
     ['read', host.readMs],
     ['watches', host.watchesMs],
     ['panel', host.readyMs],

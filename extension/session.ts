@@ -126,6 +126,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const document = await this.pythonDocument(target);
     const choice = model ?? (await this.python.exports.modelFor(document, request));
     if (!choice) return undefined;
+    const locateMs = performance.now() - start;
     const budgetMB = memoryBudgetMB(document?.uri);
     this.hostEngine.prewarm();
     const tRead = performance.now();
@@ -165,7 +166,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       this.last = { runId, document: document?.uri ?? modelUri, model: choice, report, findings: [], mapping, kinds: {}, settings: runSettingsNow, exported: choice.exported, inPanel: engine === 'panel' };
       await this.apply(this.last);
       const end = performance.now();
-      this.output.appendLine(`  ${formatRunTiming({ readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases, engine)}`);
+      this.output.appendLine(`  ${formatRunTiming({ locateMs, readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases, engine)}`);
       if (engine === 'host') void this.showInPanel(this.last, request);
       return report;
     } catch (err) {
