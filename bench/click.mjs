@@ -210,7 +210,11 @@ async function main() {
         // The start is the Enter that confirms the number of steps in the command's input box.
         await arm(wb.page, SPARK, 'enter');
         await wb.runCommand('Gradient Lens: Train N Steps…', { input: 5 });
-        trainFirstStep = await measured(wb, `the first training sparkline of ${name}`);
+        // Not fatal: LoRA's trained lines sit below the panel, so no sparkline of it is ever in view.
+        trainFirstStep = await measured(wb, `the first training sparkline of ${name}`, 30_000).catch((err) => {
+          log(`  ${name}: no training sparkline seen (${err.message.split('\n')[0]})`);
+          return null;
+        });
         await sleep(200);
       }
       const trainBreakdown = newLogLines();
