@@ -203,8 +203,8 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   /** Shows a run the extension host's engine made in the panel (opened now if it is not), with its findings. */
   private async showInPanel(run: LastRun, request: RunRequest): Promise<void> {
     try {
-      // Creating the panel (a new editor group, the webview) is ~0.5-1 s of the workbench renderer's time: let it
-      // paint the overlays first (bench/click.mjs: opened at once, it delayed the cold overlays' paint).
+      // Creating the panel (a new editor group, the webview) is 0.5-1 s of the workbench renderer's time (session 6's
+      // breakdowns), the thread that paints the decorations: give it the overlays first.
       if (!GradientLensPanel.existing) await new Promise((resolve) => setTimeout(resolve, PANEL_AFTER_OVERLAYS_MS));
       if (this.last !== run) return;
       const panel = await this.showPanel(true);
@@ -214,7 +214,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
       // The findings of now (thresholds may have changed while the panel loaded).
       if (this.last === run) panel.showFindings(run.runId, run.findings, run.kinds);
       // A panel that has not run its engine yet runs this model once, so a Train N Steps right after starts on
-      // compiled code (bench/click.mjs: the first training step took ~2x longer in a cold panel engine).
+      // compiled, tiered-up code, as it did when every Inspect ran in the panel.
       if (!this.panelEngineWarm.has(panel) && request.bytes.length <= WARM_UP_MAX_BYTES) {
         this.panelEngineWarm.add(panel);
         panel.warmUp({ ...request, runId: -request.runId });
