@@ -128,3 +128,18 @@ test('a corrupt .onnx fails with the error text the panel path gives, and the wo
     engine.dispose();
   }
 });
+
+test('the memory budget refuses a run before it allocates, with the estimate, as in the panel', async () => {
+  const engine = new HostEngine(WORKER);
+  try {
+    const r = { ...request(1, 'tiny_gpt.onnx', example('tiny_gpt.onnx')), memoryBudgetMB: 0.05 };
+    const panelMessage = await panelPathReport(r).then(() => assert.fail('the budget let the run through'), describeError);
+    assert.match(panelMessage, /budget/i);
+    await assert.rejects(engine.run(r, () => {}), (err: Error) => {
+      assert.equal(err.message, panelMessage);
+      return true;
+    });
+  } finally {
+    engine.dispose();
+  }
+});
