@@ -315,8 +315,14 @@ export class GradientLensPanel implements vscode.Disposable {
   }
 }
 
-/** A new, empty editor group below the active one, for the panel; its column. */
+/**
+ * The column for the panel: an empty editor group left over from an earlier panel (a reloaded window restores the
+ * group, not the webview), else a new group below the active one. Stacking a new group under the empty one left
+ * the editor a dozen lines high.
+ */
 async function newGroupBelow(): Promise<vscode.ViewColumn> {
+  const empty = vscode.window.tabGroups.all.find((g) => g.tabs.length === 0 && !g.isActive);
+  if (empty) return empty.viewColumn;
   await vscode.commands.executeCommand('workbench.action.newGroupBelow');
   return vscode.window.tabGroups.activeTabGroup.viewColumn;
 }
