@@ -62,8 +62,13 @@ async function arm(page, pattern, trigger = 'mousedown') {
 }
 
 async function measured(wb, what, timeout = 120_000) {
-  const r = await wb.poll(() => wb.page.evaluate(() => window.__glProbe), (p) => p && p.paintedAt !== null, what, timeout, 50);
-  return r.paintedAt - r.clickAt;
+  try {
+    const r = await wb.poll(() => wb.page.evaluate(() => window.__glProbe), (p) => p && p.paintedAt !== null, what, timeout, 50);
+    return r.paintedAt - r.clickAt;
+  } catch (err) {
+    await wb.screenshot(`FAILED-click-${what}`).catch(() => {});
+    throw err;
+  }
 }
 
 async function clickLens(wb, text) {
@@ -166,6 +171,11 @@ async function main() {
     for (const name of examples) {
       // A fresh window per example: its own extension host, so the first Inspect is cold.
       const wb = await openWorkbench(chrome, server, { name: `click-${name}` });
+      // A new window of the same folder restores the last one's editor layout: the group the panel opened below
+      // the editor stays (empty: the webview is not restored), and the next panel opens below it, leaving the
+      // editor a dozen lines high, with the overlaid lines out of view, so no overlay was ever seen painted
+      // (why a run with several examples failed on the second). Each example starts from one editor group.
+      await wb.runCommand('View: Close All Editor Groups');
       await wb.openFile(`${name}.py`);
       // The user reads the file for a moment before clicking; the lens appearing means the extension is active.
       await wb.waitFor(wb.editor().locator('.codelens-decoration a', { hasText: 'Inspect gradients' }).first(), 'the Inspect CodeLens', 60_000);
@@ -200,7 +210,11 @@ async function main() {
         // The start is the Enter that confirms the number of steps in the command's input box.
         await arm(wb.page, SPARK, 'enter');
         await wb.runCommand('Gradient Lens: Train N Steps…', { input: 5 });
-        trainFirstStep = await measured(wb, `the first training sparkline of ${name}`);
+        // Not fatal: LoRA's trained lines sit below the panel, so no sparkline of it is ever in view.
+        trainFirstStep = await measured(wb, `the first training sparkline of ${name}`, 30_000).catch((err) => {
+          log(`  ${name}: no training sparkline seen (${err.message.split('\n')[0]})`);
+          return null;
+        });
         await sleep(200);
       }
       const trainBreakdown = newLogLines();

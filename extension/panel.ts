@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { InspectionReport } from '../engine/inspect/report';
+import { serializeReport } from '../engine/inspect/reportCodec';
 import type { Finding } from '../engine/inspect/diagnose';
 import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import type { RunCapture } from '../engine/inspect/capture';
@@ -121,6 +122,17 @@ export class GradientLensPanel implements vscode.Disposable {
       token.onCancellationRequested(() => void this.post({ type: 'cancel', runId: request.runId }));
       void this.post({ type: 'run', ...request, capture: true });
     });
+  }
+
+  /** Shows a report computed elsewhere (the extension host's engine) as this panel's current run. */
+  async showReport(runId: number, report: InspectionReport, settings: RunSettings): Promise<void> {
+    await this.ready;
+    await this.post({ type: 'showReport', runId, report: serializeReport(report), settings });
+  }
+
+  /** Runs `request` in the panel's engine only to warm it up (see RunRequest.warmUp); nothing comes back. */
+  warmUp(request: RunRequest): void {
+    void this.ready.then(() => this.post({ type: 'run', ...request, warmUp: true }));
   }
 
   showVerification(view: VerificationView): void {
@@ -303,8 +315,14 @@ export class GradientLensPanel implements vscode.Disposable {
   }
 }
 
-/** A new, empty editor group below the active one, for the panel; its column. */
+/**
+ * The column for the panel: an empty editor group left over from an earlier panel (a reloaded window restores the
+ * group, not the webview), else a new group below the active one. Stacking a new group under the empty one left
+ * the editor a dozen lines high.
+ */
 async function newGroupBelow(): Promise<vscode.ViewColumn> {
+  const empty = vscode.window.tabGroups.all.find((g) => g.tabs.length === 0 && !g.isActive);
+  if (empty) return empty.viewColumn;
   await vscode.commands.executeCommand('workbench.action.newGroupBelow');
   return vscode.window.tabGroups.activeTabGroup.viewColumn;
 }

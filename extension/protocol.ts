@@ -67,6 +67,11 @@ export interface RunRequest {
   memoryBudgetMB?: number;
   /** Also send what the run fed, used and computed ('capture', for Verify against PyTorch); the panel keeps its report. */
   capture?: boolean;
+  /**
+   * Run only to get the panel's engine going (its JavaScript and WebAssembly compiled and tiered up), after the
+   * extension host's engine made the shown report: the page sends nothing back and shows nothing.
+   */
+  warmUp?: boolean;
 }
 
 /** Default of gradientLens.run.memoryBudgetMB: below what a webview's JS heap can hold. */
@@ -163,7 +168,13 @@ export type HostToWebview =
   /** A followed training stream: the whole record (append: false) or only the steps after those sent before (append: true). */
   | { type: 'liveTraining'; record: SerializedTrainingRecord; append: boolean; status: LiveStatus }
   /** The followed stream's state changed without new steps (ended, detached). */
-  | { type: 'liveStatus'; status: LiveStatus };
+  | { type: 'liveStatus'; status: LiveStatus }
+  /**
+   * A report the extension host's engine computed (the first Inspect runs there while the panel opens): shown
+   * as if the panel had run it, with the settings it ran with. `report` is serializeReport text (keeps NaN and
+   * ±Inf); the page checks it with parseShowReport (webviewMessages.ts) before showing it.
+   */
+  | { type: 'showReport'; runId: number; report: string; settings: RunSettings };
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -197,6 +208,9 @@ export type PageToWorker =
   | ({ type: 'train' } & TrainRequest)
   /** Ends a training run after its current step (handled out of turn, the worker yields between steps). */
   | { type: 'stopTraining'; runId: number };
+
+/** The extension host to its own engine worker (extension/hostEngine): an inspection, never a capture or training. */
+export type HostToEngine = { type: 'run' } & RunRequest;
 
 export type WorkerToPage =
   | { type: 'backend'; info: BackendInfo }

@@ -8,6 +8,8 @@ import type { InspectionReport } from '../engine/inspect/report';
 import type { RunPhases } from './protocol';
 
 export interface HostTimes {
+  /** Finding the document and its model file (an export when it needs one). Not logged by older callers. */
+  locateMs?: number;
   /** Reading the model file. */
   readMs: number;
   /** Finding the watched lines (tree-sitter index of the document). */
@@ -24,21 +26,29 @@ export interface HostTimes {
   totalMs: number;
 }
 
-/** The parts in order, in ms; `messages` is the round trip not accounted for by the page. */
-export function runTimingParts(host: HostTimes, report: InspectionReport, phases?: RunPhases): [string, number][] {
+/** Which engine ran: the panel's (webview worker) or the extension host's (Node worker, extension/hostEngine). */
+export type RunEngine = 'panel' | 'host';
+
+/**
+ * The parts in order, in ms; `messages` is the round trip not accounted for by the page. For a run in the
+ * extension host's engine, `phases` are that worker's: its start, and as `pageMs` the whole round trip, so what
+ * the engine does not account for shows as 'worker' (messages to and from the thread, cloning the report).
+ */
+export function runTimingParts(host: HostTimes, report: InspectionReport, phases?: RunPhases, engine: RunEngine = 'panel'): [string, number][] {
   const t = report.timings;
-  const engine: [string, number][] = [
+  const engineParts: [string, number][] = [
     ['load', t.loadMs ?? 0],
     ['forward', t.forwardMs],
     ['backward', t.backwardMs],
     ['summary', t.summaryMs ?? 0],
   ];
-  const engineMs = engine.reduce((s, [, v]) => s + v, 0);
+  const engineMs = engineParts.reduce((s, [, v]) => s + v, 0);
   const page: [string, number][] = phases
-    ? [['worker start', phases.workerStartMs], ['backend', phases.backendMs], ...engine, ['page', Math.max(0, phases.pageMs - phases.workerStartMs - phases.backendMs - engineMs)]]
-    : engine;
+    ? [['worker start', phases.workerStartMs], ['backend', phases.backendMs], ...engineParts, [engine === 'host' ? 'worker' : 'page', Math.max(0, phases.pageMs - phases.workerStartMs - phases.backendMs - engineMs)]]
+    : engineParts;
   const pageMs = phases ? phases.pageMs : engineMs;
   const parts: [string, number][] = [
+    ...(host.locateMs !== undefined ? [['locate', host.locateMs] as [string, number]] : []),
     ['read', host.readMs],
     ['watches', host.watchesMs],
     ['panel', host.readyMs],
@@ -52,8 +62,8 @@ export function runTimingParts(host: HostTimes, report: InspectionReport, phases
   return parts;
 }
 
-/** "time to overlays 812 ms: read 3, panel 420, ..." (parts under 0.5 ms left out). */
-export function formatRunTiming(host: HostTimes, report: InspectionReport, phases?: RunPhases): string {
-  const parts = runTimingParts(host, report, phases).filter(([, v]) => v >= 0.5);
-  return `time to overlays ${host.totalMs.toFixed(0)} ms: ${parts.map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`;
+/** "time to overlays 812 ms: read 3, panel 420, ..." (parts under 0.5 ms left out; "(extension host engine)" when it ran there). */
+export function formatRunTiming(host: HostTimes, report: InspectionReport, phases?: RunPhases, engine: RunEngine = 'panel'): string {
+  const parts = runTimingParts(host, report, phases, engine).filter(([, v]) => v >= 0.5);
+  return `time to overlays ${host.totalMs.toFixed(0)} ms${engine === 'host' ? ' (extension host engine)' : ''}: ${parts.map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`;
 }

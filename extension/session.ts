@@ -14,10 +14,11 @@ import type { ModelChoice } from './python/exports';
 import { buildOverlays, lineDiagnostics, mergeOverlays, placeFindings } from './overlay/model';
 import { hookOverlays } from './overlay/hooks';
 import { OverlayPresenter } from './overlay/apply';
-import { GradientLensPanel, PanelEvents } from './panel';
-import { BackendInfo, RunSettings, TrainSettings } from './protocol';
+import { GradientLensPanel, PanelEvents, PanelRunResult } from './panel';
+import { HostEngine } from './hostEngine/client';
+import { BackendInfo, RunRequest, RunSettings, TrainSettings } from './protocol';
 import { SourceMapper, DocumentMapping, sourceKinds } from './sourceAnchors';
-import { formatRunTiming } from './runTiming';
+import { formatRunTiming, RunEngine } from './runTiming';
 
 interface LastRun {
   runId: number;
@@ -31,9 +32,17 @@ interface LastRun {
   exported?: ExportMeta;
   /** Module classes the source names where the export does not (sourceKinds). */
   kinds: Record<string, string>;
+  /** False while a report of the extension host's engine is not yet in the panel (findings wait for it). */
+  inPanel: boolean;
 }
 
 const BASELINE_KEY = 'gradientLens.baseline';
+
+/** How long a panel opened for a run of the extension host's engine waits, so the overlays are painted first. */
+const PANEL_AFTER_OVERLAYS_MS = 300;
+
+/** Larger models are not run a second time in the panel just to warm its engine up (memory and CPU). */
+const WARM_UP_MAX_BYTES = 16 * 2 ** 20;
 
 /** A training record shown on a document: from a run in the panel or imported from a file. */
 interface TrainingView {
@@ -64,9 +73,17 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   private trainingView: TrainingView | undefined;
   /** The pinned run new runs are compared with (kept in the workspace's storage). */
   private pinned: RunBaseline | null;
+  /** The extension host's engine (a worker thread): inspections run there unless they need the panel's. */
+  private readonly hostEngine: HostEngine;
+  /** Panels whose engine ran (or was given a warm-up run). */
+  private readonly panelEngineWarm = new WeakSet<GradientLensPanel>();
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly output: vscode.OutputChannel, readonly mapper: SourceMapper, private readonly python: PythonSupport) {
     this.pinned = parseBaseline(context.workspaceState.get(BASELINE_KEY));
+    this.hostEngine = new HostEngine(vscode.Uri.joinPath(context.extensionUri, 'dist', 'host-engine.js').fsPath);
+    this.hostEngine.onBackend = (info) => this.output.appendLine(`extension host engine backend: ${info.name} (${info.reason})`);
+    // Started with the extension (a Python file was opened), off this thread: the first Inspect finds it ready.
+    setTimeout(() => this.hostEngine.prewarm(), 0);
     this.status.name = 'Gradient Lens';
     this.status.command = 'gradientLens.showPanel';
     this.updateStatus();
@@ -109,7 +126,9 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const document = await this.pythonDocument(target);
     const choice = model ?? (await this.python.exports.modelFor(document, request));
     if (!choice) return undefined;
+    const locateMs = performance.now() - start;
     const budgetMB = memoryBudgetMB(document?.uri);
+    this.hostEngine.prewarm();
     const tRead = performance.now();
     // The files alone may not exceed the run's budget: refused before they are read.
     const files = await readModel(choice, budgetMB * 2 ** 20);
@@ -117,7 +136,10 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     const readMs = performance.now() - tRead;
     const modelUri = choice.uri;
     const runSettingsNow = settings ?? runSettings(document?.uri);
-    const panel = await this.showPanel(true);
+    const engine = this.engineFor(runSettingsNow);
+    // The panel's engine needs the panel loaded; the host's does not, and the panel opens after the overlays.
+    const panel = engine === 'panel' ? await this.showPanel(true) : undefined;
+    if (panel) this.panelEngineWarm.add(panel);
     const runId = ++this.runCounter;
     const modelName = path.basename(modelUri.path);
     const tWatches = performance.now();
@@ -126,23 +148,26 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.running?.cancel();
     const cts = (this.running = new vscode.CancellationTokenSource());
     this.updateStatus(`$(sync~spin) ${modelName}`);
-    this.output.appendLine(`[${new Date().toLocaleTimeString()}] inspecting ${vscode.workspace.asRelativePath(modelUri)} (seed ${runSettingsNow.seed}, batch ${runSettingsNow.batch}, loss ${runSettingsNow.loss}, backend ${runSettingsNow.backend}, ${runSettingsNow.dtype}, ${runSettingsNow.mode} mode)`);
+    this.output.appendLine(`[${new Date().toLocaleTimeString()}] inspecting ${vscode.workspace.asRelativePath(modelUri)} (seed ${runSettingsNow.seed}, batch ${runSettingsNow.batch}, loss ${runSettingsNow.loss}, backend ${runSettingsNow.backend}, ${runSettingsNow.dtype}, ${runSettingsNow.mode} mode)${engine === 'host' ? ' in the extension host engine' : ''}`);
     try {
+      const request = { runId, modelName, bytes: files.bytes, externalData: files.externalData, settings: runSettingsNow, watches, memoryBudgetMB: budgetMB };
       const { report, phases, readyMs, roundTripMs } = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Gradient Lens: ${modelName}`, cancellable: true },
         (progress, token) => {
           token.onCancellationRequested(() => cts.cancel());
-          return panel.run({ runId, modelName, bytes: files.bytes, externalData: files.externalData, settings: runSettingsNow, watches, memoryBudgetMB: budgetMB }, (message) => progress.report({ message }), cts.token);
+          const onProgress = (message: string) => progress.report({ message });
+          return panel ? panel.run(request, onProgress, cts.token) : this.runInHost(request, onProgress, cts.token);
         },
       );
       if (runId !== this.runCounter) return undefined; // superseded
       const tMapping = performance.now();
       const mapping = document ? await this.mapper.map(document, report) : { anchors: [], fallbackLine: 0, unmapped: [], watchLines: [], classOf: {}, instances: {} };
       const tOverlays = performance.now();
-      this.last = { runId, document: document?.uri ?? modelUri, model: choice, report, findings: [], mapping, kinds: {}, settings: runSettingsNow, exported: choice.exported };
+      this.last = { runId, document: document?.uri ?? modelUri, model: choice, report, findings: [], mapping, kinds: {}, settings: runSettingsNow, exported: choice.exported, inPanel: engine === 'panel' };
       await this.apply(this.last);
       const end = performance.now();
-      this.output.appendLine(`  ${formatRunTiming({ readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases)}`);
+      this.output.appendLine(`  ${formatRunTiming({ locateMs, readMs, watchesMs, readyMs, roundTripMs, mappingMs: tOverlays - tMapping, overlaysMs: end - tOverlays, totalMs: end - start }, report, phases, engine)}`);
+      if (engine === 'host') void this.showInPanel(this.last, request);
       return report;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -153,6 +178,49 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     } finally {
       if (this.running === cts) this.running = undefined;
       cts.dispose();
+    }
+  }
+
+  /**
+   * Which engine runs an inspection. The extension host's (no webview on the way to the overlays) for the
+   * WebAssembly and TypeScript backends; the panel's when WebGPU is asked for, or when 'auto' and the panel's
+   * engine found a WebGPU device (once known: before the panel has started, 'auto' runs on WebAssembly).
+   * Verify's captured runs and training always run in the panel.
+   */
+  private engineFor(settings: RunSettings): RunEngine {
+    if (settings.backend === 'webgpu') return 'panel';
+    if (settings.backend === 'auto' && this.backend?.name.startsWith('webgpu')) return 'panel';
+    return 'host';
+  }
+
+  /** Runs in the extension host's engine, shaped like a panel run (its worker's start as the 'worker start' phase). */
+  private async runInHost(request: RunRequest, onProgress: (message: string) => void, token: vscode.CancellationToken): Promise<PanelRunResult> {
+    token.onCancellationRequested(() => this.hostEngine.cancel(request.runId));
+    const { report, workerStartMs, roundTripMs } = await this.hostEngine.run(request, onProgress);
+    return { report, phases: { workerStartMs, backendMs: 0, pageMs: workerStartMs + roundTripMs }, readyMs: 0, roundTripMs: workerStartMs + roundTripMs };
+  }
+
+  /** Shows a run the extension host's engine made in the panel (opened now if it is not), with its findings. */
+  private async showInPanel(run: LastRun, request: RunRequest): Promise<void> {
+    try {
+      // Creating the panel (a new editor group, the webview) is 0.5-1 s of the workbench renderer's time (session 6's
+      // breakdowns), the thread that paints the decorations: give it the overlays first.
+      if (!GradientLensPanel.existing) await new Promise((resolve) => setTimeout(resolve, PANEL_AFTER_OVERLAYS_MS));
+      if (this.last !== run) return;
+      const panel = await this.showPanel(true);
+      if (this.last !== run) return;
+      run.inPanel = true;
+      await panel.showReport(run.runId, run.report, run.settings);
+      // The findings of now (thresholds may have changed while the panel loaded).
+      if (this.last === run) panel.showFindings(run.runId, run.findings, run.kinds);
+      // A panel that has not run its engine yet runs this model once, so a Train N Steps right after starts on
+      // compiled, tiered-up code, as it did when every Inspect ran in the panel.
+      if (!this.panelEngineWarm.has(panel) && request.bytes.length <= WARM_UP_MAX_BYTES) {
+        this.panelEngineWarm.add(panel);
+        panel.warmUp({ ...request, runId: -request.runId });
+      }
+    } catch (err) {
+      this.output.appendLine(`  the panel could not show the run: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 
@@ -199,7 +267,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     run.findings = diagnose(run.report, thresholds(run.document));
     run.kinds = sourceKinds(run.report.modules, run.mapping.classOf);
     this.render(run.document);
-    GradientLensPanel.existing?.showFindings(run.runId, run.findings, run.kinds);
+    if (run.inPanel) GradientLensPanel.existing?.showFindings(run.runId, run.findings, run.kinds);
     const r = run.report;
     this.updateStatus(`$(pulse) ${r.backend} · ${path.basename(run.model.uri.path)} · ${(r.timings.forwardMs + r.timings.backwardMs).toFixed(0)} ms`);
     this.output.appendLine(`  ${r.backend} (${r.dtype}${r.mode ? `, ${r.mode} mode` : ''}): loss ${r.loss.kind} = ${r.loss.value.toPrecision(6)}, forward ${r.timings.forwardMs.toFixed(1)} ms, backward ${r.timings.backwardMs.toFixed(1)} ms; ${run.findings.length} findings; ${run.mapping.anchors.length} source anchors, ${run.mapping.unmapped.length} modules not found in the source`);
@@ -515,6 +583,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
   }
 
   dispose(): void {
+    this.hostEngine.dispose();
     this.presenter.dispose();
     this.diagnostics.dispose();
     this.status.dispose();

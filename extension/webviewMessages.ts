@@ -144,6 +144,19 @@ export function parseWebviewMessage(raw: unknown): CheckedWebviewMessage {
   }
 }
 
+/**
+ * The host's 'showReport' message as the page may use it: a report the extension host's engine computed. The page
+ * checks it like the host checks the page's reports (parseReport: every field, NaN and ±Inf kept), so a report
+ * drawn in the panel went through the same validation whichever engine made it.
+ */
+export function parseShowReport(raw: unknown): { runId: number; report: InspectionReport; settings: RunSettings } {
+  const m = obj(raw, 'message');
+  if (m.type !== 'showReport') fail('message.type', 'expected "showReport"');
+  const id = num(m.runId, 'message.runId');
+  if (!Number.isSafeInteger(id) || id <= 0) fail('message.runId', `expected a positive integer, got ${id}`);
+  return { runId: id, report: parseReport(m.report, 'message.report'), settings: parseRunSettings(m.settings, 'message.settings') };
+}
+
 /** A serialized training record: JSON text of any length (parseTrainingRecord checks its content). */
 function recordText(v: unknown, where: string): string {
   if (typeof v !== 'string') return fail(where, 'expected the record as JSON text');

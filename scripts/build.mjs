@@ -17,6 +17,8 @@ const common = { bundle: true, sourcemap: !production, minify: production, logLe
 
 const targets = [
   { entryPoints: ['extension/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', external: ['vscode'] },
+  // The extension host's engine: a worker thread the extension starts (extension/hostEngine); loads dist/kernels*.wasm.
+  { entryPoints: ['extension/hostEngine/worker.ts'], outfile: 'dist/host-engine.js', platform: 'node', format: 'cjs' },
   { entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', platform: 'browser', format: 'iife' },
   { entryPoints: ['webview/engine-worker.ts'], outfile: 'dist/engine-worker.js', platform: 'browser', format: 'iife' },
 ];

@@ -18,3 +18,9 @@ test('without the webview phases (an older page) the engine parts still show; pa
   const line = formatRunTiming({ ...host, readyMs: 0 }, report);
   assert.equal(line, 'time to overlays 800 ms: read 3, load 20, forward 40, backward 60, summary 10, messages 170, mapping 30, overlays 5, other 462');
 });
+
+test("a run in the extension host's engine: no panel wait, the worker's start, and its message overhead as 'worker'", () => {
+  const parts = Object.fromEntries(runTimingParts({ ...host, readyMs: 0, roundTripMs: 200 }, report, { workerStartMs: 15, backendMs: 0, pageMs: 200 }, 'host'));
+  assert.deepEqual(parts, { read: 3, watches: 0.25, panel: 0, 'worker start': 15, backend: 0, load: 20, forward: 40, backward: 60, summary: 10, worker: 55, messages: 0, mapping: 30, overlays: 5, other: 561.75 });
+  assert.match(formatRunTiming({ ...host, readyMs: 0, roundTripMs: 200 }, report, { workerStartMs: 15, backendMs: 0, pageMs: 200 }, 'host'), /^time to overlays 800 ms \(extension host engine\): read 3, worker start 15, load 20/);
+});

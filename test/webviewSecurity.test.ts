@@ -12,7 +12,7 @@ import { inspectOnnx, InspectionReport } from '../engine';
 import { parseReport, serializeReport, ReportFormatError } from '../engine/inspect/reportCodec';
 import { md } from '../extension/overlay/format';
 import { moduleHover, multiModuleHover } from '../extension/overlay/model';
-import { parseWebviewMessage } from '../extension/webviewMessages';
+import { parseShowReport, parseWebviewMessage } from '../extension/webviewMessages';
 import { makeNonce } from '../extension/nonce';
 import { DEFAULT_RUN_SETTINGS, DEFAULT_TRAIN_SETTINGS } from '../extension/protocol';
 import { repoRoot } from './helpers';
@@ -127,6 +127,24 @@ describe('webview messages are checked against the protocol', () => {
     refused({ type: 'report', runId: 1, report: bad((o) => (o.modules[0].path = 'x'.repeat(5000))) }, /longer than 4096/);
     refused({ type: 'report', runId: 0, report: text }, /message\.runId/); // negative ids are Verify's repeat runs
     assert.throws(() => parseReport(bad((o) => (o.dtype = 'int8'))), /dtype/);
+  });
+
+  test("the host's showReport (a run of the extension host's engine) is checked like the page's reports before the panel shows it", () => {
+    const text = serializeReport(report);
+    const shown = parseShowReport({ type: 'showReport', runId: 7, report: text, settings: DEFAULT_RUN_SETTINGS });
+    assert.equal(shown.runId, 7);
+    assert.deepEqual(shown.report, parseReport(text));
+    assert.deepEqual(shown.settings, DEFAULT_RUN_SETTINGS);
+    const o = JSON.parse(text);
+    o.modules[0].path = { toString: 1 };
+    const refused: [unknown, RegExp][] = [
+      [{ type: 'report', runId: 7, report: text, settings: DEFAULT_RUN_SETTINGS }, /message\.type: expected "showReport"/],
+      [{ type: 'showReport', runId: -1, report: text, settings: DEFAULT_RUN_SETTINGS }, /message\.runId/],
+      [{ type: 'showReport', runId: 7, report: JSON.parse(text), settings: DEFAULT_RUN_SETTINGS }, /message\.report: expected the report as JSON text/],
+      [{ type: 'showReport', runId: 7, report: JSON.stringify(o), settings: DEFAULT_RUN_SETTINGS }, /message\.report\.modules\[0\]\.path: expected a string/],
+      [{ type: 'showReport', runId: 7, report: text, settings: { ...DEFAULT_RUN_SETTINGS, batch: 0 } }, /message\.settings\.batch/],
+    ];
+    for (const [raw, re] of refused) assert.throws(() => parseShowReport(raw), (e: Error) => e instanceof ReportFormatError && re.test(e.message), JSON.stringify(raw).slice(0, 80));
   });
 
   test('every other message type: valid ones pass, malformed ones are refused', () => {

@@ -14,6 +14,7 @@ import { textBatch, textDataset } from '../engine/train/dataset';
 import type { BackendChoice, BackendInfo, PageToWorker, RunRequest, TrainRequest, TrainStop, WorkerToPage } from '../extension/protocol';
 import { describeWebGpuAdapter } from './probe';
 import { describeError, runWithFallback } from './runWithFallback';
+import { inspectOptions } from '../extension/engineRequest';
 
 const post = (m: WorkerToPage) => (self as unknown as Worker).postMessage(m);
 
@@ -58,22 +59,13 @@ async function chooseBackend(choice: BackendChoice, wasm: ArrayBuffer | null, wa
   return info;
 }
 
-async function inspect(request: RunRequest) {
-  return inspectOnnx(request.bytes, request.modelName, {
-    externalData: request.externalData,
-    seed: request.settings.seed,
-    batch: request.settings.batch,
-    sequenceLength: request.settings.sequenceLength,
-    loss: request.settings.loss,
-    dtype: request.settings.dtype,
-    mode: request.settings.mode,
-    watches: request.watches,
-    attentionSample: Math.min(request.settings.attentionSample ?? 0, Math.max(0, request.settings.batch - 1)),
-    memoryBudget: request.memoryBudgetMB !== undefined ? request.memoryBudgetMB * 2 ** 20 : undefined,
-    onProgress: (message) => post({ type: 'progress', runId: request.runId, message }),
+function inspect(request: RunRequest) {
+  return inspectOnnx(request.bytes, request.modelName, inspectOptions(
+    request,
+    (message) => post({ type: 'progress', runId: request.runId, message }),
     // The arrays are the capture's own copies: transfer them instead of cloning.
-    onCapture: request.capture ? (capture) => (self as unknown as Worker).postMessage({ type: 'capture', runId: request.runId, capture } satisfies WorkerToPage, captureBuffers(capture)) : undefined,
-  });
+    (capture) => (self as unknown as Worker).postMessage({ type: 'capture', runId: request.runId, capture } satisfies WorkerToPage, captureBuffers(capture)),
+  ));
 }
 
 async function run(request: RunRequest, receivedAt: number): Promise<void> {

@@ -12,6 +12,7 @@ import { parseTrainingRecord, serializeTrainingRecord, TrainingRecord } from '..
 import { serializeReport } from '../engine/inspect/reportCodec';
 import { BackendInfo, DEFAULT_RUN_SETTINGS, HostToWebview, RunSettings, VerificationView, WebviewToHost } from '../extension/protocol';
 import { EngineClient } from './engineClient';
+import { parseShowReport } from '../extension/webviewMessages';
 import { FlowChart } from './flowChart';
 import { healthByModule } from './health';
 import { renderHookLog } from './hookLog';
@@ -229,6 +230,11 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
       void engine.prepare(m.settings.backend);
       break;
     case 'run': {
+      if (m.warmUp) {
+        // Nothing pending here (the host's engine made the shown report): run once so Train starts on warm code.
+        engine.run(m, { onProgress: () => {} }).catch(() => {});
+        break;
+      }
       const received = performance.now();
       // A capture run repeats the shown run for Verify: the panel keeps its report and findings.
       if (!m.capture) {
@@ -259,6 +265,25 @@ window.addEventListener('message', async (event: MessageEvent<HostToWebview>) =>
         setStatus(message === 'cancelled' ? 'Cancelled.' : `Failed: ${message}`);
         post({ type: 'runError', runId: m.runId, message });
       }
+      break;
+    }
+    case 'showReport': {
+      // A run of the extension host's engine (the first Inspect, or any run that does not need this page's engine).
+      let shown;
+      try {
+        shown = parseShowReport(m);
+      } catch (err) {
+        post({ type: 'error', message: `the panel refused a report from the extension host: ${err instanceof Error ? err.message : String(err)}` });
+        break;
+      }
+      activeRun = shown.runId;
+      state.settings = shown.settings;
+      state.report = shown.report;
+      state.findings = [];
+      state.verification = null;
+      verify.render(null);
+      setStatus('');
+      drawAfterOverlays(shown.runId);
       break;
     }
     case 'train': {

@@ -340,7 +340,9 @@ export async function packageVsix({ out = join(E2E_DIR, 'gradient-lens.vsix') } 
 export function makeScratch(name) {
   pruneRuns();
   let dir = join(E2E_DIR, 'runs', `${name}-${process.pid}`);
-  if (dir.length > 60) dir = mkdtempSync(join(tmpdir(), `gl-e2e-${name}-`));
+  // Chromium's <dir>/tmp/org.chromium.Chromium.XXXXXX/SingletonSocket must fit a Unix socket path (107 bytes): from a
+  // worktree (/work/wt/issue-N) a 60-character dir still overflowed it ("Socket path too long", Chromium aborts).
+  if (dir.length + '/tmp/org.chromium.Chromium.XXXXXX/SingletonSocket'.length > 100) dir = mkdtempSync(join(tmpdir(), `gl-e2e-${name}-`));
   rmSync(dir, { recursive: true, force: true });
   for (const sub of ['user-data', 'extensions', 'config', 'data', 'cache', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
   return dir;

@@ -11,6 +11,19 @@ const TEST_TIMEOUT = { timeout: 6 * 60_000 };
 /** The decoration on the line whose source contains `code` (the editor renders spaces as no-break spaces). */
 const on = (decorations, code) => decorations.find((d) => (d.text ?? '').replace(/\u00a0/g, ' ').includes(code));
 
+/** The extension's Output channel, as the server logged it (every window's extension host). */
+function outputLog(scratch) {
+  const texts = [];
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (/Gradient Lens\.log$/.test(e.name)) texts.push(readFileSync(join(dir, e.name), 'utf8'));
+    }
+  };
+  walk(join(scratch, 'user-data', 'logs'));
+  return texts.join('\n');
+}
+
 /** Copies examples/ (.py + .onnx only) into a scratch workspace. */
 /** The module table's Kind column: { path: kind }. */
 const tableKinds = (panel) => panel.evaluate(() => Object.fromEntries([...document.querySelectorAll('[data-testid="module-table"] tbody tr')]
@@ -89,7 +102,7 @@ describe('Inspect the examples in code-server', () => {
     const shipped = [/^package\.json$/, /^readme\.md$/i, /^changelog\.md$/i, /^LICENSE(\.txt)?$/, /^media\//, /^dist\/[^/]+\.(js|css|wasm)$/, /^python\/gradlens_(recorder|export)\.py$/, /^\.vsixmanifest$/];
     for (const f of files) assert.ok(shipped.some((re) => re.test(f)), `${f} should not be shipped (${files.length} files)`);
     const manifest = JSON.parse(readFileSync(join(exts, dir, 'package.json'), 'utf8'));
-    for (const f of [manifest.main.replace(/^\.\//, ''), 'dist/webview.js', 'dist/engine-worker.js', 'dist/kernels.wasm', 'dist/tree-sitter-python.wasm', 'python/gradlens_recorder.py', 'python/gradlens_export.py', 'media/icon.png']) {
+    for (const f of [manifest.main.replace(/^\.\//, ''), 'dist/webview.js', 'dist/engine-worker.js', 'dist/host-engine.js', 'dist/kernels.wasm', 'dist/tree-sitter-python.wasm', 'python/gradlens_recorder.py', 'python/gradlens_export.py', 'media/icon.png']) {
       assert.ok(files.includes(f), `${f} missing from the installed extension`);
     }
     for (const w of manifest.contributes.walkthroughs) for (const step of w.steps) for (const m of Object.values(step.media)) assert.ok(files.includes(m), `${m} (walkthrough) missing`);
@@ -120,6 +133,12 @@ describe('Inspect the examples in code-server', () => {
     assert.match(backend, /^wasm-simd/, `WebAssembly SIMD runs when WebGPU is unavailable; the panel says: ${why}`);
     const summary = await wb.webviewText('summary', { ok: (t) => /vanishing_mlp\.onnx/.test(t), what: 'the run summary' });
     assert.match(summary, /loss crossEntropy = \d/);
+    // The first Inspect ran in the extension host's engine (no panel on the way to the overlays); the panel shows
+    // that run's report: the same loss as the Output channel logged.
+    const output = await wb.poll(async () => outputLog(suite.server.scratch), (t) => /wasm-simd[^:]*: loss crossEntropy/.test(t), 'the run in the Output channel log');
+    assert.match(output, /inspecting vanishing_mlp\.onnx \([^)]*\) in the extension host engine/);
+    const logged = /wasm-simd[^:]*: loss crossEntropy = ([\d.]+)/.exec(output)?.[1];
+    assert.ok(logged && summary.includes(`crossEntropy = ${Number(logged).toPrecision(5)}`), `panel: ${summary}; output: ${logged}`);
     // The run's memory estimate under the summary, against gradientLens.run.memoryBudgetMB (default 2048 MB).
     const memory = await wb.webviewText('memory-estimate', { ok: (t) => t.startsWith('Memory estimate'), what: 'the memory estimate' });
     assert.match(memory, /^Memory estimate [\d.]+ (kB|MB) of the 2\.00 GB budget \(\d+%\): /);
