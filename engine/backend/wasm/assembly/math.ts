@@ -215,6 +215,41 @@ export function geluTanhGrad64(x: f64): f64 {
   return f64x2.div(r, s);
 }
 
+/** erfNearOne on 2 lanes (same coefficients and order). */
+@inline function erfNearOneF64x2(s: v128): v128 {
+  let p = f64x2.add(f64x2.splat(3.54783043256182359371e-2), f64x2.mul(s, f64x2.splat(-2.16637559486879084300e-3)));
+  p = f64x2.add(f64x2.splat(-1.10894694282396677476e-1), f64x2.mul(s, p));
+  p = f64x2.add(f64x2.splat(3.18346619901161753674e-1), f64x2.mul(s, p));
+  p = f64x2.add(f64x2.splat(-3.72207876035701323847e-1), f64x2.mul(s, p));
+  p = f64x2.add(f64x2.splat(4.14856118683748331666e-1), f64x2.mul(s, p));
+  p = f64x2.add(f64x2.splat(-2.36211856075265944077e-3), f64x2.mul(s, p));
+  let q = f64x2.add(f64x2.splat(1.36370839120290507362e-2), f64x2.mul(s, f64x2.splat(1.19844998467991074170e-2)));
+  q = f64x2.add(f64x2.splat(1.26171219808761642112e-1), f64x2.mul(s, q));
+  q = f64x2.add(f64x2.splat(7.18286544141962662868e-2), f64x2.mul(s, q));
+  q = f64x2.add(f64x2.splat(5.40397917702171048937e-1), f64x2.mul(s, q));
+  q = f64x2.add(f64x2.splat(1.06420880400844228286e-1), f64x2.mul(s, q));
+  q = f64x2.add(f64x2.splat(1.0), f64x2.mul(s, q));
+  return f64x2.div(p, q);
+}
+
+/** erf64 for lanes with |x| < 1.25 (the caller checks): its small and near-one cases, chosen per lane. */
+@inline export function erfMidRangeF64x2(x: v128): v128 {
+  const ax = f64x2.abs(x);
+  const near = f64x2.add(f64x2.splat(ERX), erfNearOneF64x2(f64x2.sub(ax, f64x2.splat(1.0))));
+  const nearSigned = v128.bitselect(near, f64x2.neg(near), f64x2.ge(x, f64x2.splat(0.0)));
+  return v128.bitselect(erfSmallRangeF64x2(x), nearSigned, f64x2.lt(ax, f64x2.splat(0.84375)));
+}
+
+/** erfc64 for lanes with |x| < 1.25 (the caller checks): its small and near-one cases, chosen per lane. */
+@inline function erfcMidRangeF64x2(x: v128): v128 {
+  const ax = f64x2.abs(x);
+  const p = erfNearOneF64x2(f64x2.sub(ax, f64x2.splat(1.0)));
+  const nearPos = f64x2.sub(f64x2.sub(f64x2.splat(1.0), f64x2.splat(ERX)), p);
+  const nearNeg = f64x2.add(f64x2.splat(1.0), f64x2.add(f64x2.splat(ERX), p));
+  const near = v128.bitselect(nearPos, nearNeg, f64x2.ge(x, f64x2.splat(0.0)));
+  return v128.bitselect(erfcSmallRangeF64x2(x), near, f64x2.lt(ax, f64x2.splat(0.84375)));
+}
+
 /** erf64 for lanes with |x| < 0.84375 (the caller checks): x + x erfSmall(x). */
 @inline export function erfSmallRangeF64x2(x: v128): v128 {
   return f64x2.add(x, f64x2.mul(x, erfSmallF64x2(x)));
@@ -228,9 +263,9 @@ export function geluTanhGrad64(x: f64): f64 {
   return v128.bitselect(below, above, f64x2.lt(x, f64x2.splat(0.25)));
 }
 
-/** geluGrad64 for lanes with |x| sqrt(1/2) < 0.84375 (the caller checks). */
-@inline export function geluGradSmallRangeF64x2(x: v128): v128 {
-  const phi2 = erfcSmallRangeF64x2(f64x2.mul(f64x2.neg(x), f64x2.splat(SQRT_HALF)));
+/** geluGrad64 for lanes with |x| sqrt(1/2) < 1.25 (the caller checks). */
+@inline export function geluGradMidRangeF64x2(x: v128): v128 {
+  const phi2 = erfcMidRangeF64x2(f64x2.mul(f64x2.neg(x), f64x2.splat(SQRT_HALF)));
   const e = expF64x2(f64x2.mul(f64x2.mul(f64x2.splat(-0.5), x), x));
   return f64x2.add(f64x2.mul(f64x2.splat(0.5), phi2), f64x2.mul(f64x2.mul(x, f64x2.splat(INV_SQRT_2PI)), e));
 }
