@@ -235,19 +235,23 @@ export function geluTanhGrad64(x: f64): f64 {
 /** erf64 for lanes with |x| < 1.25 (the caller checks): its small and near-one cases, chosen per lane. */
 @inline export function erfMidRangeF64x2(x: v128): v128 {
   const ax = f64x2.abs(x);
+  const small = f64x2.lt(ax, f64x2.splat(0.84375));
+  if (i64x2.all_true(small)) return erfSmallRangeF64x2(x); // the common case: skip the near-one rational
   const near = f64x2.add(f64x2.splat(ERX), erfNearOneF64x2(f64x2.sub(ax, f64x2.splat(1.0))));
   const nearSigned = v128.bitselect(near, f64x2.neg(near), f64x2.ge(x, f64x2.splat(0.0)));
-  return v128.bitselect(erfSmallRangeF64x2(x), nearSigned, f64x2.lt(ax, f64x2.splat(0.84375)));
+  return v128.bitselect(erfSmallRangeF64x2(x), nearSigned, small);
 }
 
 /** erfc64 for lanes with |x| < 1.25 (the caller checks): its small and near-one cases, chosen per lane. */
 @inline function erfcMidRangeF64x2(x: v128): v128 {
   const ax = f64x2.abs(x);
+  const small = f64x2.lt(ax, f64x2.splat(0.84375));
+  if (i64x2.all_true(small)) return erfcSmallRangeF64x2(x); // the common case: skip the near-one rational
   const p = erfNearOneF64x2(f64x2.sub(ax, f64x2.splat(1.0)));
   const nearPos = f64x2.sub(f64x2.sub(f64x2.splat(1.0), f64x2.splat(ERX)), p);
   const nearNeg = f64x2.add(f64x2.splat(1.0), f64x2.add(f64x2.splat(ERX), p));
   const near = v128.bitselect(nearPos, nearNeg, f64x2.ge(x, f64x2.splat(0.0)));
-  return v128.bitselect(erfcSmallRangeF64x2(x), near, f64x2.lt(ax, f64x2.splat(0.84375)));
+  return v128.bitselect(erfcSmallRangeF64x2(x), near, small);
 }
 
 /** erf64 for lanes with |x| < 0.84375 (the caller checks): x + x erfSmall(x). */
