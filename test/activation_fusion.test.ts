@@ -8,7 +8,11 @@ import assert from 'node:assert/strict';
 import { Backend, Rng, Tensor, backward, gelu, loadOnnx, mul, referenceBackend, sum, tensorFrom, withBackend } from '../engine';
 import type { OnnxRunResult, RunOptions } from '../engine';
 import { loadWasmBackendNode } from '../engine/backend/wasm/node';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { buildModel, NodeSpec } from './onnx_builder';
+import { EXPORTS_DIR, Gold, feedsOf, nodeFs } from './exportMatrix';
+import { readModelFiles } from '../extension/modelFiles';
 
 const F = 1;
 const constant = (name: string, v: number): NodeSpec => ({ op: 'Constant', inputs: [], outputs: [name], attrs: { value: { tensor: { type: F, dims: [], values: [v] } } } });
@@ -192,3 +196,50 @@ test('float64 runs differentiate the graph as written (the gradient-check path)'
   const run = m.run({ x }, { loss: 'meanSquare', dtype: 'float64' });
   assert.equal(run.value('y').gradFn?.op, 'mul');
 });
+
+describe('GELU chain fusion on real exports against PyTorch', () => {
+  // Export-matrix models whose GELU is a chain of nodes: the ViT converted to opset 17 (the version converter writes
+  // GELU as Div/Erf/Add/Mul/Mul with a float32 √2) and GPT-2's tanh form (TorchScript export). A plain float32 run
+  // (fusion on, as training and the benchmarks run) must give PyTorch's float32 gradients to the export matrix's
+  // float32 tolerance, and agree with the node-by-node run.
+  for (const [file, goldFile] of [['vit_init_op17.onnx', 'vit_init.json'], ['gpt2_init_legacy.onnx', 'gpt2_init.json']]) {
+    test(file, async () => {
+      const gold = JSON.parse(fs.readFileSync(path.join(EXPORTS_DIR, goldFile), 'utf8')) as Gold;
+      const files = await readModelFiles(path.join(EXPORTS_DIR, file), nodeFs);
+      const model = loadOnnx(files.bytes, { externalData: files.externalData });
+      const targets = new Tensor(Int32Array.from(gold.targets.data), gold.targets.shape);
+      const grads = (fuseActivations: boolean) => {
+        model.zeroGrad();
+        const run = model.run(feedsOf(gold), { loss: { kind: 'crossEntropy', output: model.outputs[0].name, targets }, fuseActivations });
+        backward(run.loss!);
+        const fused = [...run.tensorsByName.values()].filter((v) => v.tensor.gradFn?.op === 'gelu').length;
+        return { fused, loss: run.loss!.item(), norms: new Map([...model.parameters].map(([n, p]) => [n, p.grad ? l2(p.grad.data) : 0])) };
+      };
+      const on = grads(true);
+      const off = grads(false);
+      assert.ok(on.fused > 0, 'some GELU chain was fused');
+      assert.equal(off.fused, 0);
+      assert.ok(Math.abs(on.loss - gold.loss.float32) <= 1e-5 * Math.max(1, gold.loss.float32), `loss ${on.loss} vs ${gold.loss.float32}`);
+      const wants = Object.values(gold.parameters).map((p) => p.grad32 ?? 0);
+      const maxNorm = Math.max(...wants);
+      // Parameters the export merged (identical initial values deduplicated by the converter) are not PyTorch's.
+      const lost = new Set(model.exportNotes.filter((n) => !n.restored).flatMap((n) => n.parameters));
+      let compared = 0;
+      for (const [name, got] of on.norms) {
+        const p = gold.parameters[gold.aliases[name] ?? name];
+        if (!p || p.grad32 === null || lost.has(name)) continue;
+        compared++;
+        const tolerance = Math.max(1e-4 * p.grad32, 2 * Math.abs(p.grad32 - (p.grad64 ?? p.grad32)), 1e-6 * maxNorm);
+        assert.ok(Math.abs(got - p.grad32) <= tolerance, `${name}: ‖∇‖ ${got} vs PyTorch ${p.grad32} (tolerance ${tolerance})`);
+        assert.ok(Math.abs(got - off.norms.get(name)!) <= 1e-5 * maxNorm, `${name}: fused ${got} vs node by node ${off.norms.get(name)}`);
+      }
+      assert.ok(compared >= 0.5 * on.norms.size, `${compared} of ${on.norms.size} parameters compared`);
+    });
+  }
+});
+
+function l2(values: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < values.length; i++) s += values[i] * values[i];
+  return Math.sqrt(s);
+}

@@ -95,7 +95,7 @@ class Matcher {
     return null;
   }
 
-  /** Chains ending at `last`: (x · (1 + f)) · 0.5 (erf export) or (0.5 x) · (1 + f) (GPT-2), operands in either order. */
+  /** Chains ending at `last`: (x · (1 + f)) · 0.5 (erf export), (0.5 x) · (1 + f) (GPT-2) or x · (0.5 (1 + f)), operands in either order. */
   geluAt(last: OnnxNode): (Part & { approximate: 'none' | 'tanh' }) | null {
     if (last.opType !== 'Mul' || last.domain !== '' || last.inputs.length !== 2 || last.outputs.length !== 1) return null;
     const [p, q] = last.inputs;
@@ -112,6 +112,10 @@ class Matcher {
       const scaled = this.withConstant(half, 'Mul', 0.5);
       const r = scaled ? this.onePlus(other) : null;
       if (scaled && r && r.x === scaled.x) return { ...r, nodes: [last.index, ...scaled.nodes, ...r.nodes], constants: [...scaled.constants, ...r.constants] };
+      // x · (0.5 · (1 + f)) (the version converter's decomposition of Gelu)
+      const halved = this.withConstant(half, 'Mul', 0.5);
+      const inner = halved ? this.onePlus(halved.x) : null;
+      if (halved && inner && inner.x === other) return { ...inner, nodes: [last.index, ...halved.nodes, ...inner.nodes], constants: [...halved.constants, ...inner.constants] };
     }
     return null;
   }
