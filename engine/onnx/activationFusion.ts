@@ -157,7 +157,10 @@ export function fuseGelu(chain: GeluChain, value: (name: string) => Tensor | und
     if (!(Math.abs(t.data[0] - c.value) <= CONSTANT_TOLERANCE * Math.abs(c.value))) return false;
   }
   const interior = chain.interior.map(value);
-  if (interior.some((t) => !t || t.retainsGrad || t.hooks.length > 0)) return false;
+  // Each interior value must be a tensor of its own, made by its node in this run (never x or the output itself,
+  // which a handler returning its input unchanged could make it): only those are cut from the graph.
+  const own = new Set(interior);
+  if (own.size !== interior.length || interior.some((t) => !t || t === x || t === out || !t.gradFn || t.retainsGrad || t.hooks.length > 0)) return false;
   recordGeluOf(out, x, chain.approximate);
   for (const t of interior) {
     t!.gradFn = null;
