@@ -2,8 +2,9 @@
  * GELU as exporters decompose it, differentiated as one op.
  *
  * The TorchScript exporter writes exact GELU as Div(x, √2) → Erf → Add 1 → Mul x → Mul 0.5 and GPT-2's tanh form as
- * Pow 3 → Mul 0.044715 → Add x → Mul √(2/π) → Tanh → Add 1 → Mul (0.5 x). Differentiating that chain node by node
- * costs 6-11 kernels and as many full-size temporaries per layer; E.geluVjp is one kernel.
+ * Pow 3 → Mul 0.044715 → Add x → Mul √(2/π) → Tanh → Add 1 → Mul (0.5 x); the version converter writes Gelu as
+ * x · (0.5 · (1 + erf(x/√2))). Differentiating such a chain node by node
+ * costs 6-11 kernels and as many full-size temporaries per layer; GELU's own VJP (recordGeluOf) is one kernel.
  *
  * What changes and what does not: every node still runs forward as written, so every value of the run (module
  * paths, values, activation statistics) is bit for bit what it was. Only the backward changes: the chain's output
