@@ -693,3 +693,31 @@ test('wasm GELU keeps relative precision in the negative tail, like the referenc
     for (let i = 0; i < x.length; i++) assert.ok(Math.abs(ours[i] / ref[i] - 1) < 1e-6, `${op}(${x[i]}): ${ours[i]} vs ${ref[i]}`);
   }
 });
+
+test('erf, geluGrad and geluTanhGrad on float64 lane pairs round exactly as the reference (dense sweep, range edges, specials)', async () => {
+  // Activations mostly fall in erf's small range, where these kernels evaluate two lanes at a time with their own
+  // exp: the float32 results must still be the reference's, bit for bit, on both sides of every branch edge.
+  const xs: number[] = [];
+  for (let v = -12; v <= 12; v += 1 / 1024) xs.push(v);
+  for (const c of [0.84375, 0.84375 / Math.SQRT1_2, 0.25 * Math.SQRT2, 1e-20, 1e-40, 30, 700, Infinity, NaN, 0]) {
+    for (const s of [1, -1]) xs.push(s * c, Math.fround(s * c * (1 + 1e-7)), Math.fround(s * c * (1 - 1e-7)));
+  }
+  const x = Float32Array.from(xs);
+  const n = x.length;
+  const g = Float32Array.from(xs, (_, i) => (i % 7) - 3.3);
+  const bits = (a: Float32Array) => new Int32Array(a.buffer, a.byteOffset, a.length);
+  for (const be of [wasm, await createWasmBackend(readKernelBytes(WASM_KERNEL_FILES.relaxed)).catch(() => wasm)]) {
+    const cases: [string, Float32Array, Float32Array][] = [
+      ['erf', be.unary('erf', x, 0, 'float32') as Float32Array, referenceBackend.unary('erf', x, 0, 'float32') as Float32Array],
+      ...(['geluGrad', 'geluTanhGrad'] as const).map((op): [string, Float32Array, Float32Array] =>
+        [op, be.binary(op, g, [n], x, [n], [n], 'float32') as Float32Array, referenceBackend.binary(op, g, [n], x, [n], [n], 'float32') as Float32Array]),
+    ];
+    for (const [op, got, want] of cases) {
+      const gb = bits(got), wb = bits(want);
+      for (let i = 0; i < n; i++) {
+        if (Number.isNaN(want[i])) assert.ok(Number.isNaN(got[i]), `${op}(${x[i]}): ${got[i]}, want NaN`);
+        else assert.equal(gb[i], wb[i], `${op}(${x[i]}): ${got[i]} vs ${want[i]}`);
+      }
+    }
+  }
+});

@@ -23,6 +23,7 @@ import { checkSize, convert, mapValues } from './helpers';
 import { integerBoundNodes } from './integerPaths';
 import { ExportNote, restoreParameterIdentity } from './identity';
 import { OnnxWarning, validateGraph } from './validate';
+import { GeluChain, findGeluChains, fuseGelu } from './activationFusion';
 import { BUDGET_HINT, MemoryEstimate, checkInitializerMemory, estimateRunMemory } from './memory';
 
 // ---------------------------------------------------------------- public types
@@ -134,6 +135,11 @@ export interface RunOptions extends SampleOptions {
    * OnnxImportError MEMORY_BUDGET naming the estimate, before allocating anything for it.
    */
   memoryBudget?: number;
+  /**
+   * Differentiate exporters' GELU decompositions (Div/Erf/Add/Mul/Mul, GPT-2's tanh form) as one op when nothing
+   * can ask for the values in between (activationFusion.ts says when); forward values are unchanged. Default true.
+   */
+  fuseActivations?: boolean;
 }
 
 /** Feeds by input name: tensors (or plain numbers), and OnnxSequence / OnnxOptional / StringTensor for inputs of those types. */
@@ -316,6 +322,8 @@ export class OnnxModel {
   private readonly declaredFloat: FloatDType;
   /** Nodes whose float results only feed integer casts and comparisons (integerPaths.ts). */
   private readonly integerBound: Set<number>;
+  /** GELU chains by the index of their last node (activationFusion.ts), found on the first run that may fuse. */
+  private geluChains: Map<number, GeluChain> | undefined;
 
   constructor(exported: ModelProto, options: LoadOptions = {}) {
     const identity = restoreParameterIdentity(exported);
@@ -802,6 +810,9 @@ export class OnnxModel {
       if (!isFloat(t.dtype)) foldable.add(name);
     }
     for (const name of values.keys()) shapeKnown.add(name); // inputs (shapes in the plan's key), parameters, buffers
+    // No onValue (it sees and may hook every value), not every value retained, float32, a real run (not a dry run).
+    const fusable = options.fuseActivations !== false && !options.onValue && options.retainGrad !== true && state.dtype === 'float32' && !env.plan;
+    const chains = fusable ? (this.geluChains ??= findGeluChains(this.graph, this.liveIndex, this.outputNames)) : undefined;
 
     for (const node of this.liveNodes) {
       if (plan.foldedNodes.has(node.index)) {
@@ -867,6 +878,8 @@ export class OnnxModel {
         put({ name: o, tensor: t, kind: 'node', node, outputIndex: i, modulePath: node.modulePath, folded });
       });
       if (allFolded && isFolded) plan.foldedNodes.add(node.index);
+      const chain = chains?.get(node.index);
+      if (chain && !chain.interior.some((v) => retain?.has(v))) fuseGelu(chain, (n) => values.get(n)?.tensor);
     }
     return { values, others, bufferUpdates };
   }

@@ -24,14 +24,15 @@ export function unbroadcast(g: Tensor, shape: Shape): Tensor {
 }
 
 
-type BinaryVjp = (g: Tensor, a: Tensor, b: Tensor, out: Tensor) => [Tensor | null, Tensor | null];
+/** `wants`: which operands require grad; a VJP computes only those (a Mul by a constant needs one product, not two). */
+type BinaryVjp = (g: Tensor, a: Tensor, b: Tensor, out: Tensor, wants: readonly [boolean, boolean]) => [Tensor | null, Tensor | null];
 
 function binaryOp(op: string, kernel: BinaryKernel, x: Operand, y: Operand, vjp: BinaryVjp): Tensor {
   const a = asTensor(x, y);
   const b = asTensor(y, x);
   const out = binaryK(kernel, a, b, 0, op);
   return record(op, [a, b], out, (g) => {
-    const [ga, gb] = vjp(g, a, b, out);
+    const [ga, gb] = vjp(g, a, b, out, [a.requiresGrad, b.requiresGrad]);
     return [a.requiresGrad && ga ? unbroadcast(ga, a.shape) : null, b.requiresGrad && gb ? unbroadcast(gb, b.shape) : null];
   });
 }
@@ -49,11 +50,12 @@ function fusedGrad(kernel: BinaryKernel, g: Tensor, saved: Tensor, param = 0): T
 }
 
 export const add = (a: Operand, b: Operand): Tensor => binaryOp('add', 'add', a, b, (g) => [g, g]);
-export const sub = (a: Operand, b: Operand): Tensor => binaryOp('sub', 'sub', a, b, (g) => [g, neg(g)]);
+export const sub = (a: Operand, b: Operand): Tensor => binaryOp('sub', 'sub', a, b, (g, _x, _y, _out, [, wb]) => [g, wb ? neg(g) : null]);
 export const mul = (a: Operand, b: Operand): Tensor =>
-  swishProduct(a, b) ?? swishProduct(b, a) ?? binaryOp('mul', 'mul', a, b, (g, x, y) => [mul(g, y), mul(g, x)]);
+  swishProduct(a, b) ?? swishProduct(b, a) ??
+  binaryOp('mul', 'mul', a, b, (g, x, y, _out, [wa, wb]) => [wa ? mul(g, y) : null, wb ? mul(g, x) : null]);
 export const div = (a: Operand, b: Operand): Tensor =>
-  binaryOp('div', 'div', a, b, (g, _x, y, out) => [div(g, y), neg(div(mul(g, out), y))]);
+  binaryOp('div', 'div', a, b, (g, _x, y, out, [wa, wb]) => [wa ? div(g, y) : null, wb ? neg(div(mul(g, out), y)) : null]);
 
 /** Elementwise max of two tensors; the gradient goes to the larger operand (split evenly on ties, as PyTorch). */
 export const maximum = (a: Operand, b: Operand): Tensor =>
@@ -72,8 +74,9 @@ export function pow(a: Tensor, b: Operand): Tensor {
   if (typeof b === 'number') {
     return unaryOp('pow', 'powScalar', a, b, (g, x) => (b === 0 ? mulScalar(g, 0) : mul(g, mulScalar(powScalarRaw(x, b - 1), b))));
   }
-  return binaryOp('pow', 'pow', a, b, (g, x, y, out) => {
-    const ga = mul(g, mul(y, pow(x, sub(y, 1))));
+  return binaryOp('pow', 'pow', a, b, (g, x, y, out, [wa, wb]) => {
+    const ga = wa ? mul(g, mul(y, pow(x, sub(y, 1)))) : null;
+    if (!wb) return [ga, null];
     const gb = mul(g, mul(out, log(x)));
     // The mask needs the values on the host: a device run fails loudly here (TensorOnDeviceError).
     const xb = broadcastTo(x, gb.shape);
@@ -104,9 +107,22 @@ export function leakyRelu(x: Tensor, negativeSlope = 0.01): Tensor {
 
 /** GELU, exact (erf) by default or the tanh approximation, as torch.nn.functional.gelu. */
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
-  return approximate === 'tanh'
-    ? unaryOp('gelu', 'geluTanh', x, 0, (g, x0) => fusedGrad('geluTanhGrad', g, x0))
-    : unaryOp('gelu', 'gelu', x, 0, (g, x0) => fusedGrad('geluGrad', g, x0));
+  return unaryOp('gelu', approximate === 'tanh' ? 'geluTanh' : 'gelu', x, 0, (g, x0) => geluVjp(g, x0, approximate));
+}
+
+/** GELU's VJP: g · gelu'(x), one fused kernel. */
+const geluVjp = (g: Tensor, x: Tensor, approximate: 'none' | 'tanh'): Tensor =>
+  fusedGrad(approximate === 'tanh' ? 'geluTanhGrad' : 'geluGrad', g, x);
+
+/**
+ * Makes `out`, which other ops already computed as gelu(x) (an exporter's Div/Erf/Add/Mul/Mul decomposition),
+ * differentiate as GELU of `x`: its own recorded graph is replaced by GELU's VJP (engine/onnx/activationFusion.ts).
+ * The caller vouches that `out` holds gelu(x) and that nothing needs gradients of the values in between.
+ */
+export function recordGeluOf(out: Tensor, x: Tensor, approximate: 'none' | 'tanh'): void {
+  if (!x.requiresGrad || !shapeEquals(out.shape, x.shape)) throw new Error('internal: recordGeluOf needs a same-shaped input that requires grad');
+  out.requiresGrad = true;
+  out.gradFn = { op: 'gelu', inputs: [x], backward: (g) => [geluVjp(g, x, approximate)] };
 }
 
 /**

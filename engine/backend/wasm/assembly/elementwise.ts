@@ -9,7 +9,9 @@
  * in elements, 0 along broadcast dims. The innermost dim runs as a SIMD loop when each operand's
  * stride there is 1 (contiguous) or 0 (broadcast scalar); the outer dims are walked with counters.
  */
-import { erf64, erfGrad64, expV, gelu64, geluGrad64, geluTanh64, geluTanhGrad64, powJs, sigmoidV, tanhV } from './math';
+import { allBelowF64x2, erf64, erfGrad64, erfMidRangeF64x2, expV, f32Join, f64Hi, f64Lo, gelu64, geluGrad64, geluGradMidRangeF64x2, geluTanh64, geluTanhGrad64, geluTanhGradF64x2, powJs, sigmoidV, tanhV } from './math';
+
+const SQRT_HALF_F64: f64 = 0.7071067811865476;
 
 const IDX = memory.data(64 * 4);
 
@@ -52,6 +54,10 @@ const IDX = memory.data(64 * 4);
 }
 @final class Erf {
   @inline v(x: v128, p: v128): v128 {
+    // Every lane below 1.25 in magnitude (activations mostly are: erf64's two cases without exp): two f64x2
+    // evaluations of the same formulas instead of 4 calls.
+    const lo = f64Lo(x), hi = f64Hi(x);
+    if (allBelowF64x2(lo, 1.25) && allBelowF64x2(hi, 1.25)) return f32Join(erfMidRangeF64x2(lo), erfMidRangeF64x2(hi));
     let r = f32x4.splat(<f32>erf64(<f64>f32x4.extract_lane(x, 0)));
     r = f32x4.replace_lane(r, 1, <f32>erf64(<f64>f32x4.extract_lane(x, 1)));
     r = f32x4.replace_lane(r, 2, <f32>erf64(<f64>f32x4.extract_lane(x, 2)));
@@ -271,6 +277,12 @@ export function powScalar(x: usize, out: usize, n: i32, e: f64): void {
 }
 @final class GeluGrad {
   @inline v(g: v128, x: v128, p: v128): v128 {
+    // Every |x| sqrt(1/2) below 1.25 (erfc64's cases without exp): float64 on two halves, same formula.
+    const lo = f64Lo(x), hi = f64Hi(x);
+    const c = f64x2.splat(SQRT_HALF_F64); // |-x sqrt(1/2)| = |x sqrt(1/2)|: the same test erfc64 makes
+    if (allBelowF64x2(f64x2.mul(lo, c), 1.25) && allBelowF64x2(f64x2.mul(hi, c), 1.25)) {
+      return f32Join(f64x2.mul(f64Lo(g), geluGradMidRangeF64x2(lo)), f64x2.mul(f64Hi(g), geluGradMidRangeF64x2(hi)));
+    }
     let r = f32x4.splat(<f32>(<f64>f32x4.extract_lane(g, 0) * geluGrad64(<f64>f32x4.extract_lane(x, 0))));
     r = f32x4.replace_lane(r, 1, <f32>(<f64>f32x4.extract_lane(g, 1) * geluGrad64(<f64>f32x4.extract_lane(x, 1))));
     r = f32x4.replace_lane(r, 2, <f32>(<f64>f32x4.extract_lane(g, 2) * geluGrad64(<f64>f32x4.extract_lane(x, 2))));
@@ -280,10 +292,7 @@ export function powScalar(x: usize, out: usize, n: i32, e: f64): void {
 }
 @final class GeluTanhGrad {
   @inline v(g: v128, x: v128, p: v128): v128 {
-    let r = f32x4.splat(<f32>(<f64>f32x4.extract_lane(g, 0) * geluTanhGrad64(<f64>f32x4.extract_lane(x, 0))));
-    r = f32x4.replace_lane(r, 1, <f32>(<f64>f32x4.extract_lane(g, 1) * geluTanhGrad64(<f64>f32x4.extract_lane(x, 1))));
-    r = f32x4.replace_lane(r, 2, <f32>(<f64>f32x4.extract_lane(g, 2) * geluTanhGrad64(<f64>f32x4.extract_lane(x, 2))));
-    return f32x4.replace_lane(r, 3, <f32>(<f64>f32x4.extract_lane(g, 3) * geluTanhGrad64(<f64>f32x4.extract_lane(x, 3))));
+    return f32Join(f64x2.mul(f64Lo(g), geluTanhGradF64x2(f64Lo(x))), f64x2.mul(f64Hi(g), geluTanhGradF64x2(f64Hi(x))));
   }
   @inline s(g: f32, x: f32, p: f32): f32 { return <f32>(<f64>g * geluTanhGrad64(<f64>x)); }
 }

@@ -154,6 +154,136 @@ export function geluTanhGrad64(x: f64): f64 {
   return s + x * s * (1 - s) * 2 * GELU_TANH_C * (1 + 3 * 0.044715 * x * x);
 }
 
+// ---- float64 on 2 lanes: the same formulas as the scalar functions above, without per-element calls ----
+// A float32 kernel evaluates 4 lanes as two f64x2 halves (lo = lanes 0-1, hi = lanes 2-3).
+
+@inline export function f64Lo(x: v128): v128 { return f64x2.promote_low_f32x4(x); }
+@inline export function f64Hi(x: v128): v128 { return f64x2.promote_low_f32x4(v128.shuffle<f32>(x, x, 2, 3, 2, 3)); }
+/** Rounds two f64x2 halves back to one f32x4 (lanes 0-1 from lo, 2-3 from hi). */
+@inline export function f32Join(lo: v128, hi: v128): v128 {
+  return v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+
+/**
+ * exp on 2 float64 lanes: fdlibm's Cody-Waite reduction x = n ln2 + r (|r| <= ln2/2), e^r by its Taylor series
+ * to r^11 (truncation below 7e-15 relative: far below float32's 6e-8, so the float32 kernels round as with
+ * Math.exp), 2^n built in the exponent field. Arguments are clamped to [-700, 700]: e^-700 ~ 1e-304 is 0 in
+ * float32 and e^700 is +inf there, as the exact values are; below -700 the result is exactly 0. NaN stays NaN.
+ */
+@inline export function expF64x2(xIn: v128): v128 {
+  const x = f64x2.max(f64x2.min(xIn, f64x2.splat(700.0)), f64x2.splat(-700.0));
+  // kd = x / ln2 + 1.5 * 2^52: its low mantissa bits hold round(x / ln2) (two's complement).
+  const shift = f64x2.splat(6755399441055744.0);
+  const kd = f64x2.add(f64x2.mul(x, f64x2.splat(1.4426950408889634)), shift);
+  const n = f64x2.sub(kd, shift);
+  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(n, f64x2.splat(6.93147180369123816490e-01))), f64x2.mul(n, f64x2.splat(1.90821492927058770002e-10)));
+  let p = f64x2.splat(2.505210838544172e-8); // 1/11!
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(2.755731922398589e-7)); // 1/10!
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(2.7557319223985893e-6)); // 1/9!
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(2.48015873015873e-5)); // 1/8!
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.984126984126984e-4)); // 1/7!
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.3888888888888889e-3)); // 1/6!
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(8.333333333333333e-3)); // 1/5!
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(4.1666666666666664e-2)); // 1/4!
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.6666666666666666e-1)); // 1/3!
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(0.5));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0));
+  p = f64x2.add(f64x2.mul(p, r), f64x2.splat(1.0));
+  // 2^n: n shifted into the exponent field plus the bias (|n| <= 1010, always a normal number).
+  const scale = i64x2.add(i64x2.shl(kd, 52), i64x2.splat(<i64>1023 << 52));
+  // Below -700: exactly 0, as Math.exp gives from -745 on, so 0 * inf is NaN as in the scalar formulas.
+  return v128.andnot(f64x2.mul(p, scale), f64x2.lt(xIn, f64x2.splat(-700.0)));
+}
+
+/** True when every lane of `x` (f64x2) is below `bound` in magnitude (NaN is not). */
+@inline export function allBelowF64x2(x: v128, bound: f64): bool {
+  return i64x2.all_true(f64x2.lt(f64x2.abs(x), f64x2.splat(bound)));
+}
+
+/** erfSmall on 2 lanes (same coefficients and order). */
+@inline function erfSmallF64x2(x: v128): v128 {
+  const z = f64x2.mul(x, x);
+  let r = f64x2.add(f64x2.splat(-5.77027029648944159157e-3), f64x2.mul(z, f64x2.splat(-2.37630166566501626084e-5)));
+  r = f64x2.add(f64x2.splat(-2.84817495755985104766e-2), f64x2.mul(z, r));
+  r = f64x2.add(f64x2.splat(-3.25042107247001499370e-1), f64x2.mul(z, r));
+  r = f64x2.add(f64x2.splat(1.28379167095512558561e-1), f64x2.mul(z, r));
+  let s = f64x2.add(f64x2.splat(1.32494738004321644526e-4), f64x2.mul(z, f64x2.splat(-3.96022827877536812320e-6)));
+  s = f64x2.add(f64x2.splat(5.08130628187576562776e-3), f64x2.mul(z, s));
+  s = f64x2.add(f64x2.splat(6.50222499887672944485e-2), f64x2.mul(z, s));
+  s = f64x2.add(f64x2.splat(3.97917223959155352819e-1), f64x2.mul(z, s));
+  s = f64x2.add(f64x2.splat(1.0), f64x2.mul(z, s));
+  return f64x2.div(r, s);
+}
+
+/** erfNearOne on 2 lanes (same coefficients and order). */
+@inline function erfNearOneF64x2(s: v128): v128 {
+  let p = f64x2.add(f64x2.splat(3.54783043256182359371e-2), f64x2.mul(s, f64x2.splat(-2.16637559486879084300e-3)));
+  p = f64x2.add(f64x2.splat(-1.10894694282396677476e-1), f64x2.mul(s, p));
+  p = f64x2.add(f64x2.splat(3.18346619901161753674e-1), f64x2.mul(s, p));
+  p = f64x2.add(f64x2.splat(-3.72207876035701323847e-1), f64x2.mul(s, p));
+  p = f64x2.add(f64x2.splat(4.14856118683748331666e-1), f64x2.mul(s, p));
+  p = f64x2.add(f64x2.splat(-2.36211856075265944077e-3), f64x2.mul(s, p));
+  let q = f64x2.add(f64x2.splat(1.36370839120290507362e-2), f64x2.mul(s, f64x2.splat(1.19844998467991074170e-2)));
+  q = f64x2.add(f64x2.splat(1.26171219808761642112e-1), f64x2.mul(s, q));
+  q = f64x2.add(f64x2.splat(7.18286544141962662868e-2), f64x2.mul(s, q));
+  q = f64x2.add(f64x2.splat(5.40397917702171048937e-1), f64x2.mul(s, q));
+  q = f64x2.add(f64x2.splat(1.06420880400844228286e-1), f64x2.mul(s, q));
+  q = f64x2.add(f64x2.splat(1.0), f64x2.mul(s, q));
+  return f64x2.div(p, q);
+}
+
+/** erf64 for lanes with |x| < 1.25 (the caller checks): its small and near-one cases, chosen per lane. */
+@inline export function erfMidRangeF64x2(x: v128): v128 {
+  const ax = f64x2.abs(x);
+  const small = f64x2.lt(ax, f64x2.splat(0.84375));
+  if (i64x2.all_true(small)) return erfSmallRangeF64x2(x); // the common case: skip the near-one rational
+  const near = f64x2.add(f64x2.splat(ERX), erfNearOneF64x2(f64x2.sub(ax, f64x2.splat(1.0))));
+  const nearSigned = v128.bitselect(near, f64x2.neg(near), f64x2.ge(x, f64x2.splat(0.0)));
+  return v128.bitselect(erfSmallRangeF64x2(x), nearSigned, small);
+}
+
+/** erfc64 for lanes with |x| < 1.25 (the caller checks): its small and near-one cases, chosen per lane. */
+@inline function erfcMidRangeF64x2(x: v128): v128 {
+  const ax = f64x2.abs(x);
+  const small = f64x2.lt(ax, f64x2.splat(0.84375));
+  if (i64x2.all_true(small)) return erfcSmallRangeF64x2(x); // the common case: skip the near-one rational
+  const p = erfNearOneF64x2(f64x2.sub(ax, f64x2.splat(1.0)));
+  const nearPos = f64x2.sub(f64x2.sub(f64x2.splat(1.0), f64x2.splat(ERX)), p);
+  const nearNeg = f64x2.add(f64x2.splat(1.0), f64x2.add(f64x2.splat(ERX), p));
+  const near = v128.bitselect(nearPos, nearNeg, f64x2.ge(x, f64x2.splat(0.0)));
+  return v128.bitselect(erfcSmallRangeF64x2(x), near, small);
+}
+
+/** erf64 for lanes with |x| < 0.84375 (the caller checks): x + x erfSmall(x). */
+@inline export function erfSmallRangeF64x2(x: v128): v128 {
+  return f64x2.add(x, f64x2.mul(x, erfSmallF64x2(x)));
+}
+
+/** erfc64 for lanes with |x| < 0.84375 (the caller checks), with erfc64's two sub-cases. */
+@inline function erfcSmallRangeF64x2(x: v128): v128 {
+  const y = f64x2.mul(x, erfSmallF64x2(x));
+  const below = f64x2.sub(f64x2.splat(1.0), f64x2.add(x, y));
+  const above = f64x2.sub(f64x2.splat(0.5), f64x2.add(y, f64x2.sub(x, f64x2.splat(0.5))));
+  return v128.bitselect(below, above, f64x2.lt(x, f64x2.splat(0.25)));
+}
+
+/** geluGrad64 for lanes with |x| sqrt(1/2) < 1.25 (the caller checks). */
+@inline export function geluGradMidRangeF64x2(x: v128): v128 {
+  const phi2 = erfcMidRangeF64x2(f64x2.mul(f64x2.neg(x), f64x2.splat(SQRT_HALF)));
+  const e = expF64x2(f64x2.mul(f64x2.mul(f64x2.splat(-0.5), x), x));
+  return f64x2.add(f64x2.mul(f64x2.splat(0.5), phi2), f64x2.mul(f64x2.mul(x, f64x2.splat(INV_SQRT_2PI)), e));
+}
+
+/** geluTanhGrad64 on 2 lanes (same formula and order; sigmoid split by sign as sigmoid64). */
+@inline export function geluTanhGradF64x2(x: v128): v128 {
+  const u = f64x2.mul(f64x2.splat(2 * GELU_TANH_C), f64x2.add(x, f64x2.mul(f64x2.mul(f64x2.mul(f64x2.splat(0.044715), x), x), x)));
+  const e = expF64x2(f64x2.neg(f64x2.abs(u)));
+  const d = f64x2.add(f64x2.splat(1.0), e);
+  const s = v128.bitselect(f64x2.div(f64x2.splat(1.0), d), f64x2.div(e, d), f64x2.ge(u, f64x2.splat(0.0)));
+  const t = f64x2.mul(f64x2.mul(f64x2.mul(f64x2.mul(x, s), f64x2.sub(f64x2.splat(1.0), s)), f64x2.splat(2.0)), f64x2.splat(GELU_TANH_C));
+  return f64x2.add(s, f64x2.mul(t, f64x2.add(f64x2.splat(1.0), f64x2.mul(f64x2.mul(f64x2.splat(3 * 0.044715), x), x))));
+}
+
 /** Math.pow with JavaScript's edge cases (C's pow gives 1 for pow(1, NaN) and pow(-1, +-Infinity); JS gives NaN). */
 export function powJs(x: f64, e: f64): f64 {
   if (isNaN(e)) return NaN;
