@@ -14,65 +14,16 @@
  * same k in the same order as the composite did (im2col + batched matmul), so values are unchanged.
  */
 import { product, productScratchBytes } from './matmul';
-import { validEnd, validStart } from './layout';
+import { im2colStrided } from './layout';
 
 @inline function align64(bytes: i32): i32 {
   return (bytes + 63) & ~63;
 }
 
-/**
- * Images [n, c, h, w] -> cols [c*kh*kw, n*L] (image b at columns b*L ..), or with `add` the reverse, col2im:
- * the columns summed back into the images (zeroed first), in the same order as layout.ts's col2im.
- */
+/** Images [n, c, h, w] -> cols [c*kh*kw, n*L] (image b at columns b*L ..), or with `add` the reverse, col2im. */
 function columns(img: usize, cols: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32, add: bool): void {
-  if (add) memory.fill(img, 0, <usize>(n * c * h * w) << 2);
   const l = oh * ow;
-  const ld = n * l;
-  const rowBytes = <usize>ow << 2;
-  for (let b = 0; b < n; b++) {
-    for (let ch = 0; ch < c; ch++) {
-      const plane = img + (<usize>((b * c + ch) * h * w) << 2);
-      for (let ki = 0; ki < kh; ki++) {
-        for (let kj = 0; kj < kw; kj++) {
-          let col = cols + (<usize>(((ch * kh + ki) * kw + kj) * ld + b * l) << 2);
-          const c0 = kj * dw - pw;
-          const x0 = validStart(c0, sw);
-          const x1 = max(x0, validEnd(c0, sw, w, ow));
-          for (let oy = 0; oy < oh; oy++) {
-            const iy = oy * sh - ph + ki * dh;
-            if (iy < 0 || iy >= h) {
-              if (!add) memory.fill(col, 0, rowBytes);
-              col += rowBytes;
-              continue;
-            }
-            const src = plane + (<usize>(iy * w + x0 * sw + c0) << 2);
-            if (!add) {
-              if (x0 > 0) memory.fill(col, 0, <usize>x0 << 2);
-              if (sw == 1) memory.copy(col + (<usize>x0 << 2), src, <usize>(x1 - x0) << 2);
-              else for (let ox = x0; ox < x1; ox++) store<f32>(col + (<usize>ox << 2), load<f32>(src + (<usize>((ox - x0) * sw) << 2)));
-              if (x1 < ow) memory.fill(col + (<usize>x1 << 2), 0, <usize>(ow - x1) << 2);
-            } else if (sw == 1) {
-              let ox = x0;
-              for (; ox + 4 <= x1; ox += 4) {
-                const d = src + (<usize>(ox - x0) << 2);
-                v128.store(d, f32x4.add(v128.load(d), v128.load(col + (<usize>ox << 2))));
-              }
-              for (; ox < x1; ox++) {
-                const d = src + (<usize>(ox - x0) << 2);
-                store<f32>(d, load<f32>(d) + load<f32>(col + (<usize>ox << 2)));
-              }
-            } else {
-              for (let ox = x0; ox < x1; ox++) {
-                const d = src + (<usize>((ox - x0) * sw) << 2);
-                store<f32>(d, load<f32>(d) + load<f32>(col + (<usize>ox << 2)));
-              }
-            }
-            col += rowBytes;
-          }
-        }
-      }
-    }
-  }
+  im2colStrided(img, cols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, l, n * l, add);
 }
 
 /** [n, o, l] -> [o, n*l] (toStaged) or back. */

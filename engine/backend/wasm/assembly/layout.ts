@@ -188,16 +188,21 @@ export function scatterAdd(g: usize, out: usize, outer: i32, axisLen: i32, inner
   return min(ow, (w - 1 - c0) / s + 1);
 }
 
-/** [n, c, h, w] -> [n, c*kh*kw, oh*ow] (add = 0), or its VJP col2im (add = 1: cols -> image, summing overlaps). */
-function im2colImpl(img: usize, cols: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32, add: bool): void {
+/**
+ * Images [n, c, h, w] -> columns (add = false), or its VJP col2im (add = true: columns -> images, zeroed first, summing
+ * overlaps). Column row r = (ch*kh + ki)*kw + kj of image b (oh*ow values) starts at element b*imageStride +
+ * r*rowStride: [n, c*kh*kw, oh*ow] is imageStride = c*kh*kw*oh*ow, rowStride = oh*ow (im2col below); conv.ts lays
+ * all images side by side, [c*kh*kw, n*oh*ow], with imageStride = oh*ow, rowStride = n*oh*ow.
+ */
+export function im2colStrided(img: usize, cols: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32, imageStride: i32, rowStride: i32, add: bool): void {
   if (add) memory.fill(img, 0, <usize>(n * c * h * w) << 2);
-  let col = cols;
   const rowBytes = <usize>ow << 2;
   for (let b = 0; b < n; b++) {
     for (let ch = 0; ch < c; ch++) {
       const plane = img + (<usize>((b * c + ch) * h * w) << 2);
       for (let ki = 0; ki < kh; ki++) {
         for (let kj = 0; kj < kw; kj++) {
+          let col = cols + (<usize>(b * imageStride + ((ch * kh + ki) * kw + kj) * rowStride) << 2);
           const c0 = kj * dw - pw;
           const x0 = validStart(c0, sw);
           const x1 = max(x0, validEnd(c0, sw, w, ow));
@@ -239,11 +244,11 @@ function im2colImpl(img: usize, cols: usize, n: i32, c: i32, h: i32, w: i32, kh:
 }
 
 export function im2col(x: usize, cols: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32): void {
-  im2colImpl(x, cols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, false);
+  im2colStrided(x, cols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, c * kh * kw * oh * ow, oh * ow, false);
 }
 
 export function col2im(cols: usize, img: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32): void {
-  im2colImpl(img, cols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, true);
+  im2colStrided(img, cols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, c * kh * kw * oh * ow, oh * ow, true);
 }
 
 /**
