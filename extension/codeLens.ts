@@ -22,6 +22,7 @@ export class ModuleCodeLensProvider implements vscode.CodeLensProvider {
   async provideCodeLenses(document: vscode.TextDocument): Promise<vscode.CodeLens[]> {
     if (!vscode.workspace.getConfiguration('gradientLens', document.uri).get('codeLens.enabled', true)) return [];
     const classes = await this.session.mapper.moduleClasses(document);
+    if (classes.length > 0) this.session.prewarmEngine();
     const last = this.session.lastRun;
     const lenses: vscode.CodeLens[] = [];
     for (const c of classes) {

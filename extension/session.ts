@@ -82,8 +82,6 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
     this.pinned = parseBaseline(context.workspaceState.get(BASELINE_KEY));
     this.hostEngine = new HostEngine(vscode.Uri.joinPath(context.extensionUri, 'dist', 'host-engine.js').fsPath);
     this.hostEngine.onBackend = (info) => this.output.appendLine(`extension host engine backend: ${info.name} (${info.reason})`);
-    // Started with the extension (a Python file was opened), off this thread: the first Inspect finds it ready.
-    setTimeout(() => this.hostEngine.prewarm(), 0);
     this.status.name = 'Gradient Lens';
     this.status.command = 'gradientLens.showPanel';
     this.updateStatus();
@@ -99,6 +97,14 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
         if (e.affectsConfiguration('gradientLens.thresholds') && this.last) void this.apply(this.last);
       }),
     );
+  }
+
+  /**
+   * Starts the extension host's engine (a worker thread; its kernels compile off this thread) so the first Inspect
+   * finds it ready. Called when a file shows an "Inspect gradients" lens: a Python user with no model pays nothing.
+   */
+  prewarmEngine(): void {
+    this.hostEngine.prewarm();
   }
 
   get lastRun(): LastRun | undefined {
