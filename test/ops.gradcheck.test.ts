@@ -151,25 +151,42 @@ test('x * sigmoid(x) (SiLU as exported): one fused VJP, same gradients as the un
     assert.ok(r.ok, `${order}: ${r.message}`);
   }
   // s also feeds another op: its own gradient from there still reaches x through sigmoid's VJP.
-  const run = (watchS: boolean) => {
-    const x = randn([3, 4], 32);
-    const s = E.sigmoid(x);
-    if (watchS) s.retainGrad(); // a watched s turns the fusion off: s.grad must include the product's share
-    const y = E.add(E.mul(x, s), E.mulScalar(E.square(s), 3));
-    E.backward(E.sum(E.mul(y, y)));
-    return { x, s, y };
+  const backend = E.getBackend();
+  const fusedKernel = backend.swishBackward;
+  const run = (watch: 'none' | 'retain' | 'hook after forward') => {
+    let fusedCalls = 0;
+    backend.swishBackward = (...args) => (fusedCalls++, fusedKernel.apply(backend, args));
+    try {
+      const x = randn([3, 4], 32);
+      const s = E.sigmoid(x);
+      if (watch === 'retain') s.retainGrad();
+      const y = E.add(E.mul(x, s), E.mulScalar(E.square(s), 3));
+      // The inspector hooks module outputs and watched values after the forward pass, as here.
+      const hooked: Tensor[] = [];
+      if (watch === 'hook after forward') s.registerHook((g) => void hooked.push(g));
+      E.backward(E.sum(E.mul(y, y)));
+      return { x, s, y, hooked, fusedCalls };
+    } finally {
+      backend.swishBackward = fusedKernel;
+    }
   };
-  const fused = run(false);
-  const plain = run(true);
-  assert.equal(fused.y.gradFn?.inputs[0].gradFn?.inputs.length, 1, 'the fused product records x only');
-  assert.equal(plain.y.gradFn?.inputs[0].gradFn?.inputs.length, 2, 'a watched s keeps the plain product');
+  const fused = run('none');
+  const retained = run('retain');
+  const hooked = run('hook after forward');
+  assert.equal(fused.fusedCalls, 1, 'nothing watches s: the fused VJP runs');
+  assert.equal(retained.fusedCalls, 0, 'a retained s keeps the plain product');
+  assert.equal(hooked.fusedCalls, 0, 'a hook put on s after the forward pass keeps the plain product');
   const gf = fused.x.grad!.toArray();
-  const gp = plain.x.grad!.toArray();
-  gp.forEach((v, i) => assert.ok(Math.abs(gf[i] - v) <= 1e-12 * Math.max(1, Math.abs(v)), `x.grad[${i}] ${gf[i]} vs ${v}`));
-  // The watched s got the product's share (x * dL/dy) plus the square's.
-  const xs = plain.x.toArray(), ss = plain.s.toArray(), ys = plain.y.toArray();
-  plain.s.grad!.toArray().forEach((v, i) => {
-    const expected = 2 * ys[i] * (xs[i] + 6 * ss[i]);
-    assert.ok(Math.abs(v - expected) <= 1e-12 * Math.max(1, Math.abs(expected)), `s.grad[${i}] ${v} vs ${expected}`);
-  });
+  for (const plain of [retained, hooked]) {
+    plain.x.grad!.toArray().forEach((v, i) => assert.ok(Math.abs(gf[i] - v) <= 1e-12 * Math.max(1, Math.abs(v)), `x.grad[${i}] ${gf[i]} vs ${v}`));
+  }
+  // The watched s got the product's share (x * dL/dy) plus the square's, in s.grad and in the late hook alike.
+  const xs = retained.x.toArray(), ss = retained.s.toArray(), ys = retained.y.toArray();
+  assert.equal(hooked.hooked.length, 1);
+  for (const got of [retained.s.grad!.toArray(), hooked.hooked[0].toArray()]) {
+    got.forEach((v, i) => {
+      const expected = 2 * ys[i] * (xs[i] + 6 * ss[i]);
+      assert.ok(Math.abs(v - expected) <= 1e-12 * Math.max(1, Math.abs(expected)), `s.grad[${i}] ${v} vs ${expected}`);
+    });
+  }
 });
