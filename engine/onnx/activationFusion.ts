@@ -13,7 +13,9 @@
  * inspector and the trainer's anomaly watch hook every value), no retainGrad on an interior value, interior values
  * read by no node outside the chain and not graph outputs, constants that are scalars not requiring grad with the
  * values GELU needs, and float32 runs only (a float64 run is the gradient-check path and differentiates the graph's
- * own float32-rounded constants exactly).
+ * own float32-rounded constants exactly). A caller who hooks an interior value after the run, without onValue or
+ * retainGrad, gets no gradient there: the decision is made during the forward pass (the inspector and the trainer's
+ * anomaly mode always pass onValue); `fuseActivations: false` turns it off.
  */
 import { Tensor } from '../tensor';
 import { shapeEquals } from '../shape';
