@@ -741,13 +741,24 @@ export class Workbench {
 
   /** Scrolls the active editor to `line` (1-based) with Go to Line. */
   async goToLine(line) {
-    await this.editor().click();
-    await this.page.keyboard.press('Control+G');
-    const input = this.page.locator('.quick-input-widget input');
-    await this.waitFor(input, 'Go to Line');
-    await input.fill(`:${line}`);
-    await this.page.keyboard.press('Enter');
-    await this.waitFor(this.page.locator('.quick-input-widget'), 'Go to Line to close', TIMEOUT, 'hidden');
+    // A panel that opens meanwhile (a webview taking the focus, as Attach's does) closes the quick input before it is
+    // filled: open it again (seen in CI: "element is not visible" until the fill timed out).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.editor().click();
+        await this.page.keyboard.press('Control+G');
+        const input = this.page.locator('.quick-input-widget input');
+        await this.waitFor(input, 'Go to Line');
+        await input.fill(`:${line}`, { timeout: 5_000 });
+        await this.page.keyboard.press('Enter');
+        await this.waitFor(this.page.locator('.quick-input-widget'), 'Go to Line to close', TIMEOUT, 'hidden');
+        return;
+      } catch (err) {
+        if (attempt === 3) throw err;
+        log(`go to line ${line}: the quick input closed before it was filled (attempt ${attempt}); again`);
+        await this.page.keyboard.press('Escape');
+      }
+    }
   }
 
   /** Hovers the first occurrence of `token` (optionally on `line`) in the active editor; returns the hover text. */
