@@ -15,10 +15,7 @@
  */
 import { product, productScratchBytes } from './matmul';
 import { im2colStrided } from './layout';
-
-@inline function align64(bytes: i32): i32 {
-  return (bytes + 63) & ~63;
-}
+import { align64 } from './depthwise';
 
 /** Images [n, c, h, w] -> cols [c*kh*kw, n*L] (image b at columns b*L ..), or with `add` the reverse, col2im. */
 function columns(img: usize, cols: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32, add: bool): void {

@@ -11,12 +11,35 @@
  * Taps are summed in (ki, kj) order, as layout.ts does.
  */
 
-@inline function ceil4(v: i32): i32 {
+/** Channels rounded up to a whole v128 (4 lanes). */
+@inline export function ceil4(v: i32): i32 {
   return (v + 3) & ~3;
 }
 
-@inline function align64(bytes: i32): i32 {
+/** Scratch regions start on 64-byte lines. */
+@inline export function align64(bytes: i32): i32 {
   return (bytes + 63) & ~63;
+}
+
+/**
+ * Lists the in-bounds taps of output (oy, ox)'s window at `list`, in (ki, kj) order: per tap a pair of i32, the tap
+ * ki*kw + kj and the input position iy*w + ix, both times `scale` (byte offsets into channels-last rows when
+ * scale is their width in bytes). Returns how many taps.
+ */
+@inline export function windowTaps(list: usize, oy: i32, ox: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, scale: i32): i32 {
+  let count = 0;
+  for (let ki = 0; ki < kh; ki++) {
+    const iy = oy * sh - ph + ki * dh;
+    if (iy < 0 || iy >= h) continue;
+    for (let kj = 0; kj < kw; kj++) {
+      const ix = ox * sw - pw + kj * dw;
+      if (ix < 0 || ix >= w) continue;
+      store<i32>(list + (<usize>count << 3), (ki * kw + kj) * scale);
+      store<i32>(list + (<usize>count << 3), (iy * w + ix) * scale, 4);
+      count++;
+    }
+  }
+  return count;
 }
 
 /** dst[j * dstStride + i] = src[i * srcStride + j] for i < rows, j < cols: a strided transpose, 4x4 blocks. */
@@ -112,18 +135,7 @@ export function depthwiseChannelsLast(mode: i32, a: usize, b: usize, out: usize,
       transpose(a + (<usize>(bi * c * plane) << 2), plane, xcl, cp, c, plane);
       for (let oy = 0; oy < oh; oy++) {
         for (let ox = 0; ox < ow; ox++) {
-          let count = 0;
-          for (let ki = 0; ki < kh; ki++) {
-            const iy = oy * sh - ph + ki * dh;
-            if (iy < 0 || iy >= h) continue;
-            for (let kj = 0; kj < kw; kj++) {
-              const ix = ox * sw - pw + kj * dw;
-              if (ix < 0 || ix >= w) continue;
-              store<i32>(list + (<usize>count << 3), (ki * kw + kj) * cpb);
-              store<i32>(list + (<usize>count << 3), (iy * w + ix) * cpb, 4);
-              count++;
-            }
-          }
+          const count = windowTaps(list, oy, ox, h, w, kh, kw, sh, sw, ph, pw, dh, dw, cpb);
           gatherRow(list, count, wcl, xcl, gcl + <usize>((oy * ow + ox) * cpb), cp);
         }
       }

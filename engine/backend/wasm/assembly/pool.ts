@@ -6,19 +6,11 @@
  * bounds checks (about 4 ns per element: a ResNet stem's 3x3 stride-2 pool took over 1 ms). Same result: the
  * first maximum in (ki, kj) order, or the first NaN; the argmax is the flat input index.
  */
-import { transpose } from './depthwise';
-
-@inline function ceil4(v: i32): i32 {
-  return (v + 3) & ~3;
-}
-
-@inline function align64(bytes: i32): i32 {
-  return (bytes + 63) & ~63;
-}
+import { align64, ceil4, transpose, windowTaps } from './depthwise';
 
 export function maxPoolChannelsLastScratchBytes(c: i32, h: i32, w: i32, kh: i32, kw: i32, oh: i32, ow: i32): i32 {
   const cp = ceil4(c);
-  return align64(h * w * cp * 4) + 2 * align64(oh * ow * cp * 4) + align64(kh * kw * 4) + 64;
+  return align64(h * w * cp * 4) + 2 * align64(oh * ow * cp * 4) + align64(kh * kw * 8) + 64;
 }
 
 export function maxPoolChannelsLast(x: usize, y: usize, argmax: usize, n: i32, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32, scratch: usize): void {
@@ -29,32 +21,22 @@ export function maxPoolChannelsLast(x: usize, y: usize, argmax: usize, n: i32, c
   const xcl = scratch;
   const ycl = xcl + <usize>align64(plane * cp * 4);
   const acl = ycl + <usize>align64(oplane * cp * 4);
-  const list = acl + <usize>align64(oplane * cp * 4); // input positions of one window
+  const list = acl + <usize>align64(oplane * cp * 4); // (tap, input position) pairs of one window
   if (c != cp) memory.fill(xcl, 0, <usize>(plane * cp) << 2);
   const ninf = f32x4.splat(-Infinity);
   for (let b = 0; b < n; b++) {
     transpose(x + (<usize>(b * c * plane) << 2), plane, xcl, cp, c, plane);
     for (let oy = 0; oy < oh; oy++) {
       for (let ox = 0; ox < ow; ox++) {
-        let count = 0;
-        for (let ki = 0; ki < kh; ki++) {
-          const iy = oy * sh - ph + ki * dh;
-          if (iy < 0 || iy >= h) continue;
-          for (let kj = 0; kj < kw; kj++) {
-            const ix = ox * sw - pw + kj * dw;
-            if (ix < 0 || ix >= w) continue;
-            store<i32>(list + (<usize>count << 2), iy * w + ix);
-            count++;
-          }
-        }
+        const count = windowTaps(list, oy, ox, h, w, kh, kw, sh, sw, ph, pw, dh, dw, 1);
         const o = <usize>((oy * ow + ox) * cpb);
-        const first = count > 0 ? load<i32>(list) : 0;
+        const first = count > 0 ? load<i32>(list, 4) : 0;
         for (let ch = 0; ch < cp; ch += 4) {
           const cb = <usize>(ch << 2);
           let best = ninf;
           let arg = i32x4.splat(first);
           for (let t = 0; t < count; t++) {
-            const pos = load<i32>(list + (<usize>t << 2));
+            const pos = load<i32>(list + (<usize>t << 3), 4);
             const v = v128.load(xcl + <usize>(pos * cpb) + cb);
             // v > best, or v is the first NaN (once best is NaN nothing replaces it)
             const upd = v128.or(f32x4.gt(v, best), v128.andnot(f32x4.ne(v, v), f32x4.ne(best, best)));
