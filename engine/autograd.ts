@@ -1,6 +1,7 @@
 import { Tensor, GradFn } from './tensor';
 import { formatShape, shapeEquals } from './shape';
 import { binaryK } from './backend/dispatch';
+import { isTransientCallback, keepTensor, recyclingActive } from './recycling';
 
 let gradDisabledDepth = 0;
 
@@ -89,6 +90,8 @@ export function backward(root: Tensor, gradient?: Tensor): void {
       if (!g) continue;
       pending.delete(t);
       for (const hook of [...t.hooks]) {
+        // A hook may keep its argument past the step (engine/recycling.ts), unless it says it does not.
+        if (recyclingActive() && !isTransientCallback(hook)) keepTensor(g);
         const replaced = hook(g);
         if (replaced instanceof Tensor) {
           if (!shapeEquals(replaced.shape, t.shape)) {
@@ -97,7 +100,10 @@ export function backward(root: Tensor, gradient?: Tensor): void {
           g = castLike(replaced, t);
         }
       }
-      if (!t.gradFn || t.retainsGrad) t.grad = t.grad ? accumulate(t.grad, g) : g;
+      if (!t.gradFn || t.retainsGrad) {
+        t.grad = t.grad ? accumulate(t.grad, g) : g;
+        keepTensor(t.grad);
+      }
       if (!t.gradFn) continue;
       const grads = t.gradFn.backward(g);
       t.gradFn.inputs.forEach((input, i) => {

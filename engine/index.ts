@@ -5,6 +5,7 @@ export * from './tensor';
 export * from './autograd';
 export * from './random';
 export { MemoryLimitError, formatBytes } from './memory';
+export { recycling, recyclingAsync, recyclingActive, setRecycling, recyclingCounts, dropRecycledArrays, transientCallback, keepTensor } from './recycling';
 export * from './gradcheck';
 export * from './ops';
 export { getBackend, setBackend, withBackend } from './backend/registry';

@@ -1,6 +1,7 @@
 import { DType, TypedArray, allocate, dtypeOf, isFloat, FloatArray } from './dtype';
 import { Shape, assertValidShape, formatShape, sizeOf } from './shape';
 import { metering, noteBuffer } from './memory';
+import { keepArray, noteHolder, recyclingActive } from './recycling';
 
 /** A gradient hook, as PyTorch's `register_hook`: it sees the gradient during backward and may replace it. */
 export type GradHook = (grad: Tensor) => Tensor | void;
@@ -75,6 +76,25 @@ export class TensorOnDeviceError extends Error {
 }
 
 /**
+ * Host code read a tensor whose values were recycled when its step ended (engine/recycling.ts): its array now
+ * holds another step's values, so reading it throws instead.
+ */
+export class TensorReleasedError extends Error {
+  constructor(readonly tensor: Tensor) {
+    super(`${tensor.name ?? tensor.toString()} was released when its step ended (its memory was reused by a later step); read it inside the step, or return it from the step's function to keep it`);
+    this.name = 'TensorReleasedError';
+  }
+}
+
+/**
+ * The values of `t` for a computation that finishes before it returns and keeps no reference to the array
+ * (kernels, reductions to numbers, copies). Unlike `t.data` it leaves the array recyclable (engine/recycling.ts).
+ */
+export function readTransient(t: Tensor): TypedArray {
+  return t.hostValues();
+}
+
+/**
  * A dense, row-major tensor. Data is never mutated in place by ops, so gradients and saved
  * forward values can be shared between tensors safely; only optimisers write parameter data.
  */
@@ -103,6 +123,8 @@ export class Tensor {
   name: string | undefined;
   readonly hooks: GradHook[] = [];
   retainsGrad = false;
+  /** Set when a recycling scope reused this tensor's array (see TensorReleasedError). */
+  private released = false;
 
   constructor(data: TypedArray | DeviceInit | LazyInit, shape: Shape, options: { requiresGrad?: boolean; name?: string } = {}) {
     assertValidShape(shape);
@@ -122,6 +144,7 @@ export class Tensor {
     } else {
       this.host = data;
       this.dtype = dtypeOf(data);
+      noteHolder(this, data);
       // Buffers not made by allocate() (kernel outputs copied out of WebAssembly memory) count here.
       if (metering()) noteBuffer(data.buffer);
     }
@@ -146,24 +169,45 @@ export class Tensor {
     return new Tensor(new LazyInit(source.size, source.dtype, compute, source), [source.shape[1], source.shape[0]]);
   }
 
-  /** Host values. Throws TensorOnDeviceError while the tensor lives only on the device. */
+  /**
+   * Host values. Throws TensorOnDeviceError while the tensor lives only on the device, TensorReleasedError after
+   * a recycling scope reused its array. The array is never recycled once read here (the caller may keep it).
+   */
   get data(): TypedArray {
+    const values = this.hostValues();
+    if (recyclingActive()) keepArray(values);
+    return values;
+  }
+
+  /** Host values without keeping them (readTransient). */
+  hostValues(): TypedArray {
     if (this.host) return this.host;
     if (this.pending) {
       const values = this.pending();
       if (values.length !== this.size || dtypeOf(values) !== this.dtype) throw new Error(`internal: lazy values of ${this.dtype}[${this.size}] came back as ${dtypeOf(values)}[${values.length}]`);
       this.host = values;
       this.pending = undefined;
+      noteHolder(this, values);
       if (metering()) noteBuffer(values.buffer);
       return values;
     }
+    if (this.released) throw new TensorReleasedError(this);
     throw new TensorOnDeviceError(this);
+  }
+
+  /** Called by a recycling scope's exit: forgets the values when this tensor still holds `data` (now reused). */
+  revokeIfHolding(data: TypedArray): void {
+    if (this.host !== data) return;
+    this.host = undefined;
+    this.released = true;
   }
 
   /** In-place replacement of the values (optimisers, batch-norm buffers): drops any device copy. */
   set data(values: TypedArray) {
     if (values.length !== this.size || dtypeOf(values) !== this.dtype) throw new RangeError(`data of ${this.dtype}[${this.size}] cannot be replaced by ${dtypeOf(values)}[${values.length}]`);
+    if (recyclingActive()) keepArray(values);
     this.host = values;
+    this.released = false;
     if (parameterTensors.has(this)) parameterArrays.add(values);
     this.pending = undefined;
     this.transposeOf = undefined;
@@ -178,6 +222,7 @@ export class Tensor {
   assign(src: Tensor): void {
     if (src.size !== this.size || src.dtype !== this.dtype) throw new RangeError(`cannot assign ${src.dtype}[${src.size}] to ${this.dtype}[${this.size}]`);
     this.host = src.hasHostData ? src.data : undefined;
+    this.released = false;
     this.pending = undefined;
     this.transposeOf = undefined;
     this.device = src.device;
@@ -186,7 +231,12 @@ export class Tensor {
 
   /** True when the values are not on the host (read them with `await t.read()`). */
   get isOnDevice(): boolean {
-    return this.host === undefined && this.pending === undefined;
+    return this.host === undefined && this.pending === undefined && !this.released;
+  }
+
+  /** True after a recycling scope reused this tensor's array (reading it throws TensorReleasedError). */
+  get isReleased(): boolean {
+    return this.released;
   }
 
   get hasHostData(): boolean {
@@ -216,7 +266,7 @@ export class Tensor {
 
   /** Host values, downloading them once if needed (tensors are immutable, so the copy stays valid). */
   async read(): Promise<TypedArray> {
-    if (this.hasHostData) return this.data;
+    if (this.hasHostData || this.released) return this.data;
     if (!this.device || this.device.released) throw new TensorOnDeviceError(this, 'read');
     this.host = await this.device.read();
     return this.host;
@@ -251,11 +301,11 @@ export class Tensor {
 
   item(): number {
     if (this.size !== 1) throw new RangeError(`item() needs a one-element tensor, got shape ${formatShape(this.shape)}`);
-    return this.data[0];
+    return this.hostValues()[0];
   }
 
   toArray(): number[] {
-    return Array.from(this.data);
+    return Array.from(this.hostValues());
   }
 
   /** A tensor sharing this data but cut from the graph. */
@@ -265,7 +315,8 @@ export class Tensor {
 
   /** A tensor sharing this tensor's storage (host or device) with another shape of the same size. */
   view(shape: Shape, name?: string): Tensor {
-    if (this.hasHostData) return new Tensor(this.data, shape, { name });
+    // The view shares the array; it is registered as one more holder of a recyclable array (noteHolder).
+    if (this.hasHostData || this.released) return new Tensor(this.hostValues(), shape, { name });
     if (!this.device || this.device.released) throw new TensorOnDeviceError(this, 'view');
     const t = Tensor.onDevice(this.device, this.deviceOwner as { name: string }, shape, this.dtype);
     t.name = name;

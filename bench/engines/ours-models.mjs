@@ -33,12 +33,14 @@ export function prepare(id) {
   const targets = new E.Tensor(decode(meta.targets, 'int32'), meta.targets.shape);
   const runOptions = { loss: { kind: 'crossEntropy', targets } };
   let loss = NaN;
-  const step = () => {
+  // One recycling step (engine/recycling.ts), as the product's trainer and inspector run theirs: the next step
+  // reuses this step's output arrays. The loss is read inside; the parameters' .grad stay valid.
+  const step = () => E.recycling(() => {
     model.zeroGrad();
     const run = model.run(feeds, runOptions);
     E.backward(run.loss);
     loss = run.loss.item();
-  };
+  });
   return { meta, model, feeds, runOptions, step, loss: () => loss };
 }
 

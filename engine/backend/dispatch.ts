@@ -5,13 +5,14 @@
  * open (constant folding) and every float operand is float32; float64 work always stays on the host.
  * Device results are device-only tensors: host code reading their `.data` gets TensorOnDeviceError.
  */
-import { Tensor, DeviceStorage, TensorOnDeviceError } from '../tensor';
-import { FloatDType } from '../dtype';
+import { Tensor, DeviceStorage, TensorOnDeviceError, readTransient } from '../tensor';
+import { FloatArray, FloatDType, TypedArray } from '../dtype';
 import { Shape, broadcastShapes } from '../shape';
 import { BinaryKernel, Conv2dGeometry, MatmulPlan, ReduceKernel, UnaryKernel } from './backend';
 import { getBackend } from './registry';
 import { DeviceKernels, isDeviceBackend } from './device';
-import { dataAs, floatDtype } from '../ops/util';
+import { floatDtype } from '../ops/util';
+import { claimOutput } from '../recycling';
 
 let hostDepth = 0;
 
@@ -28,6 +29,28 @@ export function onHost<T>(fn: () => T): T {
 /** True when kernels run on the host now (no device backend, or inside onHost): host-only fused paths may run. */
 export function hostKernelsRun(): boolean {
   return !isDeviceBackend(getBackend()) || hostDepth > 0;
+}
+
+/**
+ * Host kernels read their operands through these (readTransient): a kernel copies what it reads and keeps no
+ * reference, so the operands' arrays stay recyclable (engine/recycling.ts). Closures that run later (VJPs)
+ * read again through the tensor, which throws if a recycling scope released it meanwhile.
+ */
+function dataAs(t: Tensor, dtype: FloatDType): FloatArray {
+  const v = readTransient(t) as FloatArray;
+  if (t.dtype === dtype) return v;
+  return dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v);
+}
+
+function floatOf(t: Tensor): FloatArray {
+  if (t.dtype !== 'float32' && t.dtype !== 'float64') return t.floatData; // its clear error
+  return readTransient(t) as FloatArray;
+}
+
+/** A host kernel's output as a tensor: a recycling scope may reuse the array once the tensor is released. */
+function wrap(values: TypedArray, shape: Shape): Tensor {
+  claimOutput(values);
+  return new Tensor(values, shape);
 }
 
 /** Device buffers created since the innermost scope opened (released when it closes). */
@@ -106,7 +129,7 @@ export function unaryK(op: UnaryKernel, x: Tensor, param = 0, name: string = op)
   const dtype = floatDtype(name, x);
   const d = deviceFor([x]);
   if (d) return out(d, d.unary(op, dev(d, x), param), x.shape);
-  return new Tensor(getBackend().unary(op, x.floatData, param, dtype), x.shape);
+  return wrap(getBackend().unary(op, floatOf(x), param, dtype), x.shape);
 }
 
 /** Binary kernel with broadcasting; the result dtype is the operands' promoted float type. */
@@ -115,7 +138,7 @@ export function binaryK(op: BinaryKernel, a: Tensor, b: Tensor, param = 0, name:
   const shape = broadcastShapes(a.shape, b.shape);
   const d = deviceFor([a, b]);
   if (d) return out(d, d.binary(op, dev(d, a), a.shape, dev(d, b), b.shape, shape, param), shape);
-  return new Tensor(getBackend().binary(op, dataAs(a, dtype), a.shape, dataAs(b, dtype), b.shape, shape, dtype, param), shape);
+  return wrap(getBackend().binary(op, dataAs(a, dtype), a.shape, dataAs(b, dtype), b.shape, shape, dtype, param), shape);
 }
 
 /** cond ? a : b broadcast to `shape`; `cond` is a host mask (bool or nonzero values). */
@@ -124,14 +147,15 @@ export function whereK(cond: Tensor, a: Tensor, b: Tensor, shape: Shape): Tensor
   const mask = boolData(cond);
   const d = deviceFor([a, b]);
   if (d) return out(d, d.where(mask, cond.shape, dev(d, a), a.shape, dev(d, b), b.shape, shape), shape);
-  return new Tensor(getBackend().where(mask, cond.shape, dataAs(a, dtype), a.shape, dataAs(b, dtype), b.shape, shape, dtype), shape);
+  return wrap(getBackend().where(mask, cond.shape, dataAs(a, dtype), a.shape, dataAs(b, dtype), b.shape, shape, dtype), shape);
 }
 
 function boolData(cond: Tensor): Uint8Array {
   if (!cond.hasHostData) throw new TensorOnDeviceError(cond, 'where (condition computed on the device)');
   if (cond.dtype === 'bool') return cond.data as Uint8Array;
   const m = new Uint8Array(cond.size);
-  for (let i = 0; i < cond.size; i++) m[i] = cond.data[i] ? 1 : 0;
+  const c = readTransient(cond);
+  for (let i = 0; i < cond.size; i++) m[i] = c[i] ? 1 : 0;
   return m;
 }
 
@@ -139,21 +163,21 @@ export function reduceK(op: ReduceKernel, x: Tensor, axes: readonly number[], ou
   const dtype = floatDtype(op, x);
   const d = deviceFor([x]);
   if (d) return out(d, d.reduce(op, dev(d, x), x.shape, axes), outShape);
-  return new Tensor(getBackend().reduce(op, x.floatData, x.shape, axes, dtype), outShape);
+  return wrap(getBackend().reduce(op, floatOf(x), x.shape, axes, dtype), outShape);
 }
 
 export function matmulK(a: Tensor, b: Tensor, plan: MatmulPlan, outShape: Shape): Tensor {
   const dtype = floatDtype('matmul', a, b);
   const d = deviceFor([a, b]);
   if (d) return out(d, d.matmul(dev(d, a), dev(d, b), plan), outShape);
-  return new Tensor(getBackend().matmul(dataAs(a, dtype), dataAs(b, dtype), plan, dtype), outShape);
+  return wrap(getBackend().matmul(dataAs(a, dtype), dataAs(b, dtype), plan, dtype), outShape);
 }
 
 export function stridedK(x: Tensor, outShape: Shape, strides: readonly number[], offset: number): Tensor {
   const dtype = floatDtype('view', x);
   const d = deviceFor([x]);
   if (d) return out(d, d.strided(dev(d, x), outShape, strides, offset), outShape);
-  return new Tensor(getBackend().strided(x.floatData, outShape, strides, offset, dtype), outShape);
+  return wrap(getBackend().strided(floatOf(x), outShape, strides, offset, dtype), outShape);
 }
 
 /** VJP of stridedK: `g` (shape gShape) added at the strided positions of zeros shaped like `like`. */
@@ -161,28 +185,28 @@ export function stridedScatterAddK(g: Tensor, gShape: Shape, strides: readonly n
   const dtype = floatDtype('slice', like);
   const d = like.dtype === 'float32' ? deviceFor([g]) : null;
   if (d) return out(d, d.stridedScatterAdd(dev(d, g), gShape, strides, offset, like.size), like.shape);
-  return new Tensor(getBackend().stridedScatterAdd(dataAs(g, dtype), gShape, strides, offset, like.size, dtype), like.shape);
+  return wrap(getBackend().stridedScatterAdd(dataAs(g, dtype), gShape, strides, offset, like.size, dtype), like.shape);
 }
 
 export function concatK(xs: readonly Tensor[], outer: number, sizes: readonly number[], outShape: Shape): Tensor {
   const dtype = floatDtype('concat', ...xs);
   const d = deviceFor(xs);
   if (d) return out(d, d.concat(xs.map((x) => dev(d, x)), outer, sizes), outShape);
-  return new Tensor(getBackend().concat(xs.map((t) => dataAs(t, dtype)), outer, sizes, dtype), outShape);
+  return wrap(getBackend().concat(xs.map((t) => dataAs(t, dtype)), outer, sizes, dtype), outShape);
 }
 
 export function softmaxK(x: Tensor, outer: number, n: number, inner: number, log: boolean): Tensor {
   const dtype = floatDtype(log ? 'log_softmax' : 'softmax', x);
   const d = deviceFor([x]);
   if (d) return out(d, d.softmax(dev(d, x), outer, n, inner, log), x.shape);
-  return new Tensor(getBackend().softmax(x.floatData, outer, n, inner, log, dtype), x.shape);
+  return wrap(getBackend().softmax(floatOf(x), outer, n, inner, log, dtype), x.shape);
 }
 
 export function softmaxBackwardK(y: Tensor, g: Tensor, outer: number, n: number, inner: number, log: boolean): Tensor {
   const dtype = floatDtype(log ? 'log_softmax' : 'softmax', y);
   const d = deviceFor([y, g]);
   if (d) return out(d, d.softmaxBackward(dev(d, y), dev(d, g), outer, n, inner, log), y.shape);
-  return new Tensor(getBackend().softmaxBackward(y.floatData, dataAs(g, dtype), outer, n, inner, log, dtype), y.shape);
+  return wrap(getBackend().softmaxBackward(floatOf(y), dataAs(g, dtype), outer, n, inner, log, dtype), y.shape);
 }
 
 export interface NormGrads { gx: Tensor; gw: Tensor; gb: Tensor }
@@ -211,14 +235,12 @@ export function layerNormK(
     };
   }
   const backend = getBackend();
-  const xd = dataAs(x, dtype);
-  const wd = weight ? dataAs(weight, dtype) : null;
-  const { y, mean, rstd } = backend.layerNorm(xd, wd, bias ? dataAs(bias, dtype) : null, rows, n, eps, rms, dtype);
+  const { y, mean, rstd } = backend.layerNorm(dataAs(x, dtype), weight ? dataAs(weight, dtype) : null, bias ? dataAs(bias, dtype) : null, rows, n, eps, rms, dtype);
   return {
-    y: new Tensor(y, x.shape),
+    y: wrap(y, x.shape),
     backward: (g) => {
-      const b = backend.layerNormBackward(xd, wd, dataAs(g, dtype), mean, rstd, rows, n, rms, dtype);
-      return { gx: new Tensor(b.gx, x.shape), gw: new Tensor(b.gw, nShape), gb: new Tensor(b.gb, nShape) };
+      const b = backend.layerNormBackward(dataAs(x, dtype), weight ? dataAs(weight, dtype) : null, dataAs(g, dtype), mean, rstd, rows, n, rms, dtype);
+      return { gx: wrap(b.gx, x.shape), gw: wrap(b.gw, nShape), gb: wrap(b.gb, nShape) };
     },
   };
 }
@@ -232,16 +254,14 @@ export function batchNormK(
 ): { y: Tensor; mean: Float64Array; rstd: Float64Array; backward: (g: Tensor) => NormGrads } | null {
   if (!hostKernelsRun()) return null;
   const backend = getBackend();
-  const xd = dataAs(x, dtype);
-  const wd = weight ? dataAs(weight, dtype) : null;
-  const { y, mean, rstd } = backend.batchNorm(xd, wd, bias ? dataAs(bias, dtype) : null, outer, c, inner, eps, dtype);
+  const { y, mean, rstd } = backend.batchNorm(dataAs(x, dtype), weight ? dataAs(weight, dtype) : null, bias ? dataAs(bias, dtype) : null, outer, c, inner, eps, dtype);
   return {
-    y: new Tensor(y, x.shape),
+    y: wrap(y, x.shape),
     mean,
     rstd,
     backward: (g) => {
-      const b = backend.batchNormBackward(xd, wd, dataAs(g, dtype), mean, rstd, outer, c, inner, dtype);
-      return { gx: new Tensor(b.gx, x.shape), gw: new Tensor(b.gw, [c]), gb: new Tensor(b.gb, [c]) };
+      const b = backend.batchNormBackward(dataAs(x, dtype), weight ? dataAs(weight, dtype) : null, dataAs(g, dtype), mean, rstd, outer, c, inner, dtype);
+      return { gx: wrap(b.gx, x.shape), gw: wrap(b.gw, [c]), gb: wrap(b.gb, [c]) };
     },
   };
 }
@@ -250,14 +270,14 @@ export function im2colK(x: Tensor, geo: Conv2dGeometry, outShape: Shape): Tensor
   const dtype = floatDtype('conv2d', x);
   const d = deviceFor([x]);
   if (d) return out(d, d.im2col(dev(d, x), geo), outShape);
-  return new Tensor(getBackend().im2col(x.floatData, geo, dtype), outShape);
+  return wrap(getBackend().im2col(floatOf(x), geo, dtype), outShape);
 }
 
 export function col2imK(cols: Tensor, geo: Conv2dGeometry, like: Tensor): Tensor {
   const dtype = floatDtype('conv2d', like);
   const d = like.dtype === 'float32' ? deviceFor([cols]) : null;
   if (d) return out(d, d.col2im(dev(d, cols), geo), like.shape);
-  return new Tensor(getBackend().col2im(dataAs(cols, dtype), geo, dtype), like.shape);
+  return wrap(getBackend().col2im(dataAs(cols, dtype), geo, dtype), like.shape);
 }
 
 /**
@@ -271,9 +291,9 @@ export function depthwiseConv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry,
   const dtype = floatDtype('conv2d', x, weight);
   const host = backend; // a device backend under onHost() proxies its host kernels
   return {
-    y: new Tensor(host.depthwiseConv2d('forward', x.floatData, weight.floatData, geo, dtype), outShape),
-    inputGrad: (g) => new Tensor(host.depthwiseConv2d('inputGrad', dataAs(g, dtype), weight.floatData, geo, dtype), x.shape),
-    weightGrad: (g) => new Tensor(host.depthwiseConv2d('weightGrad', x.floatData, dataAs(g, dtype), geo, dtype), weight.shape),
+    y: wrap(host.depthwiseConv2d('forward', floatOf(x), floatOf(weight), geo, dtype), outShape),
+    inputGrad: (g) => wrap(host.depthwiseConv2d('inputGrad', dataAs(g, dtype), floatOf(weight), geo, dtype), x.shape),
+    weightGrad: (g) => wrap(host.depthwiseConv2d('weightGrad', floatOf(x), dataAs(g, dtype), geo, dtype), weight.shape),
   };
 }
 
@@ -287,9 +307,9 @@ export function conv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry, groups: 
   const dtype = floatDtype('conv2d', x, weight);
   const o = weight.shape[0];
   return {
-    y: new Tensor(host.conv2d('forward', x.floatData, weight.floatData, geo, groups, o, dtype), outShape),
-    inputGrad: (g) => new Tensor(host.conv2d('inputGrad', dataAs(g, dtype), weight.floatData, geo, groups, o, dtype), x.shape),
-    weightGrad: (g) => new Tensor(host.conv2d('weightGrad', dataAs(g, dtype), x.floatData, geo, groups, o, dtype), weight.shape),
+    y: wrap(host.conv2d('forward', floatOf(x), floatOf(weight), geo, groups, o, dtype), outShape),
+    inputGrad: (g) => wrap(host.conv2d('inputGrad', dataAs(g, dtype), floatOf(weight), geo, groups, o, dtype), x.shape),
+    weightGrad: (g) => wrap(host.conv2d('weightGrad', dataAs(g, dtype), floatOf(x), geo, groups, o, dtype), weight.shape),
   };
 }
 
@@ -301,10 +321,9 @@ export function hardSigmoidK(x: Tensor, alpha: number, beta: number, swish: bool
   if (!hostKernelsRun()) return null;
   const host = getBackend();
   const dtype = floatDtype(swish ? 'hard_swish' : 'hard_sigmoid', x);
-  const xd = x.floatData;
   return {
-    y: new Tensor(host.hardSigmoid(xd, null, alpha, beta, swish, dtype), x.shape),
-    backward: (g) => new Tensor(host.hardSigmoid(xd, dataAs(g, dtype), alpha, beta, swish, dtype), x.shape),
+    y: wrap(host.hardSigmoid(floatOf(x), null, alpha, beta, swish, dtype), x.shape),
+    backward: (g) => wrap(host.hardSigmoid(floatOf(x), dataAs(g, dtype), alpha, beta, swish, dtype), x.shape),
   };
 }
 
@@ -312,7 +331,7 @@ export function hardSigmoidK(x: Tensor, alpha: number, beta: number, swish: bool
 export function swishBackwardK(x: Tensor, g: Tensor): Tensor | null {
   if (!hostKernelsRun()) return null;
   const dtype = floatDtype('silu', x, g);
-  return new Tensor(getBackend().swishBackward(dataAs(x, dtype), dataAs(g, dtype), dtype), x.shape);
+  return wrap(getBackend().swishBackward(dataAs(x, dtype), dataAs(g, dtype), dtype), x.shape);
 }
 
 export interface DepthwiseKernels {
@@ -326,14 +345,14 @@ export function gatherK(x: Tensor, outer: number, axisLen: number, inner: number
   const dtype = floatDtype('gather', x);
   const d = deviceFor([x]);
   if (d) return out(d, d.gather(dev(d, x), outer, axisLen, inner, idx), outShape);
-  return new Tensor(getBackend().gather(x.floatData, outer, axisLen, inner, idx, dtype), outShape);
+  return wrap(getBackend().gather(floatOf(x), outer, axisLen, inner, idx, dtype), outShape);
 }
 
 export function scatterAddK(g: Tensor, outer: number, axisLen: number, inner: number, idx: Int32Array, like: Tensor): Tensor {
   const dtype = floatDtype('gather', like);
   const d = like.dtype === 'float32' ? deviceFor([g]) : null;
   if (d) return out(d, d.scatterAdd(dev(d, g), outer, axisLen, inner, idx), like.shape);
-  return new Tensor(getBackend().scatterAdd(dataAs(g, dtype), outer, axisLen, inner, idx, dtype), like.shape);
+  return wrap(getBackend().scatterAdd(dataAs(g, dtype), outer, axisLen, inner, idx, dtype), like.shape);
 }
 
 /** Max pooling; `backward` sends each window's gradient to its max (argmax stays where it was computed). */
@@ -346,20 +365,20 @@ export function maxPool2dK(x: Tensor, geo: Conv2dGeometry, outShape: Shape): { y
     return { y: out(d, r.y, outShape), backward: (g) => out(d, d.maxPool2dBackward(dev(d, g), r.argmax, geo), x.shape) };
   }
   const backend = getBackend();
-  const { y, argmax } = backend.maxPool2d(x.floatData, geo, dtype);
-  return { y: new Tensor(y, outShape), backward: (g) => new Tensor(backend.scatterAdd(dataAs(g, dtype), 1, x.size, 1, argmax, dtype), x.shape) };
+  const { y, argmax } = backend.maxPool2d(floatOf(x), geo, dtype);
+  return { y: wrap(y, outShape), backward: (g) => wrap(backend.scatterAdd(dataAs(g, dtype), 1, x.size, 1, argmax, dtype), x.shape) };
 }
 
 export function avgPool2dK(x: Tensor, geo: Conv2dGeometry, countIncludePad: boolean, outShape: Shape): Tensor {
   const dtype = floatDtype('avg_pool2d', x);
   const d = deviceFor([x]);
   if (d) return out(d, d.avgPool2d(dev(d, x), geo, countIncludePad), outShape);
-  return new Tensor(getBackend().avgPool2d(x.floatData, geo, countIncludePad, dtype), outShape);
+  return wrap(getBackend().avgPool2d(floatOf(x), geo, countIncludePad, dtype), outShape);
 }
 
 export function avgPool2dBackwardK(g: Tensor, geo: Conv2dGeometry, countIncludePad: boolean, like: Tensor): Tensor {
   const dtype = floatDtype('avg_pool2d', like);
   const d = like.dtype === 'float32' ? deviceFor([g]) : null;
   if (d) return out(d, d.avgPool2dBackward(dev(d, g), geo, countIncludePad), like.shape);
-  return new Tensor(getBackend().avgPool2dBackward(dataAs(g, dtype), geo, countIncludePad, dtype), like.shape);
+  return wrap(getBackend().avgPool2dBackward(dataAs(g, dtype), geo, countIncludePad, dtype), like.shape);
 }

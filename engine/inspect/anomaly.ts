@@ -4,7 +4,8 @@
  */
 import type { OnnxModel, OnnxValue } from '../onnx';
 import type { OnnxNode } from '../onnx/graph';
-import type { Tensor } from '../tensor';
+import { Tensor, readTransient } from '../tensor';
+import { transientCallback } from '../recycling';
 import { isFloat } from '../dtype';
 import type { SourceLocation } from './report';
 import { HostReads } from './hostReads';
@@ -25,7 +26,7 @@ export function sourceOf(node: OnnxNode | null | undefined): SourceLocation | un
 export function nonFinite(t: Tensor): { nan: boolean; inf: boolean } {
   let nan = false;
   let inf = false;
-  const d = t.data;
+  const d = readTransient(t); // scanned now, not kept (engine/recycling.ts)
   for (let i = 0; i < d.length; i++) {
     const v = d[i];
     if (v !== v) nan = true;
@@ -48,7 +49,7 @@ export class NonFiniteWatch {
   constructor(private readonly model: OnnxModel, private readonly reads: HostReads = new HostReads()) {}
 
   /** Forward check, value by value in execution order. */
-  readonly onValue = (v: OnnxValue): void => {
+  readonly onValue = transientCallback((v: OnnxValue): void => {
     this.seen.set(v.name, v.tensor);
     const node = v.node;
     if (this.first || v.kind !== 'node' || !node || v.folded || !isFloat(v.tensor.dtype)) return;
@@ -62,18 +63,18 @@ export class NonFiniteWatch {
         this.first = { node: node.name, modulePath: v.modulePath, phase: 'forward', source: sourceOf(node), kind: bad.nan ? 'NaN' : 'Inf' };
       }
     });
-  };
+  });
 
   /** Backward check: the first gradient to turn NaN/Inf in backward order (after the forward checks: a forward anomaly wins). Returns a remover. */
   armBackward(values: readonly OnnxValue[]): () => void {
     if (this.first) return () => {};
-    const removers = values.filter((v) => v.node && v.tensor.requiresGrad).map((v) => v.tensor.registerHook((g) => {
+    const removers = values.filter((v) => v.node && v.tensor.requiresGrad).map((v) => v.tensor.registerHook(transientCallback((g: Tensor) => {
       this.reads.on([g], () => {
         if (this.first) return;
         const bad = nonFinite(g);
         if (bad.nan || bad.inf) this.first = { node: v.node!.name, modulePath: v.modulePath, phase: 'backward', source: sourceOf(v.node), kind: bad.nan ? 'NaN' : 'Inf' };
       });
-    }));
+    })));
     return () => removers.forEach((r) => r());
   }
 

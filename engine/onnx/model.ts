@@ -10,6 +10,7 @@ import { MemoryLimitError, openMeter } from '../memory';
 import { Rng } from '../random';
 import { formatShape, sizeOf } from '../shape';
 import { noGrad } from '../autograd';
+import { isTransientCallback, keepTensor } from '../recycling';
 import * as E from '../ops';
 import { OnnxErrorCode, OnnxImportError, describeNode } from './errors';
 import { DataType, ModelProto, TensorProto, dataTypeName, decodeModel } from './proto';
@@ -795,6 +796,8 @@ export class OnnxModel {
     };
     const put = (v: OnnxValue) => {
       if (options.onValue) {
+        // The callback may keep the value past a recycling step (engine/recycling.ts), unless it says it does not.
+        if (!isTransientCallback(options.onValue)) keepTensor(v.tensor);
         const r = options.onValue(v);
         if (r instanceof Tensor) v.tensor = r;
       }
@@ -867,6 +870,7 @@ export class OnnxModel {
         if (folded) {
           foldable.add(o);
           plan.folded.set(o, t);
+          keepTensor(t); // cached for later runs: never recycled
         } else {
           allFolded = false;
         }
@@ -1039,6 +1043,9 @@ export class OnnxModel {
       else if (!others.has(o.name)) throw new OnnxImportError('INVALID_MODEL', `graph output '${o.name}' has no value after the run`);
     }
     const { loss, info, targets } = this.buildLoss(options.loss ?? 'auto', { outputs, values, inputs }, options);
+    // Handed to the caller: they stay valid after a recycling step (engine/recycling.ts).
+    for (const t of outputs.values()) keepTensor(t);
+    keepTensor(loss);
     return {
       outputs, loss, lossInfo: info, inputs, targets, tensorsByName: values, otherValues: others, bufferUpdates,
       value(name: string): Tensor {

@@ -9,7 +9,8 @@
 import { backward } from '../autograd';
 import type { FloatDType } from '../dtype';
 import { Feeds, LossSpec, OnnxModel, OnnxValue } from '../onnx';
-import type { Tensor } from '../tensor';
+import { Tensor, readTransient } from '../tensor';
+import { recycling } from '../recycling';
 import { NonFiniteWatch } from '../inspect/anomaly';
 import { moduleKinds, traceRun } from '../inspect/onnxInspect';
 import { ancestors, moduleLayout, parentPath } from '../inspect/collect';
@@ -125,8 +126,15 @@ export class OnnxTrainer {
     return this.record.anomaly !== undefined;
   }
 
-  /** One optimiser step; records its statistics. */
+  /**
+   * One optimiser step; records its statistics. A recycling step (engine/recycling.ts): the run's values are read
+   * here and its output arrays are reused by the next step; parameters and their `.grad` stay valid.
+   */
   step(): StepResult {
+    return recycling(() => this.runStep());
+  }
+
+  private runStep(): StepResult {
     if (this.record.anomaly) throw new Error(`training stopped at step ${this.record.anomaly.step}: ${this.record.anomaly.message}`);
     const n = ++this.stepCount;
     const o = this.options;
@@ -245,7 +253,7 @@ export class OnnxTrainer {
       const outName = index.output.get(path);
       const out = outName !== undefined ? values.get(outName)?.tensor : undefined;
       if (out) {
-        const m = moments(out.data);
+        const m = moments(readTransient(out));
         s.actMean.push(m.mean);
         s.actStd.push(m.std);
         s.zeroFraction.push(m.zeros);

@@ -8,8 +8,9 @@
  *
  * Memory: the module's linear memory is a scratch arena. Each kernel call lays out its inputs,
  * outputs and scratch past heapBase(), growing memory when a call needs more (it never shrinks),
- * copies the inputs in, runs, and copies the outputs out into fresh typed arrays, as the Backend
- * interface requires. The one exception: matmul operands that are parameters' host arrays (weights;
+ * copies the inputs in, runs, and copies the outputs out into typed arrays the caller owns, as the
+ * Backend interface requires: fresh ones, or inside a recycling scope (engine/recycling.ts) arrays of an earlier
+ * step that nothing can see any more. The one exception: matmul operands that are parameters' host arrays (weights;
  * isParameterData: never mutated in place) are copied in once and kept in a pinned heap below the arena,
  * freed when the array is garbage-collected, up to PIN_BUDGET bytes (weights were half the bytes copied in
  * per training step of the real-model set). Keeping every tensor resident instead would need tensors to
@@ -26,6 +27,7 @@ import { Backend, BinaryKernel, Conv2dGeometry, Conv2dMode, DepthwiseMode, Matmu
 import { referenceBackend } from '../reference';
 import { isParameterData } from '../../tensor';
 import { WEIGHT_CACHE_BYTES } from '../../memory';
+import { outputArray, recyclingActive } from '../../recycling';
 
 /** Most bytes of parameter arrays kept in wasm memory between calls (beyond it, weights are copied per call). */
 export const PIN_BUDGET = WEIGHT_CACHE_BYTES;
@@ -270,8 +272,12 @@ class WasmSimdBackend implements Backend {
     if (data.length > 0) new Int32Array(this.memory.buffer, ptr, data.length).set(data);
   }
 
+  /** A kernel's output copied out of wasm memory: into a recycled array inside a recycling scope (engine/recycling.ts). */
   private take(ptr: number, n: number): Float32Array {
-    return this.f32(ptr, n).slice();
+    if (!recyclingActive()) return this.f32(ptr, n).slice();
+    const out = outputArray(n);
+    out.set(this.f32(ptr, n));
+    return out;
   }
 
   // -- kernels

@@ -1,0 +1,204 @@
+/**
+ * Recycled kernel output arrays: the arrays a training step's kernels return are reused by the next step
+ * instead of being left to the garbage collector (V8 collects external memory only past its own thresholds, so
+ * six steps of a small transformer held 2-4x the memory one step needs, and the copies and collections cost
+ * about a fifth of a step).
+ *
+ * Only inside `recycling(fn)`, the explicit scope of one step, and only arrays nothing outside the engine can
+ * still see. At the scope's exit an output array goes back to the free list when all of these hold:
+ *   - a backend handed it out in this scope (`outputArray`) and a kernel wrapped it in its output tensor
+ *     (`claimOutput`, dispatch.ts): a raw array some other caller got from a backend is never reused;
+ *   - it was never *kept*: read through the public `Tensor.data` (a caller may hold the array itself), or held by
+ *     a tensor handed to a caller (`keepTensor`: run outputs, the loss, `.grad` of leaves and retained values,
+ *     hook and onValue arguments, anything `fn` returns);
+ * and every tensor made over it in this scope (views, reshapes and detached copies share the array) is then
+ * revoked: reading it throws TensorReleasedError naming the tensor, so a stale reference can never read another
+ * step's numbers. Kernels read their operands through `readTransient` (dispatch.ts), which keeps nothing.
+ *
+ * The free list is keyed by exact length (a training loop repeats its sizes) and holds only what the last scope
+ * released: whatever the next scope does not reuse is dropped, so between steps it holds at most one step's
+ * outputs. `dropRecycledArrays()` empties it. Device (WebGPU) buffers have their own run scope (deviceScope).
+ */
+import type { Tensor } from './tensor';
+
+interface Claim {
+  /** Every tensor made over the array in this scope (the kernel's output first). */
+  readonly holders: Tensor[];
+  kept: boolean;
+}
+
+class Scope {
+  /** Arrays handed out by outputArray() in this scope, fresh or recycled. */
+  readonly issued = new Set<Float32Array>();
+  /** Issued arrays a kernel wrapped in its output tensor, in wrapping order. */
+  readonly claims = new Map<Float32Array, Claim>();
+}
+
+let scope: Scope | null = null;
+let free = new Map<number, Float32Array[]>();
+/** Turns recycling off (the scopes still run): for A/B measurements and tests that compare both ways. */
+let enabled = true;
+
+/** Bytes of output arrays since the last reset: made fresh, reused from the free list, released and kept at scope exits. */
+const counts = { fresh: 0, reused: 0, released: 0, kept: 0, unclaimed: 0 };
+
+export function recyclingCounts(reset = false): { fresh: number; reused: number; released: number; kept: number; unclaimed: number } {
+  const c = { ...counts };
+  if (reset) counts.fresh = counts.reused = counts.released = counts.kept = counts.unclaimed = 0;
+  return c;
+}
+
+/** Turns recycling on or off for later scopes (default on); returns the previous setting. */
+export function setRecycling(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  if (!on) free = new Map();
+  return was;
+}
+
+/** True inside a recycling scope. */
+export function recyclingActive(): boolean {
+  return scope !== null;
+}
+
+/**
+ * Runs `fn` as one step whose kernel outputs may reuse the previous step's arrays and are themselves reused by
+ * the next step (see the module comment). Read what you need inside `fn`, or return it: tensors `fn` returns
+ * (also inside arrays, Maps, Sets and plain objects) stay valid. Nested calls are part of the enclosing scope.
+ * Tensors made inside and neither kept nor read through `.data` throw TensorReleasedError afterwards.
+ */
+export function recycling<T>(fn: () => T): T {
+  if (scope || !enabled) return fn();
+  const s = new Scope();
+  scope = s;
+  try {
+    const result = fn();
+    keepTensors(result);
+    return result;
+  } finally {
+    scope = null;
+    close(s);
+  }
+}
+
+/**
+ * `recycling` for an asynchronous step (the inspector awaits device reads). Any code that runs while it awaits
+ * belongs to the scope too: its tensors are kept when it reads or returns them like any step's, and otherwise
+ * revoked at the exit (a clear error later, never another step's values). Nested scopes join the outer one.
+ */
+export async function recyclingAsync<T>(fn: () => Promise<T>): Promise<T> {
+  if (scope || !enabled) return fn();
+  const s = new Scope();
+  scope = s;
+  try {
+    const result = await fn();
+    if (scope === s) keepTensors(result);
+    return result;
+  } finally {
+    if (scope === s) scope = null;
+    close(s);
+  }
+}
+
+/** Empties the free list (its arrays become garbage). */
+export function dropRecycledArrays(): void {
+  free = new Map();
+}
+
+/** A Float32Array of `n` elements for a kernel's output: from the free list inside a scope, else fresh. Its contents are arbitrary. */
+export function outputArray(n: number): Float32Array {
+  const s = scope;
+  if (!s) return new Float32Array(n);
+  const list = free.get(n);
+  let out = list?.pop();
+  if (out) counts.reused += n * 4;
+  else {
+    out = new Float32Array(n);
+    counts.fresh += n * 4;
+  }
+  s.issued.add(out);
+  return out;
+}
+
+/** Marks `data`, which a kernel just returned, as owned by the output tensor about to be made over it (dispatch.ts). */
+export function claimOutput(data: ArrayLike<number>): void {
+  const s = scope;
+  if (!s || !(data instanceof Float32Array) || !s.issued.has(data) || s.claims.has(data)) return;
+  s.claims.set(data, { holders: [], kept: false });
+}
+
+/** Called by the Tensor constructor (and wherever a tensor takes host values): `t` now holds `data`. */
+export function noteHolder(t: Tensor, data: ArrayLike<number>): void {
+  const c = scope?.claims.get(data as Float32Array);
+  if (c) c.holders.push(t);
+}
+
+/** The array was handed to code outside the engine (Tensor.data): never reuse it. */
+export function keepArray(data: ArrayLike<number>): void {
+  const c = scope?.claims.get(data as Float32Array);
+  if (c) c.kept = true;
+}
+
+/** `t` is handed to a caller: its values stay valid after the scope (a tensor without host values is skipped). */
+export function keepTensor(t: Tensor | null | undefined): void {
+  if (scope && t && t.hasHostData) keepArray(t.data);
+}
+
+/** keepTensor on every tensor inside `value` (arrays, Maps, Sets and object literals, any depth). */
+export function keepTensors(value: unknown): void {
+  if (!scope) return;
+  const seen = new Set<unknown>();
+  const walk = (v: unknown): void => {
+    if (v === null || typeof v !== 'object' || seen.has(v) || ArrayBuffer.isView(v)) return;
+    seen.add(v);
+    if (isTensor(v)) {
+      keepTensor(v);
+      return;
+    }
+    if (v instanceof Map) v.forEach((x) => walk(x));
+    else if (v instanceof Set || Array.isArray(v)) for (const x of v) walk(x);
+    else if (isPlain(v)) for (const x of Object.values(v)) walk(x);
+  };
+  walk(value);
+}
+
+/** Callbacks (onValue, gradient hooks) marked as reading their tensor at once and keeping no reference to it. */
+const transientCallbacks = new WeakSet<object>();
+
+/** Marks `fn` as reading its tensor arguments during the call only: the engine then does not keep them for it. */
+export function transientCallback<F extends object>(fn: F): F {
+  transientCallbacks.add(fn);
+  return fn;
+}
+
+export function isTransientCallback(fn: object): boolean {
+  return transientCallbacks.has(fn);
+}
+
+/** Object literals only: class instances (a model, a backend) are not searched. */
+function isPlain(v: object): boolean {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function isTensor(v: object): v is Tensor {
+  return typeof (v as { revokeIfHolding?: unknown }).revokeIfHolding === 'function';
+}
+
+function close(s: Scope): void {
+  const next = new Map<number, Float32Array[]>();
+  for (const [data, c] of s.claims) {
+    if (c.kept) {
+      counts.kept += data.length * 4;
+      continue;
+    }
+    for (const t of c.holders) t.revokeIfHolding(data);
+    let list = next.get(data.length);
+    if (!list) next.set(data.length, (list = []));
+    list.push(data);
+    counts.released += data.length * 4;
+  }
+  for (const data of s.issued) if (!s.claims.has(data)) counts.unclaimed += data.length * 4;
+  // What this scope did not release (and the previous free list's leftovers) goes to the garbage collector.
+  free = enabled ? next : new Map();
+}
