@@ -6,6 +6,7 @@
  * encode work, hooks queue their reads (HostReads), and the values the report needs are read back
  * once after backward. On host backends every read is immediate and the numbers are unchanged.
  */
+import { recyclingAsync } from '../recycling';
 import { backward } from '../autograd';
 import { getBackend } from '../backend/registry';
 import { deviceIdle, deviceScope } from '../backend/dispatch';
@@ -166,7 +167,9 @@ async function inspect(bytes: Uint8Array, modelName: string, options: InspectOpt
   // The run itself is metered as a backstop for what the dry run could not follow.
   const meter = budget !== undefined ? openMeter(Math.max(budget, memory.peak), 'this inspection') : null;
   try {
-    return await inspectRun(model, modelName, options, runOptions, memory, budget ?? null, loadMs);
+    // A recycling step (engine/recycling.ts): the next inspection reuses this run's output arrays. The report
+    // holds plain numbers, read inside.
+    return await recyclingAsync(() => inspectRun(model, modelName, options, runOptions, memory, budget ?? null, loadMs));
   } catch (e) {
     if (e instanceof MemoryLimitError) throw new OnnxImportError('MEMORY_BUDGET', `${e.message}: the estimate before the run was ${describeEstimate(memory)}`, { cause: e });
     throw e;
