@@ -10,7 +10,10 @@
 //   - the process's measured peak: growth of its maximum resident set from before the model was loaded (V8's
 //     heap and compiled code included).
 //
-//   node bench/memory.mjs [--only=gpt2,resnet18] [--backend=wasm-relaxed|wasm-simd|typescript]
+//   node bench/memory.mjs [--only=gpt2,resnet18] [--backend=wasm-relaxed|wasm-simd|typescript] [--no-recycling]
+//
+// Each step is a recycling step (engine/recycling.ts, as the trainer and the inspector run theirs: the next step
+// reuses its output arrays); --no-recycling measures steps without it.
 //
 // Not a test: nothing here asserts; the figures go in the closing notes and bench/README.md.
 import { spawnSync } from 'node:child_process';
@@ -32,6 +35,7 @@ function exportDir() {
 async function child(id) {
   const { prepare } = await import('./engines/ours-models.mjs'); // loads the engine and the chosen backend
   const E = require(join(ROOT, 'build', 'engine', 'index.js'));
+  if (process.argv.includes('--no-recycling')) E.setRecycling(false);
   const { metered } = require(join(ROOT, 'build', 'engine', 'memory.js'));
   globalThis.gc?.();
   const rssBefore = process.memoryUsage().rss;
@@ -67,10 +71,11 @@ function main() {
   const only = flag('only', '').split(',').filter(Boolean);
   const ids = JSON.parse(readFileSync(join(dir, 'ids.json'), 'utf8')).filter((id) => only.length === 0 || only.includes(id));
   const backend = flag('backend', 'wasm-relaxed');
+  const recycle = !process.argv.includes('--no-recycling');
   const nodeFlags = ['--expose-gc', ...(backend === 'wasm-relaxed' ? ['--experimental-wasm-relaxed-simd'] : [])];
   const rows = [];
   for (const id of ids) {
-    const r = spawnSync(process.execPath, [...nodeFlags, new URL(import.meta.url).pathname, `--child=${id}`, `--dir=${dir}`, `--backend=${backend}`], { encoding: 'utf8', maxBuffer: 64 * MB });
+    const r = spawnSync(process.execPath, [...nodeFlags, new URL(import.meta.url).pathname, `--child=${id}`, `--dir=${dir}`, `--backend=${backend}`, ...(recycle ? [] : ['--no-recycling'])], { encoding: 'utf8', maxBuffer: 64 * MB });
     const line = r.stdout.split('\n').find((l) => l.startsWith('{"id"'));
     if (!line) {
       console.error(`${id}: failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
@@ -80,7 +85,7 @@ function main() {
     console.error(`  ${id} done`);
   }
   const f = (b) => (b / MB).toFixed(1);
-  console.log(`\nMemory per forward + backward, ${backend}, ${new Date().toISOString()} (MB = 2^20 bytes)\n`);
+  console.log(`\nMemory per forward + backward, ${backend}, recycling ${recycle ? 'on' : 'off'}, ${new Date().toISOString()} (MB = 2^20 bytes)\n`);
   console.log('| model | p + g + a | estimate (peak) | meter, 1 step | tensor memory peak, 1 step / 6 steps | measured / (p + g + a), 6 steps | process peak, 1 step / 6 steps | estimate ≥ meter |');
   console.log('|---|---|---|---|---|---|---|---|');
   for (const r of rows) {

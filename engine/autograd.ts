@@ -1,7 +1,7 @@
 import { Tensor, GradFn } from './tensor';
 import { formatShape, shapeEquals } from './shape';
 import { binaryK } from './backend/dispatch';
-import { isTransientCallback, keepTensor, recyclingActive } from './recycling';
+import { isTransientCallback, keepGrad, keepTensor, recyclingActive } from './recycling';
 
 let gradDisabledDepth = 0;
 
@@ -102,7 +102,9 @@ export function backward(root: Tensor, gradient?: Tensor): void {
       }
       if (!t.gradFn || t.retainsGrad) {
         t.grad = t.grad ? accumulate(t.grad, g) : g;
-        keepTensor(t.grad);
+        // A leaf's gradient may be reused after the next step's zeroGrad(); a retained one is kept for good.
+        if (t.gradFn) keepTensor(t.grad);
+        else keepGrad(t, t.grad);
       }
       if (!t.gradFn) continue;
       const grads = t.gradFn.backward(g);

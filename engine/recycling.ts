@@ -22,9 +22,11 @@
 import type { Tensor } from './tensor';
 
 interface Claim {
-  /** Every tensor made over the array in this scope (the kernel's output first). */
+  /** Every tensor made over the array in this scope (the kernel's output first), and later while carried. */
   readonly holders: Tensor[];
   kept: boolean;
+  /** Leaves whose `.grad` it became (keepGrad): carried into the next scope instead of kept for good. */
+  gradOf: Set<Tensor> | null;
 }
 
 class Scope {
@@ -36,6 +38,12 @@ class Scope {
 
 let scope: Scope | null = null;
 let free = new Map<number, Float32Array[]>();
+/**
+ * Leaf gradients of the last scope, still tracked (holders, reads through .data) until the next scope ends:
+ * `zeroGrad()` inside that scope hands the array back (gradients are a step's largest kept outputs: the weight
+ * gradients of ViT-Tiny are 22 MB a step). What the next scope did not release is kept for good.
+ */
+let carried = new Map<Float32Array, Claim>();
 /** Turns recycling off (the scopes still run): for A/B measurements and tests that compare both ways. */
 let enabled = true;
 
@@ -52,13 +60,21 @@ export function recyclingCounts(reset = false): { fresh: number; reused: number;
 export function setRecycling(on: boolean): boolean {
   const was = enabled;
   enabled = on;
-  if (!on) free = new Map();
+  if (!on) {
+    free = new Map();
+    carried = new Map();
+  }
   return was;
 }
 
 /** True inside a recycling scope. */
 export function recyclingActive(): boolean {
   return scope !== null;
+}
+
+/** True when a read through Tensor.data must be noted (inside a scope, or while leaf gradients are carried). */
+export function recyclingTracks(): boolean {
+  return scope !== null || carried.size > 0;
 }
 
 /**
@@ -103,6 +119,7 @@ export async function recyclingAsync<T>(fn: () => Promise<T>): Promise<T> {
 /** Empties the free list (its arrays become garbage). */
 export function dropRecycledArrays(): void {
   free = new Map();
+  carried = new Map();
 }
 
 /** A Float32Array of `n` elements for a kernel's output: from the free list inside a scope, else fresh. Its contents are arbitrary. */
@@ -124,19 +141,54 @@ export function outputArray(n: number): Float32Array {
 export function claimOutput(data: ArrayLike<number>): void {
   const s = scope;
   if (!s || !(data instanceof Float32Array) || !s.issued.has(data) || s.claims.has(data)) return;
-  s.claims.set(data, { holders: [], kept: false });
+  s.claims.set(data, { holders: [], kept: false, gradOf: null });
+}
+
+function claimOf(data: ArrayLike<number>): Claim | undefined {
+  return scope?.claims.get(data as Float32Array) ?? (carried.size ? carried.get(data as Float32Array) : undefined);
 }
 
 /** Called by the Tensor constructor (and wherever a tensor takes host values): `t` now holds `data`. */
 export function noteHolder(t: Tensor, data: ArrayLike<number>): void {
-  const c = scope?.claims.get(data as Float32Array);
+  const c = claimOf(data);
   if (c) c.holders.push(t);
 }
 
 /** The array was handed to code outside the engine (Tensor.data): never reuse it. */
 export function keepArray(data: ArrayLike<number>): void {
-  const c = scope?.claims.get(data as Float32Array);
+  const c = claimOf(data);
   if (c) c.kept = true;
+}
+
+/**
+ * `grad` became the `.grad` of leaf `leaf` (autograd.backward): it stays valid after the scope like a kept tensor,
+ * but once every leaf it is the gradient of has dropped it through zeroGrad() inside the next scope, and nothing
+ * read it through `.data` meanwhile, its array is reused (releaseGrad).
+ */
+export function keepGrad(leaf: Tensor, grad: Tensor): void {
+  if (!scope || !grad.hasHostData) return;
+  const c = scope.claims.get(grad.hostValues() as Float32Array);
+  if (c) (c.gradOf ??= new Set()).add(leaf);
+}
+
+/** `leaf.zeroGrad()` dropped `grad`: inside a scope, its array goes to the free list when no other leaf holds it. */
+export function releaseGrad(leaf: Tensor, grad: Tensor): void {
+  if (!scope || carried.size === 0 || !grad.hasHostData) return;
+  const data = grad.hostValues() as Float32Array;
+  const c = carried.get(data);
+  if (!c || c.kept || !c.gradOf?.has(leaf)) return;
+  c.gradOf.delete(leaf);
+  if (c.gradOf.size > 0) return;
+  carried.delete(data);
+  release(data, c, free);
+}
+
+function release(data: Float32Array, c: Claim, into: Map<number, Float32Array[]>): void {
+  for (const t of c.holders) t.revokeIfHolding(data);
+  let list = into.get(data.length);
+  if (!list) into.set(data.length, (list = []));
+  list.push(data);
+  counts.released += data.length * 4;
 }
 
 /** `t` is handed to a caller: its values stay valid after the scope (a tensor without host values is skipped). */
@@ -187,17 +239,17 @@ function isTensor(v: object): v is Tensor {
 
 function close(s: Scope): void {
   const next = new Map<number, Float32Array[]>();
+  const nextCarried = new Map<Float32Array, Claim>();
   for (const [data, c] of s.claims) {
-    if (c.kept) {
+    if (c.kept || c.gradOf) {
       counts.kept += data.length * 4;
+      if (!c.kept && enabled) nextCarried.set(data, c);
       continue;
     }
-    for (const t of c.holders) t.revokeIfHolding(data);
-    let list = next.get(data.length);
-    if (!list) next.set(data.length, (list = []));
-    list.push(data);
-    counts.released += data.length * 4;
+    release(data, c, next);
   }
+  // Gradients carried from the scope before that were not handed back are kept for good (no longer tracked).
+  carried = nextCarried;
   for (const data of s.issued) if (!s.claims.has(data)) counts.unclaimed += data.length * 4;
   // What this scope did not release (and the previous free list's leftovers) goes to the garbage collector.
   free = enabled ? next : new Map();

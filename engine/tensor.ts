@@ -1,7 +1,7 @@
 import { DType, TypedArray, allocate, dtypeOf, isFloat, FloatArray } from './dtype';
 import { Shape, assertValidShape, formatShape, sizeOf } from './shape';
 import { metering, noteBuffer } from './memory';
-import { keepArray, noteHolder, recyclingActive } from './recycling';
+import { keepArray, noteHolder, recyclingTracks, releaseGrad } from './recycling';
 
 /** A gradient hook, as PyTorch's `register_hook`: it sees the gradient during backward and may replace it. */
 export type GradHook = (grad: Tensor) => Tensor | void;
@@ -175,7 +175,7 @@ export class Tensor {
    */
   get data(): TypedArray {
     const values = this.hostValues();
-    if (recyclingActive()) keepArray(values);
+    if (recyclingTracks()) keepArray(values);
     return values;
   }
 
@@ -205,7 +205,7 @@ export class Tensor {
   /** In-place replacement of the values (optimisers, batch-norm buffers): drops any device copy. */
   set data(values: TypedArray) {
     if (values.length !== this.size || dtypeOf(values) !== this.dtype) throw new RangeError(`data of ${this.dtype}[${this.size}] cannot be replaced by ${dtypeOf(values)}[${values.length}]`);
-    if (recyclingActive()) keepArray(values);
+    if (recyclingTracks()) keepArray(values);
     this.host = values;
     this.released = false;
     if (parameterTensors.has(this)) parameterArrays.add(values);
@@ -341,6 +341,8 @@ export class Tensor {
   }
 
   zeroGrad(): void {
+    // Inside a recycling scope the previous step's gradient array may be reused (engine/recycling.ts releaseGrad).
+    if (this.grad) releaseGrad(this, this.grad);
     this.grad = null;
   }
 

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   Backend, Tensor, TensorReleasedError, backward, loadOnnx, mul, add, exp, sum, reshape, tensorFrom, withBackend,
-  recycling, recyclingCounts, setRecycling, referenceBackend, transientCallback,
+  recycling, recyclingCounts, setRecycling, referenceBackend, transientCallback, readTransient,
 } from '../engine';
 import { WASM_KERNEL_FILES } from '../engine/backend/wasm';
 import { loadWasmBackendNode } from '../engine/backend/wasm/node';
@@ -131,6 +131,46 @@ describe('recycling scope on the wasm backend', () => {
       step(transientCallback((g: Tensor) => void (transient = g)), false);
       assert.ok(transient!.isReleased, 'a transient hook keeps nothing: its argument was reused');
       assert.throws(() => transient!.data, TensorReleasedError);
+    });
+  });
+
+  test('a leaf\'s gradient is reused after the next step\'s zeroGrad() unless it was read; a held old .grad then throws', () => {
+    withBackend(wasm, () => {
+      const w = ramp(256, 0.02).setRequiresGrad();
+      const step = (s: number) => recycling(() => {
+        w.zeroGrad();
+        backward(sum(mul(exp(mul(w, w)), work(s))));
+      });
+      step(0);
+      const unread = w.grad!;
+      step(1);
+      assert.ok(unread.isReleased, 'the first step\'s gradient, never read, was reused');
+      assert.throws(() => unread.data, TensorReleasedError);
+      const read = w.grad!;
+      const expected = bits(read.data); // read between steps: kept for good
+      step(2);
+      step(3);
+      assert.ok(!read.isReleased);
+      assert.deepEqual(bits(read.data), expected);
+    });
+  });
+
+  test('a gradient two leaves share is reused only when both dropped it', () => {
+    withBackend(wasm, () => {
+      const a = ramp(256, 0.01).setRequiresGrad();
+      const b = ramp(256, 0.02).setRequiresGrad();
+      recycling(() => backward(sum(mul(add(a, b), work(0))))); // add's VJP hands both leaves the same gradient
+      const shared = b.grad!;
+      assert.equal(readTransient(a.grad!), readTransient(shared), 'one array for both gradients');
+      let snapshot: number[] = [];
+      recycling(() => {
+        snapshot = bits(shared.toArray());
+        a.zeroGrad();
+        void work(1);
+      });
+      recycling(() => void work(2));
+      assert.ok(!shared.isReleased, 'b still holds it');
+      assert.deepEqual(bits(shared.toArray()), snapshot);
     });
   });
 

@@ -163,7 +163,7 @@ export class OnnxTrainer {
 
     // Norms before clipping (as PyTorch's clip_grad_norm_ returns them); a NaN gradient gives a NaN norm.
     const gradSq = new Map<Tensor, number>();
-    for (const p of this.params) if (p.grad) gradSq.set(p, sumSq(p.grad.data));
+    for (const p of this.params) if (p.grad) gradSq.set(p, sumSq(readTransient(p.grad)));
     const total = Math.sqrt([...gradSq.values()].reduce((a, b) => a + b, 0));
     let anomaly = this.anomalyOf(n, loss, gradSq);
     let updates = new Map<Tensor, { deltaSq: number; paramSq: number }>();
