@@ -30,6 +30,8 @@ interface Claim {
 }
 
 class Scope {
+  /** Calls of recycling / recyclingAsync running in this scope: it closes when the last one returns. */
+  participants = 0;
   /** Arrays handed out by outputArray() in this scope, fresh or recycled. */
   readonly issued = new Set<Float32Array>();
   /** Issued arrays a kernel wrapped in its output tensor, in wrapping order. */
@@ -80,40 +82,50 @@ export function recyclingTracks(): boolean {
 /**
  * Runs `fn` as one step whose kernel outputs may reuse the previous step's arrays and are themselves reused by
  * the next step (see the module comment). Read what you need inside `fn`, or return it: tensors `fn` returns
- * (also inside arrays, Maps, Sets and plain objects) stay valid. Nested calls are part of the enclosing scope.
+ * (also inside arrays, Maps, Sets and object literals) stay valid. A call made while a scope is open (nested, or
+ * an asynchronous step still running) joins that scope, which closes when the last call in it returns.
  * Tensors made inside and neither kept nor read through `.data` throw TensorReleasedError afterwards.
  */
 export function recycling<T>(fn: () => T): T {
-  if (scope || !enabled) return fn();
-  const s = new Scope();
-  scope = s;
+  const s = enter();
+  if (!s) return fn();
   try {
     const result = fn();
     keepTensors(result);
     return result;
   } finally {
-    scope = null;
-    close(s);
+    leave(s);
   }
 }
 
 /**
- * `recycling` for an asynchronous step (the inspector awaits device reads). Any code that runs while it awaits
- * belongs to the scope too: its tensors are kept when it reads or returns them like any step's, and otherwise
- * revoked at the exit (a clear error later, never another step's values). Nested scopes join the outer one.
+ * `recycling` for an asynchronous step (the inspector awaits device reads). Code that runs while it awaits
+ * allocates in the same scope; a step started meanwhile joins it, and the scope closes only when every step in
+ * it has returned, so no step's values are released under it.
  */
 export async function recyclingAsync<T>(fn: () => Promise<T>): Promise<T> {
-  if (scope || !enabled) return fn();
-  const s = new Scope();
-  scope = s;
+  const s = enter();
+  if (!s) return fn();
   try {
     const result = await fn();
-    if (scope === s) keepTensors(result);
+    keepTensors(result);
     return result;
   } finally {
-    if (scope === s) scope = null;
-    close(s);
+    leave(s);
   }
+}
+
+function enter(): Scope | null {
+  if (!enabled && !scope) return null;
+  const s = (scope ??= new Scope());
+  s.participants++;
+  return s;
+}
+
+function leave(s: Scope): void {
+  if (--s.participants > 0) return;
+  if (scope === s) scope = null;
+  close(s);
 }
 
 /** Empties the free list (its arrays become garbage). */

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   Backend, Tensor, TensorReleasedError, backward, loadOnnx, mul, add, exp, sum, reshape, tensorFrom, withBackend,
-  recycling, recyclingCounts, setRecycling, referenceBackend, transientCallback, readTransient,
+  recycling, recyclingAsync, recyclingCounts, getBackend, setBackend, setRecycling, referenceBackend, transientCallback, readTransient,
 } from '../engine';
 import { WASM_KERNEL_FILES } from '../engine/backend/wasm';
 import { loadWasmBackendNode } from '../engine/backend/wasm/node';
@@ -174,6 +174,26 @@ describe('recycling scope on the wasm backend', () => {
     });
   });
 
+  test('an asynchronous step keeps its scope open while another step starts and ends during its await', async () => {
+    const previous = getBackend();
+    setBackend(wasm);
+    try {
+      const slow = recyclingAsync(async () => {
+        const y = work(0);
+        const expected = bits(y.toArray());
+        await new Promise((r) => setTimeout(r, 5));
+        return { expected, after: bits(y.toArray()) };
+      });
+      const quick = recyclingAsync(async () => work(1).toArray().length);
+      assert.equal(await quick, 256);
+      recycling(() => void work(2));
+      const r = await slow;
+      assert.deepEqual(r.after, r.expected);
+    } finally {
+      setBackend(previous);
+    }
+  });
+
   test('raw arrays a backend returns outside dispatch are never reused', () => {
     withBackend(wasm, () => {
       const x = Float32Array.from({ length: 256 }, (_, i) => i / 256);
@@ -298,6 +318,10 @@ describe('recycling changes no result', () => {
       const off = await inspect(false);
       assert.deepEqual(first, off);
       assert.deepEqual(second, off);
+      // Two inspections at once share one scope, which closes after both: neither loses values to the other.
+      const [x, y] = await Promise.all([inspect(true), inspect(true)]);
+      assert.deepEqual(x, off);
+      assert.deepEqual(y, off);
     } finally {
       setRecycling(true);
       setBackend(previous);
