@@ -34,12 +34,16 @@ class Scope {
   participants = 0;
   /** Arrays handed out by outputArray() in this scope, fresh or recycled. */
   readonly issued = new Set<Float32Array>();
+  /** Bytes this scope allocated fresh (not from the free list). */
+  freshBytes = 0;
   /** Issued arrays a kernel wrapped in its output tensor, in wrapping order. */
   readonly claims = new Map<Float32Array, Claim>();
 }
 
 let scope: Scope | null = null;
 let free = new Map<number, Float32Array[]>();
+/** Bytes in `free` when the last scope closed. */
+let freeBytes = 0;
 /**
  * Leaf gradients of the last scope, still tracked (holders, reads through .data) until the next scope ends:
  * `zeroGrad()` inside that scope hands the array back (gradients are a step's largest kept outputs: the weight
@@ -50,11 +54,11 @@ let carried = new Map<Float32Array, Claim>();
 let enabled = true;
 
 /** Bytes of output arrays since the last reset: made fresh, reused from the free list, released and kept at scope exits. */
-const counts = { fresh: 0, reused: 0, released: 0, kept: 0, unclaimed: 0 };
+const counts = { fresh: 0, reused: 0, released: 0, kept: 0, unclaimed: 0, dropped: 0 };
 
-export function recyclingCounts(reset = false): { fresh: number; reused: number; released: number; kept: number; unclaimed: number } {
+export function recyclingCounts(reset = false): { fresh: number; reused: number; released: number; kept: number; unclaimed: number; dropped: number } {
   const c = { ...counts };
-  if (reset) counts.fresh = counts.reused = counts.released = counts.kept = counts.unclaimed = 0;
+  if (reset) counts.fresh = counts.reused = counts.released = counts.kept = counts.unclaimed = counts.dropped = 0;
   return c;
 }
 
@@ -62,10 +66,7 @@ export function recyclingCounts(reset = false): { fresh: number; reused: number;
 export function setRecycling(on: boolean): boolean {
   const was = enabled;
   enabled = on;
-  if (!on) {
-    free = new Map();
-    carried = new Map();
-  }
+  if (!on) dropRecycledArrays();
   return was;
 }
 
@@ -128,10 +129,19 @@ function leave(s: Scope): void {
   close(s);
 }
 
-/** Empties the free list (its arrays become garbage). */
+/**
+ * Empties the free list (its arrays become garbage) and stops tracking carried gradients: for a caller that is
+ * done stepping and wants the memory back (the free list otherwise holds one step's outputs until the next step).
+ */
 export function dropRecycledArrays(): void {
-  free = new Map();
+  dropFree();
   carried = new Map();
+}
+
+function dropFree(): void {
+  for (const list of free.values()) for (const a of list) counts.dropped += a.length * 4;
+  free = new Map();
+  freeBytes = 0;
 }
 
 /** A Float32Array of `n` elements for a kernel's output: from the free list inside a scope, else fresh. Its contents are arbitrary. */
@@ -144,6 +154,10 @@ export function outputArray(n: number): Float32Array {
   else {
     out = new Float32Array(n);
     counts.fresh += n * 4;
+    s.freshBytes += n * 4;
+    // A step of another model (or other shapes) reuses little: once it has allocated half the free list's bytes
+    // afresh, drop the rest instead of holding both (peak memory stays within 1.5x of one step's outputs).
+    if (freeBytes > 0 && s.freshBytes * 2 > freeBytes) dropFree();
   }
   s.issued.add(out);
   return out;
@@ -264,5 +278,9 @@ function close(s: Scope): void {
   carried = nextCarried;
   for (const data of s.issued) if (!s.claims.has(data)) counts.unclaimed += data.length * 4;
   // What this scope did not release (and the previous free list's leftovers) goes to the garbage collector.
-  free = enabled ? next : new Map();
+  dropFree();
+  if (enabled) {
+    free = next;
+    for (const list of next.values()) for (const a of list) freeBytes += a.length * 4;
+  }
 }

@@ -194,6 +194,24 @@ describe('recycling scope on the wasm backend', () => {
     }
   });
 
+  test('a step of other sizes drops the free list once it has allocated half its bytes afresh; a repeated step drops nothing', () => {
+    withBackend(wasm, () => {
+      recycling(() => void work(0));
+      recyclingCounts(true);
+      recycling(() => void work(1));
+      assert.equal(recyclingCounts(true).dropped, 0, 'the same sizes again: everything reused');
+      let during = 0;
+      recycling(() => {
+        const x = ramp(1024);
+        void add(mul(x, x), x);
+        during = recyclingCounts().dropped; // dropped inside the step, not only at its end
+      });
+      const c = recyclingCounts(true);
+      assert.equal(c.reused, 0);
+      assert.ok(during >= 3 * 256 * 4, `dropped ${during} bytes of the 256-element arrays during the step`);
+    });
+  });
+
   test('raw arrays a backend returns outside dispatch are never reused', () => {
     withBackend(wasm, () => {
       const x = Float32Array.from({ length: 256 }, (_, i) => i / 256);
