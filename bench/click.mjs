@@ -22,6 +22,12 @@ const withTrain = flag('train', '1') !== '0';
 // --profile: a CPU profile (Chrome DevTools Protocol) of the page, and of the webview frame when it runs in its own
 // process, over the warm re-runs; summarised by script and by function into bench/results/click-profile-<example>.txt.
 const profiling = process.argv.includes('--profile');
+// --trace: a Chromium performance trace of the last warm re-run (bench/results/click-trace-<example>.json, opens in
+// the DevTools Performance panel), with the renderer's main-thread tasks between the click and the paint logged.
+const tracing = process.argv.includes('--trace');
+
+// The extension then logs each Inspect's wall-clock start and the moment its decorations were set (split()).
+process.env.GRADIENT_LENS_CLICK_EPOCHS = '1';
 
 const examples = readdirSync(join(ROOT, 'examples'))
   .filter((f) => f.endsWith('.py') && !f.startsWith('_'))
@@ -36,11 +42,23 @@ const examples = readdirSync(join(ROOT, 'examples'))
 async function arm(page, pattern, trigger = 'mousedown') {
   await page.evaluate(({ source, trigger }) => {
     const re = new RegExp(source);
-    const probe = { clickAt: null, paintedAt: null };
+    // Epoch stamps (Date.now) line up with the extension host's, on the same machine; long tasks say what held
+    // the renderer's thread between the click and the paint.
+    const probe = { clickAt: null, paintedAt: null, renderedAt: null, clickEpoch: null, paintedEpoch: null, longTasks: [] };
     window.__glProbe = probe;
+    window.__glLongTasks?.disconnect();
+    try {
+      window.__glLongTasks = new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) probe.longTasks.push([Math.round(e.startTime), Math.round(e.duration)]);
+      });
+      window.__glLongTasks.observe({ entryTypes: ['longtask'] });
+    } catch {
+      // No long-task timing in this browser.
+    }
     const stamp = (e) => {
       if (probe.clickAt !== null || (trigger === 'enter' && e.key !== 'Enter')) return;
       probe.clickAt = performance.now();
+      probe.clickEpoch = Date.now();
     };
     addEventListener(trigger === 'enter' ? 'keydown' : 'mousedown', stamp, { capture: true });
     const painted = () => {
@@ -50,9 +68,23 @@ async function arm(page, pattern, trigger = 'mousedown') {
       }
       return false;
     };
+    // The frame that first shows the decoration is seen one frame late when the probe's callback ran before the
+    // editor's render in that frame, and later still when a long task runs in between: a mutation observer on the
+    // editor's lines stamps the render itself (the paint follows it in the same frame).
+    window.__glRendered?.disconnect();
+    window.__glRendered = new MutationObserver((records) => {
+      if (probe.clickAt === null || probe.renderedAt != null) return;
+      if (!records.some((r) => r.target instanceof Element && r.target.closest('.view-lines'))) return;
+      if (painted()) {
+        probe.renderedAt = performance.now();
+        window.__glRendered.disconnect();
+      }
+    });
+    window.__glRendered.observe(document.body, { childList: true, subtree: true });
     const tick = () => {
       if (probe.clickAt !== null && painted()) {
         probe.paintedAt = performance.now();
+        probe.paintedEpoch = Date.now();
         return;
       }
       requestAnimationFrame(tick);
@@ -61,9 +93,14 @@ async function arm(page, pattern, trigger = 'mousedown') {
   }, { source: pattern.source, trigger });
 }
 
+/** The last measured run's epoch stamps and the page's long tasks between its click and paint ("start+ms" after the click). */
+let lastProbe = null;
+
 async function measured(wb, what, timeout = 120_000) {
   try {
     const r = await wb.poll(() => wb.page.evaluate(() => window.__glProbe), (p) => p && p.paintedAt !== null, what, timeout, 50);
+    const blocked = r.longTasks.filter(([start, ms]) => start + ms > r.clickAt && start < r.paintedAt).map(([start, ms]) => `${(start - r.clickAt).toFixed(0)}+${ms}`);
+    lastProbe = { clickEpoch: r.clickEpoch, paintedEpoch: r.paintedEpoch, renderedMs: r.renderedAt === null ? null : r.renderedAt - r.clickAt, longTasks: blocked };
     return r.paintedAt - r.clickAt;
   } catch (err) {
     await wb.screenshot(`FAILED-click-${what}`).catch(() => {});
@@ -81,6 +118,21 @@ async function clickLens(wb, text) {
 // the panel opens below the editor, lora.py's LoRAClassifier lines are out of view and only the frozen line shows).
 const NORM = /‖∇‖\s\d|frozen\s·\s/; // \s: the overlay text may hold non-breaking spaces
 const SPARK = /^"?∇ [▁▂▃▄▅▆▇█ !]+/;
+
+/**
+ * Click to paint split at the extension's epoch stamps ("... [command at E1, decorations set at E2]" in its timing
+ * line): VS Code before the command, the extension, VS Code after it; and the page's long tasks ("start+ms" after
+ * the click).
+ */
+function split(probe, lines) {
+  const m = lines.map((l) => /command at (\d+), decorations set at (\d+)/.exec(l)).find(Boolean);
+  if (!probe) return '';
+  const tasks = probe.longTasks.length ? `; long tasks ${probe.longTasks.join(' ')}` : '';
+  if (!m) return tasks && ` (${tasks.slice(2)})`;
+  const [command, set] = [Number(m[1]), Number(m[2])];
+  const rendered = probe.renderedMs === null ? '' : `, rendered at ${probe.renderedMs.toFixed(0)}`;
+  return ` (click to command ${command - probe.clickEpoch}, extension ${set - command}, set to paint ${probe.paintedEpoch - set}${rendered}${tasks})`;
+}
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -154,7 +206,9 @@ function summariseProfile(profile) {
     total += ms;
   }
   const top = (m, n) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `  ${v.toFixed(0).padStart(6)} ms ${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`).join('\n');
-  return `sampled ${total.toFixed(0)} ms\nby script:\n${top(byScript, 12)}\nby function:\n${top(byFunction, 25)}`;
+  // The panel's own functions (its page runs on the workbench's thread in code-server): what the panel costs the paint.
+  const panel = new Map([...byFunction].filter(([k]) => /dist\/webview\.js/.test(k)));
+  return `sampled ${total.toFixed(0)} ms\nby script:\n${top(byScript, 12)}\nby function:\n${top(byFunction, 25)}\nthe panel's functions (dist/webview.js):\n${top(panel, 15)}`;
 }
 
 async function main() {
@@ -183,9 +237,11 @@ async function main() {
       await arm(wb.page, NORM);
       await clickLens(wb, 'Inspect gradients');
       const cold = await measured(wb, `the first overlay of ${name}`);
+      const coldProbe = lastProbe;
       await sleep(200);
       const coldBreakdown = newLogLines();
       const warm = [];
+      const warmProbes = [];
       const warmBreakdown = [];
       const stopProfiles = profiling ? await startProfiles(wb.page) : null;
       for (let i = 0; i < warmRuns; i++) {
@@ -193,8 +249,17 @@ async function main() {
         await wb.poll(() => wb.readDecorations(), (ds) => !ds.some((d) => NORM.test(d.after ?? '')), 'overlays to clear');
         await sleep(300);
         await arm(wb.page, NORM);
+        const traced = tracing && i === warmRuns - 1;
+        if (traced) await chrome.browser.startTracing(wb.page, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'toplevel', 'blink.user_timing', 'disabled-by-default-devtools.timeline.frame'] });
         await clickLens(wb, 'Inspect gradients');
         warm.push(await measured(wb, `overlay re-run ${i + 1} of ${name}`));
+        if (traced) {
+          const trace = JSON.parse((await chrome.browser.stopTracing()).toString());
+          mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+          writeFileSync(join(ROOT, 'bench', 'results', `click-trace-${name}.json`), JSON.stringify(trace));
+          log(`  trace of the last warm run: bench/results/click-trace-${name}.json`);
+        }
+        warmProbes.push(lastProbe);
         await sleep(200);
         warmBreakdown.push(...newLogLines());
       }
@@ -218,10 +283,13 @@ async function main() {
         await sleep(200);
       }
       const trainBreakdown = newLogLines();
-      const row = { example: name, coldMs: cold, warmMs: warm, warmMedianMs: median(warm), warmBestMs: Math.min(...warm), trainFirstStepMs: trainFirstStep, coldBreakdown, warmBreakdown, trainBreakdown };
+      const row = { example: name, coldMs: cold, warmMs: warm, warmMedianMs: median(warm), warmBestMs: Math.min(...warm), trainFirstStepMs: trainFirstStep, coldBreakdown, warmBreakdown, trainBreakdown, coldProbe, warmProbes };
+      const rendered = warmProbes.map((p) => p?.renderedMs).filter((x) => typeof x === 'number');
+      row.warmRenderedMs = rendered;
       log(`${name}: cold ${cold.toFixed(0)} ms, warm median ${row.warmMedianMs.toFixed(0)} ms (${warm.map((w) => w.toFixed(0)).join(', ')})${trainFirstStep !== null ? `, first training step ${trainFirstStep.toFixed(0)} ms` : ''}`);
-      log(`  cold: ${coldBreakdown.join(' | ')}`);
-      for (const l of warmBreakdown) log(`  warm: ${l}`);
+      if (rendered.length) log(`  rendered (mutation observer): cold ${coldProbe?.renderedMs?.toFixed(0) ?? '-'} ms, warm median ${median(rendered).toFixed(0)} ms (${rendered.map((w) => w.toFixed(0)).join(', ')})`);
+      log(`  cold: ${coldBreakdown.join(' | ')}${split(coldProbe, coldBreakdown)}`);
+      warmBreakdown.forEach((l, i) => log(`  warm: ${l}${split(warmProbes[i], [l])}`));
       for (const l of trainBreakdown) log(`  train: ${l}`);
       results.push(row);
       await wb.page.close();

@@ -19,9 +19,11 @@ export function activate(context: vscode.ExtensionContext): void {
     session,
     live,
     inspectOnSave(session),
-    // From a CodeLens: the file and the class it sits on.
-    vscode.commands.registerCommand('gradientLens.inspect', (uri?: vscode.Uri, className?: string) =>
-      session.inspect(uri instanceof vscode.Uri ? uri : undefined, undefined, undefined, { clicked: typeof className === 'string' ? className : undefined })),
+    // From a CodeLens: the file and the class it sits on. Resolves with nothing: a command's result goes back to
+    // the workbench as JSON, and the report (~180 KB for tiny_gpt) would arrive in the same batch as the overlays.
+    vscode.commands.registerCommand('gradientLens.inspect', async (uri?: vscode.Uri, className?: string) => {
+      await session.inspect(uri instanceof vscode.Uri ? uri : undefined, undefined, undefined, { clicked: typeof className === 'string' ? className : undefined });
+    }),
     vscode.commands.registerCommand('gradientLens.verify', () => session.verify()),
     vscode.commands.registerCommand('gradientLens.showPanel', () => session.showPanel()),
     vscode.commands.registerCommand('gradientLens.clearOverlays', () => session.clear()),
@@ -40,7 +42,9 @@ export function activate(context: vscode.ExtensionContext): void {
         if (answer === undefined) return undefined;
         steps = Number(answer);
       }
-      return session.train({ ...train, steps }, undefined, uri instanceof vscode.Uri ? uri : undefined);
+      // Nothing to the workbench (the record can be megabytes): Export Training Statistics saves it.
+      await session.train({ ...train, steps }, undefined, uri instanceof vscode.Uri ? uri : undefined);
+      return undefined;
     }),
     vscode.commands.registerCommand('gradientLens.pinBaseline', () => session.pinBaseline()),
     vscode.commands.registerCommand('gradientLens.clearBaseline', () => session.clearBaseline()),

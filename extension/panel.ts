@@ -85,6 +85,11 @@ export class GradientLensPanel implements vscode.Disposable {
     return GradientLensPanel.current;
   }
 
+  /** Shown in its editor group (revealing it again is only layout work for the workbench). */
+  get visible(): boolean {
+    return this.panel.visible;
+  }
+
   private constructor(private readonly panel: vscode.WebviewPanel, context: vscode.ExtensionContext, private readonly events: PanelEvents, private readonly settings: RunSettings, private readonly trainDefaults: TrainSettings) {
     this.ready = new Promise((resolve) => (this.markReady = resolve));
     panel.webview.html = this.html(panel.webview, context.extensionUri);

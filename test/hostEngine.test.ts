@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HostEngine } from '../extension/hostEngine/client';
 import { inspectOptions } from '../extension/engineRequest';
@@ -141,5 +141,35 @@ test('the memory budget refuses a run before it allocates, with the estimate, as
     });
   } finally {
     engine.dispose();
+  }
+});
+
+test('a warm re-run in the same worker reports exactly what a cold run in a fresh worker does, twice in a row, for every example, in train and eval mode', async () => {
+  // The worker is kept between Inspects: nothing a run leaves behind (compiled code, wasm scratch memory, batch-norm
+  // statistics, dropout's generator, anything cached) may change the next run's numbers.
+  const names = readdirSync(join(repoRoot, 'examples')).filter((f) => f.endsWith('.onnx')).sort();
+  assert.equal(names.length, 5, names.join(', '));
+  const warm = new HostEngine(WORKER);
+  let runId = 0;
+  try {
+    for (const mode of ['train', 'eval'] as const) {
+      for (const name of names) {
+        const r = () => request(++runId, name, example(name), { mode });
+        const cold = new HostEngine(WORKER);
+        let fresh: InspectionReport;
+        try {
+          fresh = (await cold.run(r(), () => {})).report;
+        } finally {
+          cold.dispose();
+        }
+        assert.equal(fresh.mode, mode);
+        for (let i = 0; i < 2; i++) {
+          const { report } = await warm.run(r(), () => {});
+          assert.deepEqual(numbers(report), numbers(fresh), `${name} (${mode} mode), warm run ${i + 1}`);
+        }
+      }
+    }
+  } finally {
+    warm.dispose();
   }
 });

@@ -20,6 +20,8 @@ const CHOICES = 'gradientLens.pythonChoices';
 export interface ModelChoice extends LocatedModel {
   /** Set when Gradient Lens exported it (into its own cache, read from there like a file the user picked). */
   exported?: ExportMeta;
+  /** Set when it is the Python file's own export (found beside it, no model setting) and not older than the file. */
+  ownUpToDate?: boolean;
 }
 
 interface Remembered {
@@ -48,7 +50,7 @@ export class ModelExports {
     }
     const own = await locateModel(document.uri, memento, { ask: false });
     const stale = own ? await olderThan(own.uri, document.uri) : false;
-    if (own && !stale) return own;
+    if (own && !stale) return { ...own, ownUpToDate: true };
     const name = path.basename(document.uri.fsPath);
     if (!vscode.workspace.isTrusted) return this.untrusted(document, own);
     if (own) this.output.appendLine(`  ${path.basename(own.uri.fsPath)} is older than ${name}: exporting ${name} anew (delete or re-export ${path.basename(own.uri.fsPath)} to use your own)`);
