@@ -6,6 +6,7 @@ import { BackendKind, loadWasmBackend, selectBackend, wasmSimdSupported } from '
 import { referenceBackend } from '../engine/backend/reference';
 import { createWebGpuBackend } from '../engine/backend/webgpu/backend';
 import { inspectOnnx } from '../engine/inspect/onnxInspect';
+import { dropRecycledArrays } from '../engine/recycling';
 import type { RunCapture } from '../engine/inspect/capture';
 import { Feeds, loadOnnx, OnnxModel } from '../engine/onnx';
 import { optimizerStateBytes } from '../engine/onnx/memory';
@@ -183,6 +184,9 @@ async function handle(m: PageToWorker, receivedAt: number): Promise<void> {
     else await run(m, receivedAt);
   } catch (err) {
     post({ type: 'runError', runId: m.runId, message: describeError(err) });
+  } finally {
+    // An idle panel gives back the output arrays kept for a next step's reuse (engine/recycling.ts).
+    dropRecycledArrays();
   }
 }
 

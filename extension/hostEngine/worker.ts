@@ -10,6 +10,7 @@ import { referenceBackend } from '../../engine/backend/reference';
 import { selectBackend, wasmSimdSupported } from '../../engine/backend/wasm/index';
 import { readKernelBytes } from '../../engine/backend/wasm/node';
 import { inspectOnnx } from '../../engine/inspect/onnxInspect';
+import { dropRecycledArrays } from '../../engine/recycling';
 import { describeError } from '../../webview/runWithFallback';
 import { inspectOptions } from '../engineRequest';
 import type { BackendInfo, HostToEngine, WorkerToPage } from '../protocol';
@@ -44,6 +45,9 @@ async function handle(m: HostToEngine, receivedAt: number): Promise<void> {
     post({ type: 'report', runId: m.runId, report, backendMs });
   } catch (err) {
     post({ type: 'runError', runId: m.runId, message: describeError(err) });
+  } finally {
+    // The idle worker lives in the extension host's process: give back the arrays kept for reuse by a next step.
+    dropRecycledArrays();
   }
 }
 
