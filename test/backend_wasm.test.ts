@@ -180,6 +180,42 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     singleMatmulsMatch([[32, 5, 4], [40, 300, 4], [97, 70, 1], [33, 9, 3], [260, 600, 2], [1153, 37, 4], [31, 8, 4]]);
   });
 
+  test('matmul: M = 1..70 (one A block) and outputs up to 32 wide (A read in place) match the reference', () => {
+    // Every m from 1 to 70 (full and partial 4-row panels), widths on both sides of the 8-column panels and of the
+    // in-place-A limit (32), k across the 256-deep slices; every transA / transB.
+    const widths = [1, 3, 5, 8, 9, 16, 17, 31, 32, 33, 40, 65];
+    const depths = [1, 5, 37, 256, 257, 300, 513];
+    const sizes: number[][] = [];
+    for (let m = 1; m <= 70; m++) {
+      sizes.push([m, depths[m % depths.length], widths[m % widths.length]]);
+      sizes.push([m, depths[(3 * m + 2) % depths.length], widths[(5 * m + 7) % widths.length]]);
+    }
+    singleMatmulsMatch(sizes);
+    // A taller than one block (the blocked path) with narrow outputs (A read in place).
+    singleMatmulsMatch([[97, 300, 8], [130, 257, 32], [517, 600, 9], [1153, 37, 24]]);
+  });
+
+  test('matmul: reading A in place, packing B per panel and the blocked path give the same bits', () => {
+    // Column j of A B does not depend on B's other columns, and every path sums the same products in the same order:
+    // the first 32 columns of an [m, 33] product (A packed) equal an [m, 32] product (A read in place) bit for bit,
+    // for one A block (m <= 96, B packed per panel) and several (m > 96, the blocked path).
+    for (const [m, k] of [[7, 300], [64, 513], [70, 37], [130, 600], [517, 257]]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = rand(m * k);
+          const wide = rand(k * 33);
+          // B's first 32 columns, stored the same way (B [k, n], or [n, k] when transB).
+          const narrow = transB ? wide.slice(0, 32 * k) : Float32Array.from({ length: k * 32 }, (_, i) => wide[Math.floor(i / 32) * 33 + (i % 32)]);
+          const plan = (n: number): MatmulPlan => ({ batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA, transB });
+          const c33 = wasm.matmul(a, wide, plan(33), 'float32');
+          const c32 = wasm.matmul(a, narrow, plan(32), 'float32');
+          const firstColumns = Float32Array.from({ length: m * 32 }, (_, i) => c33[Math.floor(i / 32) * 33 + (i % 32)]);
+          assert.deepEqual(c32, firstColumns, `${m}x${k} tA=${transA} tB=${transB}`);
+        }
+      }
+    }
+  });
+
   test('matmul keeps parameter arrays in wasm memory, and only those: replaced or mutated values are always used', () => {
     const pinnedBytes = () => (wasm as unknown as { pinnedBytes: number }).pinnedBytes;
     const [m, k, n] = [9, 48, 40];
