@@ -276,7 +276,7 @@ function flushTile(tile: usize, cp: usize, n: i32, rows: i32, cols: i32, acc: bo
 }
 
 /**
- * gemm when A is one MC block (m <= MC: transformer tokens, late conv stages, every dW^T): a packed B block would be
+ * gemm when A is one MC block (m <= MC: the small transformers' tokens, ConvNeXt's last stages): a packed B block would be
  * used by that one A block only, so B is packed one NR panel (KC x NR floats, 8 KiB) at a time and consumed at once
  * from L1, instead of a KC x NC block (up to 512 KiB, the whole L2) written and read back. Same products, same
  * order of summation as the blocked path: bit-identical results.
