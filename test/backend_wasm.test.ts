@@ -191,11 +191,12 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
       sizes.push([m, depths[(3 * m + 2) % depths.length], widths[(5 * m + 7) % widths.length]]);
     }
     singleMatmulsMatch(sizes);
-    // A taller than one block (the blocked path) with narrow outputs (A read in place).
-    singleMatmulsMatch([[97, 300, 8], [130, 257, 32], [517, 600, 9], [1153, 37, 24]]);
+    // A taller than one block (the blocked path) with narrow outputs (A read in place); short wide outputs
+    // (8-32 rows, computed transposed with the weight read in place).
+    singleMatmulsMatch([[97, 300, 8], [130, 257, 32], [517, 600, 9], [1153, 37, 24], [8, 300, 100], [16, 513, 64], [24, 37, 200], [32, 257, 129]]);
   });
 
-  test('matmul: reading A in place, packing B per panel and the blocked path give the same bits', () => {
+  test('matmul: reading A in place, packing B per panel, the blocked path and short outputs computed transposed give the same bits', () => {
     // Column j of A B does not depend on B's other columns, and every path sums the same products in the same order:
     // the first 32 columns of an [m, 33] product (A packed) equal an [m, 32] product (A read in place) bit for bit,
     // for one A block (m <= 96, B packed per panel) and several (m > 96, the blocked path).
@@ -211,6 +212,21 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
           const c32 = wasm.matmul(a, narrow, plan(32), 'float32');
           const firstColumns = Float32Array.from({ length: m * 32 }, (_, i) => c33[Math.floor(i / 32) * 33 + (i % 32)]);
           assert.deepEqual(c32, firstColumns, `${m}x${k} tA=${transA} tB=${transB}`);
+        }
+      }
+    }
+    // Likewise row i of A B does not depend on A's other rows: the first m rows of an [m + 1, n] product (one A
+    // block, packed) equal an [m, n] product with m = 8, 16, 32 (computed transposed, B read in place).
+    for (const [m, k, n] of [[8, 300, 64], [16, 37, 200], [32, 513, 129]]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const tall = rand((m + 1) * k);
+          const b = rand(k * n);
+          // A's first m rows, stored the same way (A [m, k], or [k, m] when transA).
+          const short = transA ? Float32Array.from({ length: k * m }, (_, i) => tall[Math.floor(i / m) * (m + 1) + (i % m)]) : tall.slice(0, m * k);
+          const plan = (rows: number): MatmulPlan => ({ batch: 1, m: rows, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA, transB });
+          const cTall = wasm.matmul(tall, b, plan(m + 1), 'float32');
+          assert.deepEqual(wasm.matmul(short, b, plan(m), 'float32'), cTall.slice(0, m * n), `${m}x${k}x${n} tA=${transA} tB=${transB}`);
         }
       }
     }

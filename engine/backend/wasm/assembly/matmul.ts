@@ -30,6 +30,13 @@ function gemmScratchBytes(k: i32, n: i32): i32 {
 }
 
 /**
+ * Outputs at most this wide read A in place (row-major or transposed) instead of packing it: each A panel meets
+ * at most DIRECT_N / NR panels of B, so packing A (a conv weight: up to 9 MB on ResNet-18's last stage, where
+ * n = images x 2 x 2) cost about as much memory traffic as the product itself.
+ */
+const DIRECT_N: i32 = 32;
+
+/**
  * Outputs at most this wide are computed transposed (C^T = B^T A^T, then copied into C): an n < NR output
  * makes every tile a partial edge tile (half of each 4x8 tile wasted at n = 4, plus the scalar edge copy) and
  * packs the tall A into MR panels that only n columns use. Convolutions on 2x2 feature maps (n = 4 output
@@ -38,13 +45,27 @@ function gemmScratchBytes(k: i32, n: i32): i32 {
  */
 const NARROW: i32 = 4;
 
-@inline function transposedPays(m: i32, n: i32): bool {
+/**
+ * Short wide outputs with B stored transposed (at most DIRECT_N rows, a multiple of NR, at least SHORT_MIN_N
+ * columns: ConvNeXt's last stages, 8 and 32 tokens, x W^T with W [384-3072, k]) are computed transposed too:
+ * C^T = W A^T then has at most DIRECT_N columns, so gemm reads W's rows in place instead of packing all of W for
+ * m / 4 uses. (With B row-major, B^T's rows would be columns n floats apart: slower than packing, measured.)
+ */
+const SHORT_MIN_N: i32 = 64;
+
+@inline function narrowPays(m: i32, n: i32): bool {
   return n <= NARROW && m >= 4 * NR;
+}
+
+@inline function shortPays(m: i32, n: i32): bool {
+  return m <= DIRECT_N && m % NR == 0 && n >= SHORT_MIN_N;
 }
 
 /** Bytes of scratch `product` needs for an [m, k] x [k, n] product. */
 export function productScratchBytes(m: i32, k: i32, n: i32): i32 {
-  if (transposedPays(m, n)) return gemmScratchBytes(k, m) + n * m * 4 + 128;
+  const transposed = gemmScratchBytes(k, m) + n * m * 4 + 128;
+  if (narrowPays(m, n)) return transposed;
+  if (shortPays(m, n)) return max(transposed, gemmScratchBytes(k, n));
   return gemmScratchBytes(k, n);
 }
 
@@ -298,13 +319,6 @@ function gemmOneBlock(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32
   }
 }
 
-/**
- * Outputs at most this wide read A in place (row-major or transposed) instead of packing it: each A panel meets
- * at most DIRECT_N / NR panels of B, so packing A (a conv weight: up to 9 MB on ResNet-18's last stage, where
- * n = images x 2 x 2) cost about as much memory traffic as the product itself.
- */
-const DIRECT_N: i32 = 32;
-
 @inline function directPays(m: i32, n: i32, ars: i32, acs: i32): bool {
   return n <= DIRECT_N && m >= MR && (acs == 1 || ars == 1);
 }
@@ -384,9 +398,9 @@ function gemm(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usi
   }
 }
 
-/** C[m, n] = A B (strides as gemm), computing C^T = B^T A^T when the output is narrow. */
+/** C[m, n] = A B (strides as gemm), computing C^T = B^T A^T when the output is narrow, or short with B transposed. */
 export function product(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, m: i32, k: i32, n: i32, work: usize): void {
-  if (!transposedPays(m, n)) {
+  if (!narrowPays(m, n) && !(shortPays(m, n) && brs == 1)) {
     gemm(a, ars, acs, b, brs, bcs, c, m, k, n, work);
     return;
   }
