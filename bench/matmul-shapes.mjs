@@ -3,7 +3,7 @@
 // kernel change can be read against the build it replaces without the noise of separate runs.
 //
 //   node --experimental-wasm-relaxed-simd bench/matmul-shapes.mjs [--files=old.wasm,build/wasm/kernels-relaxed.wasm]
-//        [--set=transformers|convnext|conv|attention|vitTiny|rows|square|all] [--rounds=5] [--check] [--copies=8]
+//        [--set=transformers|convnext|conv|attention|vitTiny|rows|short|square|all] [--rounds=5] [--check] [--copies=8]
 // --copies=N rotates each call over N copies of both operands (different memory) so they come from L3 as in a model
 // step, where a layer's weight and activations were last touched several MB of traffic ago (default 1: hot caches).
 // --check compares every file's output with the first file's (max |difference| relative to the output's max |value|).
@@ -57,6 +57,7 @@ const SETS = {
     [1, 130, 512, 128, 0, 1], [1, 130, 128, 128, 0, 1], [1, 130, 512, 128, 0, 0], [1, 130, 128, 512, 0, 1],
     [1, 130, 128, 128, 0, 0], [1, 130, 128, 512, 0, 0], [1, 192, 576, 512, 0, 0], [1, 256, 1152, 128, 0, 0], [1, 300, 300, 300, 0, 1],
   ],
+  short: [[1, 8, 768, 3072, 0, 1], [1, 8, 3072, 768, 0, 1], [1, 32, 1536, 384, 0, 1], [1, 32, 384, 1536, 0, 1], [1, 16, 768, 768, 0, 1]],
   square: [[1, 512, 512, 512, 0, 0]],
 };
 const set = flag('set', 'all');
