@@ -13,6 +13,9 @@
  * (MC x KC floats = 96 KiB) out of L2.
  * With relaxed SIMD enabled at build time the multiply-add is f32x4.relaxed_madd (an FMA where the
  * hardware has one).
+ * Shape-driven variants (gemmDirectA for outputs at most DIRECT_N wide, gemmOneBlock for m <= MC, short products
+ * computed transposed) skip packing that would not be reused; every one sums the same products in the same order,
+ * so all paths give the same bits (test "... give the same bits" in test/backend_wasm.test.ts).
  */
 
 const MR: i32 = 4;
@@ -297,10 +300,10 @@ function flushTile(tile: usize, cp: usize, n: i32, rows: i32, cols: i32, acc: bo
 }
 
 /**
- * gemm when A is one MC block (m <= MC: the small transformers' tokens, ConvNeXt's last stages): a packed B block would be
- * used by that one A block only, so B is packed one NR panel (KC x NR floats, 8 KiB) at a time and consumed at once
- * from L1, instead of a KC x NC block (up to 512 KiB, the whole L2) written and read back. Same products, same
- * order of summation as the blocked path: bit-identical results.
+ * gemm when A is one MC block (m <= MC: the small transformers' tokens, ConvNeXt's last stages): a packed B block
+ * would be used by that one A block only, so B is packed one NR panel (KC x NR floats, 8 KiB) at a time and consumed
+ * at once from L1, instead of a KC x NC block (up to 512 KiB, the whole L2) written and read back. Same products,
+ * same order of summation as the blocked path: bit-identical results.
  */
 function gemmOneBlock(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, m: i32, k: i32, n: i32, work: usize): void {
   const kcMax = min(KC, k);
