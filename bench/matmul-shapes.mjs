@@ -3,7 +3,7 @@
 // kernel change can be read against the build it replaces without the noise of separate runs.
 //
 //   node --experimental-wasm-relaxed-simd bench/matmul-shapes.mjs [--files=old.wasm,build/wasm/kernels-relaxed.wasm]
-//        [--set=transformers|convnext|conv|attention|vitTiny|rows|short|square|all] [--rounds=5] [--check] [--copies=8]
+//        [--set=transformers|convnext|conv|attention|vitTiny|rows|short|stem|square|all] [--rounds=5] [--check] [--copies=8]
 // --copies=N rotates each call over N copies of both operands (different memory) so they come from L3 as in a model
 // step, where a layer's weight and activations were last touched several MB of traffic ago (default 1: hot caches).
 // --check compares every file's output with the first file's (max |difference| relative to the output's max |value|).
@@ -58,6 +58,13 @@ const SETS = {
     [1, 130, 128, 128, 0, 0], [1, 130, 128, 512, 0, 0], [1, 192, 576, 512, 0, 0], [1, 256, 1152, 128, 0, 0], [1, 300, 300, 300, 0, 1],
   ],
   short: [[1, 8, 768, 3072, 0, 1], [1, 8, 3072, 768, 0, 1], [1, 32, 1536, 384, 0, 1], [1, 32, 384, 1536, 0, 1], [1, 16, 768, 768, 0, 1]],
+  // ResNet-10t's stem (24, 32, 64 channels at 32 x 32 on 2 images) and stage 1: forward, weight gradient (B = cols^T,
+  // stored [n, k]), input gradient.
+  stem: [
+    [1, 24, 27, 2048, 0, 0], [1, 32, 216, 2048, 0, 0], [1, 64, 288, 2048, 0, 0], [1, 64, 576, 512, 0, 0],
+    [1, 24, 2048, 27, 0, 1], [1, 32, 2048, 216, 0, 1], [1, 64, 2048, 288, 0, 1], [1, 64, 512, 576, 0, 1],
+    [1, 216, 32, 2048, 1, 0], [1, 288, 64, 2048, 1, 0], [1, 576, 64, 512, 1, 0],
+  ],
   square: [[1, 512, 512, 512, 0, 0]],
 };
 const set = flag('set', 'all');
