@@ -3,7 +3,7 @@
 // kernel change can be read against the build it replaces without the noise of separate runs.
 //
 //   node --experimental-wasm-relaxed-simd bench/matmul-shapes.mjs [--files=old.wasm,build/wasm/kernels-relaxed.wasm]
-//        [--set=transformers|convnext|conv|attention|vitTiny|rows|short|stem|square|all] [--rounds=5] [--check] [--copies=8]
+//        [--set=transformers|convnext|conv|attention|vitTiny|rows|short|stem|llama|square|all] [--rounds=5] [--check] [--copies=8]
 // --copies=N rotates each call over N copies of both operands (different memory) so they come from L3 as in a model
 // step, where a layer's weight and activations were last touched several MB of traffic ago (default 1: hot caches).
 // --check compares every file's output with the first file's (max |difference| relative to the output's max |value|).
@@ -65,6 +65,7 @@ const SETS = {
     [1, 24, 2048, 27, 0, 1], [1, 32, 2048, 216, 0, 1], [1, 64, 2048, 288, 0, 1], [1, 64, 512, 576, 0, 1],
     [1, 216, 32, 2048, 1, 0], [1, 288, 64, 2048, 1, 0], [1, 576, 64, 512, 1, 0],
   ],
+  llama: [[1, 64, 128, 344, 0, 1], [1, 64, 344, 128, 0, 0], [1, 344, 64, 128, 1, 0]],
   square: [[1, 512, 512, 512, 0, 0]],
 };
 const set = flag('set', 'all');
