@@ -685,13 +685,15 @@ describe('backend selection', () => {
   test('the relaxed-SIMD (FMA) build matches the reference where the engine enables it', async () => {
     const relaxed = findKernelFile(WASM_KERNEL_FILES.relaxed);
     assert.ok(relaxed, 'kernels-relaxed.wasm is built');
-    const shapes = [[7, 13, 5], [64, 300, 33], [130, 257, 129]];
+    // [m, k, n, transA, transB]: A read in place (row-major and transposed), one A block, the blocked path, and a
+    // short product computed transposed.
+    const shapes = [[7, 13, 5, 0, 0], [9, 70, 8, 1, 0], [64, 300, 33, 0, 0], [130, 257, 129, 0, 0], [32, 300, 129, 0, 1]];
     if (wasmRelaxedSimdSupported()) {
       const be = await createWasmBackend(readKernelBytes(WASM_KERNEL_FILES.relaxed));
-      for (const [m, k, n] of shapes) {
+      for (const [m, k, n, tA, tB] of shapes) {
         const a = rand(m * k);
         const b = rand(k * n);
-        const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: false, transB: false };
+        const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: tA === 1, transB: tB === 1 };
         assertRel(be.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, `relaxed matmul ${m}x${k}x${n}`);
       }
       return;
@@ -702,10 +704,10 @@ describe('backend selection', () => {
       const { referenceBackend } = require(${JSON.stringify(path.join(__dirname, '../engine/backend/reference.js'))});
       createWasmBackend(require('fs').readFileSync(${JSON.stringify(relaxed)})).then((be) => {
         let worst = 0;
-        for (const [m, k, n] of ${JSON.stringify(shapes)}) {
+        for (const [m, k, n, tA, tB] of ${JSON.stringify(shapes)}) {
           const a = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i));
           const b = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i));
-          const plan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: false, transB: false };
+          const plan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: tA === 1, transB: tB === 1 };
           const x = be.matmul(a, b, plan, 'float32'), y = referenceBackend.matmul(a, b, plan, 'float32');
           let num = 0, den = 0;
           for (let i = 0; i < y.length; i++) { num += (x[i] - y[i]) ** 2; den += y[i] ** 2; }
