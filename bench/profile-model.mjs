@@ -5,6 +5,7 @@
 //
 //   node bench/profile-model.mjs --id=timm_vit_tiny [--steps=20] [--backend=wasm-simd] [--kernels]
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof bench/profile-model.mjs --id=resnet18
+//   node bench/profile-model.mjs --id=gpt2 --matmuls   # per matmul shape: calls, ms in the wasm kernel, GFLOP/s
 // (after `node bench/models.mjs --only=ID` has exported the model into build/bench-models/).
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -49,9 +50,35 @@ if (process.argv.includes('--kernels')) {
   if (typeof take === 'function') b.take = (ptr, n) => ((copied.take += n * 4), take(ptr, n));
 }
 
+// Per matmul shape (batch x m x k x n, transposes): wall time inside the wasm kernel alone (no copies; process CPU
+// time would add the GC's helper threads running meanwhile; wall time adds preemption on a loaded machine), so
+// GFLOP/s is the kernel's. Needs the wasm backend (its `k.matmul` export).
+const shapes = new Map();
+if (process.argv.includes('--matmuls')) {
+  const b = E.getBackend();
+  const km = b.k?.matmul;
+  if (typeof km !== 'function') throw new Error('--matmuls needs a wasm backend');
+  const outer = b.matmul.bind(b);
+  let plan = null;
+  b.matmul = (a, bb, pl, dtype) => ((plan = pl), outer(a, bb, pl, dtype));
+  const timed = (...args) => {
+    const t = performance.now();
+    km(...args);
+    const ms = performance.now() - t;
+    const key = `${plan.batch} x ${plan.m} x ${plan.k} x ${plan.n}${plan.transA ? ' tA' : ''}${plan.transB ? ' tB' : ''}`;
+    const s = shapes.get(key) ?? { calls: 0, ms: 0, flops: 2 * plan.batch * plan.m * plan.k * plan.n };
+    s.calls++;
+    s.ms += ms;
+    shapes.set(key, s);
+  };
+  const exports = b.k; // frozen wasm exports: wrap them in a proxy over a plain object
+  b.k = new Proxy({}, { get: (_, name) => (name === 'matmul' ? timed : exports[name]) });
+}
+
 const p = prepare(id);
 for (let i = 0; i < 5; i++) p.step();
 kernels.clear();
+shapes.clear();
 copied.put = copied.take = 0;
 const t0 = process.cpuUsage();
 const w0 = performance.now();
@@ -63,4 +90,13 @@ if (kernels.size) {
   console.log(`  copied into wasm memory ${(copied.put / steps / 1e6).toFixed(1)} MB/step, out ${(copied.take / steps / 1e6).toFixed(1)} MB/step`);
   const rows = [...kernels].sort((a, b) => b[1].ms - a[1].ms);
   for (const [name, k] of rows) console.log(`  ${name.padEnd(20)} ${String(k.calls / steps).padStart(6)} calls ${(k.ms / steps).toFixed(2).padStart(8)} ms/step`);
+}
+if (shapes.size) {
+  const rows = [...shapes].sort((a, b) => b[1].ms - a[1].ms);
+  const total = rows.reduce((t, [, s]) => t + s.ms, 0);
+  console.log(`  matmul kernel ${(total / steps).toFixed(2)} ms/step (wall, inside wasm), by shape (batch x m x k x n):`);
+  for (const [key, s] of rows) {
+    const gflops = (s.flops * s.calls) / (s.ms * 1e6);
+    console.log(`  ${key.padEnd(28)} ${String(s.calls / steps).padStart(5)} calls ${(s.ms / steps).toFixed(3).padStart(8)} ms/step ${gflops.toFixed(1).padStart(6)} GFLOP/s`);
+  }
 }

@@ -180,6 +180,58 @@ describe('wasm-simd kernels match the reference backend (float32)', () => {
     singleMatmulsMatch([[32, 5, 4], [40, 300, 4], [97, 70, 1], [33, 9, 3], [260, 600, 2], [1153, 37, 4], [31, 8, 4]]);
   });
 
+  test('matmul: M = 1..70 (one A block) and outputs up to 32 wide (A read in place) match the reference', () => {
+    // Every m from 1 to 70 (full and partial 4-row panels), widths on both sides of the 8-column panels and of the
+    // in-place-A limit (32), k across the 256-deep slices; every transA / transB.
+    const widths = [1, 3, 5, 8, 9, 16, 17, 31, 32, 33, 40, 65];
+    const depths = [1, 5, 37, 256, 257, 300, 513];
+    const sizes: number[][] = [];
+    for (let m = 1; m <= 70; m++) {
+      sizes.push([m, depths[m % depths.length], widths[m % widths.length]]);
+      sizes.push([m, depths[(3 * m + 2) % depths.length], widths[(5 * m + 7) % widths.length]]);
+    }
+    singleMatmulsMatch(sizes);
+    // A taller than one block (the blocked path) with narrow outputs (A read in place); short wide outputs
+    // (8-32 rows, computed transposed with the weight read in place).
+    singleMatmulsMatch([[97, 300, 8], [130, 257, 32], [517, 600, 9], [1153, 37, 24], [8, 300, 100], [16, 513, 64], [24, 37, 200], [32, 257, 129]]);
+  });
+
+  test('matmul: reading A in place, packing B per panel, the blocked path and short outputs computed transposed give the same bits', () => {
+    // Column j of A B does not depend on B's other columns, and every path sums the same products in the same order:
+    // the first 32 columns of an [m, 33] product (A packed) equal an [m, 32] product (A read in place) bit for bit,
+    // for one A block (m <= 96, B packed per panel) and several (m > 96, the blocked path).
+    for (const [m, k] of [[7, 300], [64, 513], [70, 37], [130, 600], [517, 257]]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = rand(m * k);
+          const wide = rand(k * 33);
+          // B's first 32 columns, stored the same way (B [k, n], or [n, k] when transB).
+          const narrow = transB ? wide.slice(0, 32 * k) : Float32Array.from({ length: k * 32 }, (_, i) => wide[Math.floor(i / 32) * 33 + (i % 32)]);
+          const plan = (n: number): MatmulPlan => ({ batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA, transB });
+          const c33 = wasm.matmul(a, wide, plan(33), 'float32');
+          const c32 = wasm.matmul(a, narrow, plan(32), 'float32');
+          const firstColumns = Float32Array.from({ length: m * 32 }, (_, i) => c33[Math.floor(i / 32) * 33 + (i % 32)]);
+          assert.deepEqual(c32, firstColumns, `${m}x${k} tA=${transA} tB=${transB}`);
+        }
+      }
+    }
+    // Likewise row i of A B does not depend on A's other rows: the first m rows of an [m + 1, n] product (one A
+    // block, packed) equal an [m, n] product with m = 8, 16, 32 (computed transposed, B read in place).
+    for (const [m, k, n] of [[8, 300, 64], [16, 37, 200], [32, 513, 129]]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const tall = rand((m + 1) * k);
+          const b = rand(k * n);
+          // A's first m rows, stored the same way (A [m, k], or [k, m] when transA).
+          const short = transA ? Float32Array.from({ length: k * m }, (_, i) => tall[Math.floor(i / m) * (m + 1) + (i % m)]) : tall.slice(0, m * k);
+          const plan = (rows: number): MatmulPlan => ({ batch: 1, m: rows, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA, transB });
+          const cTall = wasm.matmul(tall, b, plan(m + 1), 'float32');
+          assert.deepEqual(wasm.matmul(short, b, plan(m), 'float32'), cTall.slice(0, m * n), `${m}x${k}x${n} tA=${transA} tB=${transB}`);
+        }
+      }
+    }
+  });
+
   test('matmul keeps parameter arrays in wasm memory, and only those: replaced or mutated values are always used', () => {
     const pinnedBytes = () => (wasm as unknown as { pinnedBytes: number }).pinnedBytes;
     const [m, k, n] = [9, 48, 40];
@@ -633,13 +685,15 @@ describe('backend selection', () => {
   test('the relaxed-SIMD (FMA) build matches the reference where the engine enables it', async () => {
     const relaxed = findKernelFile(WASM_KERNEL_FILES.relaxed);
     assert.ok(relaxed, 'kernels-relaxed.wasm is built');
-    const shapes = [[7, 13, 5], [64, 300, 33], [130, 257, 129]];
+    // [m, k, n, transA, transB]: A read in place (row-major and transposed), one A block, the blocked path, and a
+    // short product computed transposed.
+    const shapes = [[7, 13, 5, 0, 0], [9, 70, 8, 1, 0], [64, 300, 33, 0, 0], [130, 257, 129, 0, 0], [32, 300, 129, 0, 1]];
     if (wasmRelaxedSimdSupported()) {
       const be = await createWasmBackend(readKernelBytes(WASM_KERNEL_FILES.relaxed));
-      for (const [m, k, n] of shapes) {
+      for (const [m, k, n, tA, tB] of shapes) {
         const a = rand(m * k);
         const b = rand(k * n);
-        const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: false, transB: false };
+        const plan: MatmulPlan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: tA === 1, transB: tB === 1 };
         assertRel(be.matmul(a, b, plan, 'float32'), referenceBackend.matmul(a, b, plan, 'float32'), 2e-6, `relaxed matmul ${m}x${k}x${n}`);
       }
       return;
@@ -650,10 +704,10 @@ describe('backend selection', () => {
       const { referenceBackend } = require(${JSON.stringify(path.join(__dirname, '../engine/backend/reference.js'))});
       createWasmBackend(require('fs').readFileSync(${JSON.stringify(relaxed)})).then((be) => {
         let worst = 0;
-        for (const [m, k, n] of ${JSON.stringify(shapes)}) {
+        for (const [m, k, n, tA, tB] of ${JSON.stringify(shapes)}) {
           const a = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i));
           const b = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i));
-          const plan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: false, transB: false };
+          const plan = { batch: 1, m, k, n, aOffsets: new Int32Array(1), bOffsets: new Int32Array(1), transA: tA === 1, transB: tB === 1 };
           const x = be.matmul(a, b, plan, 'float32'), y = referenceBackend.matmul(a, b, plan, 'float32');
           let num = 0, den = 0;
           for (let i = 0; i < y.length; i++) { num += (x[i] - y[i]) ** 2; den += y[i] ** 2; }

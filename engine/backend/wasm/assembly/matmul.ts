@@ -13,6 +13,9 @@
  * (MC x KC floats = 96 KiB) out of L2.
  * With relaxed SIMD enabled at build time the multiply-add is f32x4.relaxed_madd (an FMA where the
  * hardware has one).
+ * Shape-driven variants (gemmDirectA for outputs at most DIRECT_N wide, gemmOneBlock for m <= MC, short products
+ * computed transposed) skip packing that would not be reused; every one sums the same products in the same order,
+ * so all paths give the same bits (test "... give the same bits" in test/backend_wasm.test.ts).
  */
 
 const MR: i32 = 4;
@@ -30,6 +33,13 @@ function gemmScratchBytes(k: i32, n: i32): i32 {
 }
 
 /**
+ * Outputs at most this wide read A in place (row-major or transposed) instead of packing it: each A panel meets
+ * at most DIRECT_N / NR panels of B, so packing A (a conv weight: up to 9 MB on ResNet-18's last stage, where
+ * n = images x 2 x 2) cost about as much memory traffic as the product itself.
+ */
+const DIRECT_N: i32 = 32;
+
+/**
  * Outputs at most this wide are computed transposed (C^T = B^T A^T, then copied into C): an n < NR output
  * makes every tile a partial edge tile (half of each 4x8 tile wasted at n = 4, plus the scalar edge copy) and
  * packs the tall A into MR panels that only n columns use. Convolutions on 2x2 feature maps (n = 4 output
@@ -38,13 +48,27 @@ function gemmScratchBytes(k: i32, n: i32): i32 {
  */
 const NARROW: i32 = 4;
 
-@inline function transposedPays(m: i32, n: i32): bool {
+/**
+ * Short wide outputs with B stored transposed (at most DIRECT_N rows, a multiple of NR, at least SHORT_MIN_N
+ * columns: ConvNeXt's last stages, 8 and 32 tokens, x W^T with W [384-3072, k]) are computed transposed too:
+ * C^T = W A^T then has at most DIRECT_N columns, so gemm reads W's rows in place instead of packing all of W for
+ * m / 4 uses. (With B row-major, B^T's rows would be columns n floats apart: slower than packing, measured.)
+ */
+const SHORT_MIN_N: i32 = 64;
+
+@inline function narrowPays(m: i32, n: i32): bool {
   return n <= NARROW && m >= 4 * NR;
+}
+
+@inline function shortPays(m: i32, n: i32): bool {
+  return m <= DIRECT_N && m % NR == 0 && n >= SHORT_MIN_N;
 }
 
 /** Bytes of scratch `product` needs for an [m, k] x [k, n] product. */
 export function productScratchBytes(m: i32, k: i32, n: i32): i32 {
-  if (transposedPays(m, n)) return gemmScratchBytes(k, m) + n * m * 4 + 128;
+  const transposed = gemmScratchBytes(k, m) + n * m * 4 + 128;
+  if (narrowPays(m, n)) return transposed;
+  if (shortPays(m, n)) return max(transposed, gemmScratchBytes(k, n));
   return gemmScratchBytes(k, n);
 }
 
@@ -176,8 +200,12 @@ function packB(b: usize, rs: i32, cs: i32, pc: i32, kc: i32, n: i32, dst: usize)
   }
 }
 
-/** The 4x8 micro-kernel: C tile (row stride ldc floats) = [C +] packedA panel x packedB panel. */
-function kernel4x8(ap: usize, bp: usize, kc: i32, c: usize, ldc: i32, accumulate: bool): void {
+/**
+ * The 4x8 micro-kernel: C tile (row stride ldc floats) = [C +] A panel x packed B panel. The A panel holds the MR
+ * values of each p contiguously, aStep bytes from one p to the next: a packed panel (aStep 16) or, read in place,
+ * four rows of an A stored transposed ([k, m], aStep = m * 4).
+ */
+function kernel4x8(ap: usize, aStep: usize, bp: usize, kc: i32, c: usize, ldc: i32, accumulate: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -193,9 +221,40 @@ function kernel4x8(ap: usize, bp: usize, kc: i32, c: usize, ldc: i32, accumulate
     c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
     a = v128.load32_splat(ap, 12);
     c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
-    ap += 16;
+    ap += aStep;
     bp += 32;
   }
+  storeTile(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31);
+}
+
+/**
+ * The same micro-kernel reading four rows of a row-major A ([m, k], rows rowBytes apart) in place: the same
+ * products summed in the same order as from a packed panel, so the results are bit-identical.
+ */
+function kernel4x8Rows(a0: usize, rowBytes: usize, bp: usize, kc: i32, c: usize, ldc: i32, accumulate: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+  const a1 = a0 + rowBytes, a2 = a1 + rowBytes, a3 = a2 + rowBytes;
+  const end = <usize>kc << 2;
+  for (let o: usize = 0; o < end; o += 4) {
+    const b0 = v128.load(bp);
+    const b1 = v128.load(bp, 16);
+    let a = v128.load32_splat(a0 + o);
+    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
+    a = v128.load32_splat(a1 + o);
+    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
+    a = v128.load32_splat(a2 + o);
+    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
+    a = v128.load32_splat(a3 + o);
+    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
+    bp += 32;
+  }
+  storeTile(c, ldc, accumulate, c00, c01, c10, c11, c20, c21, c30, c31);
+}
+
+@inline function storeTile(c: usize, ldc: i32, accumulate: bool, c00: v128, c01: v128, c10: v128, c11: v128, c20: v128, c21: v128, c30: v128, c31: v128): void {
   const ld = <usize>ldc << 2;
   const r1 = c + ld, r2 = c + 2 * ld, r3 = c + 3 * ld;
   if (accumulate) {
@@ -210,10 +269,112 @@ function kernel4x8(ap: usize, bp: usize, kc: i32, c: usize, ldc: i32, accumulate
   v128.store(r3, c30); v128.store(r3, c31, 16);
 }
 
+/** Adds (acc) or copies the valid rows x cols of a scratch tile (row stride NR) into C (row stride n). */
+function flushTile(tile: usize, cp: usize, n: i32, rows: i32, cols: i32, acc: bool): void {
+  for (let ii = 0; ii < rows; ii++) {
+    const dst = cp + (<usize>(ii * n) << 2);
+    const src = tile + (<usize>(ii * NR) << 2);
+    for (let jj = 0; jj < cols; jj++) {
+      const o = <usize>jj << 2;
+      let v = load<f32>(src + o);
+      if (acc) v += load<f32>(dst + o);
+      store<f32>(dst + o, v);
+    }
+  }
+}
+
+/** Runs the micro-kernel over the MR panels of a packed A block against one packed B panel (C += or =). */
+@inline function panelColumn(packedA: usize, bp: usize, kc: i32, mc: i32, cols: i32, c: usize, n: i32, acc: bool, tile: usize): void {
+  for (let ir = 0; ir < mc; ir += MR) {
+    const ap = packedA + (<usize>(ir * kc) << 2);
+    const rows = min(MR, mc - ir);
+    const cp = c + (<usize>(ir * n) << 2);
+    if (rows == MR && cols == NR) {
+      kernel4x8(ap, 16, bp, kc, cp, n, acc);
+    } else {
+      // Edge tile: compute the full tile into scratch, then add/copy the valid part.
+      kernel4x8(ap, 16, bp, kc, tile, NR, false);
+      flushTile(tile, cp, n, rows, cols, acc);
+    }
+  }
+}
+
+/**
+ * gemm when A is one MC block (m <= MC: the small transformers' tokens, ConvNeXt's last stages): a packed B block
+ * would be used by that one A block only, so B is packed one NR panel (KC x NR floats, 8 KiB) at a time and consumed
+ * at once from L1, instead of a KC x NC block (up to 512 KiB, the whole L2) written and read back. Same products,
+ * same order of summation as the blocked path: bit-identical results.
+ */
+function gemmOneBlock(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, m: i32, k: i32, n: i32, work: usize): void {
+  const kcMax = min(KC, k);
+  const packedB = work;
+  const packedA = packedB + (<usize>(kcMax * NR) << 2);
+  const tile = packedA + (<usize>(MC * kcMax) << 2);
+  for (let pc = 0; pc < k; pc += KC) {
+    const kc = min(KC, k - pc);
+    const acc = pc > 0;
+    packA(a, ars, acs, 0, m, pc, kc, packedA);
+    for (let jr = 0; jr < n; jr += NR) {
+      const cols = min(NR, n - jr);
+      packB(b + (<usize>(jr * bcs) << 2), brs, bcs, pc, kc, cols, packedB);
+      panelColumn(packedA, packedB, kc, m, cols, c + (<usize>jr << 2), n, acc, tile);
+    }
+  }
+}
+
+@inline function directPays(m: i32, n: i32, ars: i32, acs: i32): bool {
+  return n <= DIRECT_N && m >= MR && (acs == 1 || ars == 1);
+}
+
+/**
+ * gemm for narrow outputs (directPays): B is packed whole per KC slice (at most KC x DIRECT_N floats), and each
+ * full MR-row panel of A is read in place by the micro-kernel; only a last partial panel is packed (zero rows).
+ * Same products in the same order as the packed path: bit-identical results.
+ */
+function gemmDirectA(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, m: i32, k: i32, n: i32, work: usize): void {
+  const kcMax = min(KC, k);
+  const nPad = ((n + NR - 1) / NR) * NR;
+  const packedB = work;
+  const edgeA = packedB + (<usize>(kcMax * nPad) << 2);
+  const tile = edgeA + (<usize>(MR * kcMax) << 2);
+  const rowBytes = <usize>ars << 2;
+  for (let pc = 0; pc < k; pc += KC) {
+    const kc = min(KC, k - pc);
+    const acc = pc > 0;
+    packB(b, brs, bcs, pc, kc, n, packedB);
+    for (let ir = 0; ir < m; ir += MR) {
+      const rows = min(MR, m - ir);
+      const ap = a + (<usize>(ir * ars + pc * acs) << 2);
+      if (rows < MR) packA(a, ars, acs, ir, rows, pc, kc, edgeA);
+      for (let jr = 0; jr < n; jr += NR) {
+        const bp = packedB + (<usize>(jr * kc) << 2);
+        const cols = min(NR, n - jr);
+        const cp = c + (<usize>(ir * n + jr) << 2);
+        const full = rows == MR && cols == NR;
+        const dst = full ? cp : tile;
+        const ldc = full ? n : NR;
+        const add = full && acc;
+        if (rows < MR) kernel4x8(edgeA, 16, bp, kc, dst, ldc, add);
+        else if (acs == 1) kernel4x8Rows(ap, rowBytes, bp, kc, dst, ldc, add);
+        else kernel4x8(ap, <usize>acs << 2, bp, kc, dst, ldc, add);
+        if (!full) flushTile(tile, cp, n, rows, cols, acc);
+      }
+    }
+  }
+}
+
 /** One product C[m, n] = A B with A(i, p) = a[i*ars + p*acs] and B(p, j) = b[p*brs + j*bcs]. */
 function gemm(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, m: i32, k: i32, n: i32, work: usize): void {
   if (k == 0) {
     memory.fill(c, 0, <usize>(m * n) << 2);
+    return;
+  }
+  if (directPays(m, n, ars, acs)) {
+    gemmDirectA(a, ars, acs, b, brs, bcs, c, m, k, n, work);
+    return;
+  }
+  if (m <= MC) {
+    gemmOneBlock(a, ars, acs, b, brs, bcs, c, m, k, n, work);
     return;
   }
   const kcMax = min(KC, k);
@@ -233,37 +394,16 @@ function gemm(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usi
         packA(a, ars, acs, ic, mc, pc, kc, packedA);
         for (let jr = 0; jr < nc; jr += NR) {
           const bp = packedB + (<usize>(jr * kc) << 2);
-          const cols = min(NR, nc - jr);
-          for (let ir = 0; ir < mc; ir += MR) {
-            const ap = packedA + (<usize>(ir * kc) << 2);
-            const rows = min(MR, mc - ir);
-            const cp = c + (<usize>((ic + ir) * n + jc + jr) << 2);
-            if (rows == MR && cols == NR) {
-              kernel4x8(ap, bp, kc, cp, n, acc);
-            } else {
-              // Edge tile: compute the full tile into scratch, then add/copy the valid part.
-              kernel4x8(ap, bp, kc, tile, NR, false);
-              for (let ii = 0; ii < rows; ii++) {
-                const dst = cp + (<usize>(ii * n) << 2);
-                const src = tile + (<usize>(ii * NR) << 2);
-                for (let jj = 0; jj < cols; jj++) {
-                  const o = <usize>jj << 2;
-                  let v = load<f32>(src + o);
-                  if (acc) v += load<f32>(dst + o);
-                  store<f32>(dst + o, v);
-                }
-              }
-            }
-          }
+          panelColumn(packedA, bp, kc, mc, min(NR, nc - jr), c + (<usize>(ic * n + jc + jr) << 2), n, acc, tile);
         }
       }
     }
   }
 }
 
-/** C[m, n] = A B (strides as gemm), computing C^T = B^T A^T when the output is narrow. */
+/** C[m, n] = A B (strides as gemm), computing C^T = B^T A^T when the output is narrow, or short with B transposed. */
 export function product(a: usize, ars: i32, acs: i32, b: usize, brs: i32, bcs: i32, c: usize, m: i32, k: i32, n: i32, work: usize): void {
-  if (!transposedPays(m, n)) {
+  if (!narrowPays(m, n) && !(shortPays(m, n) && brs == 1)) {
     gemm(a, ars, acs, b, brs, bcs, c, m, k, n, work);
     return;
   }
