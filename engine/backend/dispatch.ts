@@ -11,7 +11,7 @@ import { Shape, broadcastShapes } from '../shape';
 import { BinaryKernel, Conv2dGeometry, MatmulPlan, ReduceKernel, UnaryKernel } from './backend';
 import { getBackend } from './registry';
 import { DeviceKernels, isDeviceBackend } from './device';
-import { floatDtype } from '../ops/util';
+import { dataAs, floatDtype } from '../ops/util';
 import { claimOutput } from '../recycling';
 
 let hostDepth = 0;
@@ -32,16 +32,10 @@ export function hostKernelsRun(): boolean {
 }
 
 /**
- * Host kernels read their operands through these (readTransient): a kernel copies what it reads and keeps no
- * reference, so the operands' arrays stay recyclable (engine/recycling.ts). Closures that run later (VJPs)
- * read again through the tensor, which throws if a recycling scope released it meanwhile.
+ * Host kernels read their operands through dataAs / floatOf (readTransient): a kernel copies what it reads and
+ * keeps no reference, so the operands' arrays stay recyclable (engine/recycling.ts). Closures that run later
+ * (VJPs) read again through the tensor, which throws if a recycling scope released it meanwhile.
  */
-function dataAs(t: Tensor, dtype: FloatDType): FloatArray {
-  const v = readTransient(t) as FloatArray;
-  if (t.dtype === dtype) return v;
-  return dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v);
-}
-
 function floatOf(t: Tensor): FloatArray {
   if (t.dtype !== 'float32' && t.dtype !== 'float64') return t.floatData; // its clear error
   return readTransient(t) as FloatArray;

@@ -1,5 +1,5 @@
 import { FloatArray, FloatDType, promoteFloat, isFloat } from '../dtype';
-import { Tensor } from '../tensor';
+import { Tensor, readTransient } from '../tensor';
 import { Shape, formatShape } from '../shape';
 
 /** Wraps kernel output as a tensor. */
@@ -15,10 +15,15 @@ export function floatDtype(op: string, ...inputs: Tensor[]): FloatDType {
   return promoteFloat(...inputs.map((t) => t.dtype));
 }
 
-/** Float data of a tensor converted to `dtype` (no copy when it already matches). */
+/**
+ * Float data of a tensor converted to `dtype` (no copy when it already matches), for a caller that finishes with it
+ * before returning or wraps it in a tensor: read with readTransient, so the array stays recyclable
+ * (engine/recycling.ts) and a tensor made over it is revoked with it.
+ */
 export function dataAs(t: Tensor, dtype: FloatDType): FloatArray {
-  if (t.dtype === dtype) return t.data as FloatArray;
-  return dtype === 'float64' ? Float64Array.from(t.data) : Float32Array.from(t.data);
+  const v = readTransient(t) as FloatArray;
+  if (t.dtype === dtype) return v;
+  return dtype === 'float64' ? Float64Array.from(v) : Float32Array.from(v);
 }
 
 /** Integer indices of an int (or integral float) tensor, checked against [-size, size) and wrapped. */
