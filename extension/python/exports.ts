@@ -50,7 +50,8 @@ export class ModelExports {
     }
     const own = await locateModel(document.uri, memento, { ask: false });
     const stale = own ? await olderThan(own.uri, document.uri) : false;
-    if (own && !stale) return { ...own, ownUpToDate: true };
+    // A remembered pick (locateModel's pickedByUser) is not the file's own export: the own-export cache keeps it out.
+    if (own && !stale) return own.pickedByUser ? own : { ...own, ownUpToDate: true };
     const name = path.basename(document.uri.fsPath);
     if (!vscode.workspace.isTrusted) return this.untrusted(document, own);
     if (own) this.output.appendLine(`  ${path.basename(own.uri.fsPath)} is older than ${name}: exporting ${name} anew (delete or re-export ${path.basename(own.uri.fsPath)} to use your own)`);
