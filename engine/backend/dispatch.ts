@@ -6,12 +6,12 @@
  * Device results are device-only tensors: host code reading their `.data` gets TensorOnDeviceError.
  */
 import { Tensor, DeviceStorage, TensorOnDeviceError, readTransient } from '../tensor';
-import { FloatArray, FloatDType, TypedArray } from '../dtype';
+import { FloatDType, TypedArray } from '../dtype';
 import { Shape, broadcastShapes } from '../shape';
 import { BinaryKernel, Conv2dGeometry, MatmulPlan, ReduceKernel, UnaryKernel } from './backend';
 import { getBackend } from './registry';
 import { DeviceKernels, isDeviceBackend } from './device';
-import { dataAs, floatDtype } from '../ops/util';
+import { dataAs, floatDtype, transientFloatData } from '../ops/util';
 import { claimOutput } from '../recycling';
 
 let hostDepth = 0;
@@ -32,16 +32,11 @@ export function hostKernelsRun(): boolean {
 }
 
 /**
- * Host kernels read their operands through dataAs / floatOf (readTransient): a kernel copies what it reads and
- * keeps no reference, so the operands' arrays stay recyclable (engine/recycling.ts). Closures that run later
- * (VJPs) read again through the tensor, which throws if a recycling scope released it meanwhile.
+ * A host kernel's output as a tensor: a recycling scope may reuse the array once the tensor is released. Kernels
+ * read their operands through dataAs / transientFloatData (readTransient): a kernel copies what it reads and keeps
+ * no reference, so the operands' arrays stay recyclable too (engine/recycling.ts). Closures that run later (VJPs)
+ * read again through the tensor, which throws if a recycling scope released it meanwhile.
  */
-function floatOf(t: Tensor): FloatArray {
-  if (t.dtype !== 'float32' && t.dtype !== 'float64') return t.floatData; // its clear error
-  return readTransient(t) as FloatArray;
-}
-
-/** A host kernel's output as a tensor: a recycling scope may reuse the array once the tensor is released. */
 function wrap(values: TypedArray, shape: Shape): Tensor {
   claimOutput(values);
   return new Tensor(values, shape);
@@ -123,7 +118,7 @@ export function unaryK(op: UnaryKernel, x: Tensor, param = 0, name: string = op)
   const dtype = floatDtype(name, x);
   const d = deviceFor([x]);
   if (d) return out(d, d.unary(op, dev(d, x), param), x.shape);
-  return wrap(getBackend().unary(op, floatOf(x), param, dtype), x.shape);
+  return wrap(getBackend().unary(op, transientFloatData(x), param, dtype), x.shape);
 }
 
 /** Binary kernel with broadcasting; the result dtype is the operands' promoted float type. */
@@ -157,7 +152,7 @@ export function reduceK(op: ReduceKernel, x: Tensor, axes: readonly number[], ou
   const dtype = floatDtype(op, x);
   const d = deviceFor([x]);
   if (d) return out(d, d.reduce(op, dev(d, x), x.shape, axes), outShape);
-  return wrap(getBackend().reduce(op, floatOf(x), x.shape, axes, dtype), outShape);
+  return wrap(getBackend().reduce(op, transientFloatData(x), x.shape, axes, dtype), outShape);
 }
 
 export function matmulK(a: Tensor, b: Tensor, plan: MatmulPlan, outShape: Shape): Tensor {
@@ -171,7 +166,7 @@ export function stridedK(x: Tensor, outShape: Shape, strides: readonly number[],
   const dtype = floatDtype('view', x);
   const d = deviceFor([x]);
   if (d) return out(d, d.strided(dev(d, x), outShape, strides, offset), outShape);
-  return wrap(getBackend().strided(floatOf(x), outShape, strides, offset, dtype), outShape);
+  return wrap(getBackend().strided(transientFloatData(x), outShape, strides, offset, dtype), outShape);
 }
 
 /** VJP of stridedK: `g` (shape gShape) added at the strided positions of zeros shaped like `like`. */
@@ -193,14 +188,14 @@ export function softmaxK(x: Tensor, outer: number, n: number, inner: number, log
   const dtype = floatDtype(log ? 'log_softmax' : 'softmax', x);
   const d = deviceFor([x]);
   if (d) return out(d, d.softmax(dev(d, x), outer, n, inner, log), x.shape);
-  return wrap(getBackend().softmax(floatOf(x), outer, n, inner, log, dtype), x.shape);
+  return wrap(getBackend().softmax(transientFloatData(x), outer, n, inner, log, dtype), x.shape);
 }
 
 export function softmaxBackwardK(y: Tensor, g: Tensor, outer: number, n: number, inner: number, log: boolean): Tensor {
   const dtype = floatDtype(log ? 'log_softmax' : 'softmax', y);
   const d = deviceFor([y, g]);
   if (d) return out(d, d.softmaxBackward(dev(d, y), dev(d, g), outer, n, inner, log), y.shape);
-  return wrap(getBackend().softmaxBackward(floatOf(y), dataAs(g, dtype), outer, n, inner, log, dtype), y.shape);
+  return wrap(getBackend().softmaxBackward(transientFloatData(y), dataAs(g, dtype), outer, n, inner, log, dtype), y.shape);
 }
 
 export interface NormGrads { gx: Tensor; gw: Tensor; gb: Tensor }
@@ -264,7 +259,7 @@ export function im2colK(x: Tensor, geo: Conv2dGeometry, outShape: Shape): Tensor
   const dtype = floatDtype('conv2d', x);
   const d = deviceFor([x]);
   if (d) return out(d, d.im2col(dev(d, x), geo), outShape);
-  return wrap(getBackend().im2col(floatOf(x), geo, dtype), outShape);
+  return wrap(getBackend().im2col(transientFloatData(x), geo, dtype), outShape);
 }
 
 export function col2imK(cols: Tensor, geo: Conv2dGeometry, like: Tensor): Tensor {
@@ -285,9 +280,9 @@ export function depthwiseConv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry,
   const dtype = floatDtype('conv2d', x, weight);
   const host = backend; // a device backend under onHost() proxies its host kernels
   return {
-    y: wrap(host.depthwiseConv2d('forward', floatOf(x), floatOf(weight), geo, dtype), outShape),
-    inputGrad: (g) => wrap(host.depthwiseConv2d('inputGrad', dataAs(g, dtype), floatOf(weight), geo, dtype), x.shape),
-    weightGrad: (g) => wrap(host.depthwiseConv2d('weightGrad', floatOf(x), dataAs(g, dtype), geo, dtype), weight.shape),
+    y: wrap(host.depthwiseConv2d('forward', transientFloatData(x), transientFloatData(weight), geo, dtype), outShape),
+    inputGrad: (g) => wrap(host.depthwiseConv2d('inputGrad', dataAs(g, dtype), transientFloatData(weight), geo, dtype), x.shape),
+    weightGrad: (g) => wrap(host.depthwiseConv2d('weightGrad', transientFloatData(x), dataAs(g, dtype), geo, dtype), weight.shape),
   };
 }
 
@@ -301,9 +296,9 @@ export function conv2dK(x: Tensor, weight: Tensor, geo: Conv2dGeometry, groups: 
   const dtype = floatDtype('conv2d', x, weight);
   const o = weight.shape[0];
   return {
-    y: wrap(host.conv2d('forward', floatOf(x), floatOf(weight), geo, groups, o, dtype), outShape),
-    inputGrad: (g) => wrap(host.conv2d('inputGrad', dataAs(g, dtype), floatOf(weight), geo, groups, o, dtype), x.shape),
-    weightGrad: (g) => wrap(host.conv2d('weightGrad', dataAs(g, dtype), floatOf(x), geo, groups, o, dtype), weight.shape),
+    y: wrap(host.conv2d('forward', transientFloatData(x), transientFloatData(weight), geo, groups, o, dtype), outShape),
+    inputGrad: (g) => wrap(host.conv2d('inputGrad', dataAs(g, dtype), transientFloatData(weight), geo, groups, o, dtype), x.shape),
+    weightGrad: (g) => wrap(host.conv2d('weightGrad', dataAs(g, dtype), transientFloatData(x), geo, groups, o, dtype), weight.shape),
   };
 }
 
@@ -316,8 +311,8 @@ export function hardSigmoidK(x: Tensor, alpha: number, beta: number, swish: bool
   const host = getBackend();
   const dtype = floatDtype(swish ? 'hard_swish' : 'hard_sigmoid', x);
   return {
-    y: wrap(host.hardSigmoid(floatOf(x), null, alpha, beta, swish, dtype), x.shape),
-    backward: (g) => wrap(host.hardSigmoid(floatOf(x), dataAs(g, dtype), alpha, beta, swish, dtype), x.shape),
+    y: wrap(host.hardSigmoid(transientFloatData(x), null, alpha, beta, swish, dtype), x.shape),
+    backward: (g) => wrap(host.hardSigmoid(transientFloatData(x), dataAs(g, dtype), alpha, beta, swish, dtype), x.shape),
   };
 }
 
@@ -339,7 +334,7 @@ export function gatherK(x: Tensor, outer: number, axisLen: number, inner: number
   const dtype = floatDtype('gather', x);
   const d = deviceFor([x]);
   if (d) return out(d, d.gather(dev(d, x), outer, axisLen, inner, idx), outShape);
-  return wrap(getBackend().gather(floatOf(x), outer, axisLen, inner, idx, dtype), outShape);
+  return wrap(getBackend().gather(transientFloatData(x), outer, axisLen, inner, idx, dtype), outShape);
 }
 
 export function scatterAddK(g: Tensor, outer: number, axisLen: number, inner: number, idx: Int32Array, like: Tensor): Tensor {
@@ -359,7 +354,7 @@ export function maxPool2dK(x: Tensor, geo: Conv2dGeometry, outShape: Shape): { y
     return { y: out(d, r.y, outShape), backward: (g) => out(d, d.maxPool2dBackward(dev(d, g), r.argmax, geo), x.shape) };
   }
   const backend = getBackend();
-  const { y, argmax } = backend.maxPool2d(floatOf(x), geo, dtype);
+  const { y, argmax } = backend.maxPool2d(transientFloatData(x), geo, dtype);
   return { y: wrap(y, outShape), backward: (g) => wrap(backend.scatterAdd(dataAs(g, dtype), 1, x.size, 1, argmax, dtype), x.shape) };
 }
 
@@ -367,7 +362,7 @@ export function avgPool2dK(x: Tensor, geo: Conv2dGeometry, countIncludePad: bool
   const dtype = floatDtype('avg_pool2d', x);
   const d = deviceFor([x]);
   if (d) return out(d, d.avgPool2d(dev(d, x), geo, countIncludePad), outShape);
-  return wrap(getBackend().avgPool2d(floatOf(x), geo, countIncludePad, dtype), outShape);
+  return wrap(getBackend().avgPool2d(transientFloatData(x), geo, countIncludePad, dtype), outShape);
 }
 
 export function avgPool2dBackwardK(g: Tensor, geo: Conv2dGeometry, countIncludePad: boolean, like: Tensor): Tensor {

@@ -16,6 +16,16 @@ export function floatDtype(op: string, ...inputs: Tensor[]): FloatDType {
 }
 
 /**
+ * Float values of a tensor for a caller that finishes with them before returning (kernels, optimiser loops):
+ * read with readTransient, so the array stays recyclable (engine/recycling.ts). Non-float tensors get floatData's
+ * clear error.
+ */
+export function transientFloatData(t: Tensor): FloatArray {
+  if (t.dtype !== 'float32' && t.dtype !== 'float64') return t.floatData;
+  return readTransient(t) as FloatArray;
+}
+
+/**
  * Float data of a tensor converted to `dtype` (no copy when it already matches), for a caller that finishes with it
  * before returning or wraps it in a tensor: read with readTransient, so the array stays recyclable
  * (engine/recycling.ts) and a tensor made over it is revoked with it.

@@ -6,7 +6,8 @@
  * parameter in place, with state and arithmetic in float64 (PyTorch keeps state in the parameter's
  * dtype; float64 state is at least as accurate, and is what makes float32 runs agree to ~1e-6).
  */
-import { Tensor, readTransient } from '../tensor';
+import { Tensor } from '../tensor';
+import { transientFloatData } from '../ops/util';
 import type { FloatArray } from '../dtype';
 
 export interface SgdOptions {
@@ -45,15 +46,6 @@ function checkLr(lr: number): void {
   if (!(lr >= 0) || !Number.isFinite(lr)) throw new RangeError(`learning rate must be a finite number >= 0, got ${lr}`);
 }
 
-/**
- * A gradient's values for a loop that finishes before returning: read without keeping them, so a recycling
- * step may reuse the array after the next zeroGrad() (engine/recycling.ts).
- */
-function gradValues(g: Tensor): FloatArray {
-  if (g.dtype !== 'float32' && g.dtype !== 'float64') return g.floatData; // its clear error
-  return readTransient(g) as FloatArray;
-}
-
 function params(list: readonly Tensor[]): Tensor[] {
   for (const p of list) {
     if (!p.requiresGrad || !p.isLeaf) throw new Error(`cannot optimise ${p.name ?? p.toString()}: it is not a leaf tensor that requires grad`);
@@ -64,14 +56,15 @@ function params(list: readonly Tensor[]): Tensor[] {
 /**
  * Runs `update` on every parameter that has a gradient: it rewrites the values `w` in place (one fused loop)
  * and returns the update's norms. The values go back through the data setter, which drops any cached device
- * copy the in-place update made stale.
+ * copy the in-place update made stale. Gradients are read with transientFloatData, here and in the clipping below
+ * (nothing keeps them): a recycling step may reuse their arrays after the next zeroGrad() (engine/recycling.ts).
  */
 function stepEach(params: readonly Tensor[], update: (p: Tensor, w: FloatArray, g: FloatArray) => UpdateNorms): Map<Tensor, UpdateNorms> {
   const norms = new Map<Tensor, UpdateNorms>();
   for (const p of params) {
     if (!p.grad) continue;
     const w = p.floatData;
-    norms.set(p, update(p, w, gradValues(p.grad)));
+    norms.set(p, update(p, w, transientFloatData(p.grad)));
     p.data = w;
   }
   return norms;
@@ -185,7 +178,7 @@ export class Adam implements Optimizer {
  */
 export function clipGradNorm(list: readonly Tensor[], maxNorm: number): number {
   let sq = 0;
-  for (const p of list) if (p.grad) for (const v of gradValues(p.grad)) sq += v * v;
+  for (const p of list) if (p.grad) for (const v of transientFloatData(p.grad)) sq += v * v;
   const total = Math.sqrt(sq);
   const coef = Math.min(1, maxNorm / (total + 1e-6));
   // Gradients may be shared with other tensors (ops never mutate): replace rather than scale in place.
@@ -198,7 +191,7 @@ export function clipGradValue(list: readonly Tensor[], clipValue: number): void 
   if (!(clipValue > 0)) throw new RangeError(`clip value must be > 0, got ${clipValue}`);
   for (const p of list) {
     if (!p.grad) continue;
-    const g = gradValues(p.grad);
+    const g = transientFloatData(p.grad);
     const out = g.slice();
     for (let i = 0; i < out.length; i++) out[i] = Math.min(clipValue, Math.max(-clipValue, g[i]));
     p.grad = withData(p.grad, out);
@@ -206,7 +199,7 @@ export function clipGradValue(list: readonly Tensor[], clipValue: number): void 
 }
 
 function scaled(t: Tensor, coef: number): Tensor {
-  const out = gradValues(t).slice();
+  const out = transientFloatData(t).slice();
   for (let i = 0; i < out.length; i++) out[i] *= coef;
   return withData(t, out);
 }
