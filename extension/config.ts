@@ -23,6 +23,11 @@ export function runSettings(scope?: vscode.Uri): RunSettings {
   };
 }
 
+/** The model file the gradientLens.model setting names ('' when unset); it wins over any export beside the source. */
+export function configuredModel(scope?: vscode.Uri): string {
+  return section(scope).get<string>('model', '').trim();
+}
+
 /** Tensor memory a run may take, in MB (gradientLens.run.memoryBudgetMB); also the largest model file read. */
 export function memoryBudgetMB(scope?: vscode.Uri): number {
   const v = section(scope).get<number>('run.memoryBudgetMB', DEFAULT_MEMORY_BUDGET_MB);

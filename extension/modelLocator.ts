@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { section } from './config';
+import { configuredModel } from './config';
 import { FileAccessError, insideWorkspace, readRegularFile, resolveConfiguredModel } from './fileAccess';
 import { ModelFileError, ModelFileSystem, ModelFiles, readModelFiles } from './modelFiles';
 import { OnnxImportError } from '../engine/onnx';
@@ -25,7 +25,7 @@ function workspaceFolders(): string[] {
  * unless `ask` is false.
  */
 export async function locateModel(pythonUri: vscode.Uri | undefined, memento: vscode.Memento, { ask = true }: { ask?: boolean } = {}): Promise<LocatedModel | undefined> {
-  const configured = section(pythonUri).get<string>('model', '').trim();
+  const configured = configuredModel(pythonUri);
   if (configured) {
     const folder = pythonUri ? vscode.workspace.getWorkspaceFolder(pythonUri) : undefined;
     const folders = workspaceFolders();

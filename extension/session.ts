@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { diagnose, Finding } from '../engine/inspect/diagnose';
 import { InspectionReport, withModuleKinds } from '../engine/inspect/report';
 import { baselineOf, compareRuns, isPinnedRun, parseBaseline, RunBaseline } from '../engine/inspect/baseline';
-import { memoryBudgetMB, panelPosition, runSettings, section, thresholds, trainSettings } from './config';
+import { configuredModel, memoryBudgetMB, panelPosition, runSettings, thresholds, trainSettings } from './config';
 import { serializeTrainingRecord, TrainingRecord } from '../engine/train/record';
 import { readTrainingImport } from './training/importFiles';
 import { mapTrainingRecord } from './training/mapping';
@@ -203,7 +203,7 @@ export class InspectionSession implements vscode.Disposable, PanelEvents {
    * now. Kept for next time: only the document's own export, without external data files, up to OWN_EXPORT_MAX_BYTES.
    */
   private async modelAndFiles(document: vscode.TextDocument | undefined, model: ModelChoice | undefined, request: { clicked?: string; className?: string }, maxBytes: number, start: number): Promise<{ choice: ModelChoice; files: ModelFiles; locateMs: number; readMs: number } | undefined> {
-    const configured = section(document?.uri).get<string>('model', '').trim();
+    const configured = configuredModel(document?.uri);
     const source = !model && !configured && document?.uri.scheme === 'file' ? document.uri.fsPath : undefined;
     const context = JSON.stringify((vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.toString()));
     const hit = source ? await this.ownExports.lookup(source, context) : undefined;

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { section } from '../config';
+import { configuredModel } from '../config';
 import { LocatedModel, locateModel } from '../modelLocator';
 import type { SourceMapper } from '../sourceAnchors';
 import { ClassRequest, requestedClass } from './classChoice';
@@ -45,7 +45,7 @@ export class ModelExports {
     if (!document || document.uri.scheme !== 'file') {
       return locateModel(document?.uri, memento);
     }
-    if (section(document.uri).get<string>('model', '').trim()) {
+    if (configuredModel(document.uri)) {
       return locateModel(document.uri, memento); // the user's explicit choice
     }
     const own = await locateModel(document.uri, memento, { ask: false });
